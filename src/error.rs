@@ -1,0 +1,102 @@
+//! Typed errors for the library. Every error names the layer it comes from and,
+//! where it makes sense, the byte offset (in that layer's address space) that was
+//! being read, so that a failure prints as one actionable line.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// The layer of the stack an error comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layer {
+    Raw,
+    Vhd,
+    Vhdx,
+    Mbr,
+    Gpt,
+    Volume,
+    Ntfs,
+    Fat,
+    Fs,
+}
+
+impl fmt::Display for Layer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Layer::Raw => "image/raw",
+            Layer::Vhd => "image/vhd",
+            Layer::Vhdx => "image/vhdx",
+            Layer::Mbr => "volume/mbr",
+            Layer::Gpt => "volume/gpt",
+            Layer::Volume => "volume",
+            Layer::Ntfs => "fs/ntfs",
+            Layer::Fat => "fs/fat",
+            Layer::Fs => "fs",
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Structurally invalid or hostile data.
+    #[error("{layer} at offset {offset:#x}: {msg}")]
+    Corrupt { layer: Layer, offset: u64, msg: String },
+
+    /// A valid structure that this tool does not handle (yet), e.g. BitLocker.
+    #[error("{layer} at offset {offset:#x}: unsupported: {msg}")]
+    Unsupported { layer: Layer, offset: u64, msg: String },
+
+    /// An I/O error from the operating system.
+    #[error("{layer} at offset {offset:#x}: I/O error on {path}: {source}")]
+    Io {
+        layer: Layer,
+        offset: u64,
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// Opening a file (image or parent image) failed.
+    #[error("{layer}: cannot open {}: {source}", path.display())]
+    Open {
+        layer: Layer,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The parent of a differencing disk could not be found.
+    #[error("{layer} at offset {offset:#x}: parent disk missing: expected {expected} (looked for: {tried})")]
+    MissingParent {
+        layer: Layer,
+        offset: u64,
+        expected: String,
+        tried: String,
+    },
+
+    /// A path looked up inside a file system does not exist.
+    #[error("{layer}: {path}: not found")]
+    NotFound { layer: Layer, path: String },
+
+    /// Bad user input (unknown partition number and the like).
+    #[error("{0}")]
+    Usage(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn corrupt(layer: Layer, offset: u64, msg: impl Into<String>) -> Self {
+        Error::Corrupt { layer, offset, msg: msg.into() }
+    }
+    pub fn unsupported(layer: Layer, offset: u64, msg: impl Into<String>) -> Self {
+        Error::Unsupported { layer, offset, msg: msg.into() }
+    }
+}
+
+/// Shorthand: `bail!(Layer::Vhd, off, "bad {}", x)` returns a `Corrupt` error.
+#[macro_export]
+macro_rules! corrupt {
+    ($layer:expr, $off:expr, $($fmt:tt)+) => {
+        return Err($crate::error::Error::corrupt($layer, $off as u64, format!($($fmt)+)))
+    };
+}

@@ -1,0 +1,89 @@
+//! Positional, read-only access to the container file itself.
+
+use crate::error::{Error, Layer, Result};
+use std::fs::File;
+use std::io::{Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+/// A container file (or block device) opened read-only. Reads are positional
+/// (`pread`), so one `FileSource` can be shared between threads.
+pub struct FileSource {
+    file: File,
+    path: PathBuf,
+    len: u64,
+}
+
+impl FileSource {
+    /// Open read-only. Never opens for writing: the input is sacred.
+    pub fn open(path: &Path) -> Result<Self> {
+        let mut file = File::open(path).map_err(|source| Error::Open {
+            layer: Layer::Raw,
+            path: path.to_path_buf(),
+            source,
+        })?;
+        // Block devices report 0 in metadata; seeking to the end works for both.
+        let len = file.seek(SeekFrom::End(0)).map_err(|source| Error::Io {
+            layer: Layer::Raw,
+            offset: 0,
+            path: path.display().to_string(),
+            source,
+        })?;
+        Ok(FileSource { file, path: path.to_path_buf(), len })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Read exactly `buf.len()` bytes at `offset`; a read past the end of the
+    /// file is reported as truncation by `layer`.
+    pub fn read_at(&self, layer: Layer, offset: u64, buf: &mut [u8]) -> Result<()> {
+        let end = offset.checked_add(buf.len() as u64);
+        if end.is_none_or(|e| e > self.len) {
+            return Err(Error::corrupt(
+                layer,
+                offset,
+                format!(
+                    "read of {} bytes past end of file {} ({} bytes): file truncated?",
+                    buf.len(),
+                    self.path.display(),
+                    self.len
+                ),
+            ));
+        }
+        pread_exact(&self.file, offset, buf).map_err(|source| Error::Io {
+            layer,
+            offset,
+            path: self.path.display().to_string(),
+            source,
+        })
+    }
+}
+
+#[cfg(unix)]
+fn pread_exact(f: &File, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    f.read_exact_at(buf, offset)
+}
+
+#[cfg(windows)]
+fn pread_exact(f: &File, mut offset: u64, mut buf: &mut [u8]) -> std::io::Result<()> {
+    use std::os::windows::fs::FileExt;
+    while !buf.is_empty() {
+        let n = f.seek_read(buf, offset)?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        offset += n as u64;
+        buf = &mut buf[n..];
+    }
+    Ok(())
+}

@@ -1,0 +1,19 @@
+//! rdprescue: offline inspection and repair of Windows VM disk images.
+//!
+//! The crate is layered; each layer only knows the one below it:
+//!
+//! * [`image`]  — disk containers (raw, VHD, VHDX) exposing the [`image::Disk`] trait
+//! * [`volume`] — partition tables (MBR, GPT) turning a disk into volumes
+//! * [`fs`]     — file systems (NTFS, FAT) exposing the [`fs::FileSystem`] trait
+//! * [`locate`] — finds the Windows and boot volumes of an image
+//!
+//! The command-line front end lives in the binary (`src/main.rs`, `src/cli/`).
+
+pub mod bytes;
+pub mod error;
+pub mod fs;
+pub mod image;
+pub mod locate;
+pub mod volume;
+
+pub use error::{Error, Layer, Result};
