@@ -1,1 +1,150 @@
+//! Layer 3: file systems. NTFS through the `ntfs` crate, FAT12/16/32 through
+//! `fatfs`. Both are read through [`DiskReader`], a cached `Read + Seek` view of a
+//! volume. Everything above this layer uses the [`FileSystem`] trait.
 
+pub mod fat;
+pub mod ntfs;
+mod reader;
+
+pub use reader::DiskReader;
+
+use crate::error::{Error, Layer, Result};
+use crate::image::Disk;
+use serde::Serialize;
+use std::io::Write;
+use std::sync::Arc;
+
+/// What a volume's boot sector says it holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FsKind {
+    Ntfs,
+    Fat12,
+    Fat16,
+    Fat32,
+    ExFat,
+    /// BitLocker-encrypted (`-FVE-FS-`): unreadable without the key.
+    BitLocker,
+    /// Nothing we recognise.
+    Unknown,
+}
+
+/// State of a file system that matters before trusting or changing it.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FsState {
+    /// Volume label.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// NTFS version, e.g. "3.1".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Volume dirty flag set (chkdsk pending / not cleanly unmounted).
+    pub dirty: bool,
+    /// NTFS: `$LogFile` holds operations that Windows has not checkpointed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub logfile_clean: Option<bool>,
+    /// NTFS: `hiberfil.sys` holds a hibernation image (hibernate or Fast Startup).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hibernated: Option<bool>,
+    pub cluster_size: u32,
+    pub size: u64,
+}
+
+/// Metadata of a file.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct FileStat {
+    pub size: u64,
+    pub is_dir: bool,
+}
+
+/// A mounted, read-only file system. Paths use `\` or `/` separators, are
+/// relative to the volume root and are matched case-insensitively.
+pub trait FileSystem {
+    fn kind(&self) -> FsKind;
+    fn state(&self) -> &FsState;
+    /// Metadata of `path`, or `Error::NotFound`.
+    fn stat(&self, path: &str) -> Result<FileStat>;
+    /// Stream the unnamed data of file `path` into `out`; returns bytes written.
+    fn read_to(&self, path: &str, out: &mut dyn Write) -> Result<u64>;
+
+    /// Whether `path` exists (errors other than "not found" are reported as absent).
+    fn exists(&self, path: &str) -> bool {
+        self.stat(path).is_ok()
+    }
+    /// Read a whole file, refusing files larger than `limit` bytes.
+    fn read_file(&self, path: &str, limit: u64) -> Result<Vec<u8>> {
+        let st = self.stat(path)?;
+        if st.is_dir {
+            return Err(Error::Usage(format!("{path} is a directory")));
+        }
+        if st.size > limit {
+            return Err(Error::Usage(format!("{path} is {} bytes, more than the {limit}-byte limit", st.size)));
+        }
+        let mut v = Vec::with_capacity(st.size as usize);
+        self.read_to(path, &mut v)?;
+        Ok(v)
+    }
+}
+
+/// Split a Windows-style path into its components.
+pub fn components(path: &str) -> impl Iterator<Item = &str> {
+    path.split(['\\', '/']).filter(|c| !c.is_empty() && *c != ".")
+}
+
+/// Identify the file system of a volume from its first sector.
+pub fn probe(vol: &dyn Disk) -> Result<FsKind> {
+    if vol.len() < 512 {
+        return Ok(FsKind::Unknown);
+    }
+    let mut s = [0u8; 512];
+    vol.read_at(0, &mut s)?;
+    Ok(match &s[3..11] {
+        b"NTFS    " => FsKind::Ntfs,
+        b"-FVE-FS-" => FsKind::BitLocker,
+        b"EXFAT   " => FsKind::ExFat,
+        _ if s[510] == 0x55 && s[511] == 0xAA => {
+            if &s[82..87] == b"FAT32" {
+                FsKind::Fat32
+            } else if &s[54..59] == b"FAT16" {
+                FsKind::Fat16
+            } else if &s[54..59] == b"FAT12" {
+                FsKind::Fat12
+            } else {
+                FsKind::Unknown
+            }
+        }
+        _ => FsKind::Unknown,
+    })
+}
+
+/// Mount the file system on `vol` (read-only).
+pub fn open(vol: Arc<dyn Disk>, base: u64) -> Result<Box<dyn FileSystem>> {
+    match probe(vol.as_ref())? {
+        FsKind::Ntfs => Ok(Box::new(ntfs::NtfsFs::open(vol, base)?)),
+        FsKind::Fat12 | FsKind::Fat16 | FsKind::Fat32 => Ok(Box::new(fat::FatFs::open(vol, base)?)),
+        FsKind::BitLocker => Err(Error::unsupported(
+            Layer::Fs,
+            base,
+            "volume is BitLocker-encrypted (-FVE-FS-); unlock it first (e.g. dislocker) and pass the decrypted volume",
+        )),
+        FsKind::ExFat => Err(Error::unsupported(Layer::Fs, base, "exFAT volumes are not supported")),
+        FsKind::Unknown => Err(Error::unsupported(Layer::Fs, base, "no NTFS or FAT file system recognised")),
+    }
+}
+
+/// Run `f`, turning a panic inside a third-party parser into an error. Our own
+/// code never panics on bad input; this guards the crates we build on, which
+/// are fuzzed too but not by us alone.
+pub(crate) fn guard<T>(layer: Layer, base: u64, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(p) => {
+            let msg = p
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| p.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown".into());
+            Err(Error::corrupt(layer, base, format!("malformed file system structures (parser gave up: {msg})")))
+        }
+    }
+}

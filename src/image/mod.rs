@@ -97,7 +97,7 @@ pub struct ContainerInfo {
 
 /// An opened image: the disk and the facts about its container chain.
 pub struct Image {
-    pub disk: Box<dyn Disk>,
+    pub disk: std::sync::Arc<dyn Disk>,
     pub info: ContainerInfo,
 }
 

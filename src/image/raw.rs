@@ -37,5 +37,5 @@ pub fn open(src: FileSource) -> Result<Image> {
         allocated_blocks: None,
         parent: None,
     };
-    Ok(Image { disk: Box::new(RawDisk { src }), info })
+    Ok(Image { disk: std::sync::Arc::new(RawDisk { src }), info })
 }

@@ -1,0 +1,114 @@
+//! `rdprescue disk IMAGE [--json]`
+
+use super::fmt::size;
+use rdprescue::image::{self, ContainerInfo};
+use rdprescue::locate::{self, DiskReport};
+use std::path::Path;
+
+pub fn run(image_path: &Path, json: bool) -> anyhow::Result<i32> {
+    let img = image::open(image_path)?;
+    let report = locate::survey(&img)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_text(&report);
+    }
+    Ok(0)
+}
+
+fn container(c: &ContainerInfo, depth: usize) {
+    let pad = "  ".repeat(depth);
+    let what = if depth == 0 { "image" } else { "parent" };
+    println!("{pad}{what:<10}{}", c.path.display());
+    let mut line = format!("{}, virtual size {} ({} bytes)", c.format.name(), size(c.virtual_size), c.virtual_size);
+    if let Some(b) = c.block_size {
+        line.push_str(&format!(", block size {}", size(b as u64)));
+    }
+    line.push_str(&format!(", sectors {}/{}", c.logical_sector_size, c.physical_sector_size));
+    println!("{pad}{:<10}{line}", "format");
+    let mut file = format!("{} on disk", size(c.file_size));
+    if let Some(n) = c.allocated_blocks {
+        file.push_str(&format!(", {n} blocks allocated"));
+    }
+    if let Some(cr) = &c.creator {
+        file.push_str(&format!(", created by {cr:?}"));
+    }
+    println!("{pad}{:<10}{file}", "file");
+    if let Some(id) = &c.disk_id {
+        println!("{pad}{:<10}{id}", "disk id");
+    }
+    if let Some(l) = &c.log_replayed {
+        println!(
+            "{pad}{:<10}pending log replayed in memory: {} entries (sequence {}..{}), {} pages; the file was not modified",
+            "log", l.entries, l.first_sequence, l.last_sequence, l.pages
+        );
+    }
+    if let Some(p) = &c.parent {
+        container(p, depth + 1);
+    }
+}
+
+fn print_text(r: &DiskReport) {
+    container(&r.container, 0);
+    let t = &r.partition_table;
+    println!();
+    println!(
+        "partitions ({}{})",
+        match t.kind {
+            rdprescue::volume::TableKind::Mbr => "MBR",
+            rdprescue::volume::TableKind::Gpt => "GPT",
+            rdprescue::volume::TableKind::None => "none: whole disk",
+        },
+        t.disk_id.as_ref().map(|d| format!(", disk id {d}")).unwrap_or_default()
+    );
+    for w in &t.warnings {
+        println!("  warning: {w}");
+    }
+    println!("  {:>2}  {:>12}  {:>10}  {:<22} {:<18} {:<7} notes", "#", "offset", "size", "type", "name/label", "fs");
+    for v in &r.volumes {
+        let p = &v.partition;
+        let label = if !p.name.is_empty() { p.name.clone() } else { v.state.as_ref().and_then(|s| s.label.clone()).unwrap_or_default() };
+        let mut notes = Vec::new();
+        if p.active {
+            notes.push("active".to_string());
+        }
+        if v.system_reserved {
+            notes.push("System Reserved".into());
+        }
+        if v.windows {
+            notes.push("WINDOWS".into());
+        }
+        if let Some(b) = v.bcd {
+            notes.push(format!("BCD {b}"));
+        }
+        if let Some(s) = &v.state {
+            if s.dirty {
+                notes.push("DIRTY".into());
+            }
+            if s.logfile_clean == Some(false) {
+                notes.push("$LogFile not clean".into());
+            }
+            if s.hibernated == Some(true) {
+                notes.push("HIBERNATED (Fast Startup?)".into());
+            }
+        }
+        if let Some(e) = &v.error {
+            notes.push(format!("unreadable: {e}"));
+        }
+        let fs = format!("{:?}", v.filesystem).to_lowercase();
+        let ty = if p.type_name == "unknown" { p.type_id.clone() } else { p.type_name.to_string() };
+        println!("  {:>2}  {:>#12x}  {:>10}  {:<22} {:<18} {:<7} {}", p.index, p.offset, size(p.size), ty, label, fs, notes.join(", "));
+    }
+    println!();
+    if r.windows_volumes.is_empty() {
+        println!("windows   not found (no volume holds {})", locate::SYSTEM_HIVE);
+    } else {
+        for i in &r.windows_volumes {
+            println!("windows   partition {i}: {}", locate::SYSTEM_HIVE);
+        }
+    }
+    match &r.bcd {
+        Some(b) => println!("bcd       partition {}: {} ({})", b.partition, b.path, b.firmware),
+        None => println!("bcd       not found"),
+    }
+}

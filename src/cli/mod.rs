@@ -1,0 +1,86 @@
+//! Command-line front end: argument parsing, output formatting, exit codes.
+//! Exit codes: 0 ok, 1 findings (later commands), 2 error.
+
+mod cat;
+mod disk;
+mod fmt;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "rdprescue", version, about = "Offline diagnosis and repair of Windows VM disks that cannot be reached over Remote Desktop")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Describe an image: container, partitions, file systems, Windows volumes, BCD.
+    Disk {
+        /// Image file (raw, VHD, VHDX, AVHDX) or block device; opened read-only.
+        image: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write the bytes of a file inside the image to standard output.
+    Cat {
+        /// Image file or block device; opened read-only.
+        image: PathBuf,
+        /// Path inside the volume, e.g. 'Windows\System32\config\SYSTEM' (case-insensitive).
+        path: String,
+        /// Partition number (as listed by `disk`); default: the Windows volume holding PATH.
+        #[arg(short, long)]
+        partition: Option<u32>,
+    },
+}
+
+pub fn main() -> i32 {
+    // Parsers never panic on bad input by design; should one do so anyway,
+    // report it as one line and exit 2 instead of a backtrace.
+    std::panic::set_hook(Box::new(|info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        let loc = info.location().map(|l| format!(" ({}:{})", l.file(), l.line())).unwrap_or_default();
+        eprintln!("rdprescue: internal error: {msg}{loc}");
+    }));
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return code;
+        }
+    };
+    let r = std::panic::catch_unwind(|| match cli.cmd {
+        Cmd::Disk { image, json } => disk::run(&image, json),
+        Cmd::Cat { image, path, partition } => cat::run(&image, &path, partition),
+    });
+    match r {
+        Ok(Ok(code)) => code,
+        Ok(Err(e)) => {
+            eprintln!("rdprescue: error: {}", one_line(&e));
+            2
+        }
+        Err(_) => 2,
+    }
+}
+
+/// An error and its causes on one line.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut s = e.to_string();
+    for c in e.chain().skip(1) {
+        let c = c.to_string();
+        if !s.contains(&c) {
+            s.push_str(": ");
+            s.push_str(&c);
+        }
+    }
+    s.replace('\n', " ")
+}

@@ -1,0 +1,123 @@
+//! FAT12/16/32 (the EFI system partition) through `fatfs`, strictly read-only.
+
+use super::{components, guard, DiskReader, FileStat, FileSystem, FsKind, FsState};
+use crate::error::{Error, Layer, Result};
+use crate::image::Disk;
+use std::cell::RefCell;
+use std::io::{Read, Write};
+use std::sync::Arc;
+
+type Fs = fatfs::FileSystem<DiskReader>;
+
+pub struct FatFs {
+    fs: RefCell<Fs>,
+    kind: FsKind,
+    state: FsState,
+    base: u64,
+}
+
+impl FatFs {
+    pub fn open(vol: Arc<dyn Disk>, base: u64) -> Result<Self> {
+        guard(Layer::Fat, base, || {
+            let r = DiskReader::new(vol);
+            let fs = fatfs::FileSystem::new(r, fatfs::FsOptions::new())
+                .map_err(|e| Error::corrupt(Layer::Fat, base, format!("cannot mount: {e}")))?;
+            let kind = match fs.fat_type() {
+                fatfs::FatType::Fat12 => FsKind::Fat12,
+                fatfs::FatType::Fat16 => FsKind::Fat16,
+                fatfs::FatType::Fat32 => FsKind::Fat32,
+            };
+            let stats = fs.stats().ok();
+            let status = fs.read_status_flags().map_err(|e| Error::corrupt(Layer::Fat, base, format!("reading status flags: {e}")))?;
+            let label = fs.volume_label();
+            let label = label.trim();
+            let state = FsState {
+                label: (!label.is_empty() && label != "NO NAME").then(|| label.to_string()),
+                version: None,
+                dirty: status.dirty() || status.io_error(),
+                logfile_clean: None,
+                hibernated: None,
+                cluster_size: stats.as_ref().map_or(0, |s| s.cluster_size()),
+                size: stats.as_ref().map_or(0, |s| s.total_clusters() as u64 * s.cluster_size() as u64),
+            };
+            Ok(FatFs { fs: RefCell::new(fs), kind, state, base })
+        })
+    }
+
+    fn with_entry<T>(&self, path: &str, f: impl FnOnce(fatfs::DirEntry<'_, DiskReader>) -> Result<T>) -> Result<T> {
+        let fs = self.fs.borrow();
+        let mut dir = fs.root_dir();
+        let comps: Vec<&str> = components(path).collect();
+        let not_found = || Error::NotFound { layer: Layer::Fat, path: path.to_string() };
+        let Some((last, parents)) = comps.split_last() else {
+            return Err(Error::Usage("the root directory is not a file".into()));
+        };
+        for c in parents {
+            let e = find(&dir, c, self.base)?.ok_or_else(not_found)?;
+            if !e.is_dir() {
+                return Err(not_found());
+            }
+            dir = e.to_dir();
+        }
+        let e = find(&dir, last, self.base)?.ok_or_else(not_found)?;
+        f(e)
+    }
+}
+
+/// Case-insensitive lookup of `name` (long or short name) in `dir`. Bounded: a
+/// directory cannot hold more entries than fit in the volume, and fatfs stops at
+/// the end-of-chain marker; we add a hard cap against cyclic cluster chains.
+fn find<'a>(dir: &fatfs::Dir<'a, DiskReader>, name: &str, base: u64) -> Result<Option<fatfs::DirEntry<'a, DiskReader>>> {
+    const MAX_ENTRIES: usize = 1 << 20;
+    for (i, e) in dir.iter().enumerate() {
+        if i >= MAX_ENTRIES {
+            return Err(Error::corrupt(Layer::Fat, base, "directory has more than a million entries (cyclic cluster chain?)"));
+        }
+        let e = e.map_err(|e| Error::corrupt(Layer::Fat, base, format!("reading directory: {e}")))?;
+        if e.file_name().eq_ignore_ascii_case(name) || e.short_file_name().eq_ignore_ascii_case(name) {
+            return Ok(Some(e));
+        }
+    }
+    Ok(None)
+}
+
+impl FileSystem for FatFs {
+    fn kind(&self) -> FsKind {
+        self.kind
+    }
+    fn state(&self) -> &FsState {
+        &self.state
+    }
+    fn stat(&self, path: &str) -> Result<FileStat> {
+        guard(Layer::Fat, self.base, || {
+            if components(path).next().is_none() {
+                return Ok(FileStat { size: 0, is_dir: true });
+            }
+            self.with_entry(path, |e| Ok(FileStat { size: e.len(), is_dir: e.is_dir() }))
+        })
+    }
+    fn read_to(&self, path: &str, out: &mut dyn Write) -> Result<u64> {
+        guard(Layer::Fat, self.base, || {
+            let base = self.base;
+            self.with_entry(path, |e| {
+                if e.is_dir() {
+                    return Err(Error::Usage(format!("{path} is a directory")));
+                }
+                let total = e.len();
+                let mut f = e.to_file();
+                let mut buf = vec![0u8; 64 * 1024];
+                let mut done = 0u64;
+                while done < total {
+                    let n = f.read(&mut buf).map_err(|err| Error::corrupt(Layer::Fat, base, format!("reading {path} at file offset {done:#x}: {err}")))?;
+                    if n == 0 {
+                        return Err(Error::corrupt(Layer::Fat, base, format!("{path}: cluster chain ends at {done} bytes, directory entry says {total}")));
+                    }
+                    let n = n.min((total - done) as usize);
+                    out.write_all(&buf[..n]).map_err(|err| Error::Usage(format!("writing output: {err}")))?;
+                    done += n as u64;
+                }
+                Ok(done)
+            })
+        })
+    }
+}

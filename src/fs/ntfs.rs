@@ -1,0 +1,275 @@
+//! NTFS through the `ntfs` crate. Paths are resolved through the directory
+//! indexes (B-tree lookups, case-insensitive via the volume's `$UpCase` table),
+//! never by scanning the MFT.
+
+use super::{components, guard, DiskReader, FileStat, FileSystem, FsKind, FsState};
+use crate::bytes::{le_u16, le_u64};
+use crate::error::{Error, Layer, Result};
+use crate::image::Disk;
+use ntfs::indexes::NtfsFileNameIndex;
+use ntfs::structured_values::NtfsVolumeFlags;
+use ntfs::{Ntfs, NtfsAttributeFlags, NtfsFile};
+use std::cell::RefCell;
+use std::io::Write;
+use std::sync::Arc;
+
+/// MFT record number of `$LogFile`.
+const LOGFILE_RECORD: u64 = 2;
+/// MFT record number of `$Boot`.
+const BOOT_RECORD: u64 = 7;
+
+pub struct NtfsFs {
+    inner: RefCell<Inner>,
+    state: FsState,
+    /// Byte offset of the volume on the disk, for error messages.
+    base: u64,
+}
+
+struct Inner {
+    ntfs: Ntfs,
+    r: DiskReader,
+}
+
+impl NtfsFs {
+    pub fn open(vol: Arc<dyn Disk>, base: u64) -> Result<Self> {
+        guard(Layer::Ntfs, base, || Self::open_inner(vol, base))
+    }
+
+    fn open_inner(vol: Arc<dyn Disk>, base: u64) -> Result<Self> {
+        let mut r = DiskReader::new(vol);
+        let mut ntfs = Ntfs::new(&mut r).map_err(|e| conv(&mut r, base, e))?;
+        ntfs.read_upcase_table(&mut r).map_err(|e| conv(&mut r, base, e))?;
+        let mut state = FsState {
+            cluster_size: ntfs.cluster_size(),
+            size: ntfs.size(),
+            ..FsState::default()
+        };
+        if let Some(Ok(name)) = ntfs.volume_name(&mut r) {
+            state.label = Some(name.name().to_string_lossy());
+        }
+        let info = ntfs.volume_info(&mut r).map_err(|e| conv(&mut r, base, e))?;
+        state.version = Some(format!("{}.{}", info.major_version(), info.minor_version()));
+        state.dirty = info.flags().contains(NtfsVolumeFlags::IS_DIRTY);
+        let fs = NtfsFs { inner: RefCell::new(Inner { ntfs, r }), state, base };
+        let logfile_clean = fs.logfile_clean()?;
+        let hibernated = fs.hibernated()?;
+        let mut fs = fs;
+        fs.state.logfile_clean = Some(logfile_clean);
+        fs.state.hibernated = Some(hibernated);
+        Ok(fs)
+    }
+
+    /// First `n` bytes of the unnamed data stream of MFT record `rec` (or of `path`).
+    fn head(&self, target: Target, n: usize) -> Result<Option<Vec<u8>>> {
+        let mut inner = self.inner.borrow_mut();
+        let Inner { ntfs, r } = &mut *inner;
+        let base = self.base;
+        let file = match target {
+            Target::Record(rec) => ntfs.file(r, rec).map_err(|e| conv(r, base, e))?,
+            Target::Path(p) => match lookup(ntfs, r, base, p) {
+                Ok(f) => f,
+                Err(Error::NotFound { .. }) => return Ok(None),
+                Err(e) => return Err(e),
+            },
+        };
+        let Some(item) = file.data(r, "") else { return Ok(None) };
+        let item = item.map_err(|e| conv(r, base, e))?;
+        let attr = item.to_attribute().map_err(|e| conv(r, base, e))?;
+        let value = attr.value(r).map_err(|e| conv(r, base, e))?;
+        let n = n.min(value.len() as usize);
+        let mut buf = vec![0u8; n];
+        let res = std::io::Read::read_exact(&mut value.attach(r), &mut buf);
+        res.map_err(|e| io_conv(r, base, e))?;
+        Ok(Some(buf))
+    }
+
+    /// Is `$LogFile` clean (nothing for Windows to redo/undo at mount)? Rules of
+    /// ntfs-3g's `ntfs_is_logfile_clean`: an empty (all 0xFF) log is clean; else
+    /// the restart area with the higher LSN must have no client in use or the
+    /// "volume is clean" flag.
+    fn logfile_clean(&self) -> Result<bool> {
+        let Some(head) = self.head(Target::Record(LOGFILE_RECORD), 2 * 4096)? else {
+            return Ok(true);
+        };
+        if head.iter().all(|&b| b == 0xFF) {
+            return Ok(true);
+        }
+        let mut best: Option<(u64, bool)> = None;
+        let page_size = match head.get(16..20) {
+            Some(_) if crate::bytes::le_u32(&head, 16).is_power_of_two() => crate::bytes::le_u32(&head, 16) as usize,
+            _ => 4096,
+        };
+        for page_off in [0usize, page_size] {
+            let Some(page) = head.get(page_off..page_off + 512) else { continue };
+            if &page[0..4] != b"RSTR" && &page[0..4] != b"CHKD" {
+                continue;
+            }
+            let ra = le_u16(page, 24) as usize;
+            if ra + 16 > page.len() {
+                continue;
+            }
+            let lsn = le_u64(page, ra);
+            let in_use = le_u16(page, ra + 12);
+            let flags = le_u16(page, ra + 14);
+            let clean = in_use == 0xFFFF || flags & 0x0002 != 0;
+            if best.is_none_or(|(l, _)| lsn >= l) {
+                best = Some((lsn, clean));
+            }
+        }
+        Ok(best.is_none_or(|(_, clean)| clean))
+    }
+
+    /// Does `hiberfil.sys` hold a hibernation image (`hibr`, `HIBR`, or `wake`
+    /// signatures; Fast Startup leaves `HIBR`)?
+    fn hibernated(&self) -> Result<bool> {
+        let Some(h) = self.head(Target::Path("hiberfil.sys"), 4)? else {
+            return Ok(false);
+        };
+        Ok(h.len() == 4 && (h.eq_ignore_ascii_case(b"hibr") || h.eq_ignore_ascii_case(b"wake")))
+    }
+}
+
+enum Target<'a> {
+    Record(u64),
+    Path(&'a str),
+}
+
+fn lookup<'n>(ntfs: &'n Ntfs, r: &mut DiskReader, base: u64, path: &str) -> Result<NtfsFile<'n>> {
+    let mut file = ntfs.root_directory(r).map_err(|e| conv(r, base, e))?;
+    let mut walked = String::new();
+    for comp in components(path) {
+        walked.push('\\');
+        walked.push_str(comp);
+        if !file.is_directory() {
+            return Err(Error::NotFound { layer: Layer::Ntfs, path: walked });
+        }
+        let next = {
+            let index = file.directory_index(r).map_err(|e| conv(r, base, e))?;
+            let mut finder = index.finder();
+            match NtfsFileNameIndex::find(&mut finder, ntfs, r, comp) {
+                None => return Err(Error::NotFound { layer: Layer::Ntfs, path: walked }),
+                Some(entry) => {
+                    let entry = entry.map_err(|e| conv(r, base, e))?;
+                    entry.to_file(ntfs, r).map_err(|e| conv(r, base, e))?
+                }
+            }
+        };
+        file = next;
+    }
+    Ok(file)
+}
+
+/// Convert an `ntfs` crate error, preferring the disk layer's own error if the
+/// failure came from below.
+fn conv(r: &mut DiskReader, base: u64, e: ntfs::NtfsError) -> Error {
+    if let Some(inner) = r.last_error.take() {
+        return inner;
+    }
+    Error::corrupt(Layer::Ntfs, base, format!("{e} (positions relative to the volume)"))
+}
+
+fn io_conv(r: &mut DiskReader, base: u64, e: std::io::Error) -> Error {
+    if let Some(inner) = r.last_error.take() {
+        return inner;
+    }
+    Error::corrupt(Layer::Ntfs, base, format!("reading file data: {e}"))
+}
+
+fn copy_volume(r: &mut DiskReader, total: u64, out: &mut dyn Write) -> Result<u64> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut buf = vec![0u8; total.min(1 << 20) as usize];
+    let mut done = 0u64;
+    let _ = r.seek(SeekFrom::Start(0));
+    while done < total {
+        let n = (total - done).min(buf.len() as u64) as usize;
+        if let Err(e) = r.read_exact(&mut buf[..n]) {
+            return Err(io_conv(r, 0, e));
+        }
+        out.write_all(&buf[..n]).map_err(|e| Error::Usage(format!("writing output: {e}")))?;
+        done += n as u64;
+    }
+    Ok(done)
+}
+
+impl FileSystem for NtfsFs {
+    fn kind(&self) -> FsKind {
+        FsKind::Ntfs
+    }
+
+    fn state(&self) -> &FsState {
+        &self.state
+    }
+
+    fn stat(&self, path: &str) -> Result<FileStat> {
+        guard(Layer::Ntfs, self.base, || {
+            let mut inner = self.inner.borrow_mut();
+            let Inner { ntfs, r } = &mut *inner;
+            let base = self.base;
+            let file = lookup(ntfs, r, base, path)?;
+            if file.is_directory() {
+                return Ok(FileStat { size: 0, is_dir: true });
+            }
+            let size = match file.data(r, "") {
+                None => 0,
+                Some(item) => {
+                    let item = item.map_err(|e| conv(r, base, e))?;
+                    let attr = item.to_attribute().map_err(|e| conv(r, base, e))?;
+                    attr.value_length()
+                }
+            };
+            Ok(FileStat { size, is_dir: false })
+        })
+    }
+
+    fn read_to(&self, path: &str, out: &mut dyn Write) -> Result<u64> {
+        guard(Layer::Ntfs, self.base, || {
+            let mut inner = self.inner.borrow_mut();
+            let Inner { ntfs, r } = &mut *inner;
+            let base = self.base;
+            let file = lookup(ntfs, r, base, path)?;
+            if file.is_directory() {
+                return Err(Error::Usage(format!("{path} is a directory")));
+            }
+            let Some(item) = file.data(r, "") else { return Ok(0) };
+            let item = item.map_err(|e| conv(r, base, e))?;
+            let attr = item.to_attribute().map_err(|e| conv(r, base, e))?;
+            let flags = attr.flags();
+            if flags.intersects(NtfsAttributeFlags::COMPRESSED | NtfsAttributeFlags::ENCRYPTED) {
+                return Err(Error::unsupported(
+                    Layer::Ntfs,
+                    base + attr.position().value().map_or(0, |p| p.get()),
+                    format!("{path} is NTFS-{} and cannot be read raw", if flags.contains(NtfsAttributeFlags::ENCRYPTED) { "encrypted (EFS)" } else { "compressed" }),
+                ));
+            }
+            let value = attr.value(r).map_err(|e| conv(r, base, e))?;
+            let total = value.len();
+            if file.file_record_number() == BOOT_RECORD {
+                // `$Boot` starts at LCN 0, which the ntfs crate cannot represent
+                // (it reads a run at LCN 0 as sparse): read the volume directly.
+                return copy_volume(r, total, out);
+            }
+            let mut buf = vec![0u8; (1 << 20).min(total as usize)];
+            let mut done = 0u64;
+            let mut v = value.attach(r);
+            let mut failed = None;
+            while done < total {
+                let n = (total - done).min(buf.len() as u64) as usize;
+                if let Err(e) = std::io::Read::read_exact(&mut v, &mut buf[..n]) {
+                    failed = Some(e);
+                    break;
+                }
+                out.write_all(&buf[..n]).map_err(|e| Error::Usage(format!("writing output: {e}")))?;
+                done += n as u64;
+            }
+            drop(v);
+            if let Some(e) = failed {
+                let e = io_conv(r, base, e);
+                return Err(match e {
+                    Error::Corrupt { layer, offset, msg } => Error::Corrupt { layer, offset, msg: format!("{path} at file offset {done:#x}: {msg}") },
+                    other => other,
+                });
+            }
+            Ok(done)
+        })
+    }
+}
