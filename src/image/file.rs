@@ -8,9 +8,15 @@ use std::path::{Path, PathBuf};
 /// A container file (or block device) opened read-only. Reads are positional
 /// (`pread`), so one `FileSource` can be shared between threads.
 pub struct FileSource {
-    file: File,
+    data: Backing,
     path: PathBuf,
     len: u64,
+}
+
+enum Backing {
+    File(File),
+    /// In-memory bytes: for fuzzing and tests.
+    Mem(Vec<u8>),
 }
 
 impl FileSource {
@@ -28,7 +34,13 @@ impl FileSource {
             path: path.display().to_string(),
             source,
         })?;
-        Ok(FileSource { file, path: path.to_path_buf(), len })
+        Ok(FileSource { data: Backing::File(file), path: path.to_path_buf(), len })
+    }
+
+    /// A source over bytes in memory; `path` is only used for messages and to
+    /// resolve relative parent paths.
+    pub fn from_bytes(path: &Path, bytes: Vec<u8>) -> Self {
+        FileSource { len: bytes.len() as u64, data: Backing::Mem(bytes), path: path.to_path_buf() }
     }
 
     pub fn path(&self) -> &Path {
@@ -59,7 +71,16 @@ impl FileSource {
                 ),
             ));
         }
-        pread_exact(&self.file, offset, buf).map_err(|source| Error::Io {
+        let file = match &self.data {
+            Backing::File(f) => f,
+            Backing::Mem(m) => {
+                // In range: checked above.
+                let o = offset as usize;
+                buf.copy_from_slice(&m[o..o + buf.len()]);
+                return Ok(());
+            }
+        };
+        pread_exact(file, offset, buf).map_err(|source| Error::Io {
             layer,
             offset,
             path: self.path.display().to_string(),

@@ -166,7 +166,11 @@ impl OpenCtx {
             ));
         }
         self.visited.push(canon);
-        let src = FileSource::open(path)?;
+        self.open_source(FileSource::open(path)?)
+    }
+
+    /// Open an already opened source (a file, or bytes in memory).
+    pub fn open_source(&mut self, src: FileSource) -> Result<Image> {
         match detect(&src)? {
             Detected::Vhdx => vhdx::open(src, self),
             Detected::Vhd => vhd::open(src, self),

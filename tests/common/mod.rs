@@ -1,0 +1,106 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use sha2::{Digest, Sha256};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// `../shared/data` next to the project, if present.
+pub fn shared_data() -> Option<PathBuf> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
+    if p.is_dir() {
+        Some(p)
+    } else {
+        eprintln!("NOTICE: {} is absent; skipping tests on real Windows-made files", p.display());
+        None
+    }
+}
+
+pub fn testdata() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata")
+}
+
+/// Decompress `gz` into `dir` (file name without `.gz`), return its path.
+pub fn gunzip(gz: &Path, dir: &Path) -> PathBuf {
+    let name = gz.file_name().unwrap().to_string_lossy().trim_end_matches(".gz").to_string();
+    let out = dir.join(name);
+    let mut d = flate2::read::GzDecoder::new(std::fs::File::open(gz).unwrap());
+    let mut f = std::fs::File::create(&out).unwrap();
+    std::io::copy(&mut d, &mut f).unwrap();
+    out
+}
+
+pub fn sha256_file(p: &Path) -> String {
+    let mut f = std::fs::File::open(p).unwrap();
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    hex(&h.finalize())
+}
+
+pub fn sha256(b: &[u8]) -> String {
+    hex(&Sha256::digest(b))
+}
+
+pub fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// SHA-256 of the whole virtual disk as our reader returns it.
+pub fn disk_sha256(disk: &dyn rdprescue::image::Disk) -> String {
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 4 << 20];
+    let mut off = 0;
+    while off < disk.len() {
+        let n = (disk.len() - off).min(buf.len() as u64) as usize;
+        disk.read_at(off, &mut buf[..n]).unwrap();
+        h.update(&buf[..n]);
+        off += n as u64;
+    }
+    hex(&h.finalize())
+}
+
+/// Run the rdprescue binary.
+pub fn rdp(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rdprescue")).args(args).output().unwrap()
+}
+
+/// Run the binary on `image` and check the image file is byte-for-byte unchanged.
+pub fn rdp_on(image: &Path, args: &[&str]) -> Output {
+    let before = sha256_file(image);
+    let out = rdp(args);
+    assert_eq!(before, sha256_file(image), "rdprescue {args:?} modified its input {}", image.display());
+    out
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Assert a failed run: exit code 2, one line on stderr naming a layer and an offset, no panic.
+pub fn assert_clean_error(o: &Output, what: &str) {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(2), "{what}: expected exit 2, got {:?}; stderr: {err}", o.status.code());
+    assert!(!err.contains("panicked") && !err.contains("internal error"), "{what}: panic: {err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{what}: error is not one line: {err}");
+    assert!(err.starts_with("rdprescue: error: "), "{what}: {err}");
+}
+
+/// Like `assert_clean_error`, and the message names a layer and an offset.
+pub fn assert_layer_error(o: &Output, what: &str) {
+    assert_clean_error(o, what);
+    let err = stderr(o);
+    let layers = ["image/", "volume", "fs/", "fs:"];
+    assert!(layers.iter().any(|l| err.contains(l)), "{what}: no layer named: {err}");
+    assert!(err.contains("offset 0x") || err.contains("not found"), "{what}: no offset named: {err}");
+}
