@@ -1,7 +1,6 @@
 //! FAT volume on arbitrary bytes: mount, look up the paths rdprescue needs, read them.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use rdprescue::fs::FileSystem;
 use rdprescue::image::{raw, FileSource};
 use std::path::Path;
 
