@@ -4,6 +4,16 @@ use crate::error::{Error, Layer, Result};
 use std::fs::File;
 use std::io::{Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Bytes read from container files by this process (all `FileSource`s): lets
+/// tests and benchmarks check that only the needed bytes are read.
+static BYTES_READ: AtomicU64 = AtomicU64::new(0);
+
+/// Total bytes read from image files so far by this process.
+pub fn bytes_read() -> u64 {
+    BYTES_READ.load(Ordering::Relaxed)
+}
 
 /// A container file (or block device) opened read-only. Reads are positional
 /// (`pread`), so one `FileSource` can be shared between threads.
@@ -71,6 +81,7 @@ impl FileSource {
                 ),
             ));
         }
+        BYTES_READ.fetch_add(buf.len() as u64, Ordering::Relaxed);
         let file = match &self.data {
             Backing::File(f) => f,
             Backing::Mem(m) => {

@@ -9,7 +9,7 @@ pub mod raw;
 pub mod vhd;
 pub mod vhdx;
 
-pub use file::FileSource;
+pub use file::{bytes_read, FileSource};
 
 use crate::error::{Error, Layer, Result};
 use serde::Serialize;
