@@ -11,6 +11,7 @@ type Fs = fatfs::FileSystem<DiskReader>;
 
 pub struct FatFs {
     fs: RefCell<Fs>,
+    fuel: super::reader::Fuel,
     kind: FsKind,
     state: FsState,
     base: u64,
@@ -20,6 +21,7 @@ impl FatFs {
     pub fn open(vol: Arc<dyn Disk>, base: u64) -> Result<Self> {
         guard(Layer::Fat, base, || {
             let r = DiskReader::new(vol);
+            let fuel = r.fuel();
             let fs = fatfs::FileSystem::new(r, fatfs::FsOptions::new())
                 .map_err(|e| Error::corrupt(Layer::Fat, base, format!("cannot mount: {e}")))?;
             let kind = match fs.fat_type() {
@@ -40,12 +42,13 @@ impl FatFs {
                 cluster_size: stats.as_ref().map_or(0, |s| s.cluster_size()),
                 size: stats.as_ref().map_or(0, |s| s.total_clusters() as u64 * s.cluster_size() as u64),
             };
-            Ok(FatFs { fs: RefCell::new(fs), kind, state, base })
+            Ok(FatFs { fs: RefCell::new(fs), fuel, kind, state, base })
         })
     }
 
     fn with_entry<T>(&self, path: &str, f: impl FnOnce(fatfs::DirEntry<'_, DiskReader>) -> Result<T>) -> Result<T> {
         let fs = self.fs.borrow();
+        self.fuel.refuel();
         let mut dir = fs.root_dir();
         let comps: Vec<&str> = components(path).collect();
         let not_found = || Error::NotFound { layer: Layer::Fat, path: path.to_string() };

@@ -63,6 +63,7 @@ impl NtfsFs {
     fn head(&self, target: Target, n: usize) -> Result<Option<Vec<u8>>> {
         let mut inner = self.inner.borrow_mut();
         let Inner { ntfs, r } = &mut *inner;
+        r.refuel();
         let base = self.base;
         let file = match target {
             Target::Record(rec) => ntfs.file(r, rec).map_err(|e| conv(r, base, e))?,
@@ -204,6 +205,7 @@ impl FileSystem for NtfsFs {
         guard(Layer::Ntfs, self.base, || {
             let mut inner = self.inner.borrow_mut();
             let Inner { ntfs, r } = &mut *inner;
+            r.refuel();
             let base = self.base;
             let file = lookup(ntfs, r, base, path)?;
             if file.is_directory() {
@@ -225,6 +227,7 @@ impl FileSystem for NtfsFs {
         guard(Layer::Ntfs, self.base, || {
             let mut inner = self.inner.borrow_mut();
             let Inner { ntfs, r } = &mut *inner;
+            r.refuel();
             let base = self.base;
             let file = lookup(ntfs, r, base, path)?;
             if file.is_directory() {

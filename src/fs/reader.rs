@@ -5,10 +5,18 @@
 use crate::error::Error;
 use crate::image::Disk;
 use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 const CHUNK: u64 = 64 * 1024;
 const SLOTS: usize = 16;
+
+/// Read calls allowed for one file-system operation (a lookup, or a lookup and
+/// a file read). Far above any real need (a 100 MB file fragmented into 4 KiB
+/// runs takes ~25 000), it stops the parser crates from looping forever over
+/// cyclic on-disk structures (an index B-tree node that is its own child, a
+/// cyclic attribute list or cluster chain): every such loop reads.
+pub const DEFAULT_FUEL: u64 = 2_000_000;
 
 pub struct DiskReader {
     disk: Arc<dyn Disk>,
@@ -18,11 +26,48 @@ pub struct DiskReader {
     /// The last error from the disk layer, kept so the file-system crates'
     /// `io::Error` can be turned back into our typed error.
     pub last_error: Option<Error>,
+    fuel: Fuel,
+}
+
+/// The read budget of a [`DiskReader`], shareable with the code that drives the
+/// parser crate (fatfs keeps the reader to itself).
+#[derive(Clone)]
+pub struct Fuel(Arc<AtomicU64>);
+
+impl Fuel {
+    /// Reset the budget; called at the start of every file-system operation.
+    pub fn refuel(&self) {
+        self.0.store(DEFAULT_FUEL, Ordering::Relaxed);
+    }
 }
 
 impl DiskReader {
     pub fn new(disk: Arc<dyn Disk>) -> Self {
-        DiskReader { disk, pos: 0, cache: Vec::with_capacity(SLOTS), last_error: None }
+        DiskReader { disk, pos: 0, cache: Vec::with_capacity(SLOTS), last_error: None, fuel: Fuel(Arc::new(AtomicU64::new(DEFAULT_FUEL))) }
+    }
+
+    /// Reset the read budget; called at the start of every file-system operation.
+    pub fn refuel(&mut self) {
+        self.fuel.refuel();
+        self.last_error = None;
+    }
+
+    pub fn fuel(&self) -> Fuel {
+        self.fuel.clone()
+    }
+
+    fn burn(&mut self, layer_hint: &str) -> io::Result<()> {
+        if self.fuel.0.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |f| f.checked_sub(1)).is_err() {
+            let e = Error::corrupt(
+                crate::error::Layer::Fs,
+                self.pos,
+                format!("{layer_hint} structures loop (read budget of {DEFAULT_FUEL} reads exhausted)"),
+            );
+            let msg = e.to_string();
+            self.last_error = Some(e);
+            return Err(io::Error::other(msg));
+        }
+        Ok(())
     }
 
     fn chunk(&mut self, idx: u64) -> io::Result<&[u8]> {
@@ -53,6 +98,7 @@ impl Read for DiskReader {
         if self.pos >= len || buf.is_empty() {
             return Ok(0);
         }
+        self.burn("file system")?;
         let want = (buf.len() as u64).min(len - self.pos) as usize;
         // Large reads (file data) bypass the cache.
         if want as u64 >= CHUNK {
