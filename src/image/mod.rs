@@ -22,6 +22,10 @@ pub trait Disk: Send + Sync {
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()>;
     /// Virtual size in bytes.
     fn len(&self) -> u64;
+    /// Whether the disk has no bytes at all.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
     /// Logical sector size (512 or 4096): the unit of LBAs in partition tables.
     fn sector_size(&self) -> u32;
 }
