@@ -17,6 +17,8 @@ pub enum Layer {
     Ntfs,
     Fat,
     Fs,
+    Hive,
+    HiveLog,
 }
 
 impl fmt::Display for Layer {
@@ -31,6 +33,8 @@ impl fmt::Display for Layer {
             Layer::Ntfs => "fs/ntfs",
             Layer::Fat => "fs/fat",
             Layer::Fs => "fs",
+            Layer::Hive => "hive",
+            Layer::HiveLog => "hive/log",
         })
     }
 }

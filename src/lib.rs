@@ -6,12 +6,14 @@
 //! * [`volume`] — partition tables (MBR, GPT) turning a disk into volumes
 //! * [`fs`]     — file systems (NTFS, FAT) exposing the [`fs::FileSystem`] trait
 //! * [`locate`] — finds the Windows and boot volumes of an image
+//! * [`hive`]   — registry hives: base block, transaction-log recovery, queries
 //!
 //! The command-line front end lives in the binary (`src/main.rs`, `src/cli/`).
 
 pub mod bytes;
 pub mod error;
 pub mod fs;
+pub mod hive;
 pub mod image;
 pub mod locate;
 pub mod volume;
