@@ -20,7 +20,7 @@ pub struct FatFs {
 impl FatFs {
     pub fn open(vol: Arc<dyn Disk>, base: u64) -> Result<Self> {
         guard(Layer::Fat, base, || {
-            let r = DiskReader::new(vol);
+            let r = DiskReader::new(vol, Layer::Fat, base);
             let fuel = r.fuel();
             let fs = fatfs::FileSystem::new(r, fatfs::FsOptions::new())
                 .map_err(|e| Error::corrupt(Layer::Fat, base, format!("cannot mount: {e}")))?;

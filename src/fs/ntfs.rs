@@ -36,7 +36,7 @@ impl NtfsFs {
     }
 
     fn open_inner(vol: Arc<dyn Disk>, base: u64) -> Result<Self> {
-        let mut r = DiskReader::new(vol);
+        let mut r = DiskReader::new(vol, Layer::Ntfs, base);
         let mut ntfs = Ntfs::new(&mut r).map_err(|e| conv(&mut r, base, e))?;
         ntfs.read_upcase_table(&mut r).map_err(|e| conv(&mut r, base, e))?;
         let mut state = FsState {

@@ -2,7 +2,7 @@
 //! many small reads of the same metadata, and every container read may have to
 //! translate through a BAT.
 
-use crate::error::Error;
+use crate::error::{Error, Layer};
 use crate::image::Disk;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,7 +16,7 @@ const SLOTS: usize = 16;
 /// runs takes ~25 000), it stops the parser crates from looping forever over
 /// cyclic on-disk structures (an index B-tree node that is its own child, a
 /// cyclic attribute list or cluster chain): every such loop reads.
-pub const DEFAULT_FUEL: u64 = 2_000_000;
+pub const DEFAULT_FUEL: u64 = 250_000;
 
 pub struct DiskReader {
     disk: Arc<dyn Disk>,
@@ -27,6 +27,9 @@ pub struct DiskReader {
     /// `io::Error` can be turned back into our typed error.
     pub last_error: Option<Error>,
     fuel: Fuel,
+    /// For error messages: the file system being read and where its volume starts.
+    layer: Layer,
+    base: u64,
 }
 
 /// The read budget of a [`DiskReader`], shareable with the code that drives the
@@ -42,8 +45,18 @@ impl Fuel {
 }
 
 impl DiskReader {
-    pub fn new(disk: Arc<dyn Disk>) -> Self {
-        DiskReader { disk, pos: 0, cache: Vec::with_capacity(SLOTS), last_error: None, fuel: Fuel(Arc::new(AtomicU64::new(DEFAULT_FUEL))) }
+    /// A reader over volume `disk`, which starts at byte `base` of the image and
+    /// holds a file system of `layer` (used in error messages).
+    pub fn new(disk: Arc<dyn Disk>, layer: Layer, base: u64) -> Self {
+        DiskReader {
+            disk,
+            pos: 0,
+            cache: Vec::with_capacity(SLOTS),
+            last_error: None,
+            fuel: Fuel(Arc::new(AtomicU64::new(DEFAULT_FUEL))),
+            layer,
+            base,
+        }
     }
 
     /// Reset the read budget; called at the start of every file-system operation.
@@ -56,12 +69,12 @@ impl DiskReader {
         self.fuel.clone()
     }
 
-    fn burn(&mut self, layer_hint: &str) -> io::Result<()> {
+    fn burn(&mut self) -> io::Result<()> {
         if self.fuel.0.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |f| f.checked_sub(1)).is_err() {
             let e = Error::corrupt(
-                crate::error::Layer::Fs,
-                self.pos,
-                format!("{layer_hint} structures loop (read budget of {DEFAULT_FUEL} reads exhausted)"),
+                self.layer,
+                self.base.saturating_add(self.pos),
+                format!("on-disk structures loop (read budget of {DEFAULT_FUEL} reads exhausted)"),
             );
             let msg = e.to_string();
             self.last_error = Some(e);
@@ -98,7 +111,7 @@ impl Read for DiskReader {
         if self.pos >= len || buf.is_empty() {
             return Ok(0);
         }
-        self.burn("file system")?;
+        self.burn()?;
         let want = (buf.len() as u64).min(len - self.pos) as usize;
         // Large reads (file data) bypass the cache.
         if want as u64 >= CHUNK {
