@@ -23,7 +23,7 @@ fn materialise(file: &str, tmp: &std::path::Path) -> PathBuf {
     }
 }
 
-fn partition<'a>(report: &'a Value, index: u64) -> &'a Value {
+fn partition(report: &Value, index: u64) -> &Value {
     report["volumes"].as_array().unwrap().iter().find(|v| v["index"] == index).unwrap_or_else(|| panic!("no partition {index}"))
 }
 
