@@ -1,6 +1,7 @@
 //! `rdprescue disk IMAGE [--json]`
 
 use super::fmt::size;
+use rdprescue::fs::FsKind;
 use rdprescue::image::{self, ContainerInfo};
 use rdprescue::locate::{self, DiskReport};
 use std::path::Path;
@@ -64,10 +65,9 @@ fn print_text(r: &DiskReport) {
     for w in &t.warnings {
         println!("  warning: {w}");
     }
-    println!("  {:>2}  {:>12}  {:>10}  {:<22} {:<18} {:<7} notes", "#", "offset", "size", "type", "name/label", "fs");
+    let mut rows = vec![["#", "offset", "size", "type", "gpt name", "label", "fs", "notes"].map(String::from)];
     for v in &r.volumes {
         let p = &v.partition;
-        let label = if !p.name.is_empty() { p.name.clone() } else { v.state.as_ref().and_then(|s| s.label.clone()).unwrap_or_default() };
         let mut notes = Vec::new();
         if p.active {
             notes.push("active".to_string());
@@ -83,25 +83,49 @@ fn print_text(r: &DiskReport) {
         }
         if let Some(s) = &v.state {
             if s.dirty {
-                notes.push("DIRTY".into());
+                notes.push("DIRTY (chkdsk pending)".into());
             }
             if s.logfile_clean == Some(false) {
                 notes.push("$LogFile not clean".into());
             }
             if s.hibernated == Some(true) {
-                notes.push("HIBERNATED (Fast Startup?)".into());
+                notes.push("HIBERNATED (hibernate or Fast Startup)".into());
             }
         }
         if let Some(e) = &v.error {
             notes.push(format!("unreadable: {e}"));
         }
-        let fs = format!("{:?}", v.filesystem).to_lowercase();
+        let fs = match v.filesystem {
+            FsKind::Unknown => "-".to_string(),
+            k => format!("{k:?}").to_lowercase(),
+        };
         let ty = if p.type_name == "unknown" { p.type_id.clone() } else { p.type_name.to_string() };
-        println!("  {:>2}  {:>#12x}  {:>10}  {:<22} {:<18} {:<7} {}", p.index, p.offset, size(p.size), ty, label, fs, notes.join(", "));
+        let label = v.state.as_ref().and_then(|s| s.label.clone()).unwrap_or_default();
+        rows.push([p.index.to_string(), format!("{:#x}", p.offset), size(p.size), ty, p.name.clone(), label, fs, notes.join(", ")]);
+    }
+    let has_names = r.volumes.iter().any(|v| !v.partition.name.is_empty());
+    let mut widths = [0usize; 8];
+    for row in &rows {
+        for (w, c) in widths.iter_mut().zip(row) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    for row in &rows {
+        let mut line = format!("  {:>w0$}  {:>w1$}  {:>w2$}  {:<w3$}", row[0], row[1], row[2], row[3], w0 = widths[0], w1 = widths[1], w2 = widths[2], w3 = widths[3]);
+        if has_names {
+            line.push_str(&format!("  {:<w$}", row[4], w = widths[4]));
+        }
+        line.push_str(&format!("  {:<w5$}  {:<w6$}  {}", row[5], row[6], row[7], w5 = widths[5], w6 = widths[6]));
+        println!("{}", line.trim_end());
     }
     println!();
     if r.windows_volumes.is_empty() {
-        println!("windows   not found (no volume holds {})", locate::SYSTEM_HIVE);
+        let locked: Vec<String> = r.volumes.iter().filter(|v| v.filesystem == FsKind::BitLocker).map(|v| v.partition.index.to_string()).collect();
+        if locked.is_empty() {
+            println!("windows   not found (no readable volume holds {})", locate::SYSTEM_HIVE);
+        } else {
+            println!("windows   not found; BitLocker-encrypted partition(s) {} may hold it: unlock and pass the decrypted volume", locked.join(", "));
+        }
     } else {
         for i in &r.windows_volumes {
             println!("windows   partition {i}: {}", locate::SYSTEM_HIVE);
