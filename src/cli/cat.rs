@@ -10,7 +10,16 @@ pub fn run(image_path: &Path, path: &str, partition: Option<u32>) -> anyhow::Res
     let (_, fs) = locate::find_volume(&img, &table, partition, path)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
-    fs.read_to(path, &mut out)?;
-    out.flush()?;
-    Ok(0)
+    let r = fs.read_to(path, &mut out).map_err(anyhow::Error::from).and_then(|_| out.flush().map_err(Into::into));
+    match r {
+        Err(e) if is_broken_pipe(&e) => Ok(0),
+        r => r.map(|_| 0),
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            || c.to_string().contains("Broken pipe")
+    })
 }

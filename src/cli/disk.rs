@@ -1,6 +1,7 @@
 //! `rdprescue disk IMAGE [--json]`
 
 use super::fmt::size;
+use super::outln;
 use rdprescue::fs::FsKind;
 use rdprescue::image::{self, ContainerInfo};
 use rdprescue::locate::{self, DiskReport};
@@ -9,24 +10,27 @@ use std::path::Path;
 pub fn run(image_path: &Path, json: bool) -> anyhow::Result<i32> {
     let img = image::open(image_path)?;
     let report = locate::survey(&img)?;
+    let mut o = String::new();
     if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        o = serde_json::to_string_pretty(&report)?;
+        o.push('\n');
     } else {
-        print_text(&report);
+        text(&mut o, &report);
     }
+    super::emit(o.as_bytes())?;
     Ok(0)
 }
 
-fn container(c: &ContainerInfo, depth: usize) {
+fn container(o: &mut String, c: &ContainerInfo, depth: usize) {
     let pad = "  ".repeat(depth);
     let what = if depth == 0 { "image" } else { "parent" };
-    println!("{pad}{what:<10}{}", c.path.display());
+    outln!(o, "{pad}{what:<10}{}", c.path.display());
     let mut line = format!("{}, virtual size {} ({} bytes)", c.format.name(), size(c.virtual_size), c.virtual_size);
     if let Some(b) = c.block_size {
         line.push_str(&format!(", block size {}", size(b as u64)));
     }
     line.push_str(&format!(", sectors {}/{}", c.logical_sector_size, c.physical_sector_size));
-    println!("{pad}{:<10}{line}", "format");
+    outln!(o, "{pad}{:<10}{line}", "format");
     let mut file = format!("{} on disk", size(c.file_size));
     if let Some(n) = c.allocated_blocks {
         file.push_str(&format!(", {n} blocks allocated"));
@@ -34,26 +38,26 @@ fn container(c: &ContainerInfo, depth: usize) {
     if let Some(cr) = &c.creator {
         file.push_str(&format!(", created by {cr:?}"));
     }
-    println!("{pad}{:<10}{file}", "file");
+    outln!(o, "{pad}{:<10}{file}", "file");
     if let Some(id) = &c.disk_id {
-        println!("{pad}{:<10}{id}", "disk id");
+        outln!(o, "{pad}{:<10}{id}", "disk id");
     }
     if let Some(l) = &c.log_replayed {
-        println!(
+        outln!(o, 
             "{pad}{:<10}pending log replayed in memory: {} entries (sequence {}..{}), {} pages; the file was not modified",
             "log", l.entries, l.first_sequence, l.last_sequence, l.pages
         );
     }
     if let Some(p) = &c.parent {
-        container(p, depth + 1);
+        container(o, p, depth + 1);
     }
 }
 
-fn print_text(r: &DiskReport) {
-    container(&r.container, 0);
+fn text(o: &mut String, r: &DiskReport) {
+    container(o, &r.container, 0);
     let t = &r.partition_table;
-    println!();
-    println!(
+    outln!(o);
+    outln!(o, 
         "partitions ({}{})",
         match t.kind {
             rdprescue::volume::TableKind::Mbr => "MBR",
@@ -63,7 +67,7 @@ fn print_text(r: &DiskReport) {
         t.disk_id.as_ref().map(|d| format!(", disk id {d}")).unwrap_or_default()
     );
     for w in &t.warnings {
-        println!("  warning: {w}");
+        outln!(o, "  warning: {w}");
     }
     let mut rows = vec![["#", "offset", "size", "type", "gpt name", "label", "fs", "notes"].map(String::from)];
     for v in &r.volumes {
@@ -116,23 +120,23 @@ fn print_text(r: &DiskReport) {
             line.push_str(&format!("  {:<w$}", row[4], w = widths[4]));
         }
         line.push_str(&format!("  {:<w5$}  {:<w6$}  {}", row[5], row[6], row[7], w5 = widths[5], w6 = widths[6]));
-        println!("{}", line.trim_end());
+        outln!(o, "{}", line.trim_end());
     }
-    println!();
+    outln!(o);
     if r.windows_volumes.is_empty() {
         let locked: Vec<String> = r.volumes.iter().filter(|v| v.filesystem == FsKind::BitLocker).map(|v| v.partition.index.to_string()).collect();
         if locked.is_empty() {
-            println!("windows   not found (no readable volume holds {})", locate::SYSTEM_HIVE);
+            outln!(o, "windows   not found (no readable volume holds {})", locate::SYSTEM_HIVE);
         } else {
-            println!("windows   not found; BitLocker-encrypted partition(s) {} may hold it: unlock and pass the decrypted volume", locked.join(", "));
+            outln!(o, "windows   not found; BitLocker-encrypted partition(s) {} may hold it: unlock and pass the decrypted volume", locked.join(", "));
         }
     } else {
         for i in &r.windows_volumes {
-            println!("windows   partition {i}: {}", locate::SYSTEM_HIVE);
+            outln!(o, "windows   partition {i}: {}", locate::SYSTEM_HIVE);
         }
     }
     match &r.bcd {
-        Some(b) => println!("bcd       partition {}: {} ({})", b.partition, b.path, b.firmware),
-        None => println!("bcd       not found"),
+        Some(b) => outln!(o, "bcd       partition {}: {} ({})", b.partition, b.path, b.firmware),
+        None => outln!(o, "bcd       not found"),
     }
 }

@@ -37,6 +37,28 @@ enum Cmd {
     },
 }
 
+/// `writeln!` into a `String` (which cannot fail).
+macro_rules! outln {
+    ($o:expr) => {
+        $o.push('\n')
+    };
+    ($o:expr, $($t:tt)*) => {{
+        use std::fmt::Write as _;
+        let _ = writeln!($o, $($t)*);
+    }};
+}
+pub(crate) use outln;
+
+/// Write to stdout; a closed pipe (`| head`) is not an error.
+pub(crate) fn emit(bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|_| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => r,
+    }
+}
+
 pub fn main() -> i32 {
     // Parsers never panic on bad input by design; should one do so anyway,
     // report it as one line and exit 2 instead of a backtrace.
