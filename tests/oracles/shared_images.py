@@ -6,7 +6,7 @@ replay a pending VHDX log), sfdisk (partition table) and ntfs-3g's ntfsls/ntfsca
 (file contents). Output: shared_images.json beside this script, read by
 tests/shared_images.rs. Needs: qemu-utils, fdisk, ntfs-3g.
 
-usage: tests/oracles/shared_images.py [SHARED_DATA_DIR]
+usage: tests/oracles/shared_images.py [SHARED_DATA_DIR [OUTPUT_JSON]]
 """
 import gzip, hashlib, json, os, shutil, subprocess, sys, tempfile
 
@@ -105,7 +105,8 @@ def main():
                 os.remove(p)
     finally:
         shutil.rmtree(tmp)
-    with open(os.path.join(HERE, "shared_images.json"), "w") as f:
+    out = sys.argv[2] if len(sys.argv) > 2 else os.path.join(HERE, "shared_images.json")
+    with open(out, "w") as f:
         json.dump(result, f, indent=1, sort_keys=True)
         f.write("\n")
 
