@@ -65,6 +65,16 @@ impl FileSource {
         self.len == 0
     }
 
+    /// Read `len` bytes at `offset` into a new vector (callers bound `len`).
+    pub fn read_vec(&self, layer: Layer, offset: u64, len: u64) -> Result<Vec<u8>> {
+        if offset.checked_add(len).is_none_or(|e| e > self.len) {
+            return Err(Error::corrupt(layer, offset, format!("read of {len} bytes past end of file {} ({} bytes): file truncated?", self.path.display(), self.len)));
+        }
+        let mut v = vec![0u8; len as usize];
+        self.read_at(layer, offset, &mut v)?;
+        Ok(v)
+    }
+
     /// Read exactly `buf.len()` bytes at `offset`; a read past the end of the
     /// file is reported as truncation by `layer`.
     pub fn read_at(&self, layer: Layer, offset: u64, buf: &mut [u8]) -> Result<()> {

@@ -8,6 +8,7 @@ mod file;
 pub mod raw;
 pub mod vhd;
 pub mod vhdx;
+pub mod vhdx_reader;
 
 pub use file::{bytes_read, FileSource};
 
@@ -176,7 +177,7 @@ impl OpenCtx {
     /// Open an already opened source (a file, or bytes in memory).
     pub fn open_source(&mut self, src: FileSource) -> Result<Image> {
         match detect(&src)? {
-            Detected::Vhdx => vhdx::open(src, self),
+            Detected::Vhdx => vhdx_reader::open(src, self),
             Detected::Vhd => vhd::open(src, self),
             Detected::Raw => raw::open(src),
         }

@@ -38,9 +38,10 @@ def ntfs_files(vol):
         if cur is None or not line or line.endswith("/") or line in ("./", "../"):
             continue
         name = line.rstrip("*@|=")  # -F classification marks
-        # ntfs-3g applies multi-sector fixups when it reads these two, so its
-        # bytes are not the on-disk bytes; leave them out.
-        if cur == "" and name in ("$MFT", "$MFTMirr"):
+        # ntfs-3g applies multi-sector fixups when it reads $MFT/$MFTMirr, so its
+        # bytes are not the on-disk bytes, and for $Secure (no unnamed data
+        # stream) ntfscat prints the named $SDS stream instead; leave them out.
+        if cur == "" and name in ("$MFT", "$MFTMirr", "$Secure"):
             continue
         files.append((cur + "/" + name).replace("/", "\\"))
     return files
