@@ -8,7 +8,6 @@ mod file;
 pub mod raw;
 pub mod vhd;
 pub mod vhdx;
-pub mod vhdx_reader;
 
 pub use file::{bytes_read, FileSource};
 
@@ -177,7 +176,7 @@ impl OpenCtx {
     /// Open an already opened source (a file, or bytes in memory).
     pub fn open_source(&mut self, src: FileSource) -> Result<Image> {
         match detect(&src)? {
-            Detected::Vhdx => vhdx_reader::open(src, self),
+            Detected::Vhdx => vhdx::open(src, self),
             Detected::Vhd => vhd::open(src, self),
             Detected::Raw => raw::open(src),
         }
