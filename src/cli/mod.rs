@@ -4,6 +4,7 @@
 mod cat;
 mod disk;
 mod fmt;
+mod regcmd;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -34,6 +35,43 @@ enum Cmd {
         /// Partition number (as listed by `disk`); default: the Windows volume holding PATH.
         #[arg(short, long)]
         partition: Option<u32>,
+    },
+    /// Read the registry of an image or of a hive file, like reg.exe.
+    #[command(subcommand)]
+    Reg(RegCmd),
+}
+
+#[derive(Subcommand)]
+enum RegCmd {
+    /// Print a key's values and subkeys (dirty hives are read with their logs replayed).
+    Query {
+        /// Image (hives are found on its Windows/boot volumes) or a hive file (NAME.LOG1/LOG2 beside it are used).
+        source: PathBuf,
+        /// Key, e.g. 'HKLM\SYSTEM\CurrentControlSet\Control\Terminal Server' or 'BCD\Objects'.
+        key: String,
+        /// Only this value ("(Default)" for the default value).
+        #[arg(short = 'v', long = "value")]
+        value: Option<String>,
+        /// Recurse into subkeys.
+        #[arg(short = 's', long)]
+        recursive: bool,
+        /// JSON output (includes hive facts: dirty/recovered, sequence numbers, control sets).
+        #[arg(long)]
+        json: bool,
+        /// Print hive facts (state, logs applied, control sets) on stderr.
+        #[arg(long)]
+        verbose: bool,
+    },
+    /// Export a key and its subkeys as a .reg file (UTF-16LE with BOM, like regedit).
+    Export {
+        source: PathBuf,
+        key: String,
+        /// Output file (written atomically); default standard output.
+        #[arg(short, long)]
+        out: Option<PathBuf>,
+        /// Write UTF-8 without BOM instead of UTF-16LE.
+        #[arg(long)]
+        utf8: bool,
     },
 }
 
@@ -83,6 +121,10 @@ pub fn main() -> i32 {
     let r = std::panic::catch_unwind(|| match cli.cmd {
         Cmd::Disk { image, json } => disk::run(&image, json),
         Cmd::Cat { image, path, partition } => cat::run(&image, &path, partition),
+        Cmd::Reg(RegCmd::Query { source, key, value, recursive, json, verbose }) => {
+            regcmd::query(&source, &key, value.as_deref(), recursive, json, verbose)
+        }
+        Cmd::Reg(RegCmd::Export { source, key, out, utf8 }) => regcmd::export(&source, &key, out.as_deref(), utf8),
     });
     match r {
         Ok(Ok(code)) => code,

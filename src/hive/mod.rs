@@ -4,6 +4,9 @@
 //! recovered bytes.
 
 pub mod recover;
+pub mod regfile;
+pub mod source;
+pub mod tree;
 
 use serde::Serialize;
 

@@ -1,0 +1,206 @@
+//! `rdprescue reg query|export SOURCE KEY`: read registry keys out of an image
+//! (SYSTEM, SOFTWARE, SAM, SECURITY from the Windows volume, BCD from the boot
+//! volume) or out of a plain hive file, with transaction logs replayed.
+
+use super::outln;
+use anyhow::{bail, Context};
+use rdprescue::hive::source::{self, ControlSets, HiveKind};
+use rdprescue::hive::tree::{join, Hive, Key, Value};
+use rdprescue::hive::regfile;
+use rdprescue::image;
+use serde_json::json;
+use std::path::Path;
+
+/// The hive a key lives in, the key's path inside it, and how to print it.
+pub struct Target {
+    pub hive: Hive,
+    pub path: String,
+    /// `HKEY_LOCAL_MACHINE\SYSTEM` and the like.
+    pub root: String,
+    pub control_sets: Option<ControlSets>,
+}
+
+pub fn resolve(source_path: &Path, key: &str) -> anyhow::Result<Target> {
+    let kp = source::parse_key(key);
+    let hive = if source::is_hive_file(source_path) {
+        source::load_file(source_path)?
+    } else {
+        let Some(kind) = kp.hive else {
+            bail!("name the hive in the key, e.g. 'HKLM\\SYSTEM\\{}' (hives: SYSTEM, SOFTWARE, SAM, SECURITY, BCD)", key.trim_start_matches('\\'))
+        };
+        let img = image::open(source_path)?;
+        source::load_from_image(&img, kind)?
+    };
+    let kind = kp.hive.or_else(|| match hive.name.to_uppercase().as_str() {
+        "SYSTEM" => Some(HiveKind::System),
+        "SOFTWARE" => Some(HiveKind::Software),
+        "SAM" => Some(HiveKind::Sam),
+        "SECURITY" => Some(HiveKind::Security),
+        n if n.starts_with("BCD") => Some(HiveKind::Bcd),
+        _ => None,
+    });
+    let root = kind.map_or_else(|| format!("HKEY_LOCAL_MACHINE\\{}", hive.name.to_uppercase()), |k| k.root().to_string());
+    let control_sets = hive.key("Select").is_ok().then(|| source::control_sets(&hive));
+    let rest = source::resolve_ccs(&kp.rest, control_sets.as_ref());
+    Ok(Target { path: rest.join("\\"), hive, root, control_sets })
+}
+
+fn full(root: &str, path: &str) -> String {
+    if path.is_empty() {
+        root.to_string()
+    } else {
+        format!("{root}\\{path}")
+    }
+}
+
+fn value_json(v: &Value) -> serde_json::Value {
+    json!({"name": v.name, "type": v.type_name(), "data": v.json_data()})
+}
+
+fn key_json(root: &str, k: &Key, only: Option<&Value>) -> serde_json::Value {
+    let values: Vec<_> = match only {
+        Some(v) => vec![value_json(v)],
+        None => k.values.iter().map(value_json).collect(),
+    };
+    json!({
+        "key": full(root, &k.path),
+        "last_write": k.last_write,
+        "class": k.class,
+        "values": values,
+        "subkeys": k.subkeys,
+    })
+}
+
+fn hive_json(t: &Target) -> serde_json::Value {
+    json!({"name": t.hive.name, "report": t.hive.report, "control_sets": t.control_sets})
+}
+
+fn facts(t: &Target) -> String {
+    let r = &t.hive.report;
+    let mut s = format!(
+        "hive {}: {:?}, primary seq {}/{}{}",
+        t.hive.name,
+        r.state,
+        r.primary_seq1,
+        r.primary_seq2,
+        if r.primary_checksum_ok { "" } else { ", bad checksum" }
+    );
+    for a in &r.applied {
+        s.push_str(&format!("; {} ({} format) applied {} entries", a.log, a.format, a.entries));
+        if let (Some(f), Some(l)) = (a.first_sequence, a.last_sequence) {
+            s.push_str(&format!(" seq {f}..{l}"));
+        }
+    }
+    for n in &r.notes {
+        s.push_str(&format!("; {n}"));
+    }
+    if let Some(c) = &t.control_sets {
+        s.push_str(&format!(
+            "\ncontrol sets: Current={} Default={} LastKnownGood={} Failed={} -> CurrentControlSet = {}",
+            c.current,
+            c.default.map_or("-".into(), |v| v.to_string()),
+            c.last_known_good.map_or("-".into(), |v| v.to_string()),
+            c.failed.map_or("-".into(), |v| v.to_string()),
+            c.current_key
+        ));
+        if let Some(w) = &c.warning {
+            s.push_str(&format!(" (warning: {w})"));
+        }
+    }
+    s
+}
+
+fn value_text(o: &mut String, v: &Value) {
+    let name = if v.name.is_empty() { "(Default)" } else { &v.name };
+    outln!(o, "    {name}    {}    {}", v.type_name(), v.display());
+}
+
+pub fn query(source_path: &Path, key: &str, value: Option<&str>, recursive: bool, json_out: bool, verbose: bool) -> anyhow::Result<i32> {
+    let t = resolve(source_path, key)?;
+    let keys = if recursive { t.hive.walk(&t.path)? } else { vec![t.hive.key(&t.path)?] };
+    let selected = |k: &Key| -> Option<Value> {
+        value.and_then(|n| {
+            let n = if n == "(Default)" { "" } else { n };
+            k.values.iter().find(|v| v.name.eq_ignore_ascii_case(n)).cloned()
+        })
+    };
+    if let Some(n) = value {
+        if !recursive && selected(&keys[0]).is_none() {
+            bail!("hive: value {n:?} not found in {}", full(&t.root, &keys[0].path));
+        }
+    }
+    let mut o = String::new();
+    if json_out {
+        let doc = if recursive {
+            let ks: Vec<_> = keys
+                .iter()
+                .filter_map(|k| match value {
+                    Some(_) => selected(k).map(|v| key_json(&t.root, k, Some(&v))),
+                    None => Some(key_json(&t.root, k, None)),
+                })
+                .collect();
+            json!({"hive": hive_json(&t), "keys": ks})
+        } else {
+            let mut j = key_json(&t.root, &keys[0], selected(&keys[0]).as_ref());
+            j["hive"] = hive_json(&t);
+            j
+        };
+        o = serde_json::to_string_pretty(&doc)?;
+        o.push('\n');
+    } else {
+        if verbose {
+            eprintln!("{}", facts(&t));
+        }
+        for k in &keys {
+            let vals: Vec<Value> = match value {
+                Some(_) => selected(k).into_iter().collect(),
+                None => k.values.clone(),
+            };
+            if recursive && value.is_some() && vals.is_empty() {
+                continue;
+            }
+            outln!(o);
+            outln!(o, "{}", full(&t.root, &k.path));
+            for v in &vals {
+                value_text(&mut o, v);
+            }
+            if !recursive && value.is_none() {
+                outln!(o);
+                for s in &k.subkeys {
+                    outln!(o, "{}", full(&t.root, &join(&k.path, s)));
+                }
+            }
+        }
+    }
+    super::emit(o.as_bytes())?;
+    Ok(0)
+}
+
+pub fn export(source_path: &Path, key: &str, out: Option<&Path>, utf8: bool) -> anyhow::Result<i32> {
+    let t = resolve(source_path, key)?;
+    let keys = t.hive.walk(&t.path)?;
+    let doc = regfile::document(&t.root, &keys);
+    let bytes = if utf8 { doc.into_bytes() } else { regfile::utf16_bytes(&doc) };
+    match out {
+        None => super::emit(&bytes)?,
+        Some(p) => write_atomic(p, &bytes).with_context(|| format!("writing {}", p.display()))?,
+    }
+    Ok(0)
+}
+
+/// Write `bytes` to `path` through a temporary file in the same directory and a rename.
+fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(".{}.rdprescue-{}.tmp", path.file_name().map_or("out".into(), |n| n.to_string_lossy()), std::process::id()));
+    let r = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if r.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    r
+}

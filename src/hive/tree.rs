@@ -1,0 +1,338 @@
+//! Reading keys and values of a loaded hive through `nt-hive`, as owned
+//! snapshots, plus the few facts `nt-hive` 0.3 does not expose (a key's
+//! last-write time), read from the nk cell directly.
+
+use super::{HiveReport, LoadedHive};
+use crate::bytes::{le_u16, le_u32, le_u64};
+use crate::error::{Error, Layer, Result};
+use serde::Serialize;
+
+/// Deepest key path we follow (Windows limits key paths to 512 levels).
+pub const MAX_DEPTH: usize = 512;
+/// Most keys one recursive query returns.
+pub const MAX_KEYS: usize = 2_000_000;
+
+/// A loaded hive: recovered bytes plus what loading did.
+pub struct Hive {
+    /// SYSTEM, SOFTWARE, SAM, SECURITY, BCD, or the file name of a plain hive.
+    pub name: String,
+    pub bytes: Vec<u8>,
+    pub report: HiveReport,
+}
+
+/// A registry value.
+#[derive(Debug, Clone, Serialize)]
+pub struct Value {
+    /// Empty for the default value.
+    pub name: String,
+    /// Registry type number (REG_SZ = 1, REG_DWORD = 4, ...).
+    pub kind: u32,
+    /// The data exactly as stored.
+    pub raw: Vec<u8>,
+}
+
+/// A key with its values and the names of its subkeys.
+#[derive(Debug, Clone, Serialize)]
+pub struct Key {
+    /// Path inside the hive, `\`-separated, as stored (empty for the root).
+    pub path: String,
+    pub name: String,
+    /// Last write time, ISO 8601 UTC.
+    pub last_write: Option<String>,
+    pub class: Option<String>,
+    pub values: Vec<Value>,
+    pub subkeys: Vec<String>,
+}
+
+fn nt_err(e: nt_hive::NtHiveError) -> Error {
+    Error::corrupt(Layer::Hive, 0, format!("{e}"))
+}
+
+pub const TYPE_NAMES: [&str; 12] = [
+    "REG_NONE",
+    "REG_SZ",
+    "REG_EXPAND_SZ",
+    "REG_BINARY",
+    "REG_DWORD",
+    "REG_DWORD_BIG_ENDIAN",
+    "REG_LINK",
+    "REG_MULTI_SZ",
+    "REG_RESOURCE_LIST",
+    "REG_FULL_RESOURCE_DESCRIPTOR",
+    "REG_RESOURCE_REQUIREMENTS_LIST",
+    "REG_QWORD",
+];
+
+impl Value {
+    pub fn type_name(&self) -> String {
+        TYPE_NAMES.get(self.kind as usize).map_or_else(|| format!("REG_{:#x}", self.kind), |s| s.to_string())
+    }
+
+    /// UTF-16LE data up to the first NUL.
+    pub fn string(&self) -> String {
+        crate::bytes::utf16le(&self.raw)
+    }
+
+    pub fn multi_string(&self) -> Vec<String> {
+        let units: Vec<u16> = self.raw.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect();
+        let mut out: Vec<String> = units.split(|&u| u == 0).map(String::from_utf16_lossy).collect();
+        while out.last().is_some_and(|s| s.is_empty()) {
+            out.pop();
+        }
+        out
+    }
+
+    /// The value as a DWORD, if it is one.
+    pub fn dword(&self) -> Option<u32> {
+        match (self.kind, self.raw.len()) {
+            (4, 4) => Some(le_u32(&self.raw, 0)),
+            (5, 4) => Some(u32::from_be_bytes([self.raw[0], self.raw[1], self.raw[2], self.raw[3]])),
+            _ => None,
+        }
+    }
+
+    pub fn qword(&self) -> Option<u64> {
+        (self.kind == 11 && self.raw.len() == 8).then(|| le_u64(&self.raw, 0))
+    }
+
+    /// Data as a natural JSON value: numbers for DWORD/QWORD, strings, arrays
+    /// for MULTI_SZ, lowercase hex for everything else.
+    pub fn json_data(&self) -> serde_json::Value {
+        use serde_json::Value as J;
+        match self.kind {
+            1 | 2 | 6 => J::String(self.string()),
+            7 => J::Array(self.multi_string().into_iter().map(J::String).collect()),
+            4 | 5 => self.dword().map_or_else(|| J::String(hex(&self.raw)), J::from),
+            11 => self.qword().map_or_else(|| J::String(hex(&self.raw)), J::from),
+            _ => J::String(hex(&self.raw)),
+        }
+    }
+
+    /// Data as `reg.exe` prints it.
+    pub fn display(&self) -> String {
+        match self.kind {
+            1 | 2 | 6 => self.string(),
+            7 => self.multi_string().join("\\0"),
+            4 | 5 => self.dword().map_or_else(|| hex(&self.raw).to_uppercase(), |d| format!("{d:#x} ({d})")),
+            11 => self.qword().map_or_else(|| hex(&self.raw).to_uppercase(), |q| format!("{q:#x} ({q})")),
+            _ => hex(&self.raw).to_uppercase(),
+        }
+    }
+}
+
+pub fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// FILETIME (100 ns since 1601) as ISO 8601 UTC.
+pub fn filetime_iso(ft: u64) -> Option<String> {
+    if ft == 0 {
+        return None;
+    }
+    let secs = (ft / 10_000_000) as i64 - 11_644_473_600;
+    let (days, sod) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    Some(format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", sod / 3600, sod % 3600 / 60, sod % 60))
+}
+
+impl Hive {
+    pub fn new(name: impl Into<String>, loaded: LoadedHive) -> Self {
+        Hive { name: name.into(), bytes: loaded.bytes, report: loaded.report }
+    }
+
+    fn nt(&self) -> Result<nt_hive::Hive<&[u8]>> {
+        nt_hive::Hive::without_validation(&self.bytes[..]).map_err(nt_err)
+    }
+
+    /// The key at hive-relative `path` (components separated by `\`), or NotFound.
+    pub fn key(&self, path: &str) -> Result<Key> {
+        let comps: Vec<&str> = split(path);
+        if comps.len() > MAX_DEPTH {
+            return Err(Error::Usage(format!("key path deeper than {MAX_DEPTH} levels")));
+        }
+        let hive = self.nt()?;
+        let mut node = hive.root_key_node().map_err(nt_err)?;
+        let mut real = Vec::new();
+        for c in &comps {
+            node = match node.subkey(c) {
+                Some(n) => n.map_err(nt_err)?,
+                None => return Err(Error::NotFound { layer: Layer::Hive, path: format!("{}\\{}", self.name, comps.join("\\")) }),
+            };
+            real.push(node.name().map_err(nt_err)?.to_string_lossy());
+        }
+        let mut values = Vec::new();
+        let mut raw_types = None;
+        if let Some(vs) = node.values() {
+            for v in vs.map_err(nt_err)? {
+                let v = v.map_err(nt_err)?;
+                let name = v.name().map_err(nt_err)?.to_string_lossy();
+                // nt-hive names only the 12 standard types; read others from the vk.
+                let kind = match v.data_type() {
+                    Ok(t) => t as u32,
+                    Err(_) => raw_types
+                        .get_or_insert_with(|| value_types(&self.bytes, &comps))
+                        .iter()
+                        .find(|(n, _)| n.eq_ignore_ascii_case(&name))
+                        .map_or(0, |(_, t)| *t),
+                };
+                let raw = v.data().map_err(nt_err)?.into_vec().map_err(nt_err)?;
+                values.push(Value { name, kind, raw });
+            }
+        }
+        let mut subkeys = Vec::new();
+        if let Some(sk) = node.subkeys() {
+            for k in sk.map_err(nt_err)? {
+                subkeys.push(k.map_err(nt_err)?.name().map_err(nt_err)?.to_string_lossy());
+                if subkeys.len() > MAX_KEYS {
+                    return Err(Error::corrupt(Layer::Hive, 0, "a key with more than two million subkeys"));
+                }
+            }
+        }
+        let class = node.class_name().and_then(|c| c.ok()).map(|c| c.to_string_lossy());
+        let path = real.join("\\");
+        Ok(Key {
+            name: real.last().cloned().unwrap_or_default(),
+            last_write: key_timestamp(&self.bytes, &comps).and_then(filetime_iso),
+            class,
+            values,
+            subkeys,
+            path,
+        })
+    }
+
+    /// `path` and, depth first, every key below it.
+    pub fn walk(&self, path: &str) -> Result<Vec<Key>> {
+        let mut out = Vec::new();
+        let mut stack = vec![(self.key(path)?, 0usize)];
+        while let Some((k, depth)) = stack.pop() {
+            let children: Vec<String> = k.subkeys.iter().rev().map(|s| join(&k.path, s)).collect();
+            out.push(k);
+            if out.len() > MAX_KEYS {
+                return Err(Error::Usage(format!("more than {MAX_KEYS} keys below {path}")));
+            }
+            if depth < MAX_DEPTH {
+                for c in children {
+                    stack.push((self.key(&c)?, depth + 1));
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+
+pub fn split(path: &str) -> Vec<&str> {
+    path.split('\\').filter(|c| !c.is_empty()).collect()
+}
+
+pub fn join(a: &str, b: &str) -> String {
+    if a.is_empty() {
+        b.to_string()
+    } else {
+        format!("{a}\\{b}")
+    }
+}
+
+// ---- nk cells, read directly (only for what nt-hive does not expose) ----
+
+const BASE: usize = 4096;
+
+fn cell(bytes: &[u8], off: u32) -> Option<&[u8]> {
+    let start = BASE.checked_add(off as usize)?;
+    let size = i32::from_le_bytes(bytes.get(start..start + 4)?.try_into().ok()?);
+    let len = size.checked_neg()? as usize;
+    if len < 4 {
+        return None;
+    }
+    bytes.get(start + 4..start + len)
+}
+
+fn nk_name(nk: &[u8]) -> Option<String> {
+    let len = le_u16(nk, 72) as usize;
+    let raw = nk.get(76..76 + len)?;
+    Some(if le_u16(nk, 2) & 0x20 != 0 { raw.iter().map(|&b| b as char).collect() } else { crate::bytes::utf16le(raw) })
+}
+
+/// Offsets of the subkeys of nk `nk` (following ri → li/lf/lh).
+fn subkey_offsets(bytes: &[u8], list: u32, depth: u8, out: &mut Vec<u32>) {
+    let Some(l) = cell(bytes, list) else { return };
+    let count = le_u16(l, 2) as usize;
+    match l.get(0..2) {
+        Some(b"lf") | Some(b"lh") => out.extend((0..count).map(|i| le_u32(l, 4 + 8 * i))),
+        Some(b"li") => out.extend((0..count).map(|i| le_u32(l, 4 + 4 * i))),
+        Some(b"ri") if depth == 0 => {
+            for i in 0..count {
+                subkey_offsets(bytes, le_u32(l, 4 + 4 * i), 1, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// (name, type) of every value of the key at `comps`.
+fn value_types(bytes: &[u8], comps: &[&str]) -> Vec<(String, u32)> {
+    let Some(nk) = find_nk(bytes, comps) else { return vec![] };
+    let (count, list) = (le_u32(nk, 36) as usize, le_u32(nk, 40));
+    let Some(l) = cell(bytes, list) else { return vec![] };
+    (0..count.min(l.len() / 4))
+        .filter_map(|i| cell(bytes, le_u32(l, 4 * i)))
+        .filter(|vk| vk.get(0..2) == Some(b"vk"))
+        .map(|vk| {
+            let n = vk.get(20..20 + le_u16(vk, 2) as usize).unwrap_or(&[]);
+            let name = if le_u16(vk, 16) & 1 != 0 { n.iter().map(|&b| b as char).collect() } else { crate::bytes::utf16le(n) };
+            (name, le_u32(vk, 12))
+        })
+        .collect()
+}
+
+/// Last-write FILETIME of the key at `comps`.
+fn key_timestamp(bytes: &[u8], comps: &[&str]) -> Option<u64> {
+    find_nk(bytes, comps).map(|nk| le_u64(nk, 4))
+}
+
+/// The nk cell of the key at `comps`.
+fn find_nk<'a>(bytes: &'a [u8], comps: &[&str]) -> Option<&'a [u8]> {
+    let mut nk = cell(bytes, le_u32(bytes, 36))?;
+    for c in comps {
+        let mut offs = Vec::new();
+        subkey_offsets(bytes, le_u32(nk, 28), 0, &mut offs);
+        nk = offs.into_iter().filter_map(|o| cell(bytes, o)).find(|k| {
+            k.get(0..2) == Some(b"nk") && nk_name(k).is_some_and(|n| n.to_uppercase() == c.to_uppercase())
+        })?;
+    }
+    Some(nk)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filetime() {
+        // 2024-01-01T00:00:00Z
+        assert_eq!(filetime_iso((1_704_067_200 + 11_644_473_600) * 10_000_000).as_deref(), Some("2024-01-01T00:00:00Z"));
+        assert_eq!(filetime_iso(0), None);
+    }
+
+    #[test]
+    fn value_rendering() {
+        let d = Value { name: "x".into(), kind: 4, raw: vec![1, 0, 0, 0] };
+        assert_eq!(d.display(), "0x1 (1)");
+        assert_eq!(d.json_data(), serde_json::json!(1));
+        let m = Value { name: "m".into(), kind: 7, raw: "a\0bc\0\0".encode_utf16().flat_map(|u| u.to_le_bytes()).collect() };
+        assert_eq!(m.multi_string(), vec!["a", "bc"]);
+        assert_eq!(m.display(), "a\\0bc");
+        let b = Value { name: "b".into(), kind: 3, raw: vec![0xab, 1] };
+        assert_eq!(b.display(), "AB01");
+        assert_eq!(Value { name: String::new(), kind: 0x20, raw: vec![] }.type_name(), "REG_0x20");
+    }
+}
