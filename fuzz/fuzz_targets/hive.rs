@@ -1,0 +1,147 @@
+//! Hive loading and transaction-log recovery on arbitrary primary/LOG1/LOG2
+//! bytes, then a bounded nt-hive walk of whatever `load` returns.
+//!
+//! Input layout: `[u32 LE primary length][u32 LE log1 length][primary][log1][log2]`;
+//! lengths (bit 31 masked off) are clamped to what is there; an empty log1 or
+//! log2 is passed as None. When bit 31 of the primary length is set, the
+//! base-block checksums and the HvLE Marvin32 hashes are recomputed first, so
+//! that mutated log entries get past their integrity checks and reach the code
+//! that applies them.
+//!
+//! `load`'s own invariants are asserted: for a loaded (non-clean) hive the base
+//! block passes nt-hive's validation (checksum, seq1 == seq2, sizes) and the
+//! sequence number is not above `max_sequence_seen`. Panics inside nt-hive
+//! itself (it asserts on the 0xFFFFFFFF "no cell" offset and overflows on
+//! zero-size cells in debug builds) are not rdprescue's and are tolerated,
+//! unless HIVE_FUZZ_STRICT_NTHIVE is set.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+use rdprescue::hive::recover::{base_block_checksum, marvin32, HVLE_SEED};
+use rdprescue::hive::{load, HiveState};
+use std::cell::Cell;
+use std::sync::Once;
+
+thread_local! {
+    static IN_NT_HIVE: Cell<bool> = const { Cell::new(false) };
+}
+
+fn install_hook() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        if std::env::var_os("HIVE_FUZZ_STRICT_NTHIVE").is_some() {
+            return;
+        }
+        let abort_hook = std::panic::take_hook(); // libfuzzer-sys' hook: print, then abort
+        std::panic::set_hook(Box::new(move |info| {
+            if !IN_NT_HIVE.with(|f| f.get()) {
+                abort_hook(info);
+            }
+        }));
+    });
+}
+
+fn split(data: &[u8]) -> (Vec<u8>, Option<Vec<u8>>, Option<Vec<u8>>, bool) {
+    let len = |at: usize| {
+        data.get(at..at + 4)
+            .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    let fix = len(0) & 0x8000_0000 != 0;
+    let rest = data.get(8..).unwrap_or(&[]);
+    let (p, rest) = rest.split_at(((len(0) & 0x7FFF_FFFF) as usize).min(rest.len()));
+    let (l1, l2) = rest.split_at(((len(4) & 0x7FFF_FFFF) as usize).min(rest.len()));
+    let some = |b: &[u8]| (!b.is_empty()).then(|| b.to_vec());
+    (p.to_vec(), some(l1), some(l2), fix)
+}
+
+fn fix_base(b: &mut [u8]) {
+    if b.len() >= 512 {
+        let c = base_block_checksum(b);
+        b[508..512].copy_from_slice(&c.to_le_bytes());
+    }
+}
+
+/// Recompute the hashes of the HvLE entries from offset 512 on, as long as
+/// their size fields lead from one to the next.
+fn fix_log(l: &mut [u8]) {
+    fix_base(l);
+    let mut off = 512;
+    while let Some(h) = l.get(off..off + 40) {
+        let size = u32::from_le_bytes([h[4], h[5], h[6], h[7]]) as usize;
+        if &h[..4] != b"HvLE" || size < 512 || size % 512 != 0 || off + size > l.len() {
+            break;
+        }
+        let e = &mut l[off..off + size];
+        let h1 = marvin32(HVLE_SEED, &e[40..]);
+        e[24..32].copy_from_slice(&h1.to_le_bytes());
+        let h2 = marvin32(HVLE_SEED, &e[..32]);
+        e[32..40].copy_from_slice(&h2.to_le_bytes());
+        off += size;
+    }
+}
+
+/// Walk keys and values depth-first with a depth and an item budget.
+fn walk(bytes: &[u8]) -> usize {
+    let Ok(hive) = nt_hive::Hive::new(bytes) else { return 0 };
+    let Ok(root) = hive.root_key_node() else { return 0 };
+    let mut budget = 20_000usize;
+    let mut stack = vec![(root, 0u32)];
+    let mut data_bytes = 0usize;
+    while let Some((key, depth)) = stack.pop() {
+        let _ = key.name().map(|n| n.to_string_lossy());
+        if let Some(Ok(values)) = key.values() {
+            for v in values.flatten() {
+                budget = budget.saturating_sub(1);
+                if budget == 0 {
+                    return data_bytes;
+                }
+                let _ = v.name().map(|n| n.to_string_lossy());
+                let _ = v.data_type();
+                if v.data_size() > 0 && v.data_size() < (1 << 20) {
+                    if let Ok(d) = v.data().and_then(|d| d.into_vec()) {
+                        data_bytes += d.len();
+                    }
+                }
+            }
+        }
+        if depth < 64 {
+            if let Some(Ok(subs)) = key.subkeys() {
+                for s in subs.flatten() {
+                    budget = budget.saturating_sub(1);
+                    if budget == 0 {
+                        return data_bytes;
+                    }
+                    stack.push((s, depth + 1));
+                }
+            }
+        }
+    }
+    data_bytes
+}
+
+fuzz_target!(|data: &[u8]| {
+    install_hook();
+    let (mut primary, mut log1, mut log2, fix) = split(data);
+    if fix {
+        fix_base(&mut primary);
+        log1.iter_mut().chain(log2.iter_mut()).for_each(|l| fix_log(l));
+    }
+    let Ok(h) = load(primary, log1, log2) else { return };
+    let b = &h.bytes;
+    if h.report.state != HiveState::Clean {
+        let seq = u32::from_le_bytes(b[4..8].try_into().unwrap());
+        assert!(
+            (h.report.max_sequence_seen.wrapping_sub(seq) as i32) >= 0,
+            "max_sequence_seen below the written seq"
+        );
+        if let Err(e) = nt_hive::Hive::new(&b[..]) {
+            panic!("nt-hive refuses a {:?} hive: {e}", h.report.state);
+        }
+    }
+    if h.report.state == HiveState::Recovered {
+        let hbins = u32::from_le_bytes(b[40..44].try_into().unwrap()) as usize;
+        assert_eq!(b.len(), 4096 + hbins);
+    }
+    IN_NT_HIVE.with(|f| f.set(true));
+    let _ = std::panic::catch_unwind(|| walk(b));
+    IN_NT_HIVE.with(|f| f.set(false));
+});

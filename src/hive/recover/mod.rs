@@ -1,0 +1,731 @@
+//! Base-block validation, dirty detection and transaction-log recovery, all in
+//! memory: the input buffers are ours, nothing is written anywhere.
+//!
+//! The rules are those of formats.md A.1, B.1–B.3 (Suhanov's specification);
+//! where the specification leaves a choice, the behaviour is defined here.
+//!
+//! # What [`load`] does
+//!
+//! 1. **Primary base block.** The primary must be at least 4096 bytes. Its base
+//!    block is *valid* when it has `regf` and a correct checksum. A valid base
+//!    block must also pass the field checks (version 1.3–1.6, file type 0,
+//!    format 1, hive-bins size a non-zero multiple of 4096 below 2 GiB, root
+//!    cell offset 8-aligned inside the hive bins), else `load` fails: a valid
+//!    checksum means the values are what was written, so they are not damage
+//!    that a log could repair. An *invalid* base block (torn write) makes the
+//!    hive dirty and is replaced from a log when one is usable; without one,
+//!    its fields are used as found if they pass the checks, else `load` fails.
+//! 2. **Clean** (valid, seq1 == seq2): the bytes are returned unchanged and the
+//!    logs are ignored, except that their valid entries count towards
+//!    `max_sequence_seen` and subsequent entries (seq ≥ primary seq2) are
+//!    mentioned in a note. A clean primary shorter than 4096 + hive-bins size
+//!    is an error (truncated, and there is nothing to complete it from).
+//! 3. **Dirty, new-format logs** (HvLE, file type 6). With a valid primary base
+//!    block, the logs are ordered by base-block sequence number (mod 2^32, not
+//!    by file name); a log whose base seq is below primary seq2 is stale and
+//!    skipped; within a log the chain of entries starts at its base seq and
+//!    stops at the first entry that is not the next number or is damaged
+//!    (signature, size, Marvin32 Hash-1/Hash-2, hive-bins size, page count,
+//!    page references outside the hive-bins size or the entry); the second
+//!    log is applied only if its base seq is the last applied seq + 1. With an
+//!    invalid primary base block, only the log whose chain is the latest is
+//!    applied and its base-block copy (file type set back to 0, bytes
+//!    512..4096 zero) becomes the base block (`base_block_from_log`).
+//! 4. **Dirty, old-format logs** (`DIRT`, file type 1 or 2), used only when no
+//!    new-format log could be applied. A log is eligible when its timestamp is
+//!    not older than the primary's (the first hbin's when the primary base block
+//!    is invalid); among eligible logs the most recent wins, LOG1 on a tie.
+//!    Equality is what Windows 7 requires; accepting a newer log follows
+//!    Windows 8 and yarp and is noted. Dirty pages are not checked hbin by hbin.
+//! 5. **Recovered base block.** After new-format entries: seq1 = seq2 = the last
+//!    applied sequence number (what yarp's `save_recovered_hive` writes; a
+//!    *writer* must later use `max_sequence_seen + 1`, formats.md A.6), hive-bins
+//!    size from the last entry, Flags bit 0 from the last entry. After an
+//!    old-format log: hive-bins size, root cell offset and Flags from the log's
+//!    base block, seq1 = seq2 = the primary's seq1 (or the log's, when its base
+//!    block was taken). The clustering factor is set to 1 (what Windows 8+
+//!    writes and `nt-hive` requires), the checksum is recomputed, and the bytes
+//!    are exactly 4096 + hive-bins size long (slack dropped, growth zero-filled).
+//! 6. **Truncated dirty primary.** Log entries may grow and fill the hive; bytes
+//!    that neither the primary nor any applied page supplied read as zeros and a
+//!    note gives their count. After recovery the hbin chain is walked and a
+//!    break is noted.
+//! 7. **Dirty, nothing applicable** → `DirtyNotRecovered`: the primary's base
+//!    block (or, if its fields are unusable, a valid log's base-block copy) with
+//!    seq2 set to seq1, the hive-bins size cut to the intact hbin chain (as yarp
+//!    does for a dirty primary; the file length is kept), clustering factor 1
+//!    and the checksum recomputed, so that `nt-hive` reads it; a note says the
+//!    data may be stale. Such bytes are for reading, not a base for edits.
+//! 8. **`max_sequence_seen`** is the wrap-aware maximum of the primary's seq1 and
+//!    seq2 (when its checksum is right), the base-block seq of every valid log,
+//!    the last entry of every log's valid chain (applied or not) and the
+//!    sequence number written into the returned base block, so that a writer
+//!    using it + 1 makes every existing log entry permanently ineligible.
+//!
+//! Limits: the hive-bins size is at most 2 GiB − 4 KiB, and a log may grow the
+//! hive to at most 1 GiB of hive bins (or the primary's own size, if larger); an
+//! entry asking for more is treated as damaged. Every loop advances by at least
+//! 512 bytes of input, so `load` always terminates, and it never panics.
+
+mod base;
+mod marvin32;
+mod newlog;
+mod oldlog;
+
+pub use base::{checksum as base_block_checksum, MAX_HBINS_SIZE};
+pub use marvin32::{marvin32, HVLE_SEED};
+
+use super::{HiveReport, HiveState, LoadedHive, LogApplied};
+use crate::bytes::{le_u32, le_u64};
+use crate::error::{Error, Layer, Result};
+use base::*;
+use newlog::NewLog;
+use oldlog::OldLog;
+
+/// Largest hive-bins size a transaction log may grow a hive to, unless the
+/// primary is already larger.
+pub const MAX_LOG_HBINS_SIZE: u32 = 1 << 30;
+
+/// One of the two log slots after parsing.
+enum Log<'a> {
+    Absent,
+    Empty,
+    Invalid(String),
+    New(NewLog<'a>),
+    Old(OldLog<'a>),
+}
+
+struct Slot<'a> {
+    name: &'static str,
+    log: Log<'a>,
+}
+
+fn parse_log(bytes: Option<&[u8]>, hbins_limit: u32) -> Log<'_> {
+    let Some(b) = bytes else { return Log::Absent };
+    if b.is_empty() {
+        return Log::Empty;
+    }
+    match check_log_base(b) {
+        Err(bad) => Log::Invalid(format!("{} (offset {:#x})", bad.msg, bad.offset)),
+        Ok(f) if f.file_type == FILE_TYPE_LOG_NEW => Log::New(newlog::parse(b, f, hbins_limit)),
+        Ok(f) => match oldlog::parse(b, f, hbins_limit) {
+            Ok(o) => Log::Old(o),
+            Err((off, msg)) => Log::Invalid(format!("old-format log: {msg} (offset {off:#x})")),
+        },
+    }
+}
+
+fn to_error(layer: Layer, bad: Bad, suffix: &str) -> Error {
+    let msg = format!("{}{suffix}", bad.msg);
+    if bad.unsupported {
+        Error::unsupported(layer, bad.offset as u64, msg)
+    } else {
+        Error::corrupt(layer, bad.offset as u64, msg)
+    }
+}
+
+/// The primary's own base-block fields, checked like any base block plus file type 0.
+fn check_primary_fields(b: &[u8]) -> Result<Fields, Bad> {
+    let f = check_fields(b)?;
+    if f.file_type != FILE_TYPE_PRIMARY {
+        return Err(Bad::unsupported(
+            OFF_FILE_TYPE,
+            format!(
+                "file type {} (0 = primary expected; 1, 2 and 6 are transaction logs)",
+                f.file_type
+            ),
+        ));
+    }
+    Ok(f)
+}
+
+/// Wrap-aware maximum of sequence numbers.
+fn seq_max(seqs: impl IntoIterator<Item = u32>) -> Option<u32> {
+    seqs.into_iter().reduce(|m, s| if seq_after(s, m) { s } else { m })
+}
+
+/// The hive image being rebuilt, and which of its bytes past the end of the
+/// original primary file were actually supplied by log pages.
+struct Work {
+    img: Vec<u8>,
+    orig_len: usize,
+    filled: Vec<(usize, usize)>,
+}
+
+impl Work {
+    fn new(img: Vec<u8>) -> Self {
+        let orig_len = img.len();
+        Work {
+            img,
+            orig_len,
+            filled: Vec::new(),
+        }
+    }
+
+    /// Make room for `hbins` bytes of hive bins (zero-filled growth).
+    fn grow_to(&mut self, hbins: u32) {
+        let need = BASE_BLOCK_LEN + hbins as usize;
+        if self.img.len() < need {
+            self.img.resize(need, 0);
+        }
+    }
+
+    /// Copy a page to hive-bins offset `rel`. Callers grew the image first.
+    fn write(&mut self, rel: usize, page: &[u8]) {
+        let dst = BASE_BLOCK_LEN + rel;
+        let end = dst + page.len();
+        if let Some(d) = self.img.get_mut(dst..end) {
+            d.copy_from_slice(page);
+            if end > self.orig_len {
+                self.filled.push((dst.max(self.orig_len), end));
+            }
+        }
+    }
+
+    /// Replace the base block by a log's 512-byte copy (rest zero, file type 0).
+    fn take_base_from_log(&mut self, log_base: &[u8]) {
+        let n = log_base.len().min(LOG_BASE_LEN);
+        self.img[..BASE_BLOCK_LEN].fill(0);
+        self.img[..n].copy_from_slice(&log_base[..n]);
+        put_u32(&mut self.img, OFF_FILE_TYPE, FILE_TYPE_PRIMARY);
+    }
+
+    /// Bytes of `[orig_len, end)` that no applied page supplied.
+    fn missing_before(&mut self, end: usize) -> usize {
+        if self.orig_len >= end {
+            return 0;
+        }
+        self.filled.sort_unstable();
+        let (mut covered, mut reach) = (0usize, self.orig_len);
+        for &(s, e) in &self.filled {
+            let (s, e) = (s.max(reach), e.min(end));
+            if e > s {
+                covered += e - s;
+                reach = e;
+            }
+        }
+        (end - self.orig_len) - covered
+    }
+
+    /// Set the final base-block fields, cut the image to 4096 + hbins, fix the checksum.
+    fn finish(&mut self, seq: u32, hbins: u32) {
+        self.img.resize(BASE_BLOCK_LEN + hbins as usize, 0);
+        put_u32(&mut self.img, OFF_SEQ1, seq);
+        put_u32(&mut self.img, OFF_SEQ2, seq);
+        put_u32(&mut self.img, OFF_HBINS, hbins);
+        put_u32(&mut self.img, OFF_CLUSTER, 1);
+        fix_checksum(&mut self.img);
+    }
+}
+
+/// Length of the intact chain of hbins from the start of the hive-bins data,
+/// at most `limit` bytes, and why it stopped short (if it did).
+fn hbin_chain(img: &[u8], limit: usize) -> (usize, Option<String>) {
+    let mut pos = 0usize;
+    // Each hbin is at least 4096 bytes, so this runs at most limit/4096 times.
+    while pos < limit {
+        let at = BASE_BLOCK_LEN + pos;
+        let Some(h) = img.get(at..at + 32) else {
+            return (
+                pos,
+                Some(format!("the file ends at {:#x}, inside the hive bins data", img.len())),
+            );
+        };
+        if &h[0..4] != b"hbin" {
+            return (pos, Some(format!("no hbin signature at file offset {at:#x}")));
+        }
+        let (off, size) = (le_u32(h, 4) as usize, le_u32(h, 8) as usize);
+        if off != pos {
+            return (pos, Some(format!("hbin at file offset {at:#x} says it is at {off:#x}")));
+        }
+        if size < 4096 || size % 4096 != 0 || pos + size > limit {
+            return (
+                pos,
+                Some(format!("hbin at file offset {at:#x} has a bad size {size:#x}")),
+            );
+        }
+        pos += size;
+    }
+    (pos, None)
+}
+
+/// Load a hive from its primary file and optional .LOG1 / .LOG2 contents
+/// (pass a single XP-era .LOG as `log1`). See the module documentation for
+/// the exact rules. Errors name `Layer::Hive` (primary) with a primary-file
+/// offset.
+pub fn load(primary: Vec<u8>, log1: Option<Vec<u8>>, log2: Option<Vec<u8>>) -> Result<LoadedHive> {
+    if primary.len() < BASE_BLOCK_LEN {
+        return Err(Error::corrupt(
+            Layer::Hive,
+            primary.len() as u64,
+            format!("file is {} bytes, shorter than the 4096-byte base block", primary.len()),
+        ));
+    }
+    let pf = Fields::read(&primary);
+    let sig_ok = primary.get(0..4) == Some(b"regf");
+    let cks_ok = checksum_ok(&primary);
+    let primary_valid = sig_ok && cks_ok;
+    let primary_fields = check_primary_fields(&primary);
+    if primary_valid {
+        if let Err(bad) = &primary_fields {
+            return Err(to_error(Layer::Hive, bad.clone(), ""));
+        }
+    }
+    let dirty = !primary_valid || pf.seq1 != pf.seq2;
+
+    let avail_hbins = ((primary.len() - BASE_BLOCK_LEN) / 4096 * 4096).min(MAX_HBINS_SIZE as usize) as u32;
+    let hbins_limit = MAX_LOG_HBINS_SIZE.max(avail_hbins);
+    let slots = [
+        Slot {
+            name: "LOG1",
+            log: parse_log(log1.as_deref(), hbins_limit),
+        },
+        Slot {
+            name: "LOG2",
+            log: parse_log(log2.as_deref(), hbins_limit),
+        },
+    ];
+
+    let mut report = HiveReport {
+        state: HiveState::Clean,
+        primary_seq1: pf.seq1,
+        primary_seq2: pf.seq2,
+        primary_checksum_ok: cks_ok,
+        base_block_from_log: false,
+        applied: Vec::new(),
+        max_sequence_seen: 0,
+        recovered_sequence: None,
+        notes: Vec::new(),
+    };
+    let mut seen: Vec<u32> = Vec::new();
+    if cks_ok {
+        seen.extend([pf.seq1, pf.seq2]);
+    }
+    for s in &slots {
+        match &s.log {
+            Log::New(l) => {
+                seen.push(l.base_seq());
+                seen.extend(l.last_seq());
+            }
+            Log::Old(l) => seen.push(l.fields.seq1),
+            _ => {}
+        }
+    }
+    if pf.cluster != 1 && sig_ok {
+        report.notes.push(format!(
+            "clustering factor is {} (Windows 8+ always writes 1; a rewritten base block gets 1)",
+            pf.cluster
+        ));
+    }
+
+    if !dirty {
+        let hbins = pf.hbins as usize;
+        if hbins > primary.len() - BASE_BLOCK_LEN {
+            return Err(Error::corrupt(
+                Layer::Hive,
+                OFF_HBINS as u64,
+                format!(
+                    "hive bins data size {hbins:#x} exceeds the {:#x} bytes after the base block: truncated hive (clean, so no log can complete it)",
+                    primary.len() - BASE_BLOCK_LEN
+                ),
+            ));
+        }
+        for s in &slots {
+            if let Log::New(l) = &s.log {
+                let later: Vec<u32> = l
+                    .entries
+                    .iter()
+                    .map(|e| e.seq)
+                    .filter(|&q| seq_at_or_after(q, pf.seq2))
+                    .collect();
+                if let (Some(a), Some(b)) = (later.first(), later.last()) {
+                    report.notes.push(format!(
+                        "{}: the hive is clean, so its {} subsequent log entries ({a}..{b}) are ignored",
+                        s.name,
+                        later.len()
+                    ));
+                }
+            }
+        }
+        report.max_sequence_seen = seq_max(seen).unwrap_or(pf.seq1);
+        return Ok(LoadedHive { bytes: primary, report });
+    }
+
+    // Dirty.
+    report.notes.push(if !sig_ok {
+        "primary base block has no regf signature: damaged".to_string()
+    } else if !cks_ok {
+        format!(
+            "primary base block checksum {:#010x} is wrong (computed {:#010x}): dirty, base block damaged",
+            le_u32(&primary, OFF_CHECKSUM),
+            checksum(&primary)
+        )
+    } else {
+        format!("primary is dirty: seq1 {} != seq2 {}", pf.seq1, pf.seq2)
+    });
+    if pf.hbins as usize > primary.len() - BASE_BLOCK_LEN && primary_fields.is_ok() {
+        report.notes.push(format!(
+            "primary file is truncated: hive bins data size {:#x} but only {:#x} bytes follow the base block",
+            pf.hbins,
+            primary.len() - BASE_BLOCK_LEN
+        ));
+    }
+    for s in &slots {
+        match &s.log {
+            Log::Empty => report.notes.push(format!("{}: empty file", s.name)),
+            Log::Invalid(why) => report.notes.push(format!("{}: unusable: {why}", s.name)),
+            _ => {}
+        }
+    }
+
+    let mut work = Work::new(primary);
+    let outcome = recover_new(&mut work, &pf, primary_valid, &slots, &mut report)
+        .or_else(|| recover_old(&mut work, &pf, primary_valid, &slots, &mut report));
+
+    match outcome {
+        Some((seq, hbins)) => {
+            work.finish(seq, hbins);
+            seen.push(seq);
+            report.state = HiveState::Recovered;
+            report.recovered_sequence = Some(seq);
+            if let Err(bad) = check_primary_fields(&work.img) {
+                return Err(to_error(Layer::Hive, bad, " (in the recovered base block)"));
+            }
+            let end = work.img.len();
+            let missing = work.missing_before(end);
+            if missing > 0 {
+                report.notes.push(format!(
+                    "{missing} bytes of hive bins data between file offsets {:#x} and {end:#x} were in neither the primary nor the applied log entries: read as zeros",
+                    work.orig_len
+                ));
+            }
+            if let (pos, Some(why)) = hbin_chain(&work.img, hbins as usize) {
+                report.notes.push(format!(
+                    "after recovery the hbin chain breaks at hive bins offset {pos:#x} ({why}): data past it may be unreadable"
+                ));
+            }
+        }
+        None => {
+            let seq = not_recovered(&mut work, primary_fields, sig_ok, &slots, &mut report)?;
+            seen.push(seq);
+        }
+    }
+    report.max_sequence_seen = seq_max(seen).unwrap_or(0);
+    Ok(LoadedHive {
+        bytes: work.img,
+        report,
+    })
+}
+
+/// New-format recovery. Returns the final (sequence number, hive-bins size)
+/// when at least one entry was applied.
+fn recover_new(
+    work: &mut Work,
+    pf: &Fields,
+    primary_valid: bool,
+    slots: &[Slot<'_>],
+    report: &mut HiveReport,
+) -> Option<(u32, u32)> {
+    let mut logs: Vec<(&'static str, &NewLog<'_>)> = slots
+        .iter()
+        .filter_map(|s| match &s.log {
+            Log::New(l) => Some((s.name, l)),
+            _ => None,
+        })
+        .collect();
+    if logs.is_empty() {
+        return None;
+    }
+    for (name, l) in &logs {
+        if l.entries.is_empty() {
+            let why = l
+                .damaged
+                .as_deref()
+                .or(l.empty_reason.as_deref())
+                .unwrap_or("none found");
+            report.notes.push(format!("{name}: no valid log entry ({why})"));
+        }
+    }
+
+    let mut steps: Vec<(&'static str, &NewLog<'_>)> = Vec::new();
+    let mut cut_short = false;
+    if primary_valid {
+        // Earlier log first, by base-block sequence number (mod 2^32); LOG1 on a tie.
+        if logs.len() == 2 && !seq_at_or_after(logs[1].1.base_seq(), logs[0].1.base_seq()) {
+            logs.swap(0, 1);
+        }
+        let mut taken: Option<&'static str> = None;
+        let mut last: Option<u32> = None;
+        for (name, l) in logs {
+            if !seq_at_or_after(l.base_seq(), pf.seq2) {
+                report.notes.push(format!(
+                    "{name}: base sequence {} is older than primary seq2 {}: stale, ignored",
+                    l.base_seq(),
+                    pf.seq2
+                ));
+                continue;
+            }
+            if let Some(prev) = taken {
+                match last {
+                    Some(n) if l.base_seq() == n.wrapping_add(1) => {}
+                    Some(n) => {
+                        report.notes.push(format!(
+                            "{name}: base sequence {} does not follow the last applied entry {n}: not applied",
+                            l.base_seq()
+                        ));
+                        cut_short = true;
+                        continue;
+                    }
+                    None => {
+                        report.notes.push(format!(
+                            "{name}: not applied: the earlier log {prev} yielded no valid entry, so entries from {} would not follow on",
+                            l.base_seq()
+                        ));
+                        cut_short = true;
+                        continue;
+                    }
+                }
+            }
+            taken = Some(name);
+            if let Some(d) = &l.damaged {
+                report.notes.push(format!("{name}: recovery stops before damaged {d}"));
+                cut_short = true;
+            }
+            if !l.entries.is_empty() {
+                last = l.last_seq();
+                steps.push((name, l));
+            }
+        }
+    } else {
+        // Invalid primary base block: only the log with the latest entries, and its base block.
+        let mut best: Option<(&'static str, &NewLog<'_>)> = None;
+        for &(name, l) in &logs {
+            if l.entries.is_empty() {
+                continue;
+            }
+            if best.is_none_or(|(_, b)| seq_after(l.base_seq(), b.base_seq())) {
+                best = Some((name, l));
+            }
+        }
+        let (name, l) = best?;
+        for &(other, o) in &logs {
+            if other != name && !o.entries.is_empty() {
+                report.notes.push(format!(
+                    "{other}: not applied: the primary base block is invalid, so only the log with the latest entries ({name}) is used"
+                ));
+            }
+        }
+        if let Some(d) = &l.damaged {
+            report.notes.push(format!("{name}: recovery stops before damaged {d}"));
+        }
+        work.take_base_from_log(l.base);
+        report.base_block_from_log = true;
+        steps.push((name, l));
+    }
+    if steps.is_empty() {
+        return None;
+    }
+
+    let mut hbins = le_u32(&work.img, OFF_HBINS);
+    let mut flags = le_u32(&work.img, OFF_FLAGS);
+    let mut last = 0;
+    for &(name, l) in &steps {
+        for e in &l.entries {
+            work.grow_to(e.hbins);
+            for (off, page) in e.pages() {
+                work.write(off, page);
+            }
+            hbins = e.hbins;
+            flags = (flags & !1) | (e.flags & 1);
+            last = e.seq;
+        }
+        report.applied.push(LogApplied {
+            log: name.to_string(),
+            format: "new",
+            entries: l.entries.len() as u32,
+            first_sequence: l.entries.first().map(|e| e.seq),
+            last_sequence: l.last_seq(),
+        });
+    }
+    put_u32(&mut work.img, OFF_FLAGS, flags);
+
+    let first = steps[0].1.entries[0].seq;
+    if primary_valid && first != pf.seq2 {
+        report.notes.push(if cut_short {
+            format!(
+                "log entries start at {first} but primary seq2 is {}: the primary holds partially reconciled data and the log chain was cut short at {last}, so the recovered hive may be inconsistent",
+                pf.seq2
+            )
+        } else {
+            format!(
+                "log entries start at {first} but primary seq2 is {}: earlier entries were already reconciled into the primary; the whole chain {first}..{last} was applied",
+                pf.seq2
+            )
+        });
+    }
+    Some((last, hbins))
+}
+
+/// Old-format recovery. Returns the final (sequence number, hive-bins size).
+fn recover_old(
+    work: &mut Work,
+    pf: &Fields,
+    primary_valid: bool,
+    slots: &[Slot<'_>],
+    report: &mut HiveReport,
+) -> Option<(u32, u32)> {
+    let logs: Vec<(&'static str, &OldLog<'_>)> = slots
+        .iter()
+        .filter_map(|s| match &s.log {
+            Log::Old(l) => Some((s.name, l)),
+            _ => None,
+        })
+        .collect();
+    if logs.is_empty() {
+        return None;
+    }
+    // The timestamp the log must match: the primary's, or the first hbin's
+    // backup copy when the primary base block is invalid.
+    let (reference, what) = if primary_valid {
+        (pf.timestamp, "primary's")
+    } else {
+        (le_u64(&work.img, BASE_BLOCK_LEN + 20), "first hbin's")
+    };
+    let mut best: Option<(&'static str, &OldLog<'_>)> = None;
+    for &(name, l) in &logs {
+        if l.fields.timestamp < reference {
+            report.notes.push(format!(
+                "{name}: timestamp {:#x} is older than the {what} {reference:#x}: stale, ignored",
+                l.fields.timestamp
+            ));
+        } else if best.is_none_or(|(_, b)| l.fields.timestamp > b.fields.timestamp) {
+            best = Some((name, l));
+        }
+    }
+    let (name, l) = best?;
+    for &(other, o) in &logs {
+        if other != name && o.fields.timestamp >= reference {
+            report
+                .notes
+                .push(format!("{other}: not applied: {name} is at least as recent"));
+        }
+    }
+    if l.fields.timestamp != reference {
+        report.notes.push(format!(
+            "{name}: timestamp {:#x} is newer than the {what} {reference:#x}: applied anyway (as Windows 8 and yarp do)",
+            l.fields.timestamp
+        ));
+    }
+    let seq = if primary_valid {
+        put_u32(&mut work.img, OFF_ROOT, l.fields.root);
+        put_u32(&mut work.img, OFF_FLAGS, le_u32(l.base, OFF_FLAGS));
+        pf.seq1
+    } else {
+        work.take_base_from_log(l.base);
+        report.base_block_from_log = true;
+        l.fields.seq1
+    };
+    work.grow_to(l.fields.hbins);
+    for (off, page) in l.pages() {
+        work.write(off, page);
+    }
+    report.applied.push(LogApplied {
+        log: name.to_string(),
+        format: "old",
+        entries: l.dirty_pages as u32,
+        first_sequence: None,
+        last_sequence: None,
+    });
+    Some((seq, l.fields.hbins))
+}
+
+/// Dirty and nothing applied: make the primary readable as it is. Returns the
+/// sequence number written into the base block.
+fn not_recovered(
+    work: &mut Work,
+    primary_fields: Result<Fields, Bad>,
+    sig_ok: bool,
+    slots: &[Slot<'_>],
+    report: &mut HiveReport,
+) -> Result<u32> {
+    let fields = match primary_fields {
+        Ok(f) => {
+            if !report.primary_checksum_ok {
+                report
+                    .notes
+                    .push("the damaged primary base block's fields are used as found".into());
+            }
+            f
+        }
+        Err(bad) => {
+            // Any valid log base-block copy, the most recent one first.
+            let mut best: Option<(&'static str, &[u8], u32)> = None;
+            for s in slots {
+                let (b, seq) = match &s.log {
+                    Log::New(l) => (l.base, l.base_seq()),
+                    Log::Old(l) => (l.base, l.fields.seq1),
+                    _ => continue,
+                };
+                if best.is_none_or(|(_, _, q)| seq_after(seq, q)) {
+                    best = Some((s.name, b, seq));
+                }
+            }
+            let Some((name, b, _)) = best else {
+                return Err(if !sig_ok {
+                    let sig = &work.img[..4];
+                    Error::corrupt(
+                        Layer::Hive,
+                        0,
+                        format!(
+                            "no regf signature (found {}): not a registry hive, and no usable log",
+                            show_sig(sig)
+                        ),
+                    )
+                } else {
+                    to_error(
+                        Layer::Hive,
+                        bad,
+                        " (base block damaged and no usable log to recover it from)",
+                    )
+                });
+            };
+            work.take_base_from_log(b);
+            report.base_block_from_log = true;
+            report.notes.push(format!("base block taken from {name}"));
+            Fields::read(&work.img)
+        }
+    };
+    let declared = fields.hbins as usize;
+    let avail = (work.img.len() - BASE_BLOCK_LEN) / 4096 * 4096;
+    let (hbins, why) = hbin_chain(&work.img, declared.min(avail));
+    let why = why.unwrap_or_else(|| "the file ends there".into());
+    if hbins == 0 {
+        return Err(Error::corrupt(
+            Layer::Hive,
+            BASE_BLOCK_LEN as u64,
+            format!("no intact hive bin: {why}"),
+        ));
+    }
+    if hbins < declared {
+        report.notes.push(format!(
+            "hive bins data cut from {declared:#x} to the {hbins:#x} bytes of intact hbins ({why})"
+        ));
+    }
+    if let Err(bad) = check_root(fields.root, hbins as u32) {
+        return Err(to_error(Layer::Hive, bad, ""));
+    }
+    put_u32(&mut work.img, OFF_SEQ2, fields.seq1);
+    put_u32(&mut work.img, OFF_SEQ1, fields.seq1);
+    put_u32(&mut work.img, OFF_HBINS, hbins as u32);
+    put_u32(&mut work.img, OFF_CLUSTER, 1);
+    fix_checksum(&mut work.img);
+    report.state = HiveState::DirtyNotRecovered;
+    report.notes.push(
+        "dirty hive and no transaction log could be applied: read as-is; changes that only reached the logs are missing, so the data may be stale"
+            .into(),
+    );
+    Ok(fields.seq1)
+}
+
+#[cfg(test)]
+mod tests;
