@@ -101,6 +101,9 @@ pub fn main() -> i32 {
     // Parsers never panic on bad input by design; should one do so anyway,
     // report it as one line and exit 2 instead of a backtrace.
     std::panic::set_hook(Box::new(|info| {
+        if rdprescue::fs::in_guard() {
+            return; // becomes a one-line "malformed ... structures" error
+        }
         let msg = info
             .payload()
             .downcast_ref::<&str>()

@@ -132,11 +132,24 @@ pub fn open(vol: Arc<dyn Disk>, base: u64) -> Result<Box<dyn FileSystem>> {
     }
 }
 
+thread_local! {
+    static IN_GUARD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether this thread is inside a parser guard, where a panic of a
+/// third-party crate becomes an ordinary error: a panic hook should stay quiet.
+pub fn in_guard() -> bool {
+    IN_GUARD.with(|g| g.get())
+}
+
 /// Run `f`, turning a panic inside a third-party parser into an error. Our own
 /// code never panics on bad input; this guards the crates we build on, which
 /// are fuzzed too but not by us alone.
 pub(crate) fn guard<T>(layer: Layer, base: u64, f: impl FnOnce() -> Result<T>) -> Result<T> {
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+    let outer = IN_GUARD.with(|g| g.replace(true));
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    IN_GUARD.with(|g| g.set(outer));
+    match r {
         Ok(r) => r,
         Err(p) => {
             let msg = p
