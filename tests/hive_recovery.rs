@@ -460,26 +460,3 @@ fn clean_hives_are_returned_unchanged() {
         }
     }
 }
-
-/// Timing of load + recovery of the 12.8 MB dirty SYSTEM hive. Printed, not asserted:
-/// `cargo test --release --test hive_recovery -- --ignored --nocapture recovery_timing`
-#[test]
-#[ignore]
-fn recovery_timing() {
-    let Some(d) = hives() else { return };
-    let dir = d.join("win10-1709-dirty");
-    let (p, l1, l2) = (
-        read(&dir.join("SYSTEM")),
-        read(&dir.join("SYSTEM.LOG1")),
-        read(&dir.join("SYSTEM.LOG2")),
-    );
-    let mut best = std::time::Duration::MAX;
-    for _ in 0..20 {
-        let (a, b, c) = (p.clone(), l1.clone(), l2.clone());
-        let t = std::time::Instant::now();
-        let h = load(a, Some(b), Some(c)).unwrap();
-        best = best.min(t.elapsed());
-        assert_eq!(h.report.recovered_sequence, Some(2130));
-    }
-    eprintln!("load + recovery of win10-1709-dirty/SYSTEM (12.8 MB, 24 log entries): best of 20 = {best:?}");
-}

@@ -4,6 +4,7 @@
 mod cat;
 mod disk;
 mod fmt;
+mod inspect;
 mod regcmd;
 
 use clap::{Parser, Subcommand};
@@ -35,6 +36,20 @@ enum Cmd {
         /// Partition number (as listed by `disk`); default: the Windows volume holding PATH.
         #[arg(short, long)]
         partition: Option<u32>,
+    },
+    /// Diagnose why RDP fails: every setting that blocks Remote Desktop, with its fix.
+    /// Exit 0: nothing found; 1: findings; 2: error.
+    Inspect {
+        /// Image file or device (read-only), a directory of hive files (SYSTEM, SOFTWARE, BCD and
+        /// their .LOG1/.LOG2), or a SYSTEM hive file.
+        source: PathBuf,
+        /// JSON output (schema in README).
+        #[arg(long)]
+        json: bool,
+        /// The error message the RDP client showed: lists the checks that can cause it and the
+        /// causes outside the disk.
+        #[arg(long, value_name = "TEXT")]
+        symptom: Option<String>,
     },
     /// Read the registry of an image or of a hive file, like reg.exe.
     #[command(subcommand)]
@@ -124,6 +139,7 @@ pub fn main() -> i32 {
     let r = std::panic::catch_unwind(|| match cli.cmd {
         Cmd::Disk { image, json } => disk::run(&image, json),
         Cmd::Cat { image, path, partition } => cat::run(&image, &path, partition),
+        Cmd::Inspect { source, json, symptom } => inspect::run(&source, json, symptom.as_deref()),
         Cmd::Reg(RegCmd::Query { source, key, value, recursive, json, verbose }) => {
             regcmd::query(&source, &key, value.as_deref(), recursive, json, verbose)
         }

@@ -177,6 +177,50 @@ pub fn load_from_image(image: &Image, kind: HiveKind) -> Result<Hive> {
     load_from_fs(fs.as_ref(), &path, kind.name())
 }
 
+/// A machine hive looked up in an image: where it was expected and what loading gave.
+pub struct FoundHive {
+    pub kind: HiveKind,
+    /// Partition index and path inside it, when a volume to look on exists.
+    pub partition: Option<u32>,
+    pub path: String,
+    pub hive: Result<Hive>,
+}
+
+/// Survey `image` once and load the given machine hives from it (SYSTEM,
+/// SOFTWARE, SAM, SECURITY from the first Windows volume, BCD from the boot
+/// volume). A hive that is absent or unreadable is returned as an error in
+/// its slot; only a failing survey is an error of the whole call.
+pub fn load_machine(image: &Image, kinds: &[HiveKind]) -> Result<(locate::DiskReport, Vec<FoundHive>)> {
+    let survey = locate::survey(image)?;
+    let mut out = Vec::new();
+    let mut mounted: Vec<(u32, Box<dyn FileSystem>)> = Vec::new();
+    for &kind in kinds {
+        let place = match kind {
+            HiveKind::Bcd => survey.bcd.as_ref().map(|b| (b.partition, b.path.to_string())),
+            k => survey.windows_volumes.first().map(|&w| (w, format!("\\Windows\\System32\\config\\{}", k.name()))),
+        };
+        let Some((part, path)) = place else {
+            let what = if kind == HiveKind::Bcd { "BCD store (no \\Boot\\BCD or \\EFI\\Microsoft\\Boot\\BCD on any volume)".to_string() } else { format!("{} hive (no Windows volume in the image)", kind.name()) };
+            out.push(FoundHive { kind, partition: None, path: String::new(), hive: Err(Error::NotFound { layer: Layer::Hive, path: what }) });
+            continue;
+        };
+        if !mounted.iter().any(|(i, _)| *i == part) {
+            let p = survey.partition_table.partitions.iter().find(|p| p.index == part).ok_or_else(|| Error::Usage(format!("partition {part} vanished")))?;
+            match locate::mount(image, p) {
+                Ok(fs) => mounted.push((part, fs)),
+                Err(e) => {
+                    out.push(FoundHive { kind, partition: Some(part), path, hive: Err(e) });
+                    continue;
+                }
+            }
+        }
+        let fs = &mounted.iter().find(|(i, _)| *i == part).expect("mounted above").1;
+        let hive = load_from_fs(fs.as_ref(), &path, kind.name());
+        out.push(FoundHive { kind, partition: Some(part), path, hive });
+    }
+    Ok((survey, out))
+}
+
 /// Load a plain hive file from the local file system, with sibling
 /// NAME.LOG1/NAME.LOG2 (any case) when present.
 pub fn load_file(path: &Path) -> Result<Hive> {
@@ -201,6 +245,32 @@ pub fn load_file(path: &Path) -> Result<Hive> {
     let log2 = log("LOG2")?;
     let name = path.file_name().map_or_else(|| "hive".into(), |n| n.to_string_lossy().to_string());
     Ok(Hive::new(name, super::load(primary, log1, log2)?))
+}
+
+/// Which machine hive a plain hive file is: by file name (SYSTEM, SOFTWARE,
+/// SAM, SECURITY, BCD*), else by its content (Select = SYSTEM, Objects +
+/// Description = BCD, `Microsoft\Windows NT\CurrentVersion` = SOFTWARE).
+pub fn guess_kind(file_name: &str, hive: &Hive) -> Option<HiveKind> {
+    let n = file_name.to_uppercase();
+    let by_name = match n.as_str() {
+        "SYSTEM" => Some(HiveKind::System),
+        "SOFTWARE" => Some(HiveKind::Software),
+        "SAM" => Some(HiveKind::Sam),
+        "SECURITY" => Some(HiveKind::Security),
+        n if n.starts_with("BCD") => Some(HiveKind::Bcd),
+        _ => None,
+    };
+    by_name.or_else(|| {
+        if hive.key("Select").is_ok() {
+            Some(HiveKind::System)
+        } else if hive.key("Objects").is_ok() && hive.key("Description").is_ok() {
+            Some(HiveKind::Bcd)
+        } else if hive.key(r"Microsoft\Windows NT\CurrentVersion").is_ok() {
+            Some(HiveKind::Software)
+        } else {
+            None
+        }
+    })
 }
 
 /// Whether `path` is a plain hive file (starts with `regf`) rather than an image.

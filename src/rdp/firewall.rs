@@ -1,0 +1,328 @@
+//! Windows Firewall as stored in the registry: rule strings ([MS-GPFAS]
+//! 2.2.2.19 firewall rules, 2.2.6.2 connection security rules), the local,
+//! MDM and Group Policy rule stores, and the per-profile switches.
+
+use super::Ctx;
+use crate::hive::source::HiveKind;
+
+pub const LOCAL_POLICY: &str = r"{CCS}\Services\SharedAccess\Parameters\FirewallPolicy";
+pub const GPO_POLICY: &str = r"Policies\Microsoft\WindowsFirewall";
+/// Value name of the built-in RDP allow rule.
+pub const RDP_RULE: &str = "RemoteDesktop-UserMode-In-TCP";
+/// The rule group of the built-in Remote Desktop rules.
+pub const RDP_GROUP: &str = "@FirewallAPI.dll,-28752";
+/// The built-in rule as Windows writes it (after the version prefix).
+pub const RDP_RULE_BODY: &str = r"Action=Allow|Active=TRUE|Dir=In|Protocol=6|Profile=Domain|Profile=Private|Profile=Public|LPort=3389|App=%SystemRoot%\system32\svchost.exe|Svc=termservice|Name=@FirewallAPI.dll,-28775|Desc=@FirewallAPI.dll,-28756|EmbedCtxt=@FirewallAPI.dll,-28752|";
+
+/// A parsed rule string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    /// Which store: "local", "mdm", "gpo".
+    pub store: &'static str,
+    pub hive: HiveKind,
+    /// Key path of the store (with `{CCS}` for SYSTEM stores).
+    pub key: &'static str,
+    /// Value name (the rule id).
+    pub id: String,
+    pub raw: String,
+    /// "v2.22"
+    pub version: String,
+    pub tokens: Vec<(String, String)>,
+}
+
+/// Split a rule string into its version and `NAME=value` tokens. Free-text
+/// fields may contain `|`: a piece without `=` continues the previous token.
+pub fn parse(raw: &str) -> (String, Vec<(String, String)>) {
+    let mut parts = raw.split('|');
+    let version = parts.next().unwrap_or_default().trim().to_string();
+    let mut tokens: Vec<(String, String)> = Vec::new();
+    for p in parts {
+        match p.split_once('=') {
+            Some((k, v)) if !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') => tokens.push((k.to_string(), v.to_string())),
+            _ if p.is_empty() => {}
+            _ => {
+                if let Some(last) = tokens.last_mut() {
+                    last.1.push('|');
+                    last.1.push_str(p);
+                }
+            }
+        }
+    }
+    (version, tokens)
+}
+
+impl Rule {
+    pub fn new(store: &'static str, hive: HiveKind, key: &'static str, id: String, raw: String) -> Self {
+        let (version, tokens) = parse(&raw);
+        Rule { store, hive, key, id, raw, version, tokens }
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.tokens.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    pub fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.tokens.iter().filter(move |(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    pub fn active(&self) -> bool {
+        self.get("Active").is_some_and(|v| v.eq_ignore_ascii_case("TRUE"))
+    }
+
+    pub fn inbound(&self) -> bool {
+        self.get("Dir").is_none_or(|v| v.eq_ignore_ascii_case("In"))
+    }
+
+    pub fn action(&self) -> &str {
+        self.get("Action").unwrap_or("")
+    }
+
+    /// TCP (6) or any protocol.
+    pub fn covers_tcp(&self) -> bool {
+        self.get("Protocol").is_none_or(|p| p.trim() == "6")
+    }
+
+    /// Whether the local-port scope includes `port` (no scope = every port).
+    pub fn covers_port(&self, port: u32) -> bool {
+        let specs: Vec<&str> = self.all("LPort").chain(self.all("LPort2_10")).collect();
+        if specs.is_empty() {
+            return true;
+        }
+        specs.iter().flat_map(|s| s.split(',')).any(|s| {
+            let s = s.trim();
+            match s.split_once('-') {
+                Some((a, b)) => matches!((a.trim().parse::<u32>(), b.trim().parse::<u32>()), (Ok(a), Ok(b)) if (a..=b).contains(&port)),
+                None => s.parse::<u32>() == Ok(port),
+            }
+        })
+    }
+
+    /// Whether the rule can apply to the RDP service's traffic: no App/Svc
+    /// restriction or svchost/termservice; `App=System` (the kernel-mode
+    /// listener of Windows 7 / 2008) only for rules of the Remote Desktop group
+    /// or with an explicit port; never rules bound to an app package, a user or
+    /// a trust tuple, or that require authenticated peers.
+    pub fn applies_to_termservice(&self) -> bool {
+        let app_ok = self.get("App").is_none_or(|a| {
+            let a = a.to_lowercase();
+            a.ends_with("svchost.exe") || (a == "system" && (self.in_rdp_group() || self.has_port_scope()))
+        });
+        let svc_ok = self.get("Svc").is_none_or(|s| s == "*" || s.eq_ignore_ascii_case("termservice"));
+        let other = self.tokens.iter().any(|(k, _)| {
+            let k = k.to_ascii_uppercase();
+            k.starts_with("TTK") || k.starts_with("SECURITY") || matches!(k.as_str(), "APPPKGID" | "LUOWN" | "LUAUTH" | "RMAUTH" | "RUAUTH")
+        });
+        app_ok && svc_ok && !other
+    }
+
+    /// The rule names local ports.
+    pub fn has_port_scope(&self) -> bool {
+        self.all("LPort").chain(self.all("LPort2_10")).next().is_some()
+    }
+
+    /// Whether the rule applies in profile `name` (no Profile token = every profile).
+    pub fn in_profile(&self, name: &str) -> bool {
+        let mut ps = self.all("Profile").peekable();
+        ps.peek().is_none() || ps.any(|p| p.eq_ignore_ascii_case(name))
+    }
+
+    /// A rule of Windows' "Remote Desktop" group.
+    pub fn in_rdp_group(&self) -> bool {
+        self.get("EmbedCtxt").is_some_and(|g| g.eq_ignore_ascii_case(RDP_GROUP)) || self.id.to_lowercase().starts_with("remotedesktop-")
+    }
+
+    /// Remote-address, interface or local-address scope (cannot be judged offline).
+    pub fn scoped(&self) -> bool {
+        ["RA4", "RA6", "LA4", "LA6", "IF", "IFType", "RA42", "RA62"].iter().any(|k| self.get(k).is_some())
+    }
+
+    /// The same string with the `Active=` token set to `active`, every other byte kept.
+    pub fn with_active(&self, active: bool) -> String {
+        let want = if active { "Active=TRUE" } else { "Active=FALSE" };
+        let mut out: Vec<String> = Vec::new();
+        let mut done = false;
+        for piece in self.raw.split('|') {
+            if !done && piece.len() >= 7 && piece[..7].eq_ignore_ascii_case("Active=") {
+                out.push(want.to_string());
+                done = true;
+            } else {
+                out.push(piece.to_string());
+            }
+        }
+        out.join("|")
+    }
+
+    /// Whether this is an active inbound rule of `action` covering TCP `port` of the RDP service.
+    pub fn matches_rdp(&self, action: &str, port: u32) -> bool {
+        self.active() && self.inbound() && self.action().eq_ignore_ascii_case(action) && self.covers_tcp() && self.covers_port(port) && self.applies_to_termservice()
+    }
+}
+
+/// One firewall profile's effective switches.
+#[derive(Debug, Clone)]
+pub struct Profile {
+    /// "Domain", "Private", "Public".
+    pub name: &'static str,
+    pub enabled: bool,
+    pub block_all: bool,
+}
+
+/// Local store profile keys and their Group Policy twins.
+pub const PROFILES: [(&str, &str, &[&str]); 3] = [
+    ("Domain", "DomainProfile", &["DomainProfile"]),
+    ("Private", "StandardProfile", &["PrivateProfile", "StandardProfile"]),
+    ("Public", "PublicProfile", &["PublicProfile"]),
+];
+
+/// The firewall configuration of a machine.
+pub struct Firewall {
+    pub profiles: Vec<Profile>,
+    pub local: Vec<Rule>,
+    pub mdm: Vec<Rule>,
+    pub gpo: Vec<Rule>,
+    /// Group Policy lets local rules apply (AllowLocalPolicyMerge not 0 in every GPO profile).
+    pub local_merge: bool,
+    pub local_ipsec_merge: bool,
+    pub local_consec: Vec<Rule>,
+    pub gpo_consec: Vec<Rule>,
+}
+
+fn rules(ctx: &Ctx, store: &'static str, hive: HiveKind, key: &'static str) -> Vec<Rule> {
+    ctx.key(hive, key)
+        .map(|k| k.values.into_iter().filter(|v| matches!(v.kind, 1 | 2)).map(|v| Rule::new(store, hive, key, v.name.clone(), v.string())).collect())
+        .unwrap_or_default()
+}
+
+impl Firewall {
+    pub fn load(ctx: &Ctx) -> Firewall {
+        let sw = ctx.has(HiveKind::Software);
+        let gpo_dword = |profile: &str, name: &str| -> Option<u32> {
+            sw.then(|| ctx.dword(HiveKind::Software, &format!(r"{GPO_POLICY}\{profile}"), name)).flatten()
+        };
+        let mut profiles = Vec::new();
+        for (name, local_key, gpo_keys) in PROFILES {
+            let local = |n: &str| ctx.dword(HiveKind::System, &format!(r"{LOCAL_POLICY}\{local_key}"), n);
+            let gpo = |n: &str| gpo_keys.iter().find_map(|k| gpo_dword(k, n));
+            let enabled = gpo("EnableFirewall").or_else(|| local("EnableFirewall")).unwrap_or(1) != 0;
+            let block_all = gpo("DoNotAllowExceptions").or_else(|| local("DoNotAllowExceptions")).unwrap_or(0) != 0;
+            profiles.push(Profile { name, enabled, block_all });
+        }
+        let merge = |n: &str| !["DomainProfile", "PrivateProfile", "PublicProfile"].iter().all(|p| gpo_dword(p, n) == Some(0));
+        Firewall {
+            profiles,
+            local: rules(ctx, "local", HiveKind::System, r"{CCS}\Services\SharedAccess\Parameters\FirewallPolicy\FirewallRules"),
+            mdm: rules(ctx, "mdm", HiveKind::System, r"{CCS}\Services\SharedAccess\Parameters\FirewallPolicy\Mdm\FirewallRules"),
+            gpo: if sw { rules(ctx, "gpo", HiveKind::Software, r"Policies\Microsoft\WindowsFirewall\FirewallRules") } else { Vec::new() },
+            local_merge: merge("AllowLocalPolicyMerge"),
+            local_ipsec_merge: merge("AllowLocalIPsecPolicyMerge"),
+            local_consec: rules(ctx, "local", HiveKind::System, r"{CCS}\Services\SharedAccess\Parameters\FirewallPolicy\ConSecRules"),
+            gpo_consec: if sw { rules(ctx, "gpo", HiveKind::Software, r"Policies\Microsoft\WindowsFirewall\ConSecRules") } else { Vec::new() },
+        }
+    }
+
+    /// Rules that are enforced: GPO and MDM always, local ones unless GPO turned merging off.
+    pub fn enforced(&self) -> impl Iterator<Item = &Rule> {
+        self.gpo.iter().chain(self.mdm.iter()).chain(self.local.iter().filter(|_| self.local_merge))
+    }
+
+    /// The firewall filters inbound traffic in at least one profile.
+    pub fn any_enabled(&self) -> bool {
+        self.profiles.iter().any(|p| p.enabled)
+    }
+
+    /// An active inbound allow rule covers TCP `port` for the RDP service in
+    /// every profile where the firewall is on (profiles that block everything
+    /// are another check's business).
+    pub fn allows(&self, port: u32) -> bool {
+        self.closed_profiles(port).is_empty()
+    }
+
+    /// Profiles where the firewall is on, does not block everything, and no
+    /// enforced allow rule covers TCP `port` for the RDP service.
+    pub fn closed_profiles(&self, port: u32) -> Vec<&'static str> {
+        self.profiles
+            .iter()
+            .filter(|p| p.enabled && !p.block_all)
+            .filter(|p| !self.enforced().any(|r| r.matches_rdp("Allow", port) && r.in_profile(p.name)))
+            .map(|p| p.name)
+            .collect()
+    }
+
+    /// Whether `r` applies in some profile where the firewall is on.
+    pub fn in_enabled_profile(&self, r: &Rule) -> bool {
+        self.profiles.iter().any(|p| p.enabled && r.in_profile(p.name))
+    }
+
+    /// A rule prefix (`v2.xx`) used on this disk, for a rule rdprescue adds.
+    pub fn version_prefix(&self) -> Option<String> {
+        self.local.iter().chain(self.gpo.iter()).map(|r| r.version.clone()).find(|v| v.starts_with('v'))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BUILTIN: &str = r"v2.22|Action=Allow|Active=FALSE|Dir=In|Protocol=6|Profile=Domain|Profile=Private|Profile=Public|LPort=3389|App=%SystemRoot%\system32\svchost.exe|Svc=termservice|Name=@FirewallAPI.dll,-28775|Desc=@FirewallAPI.dll,-28756|EmbedCtxt=@FirewallAPI.dll,-28752|";
+
+    fn rule(raw: &str) -> Rule {
+        Rule::new("local", HiveKind::System, "k", "id".into(), raw.into())
+    }
+
+    #[test]
+    fn builtin_rule() {
+        let r = rule(BUILTIN);
+        assert_eq!(r.version, "v2.22");
+        assert!(!r.active());
+        assert_eq!(r.all("Profile").count(), 3);
+        assert!(r.covers_port(3389) && !r.covers_port(3390));
+        assert!(r.applies_to_termservice());
+        let on = r.with_active(true);
+        assert_eq!(on, BUILTIN.replace("Active=FALSE", "Active=TRUE"));
+        assert!(rule(&on).matches_rdp("Allow", 3389));
+        assert!(!rule(&on).matches_rdp("Block", 3389));
+    }
+
+    #[test]
+    fn block_rules_and_scopes() {
+        let b = rule("v2.30|Action=Block|Active=TRUE|Dir=In|Protocol=6|LPort=3389|Name=Block RDP|");
+        assert!(b.matches_rdp("Block", 3389));
+        let all_ports = rule("v2.30|Action=Block|Active=TRUE|Dir=In|Name=x|");
+        assert!(all_ports.matches_rdp("Block", 3389), "no protocol and no port scope = everything");
+        let udp = rule("v2.30|Action=Block|Active=TRUE|Dir=In|Protocol=17|LPort=3389|");
+        assert!(!udp.matches_rdp("Block", 3389));
+        let range = rule("v2.30|Action=Block|Active=TRUE|Dir=In|Protocol=6|LPort2_10=3000-4000|");
+        assert!(range.covers_port(3389) && !range.covers_port(4001));
+        let keyword = rule("v2.30|Action=Allow|Active=TRUE|Dir=In|Protocol=6|LPort=RPC|");
+        assert!(!keyword.covers_port(3389));
+        let other_app = rule(r"v2.30|Action=Block|Active=TRUE|Dir=In|Protocol=6|App=C:\x\app.exe|");
+        assert!(!other_app.matches_rdp("Block", 3389));
+        // Seen in a real Windows 10 hive: neither covers RDP.
+        let kernel = rule("v2.30|Action=Allow|Active=TRUE|Dir=In|Protocol=6|App=System|Name=@wlansvc.dll,-37378|EmbedCtxt=@wlansvc.dll,-36865|TTK2_27=WFDKmDriver|");
+        assert!(!kernel.matches_rdp("Allow", 3390));
+        let package = rule("v2.30|Action=Allow|Active=TRUE|Dir=In|Profile=Domain|Name=Skype|LUOwn=S-1-5-21-1|AppPkgId=S-1-15-2-1|Platform=2:6:2|");
+        assert!(!package.matches_rdp("Allow", 3390));
+        let system_any = rule("v2.30|Action=Allow|Active=TRUE|Dir=In|Protocol=6|App=System|Name=x|");
+        assert!(!system_any.matches_rdp("Allow", 3390));
+        let out = rule("v2.30|Action=Block|Active=TRUE|Dir=Out|Protocol=6|LPort=3389|");
+        assert!(!out.matches_rdp("Block", 3389));
+    }
+
+    #[test]
+    fn profiles() {
+        let r = rule(BUILTIN);
+        assert!(r.in_profile("Public") && r.in_profile("domain"));
+        let dp = rule("v2.10|Action=Allow|Active=TRUE|Dir=In|Protocol=6|Profile=Domain|Profile=Private|LPort=3389|App=System|EmbedCtxt=@FirewallAPI.dll,-28752|");
+        assert!(dp.in_profile("Private") && !dp.in_profile("Public"));
+        assert!(dp.in_rdp_group() && dp.applies_to_termservice());
+        assert!(rule("v2.10|Action=Allow|Dir=In|").in_profile("Public"));
+    }
+
+    #[test]
+    fn free_text_with_bars() {
+        let r = rule("v2.30|Action=Block|Name=a|b|c|Active=TRUE|Dir=In|");
+        assert_eq!(r.get("Name"), Some("a|b|c"));
+        assert!(r.active());
+        assert_eq!(r.with_active(false), "v2.30|Action=Block|Name=a|b|c|Active=FALSE|Dir=In|");
+    }
+}

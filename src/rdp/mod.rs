@@ -1,0 +1,282 @@
+//! Layer 5: the RDP checks. A declarative catalog ([`catalog`]) of every
+//! offline-detectable setting that blocks Remote Desktop (ids from
+//! `shared/reference/rdp-checks.md`), evaluated against a machine's hives.
+//!
+//! This layer only sees hives, through the [`Hives`] trait: it does not know
+//! whether they came from a disk image, a device or a directory of files.
+//!
+//! For every setting it reports the local value, the Group Policy value
+//! (`SOFTWARE\Policies\...`) and the effective one with its source; a missing
+//! value is shown as the Windows default and says so. Broken settings become
+//! [`Finding`]s carrying the exact registry [`Action`]s a fix would write.
+
+pub mod catalog;
+mod custom;
+pub mod eval;
+pub mod firewall;
+pub mod symptoms;
+
+use crate::hive::source::{control_set_name, control_sets, ControlSets, HiveKind};
+use crate::hive::tree::{hex, Hive, Key, Value};
+use serde::Serialize;
+use serde_json::Value as J;
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+pub use catalog::{Area, Check, CATALOG};
+pub use eval::inspect;
+
+/// Where the checks find hives. SYSTEM is required; the others are optional
+/// (checks on a missing hive are reported as not evaluated).
+pub trait Hives {
+    fn hive(&self, kind: HiveKind) -> Option<&Hive>;
+}
+
+/// Hives held in memory, one per kind.
+#[derive(Default)]
+pub struct HiveSet {
+    pub hives: Vec<(HiveKind, Hive)>,
+}
+
+impl Hives for HiveSet {
+    fn hive(&self, kind: HiveKind) -> Option<&Hive> {
+        self.hives.iter().find(|(k, _)| *k == kind).map(|(_, h)| h)
+    }
+}
+
+/// How bad a finding is. `Info` entries are notes, not findings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// RDP cannot work at all.
+    Critical,
+    /// RDP fails for most clients or most of the time.
+    High,
+    /// RDP fails in common situations (some clients, after a redeploy, domain logons).
+    Medium,
+    /// Unusual settings that can break RDP in narrow cases.
+    Low,
+    /// Worth knowing; not a fault.
+    Info,
+}
+
+impl Severity {
+    pub fn name(self) -> &'static str {
+        match self {
+            Severity::Critical => "critical",
+            Severity::High => "high",
+            Severity::Medium => "medium",
+            Severity::Low => "low",
+            Severity::Info => "info",
+        }
+    }
+}
+
+/// One registry change a fix makes. Paths are inside the hive (real control
+/// set names, never `CurrentControlSet`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "op", rename_all = "kebab-case")]
+pub enum Action {
+    SetValue {
+        hive: &'static str,
+        key: String,
+        name: String,
+        #[serde(rename = "type")]
+        ty: &'static str,
+        data: J,
+    },
+    DeleteValue { hive: &'static str, key: String, name: String },
+    DeleteKey { hive: &'static str, key: String },
+}
+
+impl Action {
+    /// One line, `.reg`-style: what changes where.
+    pub fn describe(&self) -> String {
+        match self {
+            Action::SetValue { hive, key, name, ty, data } => {
+                format!("set {}\\{}\\{} = {} ({ty})", root(hive), key, value_name(name), show_json(data))
+            }
+            Action::DeleteValue { hive, key, name } => format!("delete value {}\\{}\\{}", root(hive), key, value_name(name)),
+            Action::DeleteKey { hive, key } => format!("delete key {}\\{}", root(hive), key),
+        }
+    }
+}
+
+fn value_name(n: &str) -> &str {
+    if n.is_empty() {
+        "(Default)"
+    } else {
+        n
+    }
+}
+
+/// `HKLM\SYSTEM` style prefix for a hive name.
+pub fn root(hive: &str) -> String {
+    if hive.starts_with("BCD") {
+        "BCD".into()
+    } else {
+        format!("HKLM\\{hive}")
+    }
+}
+
+/// A value as the report shows it: numbers in decimal (with hex when large),
+/// strings quoted, lists in brackets.
+pub fn show_json(v: &J) -> String {
+    match v {
+        J::Null => "(absent)".into(),
+        J::Number(n) => match n.as_u64() {
+            Some(x) if x > 9 => format!("{x} ({x:#x})"),
+            _ => n.to_string(),
+        },
+        J::String(s) => format!("\"{s}\""),
+        J::Array(a) => format!("[{}]", a.iter().map(show_json).collect::<Vec<_>>().join(", ")),
+        other => other.to_string(),
+    }
+}
+
+/// The data of a registry value as JSON: DWORD/QWORD numbers, strings,
+/// MULTI_SZ arrays, hex for binary.
+pub fn value_json(v: &Value) -> J {
+    v.json_data()
+}
+
+/// One row of the settings table.
+#[derive(Debug, Clone, Serialize)]
+pub struct Setting {
+    /// The check this setting belongs to.
+    pub id: &'static str,
+    /// Full local path, e.g. `HKLM\SYSTEM\ControlSet001\Control\Terminal Server`.
+    pub path: String,
+    pub name: String,
+    pub local: J,
+    /// The Group Policy counterpart's path, when the setting has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy_path: Option<String>,
+    pub policy: J,
+    pub effective: J,
+    /// "local", "policy", "default" (value absent, Windows default applies),
+    /// "missing" (absent and no usable default), "not-evaluated" (hive missing).
+    pub source: &'static str,
+}
+
+/// A broken setting and how rdprescue would fix it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Finding {
+    pub check: &'static str,
+    pub severity: Severity,
+    pub title: &'static str,
+    pub message: String,
+    /// The fix as text (one line per action, or the manual procedure).
+    pub fix: String,
+    /// The registry changes `rdprescue fix` applies; empty when the fix is manual.
+    pub actions: Vec<Action>,
+}
+
+/// Access to the hives for the checks: control-set resolution and a cache of
+/// keys already read.
+pub struct Ctx<'a> {
+    hives: &'a dyn Hives,
+    pub sets: Option<ControlSets>,
+    /// `ControlSetNNN` that `{CCS}` stands for.
+    pub ccs: String,
+    /// Control sets a fix writes to: Current, plus Default when it differs and exists.
+    pub fix_sets: Vec<String>,
+    cache: RefCell<HashMap<(&'static str, String), Option<Key>>>,
+}
+
+impl<'a> Ctx<'a> {
+    pub fn new(hives: &'a dyn Hives) -> Self {
+        let sets = hives.hive(HiveKind::System).filter(|h| h.key("Select").is_ok()).map(control_sets);
+        let ccs = sets.as_ref().map_or_else(|| control_set_name(1), |s| s.current_key.clone());
+        let mut fix_sets = vec![ccs.clone()];
+        if let (Some(s), Some(sys)) = (&sets, hives.hive(HiveKind::System)) {
+            if let Some(d) = s.default.map(control_set_name) {
+                if d != ccs && sys.key(&d).is_ok() {
+                    fix_sets.push(d);
+                }
+            }
+        }
+        Ctx { hives, sets, ccs, fix_sets, cache: RefCell::new(HashMap::new()) }
+    }
+
+    pub fn has(&self, kind: HiveKind) -> bool {
+        self.hives.hive(kind).is_some()
+    }
+
+    pub fn hive(&self, kind: HiveKind) -> Option<&Hive> {
+        self.hives.hive(kind)
+    }
+
+    /// Replace `{CCS}` by the current control set.
+    pub fn expand(&self, path: &str) -> String {
+        path.replace("{CCS}", &self.ccs)
+    }
+
+    /// The key at `path` (`{CCS}` allowed) of hive `kind`, if present.
+    pub fn key(&self, kind: HiveKind, path: &str) -> Option<Key> {
+        let path = self.expand(path);
+        let ck = (kind.name(), path.to_lowercase());
+        if let Some(k) = self.cache.borrow().get(&ck) {
+            return k.clone();
+        }
+        let k = self.hives.hive(kind).and_then(|h| h.key(&path).ok());
+        self.cache.borrow_mut().insert(ck, k.clone());
+        k
+    }
+
+    pub fn value(&self, kind: HiveKind, path: &str, name: &str) -> Option<Value> {
+        self.key(kind, path)?.values.into_iter().find(|v| v.name.eq_ignore_ascii_case(name))
+    }
+
+    pub fn dword(&self, kind: HiveKind, path: &str, name: &str) -> Option<u32> {
+        self.value(kind, path, name).and_then(|v| v.dword())
+    }
+
+    pub fn string(&self, kind: HiveKind, path: &str, name: &str) -> Option<String> {
+        self.value(kind, path, name).filter(|v| matches!(v.kind, 1 | 2 | 6)).map(|v| v.string())
+    }
+
+    /// Full path for display: `HKLM\SYSTEM\ControlSet001\...`.
+    pub fn full(&self, kind: HiveKind, path: &str) -> String {
+        format!("{}\\{}", root(kind.name()), self.expand(path))
+    }
+
+    /// Actions writing `name` = `data` under `path` in every control set a fix
+    /// targets (a `{CCS}` path), or once (any other path).
+    pub fn set_actions(&self, kind: HiveKind, path: &str, name: &str, ty: &'static str, data: J) -> Vec<Action> {
+        self.targets(path)
+            .into_iter()
+            .map(|key| Action::SetValue { hive: kind.name(), key, name: name.into(), ty, data: data.clone() })
+            .collect()
+    }
+
+    pub fn delete_value_actions(&self, kind: HiveKind, path: &str, name: &str) -> Vec<Action> {
+        self.targets(path)
+            .into_iter()
+            .filter(|k| self.hive(kind).and_then(|h| h.key(k).ok()).is_some_and(|k| k.values.iter().any(|v| v.name.eq_ignore_ascii_case(name))))
+            .map(|key| Action::DeleteValue { hive: kind.name(), key, name: name.into() })
+            .collect()
+    }
+
+    fn targets(&self, path: &str) -> Vec<String> {
+        if path.contains("{CCS}") {
+            self.fix_sets.iter().map(|s| path.replace("{CCS}", s)).collect()
+        } else {
+            vec![path.to_string()]
+        }
+    }
+}
+
+/// The registry type name for a JSON value written by a fix.
+pub fn type_of(v: &J) -> &'static str {
+    match v {
+        J::Number(_) => "REG_DWORD",
+        J::Array(_) => "REG_MULTI_SZ",
+        _ => "REG_SZ",
+    }
+}
+
+/// Hex of binary data (used for thumbprints).
+pub fn hexdata(b: &[u8]) -> String {
+    hex(b)
+}

@@ -1,0 +1,309 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""Build the `inspect` scenario images: real Windows hives from ../shared/data,
+broken on purpose, inside Gen1 (MBR + System Reserved) and Gen2 (GPT + ESP)
+disks as raw, VHD and VHDX.
+
+usage: make-scenarios.py OUT_DIR [NAME ...]
+
+Scenarios are described in testdata/scenarios.json: the base SYSTEM hive (a
+directory of ../shared/data/hives), .reg patches per hive (applied with
+`hivexregedit --merge`; missing ancestor keys are created first), the disk
+generation and container format, and the check ids `rdprescue inspect` must
+report. A scenario may instead carry a "log" patch: the SYSTEM primary stays as
+it was and the patched state is written only to a new-format transaction log
+(SYSTEM.LOG1, one HvLE entry, Marvin32 hashes), so that the change exists only
+in the log, as after a crash.
+
+SOFTWARE comes from testdata/hives/SOFTWARE (made by make-fixtures.sh, as no
+real SOFTWARE hive is available to ship), BCD from ../shared/data/hives/bcd.
+Writes OUT_DIR/<name>.<raw|vhd|vhdx> and OUT_DIR/manifest.json.
+
+Needs: hivexregedit (libwin-hivex-perl), mkntfs + ntfscp + libntfs-3g
+(ntfs-3g), mkfs.fat + mtools, sfdisk, sgdisk, qemu-img. Unprivileged: every
+volume is built as a file and spliced into the disk with dd.
+"""
+import json
+import os
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SHARED = os.path.join(HERE, "..", "..", "shared", "data", "hives")
+MiB = 1 << 20
+M32 = 0xFFFFFFFF
+
+
+def run(*cmd, **kw):
+    r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **kw)
+    if r.returncode != 0:
+        sys.exit(f"make-scenarios: failed: {' '.join(map(str, cmd))}\n{r.stdout.decode(errors='replace')}")
+    return r.stdout
+
+
+# ------------------------------------------------------------------ hives
+
+def reg_text(root, patch):
+    """A .reg file for hivexregedit from {"Key\\Path": {"name": value}}: ancestors first."""
+    out = ["Windows Registry Editor Version 5.00", ""]
+    seen = set()
+    for key, values in patch.items():
+        parts = key.split("\\")
+        for i in range(1, len(parts) + 1):
+            k = "\\".join(parts[:i])
+            if k.lower() not in seen:
+                seen.add(k.lower())
+                out.append(f"[{root}\\{k}]")
+                if i == len(parts):
+                    out.extend(reg_values(values))
+                out.append("")
+            elif i == len(parts):
+                out.append(f"[{root}\\{k}]")
+                out.extend(reg_values(values))
+                out.append("")
+    return "\r\n".join(out) + "\r\n"
+
+
+def reg_values(values):
+    lines = []
+    for name, v in values.items():
+        n = "@" if name == "" else '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        if v is None:
+            lines.append(f"{n}=-")
+        elif isinstance(v, int):
+            lines.append(f"{n}=dword:{v:08x}")
+        elif isinstance(v, str):
+            lines.append(n + '="' + v.replace("\\", "\\\\").replace('"', '\\"') + '"')
+        elif isinstance(v, dict) and "hex" in v:
+            b = bytes.fromhex(v["hex"].replace(" ", ""))
+            t = v.get("type", 3)
+            lines.append(f"{n}=hex({t:x}):" + ",".join(f"{x:02x}" for x in b) if t != 3 else f"{n}=hex:" + ",".join(f"{x:02x}" for x in b))
+        elif isinstance(v, dict) and "multi" in v:
+            data = b"".join(s.encode("utf-16-le") + b"\0\0" for s in v["multi"]) + b"\0\0"
+            lines.append(f"{n}=hex(7):" + ",".join(f"{x:02x}" for x in data))
+        else:
+            sys.exit(f"make-scenarios: bad value {name}={v!r}")
+    return lines
+
+
+def merge(hive, root, patch, work):
+    if not patch:
+        return
+    reg = os.path.join(work, "patch.reg")
+    with open(reg, "w", encoding="utf-8") as f:
+        f.write(reg_text(root, patch))
+    run("hivexregedit", "--merge", "--prefix", root, hive, reg)
+
+
+def marvin32(data, seed=0x82EF4D887A4E55C5):
+    s0, s1 = seed & M32, seed >> 32
+
+    def rotl(x, n):
+        return ((x << n) | (x >> (32 - n))) & M32
+
+    def block(s0, s1):
+        s1 ^= s0
+        s0 = (rotl(s0, 20) + s1) & M32
+        s1 = rotl(s1, 9) ^ s0
+        s0 = (rotl(s0, 27) + s1) & M32
+        s1 = rotl(s1, 19)
+        return s0, s1
+
+    n = len(data) // 4
+    for (w,) in struct.iter_unpack("<I", data[: n * 4]):
+        s0 = (s0 + w) & M32
+        s0, s1 = block(s0, s1)
+    tail = data[n * 4:]
+    f = {0: 0x80, 1: 0x8000 | (tail[0] if tail else 0)}.get(len(tail))
+    if len(tail) == 2:
+        f = 0x800000 | tail[0] | tail[1] << 8
+    elif len(tail) == 3:
+        f = 0x80000000 | tail[2] << 16 | tail[0] | tail[1] << 8
+    s0 = (s0 + f) & M32
+    s0, s1 = block(s0, s1)
+    s0, s1 = block(s0, s1)
+    return (s1 << 32) | s0
+
+
+def checksum(base):
+    x = 0
+    for (w,) in struct.iter_unpack("<I", bytes(base[:508])):
+        x ^= w
+    return 1 if x == 0 else (0xFFFFFFFE if x == M32 else x)
+
+
+def make_dirty(before_path, after_path, primary_out, log_out):
+    """Primary = `before` marked dirty; LOG1 = one HvLE entry with every page of `after` that differs."""
+    a = bytearray(open(before_path, "rb").read())
+    b = open(after_path, "rb").read()
+    seq = struct.unpack_from("<I", a, 4)[0]
+    assert seq == struct.unpack_from("<I", a, 8)[0], "base hive must be clean"
+    new = seq + 1
+    # Log base block: the new state's first 512 bytes, file type 6 (log), seq1 = seq2 = new.
+    lb = bytearray(b[:512])
+    struct.pack_into("<III", lb, 4, new, new, *struct.unpack_from("<I", lb, 12))
+    struct.pack_into("<I", lb, 28, 6)
+    struct.pack_into("<I", lb, 508, checksum(lb))
+    hbins = struct.unpack_from("<I", b, 40)[0]
+    pages = []
+    for off in range(0, hbins, 4096):
+        pa, pb = a[4096 + off: 4096 + off + 4096], b[4096 + off: 4096 + off + 4096]
+        if pa != pb:
+            pages.append((off, pb))
+    assert pages, "the patch changed nothing"
+    refs = b"".join(struct.pack("<II", off, len(p)) for off, p in pages)
+    body = refs + b"".join(p for _, p in pages)
+    size = (40 + len(body) + 511) // 512 * 512
+    entry = bytearray(size)
+    entry[40:40 + len(body)] = body
+    struct.pack_into("<4sIIIII", entry, 0, b"HvLE", size, 0, new, hbins, len(pages))
+    struct.pack_into("<Q", entry, 24, marvin32(bytes(entry[40:size])))
+    struct.pack_into("<Q", entry, 32, marvin32(bytes(entry[0:32])))
+    with open(log_out, "wb") as f:
+        f.write(lb + entry)
+    # Primary: what Windows leaves after the first flush of a session: seq1 bumped, seq2 not.
+    struct.pack_into("<I", a, 4, new)
+    struct.pack_into("<I", a, 508, checksum(a))
+    with open(primary_out, "wb") as f:
+        f.write(a)
+    return len(pages), new
+
+
+# ------------------------------------------------------------------ disks
+
+def ntfs_volume(path, mib, start, label, files):
+    if os.path.exists(path):
+        os.remove(path)
+    with open(path, "wb") as f:
+        f.truncate(mib * MiB)
+    run("mkntfs", "-q", "-F", "-Q", "-c", "4096", "-s", "512", "-p", str(start), "-H", "255", "-S", "63", "-L", label, path)
+    dirs = sorted({"/" + "/".join(w.strip("\\").split("\\")[:i]) for w in files for i in range(1, len(w.strip("\\").split("\\")))})
+    if dirs:
+        run("python3", os.path.join(HERE, "tools", "ntfsmkdir.py"), path, *dirs)
+    for win, src in files.items():
+        run("ntfscp", "-q", path, src, "/" + win.strip("\\").replace("\\", "/"))
+
+
+def fat_volume(path, mib, start, files):
+    if os.path.exists(path):
+        os.remove(path)
+    run("mkfs.fat", "-F", "16", "-S", "512", "-h", str(start), "-n", "SYSTEM", "-C", path, str(mib * 1024))
+    env = dict(os.environ, MTOOLS_SKIP_CHECK="1")
+    made = set()
+    for win, src in files.items():
+        parts = win.strip("\\").split("\\")
+        for i in range(1, len(parts)):
+            d = "::/" + "/".join(parts[:i])
+            if d not in made:
+                made.add(d)
+                run("mmd", "-i", path, d, env=env)
+        run("mcopy", "-i", path, src, "::/" + "/".join(parts), env=env)
+
+
+def splice(disk, part, start):
+    with open(part, "rb") as src, open(disk, "r+b") as dst:
+        dst.seek(start * 512)
+        shutil.copyfileobj(src, dst, 4 * MiB)
+
+
+def build_disk(raw, gen, win_files, bcd, work):
+    need = sum(os.path.getsize(p) for p in win_files.values())
+    win_mib = max(24, (need * 3 // 2) // MiB + 16)
+    part = os.path.join(work, "part")
+    if gen == 1:
+        win_start = 2048 + 16 * 2048
+        total = (win_start // 2048) + win_mib + 1
+        with open(raw, "wb") as f:
+            f.truncate(total * MiB)
+        layout = f"label: dos\nlabel-id: 0x5ce7a001\nunit: sectors\n\nstart=2048, size={16 * 2048}, type=7, bootable\nstart={win_start}, size={win_mib * 2048}, type=7\n"
+        run("sfdisk", "--no-reread", "--no-tell-kernel", raw, input=layout.encode())
+        ntfs_volume(part, 16, 2048, "System Reserved", {"\\Boot\\BCD": bcd})
+        splice(raw, part, 2048)
+        ntfs_volume(part, win_mib, win_start, "Windows", win_files)
+        splice(raw, part, win_start)
+    else:
+        esp_mib, msr_mib = 20, 16
+        win_start = 2048 + (esp_mib + msr_mib) * 2048
+        total = 1 + esp_mib + msr_mib + win_mib + 1
+        with open(raw, "wb") as f:
+            f.truncate(total * MiB)
+        run("sgdisk", "-U", "5ce7a002-0000-4000-8000-000000000001",
+            "-n", f"1:2048:+{esp_mib}M", "-t", "1:EF00", "-c", "1:EFI system partition",
+            "-n", f"2:0:+{msr_mib}M", "-t", "2:0C01", "-c", "2:Microsoft reserved partition",
+            "-n", f"3:{win_start}:+{win_mib}M", "-t", "3:0700", "-c", "3:Basic data partition", raw)
+        fat_volume(part, esp_mib, 2048, {"\\EFI\\Microsoft\\Boot\\BCD": bcd})
+        splice(raw, part, 2048)
+        ntfs_volume(part, win_mib, win_start, "Windows", win_files)
+        splice(raw, part, win_start)
+
+
+def convert(raw, fmt, out):
+    if fmt == "raw":
+        os.replace(raw, out)
+    elif fmt == "vhd":
+        run("qemu-img", "convert", "-f", "raw", "-O", "vpc", "-o", "subformat=dynamic,force_size=on", raw, out)
+    elif fmt == "vhdx":
+        run("qemu-img", "convert", "-f", "raw", "-O", "vhdx", "-o", "subformat=dynamic", raw, out)
+    else:
+        sys.exit(f"make-scenarios: unknown format {fmt}")
+
+
+def build(sc, out_dir, work):
+    base = os.path.join(SHARED, sc["base"])
+    h = os.path.join(work, "hives")
+    shutil.rmtree(h, ignore_errors=True)
+    os.makedirs(h)
+    for f in os.listdir(base):
+        shutil.copy(os.path.join(base, f), os.path.join(h, f))
+        os.chmod(os.path.join(h, f), 0o644)
+    shutil.copy(os.path.join(HERE, "hives", "SOFTWARE"), os.path.join(h, "SOFTWARE"))
+    shutil.copy(os.path.join(SHARED, "bcd", sc.get("bcd", "BCD-win10-uefi" if sc["gen"] == 2 else "BCD-zimmerman")), os.path.join(h, "BCD"))
+    for f in ("SOFTWARE", "BCD"):
+        os.chmod(os.path.join(h, f), 0o644)
+    patches = sc.get("patch", {})
+    merge(os.path.join(h, "SYSTEM"), "HKEY_LOCAL_MACHINE\\SYSTEM", patches.get("SYSTEM"), work)
+    merge(os.path.join(h, "SOFTWARE"), "HKEY_LOCAL_MACHINE\\SOFTWARE", patches.get("SOFTWARE"), work)
+    merge(os.path.join(h, "BCD"), "HKEY_LOCAL_MACHINE\\BCD00000000", patches.get("BCD"), work)
+    info = {}
+    if "log" in sc:
+        after = os.path.join(work, "after")
+        shutil.copy(os.path.join(h, "SYSTEM"), after)
+        merge(after, "HKEY_LOCAL_MACHINE\\SYSTEM", sc["log"], work)
+        pages, seq = make_dirty(os.path.join(h, "SYSTEM"), after, os.path.join(h, "SYSTEM.dirty"), os.path.join(h, "SYSTEM.LOG1"))
+        os.replace(os.path.join(h, "SYSTEM.dirty"), os.path.join(h, "SYSTEM"))
+        info["log"] = {"pages": pages, "sequence": seq}
+    cfg = "\\Windows\\System32\\config\\"
+    win_files = {cfg + f: os.path.join(h, f) for f in sorted(os.listdir(h)) if f != "BCD"}
+    raw = os.path.join(work, "disk.raw")
+    build_disk(raw, sc["gen"], win_files, os.path.join(h, "BCD"), work)
+    out = os.path.join(out_dir, f"{sc['name']}.{sc['format']}")
+    convert(raw, sc["format"], out)
+    if os.path.exists(raw):
+        os.remove(raw)
+    return dict(sc, image=out, **info)
+
+
+def main():
+    if len(sys.argv) < 2:
+        sys.exit(__doc__)
+    out_dir = os.path.abspath(sys.argv[1])
+    want = set(sys.argv[2:])
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(HERE, "scenarios.json")) as f:
+        scenarios = json.load(f)["scenarios"]
+    done = []
+    with tempfile.TemporaryDirectory() as work:
+        for sc in scenarios:
+            if want and sc["name"] not in want:
+                continue
+            done.append(build(sc, out_dir, work))
+    with open(os.path.join(out_dir, "manifest.json"), "w") as f:
+        json.dump(done, f, indent=1)
+    print(f"{len(done)} scenario images in {out_dir}")
+
+
+if __name__ == "__main__":
+    main()
