@@ -17,7 +17,9 @@ in the log, as after a crash.
 
 SOFTWARE comes from testdata/hives/SOFTWARE (made by make-fixtures.sh, as no
 real SOFTWARE hive is available to ship), BCD from ../shared/data/hives/bcd.
-Writes OUT_DIR/<name>.<raw|vhd|vhdx> and OUT_DIR/manifest.json.
+Writes OUT_DIR/<name>.<raw|vhd|vhdx> and OUT_DIR/manifest.json. Scenarios
+marked "bench" (e.g. big127-dirty: a 127 GiB dynamic VHDX) are built only
+when named on the command line.
 
 Needs: hivexregedit (libwin-hivex-perl), mkntfs + ntfscp + libntfs-3g
 (ntfs-3g), mkfs.fat + mtools, sfdisk, sgdisk, qemu-img. Unprivileged: every
@@ -209,7 +211,7 @@ def splice(disk, part, start):
         shutil.copyfileobj(src, dst, 4 * MiB)
 
 
-def build_disk(raw, gen, win_files, bcd, work):
+def build_disk(raw, gen, win_files, bcd, work, disk_gib=None):
     need = sum(os.path.getsize(p) for p in win_files.values())
     win_mib = max(24, (need * 3 // 2) // MiB + 16)
     part = os.path.join(work, "part")
@@ -229,7 +231,7 @@ def build_disk(raw, gen, win_files, bcd, work):
         win_start = 2048 + (esp_mib + msr_mib) * 2048
         total = 1 + esp_mib + msr_mib + win_mib + 1
         with open(raw, "wb") as f:
-            f.truncate(total * MiB)
+            f.truncate(disk_gib << 30 if disk_gib else total * MiB)
         run("sgdisk", "-U", "5ce7a002-0000-4000-8000-000000000001",
             "-n", f"1:2048:+{esp_mib}M", "-t", "1:EF00", "-c", "1:EFI system partition",
             "-n", f"2:0:+{msr_mib}M", "-t", "2:0C01", "-c", "2:Microsoft reserved partition",
@@ -246,7 +248,7 @@ def convert(raw, fmt, out):
     elif fmt == "vhd":
         run("qemu-img", "convert", "-f", "raw", "-O", "vpc", "-o", "subformat=dynamic,force_size=on", raw, out)
     elif fmt == "vhdx":
-        run("qemu-img", "convert", "-f", "raw", "-O", "vhdx", "-o", "subformat=dynamic", raw, out)
+        run("qemu-img", "convert", "-f", "raw", "-O", "vhdx", "-o", "subformat=dynamic,block_size=32M", raw, out)
     else:
         sys.exit(f"make-scenarios: unknown format {fmt}")
 
@@ -278,7 +280,7 @@ def build(sc, out_dir, work):
     cfg = "\\Windows\\System32\\config\\"
     win_files = {cfg + f: os.path.join(h, f) for f in sorted(os.listdir(h)) if f != "BCD"}
     raw = os.path.join(work, "disk.raw")
-    build_disk(raw, sc["gen"], win_files, os.path.join(h, "BCD"), work)
+    build_disk(raw, sc["gen"], win_files, os.path.join(h, "BCD"), work, sc.get("disk_gib"))
     out = os.path.join(out_dir, f"{sc['name']}.{sc['format']}")
     convert(raw, sc["format"], out)
     if os.path.exists(raw):
@@ -297,7 +299,8 @@ def main():
     done = []
     with tempfile.TemporaryDirectory() as work:
         for sc in scenarios:
-            if want and sc["name"] not in want:
+            # Benchmark-only scenarios are built when named.
+            if (want and sc["name"] not in want) or (not want and sc.get("bench")):
                 continue
             done.append(build(sc, out_dir, work))
     with open(os.path.join(out_dir, "manifest.json"), "w") as f:

@@ -2,7 +2,7 @@
 
 use super::catalog::{Check, Custom, RDP_TCP, TS, TS_POLICY, WINLOGON};
 use super::eval::{Out, Remedy};
-use super::firewall::{Firewall, Rule, GPO_POLICY, LOCAL_POLICY, PROFILES, RDP_RULE, RDP_RULE_BODY};
+use super::firewall::{Rule, GPO_POLICY, LOCAL_POLICY, PROFILES, RDP_RULE, RDP_RULE_BODY};
 use super::{Action, Ctx, Setting, Severity};
 use crate::hive::source::HiveKind::{self, Bcd, Software, System};
 use crate::hive::tree::{hex, Value};
@@ -86,7 +86,7 @@ fn rdp_port(ctx: &Ctx, c: &Check, out: &mut Out) {
     if port == 3389 {
         return;
     }
-    let fw = Firewall::load(ctx);
+    let fw = ctx.firewall();
     if fw.allows(port) {
         out.note(c, format!("the listener is on custom port {port}; {}; the NSG (and any appliance) must allow TCP {port} too", if fw.any_enabled() { "the firewall allows it" } else { "the firewall is off" }));
         return;
@@ -290,7 +290,7 @@ fn profile_settings(ctx: &Ctx, c: &Check, name: &str, out: &mut Out) {
 
 fn fw_block_inbound_always(ctx: &Ctx, c: &Check, out: &mut Out) {
     profile_settings(ctx, c, "DoNotAllowExceptions", out);
-    let fw = Firewall::load(ctx);
+    let fw = ctx.firewall();
     let hit: Vec<&str> = fw.profiles.iter().filter(|p| p.enabled && p.block_all).map(|p| p.name).collect();
     if hit.is_empty() {
         return;
@@ -325,7 +325,7 @@ fn rule_setting(ctx: &Ctx, c: &Check, r: &Rule) -> Setting {
 }
 
 fn fw_rdp_rule(ctx: &Ctx, c: &Check, out: &mut Out) {
-    let fw = Firewall::load(ctx);
+    let fw = ctx.firewall();
     let group: Vec<&Rule> = fw.local.iter().chain(fw.gpo.iter()).filter(|r| r.in_rdp_group() && r.inbound() && r.action().eq_ignore_ascii_case("Allow")).collect();
     for r in &group {
         out.setting(rule_setting(ctx, c, r));
@@ -383,7 +383,7 @@ fn fw_rdp_rule(ctx: &Ctx, c: &Check, out: &mut Out) {
 }
 
 fn fw_block_rule(ctx: &Ctx, c: &Check, out: &mut Out) {
-    let fw = Firewall::load(ctx);
+    let fw = ctx.firewall();
     if !fw.any_enabled() {
         return;
     }
@@ -403,7 +403,7 @@ fn fw_block_rule(ctx: &Ctx, c: &Check, out: &mut Out) {
 }
 
 fn fw_no_local_merge(ctx: &Ctx, c: &Check, out: &mut Out) {
-    let fw = Firewall::load(ctx);
+    let fw = ctx.firewall();
     let port = listener_port(ctx);
     let off: Vec<&str> = ["DomainProfile", "PrivateProfile", "PublicProfile"]
         .into_iter()
@@ -421,7 +421,7 @@ fn fw_no_local_merge(ctx: &Ctx, c: &Check, out: &mut Out) {
 
 fn fw_profile_disabled(ctx: &Ctx, c: &Check, out: &mut Out) {
     profile_settings(ctx, c, "EnableFirewall", out);
-    let fw = Firewall::load(ctx);
+    let fw = ctx.firewall();
     let off: Vec<&str> = fw.profiles.iter().filter(|p| !p.enabled).map(|p| p.name).collect();
     if !off.is_empty() {
         out.note(c, format!("the firewall is off in the {} profile(s); Azure's image guidance expects it on", off.join(", ")));
@@ -429,7 +429,7 @@ fn fw_profile_disabled(ctx: &Ctx, c: &Check, out: &mut Out) {
 }
 
 fn ipsec(ctx: &Ctx, c: &Check, out: &mut Out) {
-    let fw = Firewall::load(ctx);
+    let fw = ctx.firewall();
     let port = listener_port(ctx);
     let local = fw.local_consec.iter().filter(|_| fw.local_ipsec_merge);
     for r in fw.gpo_consec.iter().chain(local) {

@@ -182,6 +182,7 @@ pub struct Ctx<'a> {
     /// Control sets a fix writes to: Current, plus Default when it differs and exists.
     pub fix_sets: Vec<String>,
     cache: RefCell<HashMap<(&'static str, String), Option<Key>>>,
+    firewall: std::cell::OnceCell<firewall::Firewall>,
 }
 
 impl<'a> Ctx<'a> {
@@ -196,7 +197,12 @@ impl<'a> Ctx<'a> {
                 }
             }
         }
-        Ctx { hives, sets, ccs, fix_sets, cache: RefCell::new(HashMap::new()) }
+        Ctx { hives, sets, ccs, fix_sets, cache: RefCell::new(HashMap::new()), firewall: std::cell::OnceCell::new() }
+    }
+
+    /// The firewall configuration, parsed once per inspection.
+    pub fn firewall(&self) -> &firewall::Firewall {
+        self.firewall.get_or_init(|| firewall::Firewall::load(self))
     }
 
     pub fn has(&self, kind: HiveKind) -> bool {
