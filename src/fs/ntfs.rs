@@ -224,6 +224,27 @@ impl FileSystem for NtfsFs {
     }
 
     fn read_to(&self, path: &str, out: &mut dyn Write) -> Result<u64> {
+        self.read_data(path, Out::Stream(out))
+    }
+
+    /// Read a whole file straight into its final buffer (no bounce copy: hives
+    /// are megabytes and every copy costs page faults).
+    fn read_file(&self, path: &str, limit: u64) -> Result<Vec<u8>> {
+        let mut v = Vec::new();
+        self.read_data(path, Out::Whole(&mut v, limit))?;
+        Ok(v)
+    }
+}
+
+/// Where [`NtfsFs::read_data`] puts a file's bytes.
+enum Out<'a> {
+    Stream(&'a mut dyn Write),
+    /// The whole file into one vector, refusing files above the limit.
+    Whole(&'a mut Vec<u8>, u64),
+}
+
+impl NtfsFs {
+    fn read_data(&self, path: &str, mut out: Out<'_>) -> Result<u64> {
         guard(Layer::Ntfs, self.base, || {
             let mut inner = self.inner.borrow_mut();
             let Inner { ntfs, r } = &mut *inner;
@@ -246,23 +267,49 @@ impl FileSystem for NtfsFs {
             }
             let value = attr.value(r).map_err(|e| conv(r, base, e))?;
             let total = value.len();
+            if let Out::Whole(v, limit) = &mut out {
+                if total > *limit {
+                    return Err(Error::Usage(format!("{path} is {total} bytes, more than the {limit}-byte limit")));
+                }
+                v.clear();
+                v.reserve_exact(total as usize);
+            }
             if file.file_record_number() == BOOT_RECORD {
                 // `$Boot` starts at LCN 0, which the ntfs crate cannot represent
                 // (it reads a run at LCN 0 as sparse): read the volume directly.
-                return copy_volume(r, total, out);
+                return match out {
+                    Out::Stream(w) => copy_volume(r, total, w),
+                    Out::Whole(v, _) => copy_volume(r, total, v),
+                };
             }
-            let mut buf = vec![0u8; (1 << 20).min(total as usize)];
             let mut done = 0u64;
-            let mut v = value.attach(r);
             let mut failed = None;
-            while done < total {
-                let n = (total - done).min(buf.len() as u64) as usize;
-                if let Err(e) = std::io::Read::read_exact(&mut v, &mut buf[..n]) {
-                    failed = Some(e);
-                    break;
+            let mut v = value.attach(r);
+            match out {
+                Out::Whole(whole, _) => {
+                    // Zeroed pages come from the kernel untouched, so the read is
+                    // the first and only write to them.
+                    whole.resize(total as usize, 0);
+                    for part in whole.chunks_mut(4 << 20) {
+                        if let Err(e) = std::io::Read::read_exact(&mut v, part) {
+                            failed = Some(e);
+                            break;
+                        }
+                        done += part.len() as u64;
+                    }
                 }
-                out.write_all(&buf[..n]).map_err(|e| Error::Usage(format!("writing output: {e}")))?;
-                done += n as u64;
+                Out::Stream(w) => {
+                    let mut buf = vec![0u8; (1 << 20).min(total as usize)];
+                    while done < total {
+                        let n = (total - done).min(buf.len() as u64) as usize;
+                        if let Err(e) = std::io::Read::read_exact(&mut v, &mut buf[..n]) {
+                            failed = Some(e);
+                            break;
+                        }
+                        w.write_all(&buf[..n]).map_err(|e| Error::Usage(format!("writing output: {e}")))?;
+                        done += n as u64;
+                    }
+                }
             }
             drop(v);
             if let Some(e) = failed {
