@@ -104,10 +104,6 @@ fn reg_query_in_images() {
     assert_eq!(j["values"][0]["data"], "Windows Server 2022 Datacenter", "{j}");
 }
 
-fn have(tool: &str) -> bool {
-    Command::new("sh").args(["-c", &format!("command -v {tool}")]).output().is_ok_and(|o| o.status.success())
-}
-
 /// Export RDP-Tcp as .reg, merge it into hivex's minimal hive with
 /// hivexregedit, read it back with our reader: identical values.
 #[test]

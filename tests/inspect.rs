@@ -9,34 +9,9 @@ use common::*;
 use serde_json::Value as J;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::OnceLock;
 
-fn have(tool: &str) -> bool {
-    Command::new("sh").args(["-c", &format!("command -v {tool}")]).output().is_ok_and(|o| o.status.success())
-}
-
-const TOOLS: [&str; 9] = ["python3", "hivexregedit", "mkntfs", "ntfscp", "sfdisk", "sgdisk", "mkfs.fat", "mcopy", "qemu-img"];
-
-/// Build every scenario once per test run; None (with a notice) when ../shared or a tool is missing.
 fn scenarios() -> Option<&'static (PathBuf, Vec<J>)> {
-    static BUILT: OnceLock<Option<(PathBuf, Vec<J>)>> = OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            shared_data()?;
-            if let Some(t) = TOOLS.iter().find(|t| !have(t)) {
-                eprintln!("NOTICE: {t} not installed; skipping the scenario images (see .ci/run)");
-                return None;
-            }
-            // Rebuilt on every run, in the target directory (no leftovers in /tmp).
-            let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("scenarios");
-            let _ = std::fs::remove_dir_all(&dir);
-            let out = Command::new("python3").arg(testdata().join("make-scenarios.py")).arg(&dir).output().unwrap();
-            assert!(out.status.success(), "make-scenarios.py failed: {}{}", stdout(&out), stderr(&out));
-            let manifest: Vec<J> = serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
-            Some((dir, manifest))
-        })
-        .as_ref()
+    build_scenarios("inspect")
 }
 
 fn scenario(name: &str) -> Option<(PathBuf, &'static J)> {

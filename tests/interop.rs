@@ -7,10 +7,6 @@ mod common;
 use common::*;
 use std::process::Command;
 
-fn have(tool: &str) -> bool {
-    Command::new("sh").args(["-c", &format!("command -v {tool}")]).output().is_ok_and(|o| o.status.success())
-}
-
 #[test]
 fn shared_image_oracle_is_reproducible() {
     let Some(data) = shared_data() else { return };

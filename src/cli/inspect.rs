@@ -110,7 +110,17 @@ fn load_files(src: &Path, files: &[std::path::PathBuf], kind: &str) -> anyhow::R
     Ok(Loaded { set, entries, image: json!({"path": src.display().to_string(), "kind": kind}) })
 }
 
-fn hives_json(l: &Loaded) -> J {
+impl Loaded {
+    pub fn hives(&self) -> &HiveSet {
+        &self.set
+    }
+    /// The `image` object of the JSON report.
+    pub fn image_json(&self) -> &J {
+        &self.image
+    }
+}
+
+pub fn hives_json(l: &Loaded) -> J {
     J::Array(
         l.entries
             .iter()

@@ -1,6 +1,7 @@
 //! Command-line front end: argument parsing, output formatting, exit codes.
 //! Exit codes: 0 ok, 1 findings (later commands), 2 error.
 
+mod audit;
 mod cat;
 mod disk;
 mod fmt;
@@ -50,6 +51,29 @@ enum Cmd {
         /// causes outside the disk.
         #[arg(long, value_name = "TEXT")]
         symptom: Option<String>,
+    },
+    /// Inspect many images in parallel, optionally against a baseline; one record per image and a
+    /// summary. Exit 0: all pass; 1: some fail; 2: some could not be read.
+    Audit {
+        /// Images, devices or directories of hive files.
+        images: Vec<PathBuf>,
+        /// Also read image paths from FILE (one per line, '#' comments; '-' for standard input).
+        #[arg(long, value_name = "FILE")]
+        from_list: Option<PathBuf>,
+        /// Baseline (TOML): expected values, severity overrides, ignored checks, fail_on.
+        #[arg(long, value_name = "FILE")]
+        baseline: Option<PathBuf>,
+        /// Images audited at once (default: number of CPUs).
+        #[arg(long, short = 'j', value_name = "N")]
+        jobs: Option<usize>,
+        /// Output: a table with a summary, one JSON document, JSON lines (records only;
+        /// summary on stderr), or CSV (one column per setting).
+        #[arg(long, value_enum, default_value = "table")]
+        format: audit::Format,
+        /// Take only list positions k with k % N == I (0 <= I < N), for fleet sweeps split
+        /// across indexed jobs.
+        #[arg(long, value_name = "I/N")]
+        shard: Option<String>,
     },
     /// Read the registry of an image or of a hive file, like reg.exe.
     #[command(subcommand)]
@@ -140,6 +164,9 @@ pub fn main() -> i32 {
         Cmd::Disk { image, json } => disk::run(&image, json),
         Cmd::Cat { image, path, partition } => cat::run(&image, &path, partition),
         Cmd::Inspect { source, json, symptom } => inspect::run(&source, json, symptom.as_deref()),
+        Cmd::Audit { images, from_list, baseline, jobs, format, shard } => {
+            audit::run(audit::Options { images, from_list, baseline, jobs, format, shard })
+        }
         Cmd::Reg(RegCmd::Query { source, key, value, recursive, json, verbose }) => {
             regcmd::query(&source, &key, value.as_deref(), recursive, json, verbose)
         }
@@ -156,7 +183,7 @@ pub fn main() -> i32 {
 }
 
 /// An error and its causes on one line.
-fn one_line(e: &anyhow::Error) -> String {
+pub(crate) fn one_line(e: &anyhow::Error) -> String {
     let mut s = e.to_string();
     for c in e.chain().skip(1) {
         let c = c.to_string();

@@ -56,7 +56,7 @@ impl Out {
             Remedy::Actions(a) => (a.iter().map(Action::describe).collect::<Vec<_>>().join("; "), a),
             Remedy::Manual(t) => (format!("manual: {t}"), Vec::new()),
         };
-        self.findings.push(Finding { check: id, severity, title: c.title, message, fix, actions });
+        self.findings.push(Finding { check: id.into(), severity, title: c.title, message, fix, actions });
     }
 
     pub fn note(&mut self, c: &Check, message: String) {

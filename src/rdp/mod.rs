@@ -10,6 +10,7 @@
 //! value is shown as the Windows default and says so. Broken settings become
 //! [`Finding`]s carrying the exact registry [`Action`]s a fix would write.
 
+pub mod baseline;
 pub mod catalog;
 mod custom;
 pub mod eval;
@@ -20,6 +21,7 @@ use crate::hive::source::{control_set_name, control_sets, ControlSets, HiveKind}
 use crate::hive::tree::{hex, Hive, Key, Value};
 use serde::Serialize;
 use serde_json::Value as J;
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::HashMap;
 
@@ -162,7 +164,8 @@ pub struct Setting {
 /// A broken setting and how rdprescue would fix it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Finding {
-    pub check: &'static str,
+    /// A catalog check id, or `baseline:NAME` for an audit baseline expectation.
+    pub check: Cow<'static, str>,
     pub severity: Severity,
     pub title: &'static str,
     pub message: String,

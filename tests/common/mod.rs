@@ -104,3 +104,34 @@ pub fn assert_layer_error(o: &Output, what: &str) {
     assert!(layers.iter().any(|l| err.contains(l)), "{what}: no layer named: {err}");
     assert!(err.contains("offset 0x") || err.contains("not found"), "{what}: no offset named: {err}");
 }
+
+pub fn have(tool: &str) -> bool {
+    Command::new("sh").args(["-c", &format!("command -v {tool}")]).output().is_ok_and(|o| o.status.success())
+}
+
+/// Tools testdata/make-scenarios.py needs.
+pub const SCENARIO_TOOLS: [&str; 9] = ["python3", "hivexregedit", "mkntfs", "ntfscp", "sfdisk", "sgdisk", "mkfs.fat", "mcopy", "qemu-img"];
+
+/// Build every scenario of testdata/scenarios.json once per test binary, into
+/// its own directory under the target dir (`tag` keeps binaries that run at
+/// the same time apart). Returns the directory and the manifest; None (with a
+/// notice) when ../shared or a tool is missing.
+pub fn build_scenarios(tag: &str) -> Option<&'static (PathBuf, Vec<serde_json::Value>)> {
+    static BUILT: std::sync::OnceLock<Option<(PathBuf, Vec<serde_json::Value>)>> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            shared_data()?;
+            if let Some(t) = SCENARIO_TOOLS.iter().find(|t| !have(t)) {
+                eprintln!("NOTICE: {t} not installed; skipping the scenario images (see .ci/run)");
+                return None;
+            }
+            // Rebuilt on every run, in the target directory (no leftovers in /tmp).
+            let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("scenarios-{tag}"));
+            let _ = std::fs::remove_dir_all(&dir);
+            let out = Command::new("python3").arg(testdata().join("make-scenarios.py")).arg(&dir).output().unwrap();
+            assert!(out.status.success(), "make-scenarios.py failed: {}{}", stdout(&out), stderr(&out));
+            let manifest = serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
+            Some((dir, manifest))
+        })
+        .as_ref()
+}
