@@ -3,7 +3,7 @@
 //! lives (`\Boot\BCD` on an NTFS "System Reserved" or Windows volume for BIOS/Gen1,
 //! `\EFI\Microsoft\Boot\BCD` on the EFI system partition for UEFI/Gen2).
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Layer, Result};
 use crate::fs::{self, FileSystem, FsKind, FsState};
 use crate::image::{ContainerInfo, Image};
 use crate::volume::{self, Partition, PartitionTable, Role, Slice};
@@ -56,6 +56,25 @@ pub struct BcdLocation {
 }
 
 /// Mount the file system of partition `p` of `image`.
+impl DiskReport {
+    /// Why no Windows volume was found: BitLocker-encrypted partitions that may
+    /// hold it (an `Unsupported` error at the first one), or plain absence.
+    pub fn no_windows_volume(&self, what: &str) -> Error {
+        let locked: Vec<&VolumeReport> = self.volumes.iter().filter(|v| v.filesystem == FsKind::BitLocker).collect();
+        match locked.first() {
+            Some(v) => Error::unsupported(
+                Layer::Fs,
+                v.partition.offset,
+                format!(
+                    "no readable Windows volume for the {what}: partition(s) {} BitLocker-encrypted (-FVE-FS-); unlock and pass the decrypted volume (e.g. dislocker)",
+                    locked.iter().map(|v| v.partition.index.to_string()).collect::<Vec<_>>().join(", ")
+                ),
+            ),
+            None => Error::NotFound { layer: Layer::Hive, path: format!("{what} (no Windows volume in the image)") },
+        }
+    }
+}
+
 pub fn mount(image: &Image, p: &Partition) -> Result<Box<dyn FileSystem>> {
     fs::open(std::sync::Arc::new(Slice::of(image.disk.clone(), p)), p.offset)
 }

@@ -168,7 +168,7 @@ pub fn load_from_image(image: &Image, kind: HiveKind) -> Result<Hive> {
             (b.partition, b.path.to_string())
         }
         k => {
-            let w = *survey.windows_volumes.first().ok_or(Error::NotFound { layer: Layer::Hive, path: format!("{} hive (no Windows volume in the image)", k.name()) })?;
+            let w = *survey.windows_volumes.first().ok_or_else(|| survey.no_windows_volume(&format!("{} hive", k.name())))?;
             (w, format!("\\Windows\\System32\\config\\{}", k.name()))
         }
     };
@@ -200,8 +200,12 @@ pub fn load_machine(image: &Image, kinds: &[HiveKind]) -> Result<(locate::DiskRe
             k => survey.windows_volumes.first().map(|&w| (w, format!("\\Windows\\System32\\config\\{}", k.name()))),
         };
         let Some((part, path)) = place else {
-            let what = if kind == HiveKind::Bcd { "BCD store (no \\Boot\\BCD or \\EFI\\Microsoft\\Boot\\BCD on any volume)".to_string() } else { format!("{} hive (no Windows volume in the image)", kind.name()) };
-            out.push(FoundHive { kind, partition: None, path: String::new(), hive: Err(Error::NotFound { layer: Layer::Hive, path: what }) });
+            let e = if kind == HiveKind::Bcd {
+                Error::NotFound { layer: Layer::Hive, path: "BCD store (no \\Boot\\BCD or \\EFI\\Microsoft\\Boot\\BCD on any volume)".into() }
+            } else {
+                survey.no_windows_volume(&format!("{} hive", kind.name()))
+            };
+            out.push(FoundHive { kind, partition: None, path: String::new(), hive: Err(e) });
             continue;
         };
         if !mounted.iter().any(|(i, _)| *i == part) {
