@@ -5,6 +5,7 @@
 //! trait. Formats are detected by signature, never by file extension.
 
 mod file;
+pub mod write;
 pub mod raw;
 pub mod vhd;
 pub mod vhdx;
