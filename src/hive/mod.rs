@@ -3,6 +3,7 @@
 //! DIRT format) **in memory**; reading then goes through `nt-hive` on the
 //! recovered bytes.
 
+pub mod edit;
 pub mod recover;
 pub mod regfile;
 pub mod source;

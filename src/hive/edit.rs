@@ -1,0 +1,1761 @@
+//! Offline editing of a registry hive (regf) in memory: set and delete values,
+//! create and delete keys, then mark the result clean so that Windows ignores
+//! the stale .LOG1/.LOG2 at the next boot (formats.md A.4–A.6, B.4).
+//!
+//! # How it works
+//!
+//! [`HiveEditor::new`] takes the *recovered* bytes of a hive (what
+//! [`crate::hive::load`] returns: logs already replayed) and refuses a dirty
+//! base block, because editing a hive whose newest state still lives in its logs
+//! either loses that state or lets Windows replay the logs over the edit
+//! (formats.md rule 1). It then walks every hbin and every cell once and keeps
+//! three indexes: the set of all cell starts, the free cells, and the end of the
+//! hive-bins data. Every offset read from the hive is checked against the set of
+//! cell starts before it is followed, and every field read or written is checked
+//! against its cell's length, so a damaged hive gives a `Corrupt` error naming
+//! the file offset, never a panic or a write into the middle of another record.
+//!
+//! Each public edit is a transaction: on error the editor is restored to its
+//! state before the call (a clone is taken first; hives are a few MiB).
+//!
+//! Allocation is first-fit over the free cells (split when at least 16 bytes
+//! remain, so no tiny fragments are made), freeing coalesces with free
+//! neighbours, and only when no free cell fits is a new hbin appended
+//! (a multiple of 4096 bytes, fully tiled, hive-bins size in the base block
+//! updated). Cells never cross an hbin boundary by construction: free cells only
+//! ever come from one hbin, and two cells are merged only when they touch, which
+//! the 32-byte hbin header prevents across bins.
+//!
+//! # Choices and limits
+//!
+//! * Value data longer than 16344 bytes would need a big-data (`db`) record;
+//!   this editor does not write those and refuses such data with a `Usage`
+//!   error. Existing big-data values are read (their old data is returned) and
+//!   can be replaced by data that fits one cell; their `db`, segment-list and
+//!   segment cells are then freed.
+//! * New keys reuse the parent's security descriptor (its `sk` cell, whose
+//!   reference count is incremented), as offline tools do; Windows would give
+//!   an inherited one, but the parent's is valid. New keys have no class name.
+//! * Deleting keys decrements reference counts. When a count would reach 0, all
+//!   allocated key cells are scanned: if some still use the `sk` (the stored
+//!   count was too low) the true count is stored, otherwise the `sk` is unlinked
+//!   from the security list and freed.
+//! * The "largest name / data" fields of a key are raised when needed but never
+//!   lowered on deletion (they are upper bounds for buffer sizes).
+//! * A subkey leaf holds at most 65535 entries; inserting into a full leaf is
+//!   refused (`Unsupported`) instead of splitting it into an index root.
+//! * Keys flagged as hive entry points (0x04) or no-delete (0x08) are not deleted,
+//!   no key is created below a symbolic-link key (0x10), and no stored
+//!   `CurrentControlSet` is created at the root (Windows makes it at boot as a
+//!   volatile link; callers must name the control set).
+//! * Names are compared the way nt-hive and Windows do: UTF-16 code unit by code
+//!   unit after a simple one-to-one uppercase (Rust's uppercase when it maps to
+//!   one BMP character, else the unit itself); rare characters whose Windows
+//!   table differs from Unicode may sort differently.
+//! * Volatile subkey fields are meaningless on disk and left alone.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::ops::Range;
+
+use super::recover::{base_block_checksum, MAX_HBINS_SIZE};
+use crate::bytes::{le_u16, le_u32};
+use crate::error::{Error, Layer, Result};
+
+/// File offset of the hive-bins data (everything before is the base block).
+const BASE: usize = 4096;
+/// "No cell" in an offset field.
+const NONE: u32 = u32::MAX;
+const HBIN_HEADER: u32 = 32;
+const HBIN_ALIGN: u32 = 4096;
+/// Largest data one cell holds; beyond this Windows requires a `db` record.
+const MAX_CELL_DATA: usize = 16344;
+/// Windows limits: key names 255 characters, value names 16383, 512 levels.
+const MAX_KEY_NAME: usize = 255;
+const MAX_VALUE_NAME: usize = 16383;
+const MAX_DEPTH: usize = 512;
+/// Entries in one subkey leaf (a u16 count).
+const MAX_LEAF: usize = u16::MAX as usize;
+/// Largest cell this editor allocates (a full lh leaf is ~512 KiB).
+const MAX_ALLOC: usize = 1 << 20;
+
+// Base block fields.
+const OFF_SEQ1: usize = 4;
+const OFF_SEQ2: usize = 8;
+const OFF_TIMESTAMP: usize = 12;
+const OFF_MAJOR: usize = 20;
+const OFF_MINOR: usize = 24;
+const OFF_FILE_TYPE: usize = 28;
+const OFF_ROOT: usize = 36;
+const OFF_HBINS: usize = 40;
+const OFF_CHECKSUM: usize = 508;
+
+// nk fields, relative to the cell data.
+const NK_FLAGS: usize = 2;
+const NK_TIME: usize = 4;
+const NK_NSUB: usize = 20;
+const NK_LIST: usize = 28;
+const NK_NVAL: usize = 36;
+const NK_VLIST: usize = 40;
+const NK_SK: usize = 44;
+const NK_CLASS: usize = 48;
+const NK_MAX_NAME: usize = 52;
+const NK_MAX_VNAME: usize = 60;
+const NK_MAX_VDATA: usize = 64;
+const NK_NAME_LEN: usize = 72;
+const NK_NAME: usize = 76;
+const KEY_HIVE_ENTRY: u16 = 0x04;
+const KEY_NO_DELETE: u16 = 0x08;
+const KEY_SYM_LINK: u16 = 0x10;
+const KEY_COMP_NAME: u16 = 0x20;
+
+// vk fields.
+const VK_DSIZE: usize = 4;
+const VK_DOFF: usize = 8;
+const VK_TYPE: usize = 12;
+const VK_FLAGS: usize = 16;
+const VK_NAME: usize = 20;
+const VALUE_COMP_NAME: u16 = 0x01;
+/// Data-size bit meaning "the data (≤ 4 bytes) is in the data-offset field".
+const DATA_INLINE: u32 = 0x8000_0000;
+
+// sk fields.
+const SK_FLINK: usize = 4;
+const SK_BLINK: usize = 8;
+const SK_REFS: usize = 12;
+
+/// An in-memory regf hive being edited. See the module documentation.
+#[derive(Clone)]
+pub struct HiveEditor {
+    b: Vec<u8>,
+    max_seq: u32,
+    minor: u32,
+    root: u32,
+    /// FILETIME written into every touched key.
+    now: u64,
+    /// End of the hive-bins data (= base block +40), relative to [`BASE`].
+    hbins_end: u32,
+    /// Start of every cell, free or allocated.
+    cells: BTreeSet<u32>,
+    /// Free cells: start → size.
+    free: BTreeMap<u32, u32>,
+}
+
+/// A parsed key node (only what the editor uses).
+struct Nk {
+    off: u32,
+    flags: u16,
+    nsub: u32,
+    list: u32,
+    nval: u32,
+    vlist: u32,
+    sk: u32,
+    class: u32,
+    name: Vec<u16>,
+}
+
+/// A parsed key value.
+struct Vk {
+    off: u32,
+    name: Vec<u16>,
+    dsize: u32,
+    doff: u32,
+    ty: u32,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum LeafKind {
+    Li,
+    Lf,
+    Lh,
+}
+
+/// One subkey leaf: its cell and its (nk offset, hint or hash) entries.
+struct Leaf {
+    off: u32,
+    kind: LeafKind,
+    items: Vec<(u32, u32)>,
+}
+
+/// A key's subkey list: either one leaf, or an index root over leaves.
+struct Subkeys {
+    ri: Option<u32>,
+    leaves: Vec<Leaf>,
+}
+
+/// Where a value's data lives.
+enum Storage {
+    /// In the vk's data-offset field (≤ 4 bytes).
+    Inline,
+    /// Zero-length data without a cell.
+    Empty,
+    Cell(u32),
+    /// db record, segment list, segments.
+    Big { db: u32, list: u32, segs: Vec<u32> },
+}
+
+impl Storage {
+    fn cells(&self) -> Vec<u32> {
+        match self {
+            Storage::Inline | Storage::Empty => vec![],
+            Storage::Cell(c) => vec![*c],
+            Storage::Big { db, list, segs } => segs.iter().copied().chain([*list, *db]).collect(),
+        }
+    }
+}
+
+fn corrupt_at(file_off: usize, msg: impl Into<String>) -> Error {
+    Error::corrupt(Layer::Hive, file_off as u64, msg)
+}
+
+/// A `Corrupt` error about the cell at cell offset `cell`.
+fn bad_cell(cell: u32, msg: impl Into<String>) -> Error {
+    corrupt_at(BASE + cell as usize, msg)
+}
+
+fn round8(n: usize) -> usize {
+    (n + 7) & !7
+}
+
+/// `a` comes after `b` in sequence-number order (mod 2^32).
+fn seq_after(a: u32, b: u32) -> bool {
+    (a.wrapping_sub(b) as i32) > 0
+}
+
+/// Now as a FILETIME; `SOURCE_DATE_EPOCH` (Unix seconds, the reproducible-builds
+/// convention) fixes it, so two runs of the same fix write identical bytes.
+fn filetime_now() -> u64 {
+    if let Some(secs) = std::env::var("SOURCE_DATE_EPOCH").ok().and_then(|v| v.trim().parse::<u64>().ok()) {
+        return (secs + 11_644_473_600) * 10_000_000;
+    }
+    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    (d.as_secs() + 11_644_473_600) * 10_000_000 + u64::from(d.subsec_nanos() / 100)
+}
+
+/// Simple one-to-one uppercase of a UTF-16 code unit (see the module docs).
+fn upcase_unit(u: u16) -> u16 {
+    let Some(c) = char::from_u32(u32::from(u)) else { return u };
+    let mut up = c.to_uppercase();
+    match (up.next(), up.next()) {
+        (Some(x), None) if (x as u32) <= 0xFFFF => x as u16,
+        _ => u,
+    }
+}
+
+fn upcase(name: &[u16]) -> Vec<u16> {
+    name.iter().map(|&u| upcase_unit(u)).collect()
+}
+
+/// lh hash: h = 37·h + upcase(unit), over the UTF-16 name.
+fn lh_hash(name: &[u16]) -> u32 {
+    name.iter().fold(0u32, |h, &u| h.wrapping_mul(37).wrapping_add(u32::from(upcase_unit(u))))
+}
+
+/// lf hint: the first 4 characters as Latin-1 bytes, 0 for a non-Latin-1 one.
+fn lf_hint(name: &[u16]) -> u32 {
+    let mut b = [0u8; 4];
+    for (d, &u) in b.iter_mut().zip(name) {
+        *d = if u <= 0xFF { u as u8 } else { 0 };
+    }
+    u32::from_le_bytes(b)
+}
+
+/// Stored form of a name: Latin-1 ("compressed") when every unit is ≤ U+00FF.
+fn encode_name(name: &[u16]) -> (Vec<u8>, bool) {
+    if name.iter().all(|&u| u <= 0xFF) {
+        (name.iter().map(|&u| u as u8).collect(), true)
+    } else {
+        (name.iter().flat_map(|u| u.to_le_bytes()).collect(), false)
+    }
+}
+
+fn decode_name(raw: &[u8], compressed: bool) -> Vec<u16> {
+    if compressed {
+        raw.iter().map(|&b| u16::from(b)).collect()
+    } else {
+        raw.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect()
+    }
+}
+
+fn show(name: &[u16]) -> String {
+    String::from_utf16_lossy(name)
+}
+
+/// Split a hive-relative path into UTF-16 components (empty ones dropped).
+fn parse_path(path: &str) -> Result<Vec<Vec<u16>>> {
+    let comps: Vec<Vec<u16>> =
+        path.split('\\').filter(|c| !c.is_empty()).map(|c| c.encode_utf16().collect()).collect();
+    if comps.len() > MAX_DEPTH {
+        return Err(Error::Usage(format!("key path deeper than {MAX_DEPTH} levels")));
+    }
+    Ok(comps)
+}
+
+impl HiveEditor {
+    /// Start from the recovered bytes of a hive (LoadedHive.bytes / Hive.bytes) and the
+    /// highest sequence number seen in its primary and logs (report.max_sequence_seen).
+    pub fn new(bytes: Vec<u8>, max_sequence_seen: u32) -> Result<Self> {
+        let b = bytes;
+        if b.len() < BASE {
+            return Err(corrupt_at(b.len(), format!("file is {} bytes, shorter than the 4096-byte base block", b.len())));
+        }
+        if b.get(0..4) != Some(b"regf") {
+            return Err(corrupt_at(0, "no regf signature"));
+        }
+        if le_u32(&b, OFF_CHECKSUM) != base_block_checksum(&b) {
+            return Err(corrupt_at(OFF_CHECKSUM, "base block checksum is wrong (dirty hive): load it with its logs before editing"));
+        }
+        let (seq1, seq2) = (le_u32(&b, OFF_SEQ1), le_u32(&b, OFF_SEQ2));
+        if seq1 != seq2 {
+            return Err(corrupt_at(OFF_SEQ1, format!("dirty hive (sequence numbers {seq1} / {seq2}): load it with its logs before editing")));
+        }
+        if le_u32(&b, OFF_MAJOR) != 1 {
+            return Err(Error::unsupported(Layer::Hive, OFF_MAJOR as u64, format!("major version {}", le_u32(&b, OFF_MAJOR))));
+        }
+        let minor = le_u32(&b, OFF_MINOR);
+        if !(3..=6).contains(&minor) {
+            return Err(Error::unsupported(Layer::Hive, OFF_MINOR as u64, format!("minor version {minor} (3 to 6 supported)")));
+        }
+        if le_u32(&b, OFF_FILE_TYPE) != 0 {
+            return Err(Error::unsupported(Layer::Hive, OFF_FILE_TYPE as u64, "not a primary hive file (file type is not 0)"));
+        }
+        let hbins = le_u32(&b, OFF_HBINS);
+        if hbins == 0 || hbins % HBIN_ALIGN != 0 || hbins > MAX_HBINS_SIZE || BASE + hbins as usize > b.len() {
+            return Err(corrupt_at(OFF_HBINS, format!("hive bins data size {hbins:#x} is not a multiple of 4096 inside the {}-byte file", b.len())));
+        }
+
+        // Walk the hbins and their cells once. The hbins must tile the hive-bins
+        // data and the cells must tile each hbin: that is what lets the
+        // allocator trust sizes and the readers trust cell starts.
+        let mut cells = BTreeSet::new();
+        let mut free = BTreeMap::new();
+        let mut h = 0u32;
+        while h < hbins {
+            let pos = BASE + h as usize;
+            if b.get(pos..pos + 4) != Some(b"hbin") {
+                return Err(corrupt_at(pos, "no hbin signature where the previous hbin ends"));
+            }
+            if le_u32(&b, pos + 4) != h {
+                return Err(corrupt_at(pos + 4, format!("hbin offset field {:#x} is not its position {h:#x}", le_u32(&b, pos + 4))));
+            }
+            let size = le_u32(&b, pos + 8);
+            let end = match h.checked_add(size) {
+                Some(e) if size != 0 && size % HBIN_ALIGN == 0 && e <= hbins => e,
+                _ => return Err(corrupt_at(pos + 8, format!("hbin size {size:#x} is not a multiple of 4096 inside the hive bins"))),
+            };
+            let mut c = h + HBIN_HEADER;
+            while c < end {
+                let raw = le_u32(&b, BASE + c as usize) as i32;
+                let len = raw.unsigned_abs();
+                if len < 8 || len % 8 != 0 || len > end - c {
+                    return Err(bad_cell(c, format!("cell size {raw} is not a multiple of 8 inside its hbin ({h:#x}..{end:#x})")));
+                }
+                cells.insert(c);
+                if raw > 0 {
+                    free.insert(c, len);
+                }
+                c += len;
+            }
+            h = end;
+        }
+        let ed = HiveEditor {
+            b,
+            max_seq: max_sequence_seen,
+            minor,
+            root: 0,
+            now: filetime_now(),
+            hbins_end: hbins,
+            cells,
+            free,
+        };
+        let root = le_u32(&ed.b, OFF_ROOT);
+        ed.nk(root)?;
+        Ok(HiveEditor { root, ..ed })
+    }
+
+    /// Bytes currently (for tests).
+    pub fn bytes(&self) -> &[u8] {
+        &self.b
+    }
+
+    /// Set value `name` ("" = default value) of key `path` (hive-relative, `\`-separated,
+    /// case-insensitive, e.g. r"ControlSet001\Control\Terminal Server") to type `ty`
+    /// (REG_SZ=1, REG_EXPAND_SZ=2, REG_BINARY=3, REG_DWORD=4, REG_MULTI_SZ=7, REG_QWORD=11)
+    /// and raw data `data` (already encoded: UTF-16LE with terminator for strings, LE for numbers).
+    /// Creates missing keys along the path and the value if absent. Returns the old
+    /// (type, data) if the value existed.
+    ///
+    /// Data longer than 16344 bytes is refused (`Usage`): it would need a big-data
+    /// (`db`) record, which this editor does not write. An existing big-data value
+    /// can be replaced by data of at most 16344 bytes.
+    pub fn set_value(&mut self, path: &str, name: &str, ty: u32, data: &[u8]) -> Result<Option<(u32, Vec<u8>)>> {
+        if data.len() > MAX_CELL_DATA {
+            return Err(Error::Usage(format!(
+                "value {name:?}: {} bytes of data; values over {MAX_CELL_DATA} bytes need big-data cells, which the hive editor does not write",
+                data.len()
+            )));
+        }
+        let vname: Vec<u16> = name.encode_utf16().collect();
+        if vname.len() > MAX_VALUE_NAME {
+            return Err(Error::Usage(format!("value name longer than {MAX_VALUE_NAME} characters")));
+        }
+        let comps = parse_path(path)?;
+        self.transact(|ed| ed.set_value_in(&comps, &vname, ty, data))
+    }
+
+    /// Delete a value; Ok(false) if key or value absent.
+    pub fn delete_value(&mut self, path: &str, name: &str) -> Result<bool> {
+        let comps = parse_path(path)?;
+        let up = upcase(&name.encode_utf16().collect::<Vec<_>>());
+        self.transact(|ed| {
+            let Some(key) = ed.resolve(&comps)? else { return Ok(false) };
+            let nk = ed.nk(key)?;
+            let mut list = ed.value_list(&nk)?;
+            let Some((idx, vk)) = ed.find_value(&list, &up)? else { return Ok(false) };
+            let storage = ed.storage(&vk)?;
+            list.remove(idx);
+            if list.is_empty() {
+                ed.free_cell(nk.vlist)?;
+                ed.w32(key, NK_VLIST, NONE)?;
+            } else {
+                let raw: Vec<u8> = list.iter().flat_map(|o| o.to_le_bytes()).collect();
+                ed.wbytes(nk.vlist, 0, &raw)?;
+            }
+            ed.w32(key, NK_NVAL, list.len() as u32)?;
+            for c in storage.cells() {
+                ed.free_cell(c)?;
+            }
+            ed.free_cell(vk.off)?;
+            ed.touch(key)?;
+            Ok(true)
+        })
+    }
+
+    /// Delete a key and its whole subtree; Ok(false) if absent. Refuse the root.
+    pub fn delete_key(&mut self, path: &str) -> Result<bool> {
+        let comps = parse_path(path)?;
+        let Some((last, parent_path)) = comps.split_last() else {
+            return Err(Error::Usage("refusing to delete the root key of a hive".into()));
+        };
+        let up = upcase(last);
+        self.transact(|ed| {
+            let Some(parent) = ed.resolve(parent_path)? else { return Ok(false) };
+            let pnk = ed.nk(parent)?;
+            let Some((leaf, item, child)) = ed.find_child(&pnk, &up)? else { return Ok(false) };
+            // Read and check the whole subtree before changing anything.
+            let (cells, sk_uses) = ed.collect_subtree(child)?;
+            ed.remove_subkey(parent, leaf, item)?;
+            for c in cells {
+                ed.free_cell(c)?;
+            }
+            for (sk, n) in sk_uses {
+                ed.release_sk(sk, n)?;
+            }
+            ed.touch(parent)?;
+            Ok(true)
+        })
+    }
+
+    /// Mark clean (seq1 = seq2 = max(every seq seen, incl. the ones passed to new and the
+    /// primary's) + 1, fresh last-written timestamp, file type primary, hive-bins size updated,
+    /// checksum last) and return the bytes. Length may grow (new hbins) — callers check if it fits.
+    pub fn finish(mut self) -> Result<Vec<u8>> {
+        // The new sequence number must be above every log entry so that no
+        // stale .LOG1/.LOG2 entry is ever eligible again (formats.md B.4).
+        let top = [le_u32(&self.b, OFF_SEQ1), le_u32(&self.b, OFF_SEQ2)]
+            .into_iter()
+            .fold(self.max_seq, |m, s| if seq_after(s, m) { s } else { m });
+        let seq = top.wrapping_add(1);
+        let now = filetime_now();
+        let hbins = self.hbins_end;
+        self.put(OFF_SEQ1, &seq.to_le_bytes());
+        self.put(OFF_SEQ2, &seq.to_le_bytes());
+        // A fresh timestamp stops an old-format (DIRT) log from matching; the
+        // first hbin keeps a copy that is used when the base block is damaged.
+        self.put(OFF_TIMESTAMP, &now.to_le_bytes());
+        self.put(BASE + 20, &now.to_le_bytes());
+        self.put(OFF_FILE_TYPE, &0u32.to_le_bytes());
+        self.put(OFF_HBINS, &hbins.to_le_bytes());
+        let sum = base_block_checksum(&self.b);
+        self.put(OFF_CHECKSUM, &sum.to_le_bytes());
+        Ok(self.b)
+    }
+
+    // ---------------------------------------------------------------- edits
+
+    /// Run `f`; on error put everything back as it was.
+    fn transact<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
+        let before = self.clone();
+        let r = f(self);
+        if r.is_err() {
+            *self = before;
+        }
+        r
+    }
+
+    fn set_value_in(&mut self, comps: &[Vec<u16>], vname: &[u16], ty: u32, data: &[u8]) -> Result<Option<(u32, Vec<u8>)>> {
+        let key = self.ensure_key(comps)?;
+        let nk = self.nk(key)?;
+        let list = self.value_list(&nk)?;
+        let old = match self.find_value(&list, &upcase(vname))? {
+            Some((_, vk)) => {
+                let old = (vk.ty, self.read_data(&vk)?);
+                let storage = self.storage(&vk)?;
+                let (dsize, doff) = if data.len() <= 4 {
+                    for c in storage.cells() {
+                        self.free_cell(c)?;
+                    }
+                    inline(data)
+                } else {
+                    match storage {
+                        // Fits the existing cell: overwrite in place, zero the rest.
+                        Storage::Cell(c) if self.cell(c)?.len() >= data.len() => {
+                            let mut buf = data.to_vec();
+                            buf.resize(self.cell(c)?.len(), 0);
+                            self.wbytes(c, 0, &buf)?;
+                            (data.len() as u32, c)
+                        }
+                        other => {
+                            let c = self.alloc_data(data)?;
+                            for old in other.cells() {
+                                self.free_cell(old)?;
+                            }
+                            (data.len() as u32, c)
+                        }
+                    }
+                };
+                self.w32(vk.off, VK_DSIZE, dsize)?;
+                self.w32(vk.off, VK_DOFF, doff)?;
+                self.w32(vk.off, VK_TYPE, ty)?;
+                Some(old)
+            }
+            None => {
+                let vk = self.new_vk(vname, ty, data)?;
+                self.append_value(key, &list, vk)?;
+                let units2 = vname.len() as u32 * 2;
+                self.raise(key, NK_MAX_VNAME, units2)?;
+                None
+            }
+        };
+        self.raise(key, NK_MAX_VDATA, data.len() as u32)?;
+        self.touch(key)?;
+        Ok(old)
+    }
+
+    /// Allocate and fill a vk (and its data cell), not yet linked to a key.
+    fn new_vk(&mut self, vname: &[u16], ty: u32, data: &[u8]) -> Result<u32> {
+        let (dsize, doff) = if data.len() <= 4 { inline(data) } else { (data.len() as u32, self.alloc_data(data)?) };
+        let (raw, compressed) = encode_name(vname);
+        let flags = if compressed && !vname.is_empty() { VALUE_COMP_NAME } else { 0 };
+        let mut vk = Vec::with_capacity(VK_NAME + raw.len());
+        vk.extend_from_slice(b"vk");
+        vk.extend_from_slice(&(raw.len() as u16).to_le_bytes());
+        vk.extend_from_slice(&dsize.to_le_bytes());
+        vk.extend_from_slice(&doff.to_le_bytes());
+        vk.extend_from_slice(&ty.to_le_bytes());
+        vk.extend_from_slice(&flags.to_le_bytes());
+        vk.extend_from_slice(&[0, 0]);
+        vk.extend_from_slice(&raw);
+        let off = self.alloc(vk.len())?;
+        self.wbytes(off, 0, &vk)?;
+        Ok(off)
+    }
+
+    fn alloc_data(&mut self, data: &[u8]) -> Result<u32> {
+        let c = self.alloc(data.len())?;
+        self.wbytes(c, 0, data)?;
+        Ok(c)
+    }
+
+    /// Add `vk` at the end of the key's value list, growing the list cell if full.
+    fn append_value(&mut self, key: u32, list: &[u32], vk: u32) -> Result<()> {
+        let nk = self.nk(key)?;
+        let n = list.len();
+        let need = 4 * (n + 1);
+        if n > 0 && self.cell(nk.vlist)?.len() >= need {
+            self.w32(nk.vlist, 4 * n, vk)?;
+        } else {
+            let raw: Vec<u8> = list.iter().chain([&vk]).flat_map(|o| o.to_le_bytes()).collect();
+            let new = self.alloc(need)?;
+            self.wbytes(new, 0, &raw)?;
+            if n > 0 {
+                self.free_cell(nk.vlist)?;
+            }
+            self.w32(key, NK_VLIST, new)?;
+        }
+        self.w32(key, NK_NVAL, n as u32 + 1)
+    }
+
+    /// The key at `comps`, creating missing keys on the way.
+    fn ensure_key(&mut self, comps: &[Vec<u16>]) -> Result<u32> {
+        let mut cur = self.root;
+        for c in comps {
+            let nk = self.nk(cur)?;
+            cur = match self.find_child(&nk, &upcase(c))? {
+                Some((_, _, child)) => child,
+                None => self.create_key(cur, c)?,
+            };
+        }
+        Ok(cur)
+    }
+
+    /// Create subkey `name` of `parent` (which must not have it yet).
+    fn create_key(&mut self, parent: u32, name: &[u16]) -> Result<u32> {
+        if name.len() > MAX_KEY_NAME {
+            return Err(Error::Usage(format!("key name {:?} is longer than {MAX_KEY_NAME} characters", show(name))));
+        }
+        let pnk = self.nk(parent)?;
+        if pnk.flags & KEY_SYM_LINK != 0 {
+            return Err(Error::Usage(format!("key {:?} is a symbolic link; keys cannot be created below it", show(&pnk.name))));
+        }
+        // Windows makes CurrentControlSet at boot as a volatile link; a stored
+        // key of that name would be a different key that shadows nothing.
+        if parent == self.root && upcase(name) == upcase(&"CurrentControlSet".encode_utf16().collect::<Vec<_>>()) {
+            return Err(Error::Usage(
+                "CurrentControlSet exists only in a running system; name the control set (ControlSet00N, see Select\\Current)".into(),
+            ));
+        }
+        // The new key shares the parent's security descriptor: one more user.
+        let refs = self.sk_cell(pnk.sk)?.1;
+        let refs = refs.checked_add(1).ok_or_else(|| bad_cell(pnk.sk, "security cell reference count overflows"))?;
+        let (raw, compressed) = encode_name(name);
+        let mut nk = vec![0u8; NK_NAME];
+        nk[0..2].copy_from_slice(b"nk");
+        let flags = if compressed { KEY_COMP_NAME } else { 0 };
+        nk[NK_FLAGS..NK_FLAGS + 2].copy_from_slice(&flags.to_le_bytes());
+        nk[NK_TIME..NK_TIME + 8].copy_from_slice(&self.now.to_le_bytes());
+        nk[16..20].copy_from_slice(&parent.to_le_bytes());
+        for f in [NK_LIST, 32, NK_VLIST, NK_CLASS] {
+            nk[f..f + 4].copy_from_slice(&NONE.to_le_bytes());
+        }
+        nk[NK_SK..NK_SK + 4].copy_from_slice(&pnk.sk.to_le_bytes());
+        nk[NK_NAME_LEN..NK_NAME_LEN + 2].copy_from_slice(&(raw.len() as u16).to_le_bytes());
+        nk.extend_from_slice(&raw);
+        let off = self.alloc(nk.len())?;
+        self.wbytes(off, 0, &nk)?;
+        self.w32(pnk.sk, SK_REFS, refs)?;
+        self.insert_subkey(parent, off, name)?;
+        self.w32(parent, NK_NSUB, pnk.nsub + 1)?;
+        // Largest subkey name: low 16 bits only, in UTF-16 bytes; the high bits are flags.
+        let v = le_u32(self.cell(parent)?, NK_MAX_NAME);
+        let low = (v & 0xFFFF).max(name.len() as u32 * 2);
+        self.w32(parent, NK_MAX_NAME, (v & 0xFFFF_0000) | low)?;
+        self.touch(parent)?;
+        Ok(off)
+    }
+
+    /// Insert `child` (named `name`) into `parent`'s subkey list at its sorted place.
+    fn insert_subkey(&mut self, parent: u32, child: u32, name: &[u16]) -> Result<()> {
+        let up = upcase(name);
+        let entry = |kind| match kind {
+            LeafKind::Lh => (child, lh_hash(name)),
+            LeafKind::Lf => (child, lf_hint(name)),
+            LeafKind::Li => (child, 0),
+        };
+        let pnk = self.nk(parent)?;
+        let subs = self.subkeys(&pnk)?;
+        let used: Vec<usize> = (0..subs.leaves.len()).filter(|&i| !subs.leaves[i].items.is_empty()).collect();
+        let Some(&last_leaf) = used.last() else {
+            // No list yet: a one-entry lh (lf before minor 5).
+            let kind = if self.minor >= 5 { LeafKind::Lh } else { LeafKind::Lf };
+            let off = self.write_leaf(kind, &[entry(kind)], None)?;
+            return self.w32(parent, NK_LIST, off);
+        };
+        // In an index root, the name goes into the first leaf whose last name
+        // is greater, or into the last leaf if it sorts after everything.
+        let mut target = last_leaf;
+        for &i in &used {
+            let Some(&(o, _)) = subs.leaves[i].items.last() else { continue };
+            if upcase(&self.nk(o)?.name) > up {
+                target = i;
+                break;
+            }
+        }
+        let leaf = &subs.leaves[target];
+        let mut pos = leaf.items.len();
+        for (i, &(o, _)) in leaf.items.iter().enumerate() {
+            match upcase(&self.nk(o)?.name).cmp(&up) {
+                std::cmp::Ordering::Less => {}
+                std::cmp::Ordering::Greater => {
+                    pos = i;
+                    break;
+                }
+                std::cmp::Ordering::Equal => return Err(bad_cell(o, format!("subkey {:?} already exists", show(name)))),
+            }
+        }
+        if leaf.items.len() >= MAX_LEAF {
+            return Err(Error::unsupported(Layer::Hive, (BASE + leaf.off as usize) as u64, "subkey leaf is full (65535 entries)"));
+        }
+        let mut items = leaf.items.clone();
+        items.insert(pos, entry(leaf.kind));
+        let new = self.write_leaf(leaf.kind, &items, Some(leaf.off))?;
+        if new != leaf.off {
+            match subs.ri {
+                Some(ri) => self.w32(ri, 4 + 4 * target, new)?,
+                None => self.w32(parent, NK_LIST, new)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Remove entry `item` of leaf `leaf` from `parent`'s subkey list, dropping
+    /// emptied leaves and an emptied index root.
+    fn remove_subkey(&mut self, parent: u32, leaf: usize, item: usize) -> Result<()> {
+        let pnk = self.nk(parent)?;
+        let subs = self.subkeys(&pnk)?;
+        let l = subs.leaves.get(leaf).ok_or_else(|| bad_cell(pnk.list, "subkey leaf vanished"))?;
+        let mut items = l.items.clone();
+        if item >= items.len() {
+            return Err(bad_cell(l.off, "subkey entry vanished"));
+        }
+        items.remove(item);
+        if !items.is_empty() {
+            self.write_leaf(l.kind, &items, Some(l.off))?;
+        } else {
+            self.free_cell(l.off)?;
+            match subs.ri {
+                None => self.w32(parent, NK_LIST, NONE)?,
+                Some(ri) => {
+                    let mut leaves: Vec<u32> = subs.leaves.iter().map(|l| l.off).collect();
+                    leaves.remove(leaf);
+                    if leaves.is_empty() {
+                        self.free_cell(ri)?;
+                        self.w32(parent, NK_LIST, NONE)?;
+                    } else {
+                        let mut raw = b"ri".to_vec();
+                        raw.extend_from_slice(&(leaves.len() as u16).to_le_bytes());
+                        raw.extend(leaves.iter().flat_map(|o| o.to_le_bytes()));
+                        self.wbytes(ri, 0, &raw)?;
+                    }
+                }
+            }
+        }
+        self.w32(parent, NK_NSUB, pnk.nsub.saturating_sub(1))
+    }
+
+    /// Write a leaf with `items`, in `old`'s cell if it is big enough, else in a
+    /// new cell (freeing `old`). Returns the leaf's cell.
+    fn write_leaf(&mut self, kind: LeafKind, items: &[(u32, u32)], old: Option<u32>) -> Result<u32> {
+        let (sig, step) = match kind {
+            LeafKind::Li => (b"li", 4),
+            LeafKind::Lf => (b"lf", 8),
+            LeafKind::Lh => (b"lh", 8),
+        };
+        let mut raw = Vec::with_capacity(4 + step * items.len());
+        raw.extend_from_slice(sig);
+        raw.extend_from_slice(&(items.len() as u16).to_le_bytes());
+        for &(o, extra) in items {
+            raw.extend_from_slice(&o.to_le_bytes());
+            if step == 8 {
+                raw.extend_from_slice(&extra.to_le_bytes());
+            }
+        }
+        let off = match old {
+            Some(o) if self.cell(o)?.len() >= raw.len() => o,
+            _ => self.alloc(raw.len())?,
+        };
+        self.wbytes(off, 0, &raw)?;
+        if let Some(o) = old.filter(|&o| o != off) {
+            self.free_cell(o)?;
+        }
+        Ok(off)
+    }
+
+    /// Every cell of the subtree at `key` (values, data, lists, class names, key
+    /// nodes) and how many of its keys use each security cell. Refuses cycles,
+    /// cells referenced twice and keys that must not be deleted.
+    fn collect_subtree(&self, key: u32) -> Result<(Vec<u32>, BTreeMap<u32, u32>)> {
+        let mut cells = Vec::new();
+        let mut sk_uses = BTreeMap::new();
+        let mut seen = HashSet::new();
+        let mut stack = vec![(key, 0usize)];
+        while let Some((off, depth)) = stack.pop() {
+            if depth > MAX_DEPTH {
+                return Err(bad_cell(off, format!("key tree deeper than {MAX_DEPTH} levels")));
+            }
+            let nk = self.nk(off)?;
+            if nk.flags & (KEY_HIVE_ENTRY | KEY_NO_DELETE) != 0 {
+                return Err(Error::Usage(format!("key {:?} is marked as not deletable (flags {:#x})", show(&nk.name), nk.flags)));
+            }
+            let list = self.value_list(&nk)?;
+            for &v in &list {
+                let vk = self.vk(v)?;
+                cells.extend(self.storage(&vk)?.cells());
+                cells.push(v);
+            }
+            if !list.is_empty() {
+                cells.push(nk.vlist);
+            }
+            if nk.class != NONE && self.is_allocated(nk.class) {
+                cells.push(nk.class);
+            }
+            let subs = self.subkeys(&nk)?;
+            cells.extend(subs.ri);
+            for l in &subs.leaves {
+                cells.push(l.off);
+                stack.extend(l.items.iter().map(|&(o, _)| (o, depth + 1)));
+            }
+            *sk_uses.entry(nk.sk).or_insert(0u32) += 1;
+            cells.push(off);
+        }
+        for &c in &cells {
+            if !seen.insert(c) {
+                return Err(bad_cell(c, "cell is referenced twice in the key tree being deleted"));
+            }
+        }
+        Ok((cells, sk_uses))
+    }
+
+    /// `n` keys that used security cell `sk` are gone.
+    fn release_sk(&mut self, sk: u32, n: u32) -> Result<()> {
+        let (_, refs) = self.sk_cell(sk)?;
+        if refs > n {
+            return self.w32(sk, SK_REFS, refs - n);
+        }
+        // The count says nobody uses it any more; trust only a scan of the
+        // remaining key nodes before freeing it.
+        let users = self.count_sk_users(sk);
+        if users > 0 {
+            return self.w32(sk, SK_REFS, users);
+        }
+        let c = self.cell(sk)?;
+        let (flink, blink) = (le_u32(c, SK_FLINK), le_u32(c, SK_BLINK));
+        if flink == sk || blink == sk {
+            return Err(bad_cell(sk, "the last security cell of the hive would become unused"));
+        }
+        self.sk_cell(flink)?;
+        self.sk_cell(blink)?;
+        self.w32(blink, SK_FLINK, flink)?;
+        self.w32(flink, SK_BLINK, blink)?;
+        self.free_cell(sk)
+    }
+
+    /// Allocated key nodes whose security cell is `sk`.
+    fn count_sk_users(&self, sk: u32) -> u32 {
+        let mut n = 0u32;
+        for &c in &self.cells {
+            if let Ok(d) = self.cell(c) {
+                if d.len() >= NK_NAME && d.get(0..2) == Some(b"nk") && le_u32(d, NK_SK) == sk {
+                    n = n.saturating_add(1);
+                }
+            }
+        }
+        n
+    }
+
+    fn touch(&mut self, key: u32) -> Result<()> {
+        let now = self.now.to_le_bytes();
+        self.wbytes(key, NK_TIME, &now)
+    }
+
+    /// nk field `field` = max(itself, `v`).
+    fn raise(&mut self, key: u32, field: usize, v: u32) -> Result<()> {
+        let old = le_u32(self.cell(key)?, field);
+        if v > old {
+            self.w32(key, field, v)?;
+        }
+        Ok(())
+    }
+
+    // ---------------------------------------------------------------- reading
+
+    fn is_allocated(&self, off: u32) -> bool {
+        self.cells.contains(&off) && (le_u32(&self.b, BASE + off as usize) as i32) < 0
+    }
+
+    /// File range of the data of the allocated cell starting at `off`.
+    fn cell_range(&self, off: u32) -> Result<Range<usize>> {
+        if !self.cells.contains(&off) {
+            return Err(bad_cell(off, format!("offset {off:#x} does not point at a cell")));
+        }
+        let p = BASE + off as usize;
+        let raw = le_u32(&self.b, p) as i32;
+        if raw >= 0 {
+            return Err(bad_cell(off, format!("cell {off:#x} is free but still referenced")));
+        }
+        Ok(p + 4..p + raw.unsigned_abs() as usize)
+    }
+
+    fn cell(&self, off: u32) -> Result<&[u8]> {
+        let r = self.cell_range(off)?;
+        self.b.get(r).ok_or_else(|| bad_cell(off, "cell runs past the end of the file"))
+    }
+
+    fn nk(&self, off: u32) -> Result<Nk> {
+        let c = self.cell(off)?;
+        if c.len() < NK_NAME || c.get(0..2) != Some(b"nk") {
+            return Err(bad_cell(off, format!("cell {off:#x} is not a key node (nk)")));
+        }
+        let flags = le_u16(c, NK_FLAGS);
+        let len = le_u16(c, NK_NAME_LEN) as usize;
+        let raw = c.get(NK_NAME..NK_NAME + len).ok_or_else(|| bad_cell(off, "key name runs past its cell"))?;
+        Ok(Nk {
+            off,
+            flags,
+            nsub: le_u32(c, NK_NSUB),
+            list: le_u32(c, NK_LIST),
+            nval: le_u32(c, NK_NVAL),
+            vlist: le_u32(c, NK_VLIST),
+            sk: le_u32(c, NK_SK),
+            class: le_u32(c, NK_CLASS),
+            name: decode_name(raw, flags & KEY_COMP_NAME != 0),
+        })
+    }
+
+    fn vk(&self, off: u32) -> Result<Vk> {
+        let c = self.cell(off)?;
+        if c.len() < VK_NAME || c.get(0..2) != Some(b"vk") {
+            return Err(bad_cell(off, format!("cell {off:#x} is not a key value (vk)")));
+        }
+        let len = le_u16(c, 2) as usize;
+        let raw = c.get(VK_NAME..VK_NAME + len).ok_or_else(|| bad_cell(off, "value name runs past its cell"))?;
+        Ok(Vk {
+            off,
+            name: decode_name(raw, le_u16(c, VK_FLAGS) & VALUE_COMP_NAME != 0),
+            dsize: le_u32(c, VK_DSIZE),
+            doff: le_u32(c, VK_DOFF),
+            ty: le_u32(c, VK_TYPE),
+        })
+    }
+
+    /// (cell data, reference count) of security cell `off`.
+    fn sk_cell(&self, off: u32) -> Result<(&[u8], u32)> {
+        let c = self.cell(off)?;
+        if c.len() < 20 || c.get(0..2) != Some(b"sk") {
+            return Err(bad_cell(off, format!("cell {off:#x} is not a security cell (sk)")));
+        }
+        Ok((c, le_u32(c, SK_REFS)))
+    }
+
+    fn value_list(&self, nk: &Nk) -> Result<Vec<u32>> {
+        if nk.nval == 0 {
+            return Ok(vec![]);
+        }
+        let c = self.cell(nk.vlist)?;
+        let n = nk.nval as usize;
+        if n.checked_mul(4).is_none_or(|need| need > c.len()) {
+            return Err(bad_cell(nk.vlist, format!("value list of key {:?} is shorter than its {n} values", show(&nk.name))));
+        }
+        Ok((0..n).map(|i| le_u32(c, 4 * i)).collect())
+    }
+
+    /// (index in the list, vk) of the value whose upper-cased name is `up`.
+    fn find_value(&self, list: &[u32], up: &[u16]) -> Result<Option<(usize, Vk)>> {
+        for (i, &o) in list.iter().enumerate() {
+            let vk = self.vk(o)?;
+            if upcase(&vk.name) == up {
+                return Ok(Some((i, vk)));
+            }
+        }
+        Ok(None)
+    }
+
+    fn storage(&self, vk: &Vk) -> Result<Storage> {
+        let len = (vk.dsize & !DATA_INLINE) as usize;
+        if vk.dsize & DATA_INLINE != 0 {
+            if len > 4 {
+                return Err(bad_cell(vk.off, format!("resident value data of {len} bytes (at most 4 fit)")));
+            }
+            return Ok(Storage::Inline);
+        }
+        if len == 0 {
+            return Ok(if self.is_allocated(vk.doff) { Storage::Cell(vk.doff) } else { Storage::Empty });
+        }
+        let c = self.cell(vk.doff)?;
+        if len > MAX_CELL_DATA && self.minor >= 4 && c.get(0..2) == Some(b"db") && c.len() >= 8 {
+            let (n, list) = (le_u16(c, 2) as usize, le_u32(c, 4));
+            let l = self.cell(list)?;
+            if 4 * n > l.len() || n * MAX_CELL_DATA < len {
+                return Err(bad_cell(vk.doff, format!("big-data record with {n} segments cannot hold {len} bytes")));
+            }
+            let segs: Vec<u32> = (0..n).map(|i| le_u32(l, 4 * i)).collect();
+            for &s in &segs {
+                self.cell(s)?;
+            }
+            return Ok(Storage::Big { db: vk.doff, list, segs });
+        }
+        if c.len() < len {
+            return Err(bad_cell(vk.doff, format!("data cell of {} bytes is shorter than the value's {len}", c.len())));
+        }
+        Ok(Storage::Cell(vk.doff))
+    }
+
+    fn read_data(&self, vk: &Vk) -> Result<Vec<u8>> {
+        let len = (vk.dsize & !DATA_INLINE) as usize;
+        Ok(match self.storage(vk)? {
+            Storage::Inline => vk.doff.to_le_bytes()[..len.min(4)].to_vec(),
+            Storage::Empty => vec![],
+            Storage::Cell(c) => self.cell(c)?.get(..len).unwrap_or_default().to_vec(),
+            Storage::Big { segs, .. } => {
+                let mut out = Vec::with_capacity(len);
+                for s in segs {
+                    let d = self.cell(s)?;
+                    let take = (len - out.len()).min(MAX_CELL_DATA);
+                    out.extend_from_slice(d.get(..take).ok_or_else(|| bad_cell(s, "big-data segment is too short"))?);
+                    if out.len() == len {
+                        break;
+                    }
+                }
+                out
+            }
+        })
+    }
+
+    fn leaf(&self, off: u32) -> Result<Leaf> {
+        let c = self.cell(off)?;
+        let kind = match c.get(0..2) {
+            Some(b"li") => LeafKind::Li,
+            Some(b"lf") => LeafKind::Lf,
+            Some(b"lh") => LeafKind::Lh,
+            _ => return Err(bad_cell(off, format!("cell {off:#x} is not a subkey leaf (li/lf/lh)"))),
+        };
+        let n = le_u16(c, 2) as usize;
+        let step = if kind == LeafKind::Li { 4 } else { 8 };
+        if 4 + step * n > c.len() {
+            return Err(bad_cell(off, format!("subkey leaf with {n} entries is longer than its cell")));
+        }
+        let items = (0..n).map(|i| (le_u32(c, 4 + step * i), if step == 8 { le_u32(c, 8 + step * i) } else { 0 })).collect();
+        Ok(Leaf { off, kind, items })
+    }
+
+    /// The subkey list of `nk`, checked against its subkey count.
+    fn subkeys(&self, nk: &Nk) -> Result<Subkeys> {
+        if nk.nsub == 0 {
+            return Ok(Subkeys { ri: None, leaves: vec![] });
+        }
+        let c = self.cell(nk.list)?;
+        let subs = if c.get(0..2) == Some(b"ri") {
+            let n = le_u16(c, 2) as usize;
+            if 4 + 4 * n > c.len() {
+                return Err(bad_cell(nk.list, format!("index root with {n} entries is longer than its cell")));
+            }
+            let offs: Vec<u32> = (0..n).map(|i| le_u32(c, 4 + 4 * i)).collect();
+            // An index root points at leaves only (leaf() refuses another ri).
+            let leaves = offs.into_iter().map(|o| self.leaf(o)).collect::<Result<Vec<_>>>()?;
+            Subkeys { ri: Some(nk.list), leaves }
+        } else {
+            Subkeys { ri: None, leaves: vec![self.leaf(nk.list)?] }
+        };
+        let total: usize = subs.leaves.iter().map(|l| l.items.len()).sum();
+        if total != nk.nsub as usize {
+            return Err(bad_cell(nk.off, format!("key {:?} says {} subkeys but its list holds {total}", show(&nk.name), nk.nsub)));
+        }
+        Ok(subs)
+    }
+
+    /// (leaf index, entry index, nk) of the subkey whose upper-cased name is `up`.
+    fn find_child(&self, nk: &Nk, up: &[u16]) -> Result<Option<(usize, usize, u32)>> {
+        let subs = self.subkeys(nk)?;
+        for (li, l) in subs.leaves.iter().enumerate() {
+            for (ii, &(o, _)) in l.items.iter().enumerate() {
+                if upcase(&self.nk(o)?.name) == up {
+                    return Ok(Some((li, ii, o)));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// The key at `comps`, if it exists.
+    fn resolve(&self, comps: &[Vec<u16>]) -> Result<Option<u32>> {
+        let mut cur = self.root;
+        for c in comps {
+            let nk = self.nk(cur)?;
+            match self.find_child(&nk, &upcase(c))? {
+                Some((_, _, child)) => cur = child,
+                None => return Ok(None),
+            }
+        }
+        Ok(Some(cur))
+    }
+
+    // ---------------------------------------------------------------- cells
+
+    fn put(&mut self, pos: usize, d: &[u8]) {
+        match self.b.get_mut(pos..pos + d.len()) {
+            Some(s) => s.copy_from_slice(d),
+            None => debug_assert!(false, "write at {pos:#x} outside the hive"),
+        }
+    }
+
+    fn set_size(&mut self, off: u32, size: i32) {
+        self.put(BASE + off as usize, &size.to_le_bytes());
+    }
+
+    /// Write `d` at `at` in the data of allocated cell `cell`.
+    fn wbytes(&mut self, cell: u32, at: usize, d: &[u8]) -> Result<()> {
+        let r = self.cell_range(cell)?;
+        let start = r.start + at;
+        if start + d.len() > r.end {
+            return Err(bad_cell(cell, format!("field at +{at:#x} runs past the end of cell {cell:#x}")));
+        }
+        self.put(start, d);
+        Ok(())
+    }
+
+    fn w32(&mut self, cell: u32, at: usize, v: u32) -> Result<()> {
+        self.wbytes(cell, at, &v.to_le_bytes())
+    }
+
+    /// A zeroed cell with room for `payload` bytes: first fit among the free
+    /// cells, else a new hbin.
+    fn alloc(&mut self, payload: usize) -> Result<u32> {
+        if payload > MAX_ALLOC {
+            return Err(Error::unsupported(Layer::Hive, 0, format!("a {payload}-byte cell is larger than the editor allocates")));
+        }
+        let need = round8(payload + 4).max(8) as u32;
+        let fit = self.free.iter().find(|(_, &s)| s >= need).map(|(&o, &s)| (o, s));
+        let off = match fit {
+            Some((o, s)) => {
+                self.free.remove(&o);
+                if s - need >= 16 {
+                    self.set_size(o, -(need as i32));
+                    self.set_size(o + need, (s - need) as i32);
+                    self.cells.insert(o + need);
+                    self.free.insert(o + need, s - need);
+                } else {
+                    self.set_size(o, -(s as i32));
+                }
+                o
+            }
+            None => self.append_hbin(need)?,
+        };
+        let r = self.cell_range(off)?;
+        self.b.get_mut(r).into_iter().for_each(|s| s.fill(0));
+        Ok(off)
+    }
+
+    /// Append an hbin holding an allocated cell of `need` bytes (returned) and
+    /// a free cell for the rest.
+    fn append_hbin(&mut self, need: u32) -> Result<u32> {
+        let start = self.hbins_end;
+        let size = (HBIN_HEADER + need).div_ceil(HBIN_ALIGN) * HBIN_ALIGN;
+        let end = start.checked_add(size).filter(|&e| e <= MAX_HBINS_SIZE).ok_or_else(|| {
+            Error::unsupported(Layer::Hive, OFF_HBINS as u64, "growing the hive would exceed the 2 GiB hive-bins limit")
+        })?;
+        let (fs, fe) = (BASE + start as usize, BASE + end as usize);
+        if self.b.len() < fe {
+            self.b.resize(fe, 0);
+        }
+        // Slack past the old last hbin may hold anything: clear it.
+        self.b[fs..fe].fill(0);
+        self.put(fs, b"hbin");
+        self.put(fs + 4, &start.to_le_bytes());
+        self.put(fs + 8, &size.to_le_bytes());
+        let cell = start + HBIN_HEADER;
+        self.set_size(cell, -(need as i32));
+        self.cells.insert(cell);
+        let rest = size - HBIN_HEADER - need;
+        if rest > 0 {
+            self.set_size(cell + need, rest as i32);
+            self.cells.insert(cell + need);
+            self.free.insert(cell + need, rest);
+        }
+        self.hbins_end = end;
+        self.put(OFF_HBINS, &end.to_le_bytes());
+        Ok(cell)
+    }
+
+    /// Mark allocated cell `off` free, merged with free neighbours. Cells that
+    /// touch are always in the same hbin (the hbin header separates bins).
+    fn free_cell(&mut self, off: u32) -> Result<()> {
+        let r = self.cell_range(off)?;
+        let mut start = off;
+        let mut size = (r.end - r.start + 4) as u32;
+        if let Some(next_size) = self.free.remove(&(off + size)) {
+            self.cells.remove(&(off + size));
+            size += next_size;
+        }
+        if let Some((&p, &ps)) = self.free.range(..off).next_back() {
+            if p + ps == off {
+                self.cells.remove(&off);
+                start = p;
+                size += ps;
+            }
+        }
+        self.set_size(start, size as i32);
+        self.free.insert(start, size);
+        Ok(())
+    }
+}
+
+/// (data size field, data offset field) for ≤ 4 bytes stored in the vk itself.
+fn inline(data: &[u8]) -> (u32, u32) {
+    let mut w = [0u8; 4];
+    w[..data.len().min(4)].copy_from_slice(&data[..data.len().min(4)]);
+    (data.len() as u32 | DATA_INLINE, u32::from_le_bytes(w))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hive::tree;
+    use crate::hive::HiveState;
+
+    /// The repo's own generated SOFTWARE hive (testdata/make-fixtures.sh): lh
+    /// lists, one sk, odd names, a class name and a 40000-byte big-data value.
+    fn software() -> Vec<u8> {
+        include_bytes!("../../testdata/hives/SOFTWARE").to_vec()
+    }
+
+    fn editor() -> HiveEditor {
+        HiveEditor::new(software(), 42).unwrap()
+    }
+
+    fn u16s(s: &str) -> Vec<u16> {
+        s.encode_utf16().collect()
+    }
+
+    fn sz(s: &str) -> Vec<u8> {
+        s.encode_utf16().chain([0]).flat_map(|u| u.to_le_bytes()).collect()
+    }
+
+    type Snap = BTreeMap<String, BTreeMap<String, (u32, Vec<u8>)>>;
+
+    /// Every key and value as nt-hive reads them from finished bytes. The walk
+    /// looks every key up by path, i.e. by nt-hive's binary search, so a list
+    /// out of order shows up as a missing key.
+    fn snap(bytes: &[u8]) -> Snap {
+        let loaded = crate::hive::load(bytes.to_vec(), None, None).unwrap();
+        assert_eq!(loaded.report.state, HiveState::Clean);
+        let h = tree::Hive::new("T", loaded);
+        h.walk("")
+            .unwrap()
+            .into_iter()
+            .map(|k| (k.path, k.values.into_iter().map(|v| (v.name, (v.kind, v.raw))).collect()))
+            .collect()
+    }
+
+    /// `got == want`, reporting only the differing keys.
+    #[track_caller]
+    fn same(got: &Snap, want: &Snap, what: &str) {
+        if got != want {
+            let missing: Vec<_> = want.keys().filter(|k| !got.contains_key(*k)).collect();
+            let extra: Vec<_> = got.keys().filter(|k| !want.contains_key(*k)).collect();
+            let changed: Vec<_> = got.keys().filter(|k| want.get(*k).is_some_and(|w| w != &got[*k])).collect();
+            panic!("{what}: trees differ; missing {missing:?}, unexpected {extra:?}, values differ in {changed:?}");
+        }
+    }
+
+    /// Record an expected value, under the existing spelling of the key if any.
+    fn expect(want: &mut Snap, path: &str, name: &str, v: (u32, Vec<u8>)) {
+        let real = want.keys().find(|k| k.to_uppercase() == path.to_uppercase()).cloned().unwrap_or(path.to_string());
+        want.entry(real).or_default().insert(name.into(), v);
+    }
+
+    fn finished(ed: &HiveEditor) -> Vec<u8> {
+        ed.clone().finish().unwrap()
+    }
+
+    /// Independent structural checks of a hive: hbin/cell tiling (via `new`),
+    /// every subkey list sorted with the right hashes and hints, parent links,
+    /// counts, readable values, max-length fields, exact sk reference counts
+    /// and a consistent sk list.
+    fn verify(bytes: &[u8]) -> HiveEditor {
+        let ed = HiveEditor::new(bytes.to_vec(), 0).expect("hive structure");
+        let mut sk_users: BTreeMap<u32, u32> = BTreeMap::new();
+        let mut stack = vec![ed.root];
+        while let Some(o) = stack.pop() {
+            let nk = ed.nk(o).unwrap();
+            let raw = ed.cell(o).unwrap().to_vec();
+            *sk_users.entry(nk.sk).or_default() += 1;
+            let subs = ed.subkeys(&nk).unwrap();
+            let mut prev: Option<Vec<u16>> = None;
+            for l in &subs.leaves {
+                assert!(!l.items.is_empty(), "empty leaf under {}", show(&nk.name));
+                for &(c, extra) in &l.items {
+                    let cnk = ed.nk(c).unwrap();
+                    let up = upcase(&cnk.name);
+                    if let Some(p) = &prev {
+                        assert!(*p < up, "{:?} not after {:?}", show(&cnk.name), show(p));
+                    }
+                    prev = Some(up);
+                    match l.kind {
+                        LeafKind::Lh => assert_eq!(extra, lh_hash(&cnk.name), "lh hash of {}", show(&cnk.name)),
+                        LeafKind::Lf => assert_eq!(extra, lf_hint(&cnk.name), "lf hint of {}", show(&cnk.name)),
+                        LeafKind::Li => {}
+                    }
+                    assert_eq!(le_u32(ed.cell(c).unwrap(), 16), o, "parent of {}", show(&cnk.name));
+                    assert!(le_u32(&raw, NK_MAX_NAME) & 0xFFFF >= cnk.name.len() as u32 * 2);
+                    let compressible = cnk.name.iter().all(|&u| u <= 0xFF);
+                    assert_eq!(cnk.flags & KEY_COMP_NAME != 0, compressible, "name flag of {}", show(&cnk.name));
+                    stack.push(c);
+                }
+            }
+            for v in ed.value_list(&nk).unwrap() {
+                let vk = ed.vk(v).unwrap();
+                let d = ed.read_data(&vk).unwrap();
+                assert!(le_u32(&raw, NK_MAX_VNAME) >= vk.name.len() as u32 * 2);
+                assert!(le_u32(&raw, NK_MAX_VDATA) as usize >= d.len());
+            }
+        }
+        for (&sk, &n) in &sk_users {
+            assert_eq!(ed.sk_cell(sk).unwrap().1, n, "reference count of sk {sk:#x}");
+        }
+        // The sk list is a closed ring through every sk in use.
+        let first = *sk_users.keys().next().unwrap();
+        let (mut cur, mut ring) = (first, BTreeSet::new());
+        loop {
+            ring.insert(cur);
+            let next = le_u32(ed.sk_cell(cur).unwrap().0, SK_FLINK);
+            assert_eq!(le_u32(ed.sk_cell(next).unwrap().0, SK_BLINK), cur);
+            cur = next;
+            if cur == first {
+                break;
+            }
+            assert!(ring.len() < 100_000);
+        }
+        assert!(sk_users.keys().all(|k| ring.contains(k)));
+        ed
+    }
+
+    fn key_of(ed: &HiveEditor, path: &str) -> u32 {
+        ed.resolve(&parse_path(path).unwrap()).unwrap().unwrap()
+    }
+
+    /// Turn `path`'s single leaf into an index root over leaves of the given
+    /// kinds and sizes (real hives use ri for big keys; the fixture has none).
+    fn make_ri(ed: &mut HiveEditor, path: &str, parts: &[(LeafKind, usize)]) {
+        let key = key_of(ed, path);
+        let nk = ed.nk(key).unwrap();
+        let subs = ed.subkeys(&nk).unwrap();
+        assert!(subs.ri.is_none());
+        let items = &subs.leaves[0].items;
+        assert_eq!(parts.iter().map(|p| p.1).sum::<usize>(), items.len());
+        let mut leaves = vec![];
+        let mut at = 0;
+        for &(kind, n) in parts {
+            let chunk: Vec<(u32, u32)> = items[at..at + n]
+                .iter()
+                .map(|&(o, _)| {
+                    let name = ed.nk(o).unwrap().name;
+                    (o, match kind {
+                        LeafKind::Lh => lh_hash(&name),
+                        LeafKind::Lf => lf_hint(&name),
+                        LeafKind::Li => 0,
+                    })
+                })
+                .collect();
+            leaves.push(ed.write_leaf(kind, &chunk, None).unwrap());
+            at += n;
+        }
+        let ri = ed.alloc(4 + 4 * leaves.len()).unwrap();
+        let mut raw = b"ri".to_vec();
+        raw.extend_from_slice(&(leaves.len() as u16).to_le_bytes());
+        raw.extend(leaves.iter().flat_map(|o| o.to_le_bytes()));
+        ed.wbytes(ri, 0, &raw).unwrap();
+        ed.free_cell(subs.leaves[0].off).unwrap();
+        ed.w32(key, NK_LIST, ri).unwrap();
+    }
+
+    const CV: &str = r"Microsoft\Windows NT\CurrentVersion";
+    const SORTING: &str = r"RdpRescueFixture\Sorting";
+
+    #[test]
+    fn fixture_verifies() {
+        let s = snap(&software());
+        assert!(s.len() > 20);
+        verify(&software());
+        // Upcase, hash and hint on the checked example of formats.md A.4.
+        assert_eq!(lh_hash(&u16s("abcd_äöüß")), 0xcd87_d55e);
+        assert_eq!(lf_hint(&u16s("ab")), u32::from_le_bytes(*b"ab\0\0"));
+        assert_eq!(lf_hint(&u16s("a日bc")), u32::from_le_bytes([b'a', 0, b'b', b'c']));
+    }
+
+    #[test]
+    fn set_existing_dword_in_place() {
+        let mut ed = editor();
+        let before = snap(&software());
+        let (cells, free) = (ed.cells.clone(), ed.free.clone());
+        // Path and name are case-insensitive.
+        let old = ed.set_value(r"microsoft\WINDOWS NT\currentversion", "ubr", 4, &9999u32.to_le_bytes()).unwrap();
+        assert_eq!(old, Some((4, 2113u32.to_le_bytes().to_vec())));
+        assert_eq!((&ed.cells, &ed.free), (&cells, &free), "an in-place DWORD change allocates nothing");
+        let out = finished(&ed);
+        let mut want = before;
+        want.get_mut(CV).unwrap().insert("UBR".into(), (4, 9999u32.to_le_bytes().to_vec()));
+        same(&snap(&out), &want, "want");
+        verify(&out);
+        // The key's last-write time is now.
+        let e2 = HiveEditor::new(out, 0).unwrap();
+        let k = key_of(&e2, CV);
+        assert_eq!(crate::bytes::le_u64(e2.cell(k).unwrap(), NK_TIME), ed.now);
+    }
+
+    #[test]
+    fn strings_grow_and_shrink() {
+        let mut ed = editor();
+        let wl = r"Microsoft\Windows NT\CurrentVersion\Winlogon";
+        let before = snap(&software());
+        let vk = {
+            let nk = ed.nk(key_of(&ed, wl)).unwrap();
+            ed.find_value(&ed.value_list(&nk).unwrap(), &upcase(&u16s("SHELL"))).unwrap().unwrap().1
+        };
+        let old_cell = vk.doff;
+        let long = sz(&"explorer.exe,rdprescue.exe ".repeat(10));
+        let old = ed.set_value(wl, "Shell", 1, &long).unwrap();
+        assert_eq!(old, Some((1, sz("explorer.exe"))));
+        let new_cell = ed.vk(vk.off).unwrap().doff;
+        assert_ne!(new_cell, old_cell, "longer data moves to a new cell");
+        assert!(!ed.is_allocated(old_cell), "the old data cell is freed");
+        // A shorter string stays in the (now larger) cell.
+        ed.set_value(wl, "Shell", 2, &sz("cmd.exe")).unwrap();
+        assert_eq!(ed.vk(vk.off).unwrap().doff, new_cell);
+        // Down to 4 bytes: resident in the vk, data cell freed.
+        ed.set_value(wl, "Shell", 3, &[1, 2, 3]).unwrap();
+        let v = ed.vk(vk.off).unwrap();
+        assert_eq!(v.dsize, DATA_INLINE | 3);
+        assert!(!ed.is_allocated(new_cell));
+        let out = finished(&ed);
+        let mut want = before;
+        want.get_mut(wl).unwrap().insert("Shell".into(), (3, vec![1, 2, 3]));
+        same(&snap(&out), &want, "want");
+        verify(&out);
+    }
+
+    #[test]
+    fn add_values_and_sorted_keys() {
+        let mut ed = editor();
+        let mut want = snap(&software());
+        // A value on an existing key; an empty default value; a UTF-16 name.
+        assert_eq!(ed.set_value(CV, "RdpRescueAdded", 4, &7u32.to_le_bytes()).unwrap(), None);
+        assert_eq!(ed.set_value(CV, "", 1, &sz("dflt")).unwrap(), None);
+        assert_eq!(ed.set_value(CV, "Wert-Ω", 3, &[9; 100]).unwrap(), None);
+        let cv = want.get_mut(CV).unwrap();
+        cv.insert("RdpRescueAdded".into(), (4, 7u32.to_le_bytes().to_vec()));
+        cv.insert(String::new(), (1, sz("dflt")));
+        cv.insert("Wert-Ω".into(), (3, vec![9; 100]));
+        // Keys landing before, between and after the fixture's odd names.
+        let names = ["00", "a0", "Aa_", "AB0", "a_a", "b", "Y", "zZz", "_0", "`", "ä1", "Äa", "ÅZ", "Ω", "日本", "~"];
+        for (i, n) in names.iter().enumerate() {
+            let path = format!(r"{SORTING}\{n}");
+            let old = ed.set_value(&path, "n", 4, &(100 + i as u32).to_le_bytes()).unwrap();
+            // "b" exists (with n = 0): its value is replaced, not duplicated.
+            assert_eq!(old.is_some(), *n == "b", "{n}");
+            expect(&mut want, &path, "n", (4, (100 + i as u32).to_le_bytes().to_vec()));
+        }
+        // Three levels deep under a key without subkeys (creates lh lists).
+        ed.set_value(r"RdpRescueFixture\Types\New1\New2\New3", "deep", 1, &sz("x")).unwrap();
+        want.entry(r"RdpRescueFixture\Types\New1".into()).or_default();
+        want.entry(r"RdpRescueFixture\Types\New1\New2".into()).or_default();
+        want.entry(r"RdpRescueFixture\Types\New1\New2\New3".into()).or_default().insert("deep".into(), (1, sz("x")));
+        let out = finished(&ed);
+        same(&snap(&out), &want, "want");
+        let e2 = verify(&out);
+        let types = e2.nk(key_of(&e2, r"RdpRescueFixture\Types")).unwrap();
+        assert_eq!(e2.leaf(types.list).unwrap().kind, LeafKind::Lh);
+    }
+
+    #[test]
+    fn index_root_insert_and_delete() {
+        let mut ed = editor();
+        let want0 = snap(&finished(&ed));
+        make_ri(&mut ed, SORTING, &[(LeafKind::Lh, 4), (LeafKind::Li, 4), (LeafKind::Lf, 3)]);
+        // nt-hive reads the ri the same (its binary search goes through it).
+        let mut want = want0.clone();
+        same(&snap(&finished(&ed)), &want, "want");
+        verify(&finished(&ed));
+        // Before everything (leaf 0), inside leaf 1 and 2, after everything.
+        // Leaves: [0 A AA AB] [A_ B Z ZZ] [_ Ä Å]. "!" goes first in leaf 0; "AB1"
+        // and "A_1" into leaf 1 (the first whose last name is greater); "Zz"
+        // exists; "ÄÄ" into leaf 2; "ÿ" (upper Ÿ, U+0178) and "Ω" after everything.
+        for n in ["!", "AB1", "A_1", "Zz", "ÄÄ", "ÿ", "Ω"] {
+            let path = format!(r"{SORTING}\{n}");
+            ed.set_value(&path, "v", 4, &[1, 0, 0, 0]).unwrap();
+            expect(&mut want, &path, "v", (4, vec![1, 0, 0, 0]));
+            same(&snap(&finished(&ed)), &want, &format!("after adding {n}"));
+        }
+        let key = key_of(&ed, SORTING);
+        let subs = ed.subkeys(&ed.nk(key).unwrap()).unwrap();
+        assert!(subs.ri.is_some());
+        assert_eq!(subs.leaves.iter().map(|l| l.items.len()).collect::<Vec<_>>(), vec![5, 6, 6]);
+        // Empty the middle leaf: it is dropped from the ri.
+        let middle: Vec<String> = subs.leaves[1]
+            .items
+            .iter()
+            .map(|&(o, _)| show(&ed.nk(o).unwrap().name))
+            .collect();
+        for n in &middle {
+            assert!(ed.delete_key(&format!(r"{SORTING}\{n}")).unwrap());
+            want.retain(|k, _| !k.starts_with(&format!(r"{SORTING}\{n}")));
+        }
+        let subs = ed.subkeys(&ed.nk(key).unwrap()).unwrap();
+        assert_eq!(subs.leaves.len(), 2);
+        same(&snap(&finished(&ed)), &want, "want");
+        verify(&finished(&ed));
+        // Empty everything: ri and leaves freed, list offset none.
+        let all: Vec<String> = want.keys().filter_map(|k| k.strip_prefix(&format!(r"{SORTING}\"))).map(String::from).collect();
+        for n in all {
+            assert!(ed.delete_key(&format!(r"{SORTING}\{n}")).unwrap(), "{n}");
+        }
+        let nk = ed.nk(key).unwrap();
+        assert_eq!((nk.nsub, nk.list), (0, NONE));
+        verify(&finished(&ed));
+    }
+
+    #[test]
+    fn lf_lists_on_minor_4() {
+        let mut b = software();
+        b[OFF_MINOR] = 4;
+        let sum = base_block_checksum(&b);
+        b[OFF_CHECKSUM..OFF_CHECKSUM + 4].copy_from_slice(&sum.to_le_bytes());
+        let mut ed = HiveEditor::new(b, 42).unwrap();
+        let mut want = snap(&finished(&ed));
+        make_ri(&mut ed, SORTING, &[(LeafKind::Lf, 11)]);
+        for n in ["A0", "a", "q", "Ωmega"] {
+            let path = format!(r"{SORTING}\{n}");
+            ed.set_value(&path, "v", 4, &[2, 0, 0, 0]).unwrap();
+            expect(&mut want, &path, "v", (4, vec![2, 0, 0, 0]));
+        }
+        // A new list on minor 4 is an lf.
+        ed.set_value(r"RdpRescueFixture\Types\Sub", "v", 4, &[3, 0, 0, 0]).unwrap();
+        want.entry(r"RdpRescueFixture\Types\Sub".into()).or_default().insert("v".into(), (4, vec![3, 0, 0, 0]));
+        let out = finished(&ed);
+        same(&snap(&out), &want, "want");
+        let e2 = verify(&out);
+        let types = e2.nk(key_of(&e2, r"RdpRescueFixture\Types")).unwrap();
+        assert_eq!(e2.leaf(types.list).unwrap().kind, LeafKind::Lf);
+    }
+
+    #[test]
+    fn delete_values_and_keys() {
+        let mut ed = editor();
+        let mut want = snap(&software());
+        let wl = r"Microsoft\Windows NT\CurrentVersion\Winlogon";
+        assert!(ed.delete_value(wl, "shell").unwrap());
+        want.get_mut(wl).unwrap().remove("Shell");
+        assert!(!ed.delete_value(wl, "shell").unwrap());
+        assert!(!ed.delete_value(r"No\Such\Key", "x").unwrap());
+        // Delete every value of a key: the list cell goes away.
+        let s18 = r"Microsoft\Windows NT\CurrentVersion\ProfileList\S-1-5-18";
+        for v in ["ProfileImagePath", "Flags", "State"] {
+            assert!(ed.delete_value(s18, v).unwrap());
+        }
+        want.get_mut(s18).unwrap().clear();
+        let nk = ed.nk(key_of(&ed, s18)).unwrap();
+        assert_eq!((nk.nval, nk.vlist), (0, NONE));
+        // A subtree with UTF-16 names, a class name and a big-data value.
+        let free_before: u32 = ed.free.values().sum();
+        let sk = ed.nk(ed.root).unwrap().sk;
+        let refs_before = ed.sk_cell(sk).unwrap().1;
+        assert!(ed.delete_key("rdprescuefixture").unwrap());
+        let gone = want.keys().filter(|k| k.starts_with("RdpRescueFixture")).count() as u32;
+        want.retain(|k, _| !k.starts_with("RdpRescueFixture"));
+        assert_eq!(ed.sk_cell(sk).unwrap().1, refs_before - gone);
+        assert!(ed.free.values().sum::<u32>() > free_before + 40_000);
+        assert!(!ed.delete_key("RdpRescueFixture").unwrap());
+        assert!(matches!(ed.delete_key(""), Err(Error::Usage(_))));
+        assert!(matches!(ed.delete_key(r"\\"), Err(Error::Usage(_))));
+        let out = finished(&ed);
+        same(&snap(&out), &want, "want");
+        verify(&out);
+        // Freed space is reused: adding it all back does not grow the hive.
+        let mut ed = HiveEditor::new(out, 0).unwrap();
+        let len = ed.hbins_end;
+        ed.set_value(r"Reuse\Me", "x", 3, &[5; 16000]).unwrap();
+        assert_eq!(ed.hbins_end, len);
+    }
+
+    #[test]
+    fn sk_freed_when_last_user_goes() {
+        let mut ed = editor();
+        // Give a new key its own sk (a copy of the root's), linked into the list.
+        ed.set_value(r"Own\Child", "v", 4, &[1, 0, 0, 0]).unwrap();
+        let own = key_of(&ed, "Own");
+        let child = key_of(&ed, r"Own\Child");
+        let root_sk = ed.nk(ed.root).unwrap().sk;
+        let sk_bytes = ed.cell(root_sk).unwrap().to_vec();
+        let new_sk = ed.alloc(sk_bytes.len()).unwrap();
+        ed.wbytes(new_sk, 0, &sk_bytes).unwrap();
+        let next = le_u32(&sk_bytes, SK_FLINK);
+        ed.w32(new_sk, SK_FLINK, next).unwrap();
+        ed.w32(new_sk, SK_BLINK, root_sk).unwrap();
+        ed.w32(root_sk, SK_FLINK, new_sk).unwrap();
+        ed.w32(next, SK_BLINK, new_sk).unwrap();
+        ed.w32(new_sk, SK_REFS, 2).unwrap();
+        ed.w32(own, NK_SK, new_sk).unwrap();
+        ed.w32(child, NK_SK, new_sk).unwrap();
+        let refs = ed.sk_cell(root_sk).unwrap().1;
+        ed.w32(root_sk, SK_REFS, refs - 2).unwrap();
+        verify(&finished(&ed));
+        // A grandchild shares it (3 users), then the subtree goes.
+        ed.set_value(r"Own\Child\Grand", "v", 4, &[1, 0, 0, 0]).unwrap();
+        assert_eq!(ed.sk_cell(new_sk).unwrap().1, 3);
+        assert!(ed.delete_key("own").unwrap());
+        assert!(!ed.is_allocated(new_sk));
+        let e2 = verify(&finished(&ed));
+        assert_eq!(le_u32(e2.sk_cell(root_sk).unwrap().0, SK_FLINK), root_sk, "ring back to one sk");
+    }
+
+    #[test]
+    fn big_data_read_and_replaced() {
+        let mut ed = editor();
+        let types = r"RdpRescueFixture\Types";
+        let before = snap(&software());
+        let big = before[types]["big-40000"].clone();
+        assert_eq!(big.1.len(), 40000);
+        let vk = {
+            let nk = ed.nk(key_of(&ed, types)).unwrap();
+            ed.find_value(&ed.value_list(&nk).unwrap(), &upcase(&u16s("big-40000"))).unwrap().unwrap().1
+        };
+        let Storage::Big { db, list, segs } = ed.storage(&vk).unwrap() else { panic!("fixture value is not big data") };
+        assert_eq!(segs.len(), 3);
+        // Too big to write: refused, nothing changed.
+        let bytes = ed.bytes().to_vec();
+        let e = ed.set_value(types, "big-40000", 3, &vec![1; 16345]).unwrap_err();
+        assert!(matches!(e, Error::Usage(_)), "{e}");
+        assert_eq!(ed.bytes(), &bytes[..]);
+        // Replaced by small data: old data returned, db cells freed.
+        let old = ed.set_value(types, "BIG-40000", 3, &[7; 16344]).unwrap();
+        assert_eq!(old, Some(big));
+        for c in segs.into_iter().chain([db, list]) {
+            assert!(!ed.is_allocated(c), "{c:#x} still allocated");
+        }
+        let mut want = before;
+        want.get_mut(types).unwrap().insert("big-40000".into(), (3, vec![7; 16344]));
+        let out = finished(&ed);
+        same(&snap(&out), &want, "want");
+        verify(&out);
+    }
+
+    #[test]
+    fn growth_appends_tiled_hbins() {
+        let mut ed = editor();
+        let mut want = snap(&software());
+        let end0 = ed.hbins_end;
+        for i in 0..30u32 {
+            let data: Vec<u8> = (0..16000 + i).map(|j| (j * 7 + i) as u8).collect();
+            ed.set_value(r"Grow\Here", &format!("v{i}"), 3, &data).unwrap();
+            want.entry(r"Grow\Here".into()).or_default().insert(format!("v{i}"), (3, data));
+        }
+        want.entry("Grow".into()).or_default();
+        assert!(ed.hbins_end >= end0 + 30 * 16000);
+        let out = finished(&ed);
+        assert_eq!(le_u32(&out, OFF_HBINS), ed.hbins_end);
+        assert_eq!(out.len(), BASE + ed.hbins_end as usize);
+        same(&snap(&out), &want, "want");
+        verify(&out);
+        // Slack after the last hbin is reused, not kept in front of new bins.
+        let mut b = software();
+        b.extend_from_slice(&[0xAA; 8192]);
+        let mut ed = HiveEditor::new(b, 0).unwrap();
+        ed.set_value("Slack", "x", 3, &[1; 16000]).unwrap();
+        let out = ed.finish().unwrap();
+        assert_eq!(out.len(), BASE + le_u32(&out, OFF_HBINS) as usize);
+        verify(&out);
+    }
+
+    #[test]
+    fn finish_marks_clean_above_every_sequence() {
+        // Wrap-aware: 42 comes after 0xFFFFFFFF, 0x80000010 after 42.
+        for (seen, want) in [(100u32, 101u32), (7, 43), (42, 43), (u32::MAX, 43), (0x8000_0010, 0x8000_0011)] {
+            let ed = HiveEditor::new(software(), seen).unwrap();
+            let out = ed.finish().unwrap();
+            assert_eq!((le_u32(&out, OFF_SEQ1), le_u32(&out, OFF_SEQ2)), (want, want), "seen {seen}");
+            assert_eq!(le_u32(&out, OFF_CHECKSUM), base_block_checksum(&out));
+            assert_eq!(le_u32(&out, OFF_FILE_TYPE), 0);
+            let ts = crate::bytes::le_u64(&out, OFF_TIMESTAMP);
+            assert!(ts > (1_704_067_200 + 11_644_473_600) * 10_000_000, "timestamp is fresh");
+            assert_eq!(crate::bytes::le_u64(&out, BASE + 20), ts);
+            let r = crate::hive::load(out, None, None).unwrap().report;
+            assert_eq!(r.state, HiveState::Clean);
+            assert!(r.primary_checksum_ok);
+        }
+    }
+
+    #[test]
+    fn refuses_dirty_and_bad_input() {
+        let mut b = software();
+        b[OFF_SEQ1] = 43;
+        assert!(HiveEditor::new(b.clone(), 0).is_err(), "bad checksum");
+        let sum = base_block_checksum(&b);
+        b[OFF_CHECKSUM..OFF_CHECKSUM + 4].copy_from_slice(&sum.to_le_bytes());
+        assert!(HiveEditor::new(b, 0).is_err(), "seq1 != seq2");
+        assert!(HiveEditor::new(vec![0; 100], 0).is_err());
+        let mut ed = editor();
+        assert!(matches!(ed.set_value(&"a\\".repeat(600), "x", 4, &[0; 4]), Err(Error::Usage(_))));
+        assert!(matches!(ed.set_value("k", &"n".repeat(16384), 4, &[0; 4]), Err(Error::Usage(_))));
+    }
+
+    #[test]
+    fn refuses_links_and_current_control_set() {
+        let mut ed = editor();
+        let e = ed.set_value(r"currentcontrolset\Control", "x", 4, &[0; 4]).unwrap_err();
+        assert!(matches!(e, Error::Usage(_)), "{e}");
+        // Deeper down the name is an ordinary key name.
+        ed.set_value(r"Classes\CurrentControlSet", "x", 4, &[0; 4]).unwrap();
+        let k = key_of(&ed, r"RdpRescueFixture\WithClass");
+        let flags = ed.nk(k).unwrap().flags | KEY_SYM_LINK;
+        ed.wbytes(k, NK_FLAGS, &flags.to_le_bytes()).unwrap();
+        let e = ed.set_value(r"RdpRescueFixture\WithClass\Sub", "x", 4, &[0; 4]).unwrap_err();
+        assert!(matches!(e, Error::Usage(_)), "{e}");
+        // Values of the link key itself can be set.
+        ed.set_value(r"RdpRescueFixture\WithClass", "x", 4, &[2, 0, 0, 0]).unwrap();
+    }
+
+    #[test]
+    fn failed_edit_rolls_back() {
+        let mut ed = editor();
+        let bytes = ed.bytes().to_vec();
+        // "New" would be created before the 300-character name is refused.
+        let long = "x".repeat(300);
+        let e = ed.set_value(&format!(r"New\{long}"), "v", 4, &[0; 4]).unwrap_err();
+        assert!(matches!(e, Error::Usage(_)), "{e}");
+        assert_eq!(ed.bytes(), &bytes[..]);
+        assert_eq!(ed.resolve(&parse_path("New").unwrap()).unwrap(), None);
+    }
+
+    #[test]
+    fn random_damage_never_panics() {
+        let base = software();
+        let mut seed = 0x2545_F491_4F6C_DD1Du64;
+        let mut rnd = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let paths = [
+            CV,
+            r"Microsoft\Windows NT\CurrentVersion\Winlogon",
+            r"Microsoft\Windows NT\CurrentVersion\ProfileList",
+            SORTING,
+            r"RdpRescueFixture\Types",
+            r"RdpRescueFixture\WithClass",
+            "RdpRescueFixture",
+            "Microsoft",
+            r"Sorting\New\Key",
+        ];
+        let names = ["UBR", "Shell", "big-40000", "", "sz", "n", "new", "x"];
+        let (mut opened, mut ok_edits) = (0, 0);
+        for round in 0..2000 {
+            let mut b = base.clone();
+            for _ in 0..1 + rnd() % 24 {
+                let pos = if round % 10 == 0 { rnd() as usize % 512 } else { BASE + rnd() as usize % (b.len() - BASE) };
+                b[pos] = if rnd() % 2 == 0 { b[pos] ^ (1 << (rnd() % 8)) } else { rnd() as u8 };
+            }
+            let sum = base_block_checksum(&b);
+            b[OFF_CHECKSUM..OFF_CHECKSUM + 4].copy_from_slice(&sum.to_le_bytes());
+            let Ok(mut ed) = HiveEditor::new(b, 42) else { continue };
+            opened += 1;
+            for _ in 0..12 {
+                let path = paths[rnd() as usize % paths.len()];
+                let sub = format!(r"{path}\{}", ["k1", "a", "Zz", "Ω"][rnd() as usize % 4]);
+                let name = names[rnd() as usize % names.len()];
+                let len = [0usize, 3, 4, 5, 200, 5000, 16344][rnd() as usize % 7];
+                let r = match rnd() % 5 {
+                    0 => ed.set_value(path, name, 3, &vec![0x5A; len]).map(|_| ()),
+                    1 => ed.set_value(&sub, name, 1, &vec![0x41; len]).map(|_| ()),
+                    2 => ed.delete_value(path, name).map(|_| ()),
+                    3 => ed.delete_key(&sub).map(|_| ()),
+                    _ => ed.delete_key(path).map(|_| ()),
+                };
+                ok_edits += r.is_ok() as u32;
+            }
+            // Whatever happened, the result still tiles and opens.
+            let out = ed.finish().unwrap();
+            HiveEditor::new(out, 0).expect("edited hive keeps its hbin/cell structure");
+        }
+        eprintln!("{opened} damaged hives opened, {ok_edits} edits succeeded");
+        assert!(opened > 1000 && ok_edits > 5000, "fuzz did not exercise the editor ({opened}, {ok_edits})");
+    }
+}
