@@ -33,11 +33,11 @@ use std::sync::Arc;
 
 const L: Layer = Layer::Vhd;
 const SECTOR: u64 = 512;
-const FOOTER_LEN: usize = 512;
-const HEADER_LEN: usize = 1024;
+pub(crate) const FOOTER_LEN: usize = 512;
+pub(crate) const HEADER_LEN: usize = 1024;
 const FOOTER_COOKIE: &[u8; 8] = b"conectix";
 const HEADER_COOKIE: &[u8; 8] = b"cxsparse";
-const UNALLOCATED: u32 = 0xFFFF_FFFF;
+pub(crate) const UNALLOCATED: u32 = 0xFFFF_FFFF;
 /// Largest virtual size accepted: 2040 GiB, the VHD format's limit (Hyper-V
 /// and qemu both refuse larger VHDs).
 const MAX_SIZE: u64 = 2040 << 30;
@@ -47,9 +47,9 @@ const MAX_SIZE: u64 = 2040 << 30;
 const MIN_BLOCK: u32 = 4096;
 const MAX_BLOCK: u32 = 256 << 20;
 /// Cap on BAT entries (64 MiB of BAT); 2040 GiB in 2 MiB blocks needs 2^20.
-const MAX_BAT_ENTRIES: u32 = 1 << 24;
+pub(crate) const MAX_BAT_ENTRIES: u32 = 1 << 24;
 /// Cap on one parent locator's data: 32 K UTF-16 units, the longest Windows path.
-const MAX_LOCATOR_BYTES: u32 = 64 << 10;
+pub(crate) const MAX_LOCATOR_BYTES: u32 = 64 << 10;
 /// CHS geometry 65535 x 16 x 255: "the size does not fit CHS", so the footer's
 /// current size is authoritative even for Virtual PC / qemu images.
 const CHS_MAX_SECTORS: u64 = 65535 * 16 * 255;
@@ -74,10 +74,13 @@ struct Footer {
     sectors_per_track: u8,
     disk_type: DiskType,
     unique_id: [u8; 16],
+    /// The 512 bytes as read (for the writers, which copy sizes, geometry and
+    /// creator fields from them).
+    raw: [u8; FOOTER_LEN],
 }
 
 /// `~(sum of all bytes, the 4-byte checksum field counted as zero)`.
-fn checksum(buf: &[u8], field: usize) -> u32 {
+pub(crate) fn checksum(buf: &[u8], field: usize) -> u32 {
     let sum = buf.iter().enumerate().fold(0u32, |acc, (i, &b)| {
         if (field..field + 4).contains(&i) {
             acc
@@ -142,6 +145,7 @@ fn parse_footer(buf: &[u8; FOOTER_LEN], offset: u64) -> Result<Footer> {
         sectors_per_track: buf[59],
         disk_type,
         unique_id,
+        raw: *buf,
     })
 }
 
@@ -376,46 +380,20 @@ impl Disk for VhdDisk {
     }
 }
 
-/// Open a VHD whose footer (or footer copy) has been detected in `src`.
-pub fn open(src: FileSource, ctx: &mut OpenCtx) -> Result<Image> {
-    let (footer, at_end) = find_footer(&src)?;
+/// The dynamic header of a dynamic or differencing disk, checked, and its BAT.
+struct DynHeader {
+    hdr: Vec<u8>,
+    hdr_off: u64,
+    bat_offset: u64,
+    block_size: u32,
+    /// BAT entries for the blocks covering the virtual size `size`.
+    bat: Vec<u32>,
+}
+
+/// Read and check the dynamic header `footer` points to, and the BAT entries
+/// covering a `size`-byte virtual disk.
+fn read_dynamic_header(src: &FileSource, footer: &Footer, size: u64) -> Result<DynHeader> {
     let len = src.len();
-    let size = virtual_size(&footer);
-    let mut info = ContainerInfo {
-        path: src.path().to_path_buf(),
-        format: match footer.disk_type {
-            DiskType::Fixed => Format::VhdFixed,
-            DiskType::Dynamic => Format::VhdDynamic,
-            DiskType::Differencing => Format::VhdDifferencing,
-        },
-        file_size: len,
-        virtual_size: size,
-        logical_sector_size: 512,
-        physical_sector_size: 512,
-        block_size: None,
-        disk_id: Some(guid_string(&footer.unique_id)),
-        creator: creator_string(&footer.creator),
-        log_replayed: None,
-        allocated_blocks: None,
-        parent: None,
-    };
-
-    if footer.disk_type == DiskType::Fixed {
-        // find_footer only returns a fixed footer from the end of the file.
-        let data_len = footer.offset;
-        if size > data_len {
-            return Err(Error::corrupt(
-                L,
-                footer.offset + 48,
-                format!(
-                    "fixed VHD footer gives a disk of {size} bytes, but only {data_len} bytes precede \
-                     the footer: file truncated?"
-                ),
-            ));
-        }
-        return Ok(Image { disk: Arc::new(VhdDisk { src, size, sparse: None }), info });
-    }
-
     // Dynamic header.
     let hdr_off = footer.data_offset;
     if hdr_off.checked_add(HEADER_LEN as u64).is_none_or(|e| e > len) {
@@ -480,6 +458,80 @@ pub fn open(src: FileSource, ctx: &mut OpenCtx) -> Result<Image> {
     src.read_at(L, bat_offset, &mut raw_bat)?;
     let bat: Vec<u32> =
         raw_bat.chunks_exact(4).map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]])).collect();
+    Ok(DynHeader { hdr, hdr_off, bat_offset, block_size, bat })
+}
+
+/// The container structures of a VHD file, for the writers
+/// (`image::write::vhd`): read with the same checks as [`open`], without
+/// opening a parent.
+pub(crate) struct Layout {
+    /// The authoritative footer's bytes (the end footer, or the copy at 0),
+    /// and the file offset they were read from.
+    pub(crate) footer: [u8; FOOTER_LEN],
+    pub(crate) footer_offset: u64,
+    /// The virtual size, as [`open`] computes it.
+    pub(crate) virtual_size: u64,
+    /// Dynamic and differencing disks: block size and the BAT entries
+    /// covering the virtual size (`UNALLOCATED` or a sector number).
+    pub(crate) sparse: Option<(u32, Vec<u32>)>,
+}
+
+/// Read the footer, dynamic header and BAT of a VHD (see [`Layout`]).
+pub(crate) fn read_layout(src: &FileSource) -> Result<Layout> {
+    let (footer, _) = find_footer(src)?;
+    let size = virtual_size(&footer);
+    let sparse = match footer.disk_type {
+        DiskType::Fixed => None,
+        DiskType::Dynamic | DiskType::Differencing => {
+            let h = read_dynamic_header(src, &footer, size)?;
+            Some((h.block_size, h.bat))
+        }
+    };
+    Ok(Layout { footer: footer.raw, footer_offset: footer.offset, virtual_size: size, sparse })
+}
+
+/// Open a VHD whose footer (or footer copy) has been detected in `src`.
+pub fn open(src: FileSource, ctx: &mut OpenCtx) -> Result<Image> {
+    let (footer, at_end) = find_footer(&src)?;
+    let len = src.len();
+    let size = virtual_size(&footer);
+    let mut info = ContainerInfo {
+        path: src.path().to_path_buf(),
+        format: match footer.disk_type {
+            DiskType::Fixed => Format::VhdFixed,
+            DiskType::Dynamic => Format::VhdDynamic,
+            DiskType::Differencing => Format::VhdDifferencing,
+        },
+        file_size: len,
+        virtual_size: size,
+        logical_sector_size: 512,
+        physical_sector_size: 512,
+        block_size: None,
+        disk_id: Some(guid_string(&footer.unique_id)),
+        creator: creator_string(&footer.creator),
+        log_replayed: None,
+        allocated_blocks: None,
+        parent: None,
+    };
+
+    if footer.disk_type == DiskType::Fixed {
+        // find_footer only returns a fixed footer from the end of the file.
+        let data_len = footer.offset;
+        if size > data_len {
+            return Err(Error::corrupt(
+                L,
+                footer.offset + 48,
+                format!(
+                    "fixed VHD footer gives a disk of {size} bytes, but only {data_len} bytes precede \
+                     the footer: file truncated?"
+                ),
+            ));
+        }
+        return Ok(Image { disk: Arc::new(VhdDisk { src, size, sparse: None }), info });
+    }
+
+    let DynHeader { hdr, hdr_off, bat_offset, block_size, bat } = read_dynamic_header(&src, &footer, size)?;
+    let bs = u64::from(block_size);
     let allocated = bat.iter().filter(|&&e| e != UNALLOCATED).count() as u64;
     // Bitmap: one bit per sector, rounded up to whole sectors.
     let bitmap_size = (bs / SECTOR / 8).div_ceil(SECTOR) * SECTOR;
@@ -556,7 +608,7 @@ fn read_locators(src: &FileSource, hdr: &[u8]) -> Vec<Locator> {
 }
 
 /// Strip the Win32 "verbatim" prefixes `\\?\` and `\\?\UNC\`.
-fn strip_verbatim(p: &str) -> String {
+pub(crate) fn strip_verbatim(p: &str) -> String {
     if let Some(rest) = p.strip_prefix(r"\\?\UNC\") {
         format!(r"\\{rest}")
     } else if let Some(rest) = p.strip_prefix(r"\\?\") {
