@@ -17,45 +17,45 @@ const L: Layer = Layer::Vhdx;
 const KIB: u64 = 1024;
 const MIB: u64 = 1024 * 1024;
 const PAGE: u64 = 4096;
-const CRC32C: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISCSI);
+pub(crate) const CRC32C: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISCSI);
 
-const BAT_REGION: Uuid = uuid!("2DC27766-F623-4200-9D64-115E9BFD4A08");
-const METADATA_REGION: Uuid = uuid!("8B7CA206-4790-4B9A-B8FE-575F050F886E");
-const FILE_PARAMETERS: Uuid = uuid!("CAA16737-FA36-4D43-B3B6-33F0AA44E76B");
-const VIRTUAL_DISK_SIZE: Uuid = uuid!("2FA54224-CD1B-4876-B211-5DBED83BF4B8");
-const VIRTUAL_DISK_ID: Uuid = uuid!("BECA12AB-B2E6-4523-93EF-C309E000C746");
-const LOGICAL_SECTOR_SIZE: Uuid = uuid!("8141BF1D-A96F-4709-BA47-F233A8FAAB5F");
-const PHYSICAL_SECTOR_SIZE: Uuid = uuid!("CDA348C7-445D-4471-9CC9-E9885251C556");
-const PARENT_LOCATOR: Uuid = uuid!("A8D35F2D-B30B-454D-ABF7-D3D84834AB0C");
-const VHDX_PARENT_LOCATOR_TYPE: Uuid = uuid!("B04AEFB7-D19E-4A81-B789-25B8E9445913");
+pub(crate) const BAT_REGION: Uuid = uuid!("2DC27766-F623-4200-9D64-115E9BFD4A08");
+pub(crate) const METADATA_REGION: Uuid = uuid!("8B7CA206-4790-4B9A-B8FE-575F050F886E");
+pub(crate) const FILE_PARAMETERS: Uuid = uuid!("CAA16737-FA36-4D43-B3B6-33F0AA44E76B");
+pub(crate) const VIRTUAL_DISK_SIZE: Uuid = uuid!("2FA54224-CD1B-4876-B211-5DBED83BF4B8");
+pub(crate) const VIRTUAL_DISK_ID: Uuid = uuid!("BECA12AB-B2E6-4523-93EF-C309E000C746");
+pub(crate) const LOGICAL_SECTOR_SIZE: Uuid = uuid!("8141BF1D-A96F-4709-BA47-F233A8FAAB5F");
+pub(crate) const PHYSICAL_SECTOR_SIZE: Uuid = uuid!("CDA348C7-445D-4471-9CC9-E9885251C556");
+pub(crate) const PARENT_LOCATOR: Uuid = uuid!("A8D35F2D-B30B-454D-ABF7-D3D84834AB0C");
+pub(crate) const VHDX_PARENT_LOCATOR_TYPE: Uuid = uuid!("B04AEFB7-D19E-4A81-B789-25B8E9445913");
 
 /// Largest virtual disk the spec allows (64 TiB).
 const MAX_VIRTUAL_SIZE: u64 = 64 << 40;
 /// Bounds on what we are willing to load into memory from untrusted headers.
 const MAX_LOG: u64 = 256 * MIB;
-const MAX_BAT: u64 = 256 * MIB;
+pub(crate) const MAX_BAT: u64 = 256 * MIB;
 const MAX_OVERLAY_PAGES: usize = 65536;
 const BITMAP_CACHE: usize = 64;
 
 // Payload block states.
-const NOT_PRESENT: u64 = 0;
+pub(crate) const NOT_PRESENT: u64 = 0;
 const UNDEFINED: u64 = 1;
-const ZERO: u64 = 2;
+pub(crate) const ZERO: u64 = 2;
 const UNMAPPED: u64 = 3;
 const UNMAPPED_V095: u64 = 5;
-const FULLY_PRESENT: u64 = 6;
-const PARTIALLY_PRESENT: u64 = 7;
+pub(crate) const FULLY_PRESENT: u64 = 6;
+pub(crate) const PARTIALLY_PRESENT: u64 = 7;
 
 /// The container file as seen after log replay: file bytes with overlay pages
 /// on top, and possibly extended (LastFileOffset) beyond the real end of file.
-struct View {
-    src: FileSource,
-    pages: BTreeMap<u64, Box<[u8]>>,
-    len: u64,
+pub(crate) struct View {
+    pub(crate) src: FileSource,
+    pub(crate) pages: BTreeMap<u64, Box<[u8]>>,
+    pub(crate) len: u64,
 }
 
 impl View {
-    fn read(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+    pub(crate) fn read(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
         let end = offset.checked_add(buf.len() as u64);
         if end.is_none_or(|e| e > self.len) {
             return Err(Error::corrupt(
@@ -84,7 +84,7 @@ impl View {
         Ok(())
     }
 
-    fn read_vec(&self, offset: u64, len: u64) -> Result<Vec<u8>> {
+    pub(crate) fn read_vec(&self, offset: u64, len: u64) -> Result<Vec<u8>> {
         let mut v = vec![0u8; len as usize];
         self.read(offset, &mut v)?;
         Ok(v)
@@ -93,13 +93,13 @@ impl View {
 
 /// A parsed VHDX header.
 #[derive(Clone)]
-struct Header {
-    offset: u64,
-    seq: u64,
-    data_write_guid: Uuid,
-    log_guid: Uuid,
-    log_length: u32,
-    log_offset: u64,
+pub(crate) struct Header {
+    pub(crate) offset: u64,
+    pub(crate) seq: u64,
+    pub(crate) data_write_guid: Uuid,
+    pub(crate) log_guid: Uuid,
+    pub(crate) log_length: u32,
+    pub(crate) log_offset: u64,
 }
 
 fn crc_ok(buf: &[u8], field: usize) -> bool {
@@ -135,7 +135,7 @@ fn parse_header(src: &FileSource, offset: u64) -> Result<Header> {
 }
 
 /// The current header: the valid one, or the valid one with the higher sequence number.
-fn current_header(src: &FileSource) -> Result<Header> {
+pub(crate) fn current_header(src: &FileSource) -> Result<Header> {
     let h1 = parse_header(src, 64 * KIB);
     let h2 = parse_header(src, 128 * KIB);
     match (h1, h2) {
@@ -151,12 +151,12 @@ pub(crate) fn data_write_guid(path: &Path) -> Result<Uuid> {
     Ok(current_header(&FileSource::open(path)?)?.data_write_guid)
 }
 
-struct Region {
-    offset: u64,
-    length: u64,
+pub(crate) struct Region {
+    pub(crate) offset: u64,
+    pub(crate) length: u64,
 }
 
-fn region_table(src: &FileSource) -> Result<(Region, Region)> {
+pub(crate) fn region_table(src: &FileSource) -> Result<(Region, Region)> {
     let mut first_err = None;
     for off in [192 * KIB, 256 * KIB] {
         match parse_region_table(src, off) {
@@ -303,7 +303,7 @@ fn parse_entry(log: &[u8], at: u64, log_guid: Uuid, log_file_offset: u64) -> Opt
 }
 
 /// Find the active sequence of the log and replay it into `view`'s overlay.
-fn replay_log(view: &mut View, h: &Header) -> Result<Option<LogReplay>> {
+pub(crate) fn replay_log(view: &mut View, h: &Header) -> Result<Option<LogReplay>> {
     if h.log_guid.is_nil() || h.log_length == 0 {
         return Ok(None);
     }
@@ -388,18 +388,18 @@ fn replay_log(view: &mut View, h: &Header) -> Result<Option<LogReplay>> {
 
 // ------------------------------------------------------------------ metadata
 
-struct Metadata {
-    block_size: u32,
-    fixed: bool,
-    has_parent: bool,
-    virtual_size: u64,
-    disk_id: Option<Uuid>,
-    logical_sector: u32,
-    physical_sector: u32,
-    parent_locator: Option<(u64, Vec<u8>)>,
+pub(crate) struct Metadata {
+    pub(crate) block_size: u32,
+    pub(crate) fixed: bool,
+    pub(crate) has_parent: bool,
+    pub(crate) virtual_size: u64,
+    pub(crate) disk_id: Option<Uuid>,
+    pub(crate) logical_sector: u32,
+    pub(crate) physical_sector: u32,
+    pub(crate) parent_locator: Option<(u64, Vec<u8>)>,
 }
 
-fn read_metadata(view: &View, r: &Region) -> Result<Metadata> {
+pub(crate) fn read_metadata(view: &View, r: &Region) -> Result<Metadata> {
     let t = view.read_vec(r.offset, 64 * KIB)?;
     if &t[0..8] != b"metadata" {
         return Err(Error::corrupt(L, r.offset, "no 'metadata' table signature"));

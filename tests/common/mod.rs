@@ -112,10 +112,12 @@ pub fn have(tool: &str) -> bool {
 /// Tools testdata/make-scenarios.py needs.
 pub const SCENARIO_TOOLS: [&str; 9] = ["python3", "hivexregedit", "mkntfs", "ntfscp", "sfdisk", "sgdisk", "mkfs.fat", "mcopy", "qemu-img"];
 
-/// Build every scenario of testdata/scenarios.json once per test binary, into
-/// its own directory under the target dir (`tag` keeps binaries that run at
-/// the same time apart). Returns the directory and the manifest; None (with a
-/// notice) when ../shared or a tool is missing.
+/// Build every scenario of testdata/scenarios.json, once for all test
+/// binaries: the images go to a directory of the target dir named by a hash of
+/// the scenario list and its builder, built in a temporary directory and
+/// renamed into place (binaries running at the same time cannot see a half-built
+/// set). `tag` names the builder's temporary directory. Returns the directory
+/// and the manifest; None (with a notice) when ../shared or a tool is missing.
 pub fn build_scenarios(tag: &str) -> Option<&'static (PathBuf, Vec<serde_json::Value>)> {
     static BUILT: std::sync::OnceLock<Option<(PathBuf, Vec<serde_json::Value>)>> = std::sync::OnceLock::new();
     BUILT
@@ -125,13 +127,67 @@ pub fn build_scenarios(tag: &str) -> Option<&'static (PathBuf, Vec<serde_json::V
                 eprintln!("NOTICE: {t} not installed; skipping the scenario images (see .ci/run)");
                 return None;
             }
-            // Rebuilt on every run, in the target directory (no leftovers in /tmp).
-            let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("scenarios-{tag}"));
-            let _ = std::fs::remove_dir_all(&dir);
-            let out = Command::new("python3").arg(testdata().join("make-scenarios.py")).arg(&dir).output().unwrap();
-            assert!(out.status.success(), "make-scenarios.py failed: {}{}", stdout(&out), stderr(&out));
+            let mut key = Vec::new();
+            for f in ["scenarios.json", "make-scenarios.py", "hives/SOFTWARE"] {
+                key.extend(std::fs::read(testdata().join(f)).unwrap());
+            }
+            let root = Path::new(env!("CARGO_TARGET_TMPDIR"));
+            let dir = root.join(format!("scenarios-{}", &sha256(&key)[..16]));
+            if !dir.join("manifest.json").exists() {
+                let tmp = root.join(format!("scenarios-building-{tag}-{}", std::process::id()));
+                let _ = std::fs::remove_dir_all(&tmp);
+                let out = Command::new("python3").arg(testdata().join("make-scenarios.py")).arg(&tmp).output().unwrap();
+                assert!(out.status.success(), "make-scenarios.py failed: {}{}", stdout(&out), stderr(&out));
+                // The manifest names images by path: point it at the final directory.
+                let m = std::fs::read_to_string(tmp.join("manifest.json")).unwrap();
+                std::fs::write(tmp.join("manifest.json"), m.replace(tmp.to_str().unwrap(), dir.to_str().unwrap())).unwrap();
+                if std::fs::rename(&tmp, &dir).is_err() {
+                    // Another test binary finished first: use its set.
+                    let _ = std::fs::remove_dir_all(&tmp);
+                }
+            }
             let manifest = serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
             Some((dir, manifest))
         })
         .as_ref()
+}
+
+/// Debian's python3 (where apt puts python3-libvhdi), not a pyenv one.
+pub const SYSTEM_PYTHON: &str = "/usr/bin/python3";
+
+/// Whether libvhdi's Python bindings are installed (else a notice).
+pub fn have_pyvhdi() -> bool {
+    let ok = Path::new(SYSTEM_PYTHON).exists() && Command::new(SYSTEM_PYTHON).args(["-c", "import pyvhdi"]).output().is_ok_and(|o| o.status.success());
+    if !ok {
+        eprintln!("NOTICE: python3-libvhdi (pyvhdi) not installed; libvhdi read-back skipped");
+    }
+    ok
+}
+
+/// Read VHD/VHDX `child` (over `parent`, when given) with libvhdi: SHA-256 of
+/// the byte ranges (offset, length), and a line of facts libvhdi reports.
+pub fn pyvhdi(child: &Path, parent: Option<&Path>, ranges: &[(u64, u64)]) -> (String, String) {
+    let script = r#"
+import sys, hashlib, pyvhdi
+f = pyvhdi.file(); f.open(sys.argv[1])
+if sys.argv[2] != '-':
+    p = pyvhdi.file(); p.open(sys.argv[2]); f.set_parent(p)
+h = hashlib.sha256()
+for r in sys.argv[3:]:
+    o, n = map(int, r.split(':'))
+    while n > 0:
+        k = min(n, 4 << 20)
+        b = f.read_buffer_at_offset(k, o)
+        assert len(b) == k, (o, k, len(b))
+        h.update(b); o += k; n -= k
+print(h.hexdigest())
+print('sector=%d size=%d type=%d parent_id=%s parent=%s' % (f.bytes_per_sector, f.media_size, f.disk_type, f.parent_identifier, f.parent_filename))
+"#;
+    let mut args = vec!["-c".to_string(), script.to_string(), child.to_str().unwrap().to_string(), parent.map_or("-".into(), |p| p.to_str().unwrap().to_string())];
+    args.extend(ranges.iter().map(|(o, n)| format!("{o}:{n}")));
+    let o = Command::new(SYSTEM_PYTHON).args(&args).output().unwrap();
+    assert!(o.status.success(), "pyvhdi on {}: {}", child.display(), stderr(&o));
+    let out = stdout(&o);
+    let mut lines = out.lines();
+    (lines.next().unwrap().to_string(), lines.next().unwrap_or("").to_string())
 }
