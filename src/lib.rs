@@ -17,6 +17,7 @@ pub mod fs;
 pub mod hive;
 pub mod image;
 pub mod locate;
+pub mod repair;
 pub mod rdp;
 pub mod volume;
 

@@ -169,6 +169,11 @@ def make_dirty(before_path, after_path, primary_out, log_out):
     # Primary: what Windows leaves after the first flush of a session: seq1 bumped, seq2 not.
     struct.pack_into("<I", a, 4, new)
     struct.pack_into("<I", a, 508, checksum(a))
+    # Windows grows hive files in 256 KiB steps ahead of their hive bins (the
+    # real win10-1709-dirty SYSTEM is 49 x 256 KiB): the file has room for the
+    # bins the log adds (hivex appends a bin when it writes a value).
+    step = 256 * 1024
+    a += bytes(-(-max(len(a), 4096 + hbins) // step) * step - len(a))
     with open(primary_out, "wb") as f:
         f.write(a)
     return len(pages), new

@@ -4,6 +4,7 @@
 mod audit;
 mod cat;
 mod disk;
+mod fix;
 mod fmt;
 mod inspect;
 mod regcmd;
@@ -51,6 +52,31 @@ enum Cmd {
         /// causes outside the disk.
         #[arg(long, value_name = "TEXT")]
         symptom: Option<String>,
+    },
+    /// Write the fixes of chosen findings to a NEW image (full copy, or a differencing child of
+    /// the untouched input), verify it by reading it back, then move it into place.
+    /// Exit 0: fixed; 1: written but a targeted check still fires; 2: error (nothing written).
+    Fix {
+        /// Image file or device; opened read-only, never written.
+        image: PathBuf,
+        /// The new image (must not exist). Written as a temporary file next to it, then renamed.
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+        /// Write a small differencing child (VHD or VHDX) whose parent is the input, instead of a full copy.
+        #[arg(long)]
+        diff_child: bool,
+        /// Fix this check's findings (repeatable), e.g. --check rdp-deny-local.
+        #[arg(long = "check", value_name = "ID")]
+        checks: Vec<String>,
+        /// Fix every finding that has an automatic fix.
+        #[arg(long)]
+        all: bool,
+        /// A named repair (repeatable): reset-rdp, disable-nla, enable-nla, tls, fips-off, safe-mode-off.
+        #[arg(long = "profile", value_name = "NAME")]
+        profiles: Vec<String>,
+        /// Print the exact changes (old -> new) and write nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Inspect many images in parallel, optionally against a baseline; one record per image and a
     /// summary. Exit 0: all pass; 1: some fail; 2: some could not be read.
@@ -164,6 +190,7 @@ pub fn main() -> i32 {
         Cmd::Disk { image, json } => disk::run(&image, json),
         Cmd::Cat { image, path, partition } => cat::run(&image, &path, partition),
         Cmd::Inspect { source, json, symptom } => inspect::run(&source, json, symptom.as_deref()),
+        Cmd::Fix { image, out, diff_child, checks, all, profiles, dry_run } => fix::run(fix::Options { image, out, diff_child, checks, all, profiles, dry_run }),
         Cmd::Audit { images, from_list, baseline, jobs, format, shard } => {
             audit::run(audit::Options { images, from_list, baseline, jobs, format, shard })
         }

@@ -1,16 +1,21 @@
-//! FAT12/16/32 (the EFI system partition) through `fatfs`, strictly read-only.
+//! FAT12/16/32 (the EFI system partition) through `fatfs`. Reading is strictly
+//! read-only; [`FileSystem::overwrite_plan`] runs fatfs over a copy-on-write
+//! view of the volume and returns the writes it made, without touching the
+//! volume itself.
 
 use super::{components, guard, DiskReader, FileStat, FileSystem, FsKind, FsState};
 use crate::error::{Error, Layer, Result};
 use crate::image::Disk;
 use std::cell::RefCell;
-use std::io::{Read, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::rc::Rc;
 use std::sync::Arc;
 
 type Fs = fatfs::FileSystem<DiskReader>;
 
 pub struct FatFs {
     fs: RefCell<Fs>,
+    vol: Arc<dyn Disk>,
     fuel: super::reader::Fuel,
     kind: FsKind,
     state: FsState,
@@ -20,7 +25,7 @@ pub struct FatFs {
 impl FatFs {
     pub fn open(vol: Arc<dyn Disk>, base: u64) -> Result<Self> {
         guard(Layer::Fat, base, || {
-            let r = DiskReader::new(vol, Layer::Fat, base);
+            let r = DiskReader::new(vol.clone(), Layer::Fat, base);
             let fuel = r.fuel();
             let fs = fatfs::FileSystem::new(r, fatfs::FsOptions::new())
                 .map_err(|e| Error::corrupt(Layer::Fat, base, format!("cannot mount: {e}")))?;
@@ -42,7 +47,7 @@ impl FatFs {
                 cluster_size: stats.as_ref().map_or(0, |s| s.cluster_size()),
                 size: stats.as_ref().map_or(0, |s| s.total_clusters() as u64 * s.cluster_size() as u64),
             };
-            Ok(FatFs { fs: RefCell::new(fs), fuel, kind, state, base })
+            Ok(FatFs { fs: RefCell::new(fs), vol, fuel, kind, state, base })
         })
     }
 
@@ -70,7 +75,7 @@ impl FatFs {
 /// Case-insensitive lookup of `name` (long or short name) in `dir`. Bounded: a
 /// directory cannot hold more entries than fit in the volume, and fatfs stops at
 /// the end-of-chain marker; we add a hard cap against cyclic cluster chains.
-fn find<'a>(dir: &fatfs::Dir<'a, DiskReader>, name: &str, base: u64) -> Result<Option<fatfs::DirEntry<'a, DiskReader>>> {
+fn find<'a, T: fatfs::ReadWriteSeek>(dir: &fatfs::Dir<'a, T>, name: &str, base: u64) -> Result<Option<fatfs::DirEntry<'a, T>>> {
     const MAX_ENTRIES: usize = 1 << 20;
     for (i, e) in dir.iter().enumerate() {
         if i >= MAX_ENTRIES {
@@ -84,7 +89,94 @@ fn find<'a>(dir: &fatfs::Dir<'a, DiskReader>, name: &str, base: u64) -> Result<O
     Ok(None)
 }
 
+/// A volume seen through fatfs for writing: reads return the volume with the
+/// writes made so far applied; writes are only recorded.
+struct CopyOnWrite {
+    r: DiskReader,
+    pos: u64,
+    writes: Captured,
+}
+
+/// Writes recorded by [`CopyOnWrite`]: (volume offset, bytes), in order.
+type Captured = Rc<RefCell<Vec<(u64, Vec<u8>)>>>;
+
+impl Read for CopyOnWrite {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.r.seek(SeekFrom::Start(self.pos))?;
+        let n = self.r.read(buf)?;
+        let (start, end) = (self.pos, self.pos + n as u64);
+        for (o, d) in self.writes.borrow().iter() {
+            let (ws, we) = (*o, o + d.len() as u64);
+            let (s, e) = (ws.max(start), we.min(end));
+            if s < e {
+                buf[(s - start) as usize..(e - start) as usize].copy_from_slice(&d[(s - ws) as usize..(e - ws) as usize]);
+            }
+        }
+        self.pos = end;
+        Ok(n)
+    }
+}
+
+impl Write for CopyOnWrite {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.writes.borrow_mut().push((self.pos, buf.to_vec()));
+        self.pos += buf.len() as u64;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Seek for CopyOnWrite {
+    fn seek(&mut self, to: SeekFrom) -> std::io::Result<u64> {
+        self.pos = self.r.seek(to)?;
+        Ok(self.pos)
+    }
+}
+
 impl FileSystem for FatFs {
+    fn overwrite_plan(&self, path: &str, changes: &[(u64, Vec<u8>)]) -> Result<Vec<(u64, Vec<u8>)>> {
+        if self.state.dirty {
+            return Err(Error::unsupported(Layer::Fat, self.base, "volume is marked dirty (not cleanly unmounted): run chkdsk on it first"));
+        }
+        guard(Layer::Fat, self.base, || {
+            let base = self.base;
+            let writes = Rc::new(RefCell::new(Vec::new()));
+            let dev = CopyOnWrite { r: DiskReader::new(self.vol.clone(), Layer::Fat, base), pos: 0, writes: writes.clone() };
+            let fs = fatfs::FileSystem::new(dev, fatfs::FsOptions::new()).map_err(|e| Error::corrupt(Layer::Fat, base, format!("cannot mount: {e}")))?;
+            {
+                let comps: Vec<&str> = components(path).collect();
+                let not_found = || Error::NotFound { layer: Layer::Fat, path: path.to_string() };
+                let (last, parents) = comps.split_last().ok_or_else(|| Error::Usage("the root directory is not a file".into()))?;
+                let mut dir = fs.root_dir();
+                for c in parents {
+                    let e = find(&dir, c, base)?.ok_or_else(not_found)?;
+                    if !e.is_dir() {
+                        return Err(not_found());
+                    }
+                    dir = e.to_dir();
+                }
+                let e = find(&dir, last, base)?.ok_or_else(not_found)?;
+                if e.is_dir() {
+                    return Err(Error::Usage(format!("{path} is a directory")));
+                }
+                let size = e.len();
+                let mut f = e.to_file();
+                for (off, data) in changes {
+                    if off + data.len() as u64 > size {
+                        return Err(Error::unsupported(Layer::Fat, base, format!("{path}: writing up to byte {:#x} would grow the {size}-byte file", off + data.len() as u64)));
+                    }
+                    f.seek(SeekFrom::Start(*off)).and_then(|_| f.write_all(data)).map_err(|e| Error::corrupt(Layer::Fat, base, format!("{path}: writing at file offset {off:#x}: {e}")))?;
+                }
+                f.flush().map_err(|e| Error::corrupt(Layer::Fat, base, format!("{path}: {e}")))?;
+            }
+            fs.unmount().map_err(|e| Error::corrupt(Layer::Fat, base, format!("unmount: {e}")))?;
+            let out = writes.borrow().clone();
+            Ok(out)
+        })
+    }
+
     fn kind(&self) -> FsKind {
         self.kind
     }

@@ -67,6 +67,17 @@ pub trait FileSystem {
     /// Stream the unnamed data of file `path` into `out`; returns bytes written.
     fn read_to(&self, path: &str, out: &mut dyn Write) -> Result<u64>;
 
+    /// The volume writes (volume-relative offset, bytes) that make byte ranges
+    /// `changes` (file offset, new bytes) of file `path` hold the new bytes,
+    /// without changing any file-system structure: the file keeps its size and
+    /// its clusters. Refuses (with the reason) what cannot be written that way:
+    /// growth, sparse/compressed/encrypted or resident data, ranges past the
+    /// initialized size. Nothing is written here; the caller owns the output.
+    fn overwrite_plan(&self, path: &str, changes: &[(u64, Vec<u8>)]) -> Result<Vec<(u64, Vec<u8>)>> {
+        let _ = changes;
+        Err(Error::Usage(format!("{path}: writing is not supported on this file system")))
+    }
+
     /// Whether `path` exists (errors other than "not found" are reported as absent).
     fn exists(&self, path: &str) -> bool {
         self.stat(path).is_ok()

@@ -227,6 +227,11 @@ impl FileSystem for NtfsFs {
         self.read_data(path, Out::Stream(out))
     }
 
+    fn overwrite_plan(&self, path: &str, changes: &[(u64, Vec<u8>)]) -> Result<Vec<(u64, Vec<u8>)>> {
+        let (runs, limit) = self.runs(path)?;
+        map_changes(path, &runs, limit, changes, self.base)
+    }
+
     /// Read a whole file straight into its final buffer (no bounce copy: hives
     /// are megabytes and every copy costs page faults).
     fn read_file(&self, path: &str, limit: u64) -> Result<Vec<u8>> {
@@ -234,6 +239,35 @@ impl FileSystem for NtfsFs {
         self.read_data(path, Out::Whole(&mut v, limit))?;
         Ok(v)
     }
+}
+
+/// File offset ranges of a non-resident attribute mapped to the volume:
+/// (file offset, volume offset or None for a sparse run, length).
+type Runs = Vec<(u64, Option<u64>, u64)>;
+
+/// Map `changes` through `runs` to volume writes, splitting at run boundaries.
+fn map_changes(path: &str, runs: &Runs, limit: u64, changes: &[(u64, Vec<u8>)], base: u64) -> Result<Vec<(u64, Vec<u8>)>> {
+    let mut out = Vec::new();
+    for (off, data) in changes {
+        let end = off.checked_add(data.len() as u64).ok_or_else(|| Error::Usage(format!("{path}: write range overflows")))?;
+        if end > limit {
+            return Err(Error::unsupported(Layer::Ntfs, base, format!("{path}: writing up to byte {end:#x} would grow the file past its {limit:#x} initialized bytes; rdprescue never changes NTFS allocation")));
+        }
+        let mut pos = *off;
+        while pos < end {
+            let Some(&(fstart, vol, len)) = runs.iter().find(|(s, _, l)| pos >= *s && pos < s + l) else {
+                return Err(Error::corrupt(Layer::Ntfs, base, format!("{path}: file offset {pos:#x} is in no data run")));
+            };
+            let Some(vol) = vol else {
+                return Err(Error::unsupported(Layer::Ntfs, base, format!("{path}: file offset {pos:#x} lies in a sparse run (no clusters to write into)")));
+            };
+            let n = (fstart + len).min(end) - pos;
+            let from = (pos - off) as usize;
+            out.push((vol + (pos - fstart), data[from..from + n as usize].to_vec()));
+            pos += n;
+        }
+    }
+    Ok(out)
 }
 
 /// Where [`NtfsFs::read_data`] puts a file's bytes.
@@ -244,6 +278,71 @@ enum Out<'a> {
 }
 
 impl NtfsFs {
+    /// Data runs and initialized size of the unnamed `$DATA` of `path`, after
+    /// checking it can be overwritten in place (formats.md E.3).
+    fn runs(&self, path: &str) -> Result<(Runs, u64)> {
+        guard(Layer::Ntfs, self.base, || {
+            let mut inner = self.inner.borrow_mut();
+            let Inner { ntfs, r } = &mut *inner;
+            r.refuel();
+            let base = self.base;
+            let refuse = |msg: String| Error::unsupported(Layer::Ntfs, base, format!("{path}: {msg}"));
+            let file = lookup(ntfs, r, base, path)?;
+            if file.is_directory() {
+                return Err(Error::Usage(format!("{path} is a directory")));
+            }
+            let mut attrs = file.attributes();
+            while let Some(item) = attrs.next(r) {
+                let item = item.map_err(|e| conv(r, base, e))?;
+                let a = item.to_attribute().map_err(|e| conv(r, base, e))?;
+                if a.ty().ok() == Some(ntfs::NtfsAttributeType::ReparsePoint) {
+                    return Err(refuse("has a reparse point (WOF-compressed or a link): cannot be written in place".into()));
+                }
+            }
+            let Some(item) = file.data(r, "") else { return Err(refuse("has no data".into())) };
+            let item = item.map_err(|e| conv(r, base, e))?;
+            let attr = item.to_attribute().map_err(|e| conv(r, base, e))?;
+            let flags = attr.flags();
+            if flags.intersects(NtfsAttributeFlags::COMPRESSED | NtfsAttributeFlags::ENCRYPTED | NtfsAttributeFlags::SPARSE) {
+                return Err(refuse(format!("data is compressed, encrypted or sparse (attribute flags {:#06x})", flags.bits())));
+            }
+            let header = attr.position().value().map(|p| p.get());
+            let value = attr.value(r).map_err(|e| conv(r, base, e))?;
+            let size = value.len();
+            let ntfs::attribute_value::NtfsAttributeValue::NonResident(nr) = value else {
+                return Err(match value {
+                    ntfs::attribute_value::NtfsAttributeValue::Resident(_) => refuse("data is resident in its MFT record (writing it means editing NTFS metadata)".into()),
+                    _ => refuse("data spans several MFT records ($ATTRIBUTE_LIST); in-place writes of such files are not supported".into()),
+                });
+            };
+            // Initialized size (attribute header +56) bounds what may be written:
+            // bytes past it read as zeros whatever the clusters hold.
+            let Some(h) = header else { return Err(refuse("attribute header has no position".into())) };
+            if (h + 48..h + 64).any(|b| b % 512 >= 510) {
+                return Err(refuse("attribute sizes straddle an update-sequence fixup; cannot check the initialized size".into()));
+            }
+            let mut sizes = [0u8; 16];
+            std::io::Seek::seek(r, std::io::SeekFrom::Start(h + 48)).map_err(|e| io_conv(r, base, e))?;
+            std::io::Read::read_exact(r, &mut sizes).map_err(|e| io_conv(r, base, e))?;
+            let (data_size, initialized) = (le_u64(&sizes, 0), le_u64(&sizes, 8));
+            if data_size != size {
+                return Err(Error::corrupt(Layer::Ntfs, h, format!("{path}: attribute header says {data_size} bytes, the parser {size}")));
+            }
+            let mut runs = Runs::new();
+            let mut at = 0u64;
+            for run in nr.data_runs() {
+                let run = run.map_err(|e| conv(r, base, e))?;
+                let len = run.allocated_size();
+                runs.push((at, run.data_position().value().map(|p| p.get()), len));
+                at = at.saturating_add(len);
+                if runs.len() > 1 << 20 {
+                    return Err(Error::corrupt(Layer::Ntfs, h, format!("{path}: more than a million data runs")));
+                }
+            }
+            Ok((runs, initialized.min(size)))
+        })
+    }
+
     fn read_data(&self, path: &str, mut out: Out<'_>) -> Result<u64> {
         guard(Layer::Ntfs, self.base, || {
             let mut inner = self.inner.borrow_mut();

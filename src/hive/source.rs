@@ -162,19 +162,25 @@ pub fn load_from_fs(fs: &dyn FileSystem, path: &str, name: &str) -> Result<Hive>
 /// Windows volume, BCD from wherever the boot manager keeps it.
 pub fn load_from_image(image: &Image, kind: HiveKind) -> Result<Hive> {
     let survey = locate::survey(image)?;
-    let (part, path) = match kind {
-        HiveKind::Bcd => {
-            let b = survey.bcd.as_ref().ok_or(Error::NotFound { layer: Layer::Hive, path: "BCD store (no \\Boot\\BCD or \\EFI\\Microsoft\\Boot\\BCD on any volume)".into() })?;
-            (b.partition, b.path.to_string())
-        }
-        k => {
-            let w = *survey.windows_volumes.first().ok_or_else(|| survey.no_windows_volume(&format!("{} hive", k.name())))?;
-            (w, format!("\\Windows\\System32\\config\\{}", k.name()))
-        }
-    };
+    let (part, path) = hive_location(&survey, kind)?;
     let p = survey.partition_table.partitions.iter().find(|p| p.index == part).ok_or_else(|| Error::Usage(format!("partition {part} vanished")))?;
     let fs = locate::mount(image, p)?;
     load_from_fs(fs.as_ref(), &path, kind.name())
+}
+
+/// Where machine hive `kind` lives in a surveyed image: (partition, path).
+pub fn hive_location(survey: &locate::DiskReport, kind: HiveKind) -> Result<(u32, String)> {
+    match kind {
+        HiveKind::Bcd => survey.bcd.as_ref().map(|b| (b.partition, b.path.to_string())).ok_or_else(|| Error::NotFound {
+            layer: Layer::Hive,
+            path: "BCD store (no \\Boot\\BCD or \\EFI\\Microsoft\\Boot\\BCD on any volume)".into(),
+        }),
+        k => survey
+            .windows_volumes
+            .first()
+            .map(|&w| (w, format!("\\Windows\\System32\\config\\{}", k.name())))
+            .ok_or_else(|| survey.no_windows_volume(&format!("{} hive", k.name()))),
+    }
 }
 
 /// A machine hive looked up in an image: where it was expected and what loading gave.
@@ -195,18 +201,12 @@ pub fn load_machine(image: &Image, kinds: &[HiveKind]) -> Result<(locate::DiskRe
     let mut out = Vec::new();
     let mut mounted: Vec<(u32, Box<dyn FileSystem>)> = Vec::new();
     for &kind in kinds {
-        let place = match kind {
-            HiveKind::Bcd => survey.bcd.as_ref().map(|b| (b.partition, b.path.to_string())),
-            k => survey.windows_volumes.first().map(|&w| (w, format!("\\Windows\\System32\\config\\{}", k.name()))),
-        };
-        let Some((part, path)) = place else {
-            let e = if kind == HiveKind::Bcd {
-                Error::NotFound { layer: Layer::Hive, path: "BCD store (no \\Boot\\BCD or \\EFI\\Microsoft\\Boot\\BCD on any volume)".into() }
-            } else {
-                survey.no_windows_volume(&format!("{} hive", kind.name()))
-            };
-            out.push(FoundHive { kind, partition: None, path: String::new(), hive: Err(e) });
-            continue;
+        let (part, path) = match hive_location(&survey, kind) {
+            Ok(p) => p,
+            Err(e) => {
+                out.push(FoundHive { kind, partition: None, path: String::new(), hive: Err(e) });
+                continue;
+            }
         };
         if !mounted.iter().any(|(i, _)| *i == part) {
             let p = survey.partition_table.partitions.iter().find(|p| p.index == part).ok_or_else(|| Error::Usage(format!("partition {part} vanished")))?;

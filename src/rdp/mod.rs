@@ -15,6 +15,7 @@ pub mod catalog;
 mod custom;
 pub mod eval;
 pub mod firewall;
+pub mod profiles;
 pub mod symptoms;
 
 use crate::hive::source::{control_set_name, control_sets, ControlSets, HiveKind};

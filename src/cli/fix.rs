@@ -1,0 +1,221 @@
+//! `rdprescue fix IMAGE --out NEW`: write the fixes of the chosen findings to a
+//! new image (a full copy, or a differencing child of the untouched input),
+//! verify it by reading it back, and only then move it into place.
+//!
+//! Exit: 0 output written and every targeted check now passes; 1 output
+//! written but a targeted check still fires; 2 error (no output left behind).
+
+use super::inspect;
+use anyhow::{bail, Context};
+use rdprescue::image::{self, write};
+use rdprescue::rdp::{self, catalog, profiles, Action};
+use rdprescue::repair::{self, Plan};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+pub struct Options {
+    pub image: PathBuf,
+    pub out: Option<PathBuf>,
+    pub diff_child: bool,
+    pub checks: Vec<String>,
+    pub all: bool,
+    pub profiles: Vec<String>,
+    pub dry_run: bool,
+}
+
+/// What to fix, from --check / --all / --profile.
+struct Selection {
+    actions: Vec<Action>,
+    /// Check ids whose findings are targeted (re-checked after the fix).
+    targeted: BTreeSet<String>,
+    /// Lines to tell the user: skipped manual fixes, checks with nothing to fix.
+    notes: Vec<String>,
+}
+
+fn select(o: &Options, loaded: &inspect::Loaded, ins: &rdp::eval::Inspection) -> anyhow::Result<Selection> {
+    if o.checks.is_empty() && !o.all && o.profiles.is_empty() {
+        let names: Vec<&str> = profiles::PROFILES.iter().map(|p| p.name).collect();
+        bail!("say what to fix: --check ID (repeatable), --all, or --profile NAME ({})", names.join(", "));
+    }
+    let mut s = Selection { actions: Vec::new(), targeted: BTreeSet::new(), notes: Vec::new() };
+    let push = |s: &mut Selection, a: &[Action]| {
+        for x in a {
+            if !s.actions.contains(x) {
+                s.actions.push(x.clone());
+            }
+        }
+    };
+    let ids = catalog::ids();
+    for c in &o.checks {
+        let Some(id) = ids.iter().find(|i| i.eq_ignore_ascii_case(c)) else { bail!("--check {c}: unknown check id (see `rdprescue inspect` or README)") };
+        let found: Vec<_> = ins.findings.iter().filter(|f| f.check == *id).collect();
+        if found.is_empty() {
+            s.notes.push(format!("{id}: not reported on this image, nothing to fix"));
+        }
+        for f in found {
+            if f.actions.is_empty() {
+                s.notes.push(format!("{id}: no automatic fix; {}", f.fix));
+            } else {
+                s.targeted.insert(id.to_string());
+                push(&mut s, &f.actions);
+            }
+        }
+    }
+    if o.all {
+        for f in &ins.findings {
+            if f.actions.is_empty() {
+                s.notes.push(format!("{}: no automatic fix; {}", f.check, f.fix));
+            } else {
+                s.targeted.insert(f.check.to_string());
+                push(&mut s, &f.actions);
+            }
+        }
+    }
+    for name in &o.profiles {
+        let Some(p) = profiles::find(name) else {
+            let names: Vec<&str> = profiles::PROFILES.iter().map(|p| p.name).collect();
+            bail!("--profile {name}: unknown profile ({})", names.join(", "));
+        };
+        for f in ins.findings.iter().filter(|f| p.checks.iter().any(|c| f.check == *c)) {
+            if f.actions.is_empty() {
+                s.notes.push(format!("{}: no automatic fix; {}", f.check, f.fix));
+            } else {
+                s.targeted.insert(f.check.to_string());
+            }
+        }
+        push(&mut s, &p.actions(loaded.hives(), ins));
+    }
+    s.notes.dedup();
+    Ok(s)
+}
+
+/// `.reg`-style description of a plan: every change with its old and new data.
+pub fn describe(plan: &Plan) -> String {
+    let mut o = String::new();
+    for e in &plan.edits {
+        super::outln!(o, "{} (partition {}: {}): {} change(s), {} bytes of the file rewritten, clean at sequence {}", e.hive, e.partition, e.path, e.changes.len(), e.bytes_changed, e.new_sequence);
+        for c in &e.changes {
+            let old = rdp::show_json(&c.old);
+            let line = match &c.action {
+                Action::SetValue { hive, key, name, ty, data } => format!("{}\\{}\\{}: {old} -> {} ({ty})", rdp::root(hive), key, show_name(name), rdp::show_json(data)),
+                Action::DeleteValue { hive, key, name } => format!("{}\\{}\\{}: {old} -> (deleted)", rdp::root(hive), key, show_name(name)),
+                Action::DeleteKey { hive, key } => format!("[-{}\\{}] ({old})", rdp::root(hive), key),
+            };
+            super::outln!(o, "  {line}");
+        }
+    }
+    o
+}
+
+fn show_name(n: &str) -> &str {
+    if n.is_empty() {
+        "(Default)"
+    } else {
+        n
+    }
+}
+
+/// Removes the temporary output unless disarmed (after the rename).
+struct TempFile(Option<PathBuf>);
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+/// Write the plan to `out` (via a temporary file next to it), verify, rename.
+/// Returns the inspection of the written image.
+pub fn write_output(img: &image::Image, plan: &Plan, out: &Path, diff_child: bool) -> anyhow::Result<rdp::eval::Inspection> {
+    if out.exists() {
+        bail!("{} already exists; rdprescue never overwrites (choose a new --out path)", out.display());
+    }
+    let same = |a: &Path, b: &Path| a.canonicalize().ok().zip(b.canonicalize().ok()).is_some_and(|(a, b)| a == b);
+    if same(out, &img.info.path) {
+        bail!("--out is the input: the input is never written");
+    }
+    let dir = match out.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = out.file_name().context("--out has no file name")?.to_string_lossy().to_string();
+    let tmp = dir.join(format!(".{name}.rdprescue-{}.tmp", std::process::id()));
+    let mut f = std::fs::OpenOptions::new().write(true).read(true).create_new(true).open(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+    let guard = TempFile(Some(tmp.clone()));
+    if diff_child {
+        write::diff_child(img, &plan.patch, &mut f, &tmp)?;
+    } else {
+        let bar = indicatif::ProgressBar::with_draw_target(Some(img.disk.len()), indicatif::ProgressDrawTarget::stderr());
+        bar.set_style(indicatif::ProgressStyle::with_template("copying {bar:30} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}").expect("static template"));
+        write::full_copy(img, &plan.patch, &mut f, &mut |done, total| {
+            bar.set_length(total);
+            bar.set_position(done);
+        })?;
+        bar.finish_and_clear();
+    }
+    f.sync_all().with_context(|| format!("flushing {}", tmp.display()))?;
+    drop(f);
+    write::fault_point("before-verify");
+    // Read the output back like any input: the container, the volumes, the
+    // hive files (byte-exact and clean), and the checks.
+    let written = image::open(&tmp).context("verification: the output does not open")?;
+    repair::verify(&written, &plan.edits).context("verification")?;
+    let reloaded = inspect::load(&tmp).context("verification: reading the output's hives")?;
+    let after = rdp::inspect(reloaded.hives());
+    write::fault_point("before-rename");
+    std::fs::rename(&tmp, out).with_context(|| format!("moving the output into place at {}", out.display()))?;
+    std::mem::forget(guard);
+    if let Ok(d) = std::fs::File::open(&dir) {
+        let _ = d.sync_all();
+    }
+    Ok(after)
+}
+
+pub fn run(o: Options) -> anyhow::Result<i32> {
+    let loaded = inspect::load(&o.image)?;
+    if loaded.image_json()["kind"] != "image" {
+        bail!("fix needs a disk image or device; {} is a hive file or directory (use `rdprescue reg set` on a copy of it)", o.image.display());
+    }
+    let before = rdp::inspect(loaded.hives());
+    let sel = select(&o, &loaded, &before)?;
+    for n in &sel.notes {
+        eprintln!("note: {n}");
+    }
+    if sel.actions.is_empty() {
+        println!("Nothing to change.");
+        return Ok(0);
+    }
+    let img = image::open(&o.image)?;
+    let plan = repair::plan(&img, &sel.actions)?;
+    if plan.edits.is_empty() {
+        println!("Nothing to change: every value already has the data the fix would write.");
+        return Ok(0);
+    }
+    print!("{}", describe(&plan));
+    println!("Disk: {} bytes in {} range(s) change.", plan.patch.len(), plan.patch.ranges().count());
+    if o.dry_run {
+        println!("Dry run: nothing written.");
+        return Ok(0);
+    }
+    let Some(out) = &o.out else { bail!("--out NEW is required (or --dry-run)") };
+    let after = write_output(&img, &plan, out, o.diff_child)?;
+    println!("Wrote {} ({}), verified by reading it back.", out.display(), if o.diff_child { "differencing child of the input" } else { "full copy" });
+    let mut still = Vec::new();
+    println!("Checks:");
+    for id in &sel.targeted {
+        let sev = before.findings.iter().find(|f| f.check == id.as_str()).map_or("-", |f| f.severity.name());
+        let now = after.findings.iter().find(|f| f.check == id.as_str());
+        match now {
+            None => println!("  {id:<28} {sev:<8} -> fixed"),
+            Some(f) => {
+                println!("  {id:<28} {sev:<8} -> still reported: {}", f.message);
+                still.push(id.clone());
+            }
+        }
+    }
+    let rest = after.findings.len();
+    println!("{rest} finding(s) remain on the output{}", if rest > 0 { " (run `rdprescue inspect` on it)" } else { "" });
+    Ok(if still.is_empty() { 0 } else { 1 })
+}

@@ -1,0 +1,307 @@
+//! `rdprescue fix`: outputs built from the scenario images (real hives from
+//! ../shared/data, Gen1/Gen2, raw/VHD/VHDX, one dirty with a change only in its
+//! log) must carry exactly the intended changes, read back clean with
+//! independent tools (qemu-img, ntfs-3g, hivex), leave the input untouched, and
+//! never leave a half-written destination behind.
+
+mod common;
+use common::*;
+use serde_json::Value as J;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn scenario(name: &str) -> Option<PathBuf> {
+    let (_, all) = build_scenarios("fix")?;
+    let sc = all.iter().find(|s| s["name"] == name).unwrap_or_else(|| panic!("no scenario {name}"));
+    Some(PathBuf::from(sc["image"].as_str().unwrap()))
+}
+
+fn out_dir(test: &str) -> PathBuf {
+    let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join("fix").join(test);
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn fix(input: &Path, args: &[&str]) -> Output {
+    let mut a = vec!["fix", input.to_str().unwrap()];
+    a.extend_from_slice(args);
+    rdp_on(input, &a)
+}
+
+/// `fix` with the clock fixed (SOURCE_DATE_EPOCH), so two runs write the same hive bytes.
+fn fix_at_fixed_time(input: &Path, args: &[&str]) -> Output {
+    let before = sha256_file(input);
+    let o = Command::new(env!("CARGO_BIN_EXE_rdprescue")).arg("fix").arg(input).args(args).env("SOURCE_DATE_EPOCH", "1700000000").output().unwrap();
+    assert_eq!(before, sha256_file(input), "fix modified its input");
+    o
+}
+
+/// Every value of a hive as the tool reads it (logs replayed): (key path, value name) -> (type, data).
+fn tree(source: &Path, root: &str) -> BTreeMap<(String, String), (String, J)> {
+    let o = rdp(&["reg", "query", source.to_str().unwrap(), root, "-s", "--json"]);
+    assert_eq!(o.status.code(), Some(0), "reg query {}: {}", source.display(), stderr(&o));
+    let doc: J = serde_json::from_slice(&o.stdout).unwrap();
+    let mut out = BTreeMap::new();
+    for k in doc["keys"].as_array().unwrap() {
+        let key = k["key"].as_str().unwrap().to_lowercase();
+        out.insert((key.clone(), "<key>".into()), (String::new(), J::Null));
+        for v in k["values"].as_array().unwrap() {
+            out.insert((key.clone(), v["name"].as_str().unwrap().to_lowercase()), (v["type"].as_str().unwrap().to_string(), v["data"].clone()));
+        }
+    }
+    out
+}
+
+fn inspect(src: &Path) -> J {
+    let o = rdp(&["inspect", "--json", src.to_str().unwrap()]);
+    assert!(matches!(o.status.code(), Some(0 | 1)), "inspect {}: {}", src.display(), stderr(&o));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+fn ids(doc: &J) -> Vec<String> {
+    doc["findings"].as_array().unwrap().iter().map(|f| f["check"].as_str().unwrap().to_string()).collect()
+}
+
+fn qemu_check(img: &Path) {
+    if !have("qemu-img") {
+        eprintln!("NOTICE: qemu-img not installed; skipping qemu-img check");
+        return;
+    }
+    let o = Command::new("qemu-img").args(["check", img.to_str().unwrap()]).output().unwrap();
+    let text = format!("{}{}", stdout(&o), stderr(&o));
+    // qemu-img check has nothing to check for raw ("does not support checks"): fine.
+    assert!(o.status.success() || text.contains("does not support checks"), "qemu-img check {}: {text}", img.display());
+}
+
+/// The SYSTEM hive of `img` as ntfs-3g reads it: qemu-img makes a raw disk,
+/// the Windows partition is cut out, ntfscat reads the file.
+fn ntfscat_system(img: &Path, work: &Path) -> Option<Vec<u8>> {
+    if !have("ntfscat") || !have("qemu-img") {
+        eprintln!("NOTICE: ntfs-3g or qemu-img not installed; skipping the ntfs-3g read-back");
+        return None;
+    }
+    let raw = work.join("flat.raw");
+    let _ = std::fs::remove_file(&raw);
+    let o = Command::new("qemu-img").args(["convert", "-O", "raw", img.to_str().unwrap(), raw.to_str().unwrap()]).output().unwrap();
+    assert!(o.status.success(), "qemu-img convert: {}", stderr(&o));
+    let d: J = serde_json::from_slice(&rdp(&["disk", "--json", raw.to_str().unwrap()]).stdout).unwrap();
+    let w = d["windows_volumes"][0].as_u64().unwrap();
+    let p = d["partition_table"]["partitions"].as_array().unwrap().iter().find(|p| p["index"] == w).unwrap();
+    let (off, size) = (p["offset"].as_u64().unwrap() as usize, p["size"].as_u64().unwrap() as usize);
+    let all = std::fs::read(&raw).unwrap();
+    let part = work.join("windows.ntfs");
+    std::fs::write(&part, &all[off..off + size]).unwrap();
+    let o = Command::new("ntfscat").args([part.to_str().unwrap(), "Windows/System32/config/SYSTEM"]).output().unwrap();
+    assert!(o.status.success(), "ntfscat: {}", stderr(&o));
+    Some(o.stdout)
+}
+
+/// A value a fix targets: (end of its key path, value name, new data).
+type Target = (&'static str, &'static str, J);
+
+/// The changes `fix` made: every value of the output equals the input's
+/// (logs replayed) except the targeted ones, which hold their new data.
+fn assert_only_targeted_changed(input: &Path, output: &Path, root: &str, targeted: &[Target]) {
+    let a = tree(input, root);
+    let b = tree(output, root);
+    let mut want = a.clone();
+    for (key_end, name, data) in targeted {
+        let k = want.keys().find(|(k, n)| k.ends_with(&key_end.to_lowercase()) && n == &name.to_lowercase()).cloned();
+        match k {
+            Some(k) => want.get_mut(&k).unwrap().1 = data.clone(),
+            None => panic!("{key_end}\\{name} not in the input"),
+        }
+    }
+    let diff: Vec<_> = want.iter().filter(|(k, v)| b.get(*k) != Some(*v)).map(|(k, v)| format!("{k:?}: want {v:?}, got {:?}", b.get(k))).take(5).collect();
+    assert!(diff.is_empty(), "{} vs {}: {diff:#?}", input.display(), output.display());
+    let extra: Vec<_> = b.keys().filter(|k| !want.contains_key(*k)).take(5).collect();
+    assert!(extra.is_empty(), "unexpected in output: {extra:?}");
+    eprintln!("{}: {} keys+values compared", output.display(), want.len());
+}
+
+#[test]
+fn full_copies_in_every_format_carry_exactly_the_fix() {
+    let d = out_dir("full");
+    // Gen1/Gen2 x raw/VHD/VHDX, each with RDP turned off or the port moved.
+    let deny = || vec![(r"control\terminal server", "fDenyTSConnections", J::from(0))];
+    let cases: Vec<(&str, &str, Vec<Target>)> = vec![
+        ("win10-as-shipped", "rdp-deny-local", deny()),
+        ("safeboot-gen1", "bcd-safeboot", vec![]),
+        ("port-moved", "rdp-port", vec![(r"winstations\rdp-tcp", "PortNumber", J::from(3389)), (r"tds\tcp", "PortNumber", J::from(3389))]),
+        ("crypto", "rdp-deny-local", deny()),
+        ("hyperv-nic", "rdp-deny-local", deny()),
+        ("setup-hook", "setup-cmdline-stuck", vec![(r"\setup", "SetupType", J::from(0)), (r"\setup", "CmdLine", J::from(""))]),
+    ];
+    for (name, check, targeted) in cases {
+        let Some(input) = scenario(name) else { return };
+        let ext = input.extension().unwrap().to_str().unwrap().to_string();
+        let out = d.join(format!("{name}-fixed.{ext}"));
+        let before = inspect(&input);
+        assert!(ids(&before).contains(&check.to_string()), "{name}: {check} not reported before");
+        let o = fix(&input, &["--check", check, "--out", out.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(0), "{name}: {}{}", stdout(&o), stderr(&o));
+        assert!(stdout(&o).contains("-> fixed"), "{}", stdout(&o));
+        qemu_check(&out);
+        let after = inspect(&out);
+        assert!(!ids(&after).contains(&check.to_string()), "{name}: {check} still reported");
+        // Every other finding is unchanged.
+        let mut rest: Vec<String> = ids(&before).into_iter().filter(|c| c != check).collect();
+        rest.sort();
+        let mut now = ids(&after);
+        now.sort();
+        assert_eq!(now, rest, "{name}");
+        if name == "safeboot-gen1" {
+            let bcd = tree(&out, "BCD");
+            assert!(!bcd.keys().any(|(k, _)| k.ends_with("25000080")), "{name}: safeboot element left");
+            continue;
+        }
+        assert_only_targeted_changed(&input, &out, r"HKLM\SYSTEM", &targeted);
+        let (_, value, data) = &targeted[0];
+        // ntfs-3g reads a clean hive with the new value.
+        if let Some(sys) = ntfscat_system(&out, &d) {
+            let h = rdprescue::hive::load(sys.clone(), None, None).unwrap();
+            assert_eq!(h.report.state, rdprescue::hive::HiveState::Clean, "{name}");
+            assert_eq!(u32::from_le_bytes(sys[4..8].try_into().unwrap()), u32::from_le_bytes(sys[8..12].try_into().unwrap()));
+            if have("hivexget") {
+                let f = d.join("SYSTEM");
+                std::fs::write(&f, &sys).unwrap();
+                let cs = "ControlSet001";
+                let key = if *value == "PortNumber" { format!(r"{cs}\Control\Terminal Server\WinStations\RDP-Tcp") } else if *value == "SetupType" { "Setup".into() } else { format!(r"{cs}\Control\Terminal Server") };
+                let o = Command::new("hivexget").args([f.to_str().unwrap(), &key, *value]).output().unwrap();
+                assert!(o.status.success(), "hivexget {key} {value}: {}", stderr(&o));
+                assert_eq!(stdout(&o).trim(), match data { J::Number(n) => n.to_string(), J::String(s) => s.clone(), _ => unreachable!() }, "{name}");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_dirty_hive_is_recovered_before_the_edit_and_written_clean() {
+    let d = out_dir("dirty");
+    let Some(input) = scenario("dirty-log") else { return };
+    let out = d.join("fixed.vhdx");
+    // The port lives only in the log (3390); the fix writes 3389 over the recovered hive.
+    let o = fix(&input, &["--check", "rdp-port", "--check", "rdp-deny-local", "--out", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("3390 (0xd3e) -> 3389"), "{}", stdout(&o));
+    qemu_check(&out);
+    let after = inspect(&out);
+    assert!(!ids(&after).iter().any(|c| c == "rdp-port" || c == "rdp-deny-local"), "{after}");
+    let sys = &after["hives"][0]["report"];
+    assert_eq!(sys["state"], "clean", "{sys}");
+    let before = inspect(&input);
+    let max = before["hives"][0]["report"]["max_sequence_seen"].as_u64().unwrap();
+    assert_eq!(sys["primary_seq1"].as_u64().unwrap(), max + 1, "seq above every log entry");
+    // Everything else equals the input as recovered from its log.
+    assert_only_targeted_changed(
+        &input,
+        &out,
+        r"HKLM\SYSTEM",
+        &[(r"control\terminal server", "fDenyTSConnections", J::from(0)), (r"winstations\rdp-tcp", "PortNumber", J::from(3389))],
+    );
+    // The reset-rdp profile also turns the firewall rules on.
+    let out = d.join("reset.vhdx");
+    let o = fix(&input, &["--profile", "reset-rdp", "--out", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    assert_eq!(ids(&inspect(&out)), Vec::<String>::new(), "reset-rdp leaves findings");
+}
+
+#[test]
+fn diff_child_holds_only_the_change_and_its_parent_is_untouched() {
+    let d = out_dir("child");
+    for name in ["port-moved", "crypto"] {
+        let Some(input) = scenario(name) else { return };
+        let ext = input.extension().unwrap().to_str().unwrap().to_string();
+        // The child names its parent by relative path: keep them side by side.
+        let parent = d.join(format!("{name}.{ext}"));
+        std::fs::copy(&input, &parent).unwrap();
+        let hash = sha256_file(&parent);
+        let child = d.join(format!("{name}-child.{}", if ext == "vhd" { "vhd" } else { "avhdx" }));
+        let full = d.join(format!("{name}-full.{ext}"));
+        let check = if name == "port-moved" { "rdp-port" } else { "rdp-deny-local" };
+        let o = fix_at_fixed_time(&parent, &["--check", check, "--out", child.to_str().unwrap(), "--diff-child"]);
+        assert_eq!(o.status.code(), Some(0), "{name}: {}{}", stdout(&o), stderr(&o));
+        assert_eq!(sha256_file(&parent), hash, "{name}: parent changed");
+        // What the child occupies on disk (blocks are sparse where nothing was written).
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(&child).unwrap();
+        let used = m.blocks() * 512;
+        assert!(used < 12 << 20, "{name}: child occupies {used} bytes");
+        eprintln!("{name}: differencing child {} bytes, {used} allocated", m.len());
+        // (qemu opens no differencing VHDX, so there is no qemu-img check of the child.)
+        let o = fix_at_fixed_time(&parent, &["--check", check, "--out", full.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(0));
+        qemu_check(&full);
+        // The child over its parent reads exactly like the full copy: through
+        // libvhdi (independent) and through our reader.
+        let flat = rdprescue::image::open(&full).unwrap();
+        let want = disk_sha256(flat.disk.as_ref());
+        let ours = rdprescue::image::open(&child).unwrap();
+        assert_eq!(disk_sha256(ours.disk.as_ref()), want, "{name}: child over parent != full copy (our reader)");
+        if have_pyvhdi() {
+            let (sha, facts) = pyvhdi(&child, Some(&parent), &[(0, flat.disk.len())]);
+            assert_eq!(sha, want, "{name}: child over parent != full copy (libvhdi: {facts})");
+        }
+        assert!(!ids(&inspect(&child)).contains(&check.to_string()));
+        if have("vhdiinfo") {
+            let o = Command::new("vhdiinfo").arg(&child).output().unwrap();
+            assert!(o.status.success(), "vhdiinfo: {}{}", stdout(&o), stderr(&o));
+            assert!(stdout(&o).to_lowercase().contains("parent"), "{}", stdout(&o));
+        } else {
+            eprintln!("NOTICE: vhdiinfo (libvhdi-utils) not installed; skipping the libvhdi check");
+        }
+    }
+}
+
+#[test]
+fn a_killed_fix_leaves_no_destination() {
+    let d = out_dir("fault");
+    let Some(input) = scenario("port-moved") else { return };
+    for step in ["vhdx-data", "vhdx-metadata", "before-verify", "before-rename"] {
+        let out = d.join(format!("{step}.vhdx"));
+        let o = Command::new(env!("CARGO_BIN_EXE_rdprescue"))
+            .args(["fix", input.to_str().unwrap(), "--check", "rdp-port", "--out", out.to_str().unwrap()])
+            .env("RDPRESCUE_FAULT", step)
+            .output()
+            .unwrap();
+        assert!(o.status.code().is_none(), "{step}: not killed: {}", stderr(&o));
+        assert!(stderr(&o).contains(&format!("fault injected at {step}")), "{step}: hook not reached: {}", stderr(&o));
+        assert!(!out.exists(), "{step}: destination exists after a crash");
+    }
+    let out = d.join("ok.vhdx");
+    let o = fix(&input, &["--check", "rdp-port", "--out", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(out.exists());
+    // No temporary file of the successful run is left.
+    let left: Vec<_> = std::fs::read_dir(&d).unwrap().flatten().map(|e| e.file_name().to_string_lossy().to_string()).filter(|n| n.starts_with(".ok.vhdx")).collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn dry_run_and_refusals() {
+    let d = out_dir("refuse");
+    let Some(input) = scenario("win10-as-shipped") else { return };
+    let out = d.join("x.raw");
+    let o = fix(&input, &["--check", "rdp-deny-local", "--dry-run"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(stdout(&o).contains(r"fDenyTSConnections: 1 -> 0 (REG_DWORD)") && stdout(&o).contains("Dry run"), "{}", stdout(&o));
+    assert!(!out.exists());
+    for (args, word) in [
+        (vec!["--out", out.to_str().unwrap()], "say what to fix"),
+        (vec!["--check", "rdp-prot", "--out", out.to_str().unwrap()], "unknown check id"),
+        (vec!["--profile", "reset", "--out", out.to_str().unwrap()], "unknown profile"),
+        (vec!["--check", "rdp-deny-local", "--out", input.to_str().unwrap()], "already exists"),
+        (vec!["--check", "rdp-deny-local", "--out", out.to_str().unwrap(), "--diff-child"], "raw image cannot have a differencing child"),
+    ] {
+        let o = fix(&input, &args);
+        assert_clean_error(&o, word);
+        assert!(stderr(&o).contains(word), "{args:?}: {}", stderr(&o));
+        assert!(!out.exists());
+    }
+    // Nothing to fix is not an error.
+    let o = fix(&input, &["--check", "bcd-safeboot", "--out", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).contains("Nothing to change") && !out.exists());
+}
