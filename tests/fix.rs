@@ -133,6 +133,8 @@ fn full_copies_in_every_format_carry_exactly_the_fix() {
         ("crypto", "rdp-deny-local", deny()),
         ("hyperv-nic", "rdp-deny-local", deny()),
         ("setup-hook", "setup-cmdline-stuck", vec![(r"\setup", "SetupType", J::from(0)), (r"\setup", "CmdLine", J::from(""))]),
+        // The real dirty Windows 10 hive, recovered from its real logs before the edit.
+        ("win10-1709-dirty", "rdp-deny-local", deny()),
     ];
     for (name, check, targeted) in cases {
         let Some(input) = scenario(name) else { return };
@@ -172,6 +174,10 @@ fn full_copies_in_every_format_carry_exactly_the_fix() {
                 let o = Command::new("hivexget").args([f.to_str().unwrap(), &key, *value]).output().unwrap();
                 assert!(o.status.success(), "hivexget {key} {value}: {}", stderr(&o));
                 assert_eq!(stdout(&o).trim(), match data { J::Number(n) => n.to_string(), J::String(s) => s.clone(), _ => unreachable!() }, "{name}");
+                // regipy (its own parser) reads the same.
+                if let Some(got) = regipy_values(&[(f.display().to_string(), key.clone(), value.to_string())]) {
+                    assert_eq!(got[0][1], *data, "{name}: regipy");
+                }
             }
         }
     }
@@ -304,4 +310,85 @@ fn dry_run_and_refusals() {
     let o = fix(&input, &["--check", "bcd-safeboot", "--out", out.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(stdout(&o).contains("Nothing to change") && !out.exists());
+}
+
+#[test]
+fn in_place_on_a_raw_disk_with_undo() {
+    let d = out_dir("inplace");
+    let Some(input) = scenario("win10-as-shipped") else { return };
+    let dev = d.join("disk.raw");
+    std::fs::copy(&input, &dev).unwrap();
+    let original = sha256_file(&dev);
+    let undo = d.join("undo.json");
+    let o = rdp(&["fix", dev.to_str().unwrap(), "--check", "rdp-deny-local", "--in-place", "--undo", undo.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    assert!(!ids(&inspect(&dev)).contains(&"rdp-deny-local".to_string()));
+    assert_ne!(sha256_file(&dev), original);
+    // A second in-place fix may not reuse the undo file.
+    let o = rdp(&["fix", dev.to_str().unwrap(), "--all", "--in-place", "--undo", undo.to_str().unwrap()]);
+    assert_clean_error(&o, "undo file exists");
+    let o = rdp(&["undo", dev.to_str().unwrap(), undo.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(sha256_file(&dev), original, "undo restores every byte");
+    // Container formats are never written in place; --in-place needs --undo.
+    let Some(vhdx) = scenario("port-moved") else { return };
+    let o = fix(&vhdx, &["--all", "--in-place", "--undo", d.join("u2.json").to_str().unwrap()]);
+    assert_clean_error(&o, "in-place vhdx");
+    assert!(stderr(&o).contains("raw disks and block devices only"));
+    assert!(!d.join("u2.json").exists());
+    let o = fix(&dev, &["--all", "--in-place"]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn reg_set_and_delete_write_a_copy() {
+    let d = out_dir("reg");
+    let Some(input) = scenario("port-moved") else { return };
+    let out = d.join("tls.vhdx");
+    // A key path that does not exist yet: every missing key is created.
+    let key = r"HKLM\SYSTEM\CurrentControlSet\Control\SecurityProviders\SCHANNEL\Protocols\TLS 1.2\Server";
+    let o = rdp_on(&input, &["reg", "set", input.to_str().unwrap(), key, "-v", "Enabled", "-t", "REG_DWORD", "-d", "0x1", "--out", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("Enabled: (absent) -> 1 (REG_DWORD)"), "{}", stdout(&o));
+    qemu_check(&out);
+    let o = rdp(&["reg", "query", out.to_str().unwrap(), &key.to_uppercase(), "-v", "enabled", "--json"]);
+    let j: J = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(j["values"][0]["data"], 1, "{j}");
+    // hivex finds the new keys by its own case-insensitive lookup (hash and sort order right).
+    if let Some(sys) = ntfscat_system(&out, &d) {
+        let f = d.join("SYSTEM");
+        std::fs::write(&f, &sys).unwrap();
+        if have("hivexget") {
+            let o = Command::new("hivexget").args([f.to_str().unwrap(), r"controlset001\CONTROL\securityproviders\schannel\PROTOCOLS\tls 1.2\server", "Enabled"]).output().unwrap();
+            assert!(o.status.success(), "hivexget: {}", stderr(&o));
+            assert_eq!(stdout(&o).trim(), "1");
+        }
+    }
+    assert_only_targeted_changed_but_new(&input, &out, key);
+    // Delete the key again, from the copy, into another copy.
+    let out2 = d.join("tls-deleted.vhdx");
+    let o = rdp_on(&out, &["reg", "delete", out.to_str().unwrap(), r"HKLM\SYSTEM\CurrentControlSet\Control\SecurityProviders\SCHANNEL\Protocols\TLS 1.2", "--out", out2.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    assert_eq!(tree(&input, r"HKLM\SYSTEM\ControlSet001\Control\SecurityProviders"), tree(&out2, r"HKLM\SYSTEM\ControlSet001\Control\SecurityProviders"));
+    // A plain hive file gives a new, clean hive file.
+    let Some(data) = shared_data() else { return };
+    let hive = data.join("hives/win10-1709-dirty/SYSTEM");
+    let out3 = d.join("SYSTEM-fixed");
+    let o = rdp_on(&hive, &["reg", "set", hive.to_str().unwrap(), r"ControlSet001\Control\Terminal Server", "-v", "fDenyTSConnections", "-t", "REG_DWORD", "-d", "0", "--out", out3.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let h = rdprescue::hive::load(std::fs::read(&out3).unwrap(), None, None).unwrap();
+    assert_eq!(h.report.state, rdprescue::hive::HiveState::Clean);
+    assert_eq!(h.report.primary_seq1, 2131, "one above the last log entry (2130)");
+}
+
+/// Like `assert_only_targeted_changed` for an edit that only adds keys under `new_key`.
+fn assert_only_targeted_changed_but_new(input: &Path, output: &Path, new_key: &str) {
+    let a = tree(input, r"HKLM\SYSTEM");
+    let b = tree(output, r"HKLM\SYSTEM");
+    let marker = r"\securityproviders\schannel\protocols";
+    let kept: Vec<_> = a.iter().filter(|(k, v)| b.get(*k) != Some(*v)).map(|(k, _)| k.clone()).collect();
+    assert!(kept.is_empty(), "changed or lost: {:?}", &kept[..kept.len().min(5)]);
+    let added: Vec<_> = b.keys().filter(|k| !a.contains_key(*k)).collect();
+    assert!(added.iter().all(|(k, _)| k.contains(marker)), "{new_key}: unexpected additions {added:?}");
+    assert!(!added.is_empty());
 }

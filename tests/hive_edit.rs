@@ -282,43 +282,11 @@ fn edits_on_real_hives() {
 /// regipy (pure Python, its own parser) opens every edited hive and reads the
 /// probed values. Installed into a venv under the target directory on first use.
 fn regipy_check(files: &[(PathBuf, Vec<Probe>)]) {
-    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("regipy-venv");
-    let py = venv.join("bin/python");
-    let ok = |c: &mut Command| c.output().is_ok_and(|o| o.status.success());
-    if !ok(Command::new(&py).args(["-c", "import regipy"])) {
-        let made = ok(Command::new("python3").arg("-m").arg("venv").arg(&venv))
-            && ok(Command::new(venv.join("bin/pip")).args(["install", "-q", "regipy"]));
-        if !made {
-            eprintln!("NOTICE: could not install regipy into {}; skipping the regipy cross-check", venv.display());
-            return;
-        }
-    }
-    let script = r#"
-import json, sys
-from regipy.registry import RegistryHive
-out = []
-for path, key, name in json.load(sys.stdin):
-    k = RegistryHive(path).get_key('\\' + key)
-    v = [v for v in k.iter_values(as_json=False) if v.name.lower() == (name.lower() or '(default)')]
-    out.append([v[0].value_type, v[0].value] if v else None)
-print(json.dumps(out, default=str))
-"#;
     let queries: Vec<(String, String, String)> = files
         .iter()
         .flat_map(|(f, ps)| ps.iter().map(move |p| (f.display().to_string(), p.key.clone(), p.value.clone())))
         .collect();
-    let mut child = Command::new(&py)
-        .args(["-c", script])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child.stdin.take().unwrap().write_all(serde_json::to_string(&queries).unwrap().as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "regipy failed: {}", stderr(&out));
-    let got: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let Some(got) = regipy_values(&queries) else { return };
     let probes: Vec<&Probe> = files.iter().flat_map(|(_, ps)| ps).collect();
     for (g, p) in got.iter().zip(&probes) {
         assert!(!g.is_null(), "regipy did not find {}\\{}", p.key, p.value);

@@ -21,6 +21,8 @@ pub struct Options {
     pub all: bool,
     pub profiles: Vec<String>,
     pub dry_run: bool,
+    pub in_place: bool,
+    pub undo: Option<PathBuf>,
 }
 
 /// What to fix, from --check / --all / --profile.
@@ -188,6 +190,9 @@ pub fn run(o: Options) -> anyhow::Result<i32> {
         return Ok(0);
     }
     let img = image::open(&o.image)?;
+    if o.in_place && img.info.format != image::Format::Raw {
+        bail!("--in-place writes raw disks and block devices only; {} is {}: use --out (full copy or --diff-child)", o.image.display(), img.info.format.name());
+    }
     let plan = repair::plan(&img, &sel.actions)?;
     if plan.edits.is_empty() {
         println!("Nothing to change: every value already has the data the fix would write.");
@@ -199,9 +204,20 @@ pub fn run(o: Options) -> anyhow::Result<i32> {
         println!("Dry run: nothing written.");
         return Ok(0);
     }
-    let Some(out) = &o.out else { bail!("--out NEW is required (or --dry-run)") };
-    let after = write_output(&img, &plan, out, o.diff_child)?;
-    println!("Wrote {} ({}), verified by reading it back.", out.display(), if o.diff_child { "differencing child of the input" } else { "full copy" });
+    let after = if o.in_place {
+        let Some(undo) = &o.undo else { bail!("--in-place needs --undo FILE (where the original bytes are saved first)") };
+        if o.out.is_some() || o.diff_child {
+            bail!("--in-place writes the disk itself: no --out or --diff-child");
+        }
+        super::inplace::apply(&img, &o.image, &plan, undo)?;
+        println!("Wrote {} in place, verified by reading it back; undo with `rdprescue undo {} {}`.", o.image.display(), o.image.display(), undo.display());
+        rdp::inspect(inspect::load(&o.image)?.hives())
+    } else {
+        let Some(out) = &o.out else { bail!("--out NEW is required (or --dry-run, or --in-place --undo FILE for a raw device)") };
+        let after = write_output(&img, &plan, out, o.diff_child)?;
+        println!("Wrote {} ({}), verified by reading it back.", out.display(), if o.diff_child { "differencing child of the input" } else { "full copy" });
+        after
+    };
     let mut still = Vec::new();
     println!("Checks:");
     for id in &sel.targeted {

@@ -6,8 +6,10 @@ mod cat;
 mod disk;
 mod fix;
 mod fmt;
+mod inplace;
 mod inspect;
 mod regcmd;
+mod regwrite;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -77,6 +79,23 @@ enum Cmd {
         /// Print the exact changes (old -> new) and write nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Write the fix into IMAGE itself: only a raw disk or block device (e.g. the OS disk
+        /// attached to a rescue VM, unmounted), and only with --undo.
+        #[arg(long, requires = "undo")]
+        in_place: bool,
+        /// With --in-place: save the original bytes to this new file first (for `rdprescue undo`).
+        #[arg(long, value_name = "FILE")]
+        undo: Option<PathBuf>,
+    },
+    /// Put back the bytes an in-place fix changed, from its undo file.
+    Undo {
+        /// The raw disk or device the fix was written to.
+        device: PathBuf,
+        /// The undo file `fix --in-place --undo FILE` wrote.
+        undo_file: PathBuf,
+        /// Restore even where the disk changed since the fix.
+        #[arg(long)]
+        force: bool,
     },
     /// Inspect many images in parallel, optionally against a baseline; one record per image and a
     /// summary. Exit 0: all pass; 1: some fail; 2: some could not be read.
@@ -127,6 +146,33 @@ enum RegCmd {
         #[arg(long)]
         verbose: bool,
     },
+    /// Set a value (creating missing keys) in a NEW copy of the image or hive file.
+    Set {
+        source: PathBuf,
+        /// Key, e.g. 'HKLM\SYSTEM\CurrentControlSet\Control\Terminal Server'.
+        key: String,
+        /// Value name ("" for the default value).
+        #[arg(short = 'v', long = "value")]
+        name: String,
+        /// REG_SZ, REG_EXPAND_SZ, REG_MULTI_SZ (items separated by \0), REG_DWORD, REG_QWORD, REG_BINARY (hex).
+        #[arg(short = 't', long = "type", default_value = "REG_SZ")]
+        ty: String,
+        /// The data (numbers in decimal or 0x hex).
+        #[arg(short = 'd', long = "data")]
+        data: String,
+        #[command(flatten)]
+        out: WriteArgs,
+    },
+    /// Delete a value (-v NAME) or a whole key, in a NEW copy of the image or hive file.
+    Delete {
+        source: PathBuf,
+        key: String,
+        /// The value to delete; without it the key and its subkeys are deleted.
+        #[arg(short = 'v', long = "value")]
+        name: Option<String>,
+        #[command(flatten)]
+        out: WriteArgs,
+    },
     /// Export a key and its subkeys as a .reg file (UTF-16LE with BOM, like regedit).
     Export {
         source: PathBuf,
@@ -138,6 +184,26 @@ enum RegCmd {
         #[arg(long)]
         utf8: bool,
     },
+}
+
+/// Where a registry edit goes: never the input.
+#[derive(clap::Args)]
+struct WriteArgs {
+    /// The new image or hive file (must not exist); written via a temporary file and renamed.
+    #[arg(long, short)]
+    out: Option<PathBuf>,
+    /// Write a differencing child of the input image instead of a full copy.
+    #[arg(long)]
+    diff_child: bool,
+    /// Print the change (old -> new) and write nothing.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+impl From<WriteArgs> for regwrite::Output {
+    fn from(w: WriteArgs) -> Self {
+        regwrite::Output { out: w.out, diff_child: w.diff_child, dry_run: w.dry_run }
+    }
 }
 
 /// `writeln!` into a `String` (which cannot fail).
@@ -190,13 +256,18 @@ pub fn main() -> i32 {
         Cmd::Disk { image, json } => disk::run(&image, json),
         Cmd::Cat { image, path, partition } => cat::run(&image, &path, partition),
         Cmd::Inspect { source, json, symptom } => inspect::run(&source, json, symptom.as_deref()),
-        Cmd::Fix { image, out, diff_child, checks, all, profiles, dry_run } => fix::run(fix::Options { image, out, diff_child, checks, all, profiles, dry_run }),
+        Cmd::Fix { image, out, diff_child, checks, all, profiles, dry_run, in_place, undo } => {
+            fix::run(fix::Options { image, out, diff_child, checks, all, profiles, dry_run, in_place, undo })
+        }
+        Cmd::Undo { device, undo_file, force } => inplace::undo(&device, &undo_file, force),
         Cmd::Audit { images, from_list, baseline, jobs, format, shard } => {
             audit::run(audit::Options { images, from_list, baseline, jobs, format, shard })
         }
         Cmd::Reg(RegCmd::Query { source, key, value, recursive, json, verbose }) => {
             regcmd::query(&source, &key, value.as_deref(), recursive, json, verbose)
         }
+        Cmd::Reg(RegCmd::Set { source, key, name, ty, data, out }) => regwrite::set(&source, &key, &name, &ty, &data, out.into()),
+        Cmd::Reg(RegCmd::Delete { source, key, name, out }) => regwrite::delete(&source, &key, name.as_deref(), out.into()),
         Cmd::Reg(RegCmd::Export { source, key, out, utf8 }) => regcmd::export(&source, &key, out.as_deref(), utf8),
     });
     match r {

@@ -191,3 +191,42 @@ print('sector=%d size=%d type=%d parent_id=%s parent=%s' % (f.bytes_per_sector, 
     let mut lines = out.lines();
     (lines.next().unwrap().to_string(), lines.next().unwrap_or("").to_string())
 }
+
+/// Read values with regipy (pure Python, its own hive parser), installed into
+/// a venv under the target directory on first use: for each (hive file, key
+/// path, value name) the value as `[type, data]`, or null when absent. None
+/// (with a notice) when regipy cannot be installed.
+pub fn regipy_values(queries: &[(String, String, String)]) -> Option<Vec<serde_json::Value>> {
+    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("regipy-venv");
+    let py = venv.join("bin/python");
+    let ok = |c: &mut Command| c.output().is_ok_and(|o| o.status.success());
+    if !ok(Command::new(&py).args(["-c", "import regipy"])) {
+        let made = ok(Command::new("python3").arg("-m").arg("venv").arg(&venv)) && ok(Command::new(venv.join("bin/pip")).args(["install", "-q", "regipy"]));
+        if !made {
+            eprintln!("NOTICE: could not install regipy into {}; skipping the regipy cross-check", venv.display());
+            return None;
+        }
+    }
+    let script = r#"
+import json, sys
+from regipy.registry import RegistryHive
+out = []
+for path, key, name in json.load(sys.stdin):
+    k = RegistryHive(path).get_key('\\' + key)
+    v = [v for v in k.iter_values(as_json=False) if v.name.lower() == (name.lower() or '(default)')]
+    out.append([v[0].value_type, v[0].value] if v else None)
+print(json.dumps(out, default=str))
+"#;
+    let mut child = Command::new(&py)
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(serde_json::to_string(queries).unwrap().as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "regipy failed: {}", stderr(&out));
+    Some(serde_json::from_slice(&out.stdout).unwrap())
+}
