@@ -127,6 +127,11 @@ fn diff_ranges(old: &[u8], new: &[u8]) -> Vec<(u64, Vec<u8>)> {
 /// Plan the given actions against `image`: recover each touched hive, edit it,
 /// and map the changed bytes of its file down to the disk.
 pub fn plan(image: &Image, actions: &[Action]) -> Result<Plan> {
+    plan_with(image, None, actions)
+}
+
+/// [`plan`], reusing hives already loaded (recovered) from this same image.
+pub fn plan_with(image: &Image, loaded: Option<&dyn crate::rdp::Hives>, actions: &[Action]) -> Result<Plan> {
     let survey = locate::survey(image)?;
     let mut edits = Vec::new();
     let mut patch = Patch::default();
@@ -146,7 +151,14 @@ pub fn plan(image: &Image, actions: &[Action]) -> Result<Plan> {
         let fs = locate::mount(image, p)?;
         check_volume(fs.as_ref(), part, p.offset)?;
         let primary = fs.read_file(&path, MAX_HIVE_FILE)?;
-        let hive = source::load_from_fs(fs.as_ref(), &path, kind.name())?;
+        let reloaded;
+        let hive = match loaded.and_then(|l| l.hive(kind)) {
+            Some(h) => h,
+            None => {
+                reloaded = source::load_from_fs(fs.as_ref(), &path, kind.name())?;
+                &reloaded
+            }
+        };
         if hive.report.state == crate::hive::HiveState::DirtyNotRecovered {
             // Marking it clean would make Windows drop the changes only the logs hold.
             return Err(Error::unsupported(Layer::Hive, 0, format!("{path} is dirty and its logs cannot be replayed ({}): refusing to edit it", hive.report.notes.join("; "))));
@@ -155,7 +167,7 @@ pub fn plan(image: &Image, actions: &[Action]) -> Result<Plan> {
         let mut ed = HiveEditor::new(hive.bytes.clone(), hive.report.max_sequence_seen)?;
         let mut changes = Vec::new();
         for a in mine {
-            let old = old_data(&hive, a);
+            let old = old_data(hive, a);
             // Setting a value to the data it already has changes nothing: leave it out.
             if let Action::SetValue { key, name, ty, data, .. } = a {
                 let same_type = hive.key(key).ok().and_then(|k| k.values.into_iter().find(|v| v.name.eq_ignore_ascii_case(name))).is_some_and(|v| v.type_name() == *ty);
@@ -197,6 +209,24 @@ pub fn plan(image: &Image, actions: &[Action]) -> Result<Plan> {
         edits.push(HiveEdit { hive: kind.name(), partition: part, path, changes, bytes_changed, new_sequence, new_bytes: new });
     }
     Ok(Plan { edits, patch })
+}
+
+/// Check hives loaded back from a written image: each edited hive is clean
+/// (no log replayed) and its bytes are exactly the edited bytes.
+pub fn verify_loaded(hives: &dyn crate::rdp::Hives, edits: &[HiveEdit]) -> Result<()> {
+    for e in edits {
+        let kind = kind_of(e.hive).ok_or_else(|| Error::Usage(format!("unknown hive {}", e.hive)))?;
+        let h = hives.hive(kind).ok_or_else(|| Error::corrupt(Layer::Hive, 0, format!("verification: {} missing from the output", e.path)))?;
+        if h.report.state != crate::hive::HiveState::Clean {
+            return Err(Error::corrupt(Layer::Hive, 0, format!("verification: {} is not clean in the output", e.path)));
+        }
+        let n = e.new_bytes.len().min(h.bytes.len());
+        if h.bytes[..n] != e.new_bytes[..n] || h.bytes.len() < 4096 {
+            let at = h.bytes.iter().zip(&e.new_bytes).position(|(a, b)| a != b).unwrap_or(n);
+            return Err(Error::corrupt(Layer::Hive, at as u64, format!("verification: {} read back from the output differs from the edited hive", e.path)));
+        }
+    }
+    Ok(())
 }
 
 /// Check a written image: every edited hive file reads back as the edited

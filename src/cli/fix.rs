@@ -162,9 +162,8 @@ pub fn write_output(img: &image::Image, plan: &Plan, out: &Path, diff_child: boo
     write::fault_point("before-verify");
     // Read the output back like any input: the container, the volumes, the
     // hive files (byte-exact and clean), and the checks.
-    let written = image::open(&tmp).context("verification: the output does not open")?;
-    repair::verify(&written, &plan.edits).context("verification")?;
-    let reloaded = inspect::load(&tmp).context("verification: reading the output's hives")?;
+    let reloaded = inspect::load(&tmp).context("verification: reading the output back")?;
+    repair::verify_loaded(reloaded.hives(), &plan.edits).context("verification")?;
     let after = rdp::inspect(reloaded.hives());
     write::fault_point("before-rename");
     std::fs::rename(&tmp, out).with_context(|| format!("moving the output into place at {}", out.display()))?;
@@ -193,7 +192,7 @@ pub fn run(o: Options) -> anyhow::Result<i32> {
     if o.in_place && img.info.format != image::Format::Raw {
         bail!("--in-place writes raw disks and block devices only; {} is {}: use --out (full copy or --diff-child)", o.image.display(), img.info.format.name());
     }
-    let plan = repair::plan(&img, &sel.actions)?;
+    let plan = repair::plan_with(&img, Some(loaded.hives()), &sel.actions)?;
     if plan.edits.is_empty() {
         println!("Nothing to change: every value already has the data the fix would write.");
         return Ok(0);

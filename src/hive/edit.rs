@@ -54,7 +54,7 @@
 //!   table differs from Unicode may sort differently.
 //! * Volatile subkey fields are meaningless on disk and left alone.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::ops::Range;
 
 use super::recover::{base_block_checksum, MAX_HBINS_SIZE};
@@ -135,10 +135,23 @@ pub struct HiveEditor {
     /// End of the hive-bins data (= base block +40), relative to [`BASE`].
     hbins_end: u32,
     /// Start of every cell, free or allocated.
-    cells: BTreeSet<u32>,
+    cells: CellSet,
     /// Free cells: start → size.
     free: BTreeMap<u32, u32>,
+    /// During an edit: the original bytes of every 4 KiB page it wrote, so a
+    /// failed edit can be rolled back without copying the whole hive first.
+    journal: Option<Journal>,
 }
+
+#[derive(Clone, Default)]
+struct Journal {
+    /// Page index → its bytes before the edit (pages inside the original length only).
+    pages: std::collections::HashMap<usize, Vec<u8>>,
+    /// Length of the hive before the edit (growth past it is truncated away).
+    len: usize,
+}
+
+const PAGE: usize = 4096;
 
 /// A parsed key node (only what the editor uses).
 struct Nk {
@@ -290,6 +303,62 @@ fn parse_path(path: &str) -> Result<Vec<Vec<u16>>> {
     Ok(comps)
 }
 
+/// The set of cell offsets: one bit per 8-byte unit of the hive bins (cells
+/// are 8-aligned). Membership tests are the hot path of every edit and the
+/// set holds every cell of the hive (hundreds of thousands in a SYSTEM hive),
+/// so a bitmap beats a tree: 200 KB for a 12.8 MB hive, built in one pass.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+struct CellSet {
+    bits: Vec<u64>,
+}
+
+impl CellSet {
+    fn with_capacity(hbins: u32) -> Self {
+        CellSet { bits: vec![0; (hbins as usize / 8).div_ceil(64)] }
+    }
+    fn slot(off: u32) -> (usize, u64) {
+        let unit = (off / 8) as usize;
+        (unit / 64, 1u64 << (unit % 64))
+    }
+    fn contains(&self, off: &u32) -> bool {
+        let (w, m) = Self::slot(*off);
+        off % 8 == 0 && self.bits.get(w).is_some_and(|b| b & m != 0)
+    }
+    fn insert(&mut self, off: u32) -> bool {
+        let (w, m) = Self::slot(off);
+        if w >= self.bits.len() {
+            self.bits.resize(w + 1, 0);
+        }
+        let had = self.bits[w] & m != 0;
+        self.bits[w] |= m;
+        !had
+    }
+    fn remove(&mut self, off: &u32) -> bool {
+        let (w, m) = Self::slot(*off);
+        match self.bits.get_mut(w) {
+            Some(b) if *b & m != 0 => {
+                *b &= !m;
+                true
+            }
+            _ => false,
+        }
+    }
+    /// Offsets in increasing order.
+    fn iter(&self) -> impl Iterator<Item = u32> + '_ {
+        self.bits.iter().enumerate().flat_map(|(w, &b)| {
+            let mut b = b;
+            std::iter::from_fn(move || {
+                if b == 0 {
+                    return None;
+                }
+                let i = b.trailing_zeros();
+                b &= b - 1;
+                Some(((w * 64 + i as usize) * 8) as u32)
+            })
+        })
+    }
+}
+
 impl HiveEditor {
     /// Start from the recovered bytes of a hive (LoadedHive.bytes / Hive.bytes) and the
     /// highest sequence number seen in its primary and logs (report.max_sequence_seen).
@@ -326,7 +395,7 @@ impl HiveEditor {
         // Walk the hbins and their cells once. The hbins must tile the hive-bins
         // data and the cells must tile each hbin: that is what lets the
         // allocator trust sizes and the readers trust cell starts.
-        let mut cells = BTreeSet::new();
+        let mut cells = CellSet::with_capacity(hbins);
         let mut free = BTreeMap::new();
         let mut h = 0u32;
         while h < hbins {
@@ -366,6 +435,7 @@ impl HiveEditor {
             hbins_end: hbins,
             cells,
             free,
+            journal: None,
         };
         let root = le_u32(&ed.b, OFF_ROOT);
         ed.nk(root)?;
@@ -484,12 +554,34 @@ impl HiveEditor {
 
     /// Run `f`; on error put everything back as it was.
     fn transact<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
-        let before = self.clone();
+        let (root, hbins_end, cells, free) = (self.root, self.hbins_end, self.cells.clone(), self.free.clone());
+        self.journal = Some(Journal { pages: Default::default(), len: self.b.len() });
         let r = f(self);
+        let j = self.journal.take().unwrap_or_default();
         if r.is_err() {
-            *self = before;
+            self.b.truncate(j.len);
+            for (p, old) in j.pages {
+                self.b[p * PAGE..p * PAGE + old.len()].copy_from_slice(&old);
+            }
+            (self.root, self.hbins_end, self.cells, self.free) = (root, hbins_end, cells, free);
         }
         r
+    }
+
+    /// Save the original bytes of the pages `range` touches (inside a transaction).
+    fn journal(&mut self, range: std::ops::Range<usize>) {
+        let Some(j) = self.journal.as_mut() else { return };
+        if range.is_empty() {
+            return;
+        }
+        for p in range.start / PAGE..=(range.end - 1) / PAGE {
+            let start = p * PAGE;
+            if start >= j.len {
+                break;
+            }
+            let b = &self.b;
+            j.pages.entry(p).or_insert_with(|| b[start..(start + PAGE).min(j.len)].to_vec());
+        }
     }
 
     fn set_value_in(&mut self, comps: &[Vec<u16>], vname: &[u16], ty: u32, data: &[u8]) -> Result<Option<(u32, Vec<u8>)>> {
@@ -832,7 +924,7 @@ impl HiveEditor {
     /// Allocated key nodes whose security cell is `sk`.
     fn count_sk_users(&self, sk: u32) -> u32 {
         let mut n = 0u32;
-        for &c in &self.cells {
+        for c in self.cells.iter() {
             if let Ok(d) = self.cell(c) {
                 if d.len() >= NK_NAME && d.get(0..2) == Some(b"nk") && le_u32(d, NK_SK) == sk {
                     n = n.saturating_add(1);
@@ -1071,6 +1163,7 @@ impl HiveEditor {
     // ---------------------------------------------------------------- cells
 
     fn put(&mut self, pos: usize, d: &[u8]) {
+        self.journal(pos..pos + d.len());
         match self.b.get_mut(pos..pos + d.len()) {
             Some(s) => s.copy_from_slice(d),
             None => debug_assert!(false, "write at {pos:#x} outside the hive"),
@@ -1120,6 +1213,7 @@ impl HiveEditor {
             None => self.append_hbin(need)?,
         };
         let r = self.cell_range(off)?;
+        self.journal(r.clone());
         self.b.get_mut(r).into_iter().for_each(|s| s.fill(0));
         Ok(off)
     }
@@ -1137,6 +1231,7 @@ impl HiveEditor {
             self.b.resize(fe, 0);
         }
         // Slack past the old last hbin may hold anything: clear it.
+        self.journal(fs..fe);
         self.b[fs..fe].fill(0);
         self.put(fs, b"hbin");
         self.put(fs + 4, &start.to_le_bytes());
@@ -1190,6 +1285,7 @@ mod tests {
     use super::*;
     use crate::hive::tree;
     use crate::hive::HiveState;
+    use std::collections::BTreeSet;
 
     /// The repo's own generated SOFTWARE hive (testdata/make-fixtures.sh): lh
     /// lists, one sk, odd names, a class name and a 40000-byte big-data value.

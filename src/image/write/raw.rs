@@ -9,7 +9,8 @@ use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
 
-const CHUNK: usize = 1 << 20;
+const CHUNK: usize = 4 << 20;
+const GRANULE: usize = 64 << 10;
 
 pub fn full_copy(image: &Image, patch: &Patch, out: &mut File, progress: Progress) -> Result<()> {
     let layer = if image.info.format == Format::VhdFixed { Layer::Vhd } else { Layer::Raw };
@@ -26,10 +27,22 @@ pub fn full_copy(image: &Image, patch: &Patch, out: &mut File, progress: Progres
     while done < total {
         let n = (total - done).min(CHUNK as u64) as usize;
         src.read_exact(&mut buf[..n]).map_err(|e| io(done, "reading", e))?;
-        if buf[..n].iter().all(|b| *b == 0) {
-            out.seek(SeekFrom::Current(n as i64)).map_err(|e| io(done, "seeking output for", e))?;
-        } else {
-            out.write_all(&buf[..n]).map_err(|e| io(done, "writing copy of", e))?;
+        // Zero stretches (64 KiB granules) become holes, as `cp --sparse=always`
+        // does; runs of data go out in one write.
+        let mut at = 0;
+        while at < n {
+            let zero = |i: usize| buf[i..(i + GRANULE).min(n)].iter().all(|b| *b == 0);
+            let is_zero = zero(at);
+            let mut end = at;
+            while end < n && zero(end) == is_zero {
+                end = (end + GRANULE).min(n);
+            }
+            if is_zero {
+                out.seek(SeekFrom::Current((end - at) as i64)).map_err(|e| io(done, "seeking output for", e))?;
+            } else {
+                out.write_all(&buf[at..end]).map_err(|e| io(done, "writing copy of", e))?;
+            }
+            at = end;
         }
         done += n as u64;
         if done % (64 * CHUNK as u64) == 0 || done == total {

@@ -488,13 +488,17 @@ pub fn full_copy(image: &Image, patch: &Patch, out: &mut File, progress: Progres
             let piece = &mut buf[..n as usize];
             image.disk.read_at(p, piece)?;
             ranges.overlay(p, piece);
-            if piece.iter().any(|x| *x != 0) {
-                let fo = *file_off.get_or_insert_with(|| {
-                    let o = next;
-                    next += bs;
-                    o
-                });
-                out.write_at(fo + (p - start), piece)?;
+            // Write only the 64 KiB stretches holding data: the rest of the
+            // block stays a hole in the output file (reads as zero).
+            for (i, sub) in piece.chunks(64 << 10).enumerate() {
+                if sub.iter().any(|x| *x != 0) {
+                    let fo = *file_off.get_or_insert_with(|| {
+                        let o = next;
+                        next += bs;
+                        o
+                    });
+                    out.write_at(fo + (p - start) + (i as u64) * (64 << 10), sub)?;
+                }
             }
             p += n;
             done += n;
