@@ -53,8 +53,14 @@ fn kind_of(hive: &str) -> Option<HiveKind> {
     [HiveKind::System, HiveKind::Software, HiveKind::Sam, HiveKind::Security, HiveKind::Bcd].into_iter().find(|k| k.name().eq_ignore_ascii_case(hive))
 }
 
-/// Encode JSON data as registry bytes of type `ty` (a REG_* name).
+/// Encode JSON data as registry bytes of type `ty` (a REG_* name). Data
+/// `{"hex": "..."}` gives the raw bytes of any type (as a .reg `hex(N):` list).
 pub fn encode(ty: &str, data: &J) -> Result<(u32, Vec<u8>)> {
+    if let Some(h) = data.get("hex").and_then(J::as_str) {
+        let kind = crate::hive::tree::TYPE_NAMES.iter().position(|n| *n == ty).ok_or_else(|| Error::Usage(format!("cannot write registry type {ty}")))?;
+        let (_, raw) = encode("REG_BINARY", &J::from(h))?;
+        return Ok((kind as u32, raw));
+    }
     let utf16z = |s: &str| -> Vec<u8> { s.encode_utf16().chain([0]).flat_map(u16::to_le_bytes).collect() };
     let bad = || Error::Usage(format!("data {data} does not fit type {ty}"));
     Ok(match ty {
@@ -86,7 +92,7 @@ fn old_data(hive: &Hive, a: &Action) -> J {
     let find = |key: &str, name: &str| hive.key(key).ok().and_then(|k| k.values.into_iter().find(|v| v.name.eq_ignore_ascii_case(name))).map_or(J::Null, |v| v.json_data());
     match a {
         Action::SetValue { key, name, .. } | Action::DeleteValue { key, name, .. } => find(key, name),
-        Action::DeleteKey { key, .. } => hive.key(key).map_or(J::Null, |k| J::from(format!("{} values, {} subkeys", k.values.len(), k.subkeys.len()))),
+        Action::DeleteKey { key, .. } | Action::CreateKey { key, .. } => hive.key(key).map_or(J::Null, |k| J::from(format!("{} values, {} subkeys", k.values.len(), k.subkeys.len()))),
     }
 }
 
@@ -137,9 +143,7 @@ pub fn plan_with(image: &Image, loaded: Option<&dyn crate::rdp::Hives>, actions:
     let mut patch = Patch::default();
     let mut kinds: Vec<HiveKind> = Vec::new();
     for a in actions {
-        let h = match a {
-            Action::SetValue { hive, .. } | Action::DeleteValue { hive, .. } | Action::DeleteKey { hive, .. } => *hive,
-        };
+        let h = a.hive();
         let k = kind_of(h).ok_or_else(|| Error::Usage(format!("unknown hive {h}")))?;
         if !kinds.contains(&k) {
             kinds.push(k);
@@ -163,12 +167,17 @@ pub fn plan_with(image: &Image, loaded: Option<&dyn crate::rdp::Hives>, actions:
             // Marking it clean would make Windows drop the changes only the logs hold.
             return Err(Error::unsupported(Layer::Hive, 0, format!("{path} is dirty and its logs cannot be replayed ({}): refusing to edit it", hive.report.notes.join("; "))));
         }
-        let mine: Vec<&Action> = actions.iter().filter(|a| matches!(a, Action::SetValue { hive, .. } | Action::DeleteValue { hive, .. } | Action::DeleteKey { hive, .. } if kind_of(hive) == Some(kind))).collect();
+        let mine: Vec<&Action> = actions.iter().filter(|a| kind_of(a.hive()) == Some(kind)).collect();
         let mut ed = HiveEditor::new(hive.bytes.clone(), hive.report.max_sequence_seen)?;
         let mut changes = Vec::new();
         for a in mine {
             let old = old_data(hive, a);
             // Setting a value to the data it already has changes nothing: leave it out.
+            if let Action::CreateKey { key, .. } = a {
+                if hive.key(key).is_ok() {
+                    continue;
+                }
+            }
             if let Action::SetValue { key, name, ty, data, .. } = a {
                 let same_type = hive.key(key).ok().and_then(|k| k.values.into_iter().find(|v| v.name.eq_ignore_ascii_case(name))).is_some_and(|v| v.type_name() == *ty);
                 if same_type && old == *data {
@@ -186,6 +195,9 @@ pub fn plan_with(image: &Image, loaded: Option<&dyn crate::rdp::Hives>, actions:
                 }
                 Action::DeleteKey { key, .. } => {
                     ed.delete_key(key)?;
+                }
+                Action::CreateKey { key, .. } => {
+                    ed.add_key(key)?;
                 }
             }
         }

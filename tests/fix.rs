@@ -392,3 +392,42 @@ fn assert_only_targeted_changed_but_new(input: &Path, output: &Path, new_key: &s
     assert!(added.iter().all(|(k, _)| k.contains(marker)), "{new_key}: unexpected additions {added:?}");
     assert!(!added.is_empty());
 }
+
+#[test]
+fn reg_import_applies_a_reg_file_to_a_copy() {
+    let d = out_dir("import");
+    let (Some(from), Some(input)) = (scenario("win7-healthy-gen1"), scenario("crypto")) else { return };
+    // A key exported from one machine, imported into a copy of another.
+    let key = r"HKLM\SYSTEM\CurrentControlSet\Control\Terminal Server\WinStations\RDP-Tcp";
+    let reg = d.join("rdp-tcp.reg");
+    let o = rdp(&["reg", "export", from.to_str().unwrap(), key, "-o", reg.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = d.join("imported.vhd");
+    let o = rdp_on(&input, &["reg", "import", input.to_str().unwrap(), reg.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    let (a, b) = (tree(&from, key), tree(&out, key));
+    for (k, v) in &a {
+        assert_eq!(b.get(k), Some(v), "{k:?} not imported");
+    }
+    // New keys, raw types, the default value and deletions, in regedit's UTF-16 form.
+    let text = "Windows Registry Editor Version 5.00\r\n\r\n[HKEY_LOCAL_MACHINE\\SOFTWARE\\Rescue\\New Key]\r\n\"Multi\"=hex(7):61,00,00,00,62,00,00,00,00,00\r\n\"Q\"=hex(b):01,00,00,00,00,00,00,00\r\n@=\"default\"\r\n\r\n[HKEY_LOCAL_MACHINE\\SYSTEM\\CurrentControlSet\\Control\\Terminal Server]\r\n\"fDenyTSConnections\"=-\r\n";
+    let reg2 = d.join("mixed.reg");
+    std::fs::write(&reg2, [&[0xFF, 0xFE][..], &text.encode_utf16().flat_map(u16::to_le_bytes).collect::<Vec<u8>>()].concat()).unwrap();
+    let out2 = d.join("mixed.vhd");
+    let o = rdp_on(&input, &["reg", "import", input.to_str().unwrap(), reg2.to_str().unwrap(), "--out", out2.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    let t = tree(&out2, r"HKLM\SOFTWARE\rescue");
+    let get = |k: &str, n: &str| t.get(&(format!(r"hkey_local_machine\software\rescue{k}"), n.to_string())).cloned();
+    assert_eq!(get(r"\new key", "multi"), Some(("REG_MULTI_SZ".into(), serde_json::json!(["a", "b"]))));
+    assert_eq!(get(r"\new key", "q"), Some(("REG_QWORD".into(), J::from(1))));
+    assert_eq!(get(r"\new key", ""), Some(("REG_SZ".into(), J::from("default"))));
+    assert!(!tree(&out2, r"HKLM\SYSTEM\ControlSet001\Control\Terminal Server").contains_key(&(r"hkey_local_machine\system\controlset001\control\terminal server".into(), "fdenytsconnections".into())));
+    // A broken .reg file is refused with its line, and nothing is written.
+    let bad = d.join("bad.reg");
+    std::fs::write(&bad, "REGEDIT4\n[HKEY_LOCAL_MACHINE\\SOFTWARE\\X]\n\"a\"=dword:xyz\n").unwrap();
+    let out3 = d.join("bad.vhd");
+    let o = rdp_on(&input, &["reg", "import", input.to_str().unwrap(), bad.to_str().unwrap(), "--out", out3.to_str().unwrap()]);
+    assert_clean_error(&o, "bad .reg");
+    assert!(stderr(&o).contains("line 3"), "{}", stderr(&o));
+    assert!(!out3.exists());
+}

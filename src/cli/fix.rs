@@ -102,6 +102,7 @@ pub fn describe(plan: &Plan) -> String {
                 Action::SetValue { hive, key, name, ty, data } => format!("{}\\{}\\{}: {old} -> {} ({ty})", rdp::root(hive), key, show_name(name), rdp::show_json(data)),
                 Action::DeleteValue { hive, key, name } => format!("{}\\{}\\{}: {old} -> (deleted)", rdp::root(hive), key, show_name(name)),
                 Action::DeleteKey { hive, key } => format!("[-{}\\{}] ({old})", rdp::root(hive), key),
+                Action::CreateKey { hive, key } => format!("[{}\\{}] (new key)", rdp::root(hive), key),
             };
             super::outln!(o, "  {line}");
         }

@@ -173,6 +173,15 @@ enum RegCmd {
         #[command(flatten)]
         out: WriteArgs,
     },
+    /// Apply a .reg file (regedit / `reg export` format, UTF-16LE or UTF-8) to a NEW copy of the
+    /// image or hive file: keys, values, `[-KEY]` and `"name"=-` deletions.
+    Import {
+        source: PathBuf,
+        /// The .reg file.
+        file: PathBuf,
+        #[command(flatten)]
+        out: WriteArgs,
+    },
     /// Export a key and its subkeys as a .reg file (UTF-16LE with BOM, like regedit).
     Export {
         source: PathBuf,
@@ -268,6 +277,7 @@ pub fn main() -> i32 {
         }
         Cmd::Reg(RegCmd::Set { source, key, name, ty, data, out }) => regwrite::set(&source, &key, &name, &ty, &data, out.into()),
         Cmd::Reg(RegCmd::Delete { source, key, name, out }) => regwrite::delete(&source, &key, name.as_deref(), out.into()),
+        Cmd::Reg(RegCmd::Import { source, file, out }) => regwrite::import(&source, &file, out.into()),
         Cmd::Reg(RegCmd::Export { source, key, out, utf8 }) => regcmd::export(&source, &key, out.as_deref(), utf8),
     });
     match r {

@@ -137,6 +137,11 @@ fn apply_to_hive_file(source_path: &Path, t: regcmd::Target, actions: &[Action],
                 ed.delete_key(key)?;
                 println!("[-{}\\{}]", t_root(&hive.name), key);
             }
+            Action::CreateKey { key, .. } => {
+                if ed.add_key(key)? {
+                    println!("[{}\\{}] (new key)", t_root(&hive.name), key);
+                }
+            }
         }
     }
     let bytes = ed.finish()?;
@@ -166,4 +171,61 @@ fn apply_to_hive_file(source_path: &Path, t: regcmd::Target, actions: &[Action],
 
 fn t_root(name: &str) -> String {
     format!("HKLM\\{}", name.to_uppercase())
+}
+
+/// `reg import SOURCE FILE.reg`: every key and value of a .reg file (as regedit
+/// or `reg export` writes it), applied to a new copy.
+pub fn import(source_path: &Path, reg: &Path, o: Output) -> anyhow::Result<i32> {
+    use rdprescue::hive::regfile::{self, RegOp};
+    use rdprescue::hive::tree::TYPE_NAMES;
+    let bytes = std::fs::read(reg).with_context(|| format!("cannot read {}", reg.display()))?;
+    let ops = regfile::parse(&regfile::decode(&bytes)?).with_context(|| reg.display().to_string())?;
+    let first = ops.first().map(|op| match op {
+        RegOp::AddKey { key } | RegOp::DeleteKey { key } | RegOp::SetValue { key, .. } | RegOp::DeleteValue { key, .. } => key.clone(),
+    });
+    let Some(first) = first else {
+        println!("{} holds no keys: nothing to change.", reg.display());
+        return Ok(0);
+    };
+    // Loads the hive of the first key: a hive file, or SYSTEM/SOFTWARE/... of the image.
+    let t = regcmd::resolve(source_path, &first)?;
+    // CurrentControlSet needs SYSTEM's Select: from the hive loaded above, or
+    // (image sources) from SYSTEM, loaded once when a SYSTEM key first needs it.
+    let mut sets = t.control_sets.clone();
+    let mut looked = sets.is_some() || source::is_hive_file(source_path);
+    let mut actions = Vec::new();
+    for op in ops {
+        let key = match &op {
+            RegOp::AddKey { key } | RegOp::DeleteKey { key } | RegOp::SetValue { key, .. } | RegOp::DeleteValue { key, .. } => key.clone(),
+        };
+        let kp = source::parse_key(&key);
+        let kind = kp.hive.or_else(|| source::guess_kind(&t.hive.name, &t.hive)).with_context(|| format!("[{key}]: cannot tell which hive it is in"))?;
+        if kind == HiveKind::System && !looked && kp.rest.first().is_some_and(|c| c.eq_ignore_ascii_case("CurrentControlSet")) {
+            sets = regcmd::resolve(source_path, r"HKLM\SYSTEM\Select")?.control_sets;
+            looked = true;
+        }
+        let path = source::resolve_ccs(&kp.rest, sets.as_ref().filter(|_| kind == HiveKind::System)).join("\\");
+        if path.is_empty() {
+            bail!("[{key}] is the root of a hive: rdprescue does not write hive roots");
+        }
+        let hive = kind.name();
+        actions.push(match op {
+            RegOp::AddKey { .. } => Action::CreateKey { hive, key: path },
+            RegOp::DeleteKey { .. } => Action::DeleteKey { hive, key: path },
+            RegOp::DeleteValue { name, .. } => Action::DeleteValue { hive, key: path, name },
+            RegOp::SetValue { name, kind: k, data, .. } => {
+                let ty = *TYPE_NAMES.get(k as usize).with_context(|| format!("[{key}] {name:?}: registry type {k:#x} is not supported"))?;
+                let v = rdprescue::hive::tree::Value { name: name.clone(), kind: k, raw: data.clone() };
+                // Numbers and clean strings stay readable in the report; anything else is written byte for byte.
+                let clean = match k {
+                    1 | 2 => repair::encode(ty, &J::from(v.string())).is_ok_and(|(_, b)| b == data),
+                    4 => data.len() == 4,
+                    _ => false,
+                };
+                let json = if clean { v.json_data() } else { serde_json::json!({ "hex": data.iter().map(|b| format!("{b:02x}")).collect::<String>() }) };
+                Action::SetValue { hive, key: path, name, ty, data: json }
+            }
+        });
+    }
+    apply(source_path, t, actions, o)
 }

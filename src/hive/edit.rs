@@ -472,6 +472,27 @@ impl HiveEditor {
         self.transact(|ed| ed.set_value_in(&comps, &vname, ty, data))
     }
 
+    /// Create key `path` and any missing parents (no values); Ok(false) when it
+    /// already existed.
+    pub fn add_key(&mut self, path: &str) -> Result<bool> {
+        let comps = parse_path(path)?;
+        if comps.is_empty() {
+            return Ok(false);
+        }
+        let mut cur = Some(self.root);
+        for c in &comps {
+            cur = match cur {
+                Some(k) => self.find_child(&self.nk(k)?, &upcase(c))?.map(|(_, _, child)| child),
+                None => None,
+            };
+        }
+        if cur.is_some() {
+            return Ok(false);
+        }
+        self.transact(|ed| ed.ensure_key(&comps))?;
+        Ok(true)
+    }
+
     /// Delete a value; Ok(false) if key or value absent.
     pub fn delete_value(&mut self, path: &str, name: &str) -> Result<bool> {
         let comps = parse_path(path)?;

@@ -90,6 +90,17 @@ pub enum Action {
     },
     DeleteValue { hive: &'static str, key: String, name: String },
     DeleteKey { hive: &'static str, key: String },
+    /// Create a key (and missing parents) without values (`[KEY]` of a .reg file).
+    CreateKey { hive: &'static str, key: String },
+}
+
+impl Action {
+    /// The hive this action writes.
+    pub fn hive(&self) -> &'static str {
+        match self {
+            Action::SetValue { hive, .. } | Action::DeleteValue { hive, .. } | Action::DeleteKey { hive, .. } | Action::CreateKey { hive, .. } => hive,
+        }
+    }
 }
 
 impl Action {
@@ -101,6 +112,7 @@ impl Action {
             }
             Action::DeleteValue { hive, key, name } => format!("delete value {}\\{}\\{}", root(hive), key, value_name(name)),
             Action::DeleteKey { hive, key } => format!("delete key {}\\{}", root(hive), key),
+            Action::CreateKey { hive, key } => format!("create key {}\\{}", root(hive), key),
         }
     }
 }
