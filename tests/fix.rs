@@ -431,3 +431,23 @@ fn reg_import_applies_a_reg_file_to_a_copy() {
     assert!(stderr(&o).contains("line 3"), "{}", stderr(&o));
     assert!(!out3.exists());
 }
+
+/// The README's fix commands on the committed demo image: nothing installed needed.
+#[test]
+fn demo_image_fix_needs_nothing_installed() {
+    let d = out_dir("demo");
+    let demo = testdata().join("demo.vhdx");
+    for (name, extra) in [("full.vhdx", None), ("child.avhdx", Some("--diff-child"))] {
+        let out = d.join(name);
+        let mut args = vec!["--profile", "reset-rdp", "--out", out.to_str().unwrap()];
+        args.extend(extra);
+        let o = fix(&demo, &args);
+        assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+        let o = rdp(&["inspect", out.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(0), "{name}: findings remain: {}", stdout(&o));
+    }
+    // The child holds only what changed.
+    let child = std::fs::metadata(d.join("child.avhdx")).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    assert!(child.blocks() * 512 < 8 << 20, "child occupies {} bytes", child.blocks() * 512);
+}
