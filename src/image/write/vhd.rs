@@ -164,12 +164,7 @@ pub fn full_copy(image: &Image, patch: &Patch, out: &mut File, progress: Progres
 
     let footer = new_footer(&lay.footer, TYPE_DYNAMIC, lay.footer[84]);
     let header = new_header(entries, *block_size, None);
-    o.write_at(BAT_OFFSET, &bat_bytes(&bat))?;
-    o.write_at(512, &header)?;
-    o.write_at(0, &footer)?;
-    fault_point("vhd-footer");
-    o.write_at(next, &footer)?;
-    o.set_len(next + FOOTER_LEN as u64)
+    finish(&mut o, &bat, &header, &footer, next)
 }
 
 /// Write a differencing VHD whose parent is the input VHD and which holds
@@ -260,12 +255,7 @@ pub fn diff_child(image: &Image, patch: &Patch, out: &mut File, out_path: &Path)
     }
     let footer = new_footer(&lay.footer, TYPE_DIFFERENCING, 0);
     let header = new_header(entries, CHILD_BLOCK, Some(&parent));
-    o.write_at(BAT_OFFSET, &bat_bytes(&bat))?;
-    o.write_at(512, &header)?;
-    o.write_at(0, &footer)?;
-    fault_point("vhd-footer");
-    o.write_at(next, &footer)?;
-    o.set_len(next + FOOTER_LEN as u64)
+    finish(&mut o, &bat, &header, &footer, next)
 }
 
 // ----------------------------------------------------------------------
@@ -581,6 +571,18 @@ fn relative_locator(from: &Path, to: &Path) -> Option<String> {
 }
 
 /// The output file, with errors naming the VHD layer and the offset.
+/// The last writes of every VHD this module makes: BAT, dynamic header, the
+/// footer copy at 0, then the footer at the end (a crash before it leaves no
+/// valid VHD).
+fn finish(o: &mut Out, bat: &[u32], header: &[u8], footer: &[u8], next: u64) -> Result<()> {
+    o.write_at(BAT_OFFSET, &bat_bytes(bat))?;
+    o.write_at(512, header)?;
+    o.write_at(0, footer)?;
+    fault_point("vhd-footer");
+    o.write_at(next, footer)?;
+    o.set_len(next + FOOTER_LEN as u64)
+}
+
 struct Out<'a> {
     file: &'a mut File,
     name: String,
