@@ -71,8 +71,19 @@ fn qemu_check(img: &Path) {
     }
     let o = Command::new("qemu-img").args(["check", img.to_str().unwrap()]).output().unwrap();
     let text = format!("{}{}", stdout(&o), stderr(&o));
-    // qemu-img check has nothing to check for raw ("does not support checks"): fine.
-    assert!(o.status.success() || text.contains("does not support checks"), "qemu-img check {}: {text}", img.display());
+    if o.status.success() {
+        return;
+    }
+    // qemu-img checks neither raw nor VHD ("does not support checks"): then
+    // qemu's own reader must at least see the same disk as ours.
+    assert!(text.contains("does not support checks"), "qemu-img check {}: {text}", img.display());
+    let raw = img.with_extension("qemu.raw");
+    let o = Command::new("qemu-img").args(["convert", "-O", "raw", img.to_str().unwrap(), raw.to_str().unwrap()]).output().unwrap();
+    assert!(o.status.success(), "qemu-img convert {}: {}", img.display(), stderr(&o));
+    let ours = rdprescue::image::open(img).unwrap();
+    let theirs = rdprescue::image::open(&raw).unwrap();
+    assert_eq!(disk_sha256(theirs.disk.as_ref()), disk_sha256(ours.disk.as_ref()), "qemu and rdprescue read {} differently", img.display());
+    std::fs::remove_file(&raw).unwrap();
 }
 
 /// The SYSTEM hive of `img` as ntfs-3g reads it: qemu-img makes a raw disk,
@@ -264,11 +275,20 @@ fn diff_child_holds_only_the_change_and_its_parent_is_untouched() {
 #[test]
 fn a_killed_fix_leaves_no_destination() {
     let d = out_dir("fault");
-    let Some(input) = scenario("port-moved") else { return };
-    for step in ["vhdx-data", "vhdx-metadata", "before-verify", "before-rename"] {
-        let out = d.join(format!("{step}.vhdx"));
+    let (Some(vhdx), Some(vhd), Some(raw)) = (scenario("port-moved"), scenario("setup-hook"), scenario("win10-as-shipped")) else { return };
+    for (input, step) in [
+        (&vhdx, "vhdx-data"),
+        (&vhdx, "vhdx-metadata"),
+        (&vhd, "vhd-data"),
+        (&vhd, "vhd-footer"),
+        (&raw, "raw-data"),
+        (&vhdx, "before-verify"),
+        (&vhdx, "before-rename"),
+    ] {
+        let ext = input.extension().unwrap().to_str().unwrap();
+        let out = d.join(format!("{step}.{ext}"));
         let o = Command::new(env!("CARGO_BIN_EXE_rdprescue"))
-            .args(["fix", input.to_str().unwrap(), "--check", "rdp-port", "--out", out.to_str().unwrap()])
+            .args(["fix", input.to_str().unwrap(), "--all", "--out", out.to_str().unwrap()])
             .env("RDPRESCUE_FAULT", step)
             .output()
             .unwrap();
@@ -277,7 +297,7 @@ fn a_killed_fix_leaves_no_destination() {
         assert!(!out.exists(), "{step}: destination exists after a crash");
     }
     let out = d.join("ok.vhdx");
-    let o = fix(&input, &["--check", "rdp-port", "--out", out.to_str().unwrap()]);
+    let o = fix(&vhdx, &["--check", "rdp-port", "--out", out.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(out.exists());
     // No temporary file of the successful run is left.
