@@ -284,6 +284,13 @@ def build(sc, out_dir, work):
         info["log"] = {"pages": pages, "sequence": seq}
     cfg = "\\Windows\\System32\\config\\"
     win_files = {cfg + f: os.path.join(h, f) for f in sorted(os.listdir(h)) if f != "BCD"}
+    # Extra files on the Windows volume, by path: their text content (e.g. a
+    # hiberfil.sys starting with "hibr", as after hibernate or Fast Startup).
+    for i, (path, text) in enumerate(sorted(sc.get("files", {}).items())):
+        local = os.path.join(work, f"extra-{i}")
+        with open(local, "w") as f:
+            f.write(text)
+        win_files[path] = local
     raw = os.path.join(work, "disk.raw")
     build_disk(raw, sc["gen"], win_files, os.path.join(h, "BCD"), work, sc.get("disk_gib"))
     out = os.path.join(out_dir, f"{sc['name']}.{sc['format']}")

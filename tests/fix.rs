@@ -326,6 +326,11 @@ fn dry_run_and_refusals() {
         assert!(stderr(&o).contains(word), "{args:?}: {}", stderr(&o));
         assert!(!out.exists());
     }
+    // A hibernated (Fast Startup) Windows would overwrite the fix on resume: refused.
+    let Some(hib) = scenario("fast-startup") else { return };
+    let o = fix(&hib, &["--all", "--out", d.join("h.vhd").to_str().unwrap()]);
+    assert_layer_error(&o, "hibernated");
+    assert!(stderr(&o).contains("Windows is hibernated") && !d.join("h.vhd").exists(), "{}", stderr(&o));
     // Nothing to fix is not an error.
     let o = fix(&input, &["--check", "bcd-safeboot", "--out", out.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
