@@ -86,24 +86,31 @@ fn qemu_check(img: &Path) {
     std::fs::remove_file(&raw).unwrap();
 }
 
-/// The SYSTEM hive of `img` as ntfs-3g reads it: qemu-img makes a raw disk,
-/// the Windows partition is cut out, ntfscat reads the file.
-fn ntfscat_system(img: &Path, work: &Path) -> Option<Vec<u8>> {
-    if !have("ntfscat") || !have("qemu-img") {
-        eprintln!("NOTICE: ntfs-3g or qemu-img not installed; skipping the ntfs-3g read-back");
-        return None;
-    }
+/// Partition `index` of `img` (0: the Windows volume) as a file of its own,
+/// cut out of the raw disk qemu-img makes of the image.
+fn cut_partition(img: &Path, index: u64, work: &Path, name: &str) -> PathBuf {
     let raw = work.join("flat.raw");
     let _ = std::fs::remove_file(&raw);
     let o = Command::new("qemu-img").args(["convert", "-O", "raw", img.to_str().unwrap(), raw.to_str().unwrap()]).output().unwrap();
     assert!(o.status.success(), "qemu-img convert: {}", stderr(&o));
     let d: J = serde_json::from_slice(&rdp(&["disk", "--json", raw.to_str().unwrap()]).stdout).unwrap();
-    let w = d["windows_volumes"][0].as_u64().unwrap();
+    let w = if index == 0 { d["windows_volumes"][0].as_u64().unwrap() } else { index };
     let p = d["partition_table"]["partitions"].as_array().unwrap().iter().find(|p| p["index"] == w).unwrap();
     let (off, size) = (p["offset"].as_u64().unwrap() as usize, p["size"].as_u64().unwrap() as usize);
     let all = std::fs::read(&raw).unwrap();
-    let part = work.join("windows.ntfs");
+    let part = work.join(name);
     std::fs::write(&part, &all[off..off + size]).unwrap();
+    std::fs::remove_file(&raw).unwrap();
+    part
+}
+
+/// The SYSTEM hive of `img` as ntfs-3g reads it.
+fn ntfscat_system(img: &Path, work: &Path) -> Option<Vec<u8>> {
+    if !have("ntfscat") || !have("qemu-img") {
+        eprintln!("NOTICE: ntfs-3g or qemu-img not installed; skipping the ntfs-3g read-back");
+        return None;
+    }
+    let part = cut_partition(img, 0, work, "windows.ntfs");
     let o = Command::new("ntfscat").args([part.to_str().unwrap(), "Windows/System32/config/SYSTEM"]).output().unwrap();
     assert!(o.status.success(), "ntfscat: {}", stderr(&o));
     Some(o.stdout)
@@ -140,6 +147,8 @@ fn full_copies_in_every_format_carry_exactly_the_fix() {
     let cases: Vec<(&str, &str, Vec<Target>)> = vec![
         ("win10-as-shipped", "rdp-deny-local", deny()),
         ("safeboot-gen1", "bcd-safeboot", vec![]),
+        // Gen2: the BCD store is on the FAT EFI system partition.
+        ("safeboot-gen2", "bcd-safeboot", vec![]),
         ("port-moved", "rdp-port", vec![(r"winstations\rdp-tcp", "PortNumber", J::from(3389)), (r"tds\tcp", "PortNumber", J::from(3389))]),
         ("crypto", "rdp-deny-local", deny()),
         ("hyperv-nic", "rdp-deny-local", deny()),
@@ -165,9 +174,15 @@ fn full_copies_in_every_format_carry_exactly_the_fix() {
         let mut now = ids(&after);
         now.sort();
         assert_eq!(now, rest, "{name}");
-        if name == "safeboot-gen1" {
+        if check == "bcd-safeboot" {
             let bcd = tree(&out, "BCD");
             assert!(!bcd.keys().any(|(k, _)| k.ends_with("25000080")), "{name}: safeboot element left");
+            // Gen2: the EFI system partition (FAT, written through fatfs) passes fsck.fat.
+            if name.ends_with("gen2") && have("fsck.fat") && have("qemu-img") {
+                let esp = cut_partition(&out, 1, &d, "esp.fat");
+                let o = Command::new("fsck.fat").args(["-n", esp.to_str().unwrap()]).output().unwrap();
+                assert!(o.status.success(), "fsck.fat: {}{}", stdout(&o), stderr(&o));
+            }
             continue;
         }
         assert_only_targeted_changed(&input, &out, r"HKLM\SYSTEM", &targeted);

@@ -89,6 +89,52 @@ fn find<'a, T: fatfs::ReadWriteSeek>(dir: &fatfs::Dir<'a, T>, name: &str, base: 
     Ok(None)
 }
 
+/// The clock fatfs stamps a rewritten file's directory entry with: now, in
+/// UTC (FAT stores local time, which an offline tool cannot know; the EFI
+/// firmware and Windows only display it), or `SOURCE_DATE_EPOCH` when set.
+/// Without it fatfs (built without chrono) would write 1980-01-01.
+#[derive(Debug)]
+struct UtcNow;
+
+static UTC_NOW: UtcNow = UtcNow;
+
+impl UtcNow {
+    fn now() -> fatfs::DateTime {
+        let secs = std::env::var("SOURCE_DATE_EPOCH")
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or_else(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()));
+        Self::at(secs)
+    }
+
+    fn at(secs: u64) -> fatfs::DateTime {
+        // Civil date from days since 1970-01-01 (proleptic Gregorian).
+        let days = (secs / 86_400) as i64 + 719_468;
+        let era = days.div_euclid(146_097);
+        let doe = days.rem_euclid(146_097);
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = (doy - (153 * mp + 2) / 5 + 1) as u16;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 } as u16;
+        let year = (yoe + era * 400 + i64::from(month <= 2)).clamp(1980, 2107) as u16;
+        let t = secs % 86_400;
+        fatfs::DateTime {
+            date: fatfs::Date { year, month, day },
+            time: fatfs::Time { hour: (t / 3600) as u16, min: (t / 60 % 60) as u16, sec: (t % 60) as u16, millis: 0 },
+        }
+    }
+}
+
+impl fatfs::TimeProvider for UtcNow {
+    fn get_current_date(&self) -> fatfs::Date {
+        Self::now().date
+    }
+    fn get_current_date_time(&self) -> fatfs::DateTime {
+        Self::now()
+    }
+}
+
 /// A volume seen through fatfs for writing: reads return the volume with the
 /// writes made so far applied; writes are only recorded.
 struct CopyOnWrite {
@@ -144,7 +190,8 @@ impl FileSystem for FatFs {
             let base = self.base;
             let writes = Rc::new(RefCell::new(Vec::new()));
             let dev = CopyOnWrite { r: DiskReader::new(self.vol.clone(), Layer::Fat, base), pos: 0, writes: writes.clone() };
-            let fs = fatfs::FileSystem::new(dev, fatfs::FsOptions::new()).map_err(|e| Error::corrupt(Layer::Fat, base, format!("cannot mount: {e}")))?;
+            let opts = fatfs::FsOptions::new().time_provider(&UTC_NOW);
+            let fs = fatfs::FileSystem::new(dev, opts).map_err(|e| Error::corrupt(Layer::Fat, base, format!("cannot mount: {e}")))?;
             {
                 let comps: Vec<&str> = components(path).collect();
                 let not_found = || Error::NotFound { layer: Layer::Fat, path: path.to_string() };
@@ -214,5 +261,20 @@ impl FileSystem for FatFs {
                 Ok(done)
             })
         })
+    }
+}
+
+#[cfg(test)]
+mod clock_tests {
+    use super::UtcNow;
+
+    #[test]
+    fn utc_clock_gives_civil_dates() {
+        // 1700000000 = 2023-11-14 22:13:20 UTC; 951782400 = 2000-02-29 (leap day).
+        let t = UtcNow::at(1_700_000_000);
+        assert_eq!((t.date.year, t.date.month, t.date.day), (2023, 11, 14));
+        assert_eq!((t.time.hour, t.time.min, t.time.sec), (22, 13, 20));
+        let t = UtcNow::at(951_782_400);
+        assert_eq!((t.date.year, t.date.month, t.date.day), (2000, 2, 29));
     }
 }
