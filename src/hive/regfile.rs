@@ -41,7 +41,9 @@ pub fn value_line(v: &Value) -> String {
         && v.raw.len() >= 2
         && v.raw[v.raw.len() - 2..] == [0, 0]
         && !v.raw[..v.raw.len() - 2].chunks_exact(2).any(|c| c == [0, 0])
-        && String::from_utf16(&v.raw[..v.raw.len() - 2].chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect::<Vec<_>>()).is_ok();
+        && String::from_utf16(&v.raw[..v.raw.len() - 2].chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect::<Vec<_>>())
+            // A line break cannot live inside a quoted .reg string: such values go out as hex(1).
+            .is_ok_and(|s| !s.contains(['\r', '\n']));
     if is_sz {
         return format!("{l}\"{}\"", escape(&v.string()));
     }
@@ -246,6 +248,8 @@ mod parse_tests {
                 v("fDenyTSConnections", 4, 1u32.to_le_bytes().to_vec()),
                 v("Big", 3, vec![0xab; 100]),
                 v("Multi", 7, "a\0b\0\0".encode_utf16().flat_map(u16::to_le_bytes).collect()),
+                // Found by fuzzing: a line break cannot be written inside a quoted string.
+                v("Lines", 1, "a\r\nb\0".encode_utf16().flat_map(u16::to_le_bytes).collect()),
             ],
             subkeys: vec![],
         }];

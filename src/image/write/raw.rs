@@ -17,9 +17,12 @@ pub fn full_copy(image: &Image, patch: &Patch, out: &mut File, progress: Progres
     let path = &image.info.path;
     let io = |offset: u64, what: &str, e: std::io::Error| Error::corrupt(layer, offset, format!("{what} {}: {e}", path.display()));
     let mut src = File::open(path).map_err(|source| Error::Open { layer, path: path.clone(), source })?;
-    // A block device reports length 0 in its metadata: the virtual size is the truth.
+    // A fixed VHD is copied whole: data, any slack, and the footer at its very
+    // end (the size its footer states may be smaller than the data area, e.g.
+    // rounded down to a CHS geometry). A block device reports length 0 in its
+    // metadata: for raw disks the virtual size is the truth.
     let total = match image.info.format {
-        Format::VhdFixed => image.disk.len() + 512,
+        Format::VhdFixed => image.info.file_size,
         _ => image.disk.len(),
     };
     let mut buf = vec![0u8; CHUNK];
