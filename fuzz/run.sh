@@ -1,16 +1,23 @@
 #!/usr/bin/env bash
 # Run every fuzz target for SECONDS (default 120) each, seeded with small
-# images made here (qemu-img, mkntfs, mkfs.fat, sfdisk) and with the Windows-made
-# images of ../shared/data when present. Uses the stable toolchain through
+# images made here (qemu-img, mkntfs, mkfs.fat, sfdisk, iconv), with the
+# hives of testdata/hives and with the Windows-made images and hives of
+# ../shared/data when present. Uses the stable toolchain through
 # RUSTC_BOOTSTRAP (cargo-fuzz needs -Z flags). Crashes land in fuzz/artifacts/.
 #   usage: fuzz/run.sh [SECONDS] [TARGET...]
 set -euo pipefail
 cd "$(dirname "$0")"
 secs=${1:-120}; shift || true
-targets=("$@"); [ ${#targets[@]} -gt 0 ] || targets=(volume fat ntfs image)
+targets=("$@"); [ ${#targets[@]} -gt 0 ] || targets=(volume fat ntfs image hive hive_edit regfile write)
 export RUSTC_BOOTSTRAP=1
 seeds=$(mktemp -d); trap 'rm -rf "$seeds"' EXIT
-mkdir -p corpus/{image,volume,ntfs,fat}
+mkdir -p corpus/{image,volume,ntfs,fat,hive,hive_edit,regfile,write}
+shared=../../shared/data
+# Little-endian u32 / u8 as raw bytes.
+le32() { printf "$(printf '\\x%02x\\x%02x\\x%02x\\x%02x' $(($1 & 255)) $(($1 >> 8 & 255)) $(($1 >> 16 & 255)) $(($1 >> 24 & 255)))"; }
+le8() { printf "$(printf '\\x%02x' $(($1 & 255)))"; }
+# A hive cut to its base block + hive-bins size (drops trailing slack).
+hive_trim() { head -c $((4096 + $(od -An -tu4 -j40 -N4 "$1" | tr -d ' '))) "$1"; }
 
 # NTFS and FAT volumes with a few files.
 truncate -s 2M "$seeds/n.img"; mkntfs -F -q -Q -c 512 -L Windows "$seeds/n.img" >/dev/null 2>&1
@@ -39,9 +46,176 @@ for f in ../../shared/data/images/win10-pending-log.vhdx.gz ../../shared/data/im
     [ -f "$f" ] && gunzip -c "$f" > "corpus/image/shared-$(basename "$f" .gz)"
 done
 
+# Hives (target hive: [u32 primary len][u32 log1 len][primary][log1][log2]):
+# dirty ones with their logs, and clean ones without.
+hive_seed() { # NAME PRIMARY [LOG1 [LOG2]]
+    local out="corpus/hive/$1" p=$2 l1=${3:-/dev/null} l2=${4:-/dev/null}
+    { le32 "$(stat -c %s "$p")"; le32 "$(stat -c %s "$l1")"; cat "$p" "$l1" "$l2"; } > "$out"
+}
+hive_seed seed-system ../testdata/hives/SYSTEM
+hive_seed seed-bcd ../testdata/hives/BCD-gen1
+y=$shared/hives/yarp
+[ -d "$y" ] && hive_seed shared-new-dirty "$y/NewDirtyHive1/NewDirtyHive" "$y/NewDirtyHive1/NewDirtyHive.LOG1" "$y/NewDirtyHive1/NewDirtyHive.LOG2"
+[ -d "$y" ] && hive_seed shared-old-dirty "$y/OldDirtyHive/OldDirtyHive" "$y/OldDirtyHive/OldDirtyHive.LOG1"
+[ -d "$y" ] && hive_seed shared-bad-log3 "$y/BadLogHive3/BadLogHive" "$y/BadLogHive3/BadLogHive.LOG1" "$y/BadLogHive3/BadLogHive.LOG2"
+n=$shared/hives/ntuser-stale-log
+[ -d "$n" ] && hive_seed shared-ntuser-stale "$n/NTUSER.DAT" "$n/NTUSER.DAT.LOG1" "$n/NTUSER.DAT.LOG2"
+[ -f "$shared/hives/hivex/minimal" ] && hive_seed shared-hivex-minimal "$shared/hives/hivex/minimal"
+
+# Hive editor (target hive_edit: [flags][script len][script][hive], see
+# fuzz_targets/hive_edit.rs): small clean hives, each with a few op scripts.
+s_mix='\x00\x90\x01\x03\x04\x00\x01\x01\x21\x0b\x0c\x02\x02\xd0\x87\x55\x04\x91\x81\x06\x40\x16\x00\x05\x93\x00\x07\x94\x82\x00\x0a\x80\x41\x02\x60\x00\xf8\x78\x56\x34\x12\x03\x00\x07'
+s_err='\x05\x60\x00\x00\x90\x7f\x03\x04\x00\x01\x00\x90\x01\x02\x68\xc2\x11\x06\x10\xff\x00\x00\x90\x01\x03\x04\x00\x01'
+s_add='\x06\x40\x16\x00\x01\x21\x0b\x0c\x02\x02\xd0\x87\x55\x00\x50\x0d\x11\x09\x01\x04\x80\x33'
+hives=(../testdata/hives/SOFTWARE ../testdata/hives/SYSTEM ../testdata/hives/BCD-gen1)
+for h in hivex/minimal hivex/special bcd/BCD-win10-uefi bcd/BCD-zimmerman sam/SAM-server2019 sam/SAM-win10 yarp/NewDirtyHive1/RecoveredHive_Windows10; do
+    [ -f "$shared/hives/$h" ] && hives+=("$shared/hives/$h")
+done
+for h in "${hives[@]}"; do
+    b=$(basename "$h")
+    for v in "mix 1 $s_mix" "err 3 $s_err" "add 7 $s_add" "mix0 0 $s_mix"; do
+        set -- $v
+        { le8 "$2"; le8 "$(printf "$3" | wc -c)"; printf "$3"; hive_trim "$h"; } > "corpus/hive_edit/seed-$b-$1"
+    done
+done
+
+# .reg files (target regfile): UTF-8 and UTF-16LE with BOM (as regedit saves).
+cat > "$seeds/a.reg" <<'REG'
+Windows Registry Editor Version 5.00
+
+[HKEY_LOCAL_MACHINE\SYSTEM\ControlSet001\Control\Terminal Server]
+"fDenyTSConnections"=dword:00000000
+@="default \"quoted\" \\ back"
+"Multi"=hex(7):61,00,00,00,62,00,63,00,00,00,00,00
+"Q"=hex(b):01,00,00,00,00,00,00,00
+"Expand"=hex(2):25,00,53,00,79,00,73,00,74,00,65,00,6d,00,52,00,6f,00,6f,00,\
+  74,00,25,00,00,00
+"Bin"=hex:de,ad,be,ef
+"Sz"=hex(1):41,00,5c,00,42,00,00,00
+"None"=hex(0):
+"gone"=-
+; a comment
+
+[-HKEY_LOCAL_MACHINE\SOFTWARE\Old]
+
+[HKEY_LOCAL_MACHINE\SYSTEM\ControlSet001\Control\Terminal Server\WinStations\RDP-Tcp]
+"PortNumber"=dword:00000d3d
+"UserAuthentication"=dword:00000001
+"SecurityLayer"=dword:00000002
+"Ünïcödé ключ 日本"="värde ✓"
+REG
+cat > "$seeds/b.reg" <<'REG'
+REGEDIT4
+
+[HKEY_CURRENT_USER\Software\Test]
+"Str"="line"
+"Big"=hex:00,01,02,03,04,05,06,07,08,09,0a,0b,0c,0d,0e,0f,10,11,12,13,14,15,16,\
+  17,18,19,1a,1b,1c,1d,1e,1f,20,21,22,23,24,25,26,27,28,29,2a,2b,2c,2d,2e,2f,30,\
+  31,32,33
+"Dw"=dword:ffffffff
+"Odd"=hex(80000000):ff
+REG
+printf 'Windows Registry Editor Version 5.00\r\n\r\n[HKEY_LOCAL_MACHINE\\BCD00000000\\Objects]\r\n"Element"=hex(3):00,01,\\\r\n  02\r\n@=-\r\n\r\n' > "$seeds/c.reg"
+for r in a b c; do
+    cp "$seeds/$r.reg" "corpus/regfile/seed-$r-utf8"
+    { printf '\xef\xbb\xbf'; cat "$seeds/$r.reg"; } > "corpus/regfile/seed-$r-utf8-bom"
+    { printf '\xff\xfe'; iconv -f UTF-8 -t UTF-16LE "$seeds/$r.reg"; } > "corpus/regfile/seed-$r-utf16"
+    { printf '\xff\xfe'; sed 's/$/\r/' "$seeds/$r.reg" | iconv -f UTF-8 -t UTF-16LE; } > "corpus/regfile/seed-$r-utf16-crlf"
+done
+cp ../testdata/hives/BCD-gen1.reg corpus/regfile/seed-bcd-export
+
+# Image writers (target write: [flags][u32 parent len][7 x (u32 off, u16 len,
+# u8 fill)][parent][image], see fuzz_targets/write.rs): 1 MiB images (raw,
+# VHD fixed/dynamic, VHDX fixed/dynamic) with a 3-range patch, with and
+# without checksum fixing; then differencing children of them, written by the
+# writer itself (WRITE_FUZZ_SAVE_PAIRS), as parent+child inputs.
+qemu-img convert -O vpc -o subformat=dynamic "$seeds/f.img" "$seeds/w-vhd-dynamic"
+qemu-img convert -O vpc -o subformat=fixed "$seeds/f.img" "$seeds/w-vhd-fixed"
+# qemu-img's VHDX files are >= 9 MiB for a 1 MiB disk; these are laid out
+# compactly (no log, metadata at 1 MiB, BAT at 2 MiB, blocks from 3 MiB), as
+# the format allows: 3-4 MiB files, so parent + child pairs stay ~10 MiB.
+python3 - "$seeds/f.img" "$seeds" <<'PY'
+import struct, sys, uuid
+MIB = 1 << 20
+T = []
+for n in range(256):
+    c = n
+    for _ in range(8):
+        c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
+    T.append(c)
+def crc32c(b):
+    c = 0xFFFFFFFF
+    for x in b:
+        c = T[(c ^ x) & 0xFF] ^ (c >> 8)
+    return c ^ 0xFFFFFFFF
+def g(s):
+    return uuid.UUID(s).bytes_le
+def with_crc(b):
+    b[4:8] = b"\0\0\0\0"
+    b[4:8] = struct.pack("<I", crc32c(bytes(b)))
+    return bytes(b)
+def vhdx(path, vsize, sector, flags, blocks, data):
+    """blocks: {block index: BAT state}; FULLY_PRESENT blocks hold data."""
+    bs = MIB
+    f = bytearray(3 * MIB)
+    f[0:8] = b"vhdxfile"
+    c = "fuzz seed".encode("utf-16-le"); f[8:8 + len(c)] = c
+    for i, at in enumerate((64 << 10, 128 << 10)):
+        h = bytearray(4096); h[0:4] = b"head"
+        struct.pack_into("<Q", h, 8, 10 + i)
+        h[16:32] = g("11111111-2222-3333-4444-555555555555"); h[32:48] = g("66666666-7777-8888-9999-aaaaaaaaaaaa")
+        struct.pack_into("<HHIQ", h, 64, 0, 1, MIB, MIB)
+        f[at:at + 4096] = with_crc(h)
+    rt = bytearray(64 << 10); rt[0:4] = b"regi"; struct.pack_into("<I", rt, 8, 2)
+    for i, (gid, off) in enumerate((("2DC27766-F623-4200-9D64-115E9BFD4A08", 2 * MIB), ("8B7CA206-4790-4B9A-B8FE-575F050F886E", MIB))):
+        e = 16 + 32 * i; rt[e:e + 16] = g(gid); struct.pack_into("<QII", rt, e + 16, off, MIB, 1)
+    rt = with_crc(rt); f[192 << 10:256 << 10] = rt; f[256 << 10:320 << 10] = rt
+    items = [("CAA16737-FA36-4D43-B3B6-33F0AA44E76B", 4, struct.pack("<II", bs, flags)),
+             ("2FA54224-CD1B-4876-B211-5DBED83BF4B8", 6, struct.pack("<Q", vsize)),
+             ("BECA12AB-B2E6-4523-93EF-C309E000C746", 6, g("0badc0de-1234-5678-9abc-def012345678")),
+             ("8141BF1D-A96F-4709-BA47-F233A8FAAB5F", 6, struct.pack("<I", sector)),
+             ("CDA348C7-445D-4471-9CC9-E9885251C556", 6, struct.pack("<I", 4096))]
+    m = MIB; f[m:m + 8] = b"metadata"; struct.pack_into("<H", f, m + 10, len(items))
+    at = 64 << 10
+    for i, (gid, fl, d) in enumerate(items):
+        e = m + 32 + 32 * i; f[e:e + 16] = g(gid); struct.pack_into("<III", f, e + 16, at, len(d), fl)
+        f[m + at:m + at + len(d)] = d; at += 16
+    chunk = ((1 << 23) * sector) // bs
+    nxt = 3 * MIB
+    for b, state in sorted(blocks.items()):
+        off = 0
+        if state == 6:
+            off = nxt; piece = data[b * bs:(b + 1) * bs]
+            f += piece + bytes(bs - len(piece)); nxt += bs
+        struct.pack_into("<Q", f, 2 * MIB + 8 * (b + b // chunk), off | state)
+    open(path, "wb").write(f)
+img = open(sys.argv[1], "rb").read()
+out = sys.argv[2]
+vhdx(out + "/w-vhdx-dynamic", MIB, 512, 0, {0: 6}, img)
+vhdx(out + "/w-vhdx-fixed", MIB, 512, 1, {0: 6}, img)
+vhdx(out + "/w-vhdx-4k-zero", 2 * MIB, 4096, 0, {0: 6, 1: 2}, img)
+PY
+cp "$seeds/f.img" "$seeds/w-raw"
+# ranges: 1/16 of the disk +0x1234 bytes of pattern 0x5a; 1/2 - 1 byte, 0x201
+# zero bytes; the last 300 bytes, pattern 0xc3 (cut at the end of the disk)
+ranges='\x00\x00\x00\x10\x34\x12\x5a\xff\xff\xff\x7f\x01\x02\x00\xff\xff\xff\xff\x2c\x01\xc3'
+for f in "$seeds"/w-*; do
+    for fl in 3 19; do
+        { le8 $fl; le32 0; printf "$ranges"; head -c 28 /dev/zero; cat "$f"; } > "corpus/write/seed-$(basename "$f")-$fl"
+    done
+done
+
 cargo fuzz build -O "${targets[@]/#/}" >/dev/null 2>&1 || cargo fuzz build -O
+if [[ " ${targets[*]} " == *" write "* ]]; then
+    WRITE_FUZZ_SAVE_PAIRS=corpus/write cargo fuzz run -O write corpus/write/seed-* >/dev/null 2>&1 || true
+fi
 for t in "${targets[@]}"; do
     echo "== fuzz target $t for ${secs}s"
-    cargo fuzz run -O "$t" "corpus/$t" -- -max_total_time="$secs" -max_len=4194304 -rss_limit_mb=2048 -timeout=10 2>&1 \
+    max_len=4194304 rss=2048 extra=()
+    # VHDX files are >= 3 MiB, parent + child pairs ~10 MiB; libFuzzer keeps
+    # the corpus in memory.
+    [ "$t" = write ] && max_len=12582912 rss=4096
+    [ -f "$t.dict" ] && extra=(-dict="$t.dict")
+    cargo fuzz run -O "$t" "corpus/$t" -- -max_total_time="$secs" -max_len=$max_len -rss_limit_mb=$rss -timeout=10 "${extra[@]}" 2>&1 \
         | grep -E "^(#[0-9]+.*DONE|Done|==|SUMMARY|.*panicked|artifact_prefix)" || true
 done
