@@ -212,6 +212,7 @@ pub fn plan_with(image: &Image, loaded: Option<&dyn crate::rdp::Hives>, actions:
                 format!("{path}: the fixed {} hive needs {} bytes but its file holds {}: it no longer fits the file's allocation, and rdprescue never grows NTFS files", kind.name(), new.len(), primary.len()),
             ));
         }
+        check_edit(&path, kind, &new, &changes)?;
         let new_sequence = crate::bytes::le_u32(&new, 4);
         let ranges = diff_ranges(&primary, &new);
         let bytes_changed = ranges.iter().map(|(_, d)| d.len() as u64).sum();
@@ -221,6 +222,44 @@ pub fn plan_with(image: &Image, loaded: Option<&dyn crate::rdp::Hives>, actions:
         edits.push(HiveEdit { hive: kind.name(), partition: part, path, changes, bytes_changed, new_sequence, new_bytes: new });
     }
     Ok(Plan { edits, patch })
+}
+
+/// Read the edited hive back (a fresh load, as Windows would) and check every
+/// change took: set values hold their new type and data, deleted ones and
+/// deleted keys are gone, created keys exist. A hostile hive that misleads
+/// the editor is refused here, before anything is written.
+fn check_edit(path: &str, kind: HiveKind, new: &[u8], changes: &[Change]) -> Result<()> {
+    let loaded = crate::hive::load(new.to_vec(), None, None)?;
+    let h = Hive::new(kind.name(), loaded);
+    let fail = |what: String| Error::corrupt(Layer::Hive, 0, format!("{path}: after editing, {what}; the hive is damaged in a way the editor cannot handle, nothing was written"));
+    let value = |key: &str, name: &str| h.key(key).ok().and_then(|k| k.values.into_iter().find(|v| v.name.eq_ignore_ascii_case(name)));
+    for c in changes {
+        match &c.action {
+            Action::SetValue { key, name, ty, data, .. } => {
+                let (t, raw) = encode(ty, data)?;
+                match value(key, name) {
+                    Some(v) if v.kind == t && v.raw == raw => {}
+                    _ => return Err(fail(format!("{key}\\{name} does not read back as written"))),
+                }
+            }
+            Action::DeleteValue { key, name, .. } => {
+                if value(key, name).is_some() {
+                    return Err(fail(format!("{key}\\{name} is still there")));
+                }
+            }
+            Action::DeleteKey { key, .. } => {
+                if h.key(key).is_ok() {
+                    return Err(fail(format!("key {key} is still there")));
+                }
+            }
+            Action::CreateKey { key, .. } => {
+                if h.key(key).is_err() {
+                    return Err(fail(format!("key {key} was not created")));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Check hives loaded back from a written image: each edited hive is clean

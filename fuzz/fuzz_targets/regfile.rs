@@ -6,8 +6,8 @@
 //! Invariants: no panic; when `parse` succeeds, every `SetValue` written back
 //! as a one-key document (`document(key, [Key { path: "", values: [Value {
 //! name, kind, raw: data }] }])`, through `value_line`) parses to exactly
-//! `[AddKey { key }, SetValue { key, name, kind, data }]` again, both from the
-//! text and from its UTF-16LE form (`utf16_bytes` + `decode`).
+//! `[AddKey { key }, SetValue { key, name, kind, data }]` again, and its
+//! UTF-16LE form (`utf16_bytes`, as regedit saves) decodes to the same text.
 //!
 //! `fuzz/regfile.dict` (passed by run.sh) holds .reg tokens; without it the
 //! fuzzer rarely builds `hex(1):` data that decodes to a line feed.
