@@ -39,6 +39,13 @@ pub fn guid(b: &[u8], off: usize) -> uuid::Uuid {
 }
 
 /// Decode UTF-16LE bytes up to the first NUL.
+/// A UTF-16LE name stored with its length (key and value names): every unit,
+/// NULs included (a name may hold U+0000).
+pub fn utf16le_name(b: &[u8]) -> String {
+    let units: Vec<u16> = b.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect();
+    String::from_utf16_lossy(&units)
+}
+
 pub fn utf16le(b: &[u8]) -> String {
     let units: Vec<u16> = b
         .chunks_exact(2)

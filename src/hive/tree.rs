@@ -259,7 +259,7 @@ fn cell(bytes: &[u8], off: u32) -> Option<&[u8]> {
 fn nk_name(nk: &[u8]) -> Option<String> {
     let len = le_u16(nk, 72) as usize;
     let raw = nk.get(76..76 + len)?;
-    Some(if le_u16(nk, 2) & 0x20 != 0 { raw.iter().map(|&b| b as char).collect() } else { crate::bytes::utf16le(raw) })
+    Some(if le_u16(nk, 2) & 0x20 != 0 { raw.iter().map(|&b| b as char).collect() } else { crate::bytes::utf16le_name(raw) })
 }
 
 /// Offsets of the subkeys of nk `nk` (following ri → li/lf/lh).
@@ -288,7 +288,7 @@ fn value_types(bytes: &[u8], comps: &[&str]) -> Vec<(String, u32)> {
         .filter(|vk| vk.get(0..2) == Some(b"vk"))
         .map(|vk| {
             let n = vk.get(20..20 + le_u16(vk, 2) as usize).unwrap_or(&[]);
-            let name = if le_u16(vk, 16) & 1 != 0 { n.iter().map(|&b| b as char).collect() } else { crate::bytes::utf16le(n) };
+            let name = if le_u16(vk, 16) & 1 != 0 { n.iter().map(|&b| b as char).collect() } else { crate::bytes::utf16le_name(n) };
             (name, le_u32(vk, 12))
         })
         .collect()
