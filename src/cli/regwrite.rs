@@ -180,9 +180,7 @@ pub fn import(source_path: &Path, reg: &Path, o: Output) -> anyhow::Result<i32> 
     use rdprescue::hive::tree::TYPE_NAMES;
     let bytes = std::fs::read(reg).with_context(|| format!("cannot read {}", reg.display()))?;
     let ops = regfile::parse(&regfile::decode(&bytes)?).with_context(|| reg.display().to_string())?;
-    let first = ops.first().map(|op| match op {
-        RegOp::AddKey { key } | RegOp::DeleteKey { key } | RegOp::SetValue { key, .. } | RegOp::DeleteValue { key, .. } => key.clone(),
-    });
+    let first = ops.first().map(|op| op.key().to_string());
     let Some(first) = first else {
         println!("{} holds no keys: nothing to change.", reg.display());
         return Ok(0);
@@ -195,9 +193,7 @@ pub fn import(source_path: &Path, reg: &Path, o: Output) -> anyhow::Result<i32> 
     let mut looked = sets.is_some() || source::is_hive_file(source_path);
     let mut actions = Vec::new();
     for op in ops {
-        let key = match &op {
-            RegOp::AddKey { key } | RegOp::DeleteKey { key } | RegOp::SetValue { key, .. } | RegOp::DeleteValue { key, .. } => key.clone(),
-        };
+        let key = op.key().to_string();
         let kp = source::parse_key(&key);
         let kind = kp.hive.or_else(|| source::guess_kind(&t.hive.name, &t.hive)).with_context(|| format!("[{key}]: cannot tell which hive it is in"))?;
         if kind == HiveKind::System && !looked && kp.rest.first().is_some_and(|c| c.eq_ignore_ascii_case("CurrentControlSet")) {

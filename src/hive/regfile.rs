@@ -121,6 +121,15 @@ pub enum RegOp {
     DeleteValue { key: String, name: String },
 }
 
+impl RegOp {
+    /// The key the operation is about, as written in the file.
+    pub fn key(&self) -> &str {
+        match self {
+            RegOp::AddKey { key } | RegOp::DeleteKey { key } | RegOp::SetValue { key, .. } | RegOp::DeleteValue { key, .. } => key,
+        }
+    }
+}
+
 /// Text of a .reg file: UTF-16LE with BOM (regedit), UTF-8 with or without BOM.
 pub fn decode(bytes: &[u8]) -> crate::error::Result<String> {
     use crate::error::Error;
