@@ -31,14 +31,7 @@ pub fn resolve(source_path: &Path, key: &str) -> anyhow::Result<Target> {
         let img = image::open(source_path)?;
         source::load_from_image(&img, kind)?
     };
-    let kind = kp.hive.or_else(|| match hive.name.to_uppercase().as_str() {
-        "SYSTEM" => Some(HiveKind::System),
-        "SOFTWARE" => Some(HiveKind::Software),
-        "SAM" => Some(HiveKind::Sam),
-        "SECURITY" => Some(HiveKind::Security),
-        n if n.starts_with("BCD") => Some(HiveKind::Bcd),
-        _ => None,
-    });
+    let kind = kp.hive.or_else(|| HiveKind::from_name(&hive.name));
     let root = kind.map_or_else(|| format!("HKEY_LOCAL_MACHINE\\{}", hive.name.to_uppercase()), |k| k.root().to_string());
     let control_sets = hive.key("Select").is_ok().then(|| source::control_sets(&hive));
     let rest = source::resolve_ccs(&kp.rest, control_sets.as_ref());

@@ -4,12 +4,15 @@
 //! recovered bytes.
 
 pub mod edit;
+pub mod kind;
 pub mod recover;
 pub mod regfile;
 pub mod source;
 pub mod tree;
 
 use serde::Serialize;
+
+pub use kind::HiveKind;
 
 /// What loading did to a hive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -13,39 +13,7 @@ use std::path::Path;
 /// Largest hive (or log) file we read: Windows refuses hives above 2 GiB.
 pub const MAX_HIVE_FILE: u64 = 2 << 30;
 
-/// The machine hives rdprescue knows by name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub enum HiveKind {
-    System,
-    Software,
-    Sam,
-    Security,
-    Bcd,
-}
-
-impl HiveKind {
-    pub fn name(self) -> &'static str {
-        match self {
-            HiveKind::System => "SYSTEM",
-            HiveKind::Software => "SOFTWARE",
-            HiveKind::Sam => "SAM",
-            HiveKind::Security => "SECURITY",
-            HiveKind::Bcd => "BCD00000000",
-        }
-    }
-    /// The prefix `reg.exe` and regedit show for keys of this hive.
-    pub fn root(self) -> &'static str {
-        match self {
-            HiveKind::Bcd => "HKEY_LOCAL_MACHINE\\BCD00000000",
-            k => match k {
-                HiveKind::System => "HKEY_LOCAL_MACHINE\\SYSTEM",
-                HiveKind::Software => "HKEY_LOCAL_MACHINE\\SOFTWARE",
-                HiveKind::Sam => "HKEY_LOCAL_MACHINE\\SAM",
-                _ => "HKEY_LOCAL_MACHINE\\SECURITY",
-            },
-        }
-    }
-}
+pub use super::kind::HiveKind;
 
 /// A key path as typed: which hive, and the path inside it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,12 +30,9 @@ pub fn parse_key(path: &str) -> KeyPath {
     let comps: Vec<&str> = split(&norm);
     let upper: Vec<String> = comps.iter().map(|c| c.to_uppercase()).collect();
     let kind = |s: &str| match s {
-        "SYSTEM" => Some(HiveKind::System),
-        "SOFTWARE" => Some(HiveKind::Software),
-        "SAM" => Some(HiveKind::Sam),
-        "SECURITY" => Some(HiveKind::Security),
         "BCD" | "BCD00000000" => Some(HiveKind::Bcd),
-        _ => None,
+        s if s.starts_with("BCD") => None,
+        s => HiveKind::from_name(s),
     };
     let own = |from: usize| comps[from.min(comps.len())..].iter().map(|s| s.to_string()).collect();
     match upper.first().map(String::as_str) {
@@ -255,16 +220,7 @@ pub fn load_file(path: &Path) -> Result<Hive> {
 /// SAM, SECURITY, BCD*), else by its content (Select = SYSTEM, Objects +
 /// Description = BCD, `Microsoft\Windows NT\CurrentVersion` = SOFTWARE).
 pub fn guess_kind(file_name: &str, hive: &Hive) -> Option<HiveKind> {
-    let n = file_name.to_uppercase();
-    let by_name = match n.as_str() {
-        "SYSTEM" => Some(HiveKind::System),
-        "SOFTWARE" => Some(HiveKind::Software),
-        "SAM" => Some(HiveKind::Sam),
-        "SECURITY" => Some(HiveKind::Security),
-        n if n.starts_with("BCD") => Some(HiveKind::Bcd),
-        _ => None,
-    };
-    by_name.or_else(|| {
+    HiveKind::from_name(file_name).or_else(|| {
         if hive.key("Select").is_ok() {
             Some(HiveKind::System)
         } else if hive.key("Objects").is_ok() && hive.key("Description").is_ok() {

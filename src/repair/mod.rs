@@ -50,7 +50,7 @@ pub struct Plan {
 }
 
 fn kind_of(hive: &str) -> Option<HiveKind> {
-    [HiveKind::System, HiveKind::Software, HiveKind::Sam, HiveKind::Security, HiveKind::Bcd].into_iter().find(|k| k.name().eq_ignore_ascii_case(hive))
+    HiveKind::from_name(hive)
 }
 
 /// Encode JSON data as registry bytes of type `ty` (a REG_* name). Data

@@ -54,6 +54,9 @@
 //!   table differs from Unicode may sort differently.
 //! * Volatile subkey fields are meaningless on disk and left alone.
 
+mod ops;
+pub use ops::{display_name, show_json, type_name, Edit, EditOp, RegData};
+
 use std::collections::{BTreeMap, HashSet};
 use std::ops::Range;
 
