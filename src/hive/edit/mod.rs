@@ -1314,7 +1314,7 @@ mod tests {
     /// The repo's own generated SOFTWARE hive (testdata/make-fixtures.sh): lh
     /// lists, one sk, odd names, a class name and a 40000-byte big-data value.
     fn software() -> Vec<u8> {
-        include_bytes!("../../testdata/hives/SOFTWARE").to_vec()
+        include_bytes!("../../../testdata/hives/SOFTWARE").to_vec()
     }
 
     fn editor() -> HiveEditor {
