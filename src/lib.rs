@@ -12,6 +12,8 @@
 //!
 //! The command-line front end lives in the binary (`src/main.rs`, `src/cli/`).
 
+#![deny(unsafe_code)]
+
 pub mod bytes;
 pub mod error;
 pub mod fs;
