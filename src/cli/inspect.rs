@@ -11,7 +11,8 @@ use rdprescue::hive::HiveState;
 use rdprescue::image;
 use rdprescue::rdp::eval::Inspection;
 use rdprescue::rdp::symptoms::{self, Symptom};
-use rdprescue::rdp::{self, show_json, HiveSet, Severity};
+use rdprescue::hive::edit::show_json;
+use rdprescue::rdp::{self, HiveSet, Severity};
 use serde_json::{json, Value as J};
 use std::path::Path;
 

@@ -3,7 +3,8 @@
 use super::catalog::{Check, Custom, RDP_TCP, TS, TS_POLICY, WINLOGON};
 use super::eval::{Out, Remedy};
 use super::firewall::{Rule, GPO_POLICY, LOCAL_POLICY, PROFILES, RDP_RULE, RDP_RULE_BODY};
-use super::{Action, Ctx, Setting, Severity};
+use super::{Ctx, Setting, Severity};
+use crate::hive::edit::{Edit, RegData};
 use crate::hive::source::HiveKind::{self, Bcd, Software, System};
 use crate::hive::tree::{hex, Value};
 use serde_json::Value as J;
@@ -77,7 +78,7 @@ fn rdp_port(ctx: &Ctx, c: &Check, out: &mut Out) {
     }
     let port = listener_port(ctx);
     if let Some(v) = ctx.value(System, RDP_TCP, "PortNumber").filter(|v| v.dword().is_none()) {
-        out.finding(c, c.id, c.severity, format!("PortNumber has type {}, expected REG_DWORD", v.type_name()), Remedy::Actions(ctx.set_actions(System, RDP_TCP, "PortNumber", "REG_DWORD", J::from(3389))));
+        out.finding(c, c.id, c.severity, format!("PortNumber has type {}, expected REG_DWORD", v.type_name()), Remedy::Actions(ctx.set_actions(System, RDP_TCP, "PortNumber", RegData::Dword(3389))));
         return;
     }
     if let Some(t) = ctx.dword(System, tds, "PortNumber").filter(|&t| t != port) {
@@ -91,9 +92,9 @@ fn rdp_port(ctx: &Ctx, c: &Check, out: &mut Out) {
         out.note(c, format!("the listener is on custom port {port}; {}; the NSG (and any appliance) must allow TCP {port} too", if fw.any_enabled() { "the firewall allows it" } else { "the firewall is off" }));
         return;
     }
-    let mut actions = ctx.set_actions(System, RDP_TCP, "PortNumber", "REG_DWORD", J::from(3389));
+    let mut actions = ctx.set_actions(System, RDP_TCP, "PortNumber", RegData::Dword(3389));
     if ctx.dword(System, tds, "PortNumber").is_some() {
-        actions.extend(ctx.set_actions(System, tds, "PortNumber", "REG_DWORD", J::from(3389)));
+        actions.extend(ctx.set_actions(System, tds, "PortNumber", RegData::Dword(3389)));
     }
     out.finding(c, c.id, c.severity, format!("the listener is on port {port} and no active inbound firewall rule allows TCP {port} (the built-in rule is pinned to 3389)"), Remedy::Actions(actions));
 }
@@ -141,7 +142,7 @@ fn core_net_stack(ctx: &Ctx, c: &Check, out: &mut Out) {
         }
         out.setting(local_setting(ctx, c.id, System, &key, "Start", None));
         if ctx.dword(System, &key, "Start") == Some(4) {
-            out.finding(c, c.id, c.severity, format!("{svc} is disabled (Start = 4): the VM has no network at all"), Remedy::Actions(ctx.set_actions(System, &key, "Start", "REG_DWORD", J::from(default))));
+            out.finding(c, c.id, c.severity, format!("{svc} is disabled (Start = 4): the VM has no network at all"), Remedy::Actions(ctx.set_actions(System, &key, "Start", RegData::Dword(default))));
         }
     }
 }
@@ -183,7 +184,7 @@ fn static_ip(ctx: &Ctx, c: &Check, out: &mut Out) {
         let real: Vec<&String> = addrs.iter().filter(|a| !a.trim().is_empty() && a.trim() != "0.0.0.0").collect();
         out.setting(local_setting(ctx, c.id, System, &key, "EnableDHCP", None));
         if dhcp == 0 && !real.is_empty() {
-            let mut actions = ctx.set_actions(System, &key, "EnableDHCP", "REG_DWORD", J::from(1));
+            let mut actions = ctx.set_actions(System, &key, "EnableDHCP", RegData::Dword(1));
             for n in ["IPAddress", "SubnetMask", "DefaultGateway", "DefaultGatewayMetric"] {
                 actions.extend(ctx.delete_value_actions(System, &key, n));
             }
@@ -225,7 +226,7 @@ fn nic_disabled(ctx: &Ctx, c: &Check, out: &mut Out) {
                 out.setting(local_setting(ctx, c.id, System, &ikey, "ConfigFlags", Some(J::from(0))));
                 if flags & 1 != 0 {
                     let desc = ctx.string(System, &ikey, "FriendlyName").or_else(|| ctx.string(System, &ikey, "DeviceDesc")).unwrap_or_else(|| dev.clone());
-                    out.finding(c, c.id, c.severity, format!("network adapter {desc} ({bus}\\{dev}\\{inst}) has CONFIGFLAG_DISABLED set (ConfigFlags = {flags:#x})"), Remedy::Actions(ctx.set_actions(System, &ikey, "ConfigFlags", "REG_DWORD", J::from(flags & !1))));
+                    out.finding(c, c.id, c.severity, format!("network adapter {desc} ({bus}\\{dev}\\{inst}) has CONFIGFLAG_DISABLED set (ConfigFlags = {flags:#x})"), Remedy::Actions(ctx.set_actions(System, &ikey, "ConfigFlags", RegData::Dword(flags & !1))));
                 }
             }
         }
@@ -251,7 +252,7 @@ fn network_provider(ctx: &Ctx, c: &Check, out: &mut Out) {
             c.id,
             c.severity,
             format!("ProviderOrder lists {} without a Services\\<name>\\NetworkProvider\\ProviderPath: {}", orphans.join(", "), c.explain),
-            Remedy::Actions(ctx.set_actions(System, key, "ProviderOrder", "REG_SZ", J::from(kept))),
+            Remedy::Actions(ctx.set_actions(System, key, "ProviderOrder", RegData::Sz(kept))),
         );
     }
 }
@@ -366,13 +367,13 @@ fn fw_rdp_rule(ctx: &Ctx, c: &Check, out: &mut Out) {
     let where_ = if only_public { format!("{where_} (RDP breaks when Windows files the VM's network as Public, as it does for a new network after a move)") } else { where_ };
     let (why, remedy) = if !enable.is_empty() && fw.local_merge {
         let names: Vec<&str> = enable.iter().map(|r| r.id.as_str()).collect();
-        let actions = enable.iter().flat_map(|r| ctx.set_actions(System, store, &r.id, "REG_SZ", J::from(r.with_active(true)))).collect();
+        let actions = enable.iter().flat_map(|r| ctx.set_actions(System, store, &r.id, RegData::Sz(r.with_active(true)))).collect();
         (format!("the Remote Desktop rule(s) {} are inactive (Active=FALSE)", names.join(", ")), Remedy::Actions(actions))
     } else if !fw.local_merge {
         ("Group Policy ignores local rules (AllowLocalPolicyMerge = 0) and has no RDP allow rule".to_string(), Remedy::Manual(format!("add an inbound allow rule for TCP {port} to the GPO")))
     } else if group.is_empty() {
         let remedy = match fw.version_prefix() {
-            Some(v) => Remedy::Actions(ctx.set_actions(System, store, RDP_RULE, "REG_SZ", J::from(format!("{v}|{RDP_RULE_BODY}")))),
+            Some(v) => Remedy::Actions(ctx.set_actions(System, store, RDP_RULE, RegData::Sz(format!("{v}|{RDP_RULE_BODY}")))),
             None => Remedy::Manual(format!("the local rule store is empty; add an inbound allow rule for TCP {port} (svchost.exe, service termservice) or restore the default rules")),
         };
         ("no Remote Desktop rule exists in the local store".to_string(), remedy)
@@ -397,7 +398,7 @@ fn fw_block_rule(ctx: &Ctx, c: &Check, out: &mut Out) {
             c.id,
             c.severity,
             format!("active inbound block rule {} in the {} store covers TCP {port}{scope}{back}", r.id, r.store),
-            Remedy::Actions(ctx.set_actions(r.hive, r.key, &r.id, "REG_SZ", J::from(r.with_active(false)))),
+            Remedy::Actions(ctx.set_actions(r.hive, r.key, &r.id, RegData::Sz(r.with_active(false)))),
         );
     }
 }
@@ -445,7 +446,7 @@ fn ipsec(ctx: &Ctx, c: &Check, out: &mut Out) {
             c.id,
             c.severity,
             format!("connection security rule {} ({} store, Action={}) requires inbound IPsec on TCP {port}{scope}", r.id, r.store, r.action()),
-            Remedy::Actions(ctx.set_actions(r.hive, r.key, &r.id, "REG_SZ", J::from(r.with_active(false)))),
+            Remedy::Actions(ctx.set_actions(r.hive, r.key, &r.id, RegData::Sz(r.with_active(false)))),
         );
     }
 }
@@ -488,9 +489,9 @@ fn bcd_safeboot(ctx: &Ctx, c: &Check, out: &mut Out) {
         Some(2) => "DsRepair".to_string(),
         other => format!("{other:?}"),
     };
-    let mut actions = vec![Action::DeleteKey { hive: Bcd.name(), key: ctx.expand(&sb_key) }];
+    let mut actions = vec![Edit::delete_key(Bcd, ctx.expand(&sb_key))];
     if ctx.key(Bcd, &shell_key).is_some() {
-        actions.push(Action::DeleteKey { hive: Bcd.name(), key: ctx.expand(&shell_key) });
+        actions.push(Edit::delete_key(Bcd, ctx.expand(&shell_key)));
     }
     out.finding(c, c.id, c.severity, format!("{} (safeboot = {mode} on {default}; equivalent of `bcdedit /deletevalue {{default}} safeboot`)", c.explain), Remedy::Actions(actions));
 }
@@ -508,8 +509,8 @@ fn select_controlset(ctx: &Ctx, c: &Check, out: &mut Out) {
         let remedy = match first {
             Some(n) => {
                 let num: u32 = n[10..].parse().unwrap_or(1);
-                let mut a = ctx.set_actions(System, "Select", "Current", "REG_DWORD", J::from(num));
-                a.extend(ctx.set_actions(System, "Select", "Default", "REG_DWORD", J::from(num)));
+                let mut a = ctx.set_actions(System, "Select", "Current", RegData::Dword(num));
+                a.extend(ctx.set_actions(System, "Select", "Default", RegData::Dword(num)));
                 Remedy::Actions(a)
             }
             None => Remedy::Manual("no ControlSetNNN exists: the SYSTEM hive is damaged".into()),
@@ -521,7 +522,7 @@ fn select_controlset(ctx: &Ctx, c: &Check, out: &mut Out) {
         if exists {
             out.note(c, format!("Select\\Current = {} and Default = {d} differ (after a Last Known Good switch); fixes are written to both", sets.current));
         } else {
-            out.finding(c, c.id, Severity::Medium, format!("Select\\Default = {d} names a missing control set (Current = {})", sets.current), Remedy::Actions(ctx.set_actions(System, "Select", "Default", "REG_DWORD", J::from(sets.current))));
+            out.finding(c, c.id, Severity::Medium, format!("Select\\Default = {d} names a missing control set (Current = {})", sets.current), Remedy::Actions(ctx.set_actions(System, "Select", "Default", RegData::Dword(sets.current))));
         }
     }
 }
@@ -538,8 +539,8 @@ fn setup_cmdline(ctx: &Ctx, c: &Check, out: &mut Out) {
     if lower.contains("windeploy") || lower.contains("oobe") {
         return out.note(c, format!("the image is generalized: setup runs at first boot (SetupType = {ty}, CmdLine = \"{cmd}\")"));
     }
-    let mut a = ctx.set_actions(System, "Setup", "SetupType", "REG_DWORD", J::from(0));
-    a.extend(ctx.set_actions(System, "Setup", "CmdLine", "REG_SZ", J::from("")));
+    let mut a = ctx.set_actions(System, "Setup", "SetupType", RegData::Dword(0));
+    a.extend(ctx.set_actions(System, "Setup", "CmdLine", RegData::Sz("".into())));
     out.finding(c, c.id, c.severity, format!("{} (SetupType = {ty}, CmdLine = \"{cmd}\"); if you armed it on purpose, ignore this", c.explain), Remedy::Actions(a));
 }
 
@@ -559,7 +560,7 @@ fn srp(ctx: &Ctx, c: &Check, out: &mut Out) {
             })
         });
         if !allows_windows {
-            out.finding(c, c.id, c.severity, "software restriction policy DefaultLevel = Disallowed with no Unrestricted path rule for the Windows directory: userinit/explorer are blocked".into(), Remedy::Actions(ctx.set_actions(Software, safer, "DefaultLevel", "REG_DWORD", J::from(0x40000))));
+            out.finding(c, c.id, c.severity, "software restriction policy DefaultLevel = Disallowed with no Unrestricted path rule for the Windows directory: userinit/explorer are blocked".into(), Remedy::Actions(ctx.set_actions(Software, safer, "DefaultLevel", RegData::Dword(0x40000))));
         }
     }
     for coll in ["Exe", "Dll", "Script", "Msi", "Appx"] {
@@ -578,7 +579,7 @@ fn srp(ctx: &Ctx, c: &Check, out: &mut Out) {
             x.contains("action=\"allow\"") && (x.contains("%windir%") || x.contains("path=\"*\""))
         });
         if !allows_windows && matches!(coll, "Exe" | "Dll") {
-            out.finding(c, c.id, c.severity, format!("AppLocker {coll} rules are enforced and none allows %WINDIR%: Windows binaries are blocked at logon (also delete System32\\AppLocker\\*.AppLocker on the disk)"), Remedy::Actions(ctx.set_actions(Software, &key, "EnforcementMode", "REG_DWORD", J::from(0))));
+            out.finding(c, c.id, c.severity, format!("AppLocker {coll} rules are enforced and none allows %WINDIR%: Windows binaries are blocked at logon (also delete System32\\AppLocker\\*.AppLocker on the disk)"), Remedy::Actions(ctx.set_actions(Software, &key, "EnforcementMode", RegData::Dword(0))));
         }
     }
 }
@@ -593,10 +594,10 @@ fn winlogon(ctx: &Ctx, c: &Check, out: &mut Out) {
     let userinit = ctx.string(Software, WINLOGON, "Userinit");
     if !userinit.as_deref().unwrap_or("").to_lowercase().contains("userinit.exe") {
         let shown = userinit.map_or("absent".into(), |u| format!("\"{u}\""));
-        out.finding(c, c.id, c.severity, format!("Winlogon Userinit is {shown}: no user session can start"), Remedy::Actions(ctx.set_actions(Software, WINLOGON, "Userinit", "REG_SZ", J::from(format!(r"{root}\system32\userinit.exe,")))));
+        out.finding(c, c.id, c.severity, format!("Winlogon Userinit is {shown}: no user session can start"), Remedy::Actions(ctx.set_actions(Software, WINLOGON, "Userinit", RegData::Sz(format!(r"{root}\system32\userinit.exe,")))));
     }
     if ctx.string(Software, WINLOGON, "Shell").is_some_and(|s| s.trim().is_empty()) {
-        out.finding(c, c.id, c.severity, "Winlogon Shell is empty: black screen after logon".into(), Remedy::Actions(ctx.set_actions(Software, WINLOGON, "Shell", "REG_SZ", J::from("explorer.exe"))));
+        out.finding(c, c.id, c.severity, "Winlogon Shell is empty: black screen after logon".into(), Remedy::Actions(ctx.set_actions(Software, WINLOGON, "Shell", RegData::Sz("explorer.exe".into()))));
     }
 }
 

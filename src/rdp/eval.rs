@@ -1,7 +1,8 @@
 //! Evaluation of the catalog against a machine's hives.
 
 use super::catalog::{Absent, Check, Fix, Lit, Logic, Pred, Ty, ValueRule, CATALOG};
-use super::{custom, Action, Ctx, Finding, Hives, Setting, Severity};
+use super::{custom, Ctx, Finding, Hives, Setting, Severity};
+use crate::hive::edit::{show_json, Edit, RegData};
 use crate::hive::source::{ControlSets, HiveKind};
 use crate::hive::tree::Value;
 use serde::Serialize;
@@ -53,7 +54,7 @@ impl Out {
     pub fn finding(&mut self, c: &Check, id: &'static str, severity: Severity, message: String, fix: Remedy) {
         let (fix, actions) = match fix {
             Remedy::Actions(a) if a.is_empty() => ("nothing to change".into(), a),
-            Remedy::Actions(a) => (a.iter().map(Action::describe).collect::<Vec<_>>().join("; "), a),
+            Remedy::Actions(a) => (a.iter().map(Edit::describe).collect::<Vec<_>>().join("; "), a),
             Remedy::Manual(t) => (format!("manual: {t}"), Vec::new()),
         };
         self.findings.push(Finding { check: id.into(), severity, title: c.title, message, fix, actions });
@@ -70,7 +71,7 @@ impl Out {
 
 /// A fix: registry actions, or a manual procedure.
 pub(crate) enum Remedy {
-    Actions(Vec<Action>),
+    Actions(Vec<Edit>),
     Manual(String),
 }
 
@@ -127,6 +128,16 @@ pub(crate) fn lit_json(l: Lit) -> J {
     }
 }
 
+/// The data a fix writes for a literal of a row of type `ty`.
+pub(crate) fn lit_data(l: Lit, ty: Ty) -> RegData {
+    match (l, ty) {
+        (Lit::D(d), _) => RegData::Dword(d),
+        (Lit::S(s), Ty::ExpandSz) => RegData::ExpandSz(s.into()),
+        (Lit::S(s), Ty::MultiSz) => RegData::MultiSz(vec![s.into()]),
+        (Lit::S(s), _) => RegData::Sz(s.into()),
+    }
+}
+
 /// Whether `v` satisfies `p`; Err says why it cannot be judged (wrong type).
 pub(crate) fn holds(p: Pred, v: &Value, ty: Ty) -> Result<bool, String> {
     let wrong = || format!("has type {}, expected {}", v.type_name(), ty.name());
@@ -175,7 +186,7 @@ fn holds_lit(p: Pred, l: Lit) -> bool {
 }
 
 fn shown(v: &Value) -> String {
-    super::show_json(&v.json_data())
+    show_json(&v.json_data())
 }
 
 /// The local fix of a value rule.
@@ -185,7 +196,7 @@ fn local_fix(ctx: &Ctx, c: &Check, r: &ValueRule) -> Remedy {
             if ctx.key(c.hive, r.key).is_none() {
                 Remedy::Manual(format!("the key {} is missing; rdprescue does not fabricate it (restore it from a healthy VM of the same build)", ctx.full(c.hive, r.key)))
             } else {
-                Remedy::Actions(ctx.set_actions(c.hive, r.key, r.name, r.ty.name(), lit_json(l)))
+                Remedy::Actions(ctx.set_actions(c.hive, r.key, r.name, lit_data(l, r.ty)))
             }
         }
         Fix::Delete => Remedy::Actions(ctx.delete_value_actions(c.hive, r.key, r.name)),
@@ -244,7 +255,7 @@ fn value_check(ctx: &Ctx, c: &Check, r: &ValueRule, out: &mut Out) {
             let detail = match &local {
                 Some(v) => format!("{} = {}", r.name, shown(v)),
                 None => match r.absent {
-                    Absent::Default(d) => format!("{} absent, default {}", r.name, super::show_json(&lit_json(d))),
+                    Absent::Default(d) => format!("{} absent, default {}", r.name, show_json(&lit_json(d))),
                     _ => format!("{} absent", r.name),
                 },
             };
