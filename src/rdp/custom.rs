@@ -1,39 +1,13 @@
-//! Evaluators for catalog rows whose logic is more than one value.
+//! Evaluators for catalog rows whose logic is more than one value: each is
+//! an [`Eval`](super::check::Eval) that a catalog row names in its `run`.
 
-use super::catalog::{Check, Custom, RDP_TCP, TS, TS_POLICY, WINLOGON};
-use super::eval::{Out, Remedy};
+use super::check::{Check, Out, Remedy, RDP_TCP, TS, TS_POLICY, WINLOGON};
 use super::firewall::{Rule, GPO_POLICY, LOCAL_POLICY, PROFILES, RDP_RULE, RDP_RULE_BODY};
 use super::{Ctx, Setting, Severity};
 use crate::hive::edit::{Edit, RegData};
 use crate::hive::source::HiveKind::{self, Bcd, Software, System};
 use crate::hive::tree::{hex, Value};
 use serde_json::Value as J;
-
-pub(crate) fn run(ctx: &Ctx, c: &Check, which: Custom, out: &mut Out) {
-    match which {
-        Custom::ListenerMissing => listener_missing(ctx, c, out),
-        Custom::RdpPort => rdp_port(ctx, c, out),
-        Custom::CertPinned => cert_pinned(ctx, c, out),
-        Custom::CoreNetStack => core_net_stack(ctx, c, out),
-        Custom::MpsAppCs => mpssvc_appcs(ctx, c, out),
-        Custom::StaticIp => static_ip(ctx, c, out),
-        Custom::NicDisabled => nic_disabled(ctx, c, out),
-        Custom::NetworkProvider => network_provider(ctx, c, out),
-        Custom::FwBlockInboundAlways => fw_block_inbound_always(ctx, c, out),
-        Custom::FwRdpRule => fw_rdp_rule(ctx, c, out),
-        Custom::FwBlockRule => fw_block_rule(ctx, c, out),
-        Custom::FwNoLocalMerge => fw_no_local_merge(ctx, c, out),
-        Custom::FwProfileDisabled => fw_profile_disabled(ctx, c, out),
-        Custom::IpsecRequireInbound => ipsec(ctx, c, out),
-        Custom::BcdSafeboot => bcd_safeboot(ctx, c, out),
-        Custom::SelectControlSet => select_controlset(ctx, c, out),
-        Custom::SetupCmdline => setup_cmdline(ctx, c, out),
-        Custom::Srp => srp(ctx, c, out),
-        Custom::WinlogonShell => winlogon(ctx, c, out),
-        Custom::Licensing => licensing(ctx, c, out),
-        Custom::SessionLimits => session_limits(ctx, c, out),
-    }
-}
 
 fn json(v: &Option<Value>) -> J {
     v.as_ref().map_or(J::Null, Value::json_data)
@@ -55,7 +29,7 @@ pub(crate) fn listener_port(ctx: &Ctx) -> u32 {
     ctx.dword(System, RDP_TCP, "PortNumber").unwrap_or(3389)
 }
 
-fn listener_missing(ctx: &Ctx, c: &Check, out: &mut Out) {
+pub(crate) fn listener_missing(ctx: &Ctx, c: &Check, out: &mut Out) {
     if ctx.key(System, RDP_TCP).is_none() {
         let ts = ctx.key(System, TS).is_some();
         let msg = if ts {
@@ -67,7 +41,7 @@ fn listener_missing(ctx: &Ctx, c: &Check, out: &mut Out) {
     }
 }
 
-fn rdp_port(ctx: &Ctx, c: &Check, out: &mut Out) {
+pub(crate) fn rdp_port(ctx: &Ctx, c: &Check, out: &mut Out) {
     out.setting(local_setting(ctx, c.id, System, RDP_TCP, "PortNumber", Some(J::from(3389))));
     let tds = r"{CCS}\Control\Terminal Server\Wds\rdpwd\Tds\tcp";
     if ctx.key(System, tds).is_some() {
@@ -99,7 +73,7 @@ fn rdp_port(ctx: &Ctx, c: &Check, out: &mut Out) {
     out.finding(c, c.id, c.severity, format!("the listener is on port {port} and no active inbound firewall rule allows TCP {port} (the built-in rule is pinned to 3389)"), Remedy::Actions(actions));
 }
 
-fn cert_pinned(ctx: &Ctx, c: &Check, out: &mut Out) {
+pub(crate) fn cert_pinned(ctx: &Ctx, c: &Check, out: &mut Out) {
     out.setting(local_setting(ctx, c.id, System, RDP_TCP, "SSLCertificateSHA1Hash", None));
     let Some(v) = ctx.value(System, RDP_TCP, "SSLCertificateSHA1Hash") else { return };
     let thumb = hex(&v.raw).to_uppercase();
@@ -134,7 +108,7 @@ const CORE_NET: [(&str, u32); 12] = [
     ("LanmanWorkstation", 2),
 ];
 
-fn core_net_stack(ctx: &Ctx, c: &Check, out: &mut Out) {
+pub(crate) fn core_net_stack(ctx: &Ctx, c: &Check, out: &mut Out) {
     for (svc, default) in CORE_NET {
         let key = format!(r"{{CCS}}\Services\{svc}");
         if ctx.key(System, &key).is_none() {
@@ -147,7 +121,7 @@ fn core_net_stack(ctx: &Ctx, c: &Check, out: &mut Out) {
     }
 }
 
-fn mpssvc_appcs(ctx: &Ctx, c: &Check, out: &mut Out) {
+pub(crate) fn mpssvc_appcs(ctx: &Ctx, c: &Check, out: &mut Out) {
     let key = r"{CCS}\Services\mpssvc\Parameters\AppCs";
     let Some(v) = ctx.value(System, key, "DebugedLoopbackApps") else { return };
     out.setting(local_setting(ctx, c.id, System, key, "DebugedLoopbackApps", None));
@@ -157,7 +131,7 @@ fn mpssvc_appcs(ctx: &Ctx, c: &Check, out: &mut Out) {
     }
 }
 
-fn static_ip(ctx: &Ctx, c: &Check, out: &mut Out) {
+pub(crate) fn static_ip(ctx: &Ctx, c: &Check, out: &mut Out) {
     let base = r"{CCS}\Services\Tcpip\Parameters\Interfaces";
     let Some(ifs) = ctx.key(System, base) else { return };
     // Adapters that exist: NetCfgInstanceId (= interface GUID) -> (ComponentId, description).
@@ -209,7 +183,7 @@ fn static_ip(ctx: &Ctx, c: &Check, out: &mut Out) {
 
 const NET_CLASS: &str = "{4d36e972-e325-11ce-bfc1-08002be10318}";
 
-fn nic_disabled(ctx: &Ctx, c: &Check, out: &mut Out) {
+pub(crate) fn nic_disabled(ctx: &Ctx, c: &Check, out: &mut Out) {
     for bus in ["VMBUS", "PCI"] {
         let base = format!(r"{{CCS}}\Enum\{bus}");
         let Some(devs) = ctx.key(System, &base) else { continue };
@@ -236,7 +210,7 @@ fn nic_disabled(ctx: &Ctx, c: &Check, out: &mut Out) {
 /// Providers that must never be removed from ProviderOrder.
 const PROTECTED_PROVIDERS: [&str; 4] = ["LanmanWorkstation", "RDPNP", "webclient", "P9NP"];
 
-fn network_provider(ctx: &Ctx, c: &Check, out: &mut Out) {
+pub(crate) fn network_provider(ctx: &Ctx, c: &Check, out: &mut Out) {
     let key = r"{CCS}\Control\NetworkProvider\Order";
     let Some(order) = ctx.string(System, key, "ProviderOrder") else { return };
     out.setting(local_setting(ctx, c.id, System, key, "ProviderOrder", None));
@@ -289,7 +263,7 @@ fn profile_settings(ctx: &Ctx, c: &Check, name: &str, out: &mut Out) {
     }
 }
 
-fn fw_block_inbound_always(ctx: &Ctx, c: &Check, out: &mut Out) {
+pub(crate) fn fw_block_inbound_always(ctx: &Ctx, c: &Check, out: &mut Out) {
     profile_settings(ctx, c, "DoNotAllowExceptions", out);
     let fw = ctx.firewall();
     let hit: Vec<&str> = fw.profiles.iter().filter(|p| p.enabled && p.block_all).map(|p| p.name).collect();
@@ -325,7 +299,7 @@ fn rule_setting(ctx: &Ctx, c: &Check, r: &Rule) -> Setting {
     }
 }
 
-fn fw_rdp_rule(ctx: &Ctx, c: &Check, out: &mut Out) {
+pub(crate) fn fw_rdp_rule(ctx: &Ctx, c: &Check, out: &mut Out) {
     let fw = ctx.firewall();
     let group: Vec<&Rule> = fw.local.iter().chain(fw.gpo.iter()).filter(|r| r.in_rdp_group() && r.inbound() && r.action().eq_ignore_ascii_case("Allow")).collect();
     for r in &group {
@@ -383,7 +357,7 @@ fn fw_rdp_rule(ctx: &Ctx, c: &Check, out: &mut Out) {
     out.finding(c, c.id, severity, format!("no active inbound firewall rule allows TCP {port} {where_}: {why}"), remedy);
 }
 
-fn fw_block_rule(ctx: &Ctx, c: &Check, out: &mut Out) {
+pub(crate) fn fw_block_rule(ctx: &Ctx, c: &Check, out: &mut Out) {
     let fw = ctx.firewall();
     if !fw.any_enabled() {
         return;
@@ -403,7 +377,7 @@ fn fw_block_rule(ctx: &Ctx, c: &Check, out: &mut Out) {
     }
 }
 
-fn fw_no_local_merge(ctx: &Ctx, c: &Check, out: &mut Out) {
+pub(crate) fn fw_no_local_merge(ctx: &Ctx, c: &Check, out: &mut Out) {
     let fw = ctx.firewall();
     let port = listener_port(ctx);
     let off: Vec<&str> = ["DomainProfile", "PrivateProfile", "PublicProfile"]
@@ -420,7 +394,7 @@ fn fw_no_local_merge(ctx: &Ctx, c: &Check, out: &mut Out) {
     out.finding(c, c.id, c.severity, format!("{} (AllowLocalPolicyMerge = 0 in {}; no GPO rule allows TCP {port}); a domain GPO writes it again: fix the GPO", c.explain, off.join(", ")), Remedy::Actions(actions));
 }
 
-fn fw_profile_disabled(ctx: &Ctx, c: &Check, out: &mut Out) {
+pub(crate) fn fw_profile_disabled(ctx: &Ctx, c: &Check, out: &mut Out) {
     profile_settings(ctx, c, "EnableFirewall", out);
     let fw = ctx.firewall();
     let off: Vec<&str> = fw.profiles.iter().filter(|p| !p.enabled).map(|p| p.name).collect();
@@ -429,7 +403,7 @@ fn fw_profile_disabled(ctx: &Ctx, c: &Check, out: &mut Out) {
     }
 }
 
-fn ipsec(ctx: &Ctx, c: &Check, out: &mut Out) {
+pub(crate) fn ipsec(ctx: &Ctx, c: &Check, out: &mut Out) {
     let fw = ctx.firewall();
     let port = listener_port(ctx);
     let local = fw.local_consec.iter().filter(|_| fw.local_ipsec_merge);
@@ -459,7 +433,7 @@ fn bcd_integer(v: &Value) -> Option<u64> {
     (v.raw.len() >= 8).then(|| u64::from_le_bytes(v.raw[..8].try_into().unwrap_or_default())).or_else(|| v.dword().map(u64::from))
 }
 
-fn bcd_safeboot(ctx: &Ctx, c: &Check, out: &mut Out) {
+pub(crate) fn bcd_safeboot(ctx: &Ctx, c: &Check, out: &mut Out) {
     let bm = format!(r"Objects\{BOOTMGR}\Elements\23000003");
     let Some(default) = ctx.string(Bcd, &bm, "Element") else {
         return out.note(c, "the BCD store has no {bootmgr} default entry (element 23000003); safe-mode state unknown".into());
@@ -496,7 +470,7 @@ fn bcd_safeboot(ctx: &Ctx, c: &Check, out: &mut Out) {
     out.finding(c, c.id, c.severity, format!("{} (safeboot = {mode} on {default}; equivalent of `bcdedit /deletevalue {{default}} safeboot`)", c.explain), Remedy::Actions(actions));
 }
 
-fn select_controlset(ctx: &Ctx, c: &Check, out: &mut Out) {
+pub(crate) fn select_controlset(ctx: &Ctx, c: &Check, out: &mut Out) {
     for n in ["Current", "Default", "LastKnownGood", "Failed"] {
         out.setting(local_setting(ctx, c.id, System, "Select", n, None));
     }
@@ -527,7 +501,7 @@ fn select_controlset(ctx: &Ctx, c: &Check, out: &mut Out) {
     }
 }
 
-fn setup_cmdline(ctx: &Ctx, c: &Check, out: &mut Out) {
+pub(crate) fn setup_cmdline(ctx: &Ctx, c: &Check, out: &mut Out) {
     out.setting(local_setting(ctx, c.id, System, "Setup", "SetupType", Some(J::from(0))));
     out.setting(local_setting(ctx, c.id, System, "Setup", "CmdLine", None));
     let ty = ctx.dword(System, "Setup", "SetupType").unwrap_or(0);
@@ -546,7 +520,7 @@ fn setup_cmdline(ctx: &Ctx, c: &Check, out: &mut Out) {
 
 // ---------------------------------------------------------------- logon
 
-fn srp(ctx: &Ctx, c: &Check, out: &mut Out) {
+pub(crate) fn srp(ctx: &Ctx, c: &Check, out: &mut Out) {
     let safer = r"Policies\Microsoft\Windows\Safer\CodeIdentifiers";
     if ctx.key(Software, safer).is_some() {
         out.setting(local_setting(ctx, c.id, Software, safer, "DefaultLevel", None));
@@ -584,7 +558,7 @@ fn srp(ctx: &Ctx, c: &Check, out: &mut Out) {
     }
 }
 
-fn winlogon(ctx: &Ctx, c: &Check, out: &mut Out) {
+pub(crate) fn winlogon(ctx: &Ctx, c: &Check, out: &mut Out) {
     out.setting(local_setting(ctx, c.id, Software, WINLOGON, "Userinit", None));
     out.setting(local_setting(ctx, c.id, Software, WINLOGON, "Shell", Some(J::from("explorer.exe"))));
     if ctx.key(Software, WINLOGON).is_none() {
@@ -603,7 +577,7 @@ fn winlogon(ctx: &Ctx, c: &Check, out: &mut Out) {
 
 // ---------------------------------------------------------------- licensing
 
-fn licensing(ctx: &Ctx, c: &Check, out: &mut Out) {
+pub(crate) fn licensing(ctx: &Ctx, c: &Check, out: &mut Out) {
     let core = r"{CCS}\Control\Terminal Server\RCM\Licensing Core";
     let pol = ctx.dword(Software, TS_POLICY, "LicensingMode");
     let local = ctx.value(System, core, "LicensingMode");
@@ -643,7 +617,7 @@ fn licensing(ctx: &Ctx, c: &Check, out: &mut Out) {
     }
 }
 
-fn session_limits(ctx: &Ctx, c: &Check, out: &mut Out) {
+pub(crate) fn session_limits(ctx: &Ctx, c: &Check, out: &mut Out) {
     for n in ["MaxIdleTime", "MaxDisconnectionTime", "MaxConnectionTime"] {
         let pol = ctx.value(Software, TS_POLICY, n);
         let local = ctx.value(System, RDP_TCP, n);

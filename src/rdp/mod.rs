@@ -12,6 +12,7 @@
 
 pub mod baseline;
 pub mod catalog;
+pub mod check;
 mod custom;
 pub mod eval;
 pub mod firewall;

@@ -2,6 +2,7 @@
 //! profile applies the automatic fixes of the findings of its checks, plus, for
 //! the NLA profiles, the values the procedure sets whatever their state.
 
+use super::check::{RDP_TCP, TS_POLICY};
 use super::eval::Inspection;
 use super::{Ctx, Hives};
 use crate::hive::edit::{Edit, RegData};
@@ -16,8 +17,6 @@ pub struct Profile {
     extra: fn(&Ctx) -> Vec<Edit>,
 }
 
-const RDP_TCP: &str = r"{CCS}\Control\Terminal Server\WinStations\RDP-Tcp";
-const TS_POLICY: &str = r"Policies\Microsoft\Windows NT\Terminal Services";
 
 fn none(_: &Ctx) -> Vec<Edit> {
     Vec::new()
