@@ -13,7 +13,7 @@ use rdprescue::rdp::baseline::Baseline;
 use rdprescue::rdp::{self, Severity};
 use serde_json::{json, Value as J};
 use std::collections::{BTreeMap, HashMap};
-use std::io::Write;
+use std::io::{BufRead, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
@@ -47,17 +47,70 @@ pub fn parse_shard(s: &str) -> anyhow::Result<(usize, usize)> {
     Ok((i, n))
 }
 
+/// Largest baseline file read (a baseline is a small TOML file).
+const MAX_BASELINE: u64 = 16 << 20;
+/// Largest image list read, and longest line in it (a path).
+const MAX_LIST: u64 = 16 << 20;
+const MAX_LIST_LINE: usize = 4 << 10;
+
+/// Open an input file (`-` is standard input).
+fn open_input(path: &Path, what: &str) -> anyhow::Result<Box<dyn Read>> {
+    if path.as_os_str() == "-" {
+        return Ok(Box::new(std::io::stdin()));
+    }
+    Ok(Box::new(std::fs::File::open(path).with_context(|| format!("cannot read {what} {}", path.display()))?))
+}
+
+/// The baseline text: at most [`MAX_BASELINE`] bytes are read (`/dev/zero`
+/// or a wrong file fails at once instead of filling memory).
+fn read_baseline(path: &Path) -> anyhow::Result<String> {
+    let what = || format!("baseline {}", path.display());
+    let f = std::fs::File::open(path).with_context(|| format!("cannot read baseline {}", path.display()))?;
+    let mut bytes = Vec::new();
+    f.take(MAX_BASELINE + 1).read_to_end(&mut bytes).with_context(|| format!("cannot read {}", what()))?;
+    if bytes.len() as u64 > MAX_BASELINE {
+        bail!("{}: larger than {} MiB; a baseline is a small TOML file", what(), MAX_BASELINE >> 20);
+    }
+    String::from_utf8(bytes).map_err(|e| anyhow::anyhow!("{}: not UTF-8 text (invalid byte at offset {})", what(), e.utf8_error().valid_up_to()))
+}
+
+/// Paths from an image list: one per line, blank lines and `#` comments
+/// skipped. Lines are read through a cap ([`MAX_LIST_LINE`] each,
+/// [`MAX_LIST`] in all), so a list without line breaks, or an endless
+/// stream, is refused without filling memory.
+fn read_list(r: impl Read, what: &str) -> anyhow::Result<Vec<PathBuf>> {
+    let mut r = std::io::BufReader::new(r.take(MAX_LIST + 1));
+    let (mut out, mut line, mut total) = (Vec::new(), Vec::new(), 0u64);
+    for n in 1.. {
+        line.clear();
+        let got = (&mut r).take(MAX_LIST_LINE as u64 + 2).read_until(b'\n', &mut line).with_context(|| format!("reading {what}"))?;
+        if got == 0 {
+            break;
+        }
+        total += got as u64;
+        if total > MAX_LIST {
+            bail!("{what}: larger than {} MiB; split it, or use --shard", MAX_LIST >> 20);
+        }
+        let body = line.strip_suffix(b"\n").unwrap_or(&line);
+        let body = body.strip_suffix(b"\r").unwrap_or(body);
+        if body.len() > MAX_LIST_LINE {
+            bail!("{what}: line {n} is longer than {} KiB; expected one image path per line", MAX_LIST_LINE >> 10);
+        }
+        let text = std::str::from_utf8(body).map_err(|_| anyhow::anyhow!("{what}: line {n} is not UTF-8 text"))?.trim();
+        if !text.is_empty() && !text.starts_with('#') {
+            out.push(PathBuf::from(text));
+        }
+    }
+    Ok(out)
+}
+
 /// The image list: arguments first, then the list file (one path per line,
 /// blank lines and `#` comments skipped, `-` reads standard input).
 fn image_list(o: &Options) -> anyhow::Result<Vec<PathBuf>> {
     let mut out = o.images.clone();
     if let Some(f) = &o.from_list {
-        let text = if f.as_os_str() == "-" {
-            std::io::read_to_string(std::io::stdin()).context("reading the image list from standard input")?
-        } else {
-            std::fs::read_to_string(f).with_context(|| format!("cannot read image list {}", f.display()))?
-        };
-        out.extend(text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(PathBuf::from));
+        let what = if f.as_os_str() == "-" { "the image list on standard input".to_string() } else { format!("image list {}", f.display()) };
+        out.extend(read_list(open_input(f, "image list")?, &what)?);
     }
     if out.is_empty() {
         bail!("no images given (name them, or use --from-list FILE)");
@@ -124,7 +177,7 @@ fn audit_one(path: &Path, baseline: &Baseline) -> Record {
 pub fn run(o: Options) -> anyhow::Result<i32> {
     let baseline = match &o.baseline {
         Some(f) => {
-            let text = std::fs::read_to_string(f).with_context(|| format!("cannot read baseline {}", f.display()))?;
+            let text = read_baseline(f)?;
             Baseline::parse(&text).with_context(|| format!("baseline {}", f.display()))?
         }
         None => Baseline::default(),
