@@ -171,7 +171,7 @@ pub fn write_output(img: &image::Image, plan: &Plan, out: &Path, diff_child: boo
 
 pub fn run(o: Options) -> anyhow::Result<i32> {
     let loaded = inspect::load(&o.image)?;
-    if loaded.image_json()["kind"] != "image" {
+    if !loaded.image().is_disk() {
         bail!("fix needs a disk image or device; {} is a hive file or directory (use `rdprescue reg set` on a copy of it)", o.image.display());
     }
     let before = rdp::inspect(loaded.hives());

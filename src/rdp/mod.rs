@@ -17,6 +17,7 @@ mod custom;
 pub mod eval;
 pub mod firewall;
 pub mod profiles;
+pub mod report;
 pub mod symptoms;
 
 use crate::hive::edit::{Edit, RegData};
