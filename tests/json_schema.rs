@@ -208,10 +208,8 @@ impl Seen {
                 None if doc.is_null() => {}
                 None => self.errors.push(format!("{src}: {path} is documented as an array, printed {doc}")),
             },
-            Schema::OneOf(alts) if values => {
-                if !doc.as_str().is_some_and(|s| alts.iter().any(|a| a == s)) {
-                    self.errors.push(format!("{src}: {path} = {doc}, README allows {}", alts.join("|")));
-                }
+            Schema::OneOf(alts) if values && !doc.as_str().is_some_and(|s| alts.iter().any(|a| a == s)) => {
+                self.errors.push(format!("{src}: {path} = {doc}, README allows {}", alts.join("|")));
             }
             _ => {}
         }
