@@ -7,9 +7,10 @@
 
 use super::inspect;
 use anyhow::{bail, Context};
+use rdprescue::hive::edit::{display_name, show_json, Edit, EditOp};
 use rdprescue::image;
 use rdprescue::machine::Machine;
-use rdprescue::rdp::{self, catalog, profiles, Action};
+use rdprescue::rdp::{self, catalog, profiles};
 use rdprescue::repair::{self, Destination, Plan};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -28,7 +29,7 @@ pub struct Options {
 
 /// What to fix, from --check / --all / --profile.
 struct Selection {
-    actions: Vec<Action>,
+    actions: Vec<Edit>,
     /// Check ids whose findings are targeted (re-checked after the fix).
     targeted: BTreeSet<String>,
     /// Lines to tell the user: skipped manual fixes, checks with nothing to fix.
@@ -41,7 +42,7 @@ fn select(o: &Options, loaded: &inspect::Loaded, ins: &rdp::eval::Inspection) ->
         bail!("say what to fix: --check ID (repeatable), --all, or --profile NAME ({})", names.join(", "));
     }
     let mut s = Selection { actions: Vec::new(), targeted: BTreeSet::new(), notes: Vec::new() };
-    let push = |s: &mut Selection, a: &[Action]| {
+    let push = |s: &mut Selection, a: &[Edit]| {
         for x in a {
             if !s.actions.contains(x) {
                 s.actions.push(x.clone());
@@ -98,25 +99,18 @@ pub fn describe(plan: &Plan) -> String {
     for e in &plan.edits {
         super::outln!(o, "{} ({}): {} change(s), {} bytes of the file rewritten, clean at sequence {}", e.hive, e.location, e.changes.len(), e.bytes_changed, e.new_sequence);
         for c in &e.changes {
-            let old = rdp::show_json(&c.old);
-            let line = match &c.action {
-                Action::SetValue { hive, key, name, ty, data } => format!("{}\\{}\\{}: {old} -> {} ({ty})", rdp::root(hive), key, show_name(name), rdp::show_json(data)),
-                Action::DeleteValue { hive, key, name } => format!("{}\\{}\\{}: {old} -> (deleted)", rdp::root(hive), key, show_name(name)),
-                Action::DeleteKey { hive, key } => format!("[-{}\\{}] ({old})", rdp::root(hive), key),
-                Action::CreateKey { hive, key } => format!("[{}\\{}] (new key)", rdp::root(hive), key),
+            let old = show_json(&c.old);
+            let (root, key) = (c.action.hive.short_root(), &c.action.key);
+            let line = match &c.action.op {
+                EditOp::SetValue { name, data } => format!("{root}\\{key}\\{}: {old} -> {} ({})", display_name(name), show_json(&data.json()), data.type_name()),
+                EditOp::DeleteValue { name } => format!("{root}\\{key}\\{}: {old} -> (deleted)", display_name(name)),
+                EditOp::DeleteKey => format!("[-{root}\\{key}] ({old})"),
+                EditOp::CreateKey => format!("[{root}\\{key}] (new key)"),
             };
             super::outln!(o, "  {line}");
         }
     }
     o
-}
-
-fn show_name(n: &str) -> &str {
-    if n.is_empty() {
-        "(Default)"
-    } else {
-        n
-    }
 }
 
 /// Write the plan to a new image at `out` through the library's one write

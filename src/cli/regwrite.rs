@@ -6,11 +6,10 @@
 use super::fix;
 use super::regcmd;
 use anyhow::{bail, Context};
+use rdprescue::hive::edit::{Edit, RegData};
 use rdprescue::hive::HiveKind;
 use rdprescue::machine::{Machine, Origin};
-use rdprescue::rdp::Action;
 use rdprescue::repair::{self, Destination};
-use serde_json::Value as J;
 use std::path::{Path, PathBuf};
 
 pub struct Output {
@@ -19,10 +18,10 @@ pub struct Output {
     pub dry_run: bool,
 }
 
-/// Data as typed on the command line, as JSON for the action: numbers for
+/// Data as typed on the command line: numbers for
 /// DWORD/QWORD (decimal or 0x hex), `\0`-separated strings for MULTI_SZ (like
 /// reg.exe), hex for BINARY.
-pub fn parse_data(ty: &str, text: &str) -> anyhow::Result<(&'static str, J)> {
+pub fn parse_data(ty: &str, text: &str) -> anyhow::Result<RegData> {
     let num = |t: &str| -> anyhow::Result<u64> {
         let t = t.trim();
         let v = match t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
@@ -37,18 +36,18 @@ pub fn parse_data(ty: &str, text: &str) -> anyhow::Result<(&'static str, J)> {
             if n > u32::MAX as u64 {
                 bail!("{n} does not fit a REG_DWORD");
             }
-            ("REG_DWORD", J::from(n))
+            RegData::Dword(n as u32)
         }
-        "REG_QWORD" => ("REG_QWORD", J::from(num(text)?)),
-        "REG_SZ" => ("REG_SZ", J::from(text)),
-        "REG_EXPAND_SZ" => ("REG_EXPAND_SZ", J::from(text)),
-        "REG_MULTI_SZ" => ("REG_MULTI_SZ", J::Array(text.split("\\0").filter(|s| !s.is_empty()).map(J::from).collect())),
+        "REG_QWORD" => RegData::Qword(num(text)?),
+        "REG_SZ" => RegData::Sz(text.into()),
+        "REG_EXPAND_SZ" => RegData::ExpandSz(text.into()),
+        "REG_MULTI_SZ" => RegData::MultiSz(text.split("\\0").filter(|s| !s.is_empty()).map(String::from).collect()),
         "REG_BINARY" => {
             let h: String = text.chars().filter(|c| !c.is_whitespace() && *c != ',').collect();
             if h.len() % 2 != 0 || !h.chars().all(|c| c.is_ascii_hexdigit()) {
                 bail!("REG_BINARY data must be hex bytes, e.g. 0a1b2c");
             }
-            ("REG_BINARY", J::from(h.to_lowercase()))
+            RegData::Binary((0..h.len()).step_by(2).map(|i| u8::from_str_radix(&h[i..i + 2], 16)).collect::<Result<_, _>>()?)
         }
         other => bail!("unsupported type {other} (REG_SZ, REG_EXPAND_SZ, REG_MULTI_SZ, REG_DWORD, REG_QWORD, REG_BINARY)"),
     })
@@ -67,8 +66,7 @@ fn locate<'m>(m: &'m Machine, key: &str) -> anyhow::Result<(HiveKind, String, re
 pub fn set(source_path: &Path, key: &str, name: &str, ty: &str, data: &str, o: Output) -> anyhow::Result<i32> {
     let m = Machine::open(source_path)?;
     let (kind, path, _) = locate(&m, key)?;
-    let (ty, data) = parse_data(ty, data)?;
-    let a = Action::SetValue { hive: kind.name(), key: path, name: name.to_string(), ty, data };
+    let a = Edit::set(kind, path, name, parse_data(ty, data)?);
     apply(&m, vec![a], o)
 }
 
@@ -80,19 +78,19 @@ pub fn delete(source_path: &Path, key: &str, name: Option<&str>, o: Output) -> a
             if !t.hive.key(&path).is_ok_and(|k| k.values.iter().any(|v| v.name.eq_ignore_ascii_case(n))) {
                 bail!("{key}\\{n}: no such value");
             }
-            Action::DeleteValue { hive: kind.name(), key: path, name: n.to_string() }
+            Edit::delete_value(kind, path, n)
         }
         None => {
             if t.hive.key(&path).is_err() {
                 bail!("{key}: no such key");
             }
-            Action::DeleteKey { hive: kind.name(), key: path }
+            Edit::delete_key(kind, path)
         }
     };
     apply(&m, vec![a], o)
 }
 
-fn apply(m: &Machine, actions: Vec<Action>, o: Output) -> anyhow::Result<i32> {
+fn apply(m: &Machine, actions: Vec<Edit>, o: Output) -> anyhow::Result<i32> {
     let image = m.origin() == Origin::Image;
     if o.diff_child && !image {
         bail!("--diff-child needs a VHD or VHDX image; {} is a hive file", m.path().display());
@@ -141,22 +139,16 @@ pub fn import(source_path: &Path, reg: &Path, o: Output) -> anyhow::Result<i32> 
         if path.is_empty() {
             bail!("[{key}] is the root of a hive: rdprescue does not write hive roots");
         }
-        let hive = kind.name();
         actions.push(match op {
-            RegOp::AddKey { .. } => Action::CreateKey { hive, key: path },
-            RegOp::DeleteKey { .. } => Action::DeleteKey { hive, key: path },
-            RegOp::DeleteValue { name, .. } => Action::DeleteValue { hive, key: path, name },
+            RegOp::AddKey { .. } => Edit::create_key(kind, path),
+            RegOp::DeleteKey { .. } => Edit::delete_key(kind, path),
+            RegOp::DeleteValue { name, .. } => Edit::delete_value(kind, path, name),
             RegOp::SetValue { name, kind: k, data, .. } => {
-                let ty = *TYPE_NAMES.get(k as usize).with_context(|| format!("[{key}] {name:?}: registry type {k:#x} is not supported"))?;
-                let v = rdprescue::hive::tree::Value { name: name.clone(), kind: k, raw: data.clone() };
-                // Numbers and clean strings stay readable in the report; anything else is written byte for byte.
-                let clean = match k {
-                    1 | 2 => repair::encode(ty, &J::from(v.string())).is_ok_and(|(_, b)| b == data),
-                    4 => data.len() == 4,
-                    _ => false,
-                };
-                let json = if clean { v.json_data() } else { serde_json::json!({ "hex": data.iter().map(|b| format!("{b:02x}")).collect::<String>() }) };
-                Action::SetValue { hive, key: path, name, ty, data: json }
+                if TYPE_NAMES.get(k as usize).is_none() {
+                    bail!("[{key}] {name:?}: registry type {k:#x} is not supported");
+                }
+                // Readable where the bytes round-trip; anything else is written byte for byte.
+                Edit::set(kind, path, name, RegData::from_raw(k, &data))
             }
         });
     }

@@ -1,4 +1,4 @@
-//! Planning a repair: registry [`Action`]s → edited hives → same-size file
+//! Planning a repair: registry [`Edit`]s → edited hives → same-size file
 //! overwrites → volume writes → a [`Patch`] of the virtual disk.
 //!
 //! Data flows down for reads (image → volume → file system → hive) and back up
@@ -14,19 +14,18 @@ pub use commit::{commit, Committed, Destination};
 
 use crate::error::{Error, Layer, Result};
 use crate::fs::{FileSystem, FsKind};
-use crate::hive::edit::HiveEditor;
-use crate::hive::HiveKind;
+use crate::hive::edit::{Edit, EditOp, HiveEditor};
 use crate::hive::tree::Hive;
+use crate::hive::HiveKind;
 use crate::image::write::Patch;
 use crate::machine::{HiveLocation, Machine, MAX_HIVE_FILE};
-use crate::rdp::Action;
 use serde_json::Value as J;
 
 /// One value or key change, with the data before and after, for `--dry-run`
 /// and for the report.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Change {
-    pub action: Action,
+    pub action: Edit,
     /// The old data as JSON (`null` when the value or key did not exist).
     pub old: J,
 }
@@ -59,46 +58,12 @@ fn kind_of(hive: &str) -> Option<HiveKind> {
     HiveKind::from_name(hive)
 }
 
-/// Encode JSON data as registry bytes of type `ty` (a REG_* name). Data
-/// `{"hex": "..."}` gives the raw bytes of any type (as a .reg `hex(N):` list).
-pub fn encode(ty: &str, data: &J) -> Result<(u32, Vec<u8>)> {
-    if let Some(h) = data.get("hex").and_then(J::as_str) {
-        let kind = crate::hive::tree::TYPE_NAMES.iter().position(|n| *n == ty).ok_or_else(|| Error::Usage(format!("cannot write registry type {ty}")))?;
-        let (_, raw) = encode("REG_BINARY", &J::from(h))?;
-        return Ok((kind as u32, raw));
-    }
-    let utf16z = |s: &str| -> Vec<u8> { s.encode_utf16().chain([0]).flat_map(u16::to_le_bytes).collect() };
-    let bad = || Error::Usage(format!("data {data} does not fit type {ty}"));
-    Ok(match ty {
-        "REG_DWORD" => (4, u32::try_from(data.as_u64().ok_or_else(bad)?).map_err(|_| bad())?.to_le_bytes().to_vec()),
-        "REG_QWORD" => (11, data.as_u64().ok_or_else(bad)?.to_le_bytes().to_vec()),
-        "REG_SZ" => (1, utf16z(data.as_str().ok_or_else(bad)?)),
-        "REG_EXPAND_SZ" => (2, utf16z(data.as_str().ok_or_else(bad)?)),
-        "REG_MULTI_SZ" => {
-            let mut out = Vec::new();
-            for s in data.as_array().ok_or_else(bad)? {
-                out.extend(utf16z(s.as_str().ok_or_else(bad)?));
-            }
-            out.extend([0, 0]);
-            (7, out)
-        }
-        "REG_BINARY" => {
-            let h = data.as_str().ok_or_else(bad)?;
-            if h.len() % 2 != 0 {
-                return Err(bad());
-            }
-            (3, (0..h.len()).step_by(2).map(|i| u8::from_str_radix(&h[i..i + 2], 16).map_err(|_| bad())).collect::<Result<_>>()?)
-        }
-        _ => return Err(Error::Usage(format!("cannot write registry type {ty}"))),
-    })
-}
-
 /// The current data of the value or key an action touches, as JSON.
-fn old_data(hive: &Hive, a: &Action) -> J {
+fn old_data(hive: &Hive, a: &Edit) -> J {
     let find = |key: &str, name: &str| hive.key(key).ok().and_then(|k| k.values.into_iter().find(|v| v.name.eq_ignore_ascii_case(name))).map_or(J::Null, |v| v.json_data());
-    match a {
-        Action::SetValue { key, name, .. } | Action::DeleteValue { key, name, .. } => find(key, name),
-        Action::DeleteKey { key, .. } | Action::CreateKey { key, .. } => hive.key(key).map_or(J::Null, |k| J::from(format!("{} values, {} subkeys", k.values.len(), k.subkeys.len()))),
+    match &a.op {
+        EditOp::SetValue { name, .. } | EditOp::DeleteValue { name } => find(&a.key, name),
+        EditOp::DeleteKey | EditOp::CreateKey => hive.key(&a.key).map_or(J::Null, |k| J::from(format!("{} values, {} subkeys", k.values.len(), k.subkeys.len()))),
     }
 }
 
@@ -140,15 +105,13 @@ fn diff_ranges(old: &[u8], new: &[u8]) -> Vec<(u64, Vec<u8>)> {
 /// machine loaded (and recovered) it, edit it, and, for a hive on a volume of
 /// an image, map the changed bytes of its file down to the disk. A hive that
 /// is a plain file (a hive-file or directory machine) is rewritten whole.
-pub fn plan(machine: &Machine, actions: &[Action]) -> Result<Plan> {
+pub fn plan(machine: &Machine, actions: &[Edit]) -> Result<Plan> {
     let mut edits = Vec::new();
     let mut patch = Patch::default();
     let mut kinds: Vec<HiveKind> = Vec::new();
     for a in actions {
-        let h = a.hive();
-        let k = kind_of(h).ok_or_else(|| Error::Usage(format!("unknown hive {h}")))?;
-        if !kinds.contains(&k) {
-            kinds.push(k);
+        if !kinds.contains(&a.hive) {
+            kinds.push(a.hive);
         }
     }
     for kind in kinds {
@@ -172,36 +135,34 @@ pub fn plan(machine: &Machine, actions: &[Action]) -> Result<Plan> {
             // Marking it clean would make Windows drop the changes only the logs hold.
             return Err(Error::unsupported(Layer::Hive, 0, format!("{path} is dirty and its logs cannot be replayed ({}): refusing to edit it", hive.report.notes.join("; "))));
         }
-        let mine: Vec<&Action> = actions.iter().filter(|a| kind_of(a.hive()) == Some(kind)).collect();
+        let mine: Vec<&Edit> = actions.iter().filter(|a| a.hive == kind).collect();
         let mut ed = HiveEditor::new(hive.bytes.clone(), hive.report.max_sequence_seen)?;
         let mut changes = Vec::new();
         for a in mine {
             let old = old_data(hive, a);
             // Setting a value to the data it already has changes nothing: leave it out.
-            if let Action::CreateKey { key, .. } = a {
-                if hive.key(key).is_ok() {
-                    continue;
-                }
+            let key = &a.key;
+            if a.op == EditOp::CreateKey && hive.key(key).is_ok() {
+                continue;
             }
-            if let Action::SetValue { key, name, ty, data, .. } = a {
-                let same_type = hive.key(key).ok().and_then(|k| k.values.into_iter().find(|v| v.name.eq_ignore_ascii_case(name))).is_some_and(|v| v.type_name() == *ty);
-                if same_type && old == *data {
+            if let EditOp::SetValue { name, data } = &a.op {
+                let same_type = hive.key(key).ok().and_then(|k| k.values.into_iter().find(|v| v.name.eq_ignore_ascii_case(name))).is_some_and(|v| v.type_name() == data.type_name());
+                if same_type && old == data.json() {
                     continue;
                 }
             }
             changes.push(Change { action: a.clone(), old });
-            match a {
-                Action::SetValue { key, name, ty, data, .. } => {
-                    let (t, raw) = encode(ty, data)?;
-                    ed.set_value(key, name, t, &raw)?;
+            match &a.op {
+                EditOp::SetValue { name, data } => {
+                    ed.set_value(key, name, data.kind(), &data.to_bytes())?;
                 }
-                Action::DeleteValue { key, name, .. } => {
+                EditOp::DeleteValue { name } => {
                     ed.delete_value(key, name)?;
                 }
-                Action::DeleteKey { key, .. } => {
+                EditOp::DeleteKey => {
                     ed.delete_key(key)?;
                 }
-                Action::CreateKey { key, .. } => {
+                EditOp::CreateKey => {
                     ed.add_key(key)?;
                 }
             }
@@ -244,25 +205,23 @@ fn check_edit(path: &str, kind: HiveKind, new: &[u8], changes: &[Change]) -> Res
     let fail = |what: String| Error::corrupt(Layer::Hive, 0, format!("{path}: after editing, {what}; the hive is damaged in a way the editor cannot handle, nothing was written"));
     let value = |key: &str, name: &str| h.key(key).ok().and_then(|k| k.values.into_iter().find(|v| v.name.eq_ignore_ascii_case(name)));
     for c in changes {
-        match &c.action {
-            Action::SetValue { key, name, ty, data, .. } => {
-                let (t, raw) = encode(ty, data)?;
-                match value(key, name) {
-                    Some(v) if v.kind == t && v.raw == raw => {}
-                    _ => return Err(fail(format!("{key}\\{name} does not read back as written"))),
-                }
-            }
-            Action::DeleteValue { key, name, .. } => {
+        let key = &c.action.key;
+        match &c.action.op {
+            EditOp::SetValue { name, data } => match value(key, name) {
+                Some(v) if v.kind == data.kind() && v.raw == data.to_bytes() => {}
+                _ => return Err(fail(format!("{key}\\{name} does not read back as written"))),
+            },
+            EditOp::DeleteValue { name } => {
                 if value(key, name).is_some() {
                     return Err(fail(format!("{key}\\{name} is still there")));
                 }
             }
-            Action::DeleteKey { key, .. } => {
+            EditOp::DeleteKey => {
                 if h.key(key).is_ok() {
                     return Err(fail(format!("key {key} is still there")));
                 }
             }
-            Action::CreateKey { key, .. } => {
+            EditOp::CreateKey => {
                 if h.key(key).is_err() {
                     return Err(fail(format!("key {key} was not created")));
                 }
@@ -312,16 +271,6 @@ pub fn verify(machine: &Machine, edits: &[HiveEdit]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn encodes_registry_types() {
-        assert_eq!(encode("REG_DWORD", &J::from(3389)).unwrap(), (4, vec![0x3d, 0x0d, 0, 0]));
-        assert_eq!(encode("REG_SZ", &J::from("a")).unwrap(), (1, vec![b'a', 0, 0, 0]));
-        assert_eq!(encode("REG_MULTI_SZ", &serde_json::json!(["a", "b"])).unwrap().1, vec![b'a', 0, 0, 0, b'b', 0, 0, 0, 0, 0]);
-        assert_eq!(encode("REG_BINARY", &J::from("00ff")).unwrap(), (3, vec![0, 0xff]));
-        assert!(encode("REG_DWORD", &J::from(1u64 << 40)).is_err());
-        assert!(encode("REG_DWORD", &J::from("x")).is_err());
-    }
 
     #[test]
     fn diff_is_sector_granular() {
