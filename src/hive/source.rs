@@ -234,10 +234,12 @@ pub fn guess_kind(file_name: &str, hive: &Hive) -> Option<HiveKind> {
 }
 
 /// Whether `path` is a plain hive file (starts with `regf`) rather than an image.
+/// Only a regular file is opened (opening a FIFO would block).
 pub fn is_hive_file(path: &Path) -> bool {
     use std::io::Read;
     let mut sig = [0u8; 4];
-    std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut sig)).is_ok() && &sig == b"regf"
+    std::fs::metadata(path).is_ok_and(|m| m.is_file())
+        && std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut sig)).is_ok() && &sig == b"regf"
 }
 
 #[cfg(test)]
