@@ -241,6 +241,7 @@ fn aligned_reader_reads_a_bounded_amount() {
     let mut v = vec![0u8; 10];
     assert!(r.read_at(len as u64 - 5, &mut v).is_err());
     assert!(r.read_at(u64::MAX - 3, &mut v).is_err());
+    assert!(r.read_at(u64::MAX - 20, &mut v).is_err());
     // Through open_source, the raw container sees the same bytes.
     reset();
     let img = image::open_source(src).unwrap();

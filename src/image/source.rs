@@ -472,8 +472,12 @@ impl Source for AlignedReader {
             return self.inner.read_at(offset, buf);
         }
         let end = offset.checked_add(len).ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
-        // The last unit may be cut short by the end of the source.
+        // The last unit may be cut short by the end of the source (and
+        // nothing below can overflow when rounding up).
         let limit = self.inner.len();
+        if end > limit {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
         let chunk = (MAX_BOUNCE as u64).div_ceil(a) * a;
         let mut bounce = vec![0u8; chunk.min(end.div_ceil(a) * a - offset / a * a) as usize];
         let mut pos = offset / a * a;
