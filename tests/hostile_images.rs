@@ -180,4 +180,24 @@ fn fifo_and_special_files_are_refused() {
     assert!(row(f)["error"].as_str().unwrap().contains(&want), "{:?}", row(f));
     assert_ne!(row(g)["status"], "error", "{:?}", row(g));
     assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
+
+    // A differencing child whose parent was replaced by a FIFO: the parent
+    // lookup skips it, naming why, instead of blocking in open().
+    let parent = gunzip(&testdata().join("images/gen1-mbr-dynamic.vhd.gz"), tmp.path());
+    let child = tmp.path().join("child.vhd");
+    {
+        use rdprescue::image::{self, write};
+        let img = image::open(&parent).unwrap();
+        let mut patch = write::Patch::default();
+        patch.write(4096, &[1, 2, 3]);
+        let mut out = std::fs::OpenOptions::new().read(true).write(true).create_new(true).open(&child).unwrap();
+        write::diff_child(&img, &patch, &mut out, &child).unwrap();
+    }
+    assert_eq!(rdp_timeout(&["disk", child.to_str().unwrap()], 20).status.code(), Some(0));
+    std::fs::remove_file(&parent).unwrap();
+    assert!(std::process::Command::new("mkfifo").arg(&parent).status().unwrap().success());
+    let o = rdp_timeout(&["disk", child.to_str().unwrap()], 20);
+    assert_layer_error(&o, "parent replaced by a FIFO");
+    let e = stderr(&o);
+    assert!(e.contains("parent disk missing") && e.contains("is a FIFO"), "{e}");
 }
