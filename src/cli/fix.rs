@@ -7,9 +7,10 @@
 
 use super::inspect;
 use anyhow::{bail, Context};
-use rdprescue::image::{self, write};
+use rdprescue::image;
+use rdprescue::machine::Machine;
 use rdprescue::rdp::{self, catalog, profiles, Action};
-use rdprescue::repair::{self, Plan};
+use rdprescue::repair::{self, Destination, Plan};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
@@ -95,7 +96,7 @@ fn select(o: &Options, loaded: &inspect::Loaded, ins: &rdp::eval::Inspection) ->
 pub fn describe(plan: &Plan) -> String {
     let mut o = String::new();
     for e in &plan.edits {
-        super::outln!(o, "{} (partition {}: {}): {} change(s), {} bytes of the file rewritten, clean at sequence {}", e.hive, e.partition, e.path, e.changes.len(), e.bytes_changed, e.new_sequence);
+        super::outln!(o, "{} ({}): {} change(s), {} bytes of the file rewritten, clean at sequence {}", e.hive, e.location, e.changes.len(), e.bytes_changed, e.new_sequence);
         for c in &e.changes {
             let old = rdp::show_json(&c.old);
             let line = match &c.action {
@@ -118,68 +119,27 @@ fn show_name(n: &str) -> &str {
     }
 }
 
-/// Removes the temporary output unless disarmed (after the rename).
-struct TempFile(Option<PathBuf>);
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        if let Some(p) = self.0.take() {
-            let _ = std::fs::remove_file(p);
-        }
-    }
-}
-
-/// Write the plan to `out` (via a temporary file next to it), verify, rename.
-/// Returns the inspection of the written image.
-pub fn write_output(img: &image::Image, plan: &Plan, out: &Path, diff_child: bool) -> anyhow::Result<rdp::eval::Inspection> {
-    if out.exists() {
-        bail!("{} already exists; rdprescue never overwrites (choose a new --out path)", out.display());
-    }
-    let same = |a: &Path, b: &Path| a.canonicalize().ok().zip(b.canonicalize().ok()).is_some_and(|(a, b)| a == b);
-    if same(out, &img.info.path) {
-        bail!("--out is the input: the input is never written");
-    }
-    let dir = match out.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let name = out.file_name().context("--out has no file name")?.to_string_lossy().to_string();
-    let tmp = dir.join(format!(".{name}.rdprescue-{}.tmp", std::process::id()));
-    let mut f = std::fs::OpenOptions::new().write(true).read(true).create_new(true).open(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
-    let guard = TempFile(Some(tmp.clone()));
-    if diff_child {
-        write::diff_child(img, &plan.patch, &mut f, &tmp)?;
-    } else {
-        let bar = indicatif::ProgressBar::with_draw_target(Some(img.disk.len()), indicatif::ProgressDrawTarget::stderr());
-        bar.set_style(indicatif::ProgressStyle::with_template("copying {bar:30} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}").expect("static template"));
-        write::full_copy(img, &plan.patch, &mut f, &mut |done, total| {
-            bar.set_length(total);
-            bar.set_position(done);
-        })?;
-        bar.finish_and_clear();
-    }
-    f.sync_all().with_context(|| format!("flushing {}", tmp.display()))?;
-    drop(f);
-    write::fault_point("before-verify");
-    // Read the output back like any input: the container, the volumes, the
-    // hive files (byte-exact and clean), and the checks.
-    let reloaded = inspect::load(&tmp).context("verification: reading the output back")?;
-    repair::verify_loaded(reloaded.hives(), &plan.edits).context("verification")?;
-    let after = rdp::inspect(reloaded.hives());
-    write::fault_point("before-rename");
-    std::fs::rename(&tmp, out).with_context(|| format!("moving the output into place at {}", out.display()))?;
-    std::mem::forget(guard);
-    if let Ok(d) = std::fs::File::open(&dir) {
-        let _ = d.sync_all();
-    }
-    Ok(after)
+/// Write the plan to a new image at `out` through the library's one write
+/// pipeline (with a progress bar for full copies). Returns the inspection of
+/// the written image, as read back before it was moved into place.
+pub fn write_output(m: &Machine, plan: &Plan, out: &Path, diff_child: bool) -> anyhow::Result<rdp::eval::Inspection> {
+    let dest = if diff_child { Destination::DiffChild(out) } else { Destination::Copy(out) };
+    let total = m.image().map_or(0, |i| i.disk.len());
+    let bar = indicatif::ProgressBar::with_draw_target(Some(total), indicatif::ProgressDrawTarget::stderr());
+    bar.set_style(indicatif::ProgressStyle::with_template("copying {bar:30} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}").expect("static template"));
+    let done = repair::commit(m, plan, dest, &mut |done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
+    });
+    bar.finish_and_clear();
+    done?.after.context("verification: the output was not inspected")
 }
 
 pub fn run(o: Options) -> anyhow::Result<i32> {
     let loaded = inspect::load(&o.image)?;
-    if loaded.image_json()["kind"] != "image" {
+    let Some(img) = loaded.machine.image() else {
         bail!("fix needs a disk image or device; {} is a hive file or directory (use `rdprescue reg set` on a copy of it)", o.image.display());
-    }
+    };
     let before = rdp::inspect(loaded.hives());
     let sel = select(&o, &loaded, &before)?;
     for n in &sel.notes {
@@ -189,11 +149,10 @@ pub fn run(o: Options) -> anyhow::Result<i32> {
         println!("Nothing to change.");
         return Ok(0);
     }
-    let img = image::open(&o.image)?;
     if o.in_place && img.info.format != image::Format::Raw {
         bail!("--in-place writes raw disks and block devices only; {} is {}: use --out (full copy or --diff-child)", o.image.display(), img.info.format.name());
     }
-    let plan = repair::plan_with(&img, Some(loaded.hives()), &sel.actions)?;
+    let plan = repair::plan(&loaded.machine, &sel.actions)?;
     if plan.edits.is_empty() {
         println!("Nothing to change: every value already has the data the fix would write.");
         return Ok(0);
@@ -209,12 +168,12 @@ pub fn run(o: Options) -> anyhow::Result<i32> {
         if o.out.is_some() || o.diff_child {
             bail!("--in-place writes the disk itself: no --out or --diff-child");
         }
-        super::inplace::apply(&img, &o.image, &plan, undo)?;
+        super::inplace::apply(img, &o.image, &plan, undo)?;
         println!("Wrote {} in place, verified by reading it back; undo with `rdprescue undo {} {}`.", o.image.display(), o.image.display(), undo.display());
         rdp::inspect(inspect::load(&o.image)?.hives())
     } else {
         let Some(out) = &o.out else { bail!("--out NEW is required (or --dry-run, or --in-place --undo FILE for a raw device)") };
-        let after = write_output(&img, &plan, out, o.diff_child)?;
+        let after = write_output(&loaded.machine, &plan, out, o.diff_child)?;
         println!("Wrote {} ({}), verified by reading it back.", out.display(), if o.diff_child { "differencing child of the input" } else { "full copy" });
         after
     };

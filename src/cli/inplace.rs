@@ -101,7 +101,7 @@ pub fn apply(img: &image::Image, dev: &Path, plan: &Plan, undo: &Path) -> anyhow
     }
     f.sync_all().with_context(|| format!("flushing {}", dev.display()))?;
     drop(f);
-    let written = image::open(dev)?;
+    let written = rdprescue::machine::Machine::open_image(dev)?;
     repair::verify(&written, &plan.edits).with_context(|| format!("verification failed; restore with `rdprescue undo {} {}`", dev.display(), undo.display()))?;
     Ok(())
 }

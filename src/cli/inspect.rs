@@ -5,13 +5,11 @@
 
 use super::outln;
 use anyhow::{bail, Context};
-use rdprescue::hive::source::{self, HiveKind};
-use rdprescue::hive::tree::Hive;
-use rdprescue::hive::HiveState;
-use rdprescue::image;
+use rdprescue::hive::{HiveKind, HiveState};
+use rdprescue::machine::{Machine, Origin};
 use rdprescue::rdp::eval::Inspection;
 use rdprescue::rdp::symptoms::{self, Symptom};
-use rdprescue::rdp::{self, show_json, HiveSet, Severity};
+use rdprescue::rdp::{self, show_json, Severity};
 use serde_json::{json, Value as J};
 use std::path::Path;
 
@@ -22,97 +20,63 @@ const KINDS: [HiveKind; 3] = [HiveKind::System, HiveKind::Software, HiveKind::Bc
 struct HiveEntry {
     kind: HiveKind,
     location: String,
-    /// Ok(()) when loaded into the set; Err(reason) when absent or unreadable.
+    /// Ok(()) when loaded; Err(reason) when absent or unreadable.
     status: Result<(), String>,
 }
 
-/// The loaded hives and what to say about where they came from.
+/// The opened machine and what to say about where its hives came from.
 pub struct Loaded {
-    set: HiveSet,
+    pub machine: Machine,
     entries: Vec<HiveEntry>,
     image: J,
 }
 
-/// Load the hives of an image, a directory or a hive file.
+/// Open an image, a directory of hive files or a hive file, and load the
+/// hives an inspection reads.
 pub fn load(src: &Path) -> anyhow::Result<Loaded> {
-    let meta = std::fs::metadata(src).with_context(|| format!("cannot open {}", src.display()))?;
-    if meta.is_dir() {
-        return load_dir(src);
-    }
-    if source::is_hive_file(src) {
-        return load_files(src, &[src.to_path_buf()], "hive-file");
-    }
-    let img = image::open(src)?;
-    let (survey, found) = source::load_machine(&img, &KINDS)?;
-    let mut set = HiveSet::default();
+    from_machine(Machine::open(src)?)
+}
+
+/// The hives an inspection reads, loaded from `machine`.
+pub fn from_machine(machine: Machine) -> anyhow::Result<Loaded> {
+    let src = machine.path().to_path_buf();
+    let image_origin = machine.origin() == Origin::Image;
     let mut entries = Vec::new();
-    for f in found {
-        let location = match f.partition {
-            Some(p) => format!("partition {p}: {}", f.path),
-            None => String::new(),
-        };
-        let status = match f.hive {
-            Ok(h) => {
-                set.hives.push((f.kind, h));
-                Ok(())
+    for kind in KINDS {
+        let location = machine.hive_location(kind).map(|l| l.to_string()).unwrap_or_default();
+        let status = match machine.hive_result(kind) {
+            Ok(_) => Ok(()),
+            Err(e) if kind == HiveKind::System && image_origin => return Err(e.duplicate()).context("cannot read the SYSTEM hive"),
+            Err(_) if kind == HiveKind::System => {
+                bail!("no SYSTEM hive in {} (expected a file named SYSTEM, or a hive holding a Select key)", src.display())
             }
-            Err(e) if f.kind == HiveKind::System => return Err(e).context("cannot read the SYSTEM hive"),
+            Err(e) if image_origin => Err(e.to_string()),
+            Err(rdprescue::Error::NotFound { .. }) => Err("not found".into()),
             Err(e) => Err(e.to_string()),
         };
-        entries.push(HiveEntry { kind: f.kind, location, status });
+        entries.push(HiveEntry { kind, location, status });
     }
-    let win = survey.windows_volumes.first().and_then(|w| survey.volumes.iter().find(|v| v.partition.index == *w));
-    let image = json!({
-        "path": src.display().to_string(),
-        "kind": "image",
-        "container": survey.container,
-        "partition_table": survey.partition_table.kind,
-        "windows_volume": survey.windows_volumes.first(),
-        "windows_volume_state": win.and_then(|v| v.state.clone()),
-        "bcd": survey.bcd,
-    });
-    Ok(Loaded { set, entries, image })
-}
-
-fn load_dir(dir: &Path) -> anyhow::Result<Loaded> {
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .with_context(|| format!("cannot read directory {}", dir.display()))?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.is_file() && !p.extension().is_some_and(|e| e.to_string_lossy().to_uppercase().starts_with("LOG")) && source::is_hive_file(p))
-        .collect();
-    files.sort();
-    load_files(dir, &files, "directory")
-}
-
-fn load_files(src: &Path, files: &[std::path::PathBuf], kind: &str) -> anyhow::Result<Loaded> {
-    let mut set = HiveSet::default();
-    let mut entries = Vec::new();
-    for f in files {
-        let hive: Hive = source::load_file(f)?;
-        let name = f.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-        let Some(k) = source::guess_kind(&name, &hive) else { continue };
-        if set.hives.iter().any(|(have, _)| *have == k) || !KINDS.contains(&k) {
-            continue;
+    let image = match machine.survey() {
+        Some(survey) => {
+            let win = survey.windows_volumes.first().and_then(|w| survey.volumes.iter().find(|v| v.partition.index == *w));
+            json!({
+                "path": src.display().to_string(),
+                "kind": "image",
+                "container": survey.container,
+                "partition_table": survey.partition_table.kind,
+                "windows_volume": survey.windows_volumes.first(),
+                "windows_volume_state": win.and_then(|v| v.state.clone()),
+                "bcd": survey.bcd,
+            })
         }
-        entries.push(HiveEntry { kind: k, location: f.display().to_string(), status: Ok(()) });
-        set.hives.push((k, hive));
-    }
-    if !set.hives.iter().any(|(k, _)| *k == HiveKind::System) {
-        bail!("no SYSTEM hive in {} (expected a file named SYSTEM, or a hive holding a Select key)", src.display());
-    }
-    for k in KINDS {
-        if !entries.iter().any(|e| e.kind == k) {
-            entries.push(HiveEntry { kind: k, location: String::new(), status: Err("not found".into()) });
-        }
-    }
-    entries.sort_by_key(|e| KINDS.iter().position(|k| *k == e.kind));
-    Ok(Loaded { set, entries, image: json!({"path": src.display().to_string(), "kind": kind}) })
+        None => json!({"path": src.display().to_string(), "kind": machine.origin().name()}),
+    };
+    Ok(Loaded { machine, entries, image })
 }
 
 impl Loaded {
-    pub fn hives(&self) -> &HiveSet {
-        &self.set
+    pub fn hives(&self) -> &Machine {
+        &self.machine
     }
     /// The `image` object of the JSON report.
     pub fn image_json(&self) -> &J {
@@ -125,7 +89,7 @@ pub fn hives_json(l: &Loaded) -> J {
         l.entries
             .iter()
             .map(|e| {
-                let h = rdp::Hives::hive(&l.set, e.kind);
+                let h = l.machine.hive(e.kind);
                 json!({
                     "name": short(e.kind),
                     "location": e.location,
@@ -174,7 +138,7 @@ fn symptom_json(text: &str, matches: &[&Symptom], ins: &Inspection) -> J {
 
 pub fn run(src: &Path, json_out: bool, symptom: Option<&str>) -> anyhow::Result<i32> {
     let loaded = load(src)?;
-    let ins = rdp::inspect(&loaded.set);
+    let ins = rdp::inspect(&loaded.machine);
     let matches = symptom.map(symptoms::match_text).unwrap_or_default();
     if json_out {
         let mut doc = json!({
@@ -253,7 +217,7 @@ fn text(src: &Path, l: &Loaded, ins: &Inspection, symptom: Option<&str>, matches
     }
     outln!(o, "Hives:");
     for e in &l.entries {
-        let h = rdp::Hives::hive(&l.set, e.kind);
+        let h = l.machine.hive(e.kind);
         let state = match (h, &e.status) {
             (Some(h), _) => {
                 let r = &h.report;

@@ -6,10 +6,10 @@
 use super::fix;
 use super::regcmd;
 use anyhow::{bail, Context};
-use rdprescue::hive::edit::HiveEditor;
-use rdprescue::hive::source::{self, HiveKind};
-use rdprescue::rdp::{self, Action};
-use rdprescue::{image, repair};
+use rdprescue::hive::HiveKind;
+use rdprescue::machine::{Machine, Origin};
+use rdprescue::rdp::Action;
+use rdprescue::repair::{self, Destination};
 use serde_json::Value as J;
 use std::path::{Path, PathBuf};
 
@@ -55,9 +55,9 @@ pub fn parse_data(ty: &str, text: &str) -> anyhow::Result<(&'static str, J)> {
 }
 
 /// The hive kind and in-hive path (CurrentControlSet resolved) of `key`.
-fn locate(source_path: &Path, key: &str) -> anyhow::Result<(HiveKind, String, regcmd::Target)> {
-    let t = regcmd::resolve(source_path, key)?;
-    let kind = source::parse_key(key).hive.or_else(|| source::guess_kind(&t.hive.name, &t.hive)).with_context(|| format!("cannot tell which hive {key} is in"))?;
+fn locate<'m>(m: &'m Machine, key: &str) -> anyhow::Result<(HiveKind, String, regcmd::Target<'m>)> {
+    let t = regcmd::resolve(m, key)?;
+    let kind = t.kind.with_context(|| format!("cannot tell which hive {key} is in"))?;
     if t.path.is_empty() {
         bail!("{key} is the root of the hive: name a key inside it");
     }
@@ -65,14 +65,16 @@ fn locate(source_path: &Path, key: &str) -> anyhow::Result<(HiveKind, String, re
 }
 
 pub fn set(source_path: &Path, key: &str, name: &str, ty: &str, data: &str, o: Output) -> anyhow::Result<i32> {
-    let (kind, path, t) = locate(source_path, key)?;
+    let m = Machine::open(source_path)?;
+    let (kind, path, _) = locate(&m, key)?;
     let (ty, data) = parse_data(ty, data)?;
     let a = Action::SetValue { hive: kind.name(), key: path, name: name.to_string(), ty, data };
-    apply(source_path, t, vec![a], o)
+    apply(&m, vec![a], o)
 }
 
 pub fn delete(source_path: &Path, key: &str, name: Option<&str>, o: Output) -> anyhow::Result<i32> {
-    let (kind, path, t) = locate(source_path, key)?;
+    let m = Machine::open(source_path)?;
+    let (kind, path, t) = locate(&m, key)?;
     let a = match name {
         Some(n) => {
             if !t.hive.key(&path).is_ok_and(|k| k.values.iter().any(|v| v.name.eq_ignore_ascii_case(n))) {
@@ -87,15 +89,15 @@ pub fn delete(source_path: &Path, key: &str, name: Option<&str>, o: Output) -> a
             Action::DeleteKey { hive: kind.name(), key: path }
         }
     };
-    apply(source_path, t, vec![a], o)
+    apply(&m, vec![a], o)
 }
 
-fn apply(source_path: &Path, t: regcmd::Target, actions: Vec<Action>, o: Output) -> anyhow::Result<i32> {
-    if source::is_hive_file(source_path) {
-        return apply_to_hive_file(source_path, t, &actions, o);
+fn apply(m: &Machine, actions: Vec<Action>, o: Output) -> anyhow::Result<i32> {
+    let image = m.origin() == Origin::Image;
+    if o.diff_child && !image {
+        bail!("--diff-child needs a VHD or VHDX image; {} is a hive file", m.path().display());
     }
-    let img = image::open(source_path)?;
-    let plan = repair::plan(&img, &actions)?;
+    let plan = repair::plan(m, &actions)?;
     if plan.edits.is_empty() {
         println!("Nothing to change: the value already has that data.");
         return Ok(0);
@@ -106,71 +108,14 @@ fn apply(source_path: &Path, t: regcmd::Target, actions: Vec<Action>, o: Output)
         return Ok(0);
     }
     let Some(out) = &o.out else { bail!("--out NEW is required (or --dry-run): the input is never written") };
-    fix::write_output(&img, &plan, out, o.diff_child)?;
-    println!("Wrote {} ({}), verified by reading it back.", out.display(), if o.diff_child { "differencing child of the input" } else { "full copy" });
+    if image {
+        fix::write_output(m, &plan, out, o.diff_child)?;
+        println!("Wrote {} ({}), verified by reading it back.", out.display(), if o.diff_child { "differencing child of the input" } else { "full copy" });
+    } else {
+        repair::commit(m, &plan, Destination::HiveFile(out), &mut |_, _| {})?;
+        println!("Wrote {} (clean hive), verified by reading it back. Its old .LOG1/.LOG2 do not apply to it.", out.display());
+    }
     Ok(0)
-}
-
-/// A plain hive file: the edited, clean hive goes to a new file.
-fn apply_to_hive_file(source_path: &Path, t: regcmd::Target, actions: &[Action], o: Output) -> anyhow::Result<i32> {
-    if o.diff_child {
-        bail!("--diff-child needs a VHD or VHDX image; {} is a hive file", source_path.display());
-    }
-    let hive = t.hive;
-    if hive.report.state == rdprescue::hive::HiveState::DirtyNotRecovered {
-        bail!("{} is dirty and its logs cannot be replayed: refusing to edit it", source_path.display());
-    }
-    let mut ed = HiveEditor::new(hive.bytes.clone(), hive.report.max_sequence_seen)?;
-    for a in actions {
-        match a {
-            Action::SetValue { key, name, ty, data, .. } => {
-                let (t, raw) = repair::encode(ty, data)?;
-                let old = ed.set_value(key, name, t, &raw)?;
-                let old = old.map_or("(absent)".into(), |(_, d)| format!("{} bytes", d.len()));
-                println!("{}\\{}\\{name}: {old} -> {} ({ty})", t_root(&hive.name), key, rdp::show_json(data));
-            }
-            Action::DeleteValue { key, name, .. } => {
-                ed.delete_value(key, name)?;
-                println!("{}\\{}\\{name}: deleted", t_root(&hive.name), key);
-            }
-            Action::DeleteKey { key, .. } => {
-                ed.delete_key(key)?;
-                println!("[-{}\\{}]", t_root(&hive.name), key);
-            }
-            Action::CreateKey { key, .. } => {
-                if ed.add_key(key)? {
-                    println!("[{}\\{}] (new key)", t_root(&hive.name), key);
-                }
-            }
-        }
-    }
-    let bytes = ed.finish()?;
-    if o.dry_run {
-        println!("Dry run: nothing written.");
-        return Ok(0);
-    }
-    let Some(out) = &o.out else { bail!("--out NEW is required (or --dry-run): the input is never written") };
-    if out.exists() {
-        bail!("{} already exists; rdprescue never overwrites (choose a new --out path)", out.display());
-    }
-    let dir = out.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(".{}.rdprescue-{}.tmp", out.file_name().context("--out has no file name")?.to_string_lossy(), std::process::id()));
-    std::fs::write(&tmp, &bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    let check = rdprescue::hive::load(std::fs::read(&tmp)?, None, None);
-    match check {
-        Ok(h) if h.report.state == rdprescue::hive::HiveState::Clean && h.bytes[..] == bytes[..h.bytes.len()] => {}
-        other => {
-            let _ = std::fs::remove_file(&tmp);
-            bail!("verification of the written hive failed: {}", other.err().map_or("not clean".into(), |e| e.to_string()));
-        }
-    }
-    std::fs::rename(&tmp, out).with_context(|| format!("moving the output into place at {}", out.display()))?;
-    println!("Wrote {} (clean hive), verified by reading it back. Its old .LOG1/.LOG2 do not apply to it.", out.display());
-    Ok(0)
-}
-
-fn t_root(name: &str) -> String {
-    format!("HKLM\\{}", name.to_uppercase())
 }
 
 /// `reg import SOURCE FILE.reg`: every key and value of a .reg file (as regedit
@@ -180,27 +125,19 @@ pub fn import(source_path: &Path, reg: &Path, o: Output) -> anyhow::Result<i32> 
     use rdprescue::hive::tree::TYPE_NAMES;
     let bytes = std::fs::read(reg).with_context(|| format!("cannot read {}", reg.display()))?;
     let ops = regfile::parse(&regfile::decode(&bytes)?).with_context(|| reg.display().to_string())?;
-    let first = ops.first().map(|op| op.key().to_string());
-    let Some(first) = first else {
+    if ops.is_empty() {
         println!("{} holds no keys: nothing to change.", reg.display());
         return Ok(0);
-    };
-    // Loads the hive of the first key: a hive file, or SYSTEM/SOFTWARE/... of the image.
-    let t = regcmd::resolve(source_path, &first)?;
-    // CurrentControlSet needs SYSTEM's Select: from the hive loaded above, or
-    // (image sources) from SYSTEM, loaded once when a SYSTEM key first needs it.
-    let mut sets = t.control_sets.clone();
-    let mut looked = sets.is_some() || source::is_hive_file(source_path);
+    }
+    let m = Machine::open(source_path)?;
+    // Every key is resolved against the machine (hives load once, on first
+    // use); a hive file refuses keys of another hive.
     let mut actions = Vec::new();
     for op in ops {
         let key = op.key().to_string();
-        let kp = source::parse_key(&key);
-        let kind = kp.hive.or_else(|| source::guess_kind(&t.hive.name, &t.hive)).with_context(|| format!("[{key}]: cannot tell which hive it is in"))?;
-        if kind == HiveKind::System && !looked && kp.rest.first().is_some_and(|c| c.eq_ignore_ascii_case("CurrentControlSet")) {
-            sets = regcmd::resolve(source_path, r"HKLM\SYSTEM\Select")?.control_sets;
-            looked = true;
-        }
-        let path = source::resolve_ccs(&kp.rest, sets.as_ref().filter(|_| kind == HiveKind::System)).join("\\");
+        let t = regcmd::resolve(&m, &key)?;
+        let kind = t.kind.with_context(|| format!("[{key}]: cannot tell which hive it is in"))?;
+        let path = t.path;
         if path.is_empty() {
             bail!("[{key}] is the root of a hive: rdprescue does not write hive roots");
         }
@@ -223,5 +160,5 @@ pub fn import(source_path: &Path, reg: &Path, o: Output) -> anyhow::Result<i32> 
             }
         });
     }
-    apply(source_path, t, actions, o)
+    apply(&m, actions, o)
 }

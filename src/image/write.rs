@@ -97,7 +97,7 @@ pub fn diff_child(image: &Image, patch: &Patch, out: &mut File, out_path: &Path)
     match image.info.format {
         Format::VhdFixed | Format::VhdDynamic | Format::VhdDifferencing => vhd::write::diff_child(image, patch, out, out_path),
         Format::VhdxFixed | Format::VhdxDynamic | Format::VhdxDifferencing => vhdx::write::diff_child(image, patch, out, out_path),
-        Format::Raw => Err(Error::Usage("a raw image cannot have a differencing child: write a full copy instead (without --diff-child)".into())),
+        Format::Raw => Err(Error::Refused { layer: crate::error::Layer::Raw, msg: "a raw image cannot have a differencing child: write a full copy instead (without --diff-child)".into() }),
     }
 }
 

@@ -35,6 +35,12 @@ pub trait Hives {
     fn hive(&self, kind: HiveKind) -> Option<&Hive>;
 }
 
+impl Hives for crate::machine::Machine {
+    fn hive(&self, kind: HiveKind) -> Option<&Hive> {
+        crate::machine::Machine::hive(self, kind)
+    }
+}
+
 /// Hives held in memory, one per kind.
 #[derive(Default)]
 pub struct HiveSet {

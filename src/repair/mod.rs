@@ -8,14 +8,17 @@
 //! offsets. Nothing is written here; the image layer materialises the patch
 //! as a copy or a differencing child.
 
+pub mod commit;
+
+pub use commit::{commit, Committed, Destination};
+
 use crate::error::{Error, Layer, Result};
 use crate::fs::{FileSystem, FsKind};
 use crate::hive::edit::HiveEditor;
-use crate::hive::source::{self, HiveKind, MAX_HIVE_FILE};
+use crate::hive::HiveKind;
 use crate::hive::tree::Hive;
 use crate::image::write::Patch;
-use crate::image::Image;
-use crate::locate;
+use crate::machine::{HiveLocation, Machine, MAX_HIVE_FILE};
 use crate::rdp::Action;
 use serde_json::Value as J;
 
@@ -32,7 +35,10 @@ pub struct Change {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct HiveEdit {
     pub hive: &'static str,
-    pub partition: u32,
+    /// Where the hive file is: a volume of the image, or a plain file.
+    #[serde(skip)]
+    pub location: HiveLocation,
+    /// The path as shown in messages.
     pub path: String,
     pub changes: Vec<Change>,
     /// Bytes of the hive file that differ, and the sequence number the edited
@@ -130,15 +136,11 @@ fn diff_ranges(old: &[u8], new: &[u8]) -> Vec<(u64, Vec<u8>)> {
     out
 }
 
-/// Plan the given actions against `image`: recover each touched hive, edit it,
-/// and map the changed bytes of its file down to the disk.
-pub fn plan(image: &Image, actions: &[Action]) -> Result<Plan> {
-    plan_with(image, None, actions)
-}
-
-/// [`plan`], reusing hives already loaded (recovered) from this same image.
-pub fn plan_with(image: &Image, loaded: Option<&dyn crate::rdp::Hives>, actions: &[Action]) -> Result<Plan> {
-    let survey = locate::survey(image)?;
+/// Plan the given actions against a machine: take each touched hive as the
+/// machine loaded (and recovered) it, edit it, and, for a hive on a volume of
+/// an image, map the changed bytes of its file down to the disk. A hive that
+/// is a plain file (a hive-file or directory machine) is rewritten whole.
+pub fn plan(machine: &Machine, actions: &[Action]) -> Result<Plan> {
     let mut edits = Vec::new();
     let mut patch = Patch::default();
     let mut kinds: Vec<HiveKind> = Vec::new();
@@ -150,19 +152,22 @@ pub fn plan_with(image: &Image, loaded: Option<&dyn crate::rdp::Hives>, actions:
         }
     }
     for kind in kinds {
-        let (part, path) = source::hive_location(&survey, kind)?;
-        let p = survey.partition_table.partitions.iter().find(|p| p.index == part).ok_or_else(|| Error::Usage(format!("partition {part} vanished")))?;
-        let fs = locate::mount(image, p)?;
-        check_volume(fs.as_ref(), part, p.offset)?;
-        let primary = fs.read_file(&path, MAX_HIVE_FILE)?;
-        let reloaded;
-        let hive = match loaded.and_then(|l| l.hive(kind)) {
-            Some(h) => h,
-            None => {
-                reloaded = source::load_from_fs(fs.as_ref(), &path, kind.name())?;
-                &reloaded
-            }
+        let location = machine.hive_location(kind)?;
+        let path = match &location {
+            HiveLocation::Volume { path, .. } => path.clone(),
+            HiveLocation::File(p) => p.display().to_string(),
         };
+        // Where the file's bytes go on the disk (image machines).
+        let volume = match &location {
+            HiveLocation::Volume { partition, path } => {
+                let offset = machine.survey().and_then(|s| s.partition_table.partitions.iter().find(|p| p.index == *partition)).map(|p| p.offset).ok_or_else(|| Error::Usage(format!("partition {partition} vanished")))?;
+                let fs = machine.mount(*partition)?;
+                check_volume(fs, *partition, offset)?;
+                Some((fs, offset, fs.read_file(path, MAX_HIVE_FILE)?))
+            }
+            HiveLocation::File(_) => None,
+        };
+        let hive = machine.require(kind)?;
         if hive.report.state == crate::hive::HiveState::DirtyNotRecovered {
             // Marking it clean would make Windows drop the changes only the logs hold.
             return Err(Error::unsupported(Layer::Hive, 0, format!("{path} is dirty and its logs cannot be replayed ({}): refusing to edit it", hive.report.notes.join("; "))));
@@ -205,21 +210,26 @@ pub fn plan_with(image: &Image, loaded: Option<&dyn crate::rdp::Hives>, actions:
             continue;
         }
         let new = ed.finish()?;
-        if new.len() > primary.len() {
-            return Err(Error::unsupported(
-                Layer::Hive,
-                0,
-                format!("{path}: the fixed {} hive needs {} bytes but its file holds {}: it no longer fits the file's allocation, and rdprescue never grows NTFS files", kind.name(), new.len(), primary.len()),
-            ));
-        }
         check_edit(&path, kind, &new, &changes)?;
         let new_sequence = crate::bytes::le_u32(&new, 4);
-        let ranges = diff_ranges(&primary, &new);
-        let bytes_changed = ranges.iter().map(|(_, d)| d.len() as u64).sum();
-        for (vol_off, data) in fs.overwrite_plan(&path, &ranges)? {
-            patch.write(p.offset + vol_off, &data);
-        }
-        edits.push(HiveEdit { hive: kind.name(), partition: part, path, changes, bytes_changed, new_sequence, new_bytes: new });
+        let bytes_changed = match volume {
+            Some((fs, offset, primary)) => {
+                if new.len() > primary.len() {
+                    return Err(Error::unsupported(
+                        Layer::Hive,
+                        0,
+                        format!("{path}: the fixed {} hive needs {} bytes but its file holds {}: it no longer fits the file's allocation, and rdprescue never grows NTFS files", kind.name(), new.len(), primary.len()),
+                    ));
+                }
+                let ranges = diff_ranges(&primary, &new);
+                for (vol_off, data) in fs.overwrite_plan(&path, &ranges)? {
+                    patch.write(offset + vol_off, &data);
+                }
+                ranges.iter().map(|(_, d)| d.len() as u64).sum()
+            }
+            None => new.len() as u64,
+        };
+        edits.push(HiveEdit { hive: kind.name(), location, path, changes, bytes_changed, new_sequence, new_bytes: new });
     }
     Ok(Plan { edits, patch })
 }
@@ -282,11 +292,10 @@ pub fn verify_loaded(hives: &dyn crate::rdp::Hives, edits: &[HiveEdit]) -> Resul
 
 /// Check a written image: every edited hive file reads back as the edited
 /// bytes and loads clean. Returns a one-line error for the first mismatch.
-pub fn verify(image: &Image, edits: &[HiveEdit]) -> Result<()> {
-    let survey = locate::survey(image)?;
+pub fn verify(machine: &Machine, edits: &[HiveEdit]) -> Result<()> {
     for e in edits {
-        let p = survey.partition_table.partitions.iter().find(|p| p.index == e.partition).ok_or_else(|| Error::Usage(format!("output: partition {} missing", e.partition)))?;
-        let fs = locate::mount(image, p)?;
+        let HiveLocation::Volume { partition, .. } = e.location else { continue };
+        let fs = machine.mount(partition)?;
         let got = fs.read_file(&e.path, MAX_HIVE_FILE)?;
         if got.get(..e.new_bytes.len()) != Some(&e.new_bytes[..]) {
             let at = got.iter().zip(&e.new_bytes).position(|(a, b)| a != b).unwrap_or(got.len().min(e.new_bytes.len()));
