@@ -10,7 +10,12 @@
 //! either loses that state or lets Windows replay the logs over the edit
 //! (formats.md rule 1). It then walks every hbin and every cell once and keeps
 //! three indexes: the set of all cell starts, the free cells, and the end of the
-//! hive-bins data. Every offset read from the hive is checked against the set of
+//! hive-bins data. It checks the base block with the loader's own function
+//! ([`crate::hive::recover::check_primary_base`]) and walks the whole key tree
+//! once: every referenced cell must be an allocated cell start with exactly one
+//! referrer (security cells excepted, they are shared by reference count), so
+//! that freeing a cell never frees something still in use and no live record
+//! hides inside a free cell. Every offset read from the hive is checked against the set of
 //! cell starts before it is followed, and every field read or written is checked
 //! against its cell's length, so a damaged hive gives a `Corrupt` error naming
 //! the file offset, never a panic or a write into the middle of another record.
@@ -60,7 +65,7 @@ pub use ops::{display_name, show_json, type_name, Edit, EditOp, RegData};
 use std::collections::{BTreeMap, HashSet};
 use std::ops::Range;
 
-use super::recover::{base_block_checksum, MAX_HBINS_SIZE};
+use super::recover::{base_block_checksum, check_primary_base, MAX_HBINS_SIZE};
 use crate::bytes::{le_u16, le_u32};
 use crate::error::{Error, Layer, Result};
 
@@ -85,7 +90,6 @@ const MAX_ALLOC: usize = 1 << 20;
 const OFF_SEQ1: usize = 4;
 const OFF_SEQ2: usize = 8;
 const OFF_TIMESTAMP: usize = 12;
-const OFF_MAJOR: usize = 20;
 const OFF_MINOR: usize = 24;
 const OFF_FILE_TYPE: usize = 28;
 const OFF_ROOT: usize = 36;
@@ -105,6 +109,7 @@ const NK_MAX_NAME: usize = 52;
 const NK_MAX_VNAME: usize = 60;
 const NK_MAX_VDATA: usize = 64;
 const NK_NAME_LEN: usize = 72;
+const NK_CLASS_LEN: usize = 74;
 const NK_NAME: usize = 76;
 const KEY_HIVE_ENTRY: u16 = 0x04;
 const KEY_NO_DELETE: u16 = 0x08;
@@ -166,6 +171,8 @@ struct Nk {
     vlist: u32,
     sk: u32,
     class: u32,
+    /// Class name length in bytes (0: no class name, whatever `class` says).
+    class_len: u16,
     name: Vec<u16>,
 }
 
@@ -380,16 +387,11 @@ impl HiveEditor {
         if seq1 != seq2 {
             return Err(corrupt_at(OFF_SEQ1, format!("dirty hive (sequence numbers {seq1} / {seq2}): load it with its logs before editing")));
         }
-        if le_u32(&b, OFF_MAJOR) != 1 {
-            return Err(Error::unsupported(Layer::Hive, OFF_MAJOR as u64, format!("major version {}", le_u32(&b, OFF_MAJOR))));
-        }
+        // The same base-block checks as `load` (version, file format, file
+        // type, hive-bins size, root offset): one function, so the editor is
+        // never laxer than the loader.
+        check_primary_base(&b)?;
         let minor = le_u32(&b, OFF_MINOR);
-        if !(3..=6).contains(&minor) {
-            return Err(Error::unsupported(Layer::Hive, OFF_MINOR as u64, format!("minor version {minor} (3 to 6 supported)")));
-        }
-        if le_u32(&b, OFF_FILE_TYPE) != 0 {
-            return Err(Error::unsupported(Layer::Hive, OFF_FILE_TYPE as u64, "not a primary hive file (file type is not 0)"));
-        }
         let hbins = le_u32(&b, OFF_HBINS);
         if hbins == 0 || hbins % HBIN_ALIGN != 0 || hbins > MAX_HBINS_SIZE || BASE + hbins as usize > b.len() {
             return Err(corrupt_at(OFF_HBINS, format!("hive bins data size {hbins:#x} is not a multiple of 4096 inside the {}-byte file", b.len())));
@@ -441,8 +443,122 @@ impl HiveEditor {
             journal: None,
         };
         let root = le_u32(&ed.b, OFF_ROOT);
-        ed.nk(root)?;
-        Ok(HiveEditor { root, ..ed })
+        let ed = HiveEditor { root, ..ed };
+        ed.check_ownership()?;
+        Ok(ed)
+    }
+
+    /// Walk the whole key tree once and require every cell it references (key
+    /// nodes, subkey lists, value lists, values, data, big-data records and
+    /// segments, class names) to be an allocated cell start with exactly one
+    /// referrer; security cells, shared by reference count, must be allocated
+    /// `sk` cells. This is what lets the editor free and reuse cells: a cell
+    /// with two owners (a value list shared by two keys) would be freed while
+    /// still in use, and a record inside a "free" cell (a damaged size field
+    /// swallowing its neighbours) would be allocated over.
+    fn check_ownership(&self) -> Result<()> {
+        let mut owned = CellSet::with_capacity(self.hbins_end);
+        let claim = |owned: &mut CellSet, off: u32, what: &str, from: u32| -> Result<()> {
+            if !self.cells.contains(&off) {
+                return Err(bad_cell(off, format!("{what} at {off:#x} (referenced by cell {from:#x}) is not the start of a cell")));
+            }
+            if !self.is_allocated(off) {
+                return Err(bad_cell(off, format!("{what} at {off:#x} (referenced by cell {from:#x}) is a free cell")));
+            }
+            if !owned.insert(off) {
+                return Err(bad_cell(off, format!("{what} at {off:#x} is referenced twice (again by cell {from:#x})")));
+            }
+            Ok(())
+        };
+        claim(&mut owned, self.root, "root key node", self.root)?;
+        // Raw field reads, no per-key allocation: this runs on every open of
+        // hives with hundreds of thousands of cells. The checks are those of
+        // nk(), value_list(), storage() and subkeys(), which edits rely on.
+        let mut stack = vec![self.root];
+        while let Some(k) = stack.pop() {
+            let c = self.cell(k)?;
+            if c.len() < NK_NAME || c.get(0..2) != Some(b"nk") {
+                return Err(bad_cell(k, format!("cell {k:#x} is not a key node (nk)")));
+            }
+            let (nsub, list, nval, vlist) = (le_u32(c, NK_NSUB), le_u32(c, NK_LIST), le_u32(c, NK_NVAL), le_u32(c, NK_VLIST));
+            let (class, class_len) = (le_u32(c, NK_CLASS), le_u16(c, NK_CLASS_LEN));
+            if NK_NAME + le_u16(c, NK_NAME_LEN) as usize > c.len() {
+                return Err(bad_cell(k, "key name runs past its cell"));
+            }
+            self.sk_cell(le_u32(c, NK_SK))?;
+            if class != NONE && class_len > 0 {
+                claim(&mut owned, class, "class name", k)?;
+            }
+            if nval > 0 {
+                claim(&mut owned, vlist, "value list", k)?;
+                let l = self.cell(vlist)?;
+                if (nval as usize).checked_mul(4).is_none_or(|need| need > l.len()) {
+                    return Err(bad_cell(vlist, format!("value list of key {k:#x} is shorter than its {nval} values")));
+                }
+                for i in 0..nval as usize {
+                    let v = le_u32(l, 4 * i);
+                    claim(&mut owned, v, "key value", vlist)?;
+                    let c = self.cell(v)?;
+                    if c.len() < VK_NAME || c.get(0..2) != Some(b"vk") {
+                        return Err(bad_cell(v, format!("cell {v:#x} is not a key value (vk)")));
+                    }
+                    let vk = Vk { off: v, name: Vec::new(), dsize: le_u32(c, VK_DSIZE), doff: le_u32(c, VK_DOFF), ty: le_u32(c, VK_TYPE) };
+                    match self.storage(&vk)? {
+                        Storage::Inline | Storage::Empty => {}
+                        Storage::Cell(d) => claim(&mut owned, d, "value data", v)?,
+                        Storage::Big { db, list, segs } => {
+                            claim(&mut owned, db, "big-data record", v)?;
+                            claim(&mut owned, list, "big-data segment list", db)?;
+                            for s in segs {
+                                claim(&mut owned, s, "big-data segment", list)?;
+                            }
+                        }
+                    }
+                }
+            }
+            if nsub == 0 {
+                continue;
+            }
+            // An index root over leaves, or one leaf.
+            let top = self.cell(list)?;
+            claim(&mut owned, list, if top.get(0..2) == Some(b"ri") { "subkey index root" } else { "subkey list" }, k)?;
+            let leaves: Vec<u32> = if top.get(0..2) == Some(b"ri") {
+                let n = le_u16(top, 2) as usize;
+                if 4 + 4 * n > top.len() {
+                    return Err(bad_cell(list, format!("index root with {n} entries is longer than its cell")));
+                }
+                let leaves: Vec<u32> = (0..n).map(|i| le_u32(top, 4 + 4 * i)).collect();
+                for &l in &leaves {
+                    claim(&mut owned, l, "subkey list", list)?;
+                }
+                leaves
+            } else {
+                vec![list]
+            };
+            let mut total = 0usize;
+            for l in leaves {
+                let c = self.cell(l)?;
+                let step = match c.get(0..2) {
+                    Some(b"li") => 4,
+                    Some(b"lf") | Some(b"lh") => 8,
+                    _ => return Err(bad_cell(l, format!("cell {l:#x} is not a subkey leaf (li/lf/lh)"))),
+                };
+                let n = le_u16(c, 2) as usize;
+                if 4 + step * n > c.len() {
+                    return Err(bad_cell(l, format!("subkey leaf with {n} entries is longer than its cell")));
+                }
+                total += n;
+                for i in 0..n {
+                    let child = le_u32(c, 4 + step * i);
+                    claim(&mut owned, child, "key node", l)?;
+                    stack.push(child);
+                }
+            }
+            if total != nsub as usize {
+                return Err(bad_cell(k, format!("key at {k:#x} says {nsub} subkeys but its list holds {total}")));
+            }
+        }
+        Ok(())
     }
 
     /// Bytes currently (for tests).
@@ -901,7 +1017,7 @@ impl HiveEditor {
             if !list.is_empty() {
                 cells.push(nk.vlist);
             }
-            if nk.class != NONE && self.is_allocated(nk.class) {
+            if nk.class != NONE && nk.class_len > 0 {
                 cells.push(nk.class);
             }
             let subs = self.subkeys(&nk)?;
@@ -1013,6 +1129,7 @@ impl HiveEditor {
             vlist: le_u32(c, NK_VLIST),
             sk: le_u32(c, NK_SK),
             class: le_u32(c, NK_CLASS),
+            class_len: le_u16(c, NK_CLASS_LEN),
             name: decode_name(raw, flags & KEY_COMP_NAME != 0),
         })
     }
@@ -1074,7 +1191,9 @@ impl HiveEditor {
             return Ok(Storage::Inline);
         }
         if len == 0 {
-            return Ok(if self.is_allocated(vk.doff) { Storage::Cell(vk.doff) } else { Storage::Empty });
+            // No data, so no data cell, whatever the offset field holds (as
+            // Windows and nt-hive read it); a cell it may name stays as it is.
+            return Ok(Storage::Empty);
         }
         let c = self.cell(vk.doff)?;
         if len > MAX_CELL_DATA && self.minor >= 4 && c.get(0..2) == Some(b"db") && c.len() >= 8 {
@@ -1822,6 +1941,116 @@ mod tests {
         assert!(matches!(e, Error::Usage(_)), "{e}");
         assert_eq!(ed.bytes(), &bytes[..]);
         assert_eq!(ed.resolve(&parse_path("New").unwrap()).unwrap(), None);
+    }
+
+    /// `b` with its base-block checksum recomputed.
+    fn resum(mut b: Vec<u8>) -> Vec<u8> {
+        let sum = base_block_checksum(&b);
+        b[OFF_CHECKSUM..OFF_CHECKSUM + 4].copy_from_slice(&sum.to_le_bytes());
+        b
+    }
+
+    /// The `Corrupt` offset of a refused open.
+    #[track_caller]
+    fn refused_at(b: Vec<u8>) -> (u64, String) {
+        match HiveEditor::new(b, 0) {
+            Err(Error::Corrupt { layer: Layer::Hive, offset, msg }) => (offset, msg),
+            Err(e) => panic!("refused, but not as a corrupt hive: {e}"),
+            Ok(_) => panic!("the editor opened a damaged hive"),
+        }
+    }
+
+    /// Issue 10 item 8 (a): the editor checks the base block exactly as
+    /// `load` does (it used to skip the file format field and the root offset
+    /// checks), through the same function.
+    #[test]
+    fn base_block_checked_like_load() {
+        for (field, v) in [(32usize, 2u32), (OFF_ROOT, 0xFFFF_FFFF), (OFF_ROOT, 0x10), (OFF_HBINS, 0x1001), (OFF_MINOR, 7)] {
+            let mut b = software();
+            b[field..field + 4].copy_from_slice(&v.to_le_bytes());
+            let b = resum(b);
+            let by_load = crate::hive::load(b.clone(), None, None).map(|_| ()).unwrap_err();
+            let by_editor = HiveEditor::new(b, 0).map(|_| ()).unwrap_err();
+            assert_eq!(by_editor.to_string(), by_load.to_string(), "field {field} = {v:#x}");
+        }
+    }
+
+    /// All cells in file order: (offset, size field).
+    fn all_cells(ed: &HiveEditor) -> Vec<(u32, i32)> {
+        ed.cells.iter().map(|c| (c, le_u32(&ed.b, BASE + c as usize) as i32)).collect()
+    }
+
+    /// Issue 10 item 8 (b): a damaged size field makes a free cell swallow the
+    /// live record after it. The editor used to accept this and then allocate
+    /// over the record; now the swallowed record is no cell start, and the
+    /// reference to it is refused at open, naming it.
+    #[test]
+    fn free_cell_swallowing_a_record_is_refused() {
+        // Free cells among live ones: delete a few values.
+        let mut ed = editor();
+        for v in ["Shell", "Userinit"] {
+            assert!(ed.delete_value(r"Microsoft\Windows NT\CurrentVersion\Winlogon", v).unwrap());
+        }
+        let base = finished(&ed);
+        let ed = HiveEditor::new(base.clone(), 0).unwrap();
+        let software = || base.clone();
+        let cells = all_cells(&ed);
+        let (f, fsize, live, lsize) = cells
+            .windows(2)
+            .find_map(|w| (w[0].1 > 0 && w[1].1 < 0 && w[0].0 + w[0].1 as u32 == w[1].0).then_some((w[0].0, w[0].1, w[1].0, -w[1].1)))
+            .expect("fixture has a free cell before an allocated one");
+        let mut b = software();
+        let p = BASE + f as usize;
+        b[p..p + 4].copy_from_slice(&(fsize + lsize).to_le_bytes());
+        let (off, msg) = refused_at(b.clone());
+        assert_eq!(off, (BASE + live as usize) as u64, "{msg}");
+        assert!(msg.contains("not the start of a cell"), "{msg}");
+        // The same with an allocated cell grown over its neighbour.
+        let (a, asize, next) = cells.windows(2).find_map(|w| (w[0].1 < 0 && w[1].1 < 0 && w[0].0 + w[0].1.unsigned_abs() == w[1].0).then_some((w[0].0, w[0].1, w[1]))).unwrap();
+        let mut b = software();
+        let p = BASE + a as usize;
+        b[p..p + 4].copy_from_slice(&(asize + next.1).to_le_bytes());
+        let (off, msg) = refused_at(b);
+        assert_eq!(off, (BASE + next.0 as usize) as u64, "{msg}");
+    }
+
+    /// Issue 10 item 8 (c): a value list shared by two keys was freed by an
+    /// edit of one while the other still used it. Refused at open now.
+    #[test]
+    fn value_list_shared_by_two_keys_is_refused() {
+        let ed = editor();
+        let wl = key_of(&ed, r"Microsoft\Windows NT\CurrentVersion\Winlogon");
+        let cv = key_of(&ed, CV);
+        let (list, n) = {
+            let nk = ed.nk(wl).unwrap();
+            (nk.vlist, nk.nval)
+        };
+        let mut b = software();
+        let at = BASE + cv as usize + 4;
+        b[at + NK_VLIST..at + NK_VLIST + 4].copy_from_slice(&list.to_le_bytes());
+        b[at + NK_NVAL..at + NK_NVAL + 4].copy_from_slice(&n.to_le_bytes());
+        let (off, msg) = refused_at(b);
+        assert_eq!(off, (BASE + list as usize) as u64, "{msg}");
+        assert!(msg.contains("value list") && msg.contains("referenced twice"), "{msg}");
+        // Other doubly used cells: a subkey listed twice, a data cell shared
+        // by two values.
+        let mut b = software();
+        let nk = ed.nk(key_of(&ed, SORTING)).unwrap();
+        let leaf = ed.leaf(nk.list).unwrap();
+        let lp = BASE + leaf.off as usize + 4;
+        let first = leaf.items[0].0;
+        b[lp + 12..lp + 16].copy_from_slice(&first.to_le_bytes());
+        let (off, msg) = refused_at(b);
+        assert_eq!(off, (BASE + first as usize) as u64, "{msg}");
+        let vals: Vec<Vk> = ed.value_list(&ed.nk(wl).unwrap()).unwrap().into_iter().map(|v| ed.vk(v).unwrap()).collect();
+        let cells: Vec<&Vk> = vals.iter().filter(|v| v.dsize & DATA_INLINE == 0 && v.dsize > 0).collect();
+        assert!(cells.len() >= 2);
+        let mut b = software();
+        let vp = BASE + cells[1].off as usize + 4;
+        b[vp + VK_DOFF..vp + VK_DOFF + 4].copy_from_slice(&cells[0].doff.to_le_bytes());
+        b[vp + VK_DSIZE..vp + VK_DSIZE + 4].copy_from_slice(&1u32.to_le_bytes());
+        let (off, msg) = refused_at(b);
+        assert_eq!(off, (BASE + cells[0].doff as usize) as u64, "{msg}");
     }
 
     #[test]

@@ -139,6 +139,13 @@ fn check_primary_fields(b: &[u8]) -> Result<Fields, Bad> {
     Ok(f)
 }
 
+/// The base-block checks [`load`] makes of a primary (signature, version, file
+/// format, file type, hive-bins size, root cell offset), as a `Hive` error
+/// naming the field. The hive editor opens hives through this same function.
+pub fn check_primary_base(b: &[u8]) -> Result<()> {
+    check_primary_fields(b).map(|_| ()).map_err(|bad| to_error(Layer::Hive, bad, ""))
+}
+
 /// Wrap-aware maximum of sequence numbers.
 fn seq_max(seqs: impl IntoIterator<Item = u32>) -> Option<u32> {
     seqs.into_iter().reduce(|m, s| if seq_after(s, m) { s } else { m })
