@@ -59,7 +59,9 @@
 //!   table differs from Unicode may sort differently.
 //! * Volatile subkey fields are meaningless on disk and left alone.
 
+mod batch;
 mod ops;
+pub use batch::Applied;
 pub use ops::{display_name, show_json, type_name, Edit, EditOp, RegData};
 
 use std::collections::{BTreeMap, HashSet};
@@ -646,23 +648,26 @@ impl HiveEditor {
         let Some((last, parent_path)) = comps.split_last() else {
             return Err(Error::Usage("refusing to delete the root key of a hive".into()));
         };
+        self.transact(|ed| ed.delete_key_in(parent_path, last))
+    }
+
+    /// Delete subkey `last` of the key at `parent_path` with its subtree (no transaction).
+    fn delete_key_in(&mut self, parent_path: &[Vec<u16>], last: &[u16]) -> Result<bool> {
         let up = upcase(last);
-        self.transact(|ed| {
-            let Some(parent) = ed.resolve(parent_path)? else { return Ok(false) };
-            let pnk = ed.nk(parent)?;
-            let Some((leaf, item, child)) = ed.find_child(&pnk, &up)? else { return Ok(false) };
-            // Read and check the whole subtree before changing anything.
-            let (cells, sk_uses) = ed.collect_subtree(child)?;
-            ed.remove_subkey(parent, leaf, item)?;
-            for c in cells {
-                ed.free_cell(c)?;
-            }
-            for (sk, n) in sk_uses {
-                ed.release_sk(sk, n)?;
-            }
-            ed.touch(parent)?;
-            Ok(true)
-        })
+        let Some(parent) = self.resolve(parent_path)? else { return Ok(false) };
+        let pnk = self.nk(parent)?;
+        let Some((leaf, item, child)) = self.find_child(&pnk, &up)? else { return Ok(false) };
+        // Read and check the whole subtree before changing anything.
+        let (cells, sk_uses) = self.collect_subtree(child)?;
+        self.remove_subkey(parent, leaf, item)?;
+        for c in cells {
+            self.free_cell(c)?;
+        }
+        for (sk, n) in sk_uses {
+            self.release_sk(sk, n)?;
+        }
+        self.touch(parent)?;
+        Ok(true)
     }
 
     /// Mark clean (seq1 = seq2 = max(every seq seen, incl. the ones passed to new and the
@@ -729,37 +734,7 @@ impl HiveEditor {
         let nk = self.nk(key)?;
         let list = self.value_list(&nk)?;
         let old = match self.find_value(&list, &upcase(vname))? {
-            Some((_, vk)) => {
-                let old = (vk.ty, self.read_data(&vk)?);
-                let storage = self.storage(&vk)?;
-                let (dsize, doff) = if data.len() <= 4 {
-                    for c in storage.cells() {
-                        self.free_cell(c)?;
-                    }
-                    inline(data)
-                } else {
-                    match storage {
-                        // Fits the existing cell: overwrite in place, zero the rest.
-                        Storage::Cell(c) if self.cell(c)?.len() >= data.len() => {
-                            let mut buf = data.to_vec();
-                            buf.resize(self.cell(c)?.len(), 0);
-                            self.wbytes(c, 0, &buf)?;
-                            (data.len() as u32, c)
-                        }
-                        other => {
-                            let c = self.alloc_data(data)?;
-                            for old in other.cells() {
-                                self.free_cell(old)?;
-                            }
-                            (data.len() as u32, c)
-                        }
-                    }
-                };
-                self.w32(vk.off, VK_DSIZE, dsize)?;
-                self.w32(vk.off, VK_DOFF, doff)?;
-                self.w32(vk.off, VK_TYPE, ty)?;
-                Some(old)
-            }
+            Some((_, vk)) => Some(self.overwrite_value(&vk, ty, data)?),
             None => {
                 let vk = self.new_vk(vname, ty, data)?;
                 self.append_value(key, &list, vk)?;
@@ -770,6 +745,40 @@ impl HiveEditor {
         };
         self.raise(key, NK_MAX_VDATA, data.len() as u32)?;
         self.touch(key)?;
+        Ok(old)
+    }
+
+    /// Give existing value `vk` new type and data (the data cell is reused
+    /// when it is big enough); returns the old (type, data).
+    fn overwrite_value(&mut self, vk: &Vk, ty: u32, data: &[u8]) -> Result<(u32, Vec<u8>)> {
+        let old = (vk.ty, self.read_data(vk)?);
+        let storage = self.storage(vk)?;
+        let (dsize, doff) = if data.len() <= 4 {
+            for c in storage.cells() {
+                self.free_cell(c)?;
+            }
+            inline(data)
+        } else {
+            match storage {
+                // Fits the existing cell: overwrite in place, zero the rest.
+                Storage::Cell(c) if self.cell(c)?.len() >= data.len() => {
+                    let mut buf = data.to_vec();
+                    buf.resize(self.cell(c)?.len(), 0);
+                    self.wbytes(c, 0, &buf)?;
+                    (data.len() as u32, c)
+                }
+                other => {
+                    let c = self.alloc_data(data)?;
+                    for old in other.cells() {
+                        self.free_cell(old)?;
+                    }
+                    (data.len() as u32, c)
+                }
+            }
+        };
+        self.w32(vk.off, VK_DSIZE, dsize)?;
+        self.w32(vk.off, VK_DOFF, doff)?;
+        self.w32(vk.off, VK_TYPE, ty)?;
         Ok(old)
     }
 
@@ -1432,11 +1441,11 @@ mod tests {
 
     /// The repo's own generated SOFTWARE hive (testdata/make-fixtures.sh): lh
     /// lists, one sk, odd names, a class name and a 40000-byte big-data value.
-    fn software() -> Vec<u8> {
+    pub(super) fn software() -> Vec<u8> {
         include_bytes!("../../../testdata/hives/SOFTWARE").to_vec()
     }
 
-    fn editor() -> HiveEditor {
+    pub(super) fn editor() -> HiveEditor {
         HiveEditor::new(software(), 42).unwrap()
     }
 
@@ -1444,16 +1453,16 @@ mod tests {
         s.encode_utf16().collect()
     }
 
-    fn sz(s: &str) -> Vec<u8> {
+    pub(super) fn sz(s: &str) -> Vec<u8> {
         s.encode_utf16().chain([0]).flat_map(|u| u.to_le_bytes()).collect()
     }
 
-    type Snap = BTreeMap<String, BTreeMap<String, (u32, Vec<u8>)>>;
+    pub(super) type Snap = BTreeMap<String, BTreeMap<String, (u32, Vec<u8>)>>;
 
     /// Every key and value as nt-hive reads them from finished bytes. The walk
     /// looks every key up by path, i.e. by nt-hive's binary search, so a list
     /// out of order shows up as a missing key.
-    fn snap(bytes: &[u8]) -> Snap {
+    pub(super) fn snap(bytes: &[u8]) -> Snap {
         let loaded = crate::hive::load(bytes.to_vec(), None, None).unwrap();
         assert_eq!(loaded.report.state, HiveState::Clean);
         let h = tree::Hive::new("T", loaded);
@@ -1466,7 +1475,7 @@ mod tests {
 
     /// `got == want`, reporting only the differing keys.
     #[track_caller]
-    fn same(got: &Snap, want: &Snap, what: &str) {
+    pub(super) fn same(got: &Snap, want: &Snap, what: &str) {
         if got != want {
             let missing: Vec<_> = want.keys().filter(|k| !got.contains_key(*k)).collect();
             let extra: Vec<_> = got.keys().filter(|k| !want.contains_key(*k)).collect();
@@ -1481,7 +1490,7 @@ mod tests {
         want.entry(real).or_default().insert(name.into(), v);
     }
 
-    fn finished(ed: &HiveEditor) -> Vec<u8> {
+    pub(super) fn finished(ed: &HiveEditor) -> Vec<u8> {
         ed.clone().finish().unwrap()
     }
 
@@ -1489,7 +1498,7 @@ mod tests {
     /// every subkey list sorted with the right hashes and hints, parent links,
     /// counts, readable values, max-length fields, exact sk reference counts
     /// and a consistent sk list.
-    fn verify(bytes: &[u8]) -> HiveEditor {
+    pub(super) fn verify(bytes: &[u8]) -> HiveEditor {
         let ed = HiveEditor::new(bytes.to_vec(), 0).expect("hive structure");
         let mut sk_users: BTreeMap<u32, u32> = BTreeMap::new();
         let mut stack = vec![ed.root];
