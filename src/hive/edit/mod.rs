@@ -60,8 +60,10 @@
 //! * Volatile subkey fields are meaningless on disk and left alone.
 
 mod batch;
+mod collapse;
 mod ops;
 pub use batch::Applied;
+pub use collapse::collapse;
 pub use ops::{display_name, show_json, type_name, Edit, EditOp, RegData};
 
 use std::collections::{BTreeMap, HashSet};
@@ -1445,7 +1447,7 @@ mod tests {
         include_bytes!("../../../testdata/hives/SOFTWARE").to_vec()
     }
 
-    pub(super) fn editor() -> HiveEditor {
+    pub(in crate::hive::edit) fn editor() -> HiveEditor {
         HiveEditor::new(software(), 42).unwrap()
     }
 
