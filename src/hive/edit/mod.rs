@@ -73,14 +73,28 @@ use super::recover::{base_block_checksum, check_primary_base, MAX_HBINS_SIZE};
 use crate::bytes::{le_u16, le_u32};
 use crate::error::{Error, Layer, Result};
 
-/// File offset of the hive-bins data (everything before is the base block).
-const BASE: usize = 4096;
-/// "No cell" in an offset field.
-const NONE: u32 = u32::MAX;
-const HBIN_HEADER: u32 = 32;
-const HBIN_ALIGN: u32 = 4096;
-/// Largest data one cell holds; beyond this Windows requires a `db` record.
-const MAX_CELL_DATA: usize = 16344;
+// The regf layout (regf.rs), under the names the editor uses.
+use super::regf::base::{
+    CHECKSUM as OFF_CHECKSUM, FILE_TYPE as OFF_FILE_TYPE, FILE_TYPE_PRIMARY, HBINS_SIZE as OFF_HBINS, LEN as BASE,
+    MINOR as OFF_MINOR, ROOT as OFF_ROOT, SEQ1 as OFF_SEQ1, SEQ2 as OFF_SEQ2, TIMESTAMP as OFF_TIMESTAMP,
+};
+use super::regf::cell::{MAX_DATA as MAX_CELL_DATA, NONE};
+use super::regf::hbin::{ALIGN as HBIN_ALIGN, HEADER_LEN as HBIN_HEADER};
+use super::regf::nk::{
+    CLASS_NAME as NK_CLASS, CLASS_NAME_LEN as NK_CLASS_LEN, FLAGS as NK_FLAGS, FLAG_COMP_NAME as KEY_COMP_NAME,
+    FLAG_HIVE_ENTRY as KEY_HIVE_ENTRY, FLAG_NO_DELETE as KEY_NO_DELETE, FLAG_SYM_LINK as KEY_SYM_LINK,
+    MAX_SUBKEY_NAME as NK_MAX_NAME, MAX_VALUE_DATA as NK_MAX_VDATA, MAX_VALUE_NAME as NK_MAX_VNAME, NAME as NK_NAME,
+    NAME_LEN as NK_NAME_LEN, PARENT as NK_PARENT, SECURITY as NK_SK, SUBKEYS_LIST as NK_LIST, SUBKEY_COUNT as NK_NSUB,
+    TIMESTAMP as NK_TIME, VALUES_LIST as NK_VLIST, VALUE_COUNT as NK_NVAL, VOLATILE_SUBKEYS_LIST as NK_VOLATILE_LIST,
+};
+use super::regf::sk::{BLINK as SK_BLINK, DESCRIPTOR as SK_MIN_LEN, FLINK as SK_FLINK, REFERENCES as SK_REFS};
+use super::regf::vk::{
+    DATA_INLINE, DATA_OFFSET as VK_DOFF, DATA_SIZE as VK_DSIZE, FLAGS as VK_FLAGS, FLAG_COMP_NAME as VALUE_COMP_NAME,
+    NAME as VK_NAME, NAME_LEN as VK_NAME_LEN, TYPE as VK_TYPE,
+};
+use super::regf::{db, hbin, list};
+use super::regf::{nk::SIGNATURE as NK_SIG, sk::SIGNATURE as SK_SIG, vk::SIGNATURE as VK_SIG};
+
 /// Windows limits: key names 255 characters, value names 16383, 512 levels.
 const MAX_KEY_NAME: usize = 255;
 const MAX_VALUE_NAME: usize = 16383;
@@ -89,51 +103,6 @@ const MAX_DEPTH: usize = 512;
 const MAX_LEAF: usize = u16::MAX as usize;
 /// Largest cell this editor allocates (a full lh leaf is ~512 KiB).
 const MAX_ALLOC: usize = 1 << 20;
-
-// Base block fields.
-const OFF_SEQ1: usize = 4;
-const OFF_SEQ2: usize = 8;
-const OFF_TIMESTAMP: usize = 12;
-const OFF_MINOR: usize = 24;
-const OFF_FILE_TYPE: usize = 28;
-const OFF_ROOT: usize = 36;
-const OFF_HBINS: usize = 40;
-const OFF_CHECKSUM: usize = 508;
-
-// nk fields, relative to the cell data.
-const NK_FLAGS: usize = 2;
-const NK_TIME: usize = 4;
-const NK_NSUB: usize = 20;
-const NK_LIST: usize = 28;
-const NK_NVAL: usize = 36;
-const NK_VLIST: usize = 40;
-const NK_SK: usize = 44;
-const NK_CLASS: usize = 48;
-const NK_MAX_NAME: usize = 52;
-const NK_MAX_VNAME: usize = 60;
-const NK_MAX_VDATA: usize = 64;
-const NK_NAME_LEN: usize = 72;
-const NK_CLASS_LEN: usize = 74;
-const NK_NAME: usize = 76;
-const KEY_HIVE_ENTRY: u16 = 0x04;
-const KEY_NO_DELETE: u16 = 0x08;
-const KEY_SYM_LINK: u16 = 0x10;
-const KEY_COMP_NAME: u16 = 0x20;
-
-// vk fields.
-const VK_DSIZE: usize = 4;
-const VK_DOFF: usize = 8;
-const VK_TYPE: usize = 12;
-const VK_FLAGS: usize = 16;
-const VK_NAME: usize = 20;
-const VALUE_COMP_NAME: u16 = 0x01;
-/// Data-size bit meaning "the data (≤ 4 bytes) is in the data-offset field".
-const DATA_INLINE: u32 = 0x8000_0000;
-
-// sk fields.
-const SK_FLINK: usize = 4;
-const SK_BLINK: usize = 8;
-const SK_REFS: usize = 12;
 
 /// An in-memory regf hive being edited. See the module documentation.
 #[derive(Clone)]
@@ -409,16 +378,16 @@ impl HiveEditor {
         let mut h = 0u32;
         while h < hbins {
             let pos = BASE + h as usize;
-            if b.get(pos..pos + 4) != Some(b"hbin") {
+            if b.get(pos..pos + 4) != Some(hbin::SIGNATURE) {
                 return Err(corrupt_at(pos, "no hbin signature where the previous hbin ends"));
             }
-            if le_u32(&b, pos + 4) != h {
-                return Err(corrupt_at(pos + 4, format!("hbin offset field {:#x} is not its position {h:#x}", le_u32(&b, pos + 4))));
+            if le_u32(&b, pos + hbin::OFFSET) != h {
+                return Err(corrupt_at(pos + hbin::OFFSET, format!("hbin offset field {:#x} is not its position {h:#x}", le_u32(&b, pos + hbin::OFFSET))));
             }
-            let size = le_u32(&b, pos + 8);
+            let size = le_u32(&b, pos + hbin::SIZE);
             let end = match h.checked_add(size) {
                 Some(e) if size != 0 && size % HBIN_ALIGN == 0 && e <= hbins => e,
-                _ => return Err(corrupt_at(pos + 8, format!("hbin size {size:#x} is not a multiple of 4096 inside the hive bins"))),
+                _ => return Err(corrupt_at(pos + hbin::SIZE, format!("hbin size {size:#x} is not a multiple of 4096 inside the hive bins"))),
             };
             let mut c = h + HBIN_HEADER;
             while c < end {
@@ -481,7 +450,7 @@ impl HiveEditor {
         let mut stack = vec![self.root];
         while let Some(k) = stack.pop() {
             let c = self.cell(k)?;
-            if c.len() < NK_NAME || c.get(0..2) != Some(b"nk") {
+            if c.len() < NK_NAME || c.get(0..2) != Some(NK_SIG) {
                 return Err(bad_cell(k, format!("cell {k:#x} is not a key node (nk)")));
             }
             let (nsub, list, nval, vlist) = (le_u32(c, NK_NSUB), le_u32(c, NK_LIST), le_u32(c, NK_NVAL), le_u32(c, NK_VLIST));
@@ -503,7 +472,7 @@ impl HiveEditor {
                     let v = le_u32(l, 4 * i);
                     claim(&mut owned, v, "key value", vlist)?;
                     let c = self.cell(v)?;
-                    if c.len() < VK_NAME || c.get(0..2) != Some(b"vk") {
+                    if c.len() < VK_NAME || c.get(0..2) != Some(VK_SIG) {
                         return Err(bad_cell(v, format!("cell {v:#x} is not a key value (vk)")));
                     }
                     let vk = Vk { off: v, name: Vec::new(), dsize: le_u32(c, VK_DSIZE), doff: le_u32(c, VK_DOFF), ty: le_u32(c, VK_TYPE) };
@@ -525,13 +494,13 @@ impl HiveEditor {
             }
             // An index root over leaves, or one leaf.
             let top = self.cell(list)?;
-            claim(&mut owned, list, if top.get(0..2) == Some(b"ri") { "subkey index root" } else { "subkey list" }, k)?;
-            let leaves: Vec<u32> = if top.get(0..2) == Some(b"ri") {
-                let n = le_u16(top, 2) as usize;
-                if 4 + 4 * n > top.len() {
+            claim(&mut owned, list, if top.get(0..2) == Some(list::RI) { "subkey index root" } else { "subkey list" }, k)?;
+            let leaves: Vec<u32> = if top.get(0..2) == Some(list::RI) {
+                let n = le_u16(top, list::COUNT) as usize;
+                if list::ENTRIES + 4 * n > top.len() {
                     return Err(bad_cell(list, format!("index root with {n} entries is longer than its cell")));
                 }
-                let leaves: Vec<u32> = (0..n).map(|i| le_u32(top, 4 + 4 * i)).collect();
+                let leaves: Vec<u32> = (0..n).map(|i| le_u32(top, list::ENTRIES + 4 * i)).collect();
                 for &l in &leaves {
                     claim(&mut owned, l, "subkey list", list)?;
                 }
@@ -543,17 +512,17 @@ impl HiveEditor {
             for l in leaves {
                 let c = self.cell(l)?;
                 let step = match c.get(0..2) {
-                    Some(b"li") => 4,
-                    Some(b"lf") | Some(b"lh") => 8,
+                    Some(s) if s == list::LI => 4,
+                    Some(s) if s == list::LF || s == list::LH => 8,
                     _ => return Err(bad_cell(l, format!("cell {l:#x} is not a subkey leaf (li/lf/lh)"))),
                 };
-                let n = le_u16(c, 2) as usize;
-                if 4 + step * n > c.len() {
+                let n = le_u16(c, list::COUNT) as usize;
+                if list::ENTRIES + step * n > c.len() {
                     return Err(bad_cell(l, format!("subkey leaf with {n} entries is longer than its cell")));
                 }
                 total += n;
                 for i in 0..n {
-                    let child = le_u32(c, 4 + step * i);
+                    let child = le_u32(c, list::ENTRIES + step * i);
                     claim(&mut owned, child, "key node", l)?;
                     stack.push(child);
                 }
@@ -689,8 +658,8 @@ impl HiveEditor {
         // A fresh timestamp stops an old-format (DIRT) log from matching; the
         // first hbin keeps a copy that is used when the base block is damaged.
         self.put(OFF_TIMESTAMP, &now.to_le_bytes());
-        self.put(BASE + 20, &now.to_le_bytes());
-        self.put(OFF_FILE_TYPE, &0u32.to_le_bytes());
+        self.put(BASE + hbin::TIMESTAMP, &now.to_le_bytes());
+        self.put(OFF_FILE_TYPE, &FILE_TYPE_PRIMARY.to_le_bytes());
         self.put(OFF_HBINS, &hbins.to_le_bytes());
         let sum = base_block_checksum(&self.b);
         self.put(OFF_CHECKSUM, &sum.to_le_bytes());
@@ -790,7 +759,7 @@ impl HiveEditor {
         let (raw, compressed) = encode_name(vname);
         let flags = if compressed && !vname.is_empty() { VALUE_COMP_NAME } else { 0 };
         let mut vk = Vec::with_capacity(VK_NAME + raw.len());
-        vk.extend_from_slice(b"vk");
+        vk.extend_from_slice(VK_SIG);
         vk.extend_from_slice(&(raw.len() as u16).to_le_bytes());
         vk.extend_from_slice(&dsize.to_le_bytes());
         vk.extend_from_slice(&doff.to_le_bytes());
@@ -862,12 +831,12 @@ impl HiveEditor {
         let refs = refs.checked_add(1).ok_or_else(|| bad_cell(pnk.sk, "security cell reference count overflows"))?;
         let (raw, compressed) = encode_name(name);
         let mut nk = vec![0u8; NK_NAME];
-        nk[0..2].copy_from_slice(b"nk");
+        nk[0..2].copy_from_slice(NK_SIG);
         let flags = if compressed { KEY_COMP_NAME } else { 0 };
         nk[NK_FLAGS..NK_FLAGS + 2].copy_from_slice(&flags.to_le_bytes());
         nk[NK_TIME..NK_TIME + 8].copy_from_slice(&self.now.to_le_bytes());
-        nk[16..20].copy_from_slice(&parent.to_le_bytes());
-        for f in [NK_LIST, 32, NK_VLIST, NK_CLASS] {
+        nk[NK_PARENT..NK_PARENT + 4].copy_from_slice(&parent.to_le_bytes());
+        for f in [NK_LIST, NK_VOLATILE_LIST, NK_VLIST, NK_CLASS] {
             nk[f..f + 4].copy_from_slice(&NONE.to_le_bytes());
         }
         nk[NK_SK..NK_SK + 4].copy_from_slice(&pnk.sk.to_le_bytes());
@@ -933,7 +902,7 @@ impl HiveEditor {
         let new = self.write_leaf(leaf.kind, &items, Some(leaf.off))?;
         if new != leaf.off {
             match subs.ri {
-                Some(ri) => self.w32(ri, 4 + 4 * target, new)?,
+                Some(ri) => self.w32(ri, list::ENTRIES + 4 * target, new)?,
                 None => self.w32(parent, NK_LIST, new)?,
             }
         }
@@ -964,7 +933,7 @@ impl HiveEditor {
                         self.free_cell(ri)?;
                         self.w32(parent, NK_LIST, NONE)?;
                     } else {
-                        let mut raw = b"ri".to_vec();
+                        let mut raw = list::RI.to_vec();
                         raw.extend_from_slice(&(leaves.len() as u16).to_le_bytes());
                         raw.extend(leaves.iter().flat_map(|o| o.to_le_bytes()));
                         self.wbytes(ri, 0, &raw)?;
@@ -979,11 +948,11 @@ impl HiveEditor {
     /// new cell (freeing `old`). Returns the leaf's cell.
     fn write_leaf(&mut self, kind: LeafKind, items: &[(u32, u32)], old: Option<u32>) -> Result<u32> {
         let (sig, step) = match kind {
-            LeafKind::Li => (b"li", 4),
-            LeafKind::Lf => (b"lf", 8),
-            LeafKind::Lh => (b"lh", 8),
+            LeafKind::Li => (list::LI, 4),
+            LeafKind::Lf => (list::LF, 8),
+            LeafKind::Lh => (list::LH, 8),
         };
-        let mut raw = Vec::with_capacity(4 + step * items.len());
+        let mut raw = Vec::with_capacity(list::ENTRIES + step * items.len());
         raw.extend_from_slice(sig);
         raw.extend_from_slice(&(items.len() as u16).to_le_bytes());
         for &(o, extra) in items {
@@ -1077,7 +1046,7 @@ impl HiveEditor {
         let mut n = 0u32;
         for c in self.cells.iter() {
             if let Ok(d) = self.cell(c) {
-                if d.len() >= NK_NAME && d.get(0..2) == Some(b"nk") && le_u32(d, NK_SK) == sk {
+                if d.len() >= NK_NAME && d.get(0..2) == Some(NK_SIG) && le_u32(d, NK_SK) == sk {
                     n = n.saturating_add(1);
                 }
             }
@@ -1125,7 +1094,7 @@ impl HiveEditor {
 
     fn nk(&self, off: u32) -> Result<Nk> {
         let c = self.cell(off)?;
-        if c.len() < NK_NAME || c.get(0..2) != Some(b"nk") {
+        if c.len() < NK_NAME || c.get(0..2) != Some(NK_SIG) {
             return Err(bad_cell(off, format!("cell {off:#x} is not a key node (nk)")));
         }
         let flags = le_u16(c, NK_FLAGS);
@@ -1147,10 +1116,10 @@ impl HiveEditor {
 
     fn vk(&self, off: u32) -> Result<Vk> {
         let c = self.cell(off)?;
-        if c.len() < VK_NAME || c.get(0..2) != Some(b"vk") {
+        if c.len() < VK_NAME || c.get(0..2) != Some(VK_SIG) {
             return Err(bad_cell(off, format!("cell {off:#x} is not a key value (vk)")));
         }
-        let len = le_u16(c, 2) as usize;
+        let len = le_u16(c, VK_NAME_LEN) as usize;
         let raw = c.get(VK_NAME..VK_NAME + len).ok_or_else(|| bad_cell(off, "value name runs past its cell"))?;
         Ok(Vk {
             off,
@@ -1164,7 +1133,7 @@ impl HiveEditor {
     /// (cell data, reference count) of security cell `off`.
     fn sk_cell(&self, off: u32) -> Result<(&[u8], u32)> {
         let c = self.cell(off)?;
-        if c.len() < 20 || c.get(0..2) != Some(b"sk") {
+        if c.len() < SK_MIN_LEN || c.get(0..2) != Some(SK_SIG) {
             return Err(bad_cell(off, format!("cell {off:#x} is not a security cell (sk)")));
         }
         Ok((c, le_u32(c, SK_REFS)))
@@ -1207,8 +1176,8 @@ impl HiveEditor {
             return Ok(Storage::Empty);
         }
         let c = self.cell(vk.doff)?;
-        if len > MAX_CELL_DATA && self.minor >= 4 && c.get(0..2) == Some(b"db") && c.len() >= 8 {
-            let (n, list) = (le_u16(c, 2) as usize, le_u32(c, 4));
+        if len > MAX_CELL_DATA && self.minor >= 4 && c.get(0..2) == Some(db::SIGNATURE) && c.len() >= db::LEN {
+            let (n, list) = (le_u16(c, db::SEGMENT_COUNT) as usize, le_u32(c, db::SEGMENT_LIST));
             let l = self.cell(list)?;
             if 4 * n > l.len() || n * MAX_CELL_DATA < len {
                 return Err(bad_cell(vk.doff, format!("big-data record with {n} segments cannot hold {len} bytes")));
@@ -1249,17 +1218,17 @@ impl HiveEditor {
     fn leaf(&self, off: u32) -> Result<Leaf> {
         let c = self.cell(off)?;
         let kind = match c.get(0..2) {
-            Some(b"li") => LeafKind::Li,
-            Some(b"lf") => LeafKind::Lf,
-            Some(b"lh") => LeafKind::Lh,
+            Some(s) if s == list::LI => LeafKind::Li,
+            Some(s) if s == list::LF => LeafKind::Lf,
+            Some(s) if s == list::LH => LeafKind::Lh,
             _ => return Err(bad_cell(off, format!("cell {off:#x} is not a subkey leaf (li/lf/lh)"))),
         };
-        let n = le_u16(c, 2) as usize;
+        let n = le_u16(c, list::COUNT) as usize;
         let step = if kind == LeafKind::Li { 4 } else { 8 };
-        if 4 + step * n > c.len() {
+        if list::ENTRIES + step * n > c.len() {
             return Err(bad_cell(off, format!("subkey leaf with {n} entries is longer than its cell")));
         }
-        let items = (0..n).map(|i| (le_u32(c, 4 + step * i), if step == 8 { le_u32(c, 8 + step * i) } else { 0 })).collect();
+        let items = (0..n).map(|i| (le_u32(c, list::ENTRIES + step * i), if step == 8 { le_u32(c, list::ENTRIES + 4 + step * i) } else { 0 })).collect();
         Ok(Leaf { off, kind, items })
     }
 
@@ -1269,12 +1238,12 @@ impl HiveEditor {
             return Ok(Subkeys { ri: None, leaves: vec![] });
         }
         let c = self.cell(nk.list)?;
-        let subs = if c.get(0..2) == Some(b"ri") {
-            let n = le_u16(c, 2) as usize;
-            if 4 + 4 * n > c.len() {
+        let subs = if c.get(0..2) == Some(list::RI) {
+            let n = le_u16(c, list::COUNT) as usize;
+            if list::ENTRIES + 4 * n > c.len() {
                 return Err(bad_cell(nk.list, format!("index root with {n} entries is longer than its cell")));
             }
-            let offs: Vec<u32> = (0..n).map(|i| le_u32(c, 4 + 4 * i)).collect();
+            let offs: Vec<u32> = (0..n).map(|i| le_u32(c, list::ENTRIES + 4 * i)).collect();
             // An index root points at leaves only (leaf() refuses another ri).
             let leaves = offs.into_iter().map(|o| self.leaf(o)).collect::<Result<Vec<_>>>()?;
             Subkeys { ri: Some(nk.list), leaves }
@@ -1387,9 +1356,9 @@ impl HiveEditor {
         // Slack past the old last hbin may hold anything: clear it.
         self.journal(fs..fe);
         self.b[fs..fe].fill(0);
-        self.put(fs, b"hbin");
-        self.put(fs + 4, &start.to_le_bytes());
-        self.put(fs + 8, &size.to_le_bytes());
+        self.put(fs, hbin::SIGNATURE);
+        self.put(fs + hbin::OFFSET, &start.to_le_bytes());
+        self.put(fs + hbin::SIZE, &size.to_le_bytes());
         let cell = start + HBIN_HEADER;
         self.set_size(cell, -(need as i32));
         self.cells.insert(cell);
