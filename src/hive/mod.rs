@@ -6,6 +6,7 @@
 pub mod edit;
 pub mod kind;
 pub mod recover;
+pub mod regf;
 pub mod regfile;
 pub mod source;
 pub mod tree;
