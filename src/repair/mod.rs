@@ -19,6 +19,8 @@ use crate::locate;
 use crate::rdp::Action;
 use serde_json::Value as J;
 
+pub mod output;
+
 /// One value or key change, with the data before and after, for `--dry-run`
 /// and for the report.
 #[derive(Debug, Clone, serde::Serialize)]
