@@ -9,6 +9,7 @@ use super::inspect;
 use anyhow::{bail, Context};
 use rdprescue::image::{self, write};
 use rdprescue::rdp::{self, catalog, profiles, Action};
+use rdprescue::repair::output::NewFile;
 use rdprescue::repair::{self, Plan};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -118,60 +119,35 @@ fn show_name(n: &str) -> &str {
     }
 }
 
-/// Removes the temporary output unless disarmed (after the rename).
-struct TempFile(Option<PathBuf>);
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        if let Some(p) = self.0.take() {
-            let _ = std::fs::remove_file(p);
-        }
-    }
-}
-
-/// Write the plan to `out` (via a temporary file next to it), verify, rename.
-/// Returns the inspection of the written image.
+/// Write the plan to `out` (invisible until published, see
+/// [`NewFile`]), verify it by reading it back, publish it without ever
+/// replacing a file. Returns the inspection of the written image.
 pub fn write_output(img: &image::Image, plan: &Plan, out: &Path, diff_child: bool) -> anyhow::Result<rdp::eval::Inspection> {
-    if out.exists() {
-        bail!("{} already exists; rdprescue never overwrites (choose a new --out path)", out.display());
-    }
-    let same = |a: &Path, b: &Path| a.canonicalize().ok().zip(b.canonicalize().ok()).is_some_and(|(a, b)| a == b);
-    if same(out, &img.info.path) {
-        bail!("--out is the input: the input is never written");
-    }
-    let dir = match out.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let name = out.file_name().context("--out has no file name")?.to_string_lossy().to_string();
-    let tmp = dir.join(format!(".{name}.rdprescue-{}.tmp", std::process::id()));
-    let mut f = std::fs::OpenOptions::new().write(true).read(true).create_new(true).open(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
-    let guard = TempFile(Some(tmp.clone()));
+    // A differencing child is read back through a path next to `out`: its
+    // parent locator is relative to its directory.
+    let mut nf = if diff_child { NewFile::create_named(out, &[&img.info.path])? } else { NewFile::create(out, &[&img.info.path])? };
+    let tmp = nf.path();
     if diff_child {
-        write::diff_child(img, &plan.patch, &mut f, &tmp)?;
+        write::diff_child(img, &plan.patch, nf.file_mut(), &tmp)?;
     } else {
         let bar = indicatif::ProgressBar::with_draw_target(Some(img.disk.len()), indicatif::ProgressDrawTarget::stderr());
         bar.set_style(indicatif::ProgressStyle::with_template("copying {bar:30} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}").expect("static template"));
-        write::full_copy(img, &plan.patch, &mut f, &mut |done, total| {
+        write::full_copy(img, &plan.patch, nf.file_mut(), &mut |done, total| {
             bar.set_length(total);
             bar.set_position(done);
         })?;
         bar.finish_and_clear();
     }
-    f.sync_all().with_context(|| format!("flushing {}", tmp.display()))?;
-    drop(f);
+    nf.sync()?;
     write::fault_point("before-verify");
     // Read the output back like any input: the container, the volumes, the
     // hive files (byte-exact and clean), and the checks.
     let reloaded = inspect::load(&tmp).context("verification: reading the output back")?;
     repair::verify_loaded(reloaded.hives(), &plan.edits).context("verification")?;
     let after = rdp::inspect(reloaded.hives());
+    drop(reloaded);
     write::fault_point("before-rename");
-    std::fs::rename(&tmp, out).with_context(|| format!("moving the output into place at {}", out.display()))?;
-    std::mem::forget(guard);
-    if let Ok(d) = std::fs::File::open(&dir) {
-        let _ = d.sync_all();
-    }
+    nf.commit()?;
     Ok(after)
 }
 

@@ -150,21 +150,14 @@ fn apply_to_hive_file(source_path: &Path, t: regcmd::Target, actions: &[Action],
         return Ok(0);
     }
     let Some(out) = &o.out else { bail!("--out NEW is required (or --dry-run): the input is never written") };
-    if out.exists() {
-        bail!("{} already exists; rdprescue never overwrites (choose a new --out path)", out.display());
-    }
-    let dir = out.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(".{}.rdprescue-{}.tmp", out.file_name().context("--out has no file name")?.to_string_lossy(), std::process::id()));
-    std::fs::write(&tmp, &bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    let check = rdprescue::hive::load(std::fs::read(&tmp)?, None, None);
+    let mut nf = repair::output::NewFile::create(out, &[source_path])?;
+    nf.write_all(&bytes)?;
+    let check = rdprescue::hive::load(std::fs::read(nf.path()).with_context(|| format!("reading back {}", out.display()))?, None, None);
     match check {
         Ok(h) if h.report.state == rdprescue::hive::HiveState::Clean && h.bytes[..] == bytes[..h.bytes.len()] => {}
-        other => {
-            let _ = std::fs::remove_file(&tmp);
-            bail!("verification of the written hive failed: {}", other.err().map_or("not clean".into(), |e| e.to_string()));
-        }
+        other => bail!("verification of the written hive failed: {}", other.err().map_or("not clean".into(), |e| e.to_string())),
     }
-    std::fs::rename(&tmp, out).with_context(|| format!("moving the output into place at {}", out.display()))?;
+    nf.commit()?;
     println!("Wrote {} (clean hive), verified by reading it back. Its old .LOG1/.LOG2 do not apply to it.", out.display());
     Ok(0)
 }

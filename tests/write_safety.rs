@@ -1,0 +1,161 @@
+//! Output and device write safety (issue 11): no writer replaces an existing
+//! file, two writers racing for one path cannot both win, signals and SIGKILL
+//! leave no temporary file and no half-written destination, undo files are
+//! verified completely before the first write, and mounted devices (or files
+//! backing a mounted loop device) are never written.
+
+mod common;
+
+use common::*;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_rdprescue");
+
+fn work(test: &str) -> PathBuf {
+    let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("write-safety-{test}"));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A private copy of testdata/demo.vhdx (80 MiB virtual, 27 MB on disk).
+fn demo(dir: &Path) -> PathBuf {
+    let p = dir.join("d.vhdx");
+    std::fs::copy(testdata().join("demo.vhdx"), &p).unwrap();
+    p
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(BIN).args(args).output().unwrap()
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// Names of rdprescue temporary files in `dir`.
+fn temps(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| n.contains(".rdprescue-") && n.ends_with(".tmp")).collect();
+    v.sort();
+    v
+}
+
+fn fix_cmd(input: &Path, out: &Path, named: bool) -> Command {
+    let mut c = Command::new(BIN);
+    c.args(["fix", s(input), "--profile", "reset-rdp", "--out", s(out)]);
+    if named {
+        c.env("RDPRESCUE_NO_TMPFILE", "1");
+    }
+    c
+}
+
+// ------------------------------------------------------------ 1: reg export
+
+#[test]
+fn reg_export_never_overwrites_not_even_its_input() {
+    let d = work("export");
+    let img = demo(&d);
+    let before = sha256_file(&img);
+    let o = run(&["reg", "export", s(&img), r"HKLM\SYSTEM\Select", "-o", s(&img)]);
+    assert_clean_error(&o, "export onto its own input");
+    assert_eq!(sha256_file(&img), before, "the input image was overwritten");
+    let other = d.join("old.reg");
+    std::fs::write(&other, b"precious").unwrap();
+    let o = run(&["reg", "export", s(&img), r"HKLM\SYSTEM\Select", "-o", s(&other)]);
+    assert_clean_error(&o, "export onto an existing file");
+    assert!(stderr(&o).contains("already exists"), "{}", stderr(&o));
+    assert_eq!(std::fs::read(&other).unwrap(), b"precious");
+    let new = d.join("new.reg");
+    let o = run(&["reg", "export", s(&img), r"HKLM\SYSTEM\Select", "-o", s(&new), "--utf8"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(std::fs::read_to_string(&new).unwrap().starts_with("Windows Registry Editor"));
+    assert!(temps(&d).is_empty(), "{:?}", temps(&d));
+    assert_eq!(sha256_file(&img), before);
+}
+
+// ------------------------------------------------------------ 2: racing writers
+
+#[test]
+fn two_fixes_to_one_out_exactly_one_wins() {
+    let d = work("race");
+    let img = demo(&d);
+    let before = sha256_file(&img);
+    for round in 0..20 {
+        // Odd rounds use the named temporary (no O_TMPFILE) path.
+        let named = round % 2 == 1;
+        let out = d.join(format!("out{round}.vhdx"));
+        let a = fix_cmd(&img, &out, named).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        let b = fix_cmd(&img, &out, named).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+        let mut codes = [a.status.code(), b.status.code()];
+        codes.sort();
+        assert_eq!(codes, [Some(0), Some(2)], "round {round} (named={named}): both or neither won:\nA: {}{}\nB: {}{}", stdout(&a), stderr(&a), stdout(&b), stderr(&b));
+        let loser = if a.status.code() == Some(2) { &a } else { &b };
+        assert_clean_error(loser, "the losing writer");
+        let o = run(&["inspect", s(&out)]);
+        assert_eq!(o.status.code(), Some(0), "round {round}: the winner's output is not a fixed image: {}{}", stdout(&o), stderr(&o));
+        assert!(temps(&d).is_empty(), "round {round}: {:?}", temps(&d));
+    }
+    assert_eq!(sha256_file(&img), before);
+}
+
+/// Start `cmd` with the pause hook, wait until it is paused before commit
+/// (its output complete and verified), and return it.
+fn start_paused(mut cmd: Command) -> (Child, BufReader<std::process::ChildStderr>) {
+    let mut child = cmd.env("RDPRESCUE_PAUSE_BEFORE_COMMIT", "1").stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        if err.read_line(&mut line).unwrap() == 0 {
+            let st = child.wait().unwrap();
+            panic!("the writer ended ({st}) without pausing before commit: {seen}");
+        }
+        if line.contains("paused before commit") {
+            return (child, err);
+        }
+        seen.push_str(&line);
+    }
+}
+
+fn resume(mut child: Child, mut err: BufReader<std::process::ChildStderr>) -> (Option<i32>, String) {
+    child.stdin.take().unwrap().write_all(b"\n").unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut err, &mut rest).unwrap();
+    (child.wait().unwrap().code(), rest)
+}
+
+#[test]
+fn a_file_created_at_out_meanwhile_is_never_replaced() {
+    let d = work("appeared");
+    let img = demo(&d);
+    let hive = d.join("SYSTEM");
+    let o = run(&["cat", s(&img), r"Windows\System32\config\SYSTEM"]);
+    assert_eq!(o.status.code(), Some(0));
+    std::fs::write(&hive, &o.stdout).unwrap();
+    let mut cases: Vec<(String, Command)> = Vec::new();
+    for named in [false, true] {
+        cases.push((format!("fix-full-named{named}.vhdx"), fix_cmd(&img, &d.join(format!("fix-full-named{named}.vhdx")), named)));
+    }
+    let mut c = fix_cmd(&img, &d.join("fix-child.avhdx"), false);
+    c.arg("--diff-child");
+    cases.push(("fix-child.avhdx".into(), c));
+    let mut c = Command::new(BIN);
+    c.args(["reg", "set", s(&hive), r"HKLM\SYSTEM\Select", "-v", "X", "-t", "REG_DWORD", "-d", "1", "--out", s(&d.join("hive.out"))]);
+    cases.push(("hive.out".into(), c));
+    let mut c = Command::new(BIN);
+    c.args(["reg", "export", s(&img), r"HKLM\SYSTEM\Select", "-o", s(&d.join("x.reg"))]);
+    cases.push(("x.reg".into(), c));
+    for (name, cmd) in cases {
+        let out = d.join(&name);
+        let (child, err) = start_paused(cmd);
+        std::fs::write(&out, b"someone else's file").unwrap();
+        let (code, rest) = resume(child, err);
+        assert_eq!(code, Some(2), "{name}: {rest}");
+        assert!(rest.contains("appeared while rdprescue was writing"), "{name}: {rest}");
+        assert_eq!(std::fs::read(&out).unwrap(), b"someone else's file", "{name}: replaced");
+        assert!(temps(&d).is_empty(), "{name}: {:?}", temps(&d));
+    }
+}
