@@ -159,3 +159,108 @@ fn a_file_created_at_out_meanwhile_is_never_replaced() {
         assert!(temps(&d).is_empty(), "{name}: {:?}", temps(&d));
     }
 }
+
+// ------------------------------------------------------------ 3: signals and crashes
+
+#[test]
+fn signals_leave_no_temporary_file() {
+    let d = work("signals");
+    let img = demo(&d);
+    for named in [true, false] {
+        for (sig, num) in [("INT", 2), ("TERM", 15), ("HUP", 1)] {
+            let out = d.join(format!("out-{sig}-{named}.vhdx"));
+            let (child, _err) = start_paused(fix_cmd(&img, &out, named));
+            // Paused with the whole output written: a named temporary is there, an O_TMPFILE is not.
+            assert_eq!(temps(&d).len(), usize::from(named), "{sig} named={named}: {:?}", temps(&d));
+            let k = Command::new("kill").args(["-s", sig, &child.id().to_string()]).status().unwrap();
+            assert!(k.success());
+            let mut child = child;
+            // Keep stdin open: Child::wait would close it, which resumes the writer.
+            let _stdin = child.stdin.take();
+            let st = wait_at_most(&mut child, 20);
+            assert_eq!(st.code(), Some(128 + num), "SIG{sig} named={named}: {st}");
+            assert!(temps(&d).is_empty(), "SIG{sig} named={named}: left {:?}", temps(&d));
+            assert!(!out.exists(), "SIG{sig} named={named}: destination published");
+        }
+    }
+}
+
+fn wait_at_most(child: &mut Child, secs: u64) -> std::process::ExitStatus {
+    let t = std::time::Instant::now();
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            return st;
+        }
+        if t.elapsed().as_secs() >= secs {
+            let _ = child.kill();
+            panic!("still running after {secs} s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+/// xorshift64*: a reproducible pseudo-random sequence for the kill points.
+fn next(state: &mut u64) -> u64 {
+    *state ^= *state >> 12;
+    *state ^= *state << 25;
+    *state ^= *state >> 27;
+    state.wrapping_mul(0x2545_f491_4f6c_dd1d)
+}
+
+#[test]
+fn sigkill_at_random_points_is_crash_consistent() {
+    let d = work("sigkill");
+    let img = demo(&d);
+    let input = sha256_file(&img);
+    // How long one run takes here, to spread the kills over all of it.
+    let out = d.join("out.vhdx");
+    let t = std::time::Instant::now();
+    let o = fix_cmd(&img, &out, false).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let span = (t.elapsed().as_micros() as u64 * 13 / 10).max(1000);
+    std::fs::remove_file(&out).unwrap();
+    let seed = std::env::var("RDPRESCUE_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1);
+    eprintln!("sigkill: seed {seed} (RDPRESCUE_TEST_SEED reproduces), kills spread over {span} us");
+    let mut rng = seed;
+    let mut killed_pids = Vec::new();
+    let (mut completed, mut killed, mut published_then_killed) = (0, 0, 0);
+    for i in 0..50 {
+        // Even runs use the named temporary, odd runs O_TMPFILE.
+        let named = i % 2 == 0;
+        let mut child = fix_cmd(&img, &out, named).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        std::thread::sleep(std::time::Duration::from_micros(next(&mut rng) % span));
+        let _ = child.kill();
+        let st = child.wait().unwrap();
+        match st.code() {
+            Some(0) => {
+                completed += 1;
+                assert!(out.exists(), "run {i}: exit 0 without a destination");
+            }
+            Some(c) => panic!("run {i}: exit {c}"),
+            None => {
+                killed += 1;
+                killed_pids.push(child.id());
+                if out.exists() {
+                    published_then_killed += 1;
+                }
+            }
+        }
+        if out.exists() {
+            // Whatever is at the destination is complete.
+            let o = run(&["inspect", s(&out)]);
+            assert_eq!(o.status.code(), Some(0), "run {i} (named={named}, {st}): incomplete destination: {}{}", stdout(&o), stderr(&o));
+            std::fs::remove_file(&out).unwrap();
+        }
+        // Only killed runs may have left a temporary (it goes at the next create).
+        for t in temps(&d) {
+            let pid: u32 = t.trim_start_matches(".out.vhdx.rdprescue-").trim_end_matches(".tmp").parse().unwrap();
+            assert!(killed_pids.contains(&pid), "run {i}: {t} of a run that was not killed");
+        }
+    }
+    eprintln!("sigkill: {completed} completed, {killed} killed ({published_then_killed} after publishing)");
+    // The next run removes the temporaries of dead runs and leaves none of its own.
+    let o = fix_cmd(&img, &out, true).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(temps(&d).is_empty(), "left behind: {:?}", temps(&d));
+    assert_eq!(sha256_file(&img), input);
+}
