@@ -264,3 +264,126 @@ fn sigkill_at_random_points_is_crash_consistent() {
     assert!(temps(&d).is_empty(), "left behind: {:?}", temps(&d));
     assert_eq!(sha256_file(&img), input);
 }
+
+// ------------------------------------------------------------ 4: undo files
+
+/// The virtual disk of testdata/demo.vhdx as a raw image (80 MiB), made once
+/// per test binary; each test copies it.
+fn demo_raw() -> &'static Path {
+    static RAW: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    RAW.get_or_init(|| {
+        let dir = work("demo-raw");
+        let img = rdprescue::image::open(&testdata().join("demo.vhdx")).unwrap();
+        let p = dir.join("demo.raw");
+        let f = std::fs::File::create(&p).unwrap();
+        let mut buf = vec![0u8; 1 << 20];
+        let mut off = 0;
+        while off < img.disk.len() {
+            let n = buf.len().min((img.disk.len() - off) as usize);
+            img.disk.read_at(off, &mut buf[..n]).unwrap();
+            std::os::unix::fs::FileExt::write_all_at(&f, &buf[..n], off).unwrap();
+            off += n as u64;
+        }
+        p
+    })
+}
+
+/// A raw disk fixed in place: (disk, undo file, SHA-256 before, after).
+fn fixed_in_place(d: &Path, tag: &str) -> (PathBuf, PathBuf, String, String) {
+    let dev = d.join(format!("{tag}.raw"));
+    std::fs::copy(demo_raw(), &dev).unwrap();
+    let original = sha256_file(&dev);
+    let undo = d.join(format!("{tag}.undo"));
+    let o = run(&["fix", s(&dev), "--profile", "reset-rdp", "--in-place", "--undo", s(&undo)]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    let fixed = sha256_file(&dev);
+    assert_ne!(fixed, original);
+    (dev, undo, original, fixed)
+}
+
+#[test]
+fn fix_in_place_then_undo_restores_every_byte() {
+    let d = work("undo-round-trip");
+    let (dev, undo, original, _) = fixed_in_place(&d, "rt");
+    let text = std::fs::read_to_string(&undo).unwrap();
+    assert!(text.contains("\"format\": \"rdprescue-undo/2\""), "{text:.200}");
+    let o = run(&["undo", s(&dev), s(&undo)]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(sha256_file(&dev), original, "undo restores every byte");
+    // Again: the disk already holds the original bytes, nothing to do.
+    let o = run(&["undo", s(&dev), s(&undo)]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(sha256_file(&dev), original);
+    assert!(temps(&d).is_empty());
+}
+
+#[test]
+fn a_damaged_undo_file_or_another_disk_is_refused_before_any_write() {
+    let d = work("undo-damage");
+    type Damage = fn(&mut String);
+    let cases: [(&str, Damage); 4] = [
+        ("a flipped digit", |b| {
+            let c = if b.starts_with('0') { "1" } else { "0" };
+            b.replace_range(0..1, c);
+        }),
+        ("a '+' sign", |b| {
+            let i = (0..b.len()).step_by(2).find(|i| &b[*i..*i + 1] != "0").unwrap();
+            b.replace_range(i..i + 1, "+");
+        }),
+        ("a non-ASCII char", |b| b.replace_range(1..3, "é")),
+        ("upper-case hex that changes the checksum", |b| *b = b.to_uppercase()),
+    ];
+    for (what, damage) in cases {
+        let (dev, undo, _, fixed) = fixed_in_place(&d, &what.replace([' ', '\''], "_"));
+        let mut j: serde_json::Value = serde_json::from_slice(&std::fs::read(&undo).unwrap()).unwrap();
+        let mut b = j["ranges"][0]["before"].as_str().unwrap().to_string();
+        damage(&mut b);
+        j["ranges"][0]["before"] = b.into();
+        std::fs::write(&undo, serde_json::to_vec_pretty(&j).unwrap()).unwrap();
+        let o = run(&["undo", s(&dev), s(&undo)]);
+        assert_clean_error(&o, what);
+        assert_eq!(sha256_file(&dev), fixed, "{what}: the disk was written");
+        let o = run(&["undo", s(&dev), s(&undo), "--force"]);
+        assert_clean_error(&o, what);
+        assert_eq!(sha256_file(&dev), fixed, "{what} with --force: the disk was written");
+    }
+    // Truncated anywhere.
+    let (dev, undo, _, fixed) = fixed_in_place(&d, "truncated");
+    let full = std::fs::read(&undo).unwrap();
+    for cut in [0, 1, full.len() / 3, full.len() / 2, full.len() - 3] {
+        std::fs::write(&undo, &full[..cut]).unwrap();
+        let o = run(&["undo", s(&dev), s(&undo)]);
+        assert_clean_error(&o, &format!("truncated to {cut}"));
+        assert_eq!(sha256_file(&dev), fixed);
+    }
+    // A version-1 file.
+    std::fs::write(&undo, String::from_utf8(full.clone()).unwrap().replace("rdprescue-undo/2", "rdprescue-undo/1")).unwrap();
+    let o = run(&["undo", s(&dev), s(&undo)]);
+    assert_clean_error(&o, "v1");
+    assert!(stderr(&o).contains("rdprescue-undo/1 is no longer accepted"), "{}", stderr(&o));
+    std::fs::write(&undo, &full).unwrap();
+    // Another disk of the same size, holding the fixed bytes, with another
+    // disk signature: not the disk the file was made for.
+    let other = d.join("other.raw");
+    std::fs::copy(&dev, &other).unwrap();
+    let f = std::fs::OpenOptions::new().read(true).write(true).open(&other).unwrap();
+    use std::os::unix::fs::FileExt;
+    let mut x = [0u8];
+    f.read_exact_at(&mut x, 440).unwrap();
+    f.write_all_at(&[x[0] ^ 1], 440).unwrap();
+    drop(f);
+    let other_sha = sha256_file(&other);
+    let o = run(&["undo", s(&other), s(&undo)]);
+    assert_clean_error(&o, "wrong device");
+    assert!(stderr(&o).contains("not the same disk"), "{}", stderr(&o));
+    assert_eq!(sha256_file(&other), other_sha);
+    // A disk of another size.
+    let small = d.join("small.raw");
+    std::fs::write(&small, vec![0u8; 1 << 20]).unwrap();
+    let o = run(&["undo", s(&small), s(&undo)]);
+    assert_clean_error(&o, "smaller device");
+    // The intact file still works on the right disk.
+    let o = run(&["undo", s(&dev), s(&undo)]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_ne!(sha256_file(&dev), fixed);
+}

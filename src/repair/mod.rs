@@ -19,7 +19,9 @@ use crate::locate;
 use crate::rdp::Action;
 use serde_json::Value as J;
 
+pub mod device;
 pub mod output;
+pub mod undo;
 
 /// One value or key change, with the data before and after, for `--dry-run`
 /// and for the report.
