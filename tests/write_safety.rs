@@ -387,3 +387,91 @@ fn a_damaged_undo_file_or_another_disk_is_refused_before_any_write() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_ne!(sha256_file(&dev), fixed);
 }
+
+// ------------------------------------------------------------ 5: mounted devices
+
+fn sh(cmd: &str, args: &[&str]) -> Result<String, String> {
+    match Command::new(cmd).args(args).output() {
+        Ok(o) if o.status.success() => Ok(stdout(&o)),
+        Ok(o) => Err(format!("{cmd} {args:?}: {}", stderr(&o).trim())),
+        Err(e) => Err(format!("{cmd}: {e}")),
+    }
+}
+
+/// Unmounts (and so detaches the autoclear loop device) on drop.
+struct Mounted(PathBuf);
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_raw_image_behind_a_mounted_loop_device_is_never_written() {
+    let root = sh("id", &["-u"]).is_ok_and(|u| u.trim() == "0");
+    let missing: Vec<&str> = ["mke2fs", "losetup", "mount", "umount"].into_iter().filter(|t| !have(t)).collect();
+    if !root || !missing.is_empty() {
+        eprintln!("SKIP: the real loop-device test needs root and mke2fs, losetup, mount (root: {root}, missing: {missing:?}); the fake-tree tests in repair::device still run");
+        return;
+    }
+    let d = work("loop");
+    let dev = d.join("disk.raw");
+    std::fs::copy(demo_raw(), &dev).unwrap();
+    // Partition 4 of the demo disk (the 4 MiB recovery partition) becomes an
+    // ext2 file system, mounted straight from the image file with an offset
+    // loop, as `mount -o loop,offset=...` does. The fix writes partition 3.
+    let (offset, size) = (0x4b0_0000u64, 4u64 << 20);
+    if let Err(e) = sh("mke2fs", &["-q", "-t", "ext2", "-F", "-E", &format!("offset={offset}"), s(&dev), "4096"]) {
+        eprintln!("SKIP: real loop-device test: {e}");
+        return;
+    }
+    let mnt = d.join("mnt");
+    std::fs::create_dir_all(&mnt).unwrap();
+    if let Err(e) = sh("mount", &["-o", &format!("ro,loop,offset={offset},sizelimit={size}"), s(&dev), s(&mnt)]) {
+        eprintln!("SKIP: real loop-device test: cannot mount a loop device here: {e}");
+        return;
+    }
+    let guard = Mounted(mnt.clone());
+    let before = sha256_file(&dev);
+    let undo = d.join("u.undo");
+    let o = run(&["fix", s(&dev), "--profile", "reset-rdp", "--in-place", "--undo", s(&undo)]);
+    assert_clean_error(&o, "in-place fix of a file behind a mounted loop device");
+    assert!(stderr(&o).contains("in use") && stderr(&o).contains(&format!("offset {offset}")), "{}", stderr(&o));
+    assert_eq!(sha256_file(&dev), before, "the image behind the mounted loop device was written");
+    assert!(!undo.exists());
+    // Through another name (a hard link) too.
+    let link = d.join("link.raw");
+    std::fs::hard_link(&dev, &link).unwrap();
+    let o = run(&["fix", s(&link), "--profile", "reset-rdp", "--in-place", "--undo", s(&undo)]);
+    assert_clean_error(&o, "hard link");
+    assert_eq!(sha256_file(&dev), before);
+    // The mounted loop device itself: undo refuses it (an undo file that
+    // would zero the ext2 superblock, made for this device).
+    let loopdev = sh("losetup", &["-j", s(&dev)]).unwrap();
+    let loopdev = loopdev.split(':').next().unwrap().trim().to_string();
+    assert!(loopdev.starts_with("/dev/loop"), "{loopdev}");
+    let img = rdprescue::image::open(Path::new(&loopdev)).unwrap();
+    let mut current = vec![0u8; 1024];
+    img.disk.read_at(1024, &mut current).unwrap();
+    let mut head = vec![0u8; (1u64 << 20).min(img.disk.len()) as usize];
+    img.disk.read_at(0, &mut head).unwrap();
+    head[1024..2048].fill(0);
+    use sha2::Digest;
+    let u = rdprescue::repair::undo::Undo {
+        device_path: loopdev.clone(),
+        device_size: img.disk.len(),
+        head_sha256: sha2::Sha256::digest(&head).into(),
+        ranges: vec![rdprescue::repair::undo::Range { offset: 1024, before: vec![0; 1024], after: current }],
+    };
+    drop(img);
+    let uf = d.join("loop.undo");
+    std::fs::write(&uf, u.to_bytes().unwrap()).unwrap();
+    let o = run(&["undo", &loopdev, s(&uf)]);
+    assert_clean_error(&o, "undo on a mounted loop device");
+    assert!(stderr(&o).contains("in use") || stderr(&o).contains("busy"), "{}", stderr(&o));
+    assert_eq!(sha256_file(&dev), before);
+    drop(guard);
+    // Unmounted: the same in-place fix goes through.
+    let o = run(&["fix", s(&dev), "--profile", "reset-rdp", "--in-place", "--undo", s(&undo)]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}

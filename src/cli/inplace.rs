@@ -10,25 +10,15 @@
 
 use anyhow::{bail, Context};
 use rdprescue::image::{self, Format};
-use rdprescue::repair::device::DeviceWriter;
+use rdprescue::repair::device::{self, DeviceWriter};
 use rdprescue::repair::output::NewFile;
 use rdprescue::repair::undo::{self, Undo};
 use rdprescue::repair::{self, Plan};
 use std::path::Path;
 
-/// Refuse a device (or a partition of it) that the host has mounted.
+/// Refuse a disk the host is using (see [`device::check_not_mounted`]).
 fn refuse_if_mounted(dev: &Path) -> anyhow::Result<()> {
-    let Ok(canon) = dev.canonicalize() else { return Ok(()) };
-    let name = canon.to_string_lossy().to_string();
-    if let Ok(m) = std::fs::read_to_string("/proc/mounts") {
-        for line in m.lines() {
-            let src = line.split_whitespace().next().unwrap_or_default();
-            let src = Path::new(src).canonicalize().map(|p| p.to_string_lossy().to_string()).unwrap_or_else(|_| src.to_string());
-            if src == name || (src.starts_with(&name) && src[name.len()..].trim_start_matches('p').chars().all(|c| c.is_ascii_digit()) && src.len() > name.len()) {
-                bail!("{name} is mounted here ({src}): unmount it before writing to it in place");
-            }
-        }
-    }
+    device::check_not_mounted(dev, &device::Roots::system())?;
     Ok(())
 }
 
