@@ -109,7 +109,7 @@ fn start_paused(mut cmd: Command) -> (Child, BufReader<std::process::ChildStderr
     let mut seen = String::new();
     loop {
         let mut line = String::new();
-        if err.read_line(&mut line).unwrap() == 0 {
+        if err.read_line(&mut line).unwrap_or(0) == 0 {
             let st = child.wait().unwrap();
             panic!("the writer ended ({st}) without pausing before commit: {seen}");
         }

@@ -30,10 +30,12 @@ pub fn apply(img: &image::Image, dev: &Path, plan: &Plan, undo: &Path) -> anyhow
     refuse_if_mounted(dev)?;
     let u = Undo::record(img.disk.as_ref(), &dev.display().to_string(), plan.patch.ranges())?;
     let mut nf = NewFile::create(undo, &[dev]).context("the undo file")?;
+    // Opened (exclusively, for a block device) before the undo file is
+    // published: a busy device leaves no undo file behind.
+    let w = DeviceWriter::open(dev)?;
     nf.write_all(&u.to_bytes()?)?;
     nf.commit().context("the undo file")?;
     rdprescue::image::write::fault_point("in-place-undo-saved");
-    let w = DeviceWriter::open(dev)?;
     for (off, data) in plan.patch.ranges() {
         w.write_at(off, data).with_context(|| format!("undo file: {}", undo.display()))?;
     }
