@@ -360,7 +360,7 @@ fn a_damaged_undo_file_or_another_disk_is_refused_before_any_write() {
     std::fs::write(&undo, String::from_utf8(full.clone()).unwrap().replace("rdprescue-undo/2", "rdprescue-undo/1")).unwrap();
     let o = run(&["undo", s(&dev), s(&undo)]);
     assert_clean_error(&o, "v1");
-    assert!(stderr(&o).contains("rdprescue-undo/1 is no longer accepted"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("rdprescue-undo/1 is refused"), "{}", stderr(&o));
     std::fs::write(&undo, &full).unwrap();
     // Another disk of the same size, holding the fixed bytes, with another
     // disk signature: not the disk the file was made for.

@@ -208,7 +208,7 @@ impl Undo {
         let head: Head = serde_json::from_slice(bytes).map_err(|e| bad(format!("not an rdprescue undo file (JSON: {e})")))?;
         match head.format.as_ref().and_then(|v| v.as_str()) {
             Some(FORMAT) => {}
-            Some(FORMAT_V1) => return Err(bad("format rdprescue-undo/1 is no longer accepted: it carries no checksum, so a damaged file would restore wrong bytes; restore from a backup, or re-create the undo file by fixing a copy")),
+            Some(FORMAT_V1) => return Err(bad("format rdprescue-undo/1 is refused: it has no checksum, so a damaged file would silently restore wrong bytes; use the rdprescue version that wrote it, or restore the disk from a backup")),
             Some(other) => return Err(bad(format!("format {other:?}, expected {FORMAT}"))),
             None => return Err(bad(format!("no \"format\": not an rdprescue undo file (expected {FORMAT})"))),
         }
@@ -357,7 +357,7 @@ mod tests {
             assert!(Undo::parse(&c).is_err(), "accepted: {}", String::from_utf8_lossy(&c));
         }
         let e = Undo::parse(good.replace(FORMAT, FORMAT_V1).as_bytes()).unwrap_err().to_string();
-        assert!(e.contains("rdprescue-undo/1 is no longer accepted"), "{e}");
+        assert!(e.contains("rdprescue-undo/1 is refused"), "{e}");
     }
 
     #[test]
