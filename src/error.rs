@@ -19,6 +19,8 @@ pub enum Layer {
     Fs,
     Hive,
     HiveLog,
+    /// The write pipeline: outputs, undo files, devices written in place.
+    Repair,
 }
 
 impl fmt::Display for Layer {
@@ -35,6 +37,7 @@ impl fmt::Display for Layer {
             Layer::Fs => "fs",
             Layer::Hive => "hive",
             Layer::HiveLog => "hive/log",
+            Layer::Repair => "repair",
         })
     }
 }
@@ -84,6 +87,21 @@ pub enum Error {
     /// Bad user input (unknown partition number and the like).
     #[error("{0}")]
     Usage(String),
+
+    /// A write rdprescue will not do: the output exists or is the input, the
+    /// device is mounted, the volume is hibernated, ...
+    #[error("{layer}: refusing to write: {msg}")]
+    Refused { layer: Layer, msg: String },
+
+    /// Writing, syncing or moving an output file failed.
+    #[error("{layer}: {what} {}: {source}", path.display())]
+    Output {
+        layer: Layer,
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -94,6 +112,24 @@ impl Error {
     }
     pub fn unsupported(layer: Layer, offset: u64, msg: impl Into<String>) -> Self {
         Error::Unsupported { layer, offset, msg: msg.into() }
+    }
+
+    /// An owned copy of an error kept in a cache (a hive or a mount that
+    /// failed once fails the same way for every caller). I/O errors keep their
+    /// kind and message; the OS error object itself cannot be cloned.
+    pub fn duplicate(&self) -> Self {
+        let io = |e: &std::io::Error| std::io::Error::new(e.kind(), e.to_string());
+        match self {
+            Error::Corrupt { layer, offset, msg } => Error::Corrupt { layer: *layer, offset: *offset, msg: msg.clone() },
+            Error::Unsupported { layer, offset, msg } => Error::Unsupported { layer: *layer, offset: *offset, msg: msg.clone() },
+            Error::Io { layer, offset, path, source } => Error::Io { layer: *layer, offset: *offset, path: path.clone(), source: io(source) },
+            Error::Open { layer, path, source } => Error::Open { layer: *layer, path: path.clone(), source: io(source) },
+            Error::MissingParent { layer, offset, expected, tried } => Error::MissingParent { layer: *layer, offset: *offset, expected: expected.clone(), tried: tried.clone() },
+            Error::NotFound { layer, path } => Error::NotFound { layer: *layer, path: path.clone() },
+            Error::Usage(m) => Error::Usage(m.clone()),
+            Error::Refused { layer, msg } => Error::Refused { layer: *layer, msg: msg.clone() },
+            Error::Output { layer, what, path, source } => Error::Output { layer: *layer, what, path: path.clone(), source: io(source) },
+        }
     }
 }
 

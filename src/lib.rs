@@ -7,9 +7,12 @@
 //! * [`fs`]     — file systems (NTFS, FAT) exposing the [`fs::FileSystem`] trait
 //! * [`locate`] — finds the Windows and boot volumes of an image
 //! * [`hive`]   — registry hives: base block, transaction-log recovery, queries
+//! * [`machine`] — one opened image (or hive files): survey, mounts, hive set
 //! * [`rdp`]    — the RDP check catalog and its evaluation over a machine's hives
 //!
 //! The command-line front end lives in the binary (`src/main.rs`, `src/cli/`).
+
+#![deny(unsafe_code)]
 
 pub mod bytes;
 pub mod error;
@@ -17,6 +20,7 @@ pub mod fs;
 pub mod hive;
 pub mod image;
 pub mod locate;
+pub mod machine;
 pub mod repair;
 pub mod rdp;
 pub mod volume;

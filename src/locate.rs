@@ -81,10 +81,21 @@ pub fn mount(image: &Image, p: &Partition) -> Result<Box<dyn FileSystem>> {
 
 /// Survey an opened image: partitions, file systems, Windows and BCD.
 pub fn survey(image: &Image) -> Result<DiskReport> {
+    survey_mounted(image).map(|(r, _)| r)
+}
+
+/// [`survey`], also handing back the file systems it mounted on the way (by
+/// partition index), so that a caller keeping them never mounts twice.
+pub fn survey_mounted(image: &Image) -> Result<(DiskReport, Vec<(u32, Box<dyn FileSystem>)>)> {
     let table = volume::read_partitions(image.disk.as_ref())?;
     let mut volumes = Vec::new();
+    let mut mounted = Vec::new();
     for p in &table.partitions {
-        volumes.push(survey_volume(image, p));
+        let (v, fs) = survey_volume(image, p);
+        volumes.push(v);
+        if let Some(fs) = fs {
+            mounted.push((p.index, fs));
+        }
     }
     let windows_volumes = volumes.iter().filter(|v| v.windows).map(|v| v.partition.index).collect();
     // Prefer the ESP (UEFI), then a System Reserved volume, then any other.
@@ -101,10 +112,10 @@ pub fn survey(image: &Image) -> Result<DiskReport> {
             path: v.bcd.unwrap_or(BCD_BIOS),
             firmware: if v.bcd == Some(BCD_UEFI) { "uefi" } else { "bios" },
         });
-    Ok(DiskReport { container: image.info.clone(), partition_table: table, volumes, windows_volumes, bcd })
+    Ok((DiskReport { container: image.info.clone(), partition_table: table, volumes, windows_volumes, bcd }, mounted))
 }
 
-fn survey_volume(image: &Image, p: &Partition) -> VolumeReport {
+fn survey_volume(image: &Image, p: &Partition) -> (VolumeReport, Option<Box<dyn FileSystem>>) {
     let mut r = VolumeReport {
         partition: p.clone(),
         filesystem: FsKind::Unknown,
@@ -116,24 +127,24 @@ fn survey_volume(image: &Image, p: &Partition) -> VolumeReport {
     };
     if matches!(p.role, Role::Msr | Role::Other) && p.role != Role::WholeDisk {
         // MSR has no file system; "other" (Linux, LDM, extended) is not ours.
-        return r;
+        return (r, None);
     }
     let slice = Slice::of(image.disk.clone(), p);
     match fs::probe(&slice) {
         Ok(k) => r.filesystem = k,
         Err(e) => {
             r.error = Some(e.to_string());
-            return r;
+            return (r, None);
         }
     }
     if matches!(r.filesystem, FsKind::Unknown) {
-        return r;
+        return (r, None);
     }
     let fs = match mount(image, p) {
         Ok(fs) => fs,
         Err(e) => {
             r.error = Some(e.to_string());
-            return r;
+            return (r, None);
         }
     };
     r.windows = fs.kind() == FsKind::Ntfs && fs.exists(SYSTEM_HIVE);
@@ -147,48 +158,5 @@ fn survey_volume(image: &Image, p: &Partition) -> VolumeReport {
         && !r.windows
         && (label.eq_ignore_ascii_case("System Reserved") || (p.active && r.bcd.is_some()));
     r.state = Some(fs.state().clone());
-    r
-}
-
-/// Find the volume to read `path` from: partition `index` if given, else the
-/// first Windows volume holding `path`, else any readable volume holding it.
-pub fn find_volume(image: &Image, table: &PartitionTable, index: Option<u32>, path: &str) -> Result<(Partition, Box<dyn FileSystem>)> {
-    if let Some(i) = index {
-        let p = table
-            .partitions
-            .iter()
-            .find(|p| p.index == i)
-            .ok_or_else(|| Error::Usage(format!("no partition {i} (partitions: {})", list(table))))?;
-        return Ok((p.clone(), mount(image, p)?));
-    }
-    let mut first_err = None;
-    let mut candidates: Vec<(bool, Partition, Box<dyn FileSystem>)> = Vec::new();
-    for p in &table.partitions {
-        if matches!(p.role, Role::Msr | Role::Other) {
-            continue;
-        }
-        match mount(image, p) {
-            Ok(fs) => {
-                if fs.exists(path) {
-                    let win = fs.kind() == FsKind::Ntfs && fs.exists(SYSTEM_HIVE);
-                    candidates.push((win, p.clone(), fs));
-                }
-            }
-            Err(e) => {
-                first_err.get_or_insert(e);
-            }
-        }
-    }
-    candidates.sort_by_key(|(win, p, _)| (!*win, p.index));
-    match candidates.into_iter().next() {
-        Some((_, p, fs)) => Ok((p, fs)),
-        None => Err(match first_err {
-            Some(e) if table.partitions.len() == 1 => e,
-            _ => Error::NotFound { layer: crate::Layer::Fs, path: format!("{path} (on no readable volume; partitions: {})", list(table)) },
-        }),
-    }
-}
-
-fn list(table: &PartitionTable) -> String {
-    table.partitions.iter().map(|p| p.index.to_string()).collect::<Vec<_>>().join(", ")
+    (r, Some(fs))
 }

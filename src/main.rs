@@ -1,5 +1,7 @@
 //! rdprescue command-line tool.
 
+#![deny(unsafe_code)]
+
 mod cli;
 
 fn main() {

@@ -252,3 +252,52 @@ fn baseline_rule_on_a_missing_hive_is_not_evaluated() {
     assert!(ne.iter().any(|n| n["check"] == "baseline" && n["reason"].as_str().unwrap().contains("no SOFTWARE hive")), "{ne:?}");
     assert_eq!(o.status.code(), Some(0));
 }
+
+/// `--baseline` and `--from-list` are read through a cap: `/dev/zero` (or any
+/// file without line breaks) is refused at once with one line and exit 2,
+/// instead of growing memory until the allocator gives up.
+#[cfg(unix)]
+#[test]
+fn baseline_and_list_are_read_through_a_cap() {
+    let demo = testdata().join("demo.vhdx");
+    let demo = demo.to_str().unwrap();
+    let refused = |args: &[&str], stdin: Option<&Path>, want: &str| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_rdprescue"));
+        cmd.args(args);
+        if let Some(f) = stdin {
+            cmd.stdin(std::fs::File::open(f).unwrap());
+        }
+        let t = std::time::Instant::now();
+        let o = cmd.output().unwrap();
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(o.stdout.is_empty(), "{args:?}: wrote records before refusing its input");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.contains(want), "{args:?}: {err}");
+        assert!(t.elapsed().as_secs() < 30, "{args:?}: took {:?}", t.elapsed());
+    };
+    let zero = Path::new("/dev/zero");
+    refused(&["audit", "--baseline", "/dev/zero", demo], None, "baseline /dev/zero: larger than 16 MiB");
+    refused(&["audit", "--from-list", "/dev/zero"], None, "image list /dev/zero: line 1 is longer than 4 KiB");
+    refused(&["audit", "--from-list", "-"], Some(zero), "image list on standard input: line 1 is longer than 4 KiB");
+
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let long = dir.join("audit-list-long-line.txt");
+    std::fs::write(&long, format!("{demo}\n# a comment\n{}\n", "x".repeat(5 << 10))).unwrap();
+    refused(&["audit", "--from-list", long.to_str().unwrap()], None, "line 3 is longer than 4 KiB");
+    let big = dir.join("audit-baseline-big.toml");
+    std::fs::write(&big, format!("# {}\n", "x".repeat(17 << 20))).unwrap();
+    refused(&["audit", "--baseline", big.to_str().unwrap(), demo], None, "larger than 16 MiB");
+
+    // At the cap, a line is still a path (here of no image: an error record, not a refusal).
+    let at_cap = dir.join("audit-list-at-cap.txt");
+    let path = format!("/{}", "y".repeat((4 << 10) - 1));
+    std::fs::write(&at_cap, format!("{demo}\r\n\n{path}\n")).unwrap();
+    let o = rdp(&["audit", "--format", "jsonl", "--from-list", at_cap.to_str().unwrap()]);
+    let recs = jsonl(&stdout(&o));
+    assert_eq!(recs.len(), 2, "{}", stderr(&o));
+    assert_eq!(recs[0]["image"], demo);
+    assert_eq!(recs[1]["image"], path.as_str());
+    assert_eq!(recs[1]["status"], "error");
+    assert_eq!(o.status.code(), Some(2));
+}

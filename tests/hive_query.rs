@@ -20,7 +20,7 @@ fn rdp_keys_match_hivex() {
     let mut compared = 0;
     for (rel, exp) in oracle().as_object().unwrap() {
         let path = data.join("hives").join(rel);
-        let hive = source::load_file(&path).unwrap();
+        let hive = rdprescue::machine::load_file(&path).unwrap();
         let sets = source::control_sets(&hive);
         assert_eq!(sets.current_key, exp["control_set"].as_str().unwrap(), "{rel}");
         for (key, vals) in exp["keys"].as_object().unwrap() {
@@ -144,8 +144,8 @@ fn reg_export_round_trip_through_hivexregedit() {
         .output()
         .unwrap();
     assert!(m.status.success(), "hivexregedit: {}", String::from_utf8_lossy(&m.stderr));
-    let ours = source::load_file(&src).unwrap();
-    let merged = source::load_file(&target).unwrap();
+    let ours = rdprescue::machine::load_file(&src).unwrap();
+    let merged = rdprescue::machine::load_file(&target).unwrap();
     let a = ours.walk(r"ControlSet001\Control\Terminal Server\WinStations").unwrap();
     let b = merged.walk(r"ControlSet001\Control\Terminal Server\WinStations").unwrap();
     assert_eq!(a.len(), b.len(), "key count");

@@ -142,3 +142,62 @@ fn partition_past_end() {
     d[e + 12..e + 16].copy_from_slice(&0x0100_0000u32.to_le_bytes());
     expect_error(&write(tmp.path(), "past.raw", &d), "partition past end", "past the end");
 }
+
+/// A FIFO (or socket, or character device) given as the image used to block
+/// forever in open(); `audit` with one in its list never finished. Now: exit
+/// 2 naming it, at once, and an error row in `audit`.
+#[cfg(unix)]
+#[test]
+fn fifo_and_special_files_are_refused() {
+    if !have("mkfifo") {
+        eprintln!("SKIP: mkfifo not installed; FIFO regression test not run");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let fifo = tmp.path().join("pipe.vhdx");
+    let st = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(st.success());
+    let f = fifo.to_str().unwrap();
+    let want = format!("image/raw: {f} is a FIFO, not a disk image or block device");
+    for args in [vec!["disk", f], vec!["disk", "--json", f], vec!["inspect", f], vec!["cat", f, r"\Windows\System32\config\SYSTEM"]] {
+        let o = rdp_timeout(&args, 20);
+        assert_clean_error(&o, &format!("{args:?}"));
+        assert!(stderr(&o).contains(&want), "{args:?}: {}", stderr(&o));
+    }
+    // A character device.
+    let o = rdp_timeout(&["disk", "/dev/null"], 20);
+    assert_clean_error(&o, "disk /dev/null");
+    assert!(stderr(&o).contains("/dev/null is a character device"), "{}", stderr(&o));
+
+    // audit: the good image gets its row, the FIFO an error row, and it ends.
+    let good = gunzip(&testdata().join("images/gen1-mbr.raw.gz"), tmp.path());
+    let g = good.to_str().unwrap();
+    let o = rdp_timeout(&["audit", "--format", "jsonl", "-j", "2", g, f], 60);
+    let rows: Vec<serde_json::Value> = stdout(&o).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(rows.len(), 2, "{}\n{}", stdout(&o), stderr(&o));
+    let row = |p: &str| rows.iter().find(|r| r["image"] == p).unwrap_or_else(|| panic!("no row for {p}: {rows:?}"));
+    assert_eq!(row(f)["status"], "error");
+    assert!(row(f)["error"].as_str().unwrap().contains(&want), "{:?}", row(f));
+    assert_ne!(row(g)["status"], "error", "{:?}", row(g));
+    assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
+
+    // A differencing child whose parent was replaced by a FIFO: the parent
+    // lookup skips it, naming why, instead of blocking in open().
+    let parent = gunzip(&testdata().join("images/gen1-mbr-dynamic.vhd.gz"), tmp.path());
+    let child = tmp.path().join("child.vhd");
+    {
+        use rdprescue::image::{self, write};
+        let img = image::open(&parent).unwrap();
+        let mut patch = write::Patch::default();
+        patch.write(4096, &[1, 2, 3]);
+        let mut out = std::fs::OpenOptions::new().read(true).write(true).create_new(true).open(&child).unwrap();
+        write::diff_child(&img, &patch, &mut out, &child).unwrap();
+    }
+    assert_eq!(rdp_timeout(&["disk", child.to_str().unwrap()], 20).status.code(), Some(0));
+    std::fs::remove_file(&parent).unwrap();
+    assert!(std::process::Command::new("mkfifo").arg(&parent).status().unwrap().success());
+    let o = rdp_timeout(&["disk", child.to_str().unwrap()], 20);
+    assert_layer_error(&o, "parent replaced by a FIFO");
+    let e = stderr(&o);
+    assert!(e.contains("parent disk missing") && e.contains("is a FIFO"), "{e}");
+}

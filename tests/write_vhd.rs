@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{have, sha256_file};
+use common::{disk_bytes, have, sha256_file, Rng};
 use rdprescue::image::write::{diff_child, full_copy, Patch};
 use rdprescue::image::{self, Disk, Format, Image};
 use std::fs::File;
@@ -19,21 +19,6 @@ const GIB: u64 = 1 << 30;
 // ----------------------------------------------------------------------
 // Helpers
 // ----------------------------------------------------------------------
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        // splitmix64
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next() as u8).collect()
-    }
-}
 
 fn qemu() -> bool {
     let ok = have("qemu-img");
@@ -111,12 +96,6 @@ fn apply(expected: &mut [u8], patch: &Patch) {
     for (o, d) in patch.ranges() {
         expected[o as usize..o as usize + d.len()].copy_from_slice(d);
     }
-}
-
-fn disk_bytes(d: &dyn Disk) -> Vec<u8> {
-    let mut v = vec![0u8; d.len() as usize];
-    d.read_at(0, &mut v).unwrap();
-    v
 }
 
 fn new_file(path: &Path) -> File {
@@ -523,14 +502,19 @@ fn errors_are_clean() {
     let rimg = image::open(&raw).unwrap();
     let e = diff_child(&rimg, &Patch::default(), &mut f, &dir.path().join("x.vhd")).unwrap_err();
     assert!(e.to_string().contains("raw"), "{e}");
-    // The input replaced by something else between open and write: a VHD-layer error with an offset.
+    // The input truncated between open and write: the writers read through
+    // the opened image (never by reopening the path), and the first read of
+    // data that is gone is a VHD-layer error with an offset.
     let src2 = dir.path().join("e.vhd");
     to_vhd(&raw, &src2, "dynamic", true);
     let img2 = image::open(&src2).unwrap();
     std::fs::write(&src2, b"not a vhd any more").unwrap();
     let e = full_copy(&img2, &Patch::default(), &mut f, &mut |_, _| {}).unwrap_err().to_string();
     assert!(e.contains("image/vhd") && e.contains("offset 0x"), "{e}");
-    let e = diff_child(&img2, &Patch::default(), &mut f, &dir.path().join("x.vhd")).unwrap_err().to_string();
+    // A partial-sector patch: the child's sectors are completed from the input.
+    let mut p = Patch::default();
+    p.write(100, &[1, 2, 3]);
+    let e = diff_child(&img2, &p, &mut f, &dir.path().join("x.vhd")).unwrap_err().to_string();
     assert!(e.contains("image/vhd") && e.contains("offset 0x"), "{e}");
 }
 

@@ -1,8 +1,7 @@
 //! FAT volume on arbitrary bytes: mount, look up the paths rdprescue needs, read them.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use rdprescue::image::{raw, FileSource};
-use std::path::Path;
+use rdprescue::image::{raw, MemSource};
 
 // The file-system crates are run inside `fs::guard`, which turns their panics
 // into errors (the CLI does the same). libFuzzer's hook would abort on them, so
@@ -17,7 +16,7 @@ fn init() {
 }
 
 fuzz_target!(init: init(), |data: &[u8]| {
-    let Ok(img) = raw::open(FileSource::from_bytes(Path::new("fuzz.raw"), data.to_vec())) else { return };
+    let Ok(img) = raw::open(MemSource::arc("fuzz.raw", data.to_vec())) else { return };
     let Ok(fs) = rdprescue::fs::open(img.disk.clone(), 0) else { return };
     for p in [r"\Windows\System32\config\SYSTEM", r"\Boot\BCD", r"\EFI\Microsoft\Boot\BCD", "hiberfil.sys", r"\Users\Public\Desktop\readme.txt"] {
         if let Ok(st) = fs.stat(p) {

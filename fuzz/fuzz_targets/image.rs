@@ -1,12 +1,11 @@
 //! Container parsers (raw/VHD/VHDX, incl. log replay and BAT) on arbitrary bytes.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use rdprescue::image::{FileSource, OpenCtx};
-use std::path::Path;
+use rdprescue::image::{open_source, MemSource};
 
 fuzz_target!(|data: &[u8]| {
-    let src = FileSource::from_bytes(Path::new("/nonexistent/fuzz.vhdx"), data.to_vec());
-    if let Ok(img) = OpenCtx::default().open_source(src) {
+    // In memory: a parent locator can only name other in-memory files (none).
+    if let Ok(img) = open_source(MemSource::arc("fuzz.vhdx", data.to_vec())) {
         let len = img.disk.len();
         let mut buf = vec![0u8; 65536.min(len as usize)];
         let _ = img.disk.read_at(0, &mut buf);

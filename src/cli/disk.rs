@@ -1,21 +1,23 @@
 //! `rdprescue disk IMAGE [--json]`
 
 use super::fmt::size;
+use anyhow::Context;
 use super::outln;
 use rdprescue::fs::FsKind;
-use rdprescue::image::{self, ContainerInfo};
+use rdprescue::image::ContainerInfo;
+use rdprescue::machine::Machine;
 use rdprescue::locate::{self, DiskReport};
 use std::path::Path;
 
 pub fn run(image_path: &Path, json: bool) -> anyhow::Result<i32> {
-    let img = image::open(image_path)?;
-    let report = locate::survey(&img)?;
+    let m = Machine::open_image(image_path)?;
+    let report = m.survey().context("not a disk image")?;
     let mut o = String::new();
     if json {
-        o = serde_json::to_string_pretty(&report)?;
+        o = serde_json::to_string_pretty(report)?;
         o.push('\n');
     } else {
-        text(&mut o, &report);
+        text(&mut o, report);
     }
     super::emit(o.as_bytes())?;
     Ok(0)

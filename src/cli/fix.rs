@@ -7,10 +7,11 @@
 
 use super::inspect;
 use anyhow::{bail, Context};
-use rdprescue::image::{self, write};
-use rdprescue::rdp::{self, catalog, profiles, Action};
-use rdprescue::repair::output::NewFile;
-use rdprescue::repair::{self, Plan};
+use rdprescue::hive::edit::{display_name, show_json, Edit, EditOp};
+use rdprescue::image;
+use rdprescue::machine::Machine;
+use rdprescue::rdp::{self, catalog, profiles};
+use rdprescue::repair::{self, Destination, Plan};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
@@ -28,7 +29,7 @@ pub struct Options {
 
 /// What to fix, from --check / --all / --profile.
 struct Selection {
-    actions: Vec<Action>,
+    actions: Vec<Edit>,
     /// Check ids whose findings are targeted (re-checked after the fix).
     targeted: BTreeSet<String>,
     /// Lines to tell the user: skipped manual fixes, checks with nothing to fix.
@@ -41,7 +42,7 @@ fn select(o: &Options, loaded: &inspect::Loaded, ins: &rdp::eval::Inspection) ->
         bail!("say what to fix: --check ID (repeatable), --all, or --profile NAME ({})", names.join(", "));
     }
     let mut s = Selection { actions: Vec::new(), targeted: BTreeSet::new(), notes: Vec::new() };
-    let push = |s: &mut Selection, a: &[Action]| {
+    let push = |s: &mut Selection, a: &[Edit]| {
         for x in a {
             if !s.actions.contains(x) {
                 s.actions.push(x.clone());
@@ -96,14 +97,15 @@ fn select(o: &Options, loaded: &inspect::Loaded, ins: &rdp::eval::Inspection) ->
 pub fn describe(plan: &Plan) -> String {
     let mut o = String::new();
     for e in &plan.edits {
-        super::outln!(o, "{} (partition {}: {}): {} change(s), {} bytes of the file rewritten, clean at sequence {}", e.hive, e.partition, e.path, e.changes.len(), e.bytes_changed, e.new_sequence);
+        super::outln!(o, "{} ({}): {} change(s), {} bytes of the file rewritten, clean at sequence {}", e.hive, e.location, e.changes.len(), e.bytes_changed, e.new_sequence);
         for c in &e.changes {
-            let old = rdp::show_json(&c.old);
-            let line = match &c.action {
-                Action::SetValue { hive, key, name, ty, data } => format!("{}\\{}\\{}: {old} -> {} ({ty})", rdp::root(hive), key, show_name(name), rdp::show_json(data)),
-                Action::DeleteValue { hive, key, name } => format!("{}\\{}\\{}: {old} -> (deleted)", rdp::root(hive), key, show_name(name)),
-                Action::DeleteKey { hive, key } => format!("[-{}\\{}] ({old})", rdp::root(hive), key),
-                Action::CreateKey { hive, key } => format!("[{}\\{}] (new key)", rdp::root(hive), key),
+            let old = show_json(&c.old);
+            let (root, key) = (c.action.hive.short_root(), &c.action.key);
+            let line = match &c.action.op {
+                EditOp::SetValue { name, data } => format!("{root}\\{key}\\{}: {old} -> {} ({})", display_name(name), show_json(&data.json()), data.type_name()),
+                EditOp::DeleteValue { name } => format!("{root}\\{key}\\{}: {old} -> (deleted)", display_name(name)),
+                EditOp::DeleteKey => format!("[-{root}\\{key}] ({old})"),
+                EditOp::CreateKey => format!("[{root}\\{key}] (new key)"),
             };
             super::outln!(o, "  {line}");
         }
@@ -111,51 +113,27 @@ pub fn describe(plan: &Plan) -> String {
     o
 }
 
-fn show_name(n: &str) -> &str {
-    if n.is_empty() {
-        "(Default)"
-    } else {
-        n
-    }
-}
-
-/// Write the plan to `out` (invisible until published, see
-/// [`NewFile`]), verify it by reading it back, publish it without ever
-/// replacing a file. Returns the inspection of the written image.
-pub fn write_output(img: &image::Image, plan: &Plan, out: &Path, diff_child: bool) -> anyhow::Result<rdp::eval::Inspection> {
-    // A differencing child is read back through a path next to `out`: its
-    // parent locator is relative to its directory.
-    let mut nf = if diff_child { NewFile::create_named(out, &[&img.info.path])? } else { NewFile::create(out, &[&img.info.path])? };
-    let tmp = nf.path();
-    if diff_child {
-        write::diff_child(img, &plan.patch, nf.file_mut(), &tmp)?;
-    } else {
-        let bar = indicatif::ProgressBar::with_draw_target(Some(img.disk.len()), indicatif::ProgressDrawTarget::stderr());
-        bar.set_style(indicatif::ProgressStyle::with_template("copying {bar:30} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}").expect("static template"));
-        write::full_copy(img, &plan.patch, nf.file_mut(), &mut |done, total| {
-            bar.set_length(total);
-            bar.set_position(done);
-        })?;
-        bar.finish_and_clear();
-    }
-    nf.sync()?;
-    write::fault_point("before-verify");
-    // Read the output back like any input: the container, the volumes, the
-    // hive files (byte-exact and clean), and the checks.
-    let reloaded = inspect::load(&tmp).context("verification: reading the output back")?;
-    repair::verify_loaded(reloaded.hives(), &plan.edits).context("verification")?;
-    let after = rdp::inspect(reloaded.hives());
-    drop(reloaded);
-    write::fault_point("before-rename");
-    nf.commit()?;
-    Ok(after)
+/// Write the plan to a new image at `out` through the library's one write
+/// pipeline (with a progress bar for full copies). Returns the inspection of
+/// the written image, as read back before it was moved into place.
+pub fn write_output(m: &Machine, plan: &Plan, out: &Path, diff_child: bool) -> anyhow::Result<rdp::eval::Inspection> {
+    let dest = if diff_child { Destination::DiffChild(out) } else { Destination::Copy(out) };
+    let total = m.image().map_or(0, |i| i.disk.len());
+    let bar = indicatif::ProgressBar::with_draw_target(Some(total), indicatif::ProgressDrawTarget::stderr());
+    bar.set_style(indicatif::ProgressStyle::with_template("copying {bar:30} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}").expect("static template"));
+    let done = repair::commit(m, plan, dest, &mut |done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
+    });
+    bar.finish_and_clear();
+    done?.after.context("verification: the output was not inspected")
 }
 
 pub fn run(o: Options) -> anyhow::Result<i32> {
     let loaded = inspect::load(&o.image)?;
-    if loaded.image_json()["kind"] != "image" {
+    let Some(img) = loaded.machine.image() else {
         bail!("fix needs a disk image or device; {} is a hive file or directory (use `rdprescue reg set` on a copy of it)", o.image.display());
-    }
+    };
     let before = rdp::inspect(loaded.hives());
     let sel = select(&o, &loaded, &before)?;
     for n in &sel.notes {
@@ -165,11 +143,10 @@ pub fn run(o: Options) -> anyhow::Result<i32> {
         println!("Nothing to change.");
         return Ok(0);
     }
-    let img = image::open(&o.image)?;
     if o.in_place && img.info.format != image::Format::Raw {
         bail!("--in-place writes raw disks and block devices only; {} is {}: use --out (full copy or --diff-child)", o.image.display(), img.info.format.name());
     }
-    let plan = repair::plan_with(&img, Some(loaded.hives()), &sel.actions)?;
+    let plan = repair::plan(&loaded.machine, &sel.actions)?;
     if plan.edits.is_empty() {
         println!("Nothing to change: every value already has the data the fix would write.");
         return Ok(0);
@@ -185,12 +162,12 @@ pub fn run(o: Options) -> anyhow::Result<i32> {
         if o.out.is_some() || o.diff_child {
             bail!("--in-place writes the disk itself: no --out or --diff-child");
         }
-        super::inplace::apply(&img, &o.image, &plan, undo)?;
+        super::inplace::apply(img, &o.image, &plan, undo)?;
         println!("Wrote {} in place, verified by reading it back; undo with `rdprescue undo {} {}`.", o.image.display(), o.image.display(), undo.display());
         rdp::inspect(inspect::load(&o.image)?.hives())
     } else {
         let Some(out) = &o.out else { bail!("--out NEW is required (or --dry-run, or --in-place --undo FILE for a raw device)") };
-        let after = write_output(&img, &plan, out, o.diff_child)?;
+        let after = write_output(&loaded.machine, &plan, out, o.diff_child)?;
         println!("Wrote {} ({}), verified by reading it back.", out.display(), if o.diff_child { "differencing child of the input" } else { "full copy" });
         after
     };

@@ -41,7 +41,7 @@ pub fn apply(img: &image::Image, dev: &Path, plan: &Plan, undo: &Path) -> anyhow
     }
     w.sync().with_context(|| format!("undo file: {}", undo.display()))?;
     drop(w);
-    let written = image::open(dev)?;
+    let written = rdprescue::machine::Machine::open_image(dev)?;
     repair::verify(&written, &plan.edits).with_context(|| format!("verification failed; restore with `rdprescue undo {} {}`", dev.display(), undo.display()))?;
     Ok(())
 }

@@ -10,6 +10,7 @@ mod inplace;
 mod inspect;
 mod regcmd;
 mod regwrite;
+mod render;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;

@@ -7,35 +7,51 @@ use anyhow::bail;
 use rdprescue::hive::source::{self, ControlSets, HiveKind};
 use rdprescue::hive::tree::{join, Hive, Key, Value};
 use rdprescue::hive::regfile;
-use rdprescue::image;
+use rdprescue::machine::{Machine, Origin};
 use serde_json::json;
 use std::path::Path;
 
 /// The hive a key lives in, the key's path inside it, and how to print it.
-pub struct Target {
-    pub hive: Hive,
+pub struct Target<'m> {
+    pub hive: &'m Hive,
+    /// The machine hive it is, when known (a hive file of another kind: None).
+    pub kind: Option<HiveKind>,
     pub path: String,
     /// `HKEY_LOCAL_MACHINE\SYSTEM` and the like.
     pub root: String,
     pub control_sets: Option<ControlSets>,
 }
 
-pub fn resolve(source_path: &Path, key: &str) -> anyhow::Result<Target> {
+/// Find `key` in the machine: the hive it names (an image or a directory of
+/// hive files), or the hive file itself, refusing a key of another hive.
+pub fn resolve<'m>(m: &'m Machine, key: &str) -> anyhow::Result<Target<'m>> {
     let kp = source::parse_key(key);
-    let hive = if source::is_hive_file(source_path) {
-        source::load_file(source_path)?
+    let (hive, kind) = if m.origin() == Origin::HiveFile {
+        let hive = m.file_hive()?;
+        let file_kind = m.file_kind().or_else(|| source::guess_kind("", hive));
+        if let Some(have) = file_kind {
+            let name = m.path().display();
+            if let Some(f) = &kp.foreign {
+                bail!("{key}: {f} is not in {name}, which is the {} hive", have.short());
+            }
+            if let Some(want) = kp.hive.filter(|w| *w != have) {
+                bail!("{key} is in the {} hive, but {name} is the {} hive", want.short(), have.short());
+            }
+        }
+        (hive, kp.hive.or(file_kind))
     } else {
+        if let Some(f) = &kp.foreign {
+            bail!("{key}: {f} is not stored in the machine hives on a disk (rdprescue reads HKLM\\SYSTEM, SOFTWARE, SAM, SECURITY and BCD)");
+        }
         let Some(kind) = kp.hive else {
             bail!("name the hive in the key, e.g. 'HKLM\\SYSTEM\\{}' (hives: SYSTEM, SOFTWARE, SAM, SECURITY, BCD)", key.trim_start_matches('\\'))
         };
-        let img = image::open(source_path)?;
-        source::load_from_image(&img, kind)?
+        (m.require(kind)?, Some(kind))
     };
-    let kind = kp.hive.or_else(|| HiveKind::from_name(&hive.name));
     let root = kind.map_or_else(|| format!("HKEY_LOCAL_MACHINE\\{}", hive.name.to_uppercase()), |k| k.root().to_string());
-    let control_sets = hive.key("Select").is_ok().then(|| source::control_sets(&hive));
+    let control_sets = hive.key("Select").is_ok().then(|| source::control_sets(hive));
     let rest = source::resolve_ccs(&kp.rest, control_sets.as_ref());
-    Ok(Target { path: rest.join("\\"), hive, root, control_sets })
+    Ok(Target { path: rest.join("\\"), hive, kind, root, control_sets })
 }
 
 fn full(root: &str, path: &str) -> String {
@@ -109,7 +125,8 @@ fn value_text(o: &mut String, v: &Value) {
 }
 
 pub fn query(source_path: &Path, key: &str, value: Option<&str>, recursive: bool, json_out: bool, verbose: bool) -> anyhow::Result<i32> {
-    let t = resolve(source_path, key)?;
+    let m = Machine::open(source_path)?;
+    let t = resolve(&m, key)?;
     let keys = if recursive { t.hive.walk(&t.path)? } else { vec![t.hive.key(&t.path)?] };
     let selected = |k: &Key| -> Option<Value> {
         value.and_then(|n| {
@@ -170,7 +187,8 @@ pub fn query(source_path: &Path, key: &str, value: Option<&str>, recursive: bool
 }
 
 pub fn export(source_path: &Path, key: &str, out: Option<&Path>, utf8: bool) -> anyhow::Result<i32> {
-    let t = resolve(source_path, key)?;
+    let m = Machine::open(source_path)?;
+    let t = resolve(&m, key)?;
     let keys = t.hive.walk(&t.path)?;
     let doc = regfile::document(&t.root, &keys);
     let bytes = if utf8 { doc.into_bytes() } else { regfile::utf16_bytes(&doc) };

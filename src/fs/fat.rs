@@ -255,7 +255,7 @@ impl FileSystem for FatFs {
                         return Err(Error::corrupt(Layer::Fat, base, format!("{path}: cluster chain ends at {done} bytes, directory entry says {total}")));
                     }
                     let n = n.min((total - done) as usize);
-                    out.write_all(&buf[..n]).map_err(|err| Error::Usage(format!("writing output: {err}")))?;
+                    out.write_all(&buf[..n]).map_err(|source| Error::Output { layer: Layer::Fat, what: "writing", path: "the output".into(), source })?;
                     done += n as u64;
                 }
                 Ok(done)

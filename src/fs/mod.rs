@@ -75,7 +75,7 @@ pub trait FileSystem {
     /// initialized size. Nothing is written here; the caller owns the output.
     fn overwrite_plan(&self, path: &str, changes: &[(u64, Vec<u8>)]) -> Result<Vec<(u64, Vec<u8>)>> {
         let _ = changes;
-        Err(Error::Usage(format!("{path}: writing is not supported on this file system")))
+        Err(Error::Refused { layer: Layer::Fs, msg: format!("{path}: writing is not supported on this file system") })
     }
 
     /// Whether `path` exists (errors other than "not found" are reported as absent).
@@ -89,7 +89,7 @@ pub trait FileSystem {
             return Err(Error::Usage(format!("{path} is a directory")));
         }
         if st.size > limit {
-            return Err(Error::Usage(format!("{path} is {} bytes, more than the {limit}-byte limit", st.size)));
+            return Err(Error::unsupported(Layer::Fs, 0, format!("{path} is {} bytes, more than the {limit}-byte limit", st.size)));
         }
         let mut v = Vec::with_capacity(st.size as usize);
         self.read_to(path, &mut v)?;

@@ -186,7 +186,7 @@ fn copy_volume(r: &mut DiskReader, total: u64, out: &mut dyn Write) -> Result<u6
         if let Err(e) = r.read_exact(&mut buf[..n]) {
             return Err(io_conv(r, 0, e));
         }
-        out.write_all(&buf[..n]).map_err(|e| Error::Usage(format!("writing output: {e}")))?;
+        out.write_all(&buf[..n]).map_err(|source| Error::Output { layer: Layer::Ntfs, what: "writing", path: "the output".into(), source })?;
         done += n as u64;
     }
     Ok(done)
@@ -368,7 +368,7 @@ impl NtfsFs {
             let total = value.len();
             if let Out::Whole(v, limit) = &mut out {
                 if total > *limit {
-                    return Err(Error::Usage(format!("{path} is {total} bytes, more than the {limit}-byte limit")));
+                    return Err(Error::unsupported(Layer::Ntfs, 0, format!("{path} is {total} bytes, more than the {limit}-byte limit")));
                 }
                 v.clear();
                 v.reserve_exact(total as usize);
@@ -405,7 +405,7 @@ impl NtfsFs {
                             failed = Some(e);
                             break;
                         }
-                        w.write_all(&buf[..n]).map_err(|e| Error::Usage(format!("writing output: {e}")))?;
+                        w.write_all(&buf[..n]).map_err(|source| Error::Output { layer: Layer::Ntfs, what: "writing", path: "the output".into(), source })?;
                         done += n as u64;
                     }
                 }

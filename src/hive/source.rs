@@ -1,17 +1,10 @@
-//! Where hives come from (a disk image, or plain hive files for forensics), how
-//! people name keys (`HKLM\SYSTEM\CurrentControlSet\...`, `BCD\...`), and the
-//! control set that `CurrentControlSet` stands for.
+//! How people name keys (`HKLM\SYSTEM\CurrentControlSet\...`, `BCD\...`),
+//! the control set that `CurrentControlSet` stands for, and which machine
+//! hive a hive's content says it is. Where hive files come from is the
+//! machine layer's business (`crate::machine`).
 
 use super::tree::{split, Hive};
-use crate::error::{Error, Layer, Result};
-use crate::fs::FileSystem;
-use crate::image::Image;
-use crate::locate;
 use serde::Serialize;
-use std::path::Path;
-
-/// Largest hive (or log) file we read: Windows refuses hives above 2 GiB.
-pub const MAX_HIVE_FILE: u64 = 2 << 30;
 
 pub use super::kind::HiveKind;
 
@@ -20,11 +13,15 @@ pub use super::kind::HiveKind;
 pub struct KeyPath {
     pub hive: Option<HiveKind>,
     pub rest: Vec<String>,
+    /// A root that is no machine hive on disk (`HKEY_CURRENT_USER`, `HKU`,
+    /// `HKLM\HARDWARE`, ...), as typed; `hive` is then `None`.
+    pub foreign: Option<String>,
 }
 
 /// Parse `HKLM\SYSTEM\...`, `HKEY_LOCAL_MACHINE\SOFTWARE\...`, `BCD\...`,
-/// `BCD00000000\...` or `SYSTEM\...` (case-insensitive); anything else is a
-/// path inside a single given hive file.
+/// `BCD00000000\...` or `SYSTEM\...` (case-insensitive). Other registry roots
+/// (`HKCU`, `HKEY_USERS`, `HKLM\HARDWARE`, ...) are marked `foreign`; anything
+/// else is a path inside a single given hive file.
 pub fn parse_key(path: &str) -> KeyPath {
     let norm = path.replace('/', "\\");
     let comps: Vec<&str> = split(&norm);
@@ -35,10 +32,17 @@ pub fn parse_key(path: &str) -> KeyPath {
         s => HiveKind::from_name(s),
     };
     let own = |from: usize| comps[from.min(comps.len())..].iter().map(|s| s.to_string()).collect();
+    let foreign = |n: usize| KeyPath { hive: None, rest: own(n), foreign: Some(comps[..n.min(comps.len())].join("\\")) };
     match upper.first().map(String::as_str) {
-        Some("HKLM" | "HKEY_LOCAL_MACHINE") => KeyPath { hive: upper.get(1).and_then(|h| kind(h)), rest: own(2) },
-        Some(h) if kind(h).is_some() => KeyPath { hive: kind(h), rest: own(1) },
-        _ => KeyPath { hive: None, rest: own(0) },
+        Some("HKLM" | "HKEY_LOCAL_MACHINE") => match upper.get(1).and_then(|h| kind(h)) {
+            Some(k) => KeyPath { hive: Some(k), rest: own(2), foreign: None },
+            None if upper.len() >= 2 => foreign(2),
+            None => foreign(1),
+        },
+        Some("HKCU" | "HKU" | "HKCR" | "HKCC") => foreign(1),
+        Some(h) if h.starts_with("HKEY_") => foreign(1),
+        Some(h) if kind(h).is_some() => KeyPath { hive: kind(h), rest: own(1), foreign: None },
+        _ => KeyPath { hive: None, rest: own(0), foreign: None },
     }
 }
 
@@ -102,120 +106,6 @@ pub fn resolve_ccs(rest: &[String], sets: Option<&ControlSets>) -> Vec<String> {
     out
 }
 
-fn read_optional(fs: &dyn FileSystem, path: &str) -> Result<Option<Vec<u8>>> {
-    match fs.read_file(path, MAX_HIVE_FILE) {
-        Ok(v) => Ok(Some(v)),
-        Err(Error::NotFound { .. }) => Ok(None),
-        Err(e) => Err(e),
-    }
-}
-
-/// Load hive file `path` of a mounted file system with its .LOG1/.LOG2.
-pub fn load_from_fs(fs: &dyn FileSystem, path: &str, name: &str) -> Result<Hive> {
-    let primary = fs.read_file(path, MAX_HIVE_FILE)?;
-    let log1 = read_optional(fs, &format!("{path}.LOG1"))?;
-    let log2 = read_optional(fs, &format!("{path}.LOG2"))?;
-    // XP-style single log.
-    let log1 = match log1 {
-        None => read_optional(fs, &format!("{path}.LOG"))?,
-        l => l,
-    };
-    Ok(Hive::new(name, super::load(primary, log1, log2)?))
-}
-
-/// Load a machine hive out of an image: SYSTEM/SOFTWARE/SAM/SECURITY from the
-/// Windows volume, BCD from wherever the boot manager keeps it.
-pub fn load_from_image(image: &Image, kind: HiveKind) -> Result<Hive> {
-    let survey = locate::survey(image)?;
-    let (part, path) = hive_location(&survey, kind)?;
-    let p = survey.partition_table.partitions.iter().find(|p| p.index == part).ok_or_else(|| Error::Usage(format!("partition {part} vanished")))?;
-    let fs = locate::mount(image, p)?;
-    load_from_fs(fs.as_ref(), &path, kind.name())
-}
-
-/// Where machine hive `kind` lives in a surveyed image: (partition, path).
-pub fn hive_location(survey: &locate::DiskReport, kind: HiveKind) -> Result<(u32, String)> {
-    match kind {
-        HiveKind::Bcd => survey.bcd.as_ref().map(|b| (b.partition, b.path.to_string())).ok_or_else(|| Error::NotFound {
-            layer: Layer::Hive,
-            path: "BCD store (no \\Boot\\BCD or \\EFI\\Microsoft\\Boot\\BCD on any volume)".into(),
-        }),
-        k => survey
-            .windows_volumes
-            .first()
-            .map(|&w| (w, format!("\\Windows\\System32\\config\\{}", k.name())))
-            .ok_or_else(|| survey.no_windows_volume(&format!("{} hive", k.name()))),
-    }
-}
-
-/// A machine hive looked up in an image: where it was expected and what loading gave.
-pub struct FoundHive {
-    pub kind: HiveKind,
-    /// Partition index and path inside it, when a volume to look on exists.
-    pub partition: Option<u32>,
-    pub path: String,
-    pub hive: Result<Hive>,
-}
-
-/// Survey `image` once and load the given machine hives from it (SYSTEM,
-/// SOFTWARE, SAM, SECURITY from the first Windows volume, BCD from the boot
-/// volume). A hive that is absent or unreadable is returned as an error in
-/// its slot; only a failing survey is an error of the whole call.
-pub fn load_machine(image: &Image, kinds: &[HiveKind]) -> Result<(locate::DiskReport, Vec<FoundHive>)> {
-    let survey = locate::survey(image)?;
-    let mut out = Vec::new();
-    let mut mounted: Vec<(u32, Box<dyn FileSystem>)> = Vec::new();
-    for &kind in kinds {
-        let (part, path) = match hive_location(&survey, kind) {
-            Ok(p) => p,
-            Err(e) => {
-                out.push(FoundHive { kind, partition: None, path: String::new(), hive: Err(e) });
-                continue;
-            }
-        };
-        if !mounted.iter().any(|(i, _)| *i == part) {
-            let p = survey.partition_table.partitions.iter().find(|p| p.index == part).ok_or_else(|| Error::Usage(format!("partition {part} vanished")))?;
-            match locate::mount(image, p) {
-                Ok(fs) => mounted.push((part, fs)),
-                Err(e) => {
-                    out.push(FoundHive { kind, partition: Some(part), path, hive: Err(e) });
-                    continue;
-                }
-            }
-        }
-        let fs = &mounted.iter().find(|(i, _)| *i == part).expect("mounted above").1;
-        let hive = load_from_fs(fs.as_ref(), &path, kind.name());
-        out.push(FoundHive { kind, partition: Some(part), path, hive });
-    }
-    Ok((survey, out))
-}
-
-/// Load a plain hive file from the local file system, with sibling
-/// NAME.LOG1/NAME.LOG2 (any case) when present.
-pub fn load_file(path: &Path) -> Result<Hive> {
-    let read = |p: &Path| -> Result<Vec<u8>> {
-        let meta = std::fs::metadata(p).map_err(|source| Error::Open { layer: Layer::Hive, path: p.to_path_buf(), source })?;
-        if meta.len() > MAX_HIVE_FILE {
-            return Err(Error::Usage(format!("{} is larger than 2 GiB: not a hive", p.display())));
-        }
-        std::fs::read(p).map_err(|source| Error::Open { layer: Layer::Hive, path: p.to_path_buf(), source })
-    };
-    let primary = read(path)?;
-    let sibling = |ext: &str| -> Option<std::path::PathBuf> {
-        let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        let want = format!("{}.{ext}", path.file_name()?.to_string_lossy()).to_lowercase();
-        std::fs::read_dir(dir).ok()?.flatten().map(|e| e.path()).find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().to_lowercase() == want))
-    };
-    let log = |ext| sibling(ext).map(|p| read(&p)).transpose();
-    let log1 = match log("LOG1")? {
-        None => log("LOG")?,
-        l => l,
-    };
-    let log2 = log("LOG2")?;
-    let name = path.file_name().map_or_else(|| "hive".into(), |n| n.to_string_lossy().to_string());
-    Ok(Hive::new(name, super::load(primary, log1, log2)?))
-}
-
 /// Which machine hive a plain hive file is: by file name (SYSTEM, SOFTWARE,
 /// SAM, SECURITY, BCD*), else by its content (Select = SYSTEM, Objects +
 /// Description = BCD, `Microsoft\Windows NT\CurrentVersion` = SOFTWARE).
@@ -227,17 +117,14 @@ pub fn guess_kind(file_name: &str, hive: &Hive) -> Option<HiveKind> {
             Some(HiveKind::Bcd)
         } else if hive.key(r"Microsoft\Windows NT\CurrentVersion").is_ok() {
             Some(HiveKind::Software)
+        } else if hive.key(r"SAM\Domains").is_ok() {
+            Some(HiveKind::Sam)
+        } else if hive.key("Policy").is_ok() && hive.key("RXACT").is_ok() {
+            Some(HiveKind::Security)
         } else {
             None
         }
     })
-}
-
-/// Whether `path` is a plain hive file (starts with `regf`) rather than an image.
-pub fn is_hive_file(path: &Path) -> bool {
-    use std::io::Read;
-    let mut sig = [0u8; 4];
-    std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut sig)).is_ok() && &sig == b"regf"
 }
 
 #[cfg(test)]
@@ -255,6 +142,11 @@ mod tests {
         let plain = parse_key(r"ControlSet001\Services");
         assert_eq!((plain.hive, plain.rest.len()), (None, 2));
         assert_eq!(parse_key("HKLM/SAM/SAM").hive, Some(HiveKind::Sam));
+        let cu = parse_key(r"HKEY_CURRENT_USER\Evil");
+        assert_eq!((cu.hive, cu.foreign.as_deref(), cu.rest.len()), (None, Some("HKEY_CURRENT_USER"), 1));
+        assert_eq!(parse_key(r"HKLM\HARDWARE\DESCRIPTION").foreign.as_deref(), Some("HKLM\\HARDWARE"));
+        assert_eq!(parse_key(r"HKCU").foreign.as_deref(), Some("HKCU"));
+        assert_eq!(parse_key(r"Select").foreign, None);
     }
 
     #[test]

@@ -1,20 +1,26 @@
 //! Layer 1: image containers.
 //!
-//! A container turns a file (or block device) into a flat virtual disk. Every
-//! container implements [`Disk`]; everything above this layer only ever sees that
-//! trait. Formats are detected by signature, never by file extension.
+//! A container turns a byte [`Source`] (a file, a block device, bytes in
+//! memory) into a flat virtual disk. Every container implements [`Disk`];
+//! everything above this layer only ever sees that trait. Formats are detected
+//! by signature, never by file extension.
+//!
+//! Layout: one folder per container format (`vhd/`, `vhdx/`: `read.rs` and
+//! `write.rs`; `raw.rs` holds both), the byte sources in `source.rs`, and
+//! [`write`] dispatches a [`write::Patch`] to the writer of the input's format.
 
-mod file;
-pub mod write;
 pub mod raw;
+mod source;
 pub mod vhd;
 pub mod vhdx;
+pub mod write;
 
-pub use file::{bytes_read, FileSource};
+pub use source::{bytes_read, AlignedReader, FileSource, MemDir, MemSource, Source, SourceId, MAX_BOUNCE};
 
 use crate::error::{Error, Layer, Result};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// A flat, read-only virtual disk.
 pub trait Disk: Send + Sync {
@@ -29,6 +35,11 @@ pub trait Disk: Send + Sync {
     }
     /// Logical sector size (512 or 4096): the unit of LBAs in partition tables.
     fn sector_size(&self) -> u32;
+    /// The concrete type, for this layer's writers (which need the container
+    /// structures the reader parsed); `None` for disks of other layers.
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        None
+    }
 }
 
 /// Container format, as reported by `rdprescue disk`.
@@ -102,7 +113,7 @@ pub struct ContainerInfo {
 
 /// An opened image: the disk and the facts about its container chain.
 pub struct Image {
-    pub disk: std::sync::Arc<dyn Disk>,
+    pub disk: Arc<dyn Disk>,
     pub info: ContainerInfo,
 }
 
@@ -116,67 +127,78 @@ impl std::fmt::Debug for Image {
 /// shallower than this); protects against looping parent references.
 pub const MAX_CHAIN_DEPTH: usize = 64;
 
+/// Where a differencing disk's parent may be, as its locators say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Candidate {
+    /// A name relative to the child's directory (`/` separators).
+    Sibling(String),
+    /// An absolute path (only where the child's source can open one).
+    Absolute(PathBuf),
+}
+
 /// State carried while a differencing chain is opened, to detect loops.
 #[derive(Default)]
 pub struct OpenCtx {
-    visited: Vec<PathBuf>,
+    visited: Vec<SourceId>,
 }
 
 impl OpenCtx {
-    /// Open `path` as the parent of a child image. `expected` is the name the
-    /// child records (for the error message); `candidates` are tried in order.
+    /// Open the parent of `child`: the first of `candidates` that its source
+    /// can open (a sibling by relative name, or an absolute path where the
+    /// source kind permits it). `expected` is the name the child records (for
+    /// the error message).
     pub fn open_parent(
         &mut self,
+        child: &dyn Source,
         layer: Layer,
         offset: u64,
         expected: &str,
-        candidates: &[PathBuf],
+        candidates: &[Candidate],
     ) -> Result<Image> {
+        let mut tried = Vec::new();
         for cand in candidates {
-            if cand.is_file() || is_block_device(cand) {
-                return self.open(cand);
+            let (name, found) = match cand {
+                Candidate::Sibling(n) => (child.sibling_name(n), child.sibling(n)),
+                Candidate::Absolute(p) => (p.display().to_string(), child.open_absolute(p)),
+            };
+            match found {
+                Ok(src) => return self.open_source(src),
+                // Nothing there: try the next one.
+                Err(e) if source::is_not_found(&e) => tried.push(name),
+                // Something there that cannot be used: say why, and go on.
+                Err(e) => tried.push(format!("{name} ({e})")),
             }
         }
         Err(Error::MissingParent {
             layer,
             offset,
             expected: expected.to_string(),
-            tried: if candidates.is_empty() {
-                "no usable locator".into()
-            } else {
-                candidates
-                    .iter()
-                    .map(|p| p.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            },
+            tried: if tried.is_empty() { "no usable locator".into() } else { tried.join(", ") },
         })
     }
 
-    /// Open an image, detecting its format by signature.
+    /// Open an image file (or block device), detecting its format by signature.
     pub fn open(&mut self, path: &Path) -> Result<Image> {
-        let canon = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
-        if self.visited.contains(&canon) {
-            return Err(Error::corrupt(
-                Layer::Raw,
-                0,
-                format!("differencing chain loops back to {}", path.display()),
-            ));
+        self.open_source(FileSource::open_arc(path)?)
+    }
+
+    /// Open a source (a file, a device, bytes in memory). A source that wants
+    /// aligned reads gets an [`AlignedReader`] in front of it.
+    pub fn open_source(&mut self, src: Arc<dyn Source>) -> Result<Image> {
+        let src: Arc<dyn Source> = if src.alignment() > 1 { Arc::new(AlignedReader::new(src)) } else { src };
+        let id = src.identity();
+        if self.visited.contains(&id) {
+            return Err(Error::corrupt(Layer::Raw, 0, format!("differencing chain loops back to {}", src.name())));
         }
         if self.visited.len() >= MAX_CHAIN_DEPTH {
             return Err(Error::corrupt(
                 Layer::Raw,
                 0,
-                format!("differencing chain deeper than {MAX_CHAIN_DEPTH} at {}", path.display()),
+                format!("differencing chain deeper than {MAX_CHAIN_DEPTH} at {}", src.name()),
             ));
         }
-        self.visited.push(canon);
-        self.open_source(FileSource::open(path)?)
-    }
-
-    /// Open an already opened source (a file, or bytes in memory).
-    pub fn open_source(&mut self, src: FileSource) -> Result<Image> {
-        match detect(&src)? {
+        self.visited.push(id);
+        match detect(src.as_ref())? {
             Detected::Vhdx => vhdx::open(src, self),
             Detected::Vhd => vhd::open(src, self),
             Detected::Raw => raw::open(src),
@@ -189,17 +211,22 @@ pub fn open(path: &Path) -> Result<Image> {
     OpenCtx::default().open(path)
 }
 
+/// Open an image from any byte source (parents are looked up through it).
+pub fn open_source(src: Arc<dyn Source>) -> Result<Image> {
+    OpenCtx::default().open_source(src)
+}
+
 enum Detected {
     Raw,
     Vhd,
     Vhdx,
 }
 
-fn detect(src: &FileSource) -> Result<Detected> {
+fn detect(src: &dyn Source) -> Result<Detected> {
     let len = src.len();
     let mut head = [0u8; 8];
     if len >= 8 {
-        src.read_at(Layer::Raw, 0, &mut head)?;
+        src.read(Layer::Raw, 0, &mut head)?;
         if &head == b"vhdxfile" {
             return Ok(Detected::Vhdx);
         }
@@ -209,23 +236,10 @@ fn detect(src: &FileSource) -> Result<Detected> {
     }
     if len >= 512 {
         let mut foot = [0u8; 8];
-        src.read_at(Layer::Raw, len - 512, &mut foot)?;
+        src.read(Layer::Raw, len - 512, &mut foot)?;
         if &foot == b"conectix" {
             return Ok(Detected::Vhd);
         }
     }
     Ok(Detected::Raw)
-}
-
-fn is_block_device(p: &Path) -> bool {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::FileTypeExt;
-        std::fs::metadata(p).map(|m| m.file_type().is_block_device()).unwrap_or(false)
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = p;
-        false
-    }
 }

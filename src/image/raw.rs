@@ -1,10 +1,27 @@
-//! Raw images and block devices: the virtual disk is the file.
+//! Raw images and block devices: the virtual disk is the source itself.
+//!
+//! Also the full-copy writer for raw images and fixed VHDs (whose data is a
+//! raw disk followed by a 512-byte footer): the input's bytes are copied with
+//! zero regions left as holes, then the patch is written at its virtual
+//! offsets (the same file offsets).
 
-use super::{ContainerInfo, Disk, FileSource, Format, Image};
+use super::write::{fault_point, Patch, Progress};
+use super::{ContainerInfo, Disk, Format, Image, Source};
 use crate::error::{Error, Layer, Result};
+use std::fs::File;
+use std::io::{Seek, SeekFrom, Write};
+use std::sync::Arc;
 
 pub struct RawDisk {
-    src: FileSource,
+    src: Arc<dyn Source>,
+    sector: u32,
+}
+
+impl RawDisk {
+    /// The bytes this disk reads (for the writers).
+    pub(crate) fn source(&self) -> &Arc<dyn Source> {
+        &self.src
+    }
 }
 
 impl Disk for RawDisk {
@@ -12,24 +29,36 @@ impl Disk for RawDisk {
         if offset.checked_add(buf.len() as u64).is_none_or(|e| e > self.src.len()) {
             return Err(Error::corrupt(Layer::Raw, offset, "read past end of disk"));
         }
-        self.src.read_at(Layer::Raw, offset, buf)
+        self.src.read(Layer::Raw, offset, buf)
     }
     fn len(&self) -> u64 {
         self.src.len()
     }
     fn sector_size(&self) -> u32 {
-        512
+        self.sector
+    }
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
     }
 }
 
-pub fn open(src: FileSource) -> Result<Image> {
+/// The source's logical sector size when it is one partition tables use.
+fn sector_of(src: &dyn Source) -> u32 {
+    match src.sector_size() {
+        s @ (512 | 4096) => s,
+        _ => 512,
+    }
+}
+
+pub fn open(src: Arc<dyn Source>) -> Result<Image> {
+    let sector = sector_of(src.as_ref());
     let info = ContainerInfo {
-        path: src.path().to_path_buf(),
+        path: src.path(),
         format: Format::Raw,
         file_size: src.len(),
         virtual_size: src.len(),
-        logical_sector_size: 512,
-        physical_sector_size: 512,
+        logical_sector_size: sector,
+        physical_sector_size: sector,
         block_size: None,
         disk_id: None,
         creator: None,
@@ -37,5 +66,72 @@ pub fn open(src: FileSource) -> Result<Image> {
         allocated_blocks: None,
         parent: None,
     };
-    Ok(Image { disk: std::sync::Arc::new(RawDisk { src }), info })
+    Ok(Image { disk: Arc::new(RawDisk { src, sector }), info })
+}
+
+// ------------------------------------------------------------------ writer
+
+const CHUNK: usize = 4 << 20;
+const GRANULE: usize = 64 << 10;
+
+/// Write a copy of a raw image or fixed VHD with `patch` applied into `out`,
+/// reading the input through the source `image` was opened from.
+pub fn full_copy(image: &Image, patch: &Patch, out: &mut File, progress: Progress) -> Result<()> {
+    let layer = if image.info.format == Format::VhdFixed { Layer::Vhd } else { Layer::Raw };
+    let src = match image.info.format {
+        Format::Raw => image.disk.as_any().and_then(|a| a.downcast_ref::<RawDisk>()).map(|d| d.source().clone()),
+        Format::VhdFixed => super::vhd::source_of(image.disk.as_ref()),
+        _ => None,
+    };
+    let Some(src) = src else {
+        return Err(Error::Usage(format!(
+            "the raw writer takes a raw image or fixed VHD opened by this tool, not {}",
+            image.info.format.name()
+        )));
+    };
+    let path = &image.info.path;
+    let io = |offset: u64, what: &str, e: std::io::Error| Error::corrupt(layer, offset, format!("{what} {}: {e}", path.display()));
+    // A fixed VHD is copied whole: data, any slack, and the footer at its very
+    // end (the size its footer states may be smaller than the data area, e.g.
+    // rounded down to a CHS geometry). For a raw disk the virtual size is the
+    // source's length.
+    let total = match image.info.format {
+        Format::VhdFixed => src.len(),
+        _ => image.disk.len(),
+    };
+    let mut buf = vec![0u8; CHUNK];
+    let mut done = 0u64;
+    while done < total {
+        let n = (total - done).min(CHUNK as u64) as usize;
+        src.read(layer, done, &mut buf[..n])?;
+        // Zero stretches (64 KiB granules) become holes, as `cp --sparse=always`
+        // does; runs of data go out in one write.
+        let mut at = 0;
+        while at < n {
+            let zero = |i: usize| buf[i..(i + GRANULE).min(n)].iter().all(|b| *b == 0);
+            let is_zero = zero(at);
+            let mut end = at;
+            while end < n && zero(end) == is_zero {
+                end = (end + GRANULE).min(n);
+            }
+            if is_zero {
+                out.seek(SeekFrom::Current((end - at) as i64)).map_err(|e| io(done, "seeking output for", e))?;
+            } else {
+                out.write_all(&buf[at..end]).map_err(|e| io(done, "writing copy of", e))?;
+            }
+            at = end;
+        }
+        done += n as u64;
+        if done % (64 * CHUNK as u64) == 0 || done == total {
+            progress(done, total);
+        }
+    }
+    out.set_len(total).map_err(|e| io(total, "sizing copy of", e))?;
+    fault_point("raw-data");
+    for (off, data) in patch.ranges() {
+        out.seek(SeekFrom::Start(off))
+            .and_then(|_| out.write_all(data))
+            .map_err(|e| io(off, "patching copy of", e))?;
+    }
+    Ok(())
 }

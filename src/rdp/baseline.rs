@@ -26,7 +26,8 @@
 
 use super::catalog;
 use super::eval::{Inspection, NotEvaluated};
-use super::{root, show_json, value_json, Ctx, Finding, Hives, Severity};
+use super::{Ctx, Finding, Hives, Severity};
+use crate::hive::edit::{display_name, show_json};
 use crate::hive::source::{parse_key, HiveKind};
 use serde::Deserialize;
 use serde_json::Value as J;
@@ -346,8 +347,8 @@ impl Expect {
                 }
                 let key: Vec<String> = key.iter().enumerate().map(|(i, c)| if i == 0 && c.eq_ignore_ascii_case("CurrentControlSet") && *hive == HiveKind::System { ctx.ccs.clone() } else { c.clone() }).collect();
                 let path = key.join("\\");
-                let v = ctx.value(*hive, &path, name).map_or(J::Null, |v| value_json(&v));
-                seen.push((format!("{}\\{}\\{}", root(hive.name()), path, if name.is_empty() { "(Default)" } else { name }), v));
+                let v = ctx.value(*hive, &path, name).map_or(J::Null, |v| v.json_data());
+                seen.push((format!("{}\\{}\\{}", hive.short_root(), path, display_name(name)), v));
             }
         }
         let bad: Vec<String> = seen.iter().filter(|(_, v)| !self.want.holds(v)).map(|(w, v)| format!("{w} is {}", show_json(v))).collect();

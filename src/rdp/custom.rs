@@ -1,38 +1,13 @@
-//! Evaluators for catalog rows whose logic is more than one value.
+//! Evaluators for catalog rows whose logic is more than one value: each is
+//! an [`Eval`](super::check::Eval) that a catalog row names in its `run`.
 
-use super::catalog::{Check, Custom, RDP_TCP, TS, TS_POLICY, WINLOGON};
-use super::eval::{Out, Remedy};
+use super::check::{Check, Out, Remedy, RDP_TCP, TS, TS_POLICY, WINLOGON};
 use super::firewall::{Rule, GPO_POLICY, LOCAL_POLICY, PROFILES, RDP_RULE, RDP_RULE_BODY};
-use super::{Action, Ctx, Setting, Severity};
+use super::{Ctx, Setting, Severity};
+use crate::hive::edit::{Edit, RegData};
 use crate::hive::source::HiveKind::{self, Bcd, Software, System};
 use crate::hive::tree::{hex, Value};
 use serde_json::Value as J;
-
-pub(crate) fn run(ctx: &Ctx, c: &Check, which: Custom, out: &mut Out) {
-    match which {
-        Custom::ListenerMissing => listener_missing(ctx, c, out),
-        Custom::RdpPort => rdp_port(ctx, c, out),
-        Custom::CertPinned => cert_pinned(ctx, c, out),
-        Custom::CoreNetStack => core_net_stack(ctx, c, out),
-        Custom::MpsAppCs => mpssvc_appcs(ctx, c, out),
-        Custom::StaticIp => static_ip(ctx, c, out),
-        Custom::NicDisabled => nic_disabled(ctx, c, out),
-        Custom::NetworkProvider => network_provider(ctx, c, out),
-        Custom::FwBlockInboundAlways => fw_block_inbound_always(ctx, c, out),
-        Custom::FwRdpRule => fw_rdp_rule(ctx, c, out),
-        Custom::FwBlockRule => fw_block_rule(ctx, c, out),
-        Custom::FwNoLocalMerge => fw_no_local_merge(ctx, c, out),
-        Custom::FwProfileDisabled => fw_profile_disabled(ctx, c, out),
-        Custom::IpsecRequireInbound => ipsec(ctx, c, out),
-        Custom::BcdSafeboot => bcd_safeboot(ctx, c, out),
-        Custom::SelectControlSet => select_controlset(ctx, c, out),
-        Custom::SetupCmdline => setup_cmdline(ctx, c, out),
-        Custom::Srp => srp(ctx, c, out),
-        Custom::WinlogonShell => winlogon(ctx, c, out),
-        Custom::Licensing => licensing(ctx, c, out),
-        Custom::SessionLimits => session_limits(ctx, c, out),
-    }
-}
 
 fn json(v: &Option<Value>) -> J {
     v.as_ref().map_or(J::Null, Value::json_data)
@@ -54,7 +29,7 @@ pub(crate) fn listener_port(ctx: &Ctx) -> u32 {
     ctx.dword(System, RDP_TCP, "PortNumber").unwrap_or(3389)
 }
 
-fn listener_missing(ctx: &Ctx, c: &Check, out: &mut Out) {
+pub(crate) fn listener_missing(ctx: &Ctx, c: &Check, out: &mut Out) {
     if ctx.key(System, RDP_TCP).is_none() {
         let ts = ctx.key(System, TS).is_some();
         let msg = if ts {
@@ -66,7 +41,7 @@ fn listener_missing(ctx: &Ctx, c: &Check, out: &mut Out) {
     }
 }
 
-fn rdp_port(ctx: &Ctx, c: &Check, out: &mut Out) {
+pub(crate) fn rdp_port(ctx: &Ctx, c: &Check, out: &mut Out) {
     out.setting(local_setting(ctx, c.id, System, RDP_TCP, "PortNumber", Some(J::from(3389))));
     let tds = r"{CCS}\Control\Terminal Server\Wds\rdpwd\Tds\tcp";
     if ctx.key(System, tds).is_some() {
@@ -77,7 +52,7 @@ fn rdp_port(ctx: &Ctx, c: &Check, out: &mut Out) {
     }
     let port = listener_port(ctx);
     if let Some(v) = ctx.value(System, RDP_TCP, "PortNumber").filter(|v| v.dword().is_none()) {
-        out.finding(c, c.id, c.severity, format!("PortNumber has type {}, expected REG_DWORD", v.type_name()), Remedy::Actions(ctx.set_actions(System, RDP_TCP, "PortNumber", "REG_DWORD", J::from(3389))));
+        out.finding(c, c.id, c.severity, format!("PortNumber has type {}, expected REG_DWORD", v.type_name()), Remedy::Actions(ctx.set_actions(System, RDP_TCP, "PortNumber", RegData::Dword(3389))));
         return;
     }
     if let Some(t) = ctx.dword(System, tds, "PortNumber").filter(|&t| t != port) {
@@ -91,14 +66,14 @@ fn rdp_port(ctx: &Ctx, c: &Check, out: &mut Out) {
         out.note(c, format!("the listener is on custom port {port}; {}; the NSG (and any appliance) must allow TCP {port} too", if fw.any_enabled() { "the firewall allows it" } else { "the firewall is off" }));
         return;
     }
-    let mut actions = ctx.set_actions(System, RDP_TCP, "PortNumber", "REG_DWORD", J::from(3389));
+    let mut actions = ctx.set_actions(System, RDP_TCP, "PortNumber", RegData::Dword(3389));
     if ctx.dword(System, tds, "PortNumber").is_some() {
-        actions.extend(ctx.set_actions(System, tds, "PortNumber", "REG_DWORD", J::from(3389)));
+        actions.extend(ctx.set_actions(System, tds, "PortNumber", RegData::Dword(3389)));
     }
     out.finding(c, c.id, c.severity, format!("the listener is on port {port} and no active inbound firewall rule allows TCP {port} (the built-in rule is pinned to 3389)"), Remedy::Actions(actions));
 }
 
-fn cert_pinned(ctx: &Ctx, c: &Check, out: &mut Out) {
+pub(crate) fn cert_pinned(ctx: &Ctx, c: &Check, out: &mut Out) {
     out.setting(local_setting(ctx, c.id, System, RDP_TCP, "SSLCertificateSHA1Hash", None));
     let Some(v) = ctx.value(System, RDP_TCP, "SSLCertificateSHA1Hash") else { return };
     let thumb = hex(&v.raw).to_uppercase();
@@ -133,7 +108,7 @@ const CORE_NET: [(&str, u32); 12] = [
     ("LanmanWorkstation", 2),
 ];
 
-fn core_net_stack(ctx: &Ctx, c: &Check, out: &mut Out) {
+pub(crate) fn core_net_stack(ctx: &Ctx, c: &Check, out: &mut Out) {
     for (svc, default) in CORE_NET {
         let key = format!(r"{{CCS}}\Services\{svc}");
         if ctx.key(System, &key).is_none() {
@@ -141,12 +116,12 @@ fn core_net_stack(ctx: &Ctx, c: &Check, out: &mut Out) {
         }
         out.setting(local_setting(ctx, c.id, System, &key, "Start", None));
         if ctx.dword(System, &key, "Start") == Some(4) {
-            out.finding(c, c.id, c.severity, format!("{svc} is disabled (Start = 4): the VM has no network at all"), Remedy::Actions(ctx.set_actions(System, &key, "Start", "REG_DWORD", J::from(default))));
+            out.finding(c, c.id, c.severity, format!("{svc} is disabled (Start = 4): the VM has no network at all"), Remedy::Actions(ctx.set_actions(System, &key, "Start", RegData::Dword(default))));
         }
     }
 }
 
-fn mpssvc_appcs(ctx: &Ctx, c: &Check, out: &mut Out) {
+pub(crate) fn mpssvc_appcs(ctx: &Ctx, c: &Check, out: &mut Out) {
     let key = r"{CCS}\Services\mpssvc\Parameters\AppCs";
     let Some(v) = ctx.value(System, key, "DebugedLoopbackApps") else { return };
     out.setting(local_setting(ctx, c.id, System, key, "DebugedLoopbackApps", None));
@@ -156,7 +131,7 @@ fn mpssvc_appcs(ctx: &Ctx, c: &Check, out: &mut Out) {
     }
 }
 
-fn static_ip(ctx: &Ctx, c: &Check, out: &mut Out) {
+pub(crate) fn static_ip(ctx: &Ctx, c: &Check, out: &mut Out) {
     let base = r"{CCS}\Services\Tcpip\Parameters\Interfaces";
     let Some(ifs) = ctx.key(System, base) else { return };
     // Adapters that exist: NetCfgInstanceId (= interface GUID) -> (ComponentId, description).
@@ -183,7 +158,7 @@ fn static_ip(ctx: &Ctx, c: &Check, out: &mut Out) {
         let real: Vec<&String> = addrs.iter().filter(|a| !a.trim().is_empty() && a.trim() != "0.0.0.0").collect();
         out.setting(local_setting(ctx, c.id, System, &key, "EnableDHCP", None));
         if dhcp == 0 && !real.is_empty() {
-            let mut actions = ctx.set_actions(System, &key, "EnableDHCP", "REG_DWORD", J::from(1));
+            let mut actions = ctx.set_actions(System, &key, "EnableDHCP", RegData::Dword(1));
             for n in ["IPAddress", "SubnetMask", "DefaultGateway", "DefaultGatewayMetric"] {
                 actions.extend(ctx.delete_value_actions(System, &key, n));
             }
@@ -208,7 +183,7 @@ fn static_ip(ctx: &Ctx, c: &Check, out: &mut Out) {
 
 const NET_CLASS: &str = "{4d36e972-e325-11ce-bfc1-08002be10318}";
 
-fn nic_disabled(ctx: &Ctx, c: &Check, out: &mut Out) {
+pub(crate) fn nic_disabled(ctx: &Ctx, c: &Check, out: &mut Out) {
     for bus in ["VMBUS", "PCI"] {
         let base = format!(r"{{CCS}}\Enum\{bus}");
         let Some(devs) = ctx.key(System, &base) else { continue };
@@ -225,7 +200,7 @@ fn nic_disabled(ctx: &Ctx, c: &Check, out: &mut Out) {
                 out.setting(local_setting(ctx, c.id, System, &ikey, "ConfigFlags", Some(J::from(0))));
                 if flags & 1 != 0 {
                     let desc = ctx.string(System, &ikey, "FriendlyName").or_else(|| ctx.string(System, &ikey, "DeviceDesc")).unwrap_or_else(|| dev.clone());
-                    out.finding(c, c.id, c.severity, format!("network adapter {desc} ({bus}\\{dev}\\{inst}) has CONFIGFLAG_DISABLED set (ConfigFlags = {flags:#x})"), Remedy::Actions(ctx.set_actions(System, &ikey, "ConfigFlags", "REG_DWORD", J::from(flags & !1))));
+                    out.finding(c, c.id, c.severity, format!("network adapter {desc} ({bus}\\{dev}\\{inst}) has CONFIGFLAG_DISABLED set (ConfigFlags = {flags:#x})"), Remedy::Actions(ctx.set_actions(System, &ikey, "ConfigFlags", RegData::Dword(flags & !1))));
                 }
             }
         }
@@ -235,7 +210,7 @@ fn nic_disabled(ctx: &Ctx, c: &Check, out: &mut Out) {
 /// Providers that must never be removed from ProviderOrder.
 const PROTECTED_PROVIDERS: [&str; 4] = ["LanmanWorkstation", "RDPNP", "webclient", "P9NP"];
 
-fn network_provider(ctx: &Ctx, c: &Check, out: &mut Out) {
+pub(crate) fn network_provider(ctx: &Ctx, c: &Check, out: &mut Out) {
     let key = r"{CCS}\Control\NetworkProvider\Order";
     let Some(order) = ctx.string(System, key, "ProviderOrder") else { return };
     out.setting(local_setting(ctx, c.id, System, key, "ProviderOrder", None));
@@ -251,7 +226,7 @@ fn network_provider(ctx: &Ctx, c: &Check, out: &mut Out) {
             c.id,
             c.severity,
             format!("ProviderOrder lists {} without a Services\\<name>\\NetworkProvider\\ProviderPath: {}", orphans.join(", "), c.explain),
-            Remedy::Actions(ctx.set_actions(System, key, "ProviderOrder", "REG_SZ", J::from(kept))),
+            Remedy::Actions(ctx.set_actions(System, key, "ProviderOrder", RegData::Sz(kept))),
         );
     }
 }
@@ -288,7 +263,7 @@ fn profile_settings(ctx: &Ctx, c: &Check, name: &str, out: &mut Out) {
     }
 }
 
-fn fw_block_inbound_always(ctx: &Ctx, c: &Check, out: &mut Out) {
+pub(crate) fn fw_block_inbound_always(ctx: &Ctx, c: &Check, out: &mut Out) {
     profile_settings(ctx, c, "DoNotAllowExceptions", out);
     let fw = ctx.firewall();
     let hit: Vec<&str> = fw.profiles.iter().filter(|p| p.enabled && p.block_all).map(|p| p.name).collect();
@@ -324,7 +299,7 @@ fn rule_setting(ctx: &Ctx, c: &Check, r: &Rule) -> Setting {
     }
 }
 
-fn fw_rdp_rule(ctx: &Ctx, c: &Check, out: &mut Out) {
+pub(crate) fn fw_rdp_rule(ctx: &Ctx, c: &Check, out: &mut Out) {
     let fw = ctx.firewall();
     let group: Vec<&Rule> = fw.local.iter().chain(fw.gpo.iter()).filter(|r| r.in_rdp_group() && r.inbound() && r.action().eq_ignore_ascii_case("Allow")).collect();
     for r in &group {
@@ -366,13 +341,13 @@ fn fw_rdp_rule(ctx: &Ctx, c: &Check, out: &mut Out) {
     let where_ = if only_public { format!("{where_} (RDP breaks when Windows files the VM's network as Public, as it does for a new network after a move)") } else { where_ };
     let (why, remedy) = if !enable.is_empty() && fw.local_merge {
         let names: Vec<&str> = enable.iter().map(|r| r.id.as_str()).collect();
-        let actions = enable.iter().flat_map(|r| ctx.set_actions(System, store, &r.id, "REG_SZ", J::from(r.with_active(true)))).collect();
+        let actions = enable.iter().flat_map(|r| ctx.set_actions(System, store, &r.id, RegData::Sz(r.with_active(true)))).collect();
         (format!("the Remote Desktop rule(s) {} are inactive (Active=FALSE)", names.join(", ")), Remedy::Actions(actions))
     } else if !fw.local_merge {
         ("Group Policy ignores local rules (AllowLocalPolicyMerge = 0) and has no RDP allow rule".to_string(), Remedy::Manual(format!("add an inbound allow rule for TCP {port} to the GPO")))
     } else if group.is_empty() {
         let remedy = match fw.version_prefix() {
-            Some(v) => Remedy::Actions(ctx.set_actions(System, store, RDP_RULE, "REG_SZ", J::from(format!("{v}|{RDP_RULE_BODY}")))),
+            Some(v) => Remedy::Actions(ctx.set_actions(System, store, RDP_RULE, RegData::Sz(format!("{v}|{RDP_RULE_BODY}")))),
             None => Remedy::Manual(format!("the local rule store is empty; add an inbound allow rule for TCP {port} (svchost.exe, service termservice) or restore the default rules")),
         };
         ("no Remote Desktop rule exists in the local store".to_string(), remedy)
@@ -382,7 +357,7 @@ fn fw_rdp_rule(ctx: &Ctx, c: &Check, out: &mut Out) {
     out.finding(c, c.id, severity, format!("no active inbound firewall rule allows TCP {port} {where_}: {why}"), remedy);
 }
 
-fn fw_block_rule(ctx: &Ctx, c: &Check, out: &mut Out) {
+pub(crate) fn fw_block_rule(ctx: &Ctx, c: &Check, out: &mut Out) {
     let fw = ctx.firewall();
     if !fw.any_enabled() {
         return;
@@ -397,12 +372,12 @@ fn fw_block_rule(ctx: &Ctx, c: &Check, out: &mut Out) {
             c.id,
             c.severity,
             format!("active inbound block rule {} in the {} store covers TCP {port}{scope}{back}", r.id, r.store),
-            Remedy::Actions(ctx.set_actions(r.hive, r.key, &r.id, "REG_SZ", J::from(r.with_active(false)))),
+            Remedy::Actions(ctx.set_actions(r.hive, r.key, &r.id, RegData::Sz(r.with_active(false)))),
         );
     }
 }
 
-fn fw_no_local_merge(ctx: &Ctx, c: &Check, out: &mut Out) {
+pub(crate) fn fw_no_local_merge(ctx: &Ctx, c: &Check, out: &mut Out) {
     let fw = ctx.firewall();
     let port = listener_port(ctx);
     let off: Vec<&str> = ["DomainProfile", "PrivateProfile", "PublicProfile"]
@@ -419,7 +394,7 @@ fn fw_no_local_merge(ctx: &Ctx, c: &Check, out: &mut Out) {
     out.finding(c, c.id, c.severity, format!("{} (AllowLocalPolicyMerge = 0 in {}; no GPO rule allows TCP {port}); a domain GPO writes it again: fix the GPO", c.explain, off.join(", ")), Remedy::Actions(actions));
 }
 
-fn fw_profile_disabled(ctx: &Ctx, c: &Check, out: &mut Out) {
+pub(crate) fn fw_profile_disabled(ctx: &Ctx, c: &Check, out: &mut Out) {
     profile_settings(ctx, c, "EnableFirewall", out);
     let fw = ctx.firewall();
     let off: Vec<&str> = fw.profiles.iter().filter(|p| !p.enabled).map(|p| p.name).collect();
@@ -428,7 +403,7 @@ fn fw_profile_disabled(ctx: &Ctx, c: &Check, out: &mut Out) {
     }
 }
 
-fn ipsec(ctx: &Ctx, c: &Check, out: &mut Out) {
+pub(crate) fn ipsec(ctx: &Ctx, c: &Check, out: &mut Out) {
     let fw = ctx.firewall();
     let port = listener_port(ctx);
     let local = fw.local_consec.iter().filter(|_| fw.local_ipsec_merge);
@@ -445,7 +420,7 @@ fn ipsec(ctx: &Ctx, c: &Check, out: &mut Out) {
             c.id,
             c.severity,
             format!("connection security rule {} ({} store, Action={}) requires inbound IPsec on TCP {port}{scope}", r.id, r.store, r.action()),
-            Remedy::Actions(ctx.set_actions(r.hive, r.key, &r.id, "REG_SZ", J::from(r.with_active(false)))),
+            Remedy::Actions(ctx.set_actions(r.hive, r.key, &r.id, RegData::Sz(r.with_active(false)))),
         );
     }
 }
@@ -458,7 +433,7 @@ fn bcd_integer(v: &Value) -> Option<u64> {
     (v.raw.len() >= 8).then(|| u64::from_le_bytes(v.raw[..8].try_into().unwrap_or_default())).or_else(|| v.dword().map(u64::from))
 }
 
-fn bcd_safeboot(ctx: &Ctx, c: &Check, out: &mut Out) {
+pub(crate) fn bcd_safeboot(ctx: &Ctx, c: &Check, out: &mut Out) {
     let bm = format!(r"Objects\{BOOTMGR}\Elements\23000003");
     let Some(default) = ctx.string(Bcd, &bm, "Element") else {
         return out.note(c, "the BCD store has no {bootmgr} default entry (element 23000003); safe-mode state unknown".into());
@@ -488,14 +463,14 @@ fn bcd_safeboot(ctx: &Ctx, c: &Check, out: &mut Out) {
         Some(2) => "DsRepair".to_string(),
         other => format!("{other:?}"),
     };
-    let mut actions = vec![Action::DeleteKey { hive: Bcd.name(), key: ctx.expand(&sb_key) }];
+    let mut actions = vec![Edit::delete_key(Bcd, ctx.expand(&sb_key))];
     if ctx.key(Bcd, &shell_key).is_some() {
-        actions.push(Action::DeleteKey { hive: Bcd.name(), key: ctx.expand(&shell_key) });
+        actions.push(Edit::delete_key(Bcd, ctx.expand(&shell_key)));
     }
     out.finding(c, c.id, c.severity, format!("{} (safeboot = {mode} on {default}; equivalent of `bcdedit /deletevalue {{default}} safeboot`)", c.explain), Remedy::Actions(actions));
 }
 
-fn select_controlset(ctx: &Ctx, c: &Check, out: &mut Out) {
+pub(crate) fn select_controlset(ctx: &Ctx, c: &Check, out: &mut Out) {
     for n in ["Current", "Default", "LastKnownGood", "Failed"] {
         out.setting(local_setting(ctx, c.id, System, "Select", n, None));
     }
@@ -508,8 +483,8 @@ fn select_controlset(ctx: &Ctx, c: &Check, out: &mut Out) {
         let remedy = match first {
             Some(n) => {
                 let num: u32 = n[10..].parse().unwrap_or(1);
-                let mut a = ctx.set_actions(System, "Select", "Current", "REG_DWORD", J::from(num));
-                a.extend(ctx.set_actions(System, "Select", "Default", "REG_DWORD", J::from(num)));
+                let mut a = ctx.set_actions(System, "Select", "Current", RegData::Dword(num));
+                a.extend(ctx.set_actions(System, "Select", "Default", RegData::Dword(num)));
                 Remedy::Actions(a)
             }
             None => Remedy::Manual("no ControlSetNNN exists: the SYSTEM hive is damaged".into()),
@@ -521,12 +496,12 @@ fn select_controlset(ctx: &Ctx, c: &Check, out: &mut Out) {
         if exists {
             out.note(c, format!("Select\\Current = {} and Default = {d} differ (after a Last Known Good switch); fixes are written to both", sets.current));
         } else {
-            out.finding(c, c.id, Severity::Medium, format!("Select\\Default = {d} names a missing control set (Current = {})", sets.current), Remedy::Actions(ctx.set_actions(System, "Select", "Default", "REG_DWORD", J::from(sets.current))));
+            out.finding(c, c.id, Severity::Medium, format!("Select\\Default = {d} names a missing control set (Current = {})", sets.current), Remedy::Actions(ctx.set_actions(System, "Select", "Default", RegData::Dword(sets.current))));
         }
     }
 }
 
-fn setup_cmdline(ctx: &Ctx, c: &Check, out: &mut Out) {
+pub(crate) fn setup_cmdline(ctx: &Ctx, c: &Check, out: &mut Out) {
     out.setting(local_setting(ctx, c.id, System, "Setup", "SetupType", Some(J::from(0))));
     out.setting(local_setting(ctx, c.id, System, "Setup", "CmdLine", None));
     let ty = ctx.dword(System, "Setup", "SetupType").unwrap_or(0);
@@ -538,14 +513,14 @@ fn setup_cmdline(ctx: &Ctx, c: &Check, out: &mut Out) {
     if lower.contains("windeploy") || lower.contains("oobe") {
         return out.note(c, format!("the image is generalized: setup runs at first boot (SetupType = {ty}, CmdLine = \"{cmd}\")"));
     }
-    let mut a = ctx.set_actions(System, "Setup", "SetupType", "REG_DWORD", J::from(0));
-    a.extend(ctx.set_actions(System, "Setup", "CmdLine", "REG_SZ", J::from("")));
+    let mut a = ctx.set_actions(System, "Setup", "SetupType", RegData::Dword(0));
+    a.extend(ctx.set_actions(System, "Setup", "CmdLine", RegData::Sz("".into())));
     out.finding(c, c.id, c.severity, format!("{} (SetupType = {ty}, CmdLine = \"{cmd}\"); if you armed it on purpose, ignore this", c.explain), Remedy::Actions(a));
 }
 
 // ---------------------------------------------------------------- logon
 
-fn srp(ctx: &Ctx, c: &Check, out: &mut Out) {
+pub(crate) fn srp(ctx: &Ctx, c: &Check, out: &mut Out) {
     let safer = r"Policies\Microsoft\Windows\Safer\CodeIdentifiers";
     if ctx.key(Software, safer).is_some() {
         out.setting(local_setting(ctx, c.id, Software, safer, "DefaultLevel", None));
@@ -559,7 +534,7 @@ fn srp(ctx: &Ctx, c: &Check, out: &mut Out) {
             })
         });
         if !allows_windows {
-            out.finding(c, c.id, c.severity, "software restriction policy DefaultLevel = Disallowed with no Unrestricted path rule for the Windows directory: userinit/explorer are blocked".into(), Remedy::Actions(ctx.set_actions(Software, safer, "DefaultLevel", "REG_DWORD", J::from(0x40000))));
+            out.finding(c, c.id, c.severity, "software restriction policy DefaultLevel = Disallowed with no Unrestricted path rule for the Windows directory: userinit/explorer are blocked".into(), Remedy::Actions(ctx.set_actions(Software, safer, "DefaultLevel", RegData::Dword(0x40000))));
         }
     }
     for coll in ["Exe", "Dll", "Script", "Msi", "Appx"] {
@@ -578,12 +553,12 @@ fn srp(ctx: &Ctx, c: &Check, out: &mut Out) {
             x.contains("action=\"allow\"") && (x.contains("%windir%") || x.contains("path=\"*\""))
         });
         if !allows_windows && matches!(coll, "Exe" | "Dll") {
-            out.finding(c, c.id, c.severity, format!("AppLocker {coll} rules are enforced and none allows %WINDIR%: Windows binaries are blocked at logon (also delete System32\\AppLocker\\*.AppLocker on the disk)"), Remedy::Actions(ctx.set_actions(Software, &key, "EnforcementMode", "REG_DWORD", J::from(0))));
+            out.finding(c, c.id, c.severity, format!("AppLocker {coll} rules are enforced and none allows %WINDIR%: Windows binaries are blocked at logon (also delete System32\\AppLocker\\*.AppLocker on the disk)"), Remedy::Actions(ctx.set_actions(Software, &key, "EnforcementMode", RegData::Dword(0))));
         }
     }
 }
 
-fn winlogon(ctx: &Ctx, c: &Check, out: &mut Out) {
+pub(crate) fn winlogon(ctx: &Ctx, c: &Check, out: &mut Out) {
     out.setting(local_setting(ctx, c.id, Software, WINLOGON, "Userinit", None));
     out.setting(local_setting(ctx, c.id, Software, WINLOGON, "Shell", Some(J::from("explorer.exe"))));
     if ctx.key(Software, WINLOGON).is_none() {
@@ -593,16 +568,16 @@ fn winlogon(ctx: &Ctx, c: &Check, out: &mut Out) {
     let userinit = ctx.string(Software, WINLOGON, "Userinit");
     if !userinit.as_deref().unwrap_or("").to_lowercase().contains("userinit.exe") {
         let shown = userinit.map_or("absent".into(), |u| format!("\"{u}\""));
-        out.finding(c, c.id, c.severity, format!("Winlogon Userinit is {shown}: no user session can start"), Remedy::Actions(ctx.set_actions(Software, WINLOGON, "Userinit", "REG_SZ", J::from(format!(r"{root}\system32\userinit.exe,")))));
+        out.finding(c, c.id, c.severity, format!("Winlogon Userinit is {shown}: no user session can start"), Remedy::Actions(ctx.set_actions(Software, WINLOGON, "Userinit", RegData::Sz(format!(r"{root}\system32\userinit.exe,")))));
     }
     if ctx.string(Software, WINLOGON, "Shell").is_some_and(|s| s.trim().is_empty()) {
-        out.finding(c, c.id, c.severity, "Winlogon Shell is empty: black screen after logon".into(), Remedy::Actions(ctx.set_actions(Software, WINLOGON, "Shell", "REG_SZ", J::from("explorer.exe"))));
+        out.finding(c, c.id, c.severity, "Winlogon Shell is empty: black screen after logon".into(), Remedy::Actions(ctx.set_actions(Software, WINLOGON, "Shell", RegData::Sz("explorer.exe".into()))));
     }
 }
 
 // ---------------------------------------------------------------- licensing
 
-fn licensing(ctx: &Ctx, c: &Check, out: &mut Out) {
+pub(crate) fn licensing(ctx: &Ctx, c: &Check, out: &mut Out) {
     let core = r"{CCS}\Control\Terminal Server\RCM\Licensing Core";
     let pol = ctx.dword(Software, TS_POLICY, "LicensingMode");
     let local = ctx.value(System, core, "LicensingMode");
@@ -642,7 +617,7 @@ fn licensing(ctx: &Ctx, c: &Check, out: &mut Out) {
     }
 }
 
-fn session_limits(ctx: &Ctx, c: &Check, out: &mut Out) {
+pub(crate) fn session_limits(ctx: &Ctx, c: &Check, out: &mut Out) {
     for n in ["MaxIdleTime", "MaxDisconnectionTime", "MaxConnectionTime"] {
         let pol = ctx.value(Software, TS_POLICY, n);
         let local = ctx.value(System, RDP_TCP, n);

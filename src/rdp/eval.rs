@@ -1,7 +1,9 @@
 //! Evaluation of the catalog against a machine's hives.
 
-use super::catalog::{Absent, Check, Fix, Lit, Logic, Pred, Ty, ValueRule, CATALOG};
-use super::{custom, Action, Ctx, Finding, Hives, Setting, Severity};
+use super::catalog::CATALOG;
+use super::check::{Absent, Check, Fix, Lit, Out, Pred, Remedy, Ty};
+use super::{Ctx, Finding, Hives, Setting, Severity};
+use crate::hive::edit::{show_json, RegData};
 use crate::hive::source::{ControlSets, HiveKind};
 use crate::hive::tree::Value;
 use serde::Serialize;
@@ -41,53 +43,21 @@ pub struct Inspection {
     pub not_evaluated: Vec<NotEvaluated>,
 }
 
-/// What the evaluators write into.
-#[derive(Default)]
-pub(crate) struct Out {
-    pub settings: Vec<Setting>,
-    pub findings: Vec<Finding>,
-    pub not_evaluated: Vec<NotEvaluated>,
-}
-
-impl Out {
-    pub fn finding(&mut self, c: &Check, id: &'static str, severity: Severity, message: String, fix: Remedy) {
-        let (fix, actions) = match fix {
-            Remedy::Actions(a) if a.is_empty() => ("nothing to change".into(), a),
-            Remedy::Actions(a) => (a.iter().map(Action::describe).collect::<Vec<_>>().join("; "), a),
-            Remedy::Manual(t) => (format!("manual: {t}"), Vec::new()),
-        };
-        self.findings.push(Finding { check: id.into(), severity, title: c.title, message, fix, actions });
-    }
-
-    pub fn note(&mut self, c: &Check, message: String) {
-        self.finding(c, c.id, Severity::Info, message, Remedy::Manual("none needed".into()));
-    }
-
-    pub fn setting(&mut self, s: Setting) {
-        self.settings.push(s);
-    }
-}
-
-/// A fix: registry actions, or a manual procedure.
-pub(crate) enum Remedy {
-    Actions(Vec<Action>),
-    Manual(String),
-}
-
 /// Run every check of the catalog.
 pub fn inspect(hives: &dyn Hives) -> Inspection {
     let ctx = Ctx::new(hives);
     let mut out = Out::default();
+    let mut not_evaluated: Vec<NotEvaluated> = Vec::new();
     for c in CATALOG {
         if !ctx.has(c.hive) {
-            if !out.not_evaluated.iter().any(|n| n.check == c.id) {
-                out.not_evaluated.push(NotEvaluated { check: c.id, reason: format!("no {} hive", c.hive.name()) });
+            if !not_evaluated.iter().any(|n| n.check == c.id) {
+                not_evaluated.push(NotEvaluated { check: c.id, reason: format!("no {} hive", c.hive.name()) });
             }
             continue;
         }
-        match c.logic {
-            Logic::Value(r) => value_check(&ctx, c, &r, &mut out),
-            Logic::Custom(w) => custom::run(&ctx, c, w, &mut out),
+        match c.run {
+            Some(run) => run(&ctx, c, &mut out),
+            None => value_check(&ctx, c, &mut out),
         }
     }
     let (mut notes, mut findings): (Vec<_>, Vec<_>) = out.findings.into_iter().partition(|f| f.severity == Severity::Info);
@@ -95,7 +65,7 @@ pub fn inspect(hives: &dyn Hives) -> Inspection {
     findings.sort_by_key(|f| f.severity);
     notes.dedup_by(|a, b| a.check == b.check && a.message == b.message);
     findings.dedup_by(|a, b| a.check == b.check && a.message == b.message);
-    Inspection { windows: windows_info(&ctx), settings: out.settings, findings, notes, not_evaluated: out.not_evaluated }
+    Inspection { windows: windows_info(&ctx), settings: out.settings, findings, notes, not_evaluated }
 }
 
 fn windows_info(ctx: &Ctx) -> WindowsInfo {
@@ -124,6 +94,16 @@ pub(crate) fn lit_json(l: Lit) -> J {
     match l {
         Lit::D(d) => J::from(d),
         Lit::S(s) => J::from(s),
+    }
+}
+
+/// The data a fix writes for a literal of a row of type `ty`.
+pub(crate) fn lit_data(l: Lit, ty: Ty) -> RegData {
+    match (l, ty) {
+        (Lit::D(d), _) => RegData::Dword(d),
+        (Lit::S(s), Ty::ExpandSz) => RegData::ExpandSz(s.into()),
+        (Lit::S(s), Ty::MultiSz) => RegData::MultiSz(vec![s.into()]),
+        (Lit::S(s), _) => RegData::Sz(s.into()),
     }
 }
 
@@ -175,28 +155,28 @@ fn holds_lit(p: Pred, l: Lit) -> bool {
 }
 
 fn shown(v: &Value) -> String {
-    super::show_json(&v.json_data())
+    show_json(&v.json_data())
 }
 
 /// The local fix of a value rule.
-fn local_fix(ctx: &Ctx, c: &Check, r: &ValueRule) -> Remedy {
-    match r.fix {
+fn local_fix(ctx: &Ctx, c: &Check) -> Remedy {
+    match c.fix {
         Fix::Set(l) => {
-            if ctx.key(c.hive, r.key).is_none() {
-                Remedy::Manual(format!("the key {} is missing; rdprescue does not fabricate it (restore it from a healthy VM of the same build)", ctx.full(c.hive, r.key)))
+            if ctx.key(c.hive, c.key).is_none() {
+                Remedy::Manual(format!("the key {} is missing; rdprescue does not fabricate it (restore it from a healthy VM of the same build)", ctx.full(c.hive, c.key)))
             } else {
-                Remedy::Actions(ctx.set_actions(c.hive, r.key, r.name, r.ty.name(), lit_json(l)))
+                Remedy::Actions(ctx.set_actions(c.hive, c.key, c.value, lit_data(l, c.ty)))
             }
         }
-        Fix::Delete => Remedy::Actions(ctx.delete_value_actions(c.hive, r.key, r.name)),
+        Fix::Delete => Remedy::Actions(ctx.delete_value_actions(c.hive, c.key, c.value)),
         Fix::Manual(t) => Remedy::Manual(t.into()),
     }
 }
 
-fn value_check(ctx: &Ctx, c: &Check, r: &ValueRule, out: &mut Out) {
-    let local = ctx.value(c.hive, r.key, r.name);
-    let policy = r.policy.filter(|_| ctx.has(HiveKind::Software)).and_then(|(k, n)| ctx.value(HiveKind::Software, k, n));
-    let (effective, source) = match (&policy, &local, r.absent) {
+fn value_check(ctx: &Ctx, c: &Check, out: &mut Out) {
+    let local = ctx.value(c.hive, c.key, c.value);
+    let policy = c.policy.filter(|_| ctx.has(HiveKind::Software)).and_then(|(k, n)| ctx.value(HiveKind::Software, k, n));
+    let (effective, source) = match (&policy, &local, c.absent) {
         (Some(p), _, _) => (p.json_data(), "policy"),
         (None, Some(l), _) => (l.json_data(), "local"),
         (None, None, Absent::Default(d)) => (lit_json(d), "default"),
@@ -205,23 +185,23 @@ fn value_check(ctx: &Ctx, c: &Check, r: &ValueRule, out: &mut Out) {
     };
     out.setting(Setting {
         id: c.id,
-        path: ctx.full(c.hive, r.key),
-        name: r.name.into(),
+        path: ctx.full(c.hive, c.key),
+        name: c.value.into(),
         local: local.as_ref().map_or(J::Null, Value::json_data),
-        policy_path: r.policy.map(|(k, _)| ctx.full(HiveKind::Software, k)),
+        policy_path: c.policy.map(|(k, _)| ctx.full(HiveKind::Software, k)),
         policy: policy.as_ref().map_or(J::Null, Value::json_data),
         effective,
         source,
     });
     // Local verdict: Ok(true) healthy, Ok(false) broken, Err(reason) broken for that reason.
-    let local_verdict = match (&local, r.absent) {
-        (Some(v), _) => holds(r.healthy, v, r.ty).map_err(|e| format!("local {} {e}", r.name)),
-        (None, Absent::Default(d)) => Ok(holds_lit(r.healthy, d)),
+    let local_verdict = match (&local, c.absent) {
+        (Some(v), _) => holds(c.healthy, v, c.ty).map_err(|e| format!("local {} {e}", c.value)),
+        (None, Absent::Default(d)) => Ok(holds_lit(c.healthy, d)),
         (None, Absent::Fine(_)) => Ok(true),
-        (None, Absent::Broken(why)) => Err(format!("{} is absent: {why}", r.name)),
+        (None, Absent::Broken(why)) => Err(format!("{} is absent: {why}", c.value)),
     };
-    if let (Some(p), Some((pk, pn))) = (&policy, r.policy) {
-        let verdict = holds(r.healthy, p, r.ty);
+    if let (Some(p), Some((pk, pn))) = (&policy, c.policy) {
+        let verdict = holds(c.healthy, p, c.ty);
         if verdict != Ok(true) {
             let detail = match verdict {
                 Err(e) => format!("policy {pn} {e}"),
@@ -229,7 +209,7 @@ fn value_check(ctx: &Ctx, c: &Check, r: &ValueRule, out: &mut Out) {
             };
             let mut actions = ctx.delete_value_actions(HiveKind::Software, pk, pn);
             if local_verdict != Ok(true) {
-                if let Remedy::Actions(a) = local_fix(ctx, c, r) {
+                if let Remedy::Actions(a) = local_fix(ctx, c) {
                     actions.extend(a);
                 }
             }
@@ -242,14 +222,14 @@ fn value_check(ctx: &Ctx, c: &Check, r: &ValueRule, out: &mut Out) {
         Ok(true) => {}
         Ok(false) => {
             let detail = match &local {
-                Some(v) => format!("{} = {}", r.name, shown(v)),
-                None => match r.absent {
-                    Absent::Default(d) => format!("{} absent, default {}", r.name, super::show_json(&lit_json(d))),
-                    _ => format!("{} absent", r.name),
+                Some(v) => format!("{} = {}", c.value, shown(v)),
+                None => match c.absent {
+                    Absent::Default(d) => format!("{} absent, default {}", c.value, show_json(&lit_json(d))),
+                    _ => format!("{} absent", c.value),
                 },
             };
-            out.finding(c, c.id, c.severity, format!("{} ({detail} at {})", c.explain, ctx.full(c.hive, r.key)), local_fix(ctx, c, r));
+            out.finding(c, c.id, c.severity, format!("{} ({detail} at {})", c.explain, ctx.full(c.hive, c.key)), local_fix(ctx, c));
         }
-        Err(why) => out.finding(c, c.id, c.severity, format!("{} ({why} at {})", c.explain, ctx.full(c.hive, r.key)), local_fix(ctx, c, r)),
+        Err(why) => out.finding(c, c.id, c.severity, format!("{} ({why} at {})", c.explain, ctx.full(c.hive, c.key)), local_fix(ctx, c)),
     }
 }

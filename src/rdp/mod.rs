@@ -8,18 +8,21 @@
 //! For every setting it reports the local value, the Group Policy value
 //! (`SOFTWARE\Policies\...`) and the effective one with its source; a missing
 //! value is shown as the Windows default and says so. Broken settings become
-//! [`Finding`]s carrying the exact registry [`Action`]s a fix would write.
+//! [`Finding`]s carrying the exact registry [`Edit`]s a fix would write.
 
 pub mod baseline;
 pub mod catalog;
+pub mod check;
 mod custom;
 pub mod eval;
 pub mod firewall;
 pub mod profiles;
+pub mod report;
 pub mod symptoms;
 
+use crate::hive::edit::{Edit, RegData};
 use crate::hive::source::{control_set_name, control_sets, ControlSets, HiveKind};
-use crate::hive::tree::{hex, Hive, Key, Value};
+use crate::hive::tree::{Hive, Key, Value};
 use serde::Serialize;
 use serde_json::Value as J;
 use std::borrow::Cow;
@@ -33,6 +36,12 @@ pub use eval::inspect;
 /// (checks on a missing hive are reported as not evaluated).
 pub trait Hives {
     fn hive(&self, kind: HiveKind) -> Option<&Hive>;
+}
+
+impl Hives for crate::machine::Machine {
+    fn hive(&self, kind: HiveKind) -> Option<&Hive> {
+        crate::machine::Machine::hive(self, kind)
+    }
 }
 
 /// Hives held in memory, one per kind.
@@ -75,86 +84,6 @@ impl Severity {
     }
 }
 
-/// One registry change a fix makes. Paths are inside the hive (real control
-/// set names, never `CurrentControlSet`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "op", rename_all = "kebab-case")]
-pub enum Action {
-    SetValue {
-        hive: &'static str,
-        key: String,
-        name: String,
-        #[serde(rename = "type")]
-        ty: &'static str,
-        data: J,
-    },
-    DeleteValue { hive: &'static str, key: String, name: String },
-    DeleteKey { hive: &'static str, key: String },
-    /// Create a key (and missing parents) without values (`[KEY]` of a .reg file).
-    CreateKey { hive: &'static str, key: String },
-}
-
-impl Action {
-    /// The hive this action writes.
-    pub fn hive(&self) -> &'static str {
-        match self {
-            Action::SetValue { hive, .. } | Action::DeleteValue { hive, .. } | Action::DeleteKey { hive, .. } | Action::CreateKey { hive, .. } => hive,
-        }
-    }
-}
-
-impl Action {
-    /// One line, `.reg`-style: what changes where.
-    pub fn describe(&self) -> String {
-        match self {
-            Action::SetValue { hive, key, name, ty, data } => {
-                format!("set {}\\{}\\{} = {} ({ty})", root(hive), key, value_name(name), show_json(data))
-            }
-            Action::DeleteValue { hive, key, name } => format!("delete value {}\\{}\\{}", root(hive), key, value_name(name)),
-            Action::DeleteKey { hive, key } => format!("delete key {}\\{}", root(hive), key),
-            Action::CreateKey { hive, key } => format!("create key {}\\{}", root(hive), key),
-        }
-    }
-}
-
-fn value_name(n: &str) -> &str {
-    if n.is_empty() {
-        "(Default)"
-    } else {
-        n
-    }
-}
-
-/// `HKLM\SYSTEM` style prefix for a hive name.
-pub fn root(hive: &str) -> String {
-    if hive.starts_with("BCD") {
-        "BCD".into()
-    } else {
-        format!("HKLM\\{hive}")
-    }
-}
-
-/// A value as the report shows it: numbers in decimal (with hex when large),
-/// strings quoted, lists in brackets.
-pub fn show_json(v: &J) -> String {
-    match v {
-        J::Null => "(absent)".into(),
-        J::Number(n) => match n.as_u64() {
-            Some(x) if x > 9 => format!("{x} ({x:#x})"),
-            _ => n.to_string(),
-        },
-        J::String(s) => format!("\"{s}\""),
-        J::Array(a) => format!("[{}]", a.iter().map(show_json).collect::<Vec<_>>().join(", ")),
-        other => other.to_string(),
-    }
-}
-
-/// The data of a registry value as JSON: DWORD/QWORD numbers, strings,
-/// MULTI_SZ arrays, hex for binary.
-pub fn value_json(v: &Value) -> J {
-    v.json_data()
-}
-
 /// One row of the settings table.
 #[derive(Debug, Clone, Serialize)]
 pub struct Setting {
@@ -185,7 +114,7 @@ pub struct Finding {
     /// The fix as text (one line per action, or the manual procedure).
     pub fix: String,
     /// The registry changes `rdprescue fix` applies; empty when the fix is manual.
-    pub actions: Vec<Action>,
+    pub actions: Vec<Edit>,
 }
 
 /// Access to the hives for the checks: control-set resolution and a cache of
@@ -260,23 +189,20 @@ impl<'a> Ctx<'a> {
 
     /// Full path for display: `HKLM\SYSTEM\ControlSet001\...`.
     pub fn full(&self, kind: HiveKind, path: &str) -> String {
-        format!("{}\\{}", root(kind.name()), self.expand(path))
+        format!("{}\\{}", kind.short_root(), self.expand(path))
     }
 
     /// Actions writing `name` = `data` under `path` in every control set a fix
     /// targets (a `{CCS}` path), or once (any other path).
-    pub fn set_actions(&self, kind: HiveKind, path: &str, name: &str, ty: &'static str, data: J) -> Vec<Action> {
-        self.targets(path)
-            .into_iter()
-            .map(|key| Action::SetValue { hive: kind.name(), key, name: name.into(), ty, data: data.clone() })
-            .collect()
+    pub fn set_actions(&self, kind: HiveKind, path: &str, name: &str, data: RegData) -> Vec<Edit> {
+        self.targets(path).into_iter().map(|key| Edit::set(kind, key, name, data.clone())).collect()
     }
 
-    pub fn delete_value_actions(&self, kind: HiveKind, path: &str, name: &str) -> Vec<Action> {
+    pub fn delete_value_actions(&self, kind: HiveKind, path: &str, name: &str) -> Vec<Edit> {
         self.targets(path)
             .into_iter()
             .filter(|k| self.hive(kind).and_then(|h| h.key(k).ok()).is_some_and(|k| k.values.iter().any(|v| v.name.eq_ignore_ascii_case(name))))
-            .map(|key| Action::DeleteValue { hive: kind.name(), key, name: name.into() })
+            .map(|key| Edit::delete_value(kind, key, name))
             .collect()
     }
 
@@ -287,18 +213,4 @@ impl<'a> Ctx<'a> {
             vec![path.to_string()]
         }
     }
-}
-
-/// The registry type name for a JSON value written by a fix.
-pub fn type_of(v: &J) -> &'static str {
-    match v {
-        J::Number(_) => "REG_DWORD",
-        J::Array(_) => "REG_MULTI_SZ",
-        _ => "REG_SZ",
-    }
-}
-
-/// Hex of binary data (used for thumbprints).
-pub fn hexdata(b: &[u8]) -> String {
-    hex(b)
 }

@@ -2,10 +2,11 @@
 //! profile applies the automatic fixes of the findings of its checks, plus, for
 //! the NLA profiles, the values the procedure sets whatever their state.
 
+use super::check::{RDP_TCP, TS_POLICY};
 use super::eval::Inspection;
-use super::{Action, Ctx, Hives};
+use super::{Ctx, Hives};
+use crate::hive::edit::{Edit, RegData};
 use crate::hive::source::HiveKind;
-use serde_json::Value as J;
 
 pub struct Profile {
     pub name: &'static str,
@@ -13,22 +14,20 @@ pub struct Profile {
     /// Checks whose findings' actions the profile applies.
     pub checks: &'static [&'static str],
     /// Values the profile sets regardless of findings.
-    extra: fn(&Ctx) -> Vec<Action>,
+    extra: fn(&Ctx) -> Vec<Edit>,
 }
 
-const RDP_TCP: &str = r"{CCS}\Control\Terminal Server\WinStations\RDP-Tcp";
-const TS_POLICY: &str = r"Policies\Microsoft\Windows NT\Terminal Services";
 
-fn none(_: &Ctx) -> Vec<Action> {
+fn none(_: &Ctx) -> Vec<Edit> {
     Vec::new()
 }
 
 /// SecurityLayer / UserAuthentication on the listener, and the policy values
 /// that would override them removed.
-fn nla(ctx: &Ctx, on: bool) -> Vec<Action> {
+fn nla(ctx: &Ctx, on: bool) -> Vec<Edit> {
     let (layer, auth) = if on { (2u32, 1u32) } else { (0, 0) };
-    let mut a = ctx.set_actions(HiveKind::System, RDP_TCP, "SecurityLayer", "REG_DWORD", J::from(layer));
-    a.extend(ctx.set_actions(HiveKind::System, RDP_TCP, "UserAuthentication", "REG_DWORD", J::from(auth)));
+    let mut a = ctx.set_actions(HiveKind::System, RDP_TCP, "SecurityLayer", RegData::Dword(layer));
+    a.extend(ctx.set_actions(HiveKind::System, RDP_TCP, "UserAuthentication", RegData::Dword(auth)));
     if ctx.has(HiveKind::Software) {
         for v in ["SecurityLayer", "UserAuthentication"] {
             if ctx.dword(HiveKind::Software, TS_POLICY, v).is_some_and(|d| d != if v == "SecurityLayer" { layer } else { auth }) {
@@ -79,9 +78,9 @@ pub fn find(name: &str) -> Option<&'static Profile> {
 
 impl Profile {
     /// The actions of this profile on these hives, given their inspection.
-    pub fn actions(&self, hives: &dyn Hives, ins: &Inspection) -> Vec<Action> {
+    pub fn actions(&self, hives: &dyn Hives, ins: &Inspection) -> Vec<Edit> {
         let ctx = Ctx::new(hives);
-        let mut out: Vec<Action> = ins.findings.iter().filter(|f| self.checks.iter().any(|c| f.check == *c)).flat_map(|f| f.actions.clone()).collect();
+        let mut out: Vec<Edit> = ins.findings.iter().filter(|f| self.checks.iter().any(|c| f.check == *c)).flat_map(|f| f.actions.clone()).collect();
         for a in (self.extra)(&ctx) {
             if !out.contains(&a) {
                 out.push(a);

@@ -178,7 +178,7 @@ impl Table {
 pub fn check_not_mounted(target: &Path, roots: &Roots) -> Result<()> {
     let meta = std::fs::metadata(target).map_err(|e| Error::Open { layer: Layer::Raw, path: target.to_path_buf(), source: e })?;
     let t = Table::load(roots);
-    let refuse = |why: String| Err(Error::Usage(format!("{} is in use: {why}; unmount it (and detach its loop devices) before writing to it in place", target.display())));
+    let refuse = |why: String| Err(Error::Refused { layer: Layer::Raw, msg: format!("{} is in use: {why}; unmount it (and detach its loop devices) before writing to it in place", target.display()) });
     #[cfg(unix)]
     {
         use std::os::unix::fs::{FileTypeExt, MetadataExt};
@@ -231,7 +231,7 @@ impl DeviceWriter {
         }
         let f = o.open(path).map_err(|e| {
             if e.raw_os_error() == Some(16) {
-                Error::Usage(format!("{} is busy (mounted, or in use by the kernel): unmount it before writing to it in place", path.display()))
+                Error::Refused { layer: Layer::Raw, msg: format!("{} is busy (mounted, or in use by the kernel): unmount it before writing to it in place", path.display()) }
             } else {
                 Error::Open { layer: Layer::Raw, path: path.to_path_buf(), source: e }
             }

@@ -1,4 +1,4 @@
-//! Planning a repair: registry [`Action`]s → edited hives → same-size file
+//! Planning a repair: registry [`Edit`]s → edited hives → same-size file
 //! overwrites → volume writes → a [`Patch`] of the virtual disk.
 //!
 //! Data flows down for reads (image → volume → file system → hive) and back up
@@ -8,15 +8,17 @@
 //! offsets. Nothing is written here; the image layer materialises the patch
 //! as a copy or a differencing child.
 
+pub mod commit;
+
+pub use commit::{commit, Committed, Destination};
+
 use crate::error::{Error, Layer, Result};
 use crate::fs::{FileSystem, FsKind};
-use crate::hive::edit::HiveEditor;
-use crate::hive::source::{self, HiveKind, MAX_HIVE_FILE};
+use crate::hive::edit::{Edit, EditOp, HiveEditor};
 use crate::hive::tree::Hive;
+use crate::hive::HiveKind;
 use crate::image::write::Patch;
-use crate::image::Image;
-use crate::locate;
-use crate::rdp::Action;
+use crate::machine::{HiveLocation, Machine, MAX_HIVE_FILE};
 use serde_json::Value as J;
 
 pub mod device;
@@ -27,7 +29,7 @@ pub mod undo;
 /// and for the report.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Change {
-    pub action: Action,
+    pub action: Edit,
     /// The old data as JSON (`null` when the value or key did not exist).
     pub old: J,
 }
@@ -36,7 +38,10 @@ pub struct Change {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct HiveEdit {
     pub hive: &'static str,
-    pub partition: u32,
+    /// Where the hive file is: a volume of the image, or a plain file.
+    #[serde(skip)]
+    pub location: HiveLocation,
+    /// The path as shown in messages.
     pub path: String,
     pub changes: Vec<Change>,
     /// Bytes of the hive file that differ, and the sequence number the edited
@@ -57,46 +62,12 @@ fn kind_of(hive: &str) -> Option<HiveKind> {
     HiveKind::from_name(hive)
 }
 
-/// Encode JSON data as registry bytes of type `ty` (a REG_* name). Data
-/// `{"hex": "..."}` gives the raw bytes of any type (as a .reg `hex(N):` list).
-pub fn encode(ty: &str, data: &J) -> Result<(u32, Vec<u8>)> {
-    if let Some(h) = data.get("hex").and_then(J::as_str) {
-        let kind = crate::hive::tree::TYPE_NAMES.iter().position(|n| *n == ty).ok_or_else(|| Error::Usage(format!("cannot write registry type {ty}")))?;
-        let (_, raw) = encode("REG_BINARY", &J::from(h))?;
-        return Ok((kind as u32, raw));
-    }
-    let utf16z = |s: &str| -> Vec<u8> { s.encode_utf16().chain([0]).flat_map(u16::to_le_bytes).collect() };
-    let bad = || Error::Usage(format!("data {data} does not fit type {ty}"));
-    Ok(match ty {
-        "REG_DWORD" => (4, u32::try_from(data.as_u64().ok_or_else(bad)?).map_err(|_| bad())?.to_le_bytes().to_vec()),
-        "REG_QWORD" => (11, data.as_u64().ok_or_else(bad)?.to_le_bytes().to_vec()),
-        "REG_SZ" => (1, utf16z(data.as_str().ok_or_else(bad)?)),
-        "REG_EXPAND_SZ" => (2, utf16z(data.as_str().ok_or_else(bad)?)),
-        "REG_MULTI_SZ" => {
-            let mut out = Vec::new();
-            for s in data.as_array().ok_or_else(bad)? {
-                out.extend(utf16z(s.as_str().ok_or_else(bad)?));
-            }
-            out.extend([0, 0]);
-            (7, out)
-        }
-        "REG_BINARY" => {
-            let h = data.as_str().ok_or_else(bad)?;
-            if h.len() % 2 != 0 {
-                return Err(bad());
-            }
-            (3, (0..h.len()).step_by(2).map(|i| u8::from_str_radix(&h[i..i + 2], 16).map_err(|_| bad())).collect::<Result<_>>()?)
-        }
-        _ => return Err(Error::Usage(format!("cannot write registry type {ty}"))),
-    })
-}
-
 /// The current data of the value or key an action touches, as JSON.
-fn old_data(hive: &Hive, a: &Action) -> J {
+fn old_data(hive: &Hive, a: &Edit) -> J {
     let find = |key: &str, name: &str| hive.key(key).ok().and_then(|k| k.values.into_iter().find(|v| v.name.eq_ignore_ascii_case(name))).map_or(J::Null, |v| v.json_data());
-    match a {
-        Action::SetValue { key, name, .. } | Action::DeleteValue { key, name, .. } => find(key, name),
-        Action::DeleteKey { key, .. } | Action::CreateKey { key, .. } => hive.key(key).map_or(J::Null, |k| J::from(format!("{} values, {} subkeys", k.values.len(), k.subkeys.len()))),
+    match &a.op {
+        EditOp::SetValue { name, .. } | EditOp::DeleteValue { name } => find(&a.key, name),
+        EditOp::DeleteKey | EditOp::CreateKey => hive.key(&a.key).map_or(J::Null, |k| J::from(format!("{} values, {} subkeys", k.values.len(), k.subkeys.len()))),
     }
 }
 
@@ -134,73 +105,68 @@ fn diff_ranges(old: &[u8], new: &[u8]) -> Vec<(u64, Vec<u8>)> {
     out
 }
 
-/// Plan the given actions against `image`: recover each touched hive, edit it,
-/// and map the changed bytes of its file down to the disk.
-pub fn plan(image: &Image, actions: &[Action]) -> Result<Plan> {
-    plan_with(image, None, actions)
-}
-
-/// [`plan`], reusing hives already loaded (recovered) from this same image.
-pub fn plan_with(image: &Image, loaded: Option<&dyn crate::rdp::Hives>, actions: &[Action]) -> Result<Plan> {
-    let survey = locate::survey(image)?;
+/// Plan the given actions against a machine: take each touched hive as the
+/// machine loaded (and recovered) it, edit it, and, for a hive on a volume of
+/// an image, map the changed bytes of its file down to the disk. A hive that
+/// is a plain file (a hive-file or directory machine) is rewritten whole.
+pub fn plan(machine: &Machine, actions: &[Edit]) -> Result<Plan> {
     let mut edits = Vec::new();
     let mut patch = Patch::default();
     let mut kinds: Vec<HiveKind> = Vec::new();
     for a in actions {
-        let h = a.hive();
-        let k = kind_of(h).ok_or_else(|| Error::Usage(format!("unknown hive {h}")))?;
-        if !kinds.contains(&k) {
-            kinds.push(k);
+        if !kinds.contains(&a.hive) {
+            kinds.push(a.hive);
         }
     }
     for kind in kinds {
-        let (part, path) = source::hive_location(&survey, kind)?;
-        let p = survey.partition_table.partitions.iter().find(|p| p.index == part).ok_or_else(|| Error::Usage(format!("partition {part} vanished")))?;
-        let fs = locate::mount(image, p)?;
-        check_volume(fs.as_ref(), part, p.offset)?;
-        let primary = fs.read_file(&path, MAX_HIVE_FILE)?;
-        let reloaded;
-        let hive = match loaded.and_then(|l| l.hive(kind)) {
-            Some(h) => h,
-            None => {
-                reloaded = source::load_from_fs(fs.as_ref(), &path, kind.name())?;
-                &reloaded
-            }
+        let location = machine.hive_location(kind)?;
+        let path = match &location {
+            HiveLocation::Volume { path, .. } => path.clone(),
+            HiveLocation::File(p) => p.display().to_string(),
         };
+        // Where the file's bytes go on the disk (image machines).
+        let volume = match &location {
+            HiveLocation::Volume { partition, path } => {
+                let offset = machine.survey().and_then(|s| s.partition_table.partitions.iter().find(|p| p.index == *partition)).map(|p| p.offset).ok_or_else(|| Error::Usage(format!("partition {partition} vanished")))?;
+                let fs = machine.mount(*partition)?;
+                check_volume(fs, *partition, offset)?;
+                Some((fs, offset, fs.read_file(path, MAX_HIVE_FILE)?))
+            }
+            HiveLocation::File(_) => None,
+        };
+        let hive = machine.require(kind)?;
         if hive.report.state == crate::hive::HiveState::DirtyNotRecovered {
             // Marking it clean would make Windows drop the changes only the logs hold.
             return Err(Error::unsupported(Layer::Hive, 0, format!("{path} is dirty and its logs cannot be replayed ({}): refusing to edit it", hive.report.notes.join("; "))));
         }
-        let mine: Vec<&Action> = actions.iter().filter(|a| kind_of(a.hive()) == Some(kind)).collect();
+        let mine: Vec<&Edit> = actions.iter().filter(|a| a.hive == kind).collect();
         let mut ed = HiveEditor::new(hive.bytes.clone(), hive.report.max_sequence_seen)?;
         let mut changes = Vec::new();
         for a in mine {
             let old = old_data(hive, a);
             // Setting a value to the data it already has changes nothing: leave it out.
-            if let Action::CreateKey { key, .. } = a {
-                if hive.key(key).is_ok() {
-                    continue;
-                }
+            let key = &a.key;
+            if a.op == EditOp::CreateKey && hive.key(key).is_ok() {
+                continue;
             }
-            if let Action::SetValue { key, name, ty, data, .. } = a {
-                let same_type = hive.key(key).ok().and_then(|k| k.values.into_iter().find(|v| v.name.eq_ignore_ascii_case(name))).is_some_and(|v| v.type_name() == *ty);
-                if same_type && old == *data {
+            if let EditOp::SetValue { name, data } = &a.op {
+                let same_type = hive.key(key).ok().and_then(|k| k.values.into_iter().find(|v| v.name.eq_ignore_ascii_case(name))).is_some_and(|v| v.type_name() == data.type_name());
+                if same_type && old == data.json() {
                     continue;
                 }
             }
             changes.push(Change { action: a.clone(), old });
-            match a {
-                Action::SetValue { key, name, ty, data, .. } => {
-                    let (t, raw) = encode(ty, data)?;
-                    ed.set_value(key, name, t, &raw)?;
+            match &a.op {
+                EditOp::SetValue { name, data } => {
+                    ed.set_value(key, name, data.kind(), &data.to_bytes())?;
                 }
-                Action::DeleteValue { key, name, .. } => {
+                EditOp::DeleteValue { name } => {
                     ed.delete_value(key, name)?;
                 }
-                Action::DeleteKey { key, .. } => {
+                EditOp::DeleteKey => {
                     ed.delete_key(key)?;
                 }
-                Action::CreateKey { key, .. } => {
+                EditOp::CreateKey => {
                     ed.add_key(key)?;
                 }
             }
@@ -209,21 +175,26 @@ pub fn plan_with(image: &Image, loaded: Option<&dyn crate::rdp::Hives>, actions:
             continue;
         }
         let new = ed.finish()?;
-        if new.len() > primary.len() {
-            return Err(Error::unsupported(
-                Layer::Hive,
-                0,
-                format!("{path}: the fixed {} hive needs {} bytes but its file holds {}: it no longer fits the file's allocation, and rdprescue never grows NTFS files", kind.name(), new.len(), primary.len()),
-            ));
-        }
         check_edit(&path, kind, &new, &changes)?;
         let new_sequence = crate::bytes::le_u32(&new, 4);
-        let ranges = diff_ranges(&primary, &new);
-        let bytes_changed = ranges.iter().map(|(_, d)| d.len() as u64).sum();
-        for (vol_off, data) in fs.overwrite_plan(&path, &ranges)? {
-            patch.write(p.offset + vol_off, &data);
-        }
-        edits.push(HiveEdit { hive: kind.name(), partition: part, path, changes, bytes_changed, new_sequence, new_bytes: new });
+        let bytes_changed = match volume {
+            Some((fs, offset, primary)) => {
+                if new.len() > primary.len() {
+                    return Err(Error::unsupported(
+                        Layer::Hive,
+                        0,
+                        format!("{path}: the fixed {} hive needs {} bytes but its file holds {}: it no longer fits the file's allocation, and rdprescue never grows NTFS files", kind.name(), new.len(), primary.len()),
+                    ));
+                }
+                let ranges = diff_ranges(&primary, &new);
+                for (vol_off, data) in fs.overwrite_plan(&path, &ranges)? {
+                    patch.write(offset + vol_off, &data);
+                }
+                ranges.iter().map(|(_, d)| d.len() as u64).sum()
+            }
+            None => new.len() as u64,
+        };
+        edits.push(HiveEdit { hive: kind.name(), location, path, changes, bytes_changed, new_sequence, new_bytes: new });
     }
     Ok(Plan { edits, patch })
 }
@@ -238,25 +209,23 @@ fn check_edit(path: &str, kind: HiveKind, new: &[u8], changes: &[Change]) -> Res
     let fail = |what: String| Error::corrupt(Layer::Hive, 0, format!("{path}: after editing, {what}; the hive is damaged in a way the editor cannot handle, nothing was written"));
     let value = |key: &str, name: &str| h.key(key).ok().and_then(|k| k.values.into_iter().find(|v| v.name.eq_ignore_ascii_case(name)));
     for c in changes {
-        match &c.action {
-            Action::SetValue { key, name, ty, data, .. } => {
-                let (t, raw) = encode(ty, data)?;
-                match value(key, name) {
-                    Some(v) if v.kind == t && v.raw == raw => {}
-                    _ => return Err(fail(format!("{key}\\{name} does not read back as written"))),
-                }
-            }
-            Action::DeleteValue { key, name, .. } => {
+        let key = &c.action.key;
+        match &c.action.op {
+            EditOp::SetValue { name, data } => match value(key, name) {
+                Some(v) if v.kind == data.kind() && v.raw == data.to_bytes() => {}
+                _ => return Err(fail(format!("{key}\\{name} does not read back as written"))),
+            },
+            EditOp::DeleteValue { name } => {
                 if value(key, name).is_some() {
                     return Err(fail(format!("{key}\\{name} is still there")));
                 }
             }
-            Action::DeleteKey { key, .. } => {
+            EditOp::DeleteKey => {
                 if h.key(key).is_ok() {
                     return Err(fail(format!("key {key} is still there")));
                 }
             }
-            Action::CreateKey { key, .. } => {
+            EditOp::CreateKey => {
                 if h.key(key).is_err() {
                     return Err(fail(format!("key {key} was not created")));
                 }
@@ -286,11 +255,10 @@ pub fn verify_loaded(hives: &dyn crate::rdp::Hives, edits: &[HiveEdit]) -> Resul
 
 /// Check a written image: every edited hive file reads back as the edited
 /// bytes and loads clean. Returns a one-line error for the first mismatch.
-pub fn verify(image: &Image, edits: &[HiveEdit]) -> Result<()> {
-    let survey = locate::survey(image)?;
+pub fn verify(machine: &Machine, edits: &[HiveEdit]) -> Result<()> {
     for e in edits {
-        let p = survey.partition_table.partitions.iter().find(|p| p.index == e.partition).ok_or_else(|| Error::Usage(format!("output: partition {} missing", e.partition)))?;
-        let fs = locate::mount(image, p)?;
+        let HiveLocation::Volume { partition, .. } = e.location else { continue };
+        let fs = machine.mount(partition)?;
         let got = fs.read_file(&e.path, MAX_HIVE_FILE)?;
         if got.get(..e.new_bytes.len()) != Some(&e.new_bytes[..]) {
             let at = got.iter().zip(&e.new_bytes).position(|(a, b)| a != b).unwrap_or(got.len().min(e.new_bytes.len()));
@@ -307,16 +275,6 @@ pub fn verify(image: &Image, edits: &[HiveEdit]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn encodes_registry_types() {
-        assert_eq!(encode("REG_DWORD", &J::from(3389)).unwrap(), (4, vec![0x3d, 0x0d, 0, 0]));
-        assert_eq!(encode("REG_SZ", &J::from("a")).unwrap(), (1, vec![b'a', 0, 0, 0]));
-        assert_eq!(encode("REG_MULTI_SZ", &serde_json::json!(["a", "b"])).unwrap().1, vec![b'a', 0, 0, 0, b'b', 0, 0, 0, 0, 0]);
-        assert_eq!(encode("REG_BINARY", &J::from("00ff")).unwrap(), (3, vec![0, 0xff]));
-        assert!(encode("REG_DWORD", &J::from(1u64 << 40)).is_err());
-        assert!(encode("REG_DWORD", &J::from("x")).is_err());
-    }
 
     #[test]
     fn diff_is_sector_granular() {

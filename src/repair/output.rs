@@ -23,7 +23,7 @@
 //! `RDPRESCUE_PAUSE_BEFORE_COMMIT=1` stops before publishing until a line
 //! arrives on standard input.
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Layer, Result};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -77,8 +77,12 @@ pub struct NewFile {
     kind: Kind,
 }
 
-fn io_err(what: &str, path: &Path, e: std::io::Error) -> Error {
-    Error::Usage(format!("{what} {}: {e}", path.display()))
+fn io_err(what: &'static str, path: &Path, source: std::io::Error) -> Error {
+    Error::Output { layer: Layer::Repair, what, path: path.to_path_buf(), source }
+}
+
+fn refused(msg: String) -> Error {
+    Error::Refused { layer: Layer::Repair, msg }
 }
 
 /// Whether `a` and `b` name the same existing file: same canonical path, or
@@ -159,14 +163,14 @@ impl NewFile {
     }
 
     fn create_inner(target: &Path, inputs: &[&Path], named: bool) -> Result<NewFile> {
-        let name = target.file_name().and_then(|n| n.to_str()).ok_or_else(|| Error::Usage(format!("{}: the output needs a file name (UTF-8)", target.display())))?.to_string();
+        let name = target.file_name().and_then(|n| n.to_str()).ok_or_else(|| refused(format!("{}: the output needs a file name (UTF-8)", target.display())))?.to_string();
         for i in inputs {
             if same_file(target, i) {
-                return Err(Error::Usage(format!("{} already exists: it is the input, and the input is never written", target.display())));
+                return Err(refused(format!("{} already exists: it is the input, and the input is never written", target.display())));
             }
         }
         if std::fs::symlink_metadata(target).is_ok() {
-            return Err(Error::Usage(format!("{} already exists; rdprescue never overwrites (choose a new path)", target.display())));
+            return Err(refused(format!("{} already exists; rdprescue never overwrites (choose a new path)", target.display())));
         }
         let dir = match target.parent() {
             Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
@@ -249,7 +253,7 @@ impl NewFile {
     pub fn commit(mut self) -> Result<()> {
         pause_hook();
         self.sync()?;
-        let appeared = || Error::Usage(format!("{} appeared while rdprescue was writing it; rdprescue never overwrites (nothing was written there)", self.target.display()));
+        let appeared = || refused(format!("{} appeared while rdprescue was writing it; rdprescue never overwrites (nothing was written there)", self.target.display()));
         match &self.kind {
             #[cfg(any(target_os = "linux", target_os = "android"))]
             Kind::Anonymous => {

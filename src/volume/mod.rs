@@ -175,13 +175,12 @@ impl Disk for Slice {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::image::{raw, FileSource};
-    use std::path::Path;
+    use crate::image::{raw, MemSource};
 
     const CRC32: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
 
     fn disk(bytes: Vec<u8>) -> Arc<dyn Disk> {
-        raw::open(FileSource::from_bytes(Path::new("t.img"), bytes)).unwrap().disk
+        raw::open(MemSource::arc("t.img", bytes)).unwrap().disk
     }
 
     fn mbr_entry(s: &mut [u8], slot: usize, status: u8, ty: u8, lba: u32, count: u32) {

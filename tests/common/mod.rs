@@ -230,3 +230,86 @@ print(json.dumps(out, default=str))
     assert!(out.status.success(), "regipy failed: {}", stderr(&out));
     Some(serde_json::from_slice(&out.stdout).unwrap())
 }
+
+// ---------------------------------------------------------------- image helpers
+// (shared by vhd_read.rs, write_vhd.rs, image_source.rs)
+
+/// splitmix64: a small deterministic generator for test data.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    pub fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.next() as u8).collect()
+    }
+}
+
+/// Deterministic, position-dependent bytes: a misplaced sector shows.
+pub fn pattern(seed: u64, off: u64, len: usize) -> Vec<u8> {
+    (0..len as u64)
+        .map(|i| {
+            let p = off + i;
+            (Rng(seed ^ (p / 8).wrapping_mul(0x100_0000_01B3)).next() >> ((p % 8) * 8)) as u8
+        })
+        .collect()
+}
+
+/// The whole virtual disk in memory (small disks only).
+pub fn disk_bytes(d: &dyn rdprescue::image::Disk) -> Vec<u8> {
+    let mut v = vec![0u8; d.len() as usize];
+    d.read_at(0, &mut v).unwrap();
+    v
+}
+
+/// `have`, with a visible notice when the tool is missing.
+pub fn need_tool(tool: &str) -> bool {
+    let ok = have(tool);
+    if !ok {
+        eprintln!("NOTICE: {tool} not found; skipping the parts of this test that need it");
+    }
+    ok
+}
+
+/// VHD checksum: `~(sum of all bytes, the 4-byte field at `field` counted as zero)`.
+pub fn vhd_checksum(buf: &[u8], field: usize) -> u32 {
+    let sum = buf.iter().enumerate().filter(|(i, _)| !(field..field + 4).contains(i)).fold(0u32, |a, (_, &b)| a.wrapping_add(u32::from(b)));
+    !sum
+}
+
+/// Set the VHD checksum field at `field`.
+pub fn vhd_set_checksum(buf: &mut [u8], field: usize) {
+    buf[field..field + 4].fill(0);
+    let c = vhd_checksum(buf, field);
+    buf[field..field + 4].copy_from_slice(&c.to_be_bytes());
+}
+
+/// Run the rdprescue binary, killing it and failing the test if it has not
+/// finished after `secs` seconds (for inputs that used to hang).
+pub fn rdp_timeout(args: &[&str], secs: u64) -> Output {
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rdprescue"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("rdprescue {args:?} did not finish within {secs} s (hang)");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}

@@ -32,10 +32,10 @@
 //!   output size depend on the patch, not on the disk size (the BAT is a file
 //!   hole except for the pages holding entries).
 
-use super::{fault_point, Patch, Progress};
 use crate::error::{Error, Layer, Result};
 use crate::image::vhdx as rd;
-use crate::image::{FileSource, Format, Image};
+use crate::image::write::{fault_point, Patch, Progress};
+use crate::image::{Disk, Format, Image};
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{Seek, SeekFrom, Write};
@@ -359,55 +359,36 @@ impl Bits {
 
 // ------------------------------------------------------------------ input files
 
-/// One VHDX file of the input chain, read with the reader's own checks (its
-/// pending log replayed in memory, nothing written).
-struct InputFile {
-    header: rd::Header,
-    view: rd::View,
-    bat_offset: u64,
-    meta: rd::Metadata,
-    chunk_ratio: u64,
+/// One VHDX file of the input chain, as the reader opened it (its pending log
+/// replayed in memory, nothing written; BAT and metadata already checked).
+struct InputFile<'a> {
+    disk: &'a rd::VhdxDisk,
     data_blocks: u64,
 }
 
-impl InputFile {
-    fn open(path: &Path) -> Result<Self> {
-        let src = FileSource::open(path)?;
-        let header = rd::current_header(&src)?;
-        let len = src.len();
-        let mut view = rd::View { src, pages: BTreeMap::new(), len };
-        rd::replay_log(&mut view, &header)?;
-        let (bat, meta_region) = rd::region_table(&view.src)?;
-        let meta = rd::read_metadata(&view, &meta_region)?;
-        let bs = meta.block_size as u64;
-        let chunk_ratio = (SECTORS_PER_BITMAP * meta.logical_sector as u64) / bs;
-        let data_blocks = meta.virtual_size.div_ceil(bs);
-        let entries = if meta.has_parent { data_blocks.div_ceil(chunk_ratio) * (chunk_ratio + 1) } else { data_blocks + (data_blocks - 1) / chunk_ratio };
-        if entries * 8 > bat.length || entries * 8 > rd::MAX_BAT {
-            return Err(Error::corrupt(L, bat.offset, format!("BAT region of {} bytes cannot hold the {entries} entries the disk needs", bat.length)));
-        }
-        Ok(InputFile { header, view, bat_offset: bat.offset, meta, chunk_ratio, data_blocks })
+impl<'a> InputFile<'a> {
+    fn of(d: &'a dyn Disk, name: &Path) -> Result<Self> {
+        let disk = rd::as_vhdx(d)
+            .ok_or_else(|| Error::Usage(format!("{} was not opened by this tool's VHDX reader", name.display())))?;
+        let data_blocks = disk.meta.virtual_size.div_ceil(u64::from(disk.meta.block_size));
+        Ok(InputFile { disk, data_blocks })
+    }
+
+    /// Dynamic or differencing (has a BAT with unallocated blocks).
+    fn sparse(&self) -> bool {
+        self.disk.meta.has_parent || !self.disk.meta.fixed
     }
 
     /// Call `f(block, state)` for every payload block whose state is not
-    /// NOT_PRESENT, reading the BAT 1 MiB at a time.
-    fn payload_states(&self, mut f: impl FnMut(u64, u64)) -> Result<()> {
-        const PER: u64 = MIB / 8;
-        let mut cached: Option<(u64, Vec<u8>)> = None;
+    /// NOT_PRESENT.
+    fn payload_states(&self, mut f: impl FnMut(u64, u64)) {
         for b in 0..self.data_blocks {
-            let idx = b + b / self.chunk_ratio;
-            let piece = idx / PER;
-            if cached.as_ref().is_none_or(|(p, _)| *p != piece) {
-                let total = self.data_blocks + (self.data_blocks - 1) / self.chunk_ratio;
-                let n = (total - piece * PER).min(PER);
-                cached = Some((piece, self.view.read_vec(self.bat_offset + piece * PER * 8, n * 8)?));
-            }
-            let e = cached.as_ref().map_or(0, |(_, v)| crate::bytes::le_u64(v, ((idx % PER) * 8) as usize));
+            let idx = b + b / self.disk.chunk_ratio;
+            let e = self.disk.bat.get(idx as usize).copied().unwrap_or(rd::NOT_PRESENT);
             if e & 7 != rd::NOT_PRESENT {
                 f(b, e & 7);
             }
         }
-        Ok(())
     }
 }
 
@@ -418,9 +399,10 @@ impl InputFile {
 /// chain for a differencing one.
 pub fn full_copy(image: &Image, patch: &Patch, out: &mut File, progress: Progress) -> Result<()> {
     let info = &image.info;
-    let top = InputFile::open(&info.path)?;
+    let top = InputFile::of(image.disk.as_ref(), &info.path)?;
     let fixed = info.format == Format::VhdxFixed;
-    let g = Geometry::new(image.disk.len(), top.meta.block_size as u64, top.meta.logical_sector, top.meta.physical_sector, false)?;
+    let tm = &top.disk.meta;
+    let g = Geometry::new(image.disk.len(), tm.block_size as u64, tm.logical_sector, tm.physical_sector, false)?;
     let bs = g.block_size;
     let ranges = Ranges::new(patch);
 
@@ -431,40 +413,46 @@ pub fn full_copy(image: &Image, patch: &Patch, out: &mut File, progress: Progres
     if fixed {
         want.set_all(g.data_blocks);
     } else {
-        let mut layer = Some(info);
+        // Walk the chain through the opened disks.
+        let mut layer: Option<&dyn Disk> = Some(image.disk.as_ref());
         let mut depth = 0;
-        while let Some(li) = layer {
+        while let Some(d) = layer {
             depth += 1;
             if depth > crate::image::MAX_CHAIN_DEPTH {
                 return Err(Error::corrupt(L, 0, "differencing chain too deep"));
             }
-            match li.format {
-                Format::VhdxDynamic | Format::VhdxDifferencing => {
-                    let f = if depth == 1 { None } else { Some(InputFile::open(&li.path)?) };
-                    let f = f.as_ref().unwrap_or(&top);
-                    if f.meta.virtual_size != g.virtual_size {
-                        return Err(Error::corrupt(L, 0, format!("{} is {} bytes, not {}", li.path.display(), f.meta.virtual_size, g.virtual_size)));
-                    }
-                    let lbs = f.meta.block_size as u64;
-                    let vs = g.virtual_size;
-                    f.payload_states(|b, state| {
-                        let (s, e) = (b * lbs, ((b + 1) * lbs).min(vs));
-                        match state {
-                            rd::FULLY_PRESENT | rd::PARTIALLY_PRESENT => {
-                                want.set_bytes(s, e, bs);
-                                known.set_bytes(s, e, bs);
-                            }
-                            // ZERO hides the parent: it reads as zero, so a block
-                            // fully covered by it may be written as ZERO.
-                            rd::ZERO if s % bs == 0 && (e - s >= bs || e == vs) => known.set_bytes(s, e, bs),
-                            _ => {}
-                        }
-                    })?;
+            let f = match rd::as_vhdx(d) {
+                Some(_) => InputFile::of(d, &info.path)?,
+                // A VHD or raw parent: every block may hold data.
+                None => {
+                    want.set_all(g.data_blocks);
+                    break;
                 }
-                // A fixed VHDX, VHD or raw parent: every block may hold data.
-                _ => want.set_all(g.data_blocks),
+            };
+            if !f.sparse() {
+                // A fixed VHDX: every block may hold data.
+                want.set_all(g.data_blocks);
+                break;
             }
-            layer = li.parent.as_deref();
+            if f.disk.meta.virtual_size != g.virtual_size {
+                return Err(Error::corrupt(L, 0, format!("{} is {} bytes, not {}", f.disk.view.src.name(), f.disk.meta.virtual_size, g.virtual_size)));
+            }
+            let lbs = f.disk.meta.block_size as u64;
+            let vs = g.virtual_size;
+            f.payload_states(|b, state| {
+                let (s, e) = (b * lbs, ((b + 1) * lbs).min(vs));
+                match state {
+                    rd::FULLY_PRESENT | rd::PARTIALLY_PRESENT => {
+                        want.set_bytes(s, e, bs);
+                        known.set_bytes(s, e, bs);
+                    }
+                    // ZERO hides the parent: it reads as zero, so a block
+                    // fully covered by it may be written as ZERO.
+                    rd::ZERO if s % bs == 0 && (e - s >= bs || e == vs) => known.set_bytes(s, e, bs),
+                    _ => {}
+                }
+            });
+            layer = f.disk.parent.as_deref();
         }
         for (o, d) in &ranges.0 {
             want.set_bytes(*o, o + d.len() as u64, bs);
@@ -527,10 +515,10 @@ pub fn full_copy(image: &Image, patch: &Patch, out: &mut File, progress: Progres
         write_bat(&mut out, bat.into_iter())?;
         next
     };
-    let disk_id = top.meta.disk_id.unwrap_or_else(Uuid::new_v4);
+    let disk_id = tm.disk_id.unwrap_or_else(Uuid::new_v4);
     let meta = metadata(&disk_items(&g, if fixed { LEAVE_BLOCK_ALLOCATED } else { 0 }, disk_id))?;
     // Continue the input's header sequence (any value is valid in a new file).
-    let seq = top.header.seq.checked_add(1).filter(|s| *s < u64::MAX).unwrap_or(1);
+    let seq = top.disk.header.seq.checked_add(1).filter(|s| *s < u64::MAX).unwrap_or(1);
     finish(&mut out, &g, &meta, file_len, seq)
 }
 
@@ -599,7 +587,7 @@ pub fn diff_child(image: &Image, patch: &Patch, out: &mut File, out_path: &Path)
     let sector = g.logical_sector;
 
     // Parent identity and location.
-    let linkage = rd::data_write_guid(&info.path)?;
+    let linkage = InputFile::of(image.disk.as_ref(), &info.path)?.disk.header.data_write_guid;
     let disk_id = info.disk_id.as_deref().and_then(|s| Uuid::parse_str(s).ok()).unwrap_or_else(Uuid::new_v4);
     let parent_abs = info.path.canonicalize().or_else(|_| std::path::absolute(&info.path)).unwrap_or_else(|_| info.path.clone());
     let child_dir = match out_path.parent() {

@@ -7,11 +7,12 @@
 //! a full copy of the input in the input's format, or as a differencing child
 //! whose parent is the untouched input.
 
-pub mod raw;
-pub mod vhd;
-pub mod vhdx;
+//! The writers live with their readers: `raw.rs`, `vhd/write.rs`,
+//! `vhdx/write.rs`. They read the input through the [`Image`] they are given
+//! (its disk and the container structures its reader parsed), never by
+//! opening the input's path again.
 
-use super::{Format, Image};
+use super::{raw, vhd, vhdx, Format, Image};
 use crate::error::{Error, Result};
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -82,8 +83,8 @@ pub fn full_copy(image: &Image, patch: &Patch, out: &mut File, progress: Progres
     check_patch(image, patch)?;
     match image.info.format {
         Format::Raw | Format::VhdFixed => raw::full_copy(image, patch, out, progress),
-        Format::VhdDynamic | Format::VhdDifferencing => vhd::full_copy(image, patch, out, progress),
-        Format::VhdxFixed | Format::VhdxDynamic | Format::VhdxDifferencing => vhdx::full_copy(image, patch, out, progress),
+        Format::VhdDynamic | Format::VhdDifferencing => vhd::write::full_copy(image, patch, out, progress),
+        Format::VhdxFixed | Format::VhdxDynamic | Format::VhdxDifferencing => vhdx::write::full_copy(image, patch, out, progress),
     }
 }
 
@@ -94,9 +95,9 @@ pub fn full_copy(image: &Image, patch: &Patch, out: &mut File, progress: Progres
 pub fn diff_child(image: &Image, patch: &Patch, out: &mut File, out_path: &Path) -> Result<()> {
     check_patch(image, patch)?;
     match image.info.format {
-        Format::VhdFixed | Format::VhdDynamic | Format::VhdDifferencing => vhd::diff_child(image, patch, out, out_path),
-        Format::VhdxFixed | Format::VhdxDynamic | Format::VhdxDifferencing => vhdx::diff_child(image, patch, out, out_path),
-        Format::Raw => Err(Error::Usage("a raw image cannot have a differencing child: write a full copy instead (without --diff-child)".into())),
+        Format::VhdFixed | Format::VhdDynamic | Format::VhdDifferencing => vhd::write::diff_child(image, patch, out, out_path),
+        Format::VhdxFixed | Format::VhdxDynamic | Format::VhdxDifferencing => vhdx::write::diff_child(image, patch, out, out_path),
+        Format::Raw => Err(Error::Refused { layer: crate::error::Layer::Raw, msg: "a raw image cannot have a differencing child: write a full copy instead (without --diff-child)".into() }),
     }
 }
 

@@ -5,11 +5,10 @@
 //! Rules: ../shared/reference/formats.md §C (headers, region tables, metadata,
 //! BAT interleaving, sector bitmaps, log entries and replay, parent locators).
 
-use super::{ContainerInfo, Disk, FileSource, Format, Image, LogReplay, OpenCtx};
+use crate::image::{Candidate, ContainerInfo, Disk, Format, Image, LogReplay, OpenCtx, Source};
 use crate::bytes::{guid, le_u16, le_u32, le_u64, utf16le};
 use crate::error::{Error, Layer, Result};
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use uuid::{uuid, Uuid};
 
@@ -49,7 +48,7 @@ pub(crate) const PARTIALLY_PRESENT: u64 = 7;
 /// The container file as seen after log replay: file bytes with overlay pages
 /// on top, and possibly extended (LastFileOffset) beyond the real end of file.
 pub(crate) struct View {
-    pub(crate) src: FileSource,
+    pub(crate) src: Arc<dyn Source>,
     pub(crate) pages: BTreeMap<u64, Box<[u8]>>,
     pub(crate) len: u64,
 }
@@ -67,7 +66,7 @@ impl View {
         let flen = self.src.len();
         if offset < flen {
             let n = (flen - offset).min(buf.len() as u64) as usize;
-            self.src.read_at(L, offset, &mut buf[..n])?;
+            self.src.read(L, offset, &mut buf[..n])?;
             buf[n..].fill(0);
         } else {
             buf.fill(0);
@@ -111,9 +110,9 @@ fn crc_ok(buf: &[u8], field: usize) -> bool {
     d.finalize() == stored
 }
 
-fn parse_header(src: &FileSource, offset: u64) -> Result<Header> {
+fn parse_header(src: &dyn Source, offset: u64) -> Result<Header> {
     let mut b = vec![0u8; PAGE as usize];
-    src.read_at(L, offset, &mut b)?;
+    src.read(L, offset, &mut b)?;
     if &b[0..4] != b"head" {
         return Err(Error::corrupt(L, offset, "no 'head' signature"));
     }
@@ -135,7 +134,7 @@ fn parse_header(src: &FileSource, offset: u64) -> Result<Header> {
 }
 
 /// The current header: the valid one, or the valid one with the higher sequence number.
-pub(crate) fn current_header(src: &FileSource) -> Result<Header> {
+pub(crate) fn current_header(src: &dyn Source) -> Result<Header> {
     let h1 = parse_header(src, 64 * KIB);
     let h2 = parse_header(src, 128 * KIB);
     match (h1, h2) {
@@ -146,9 +145,9 @@ pub(crate) fn current_header(src: &FileSource) -> Result<Header> {
     }
 }
 
-/// The DataWriteGuid of a VHDX file's current header (for parent linkage checks).
-pub(crate) fn data_write_guid(path: &Path) -> Result<Uuid> {
-    Ok(current_header(&FileSource::open(path)?)?.data_write_guid)
+/// The VHDX reader's disk behind `d`, if it is one.
+pub(crate) fn as_vhdx(d: &dyn Disk) -> Option<&VhdxDisk> {
+    d.as_any().and_then(|a| a.downcast_ref::<VhdxDisk>())
 }
 
 pub(crate) struct Region {
@@ -156,7 +155,7 @@ pub(crate) struct Region {
     pub(crate) length: u64,
 }
 
-pub(crate) fn region_table(src: &FileSource) -> Result<(Region, Region)> {
+pub(crate) fn region_table(src: &dyn Source) -> Result<(Region, Region)> {
     let mut first_err = None;
     for off in [192 * KIB, 256 * KIB] {
         match parse_region_table(src, off) {
@@ -169,9 +168,9 @@ pub(crate) fn region_table(src: &FileSource) -> Result<(Region, Region)> {
     Err(first_err.unwrap_or_else(|| Error::corrupt(L, 192 * KIB, "no region table")))
 }
 
-fn parse_region_table(src: &FileSource, off: u64) -> Result<(Region, Region)> {
+fn parse_region_table(src: &dyn Source, off: u64) -> Result<(Region, Region)> {
     let mut b = vec![0u8; 64 * KIB as usize];
-    src.read_at(L, off, &mut b)?;
+    src.read(L, off, &mut b)?;
     if &b[0..4] != b"regi" {
         return Err(Error::corrupt(L, off, "no 'regi' region table signature"));
     }
@@ -486,23 +485,25 @@ fn parse_locator(off: u64, b: &[u8]) -> Result<HashMap<String, String>> {
     Ok(kv)
 }
 
-fn parent_candidates(child: &Path, kv: &HashMap<String, String>) -> Vec<PathBuf> {
-    let dir = child.parent().unwrap_or(Path::new(""));
+/// Where to look for the parent, in order: the relative path as a sibling of
+/// the child; the absolute path where it is one here (no drive letter); then
+/// the file names of the relative, volume and absolute paths, as siblings.
+fn parent_candidates(kv: &HashMap<String, String>) -> Vec<Candidate> {
     let win_to_local = |p: &str| p.trim_start_matches(r"\\?\").replace('\\', "/");
     let file_name = |p: &str| p.rsplit(['\\', '/']).next().unwrap_or(p).to_string();
     let mut c = Vec::new();
     if let Some(r) = kv.get("relative_path") {
-        c.push(dir.join(win_to_local(r.trim_start_matches(r".\"))));
+        c.push(Candidate::Sibling(win_to_local(r.trim_start_matches(r".\"))));
     }
     if let Some(a) = kv.get("absolute_win32_path") {
         let local = win_to_local(a);
         if !local.contains(':') {
-            c.push(PathBuf::from(local));
+            c.push(Candidate::Absolute(local.into()));
         }
     }
     for key in ["relative_path", "volume_path", "absolute_win32_path"] {
         if let Some(p) = kv.get(key) {
-            c.push(dir.join(file_name(p)));
+            c.push(Candidate::Sibling(file_name(p)));
         }
     }
     let mut seen = Vec::new();
@@ -517,14 +518,17 @@ fn parent_candidates(child: &Path, kv: &HashMap<String, String>) -> Vec<PathBuf>
 // ------------------------------------------------------------------ the disk
 
 pub struct VhdxDisk {
-    view: View,
-    bat: Vec<u64>,
+    pub(crate) view: View,
+    /// The current header and the metadata, as read at open (for the writers).
+    pub(crate) header: Header,
+    pub(crate) meta: Metadata,
+    pub(crate) bat: Vec<u64>,
     bat_offset: u64,
     block_size: u64,
-    chunk_ratio: u64,
+    pub(crate) chunk_ratio: u64,
     sector: u64,
     virtual_size: u64,
-    parent: Option<Arc<dyn Disk>>,
+    pub(crate) parent: Option<Arc<dyn Disk>>,
     bitmaps: Mutex<Vec<(u64, Arc<Vec<u8>>)>>,
 }
 
@@ -644,20 +648,23 @@ impl Disk for VhdxDisk {
     fn sector_size(&self) -> u32 {
         self.sector as u32
     }
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
 }
 
-pub fn open(src: FileSource, ctx: &mut OpenCtx) -> Result<Image> {
+pub fn open(src: Arc<dyn Source>, ctx: &mut OpenCtx) -> Result<Image> {
     let creator = {
         let mut b = vec![0u8; 512];
-        src.read_at(L, 8, &mut b)?;
+        src.read(L, 8, &mut b)?;
         Some(utf16le(&b)).filter(|s| !s.is_empty())
     };
-    let header = current_header(&src)?;
+    let header = current_header(src.as_ref())?;
     let len = src.len();
     let mut view = View { src, pages: BTreeMap::new(), len };
     let log_replayed = replay_log(&mut view, &header)?;
-    let (bat_region, meta_region) = region_table(&view.src)?;
-    let m = read_metadata(&view, &meta_region)?;
+    let (bat_region, meta_region) = region_table(view.src.as_ref())?;
+    let mut m = read_metadata(&view, &meta_region)?;
 
     let bs = m.block_size as u64;
     let chunk_ratio = ((1u64 << 23) * m.logical_sector as u64) / bs;
@@ -677,10 +684,10 @@ pub fn open(src: FileSource, ctx: &mut OpenCtx) -> Result<Image> {
         .filter(|b| matches!(bat[(b + b / chunk_ratio) as usize] & 7, FULLY_PRESENT | PARTIALLY_PRESENT))
         .count() as u64;
 
-    let path = view.src.path().to_path_buf();
+    let path = view.src.path();
     let mut parent_info = None;
     let parent: Option<Arc<dyn Disk>> = if m.has_parent {
-        let Some((loc_off, loc)) = &m.parent_locator else {
+        let Some((loc_off, loc)) = &m.parent_locator.take() else {
             return Err(Error::corrupt(L, meta_region.offset, "differencing disk without a parent locator"));
         };
         let kv = parse_locator(*loc_off, loc)?;
@@ -690,7 +697,7 @@ pub fn open(src: FileSource, ctx: &mut OpenCtx) -> Result<Image> {
             .or_else(|| kv.get("volume_path"))
             .cloned()
             .unwrap_or_else(|| "(no path in the parent locator)".into());
-        let p = ctx.open_parent(L, *loc_off, &expected, &parent_candidates(&path, &kv))?;
+        let p = ctx.open_parent(view.src.as_ref(), L, *loc_off, &expected, &parent_candidates(&kv))?;
         if p.disk.len() != m.virtual_size {
             return Err(Error::corrupt(
                 L,
@@ -698,10 +705,10 @@ pub fn open(src: FileSource, ctx: &mut OpenCtx) -> Result<Image> {
                 format!("parent {} is {} bytes, this differencing disk is {}", p.info.path.display(), p.disk.len(), m.virtual_size),
             ));
         }
-        if matches!(p.info.format, Format::VhdxFixed | Format::VhdxDynamic | Format::VhdxDifferencing) {
+        if let Some(pd) = as_vhdx(p.disk.as_ref()) {
             let linkage = kv.get("parent_linkage").map(|s| s.trim_matches(['{', '}']).to_lowercase());
             let linkage2 = kv.get("parent_linkage2").map(|s| s.trim_matches(['{', '}']).to_lowercase());
-            let actual = data_write_guid(&p.info.path)?.hyphenated().to_string();
+            let actual = pd.header.data_write_guid.hyphenated().to_string();
             if linkage.as_deref() != Some(actual.as_str()) && linkage2.as_deref() != Some(actual.as_str()) {
                 return Err(Error::corrupt(
                     L,
@@ -742,6 +749,7 @@ pub fn open(src: FileSource, ctx: &mut OpenCtx) -> Result<Image> {
     };
     let disk = VhdxDisk {
         view,
+        header,
         bat,
         bat_offset: bat_region.offset,
         block_size: bs,
@@ -750,6 +758,7 @@ pub fn open(src: FileSource, ctx: &mut OpenCtx) -> Result<Image> {
         virtual_size: m.virtual_size,
         parent,
         bitmaps: Mutex::new(Vec::new()),
+        meta: m,
     };
     Ok(Image { disk: Arc::new(disk), info })
 }

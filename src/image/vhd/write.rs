@@ -54,14 +54,13 @@
 //!   each in its own 512-byte-rounded area after the BAT, with the platform
 //!   data space in bytes (as Windows and DiscUtils write it).
 
-use super::{fault_point, Patch, Progress};
 use crate::bytes::{be_u32, be_u64};
 use crate::error::{Error, Layer, Result};
 use crate::image::vhd::{
-    checksum, read_layout, strip_verbatim, Layout, FOOTER_LEN, HEADER_LEN, MAX_BAT_ENTRIES, MAX_LOCATOR_BYTES,
-    UNALLOCATED,
+    as_vhd, checksum, strip_verbatim, Layout, FOOTER_LEN, HEADER_LEN, MAX_BAT_ENTRIES, MAX_LOCATOR_BYTES, UNALLOCATED,
 };
-use crate::image::{ContainerInfo, FileSource, Format, Image};
+use crate::image::write::{fault_point, Patch, Progress};
+use crate::image::{Format, Image};
 use std::fs::File;
 use std::io::{Seek, SeekFrom, Write};
 use std::path::{Component, Path, PathBuf};
@@ -101,8 +100,8 @@ pub fn full_copy(image: &Image, patch: &Patch, out: &mut File, progress: Progres
             image.info.format.name()
         )));
     }
-    let lay = read_layout(&FileSource::open(&image.info.path)?)?;
-    let vsize = check_unchanged(image, &lay)?;
+    let lay = layout_of(image)?;
+    let vsize = lay.virtual_size;
     let Some((block_size, _)) = &lay.sparse else {
         return Err(Error::corrupt(L, lay.footer_offset + 60, "the input is no longer a dynamic VHD"));
     };
@@ -113,7 +112,7 @@ pub fn full_copy(image: &Image, patch: &Patch, out: &mut File, progress: Progres
 
     // Blocks to read: allocated somewhere in the chain, or patched.
     let mut wanted = vec![false; nblocks];
-    mark_chain(&image.info, &lay, bs, vsize, &mut wanted)?;
+    mark_chain(&lay, bs, vsize, &mut wanted);
     for (o, d) in &ranges {
         let end = (o + d.len() as u64).min(vsize);
         if *o < end {
@@ -162,7 +161,7 @@ pub fn full_copy(image: &Image, patch: &Patch, out: &mut File, progress: Progres
     }
     fault_point("vhd-data");
 
-    let footer = new_footer(&lay.footer, TYPE_DYNAMIC, lay.footer[84]);
+    let footer = new_footer(lay.footer, TYPE_DYNAMIC, lay.footer[84]);
     let header = new_header(entries, *block_size, None);
     finish(&mut o, &bat, &header, &footer, next)
 }
@@ -177,8 +176,8 @@ pub fn diff_child(image: &Image, patch: &Patch, out: &mut File, out_path: &Path)
             image.info.format.name()
         )));
     }
-    let lay = read_layout(&FileSource::open(&image.info.path)?)?;
-    let vsize = check_unchanged(image, &lay)?;
+    let lay = layout_of(image)?;
+    let vsize = lay.virtual_size;
     let bs = u64::from(CHILD_BLOCK);
     let entries = bat_entries(&lay, bs)?;
     let bitmap_size = bitmap_size(bs);
@@ -211,7 +210,7 @@ pub fn diff_child(image: &Image, patch: &Patch, out: &mut File, out_path: &Path)
     }
     let parent = ParentOut {
         unique_id: lay.footer[68..84].try_into().unwrap_or([0; 16]),
-        timestamp: parent_timestamp(&image.info.path, &lay.footer),
+        timestamp: parent_timestamp(&image.info.path, lay.footer),
         name: parent_name(&abs_str, &parent_abs),
         locators: placed_locators,
     };
@@ -253,7 +252,7 @@ pub fn diff_child(image: &Image, patch: &Patch, out: &mut File, out_path: &Path)
         area.resize(l.space as usize, 0);
         o.write_at(l.offset, &area)?;
     }
-    let footer = new_footer(&lay.footer, TYPE_DIFFERENCING, 0);
+    let footer = new_footer(lay.footer, TYPE_DIFFERENCING, 0);
     let header = new_header(entries, CHILD_BLOCK, Some(&parent));
     finish(&mut o, &bat, &header, &footer, next)
 }
@@ -359,7 +358,7 @@ fn new_header(entries: u32, block_size: u32, parent: Option<&ParentOut>) -> [u8;
 /// BAT entries for the output: enough for the footer's current size and for
 /// the virtual size (they differ for CHS-sized images), at most the reader's cap.
 fn bat_entries(lay: &Layout, bs: u64) -> Result<u32> {
-    let current = be_u64(&lay.footer, 48);
+    let current = be_u64(lay.footer, 48);
     let n = current.max(lay.virtual_size).div_ceil(bs);
     if n > u64::from(MAX_BAT_ENTRIES) {
         return Err(Error::unsupported(
@@ -404,21 +403,15 @@ fn sector_number(at: u64) -> Result<u32> {
     Ok(s as u32)
 }
 
-/// The image must still be what the reader opened.
-fn check_unchanged(image: &Image, lay: &Layout) -> Result<u64> {
-    let vsize = image.disk.len();
-    if lay.virtual_size != vsize {
-        return Err(Error::corrupt(
-            L,
-            lay.footer_offset + 48,
-            format!(
-                "{} now describes a {}-byte disk, but {vsize} bytes when it was opened: changed meanwhile?",
-                image.info.path.display(),
-                lay.virtual_size
-            ),
-        ));
+/// The container structures the reader parsed when `image` was opened.
+fn layout_of(image: &Image) -> Result<Layout<'_>> {
+    let lay = as_vhd(image.disk.as_ref()).map(|d| d.layout()).ok_or_else(|| {
+        Error::Usage(format!("{} was not opened by this tool's VHD reader", image.info.path.display()))
+    })?;
+    if lay.virtual_size != image.disk.len() {
+        return Err(Error::corrupt(L, lay.footer_offset + 48, "the VHD layout does not match its disk (internal)"));
     }
-    Ok(vsize)
+    Ok(lay)
 }
 
 // ----------------------------------------------------------------------
@@ -426,27 +419,15 @@ fn check_unchanged(image: &Image, lay: &Layout) -> Result<u64> {
 // ----------------------------------------------------------------------
 
 /// Mark the `bs`-byte output blocks below `vsize` that hold data somewhere in
-/// the chain starting at `info` (whose layout is `top`). A layer without a
-/// VHD allocation map (fixed VHD, VHDX, raw) marks everything.
-fn mark_chain(info: &ContainerInfo, top: &Layout, bs: u64, vsize: u64, wanted: &mut [bool]) -> Result<()> {
-    let mut level = Some(info);
-    let mut first = true;
-    while let Some(i) = level {
-        let owned;
-        let lay = match i.format {
-            Format::VhdDynamic | Format::VhdDifferencing if first => top,
-            Format::VhdDynamic | Format::VhdDifferencing => {
-                owned = read_layout(&FileSource::open(&i.path)?)?;
-                &owned
-            }
-            _ => {
-                wanted.fill(true);
-                return Ok(());
-            }
-        };
+/// the chain starting at `top` (walked through the opened disks). A layer
+/// without a VHD allocation map (fixed VHD, VHDX, raw) marks everything.
+fn mark_chain(top: &Layout, bs: u64, vsize: u64, wanted: &mut [bool]) {
+    let mut owned;
+    let mut lay = top;
+    for _ in 0..=crate::image::MAX_CHAIN_DEPTH {
         let Some((pbs, bat)) = &lay.sparse else {
             wanted.fill(true);
-            return Ok(());
+            return;
         };
         let pbs = u64::from(*pbs);
         for (k, &e) in bat.iter().enumerate() {
@@ -456,10 +437,20 @@ fn mark_chain(info: &ContainerInfo, top: &Layout, bs: u64, vsize: u64, wanted: &
                 wanted[(lo / bs) as usize..=((hi - 1) / bs) as usize].fill(true);
             }
         }
-        first = false;
-        level = i.parent.as_deref();
+        let Some(parent) = lay.parent else { return };
+        match as_vhd(parent.as_ref()) {
+            Some(p) => {
+                owned = p.layout();
+                lay = &owned;
+            }
+            None => {
+                wanted.fill(true);
+                return;
+            }
+        }
     }
-    Ok(())
+    // Deeper than the reader opens: every block may hold data.
+    wanted.fill(true);
 }
 
 /// Per touched block (ascending): the touched sector runs inside it, rounded

@@ -1,0 +1,271 @@
+//! Human-readable renderings of the typed reports (`rdp::report`): the
+//! `inspect` text report, the `audit` table, summary and CSV. JSON is the
+//! reports' own serde form; everything here reads the same types.
+
+use super::outln;
+use rdprescue::hive::edit::show_json;
+use rdprescue::hive::HiveState;
+use rdprescue::rdp::report::{AuditRecord, AuditStatus, AuditSummary, InspectReport, SymptomReport};
+use rdprescue::rdp::Severity;
+use serde_json::Value as J;
+use std::path::Path;
+
+fn cell(v: &J, width: usize) -> String {
+    let s = match v {
+        J::Null => "-".to_string(),
+        J::String(s) if s.is_empty() => "\"\"".to_string(),
+        J::String(s) => s.clone(),
+        v => show_json(v),
+    };
+    if s.chars().count() > width {
+        format!("{}…", s.chars().take(width.saturating_sub(1)).collect::<String>())
+    } else {
+        s
+    }
+}
+
+/// `leaf\name` of a setting, for the VALUE column.
+fn value_label(path: &str, name: &str) -> String {
+    let leaf = path.rsplit('\\').next().unwrap_or_default();
+    format!("{leaf}\\{name}")
+}
+
+/// A serde value as a table cell (enum names as they appear in the JSON).
+fn json_cell<T: serde::Serialize>(v: &T, width: usize) -> String {
+    cell(&serde_json::to_value(v).unwrap_or(J::Null), width)
+}
+
+/// The `inspect` report as text.
+pub fn inspect_text(src: &Path, r: &InspectReport) -> String {
+    let mut o = String::new();
+    let w = &r.windows;
+    outln!(o, "Source:   {}", src.display());
+    if let Some(c) = &r.image.container {
+        let size = super::fmt::size(c.virtual_size);
+        outln!(o, "Image:    {} {}, {} partition table", cell(&J::from(c.format.name()), 40), size, json_cell(&r.image.partition_table, 10));
+        if let Some(st) = &r.image.windows_volume_state {
+            let mut flags = Vec::new();
+            if st.dirty {
+                flags.push("dirty flag set");
+            }
+            if st.hibernated == Some(true) {
+                flags.push("hibernated (Fast Startup or hibernate): Windows may resume from memory and overwrite registry changes");
+            }
+            if st.logfile_clean == Some(false) {
+                flags.push("$LogFile not clean (unclean shutdown)");
+            }
+            if !flags.is_empty() {
+                outln!(o, "Volume:   Windows volume {}", flags.join("; "));
+            }
+        }
+    }
+    let os = [w.product_name.clone(), w.display_version.clone().map(|v| format!("version {v}")), w.build.clone().map(|b| format!("build {b}")), w.installation_type.clone()]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(", ");
+    outln!(o, "Windows:  {}", if os.is_empty() { "unknown (no SOFTWARE hive)".into() } else { os });
+    if let Some(n) = &w.computer_name {
+        outln!(o, "Computer: {n}{}", w.domain.as_ref().map(|d| format!(" (domain {d})")).unwrap_or_default());
+    }
+    if let Some(s) = &w.control_sets {
+        let opt = |x: Option<u32>| x.map_or("-".into(), |v| v.to_string());
+        outln!(o, "Control set: {} (Current {}, Default {}, LastKnownGood {}, Failed {})", s.current_key, s.current, opt(s.default), opt(s.last_known_good), opt(s.failed));
+        if let Some(warn) = &s.warning {
+            outln!(o, "  warning: {warn}");
+        }
+    }
+    outln!(o, "Hives:");
+    for h in &r.hives {
+        let state = match (&h.report, &h.error) {
+            (Some(rep), _) => match rep.state {
+                HiveState::Clean => "clean".to_string(),
+                HiveState::Recovered => {
+                    let logs = rep
+                        .applied
+                        .iter()
+                        .map(|a| match (a.first_sequence, a.last_sequence) {
+                            (Some(f), Some(t)) => format!("{} {f}..{t}", a.log),
+                            _ => format!("{} ({} pages)", a.log, a.entries),
+                        })
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    format!("dirty, recovered in memory from {logs}")
+                }
+                HiveState::DirtyNotRecovered => "DIRTY and no usable log: values may be stale".to_string(),
+            },
+            (None, Some(why)) => format!("missing ({why})"),
+            (None, None) => "missing".into(),
+        };
+        let loc = if h.location.is_empty() { String::new() } else { format!("  [{}]", h.location) };
+        outln!(o, "  {:<9} {state}{loc}", h.name);
+    }
+    outln!(o);
+    outln!(o, "Settings:");
+    outln!(o, "  {:<26} {:<40} {:<14} {:<14} EFFECTIVE (SOURCE)", "CHECK", "VALUE", "LOCAL", "POLICY");
+    for s in &r.settings {
+        let eff = format!("{} ({})", cell(&s.effective, 24), s.source);
+        outln!(o, "  {:<26} {:<40} {:<14} {:<14} {eff}", s.id, cell(&J::from(value_label(&s.path, &s.name)), 40), cell(&s.local, 14), cell(&s.policy, 14));
+    }
+    outln!(o);
+    if r.findings.is_empty() {
+        outln!(o, "Findings: none. Nothing on this disk blocks RDP.");
+    } else {
+        let count = |sev: Severity| r.findings.iter().filter(|f| f.severity == sev).count();
+        outln!(o, "Findings: {} ({} critical, {} high, {} medium, {} low)", r.findings.len(), count(Severity::Critical), count(Severity::High), count(Severity::Medium), count(Severity::Low));
+        for f in &r.findings {
+            outln!(o, "  [{}] {}: {}", f.severity.name(), f.check, f.message);
+            outln!(o, "      fix: {}", f.fix);
+        }
+    }
+    if !r.notes.is_empty() {
+        outln!(o, "Notes:");
+        for n in &r.notes {
+            outln!(o, "  {}: {}", n.check, n.message);
+        }
+    }
+    if !r.not_evaluated.is_empty() {
+        let ids: Vec<String> = r.not_evaluated.iter().map(|n| format!("{} ({})", n.check, n.reason)).collect();
+        outln!(o, "Not evaluated: {}", ids.join(", "));
+    }
+    if let Some(s) = &r.symptom {
+        outln!(o);
+        symptom_text(&mut o, s);
+    }
+    o
+}
+
+fn symptom_text(o: &mut String, s: &SymptomReport) {
+    if s.matches.is_empty() {
+        outln!(o, "Symptom \"{}\": no known RDP error message matches. Known: {}", s.input, SymptomReport::known().join(", "));
+    }
+    for m in &s.matches {
+        outln!(o, "Symptom: {}", m.message);
+        let found: Vec<&str> = m.checks.iter().filter(|c| c.found).map(|c| c.check).collect();
+        if found.is_empty() {
+            outln!(o, "  No check that can cause it fired on this disk ({} checked): the cause is most likely outside the disk.", m.checks.len());
+        } else {
+            outln!(o, "  Found on this disk: {}", found.join(", "));
+        }
+        outln!(o, "  Checks that can cause it: {}", m.checks.iter().map(|c| c.check).collect::<Vec<_>>().join(", "));
+        outln!(o, "  Outside the disk:");
+        for x in m.outside {
+            outln!(o, "    - {x}");
+        }
+    }
+}
+
+/// Check ids of a record's findings, consecutive repeats dropped.
+fn check_ids(r: &AuditRecord) -> Vec<&str> {
+    let mut ids: Vec<&str> = r.findings().iter().map(|f| f.check.as_ref()).collect();
+    ids.dedup();
+    ids
+}
+
+fn count(r: &AuditRecord, sev: Severity) -> usize {
+    r.findings().iter().filter(|f| f.severity == sev).count()
+}
+
+/// The header of the `audit` table.
+pub fn audit_table_header() -> String {
+    format!("{:<6} {:>4} {:>4} {:>4} {:>4}  {:<12} {:<14} {}\n", "STATUS", "CRIT", "HIGH", "MED", "LOW", "BUILD", "FORMAT", "IMAGE / FINDINGS")
+}
+
+/// One image's line (and its findings or error) in the `audit` table.
+pub fn audit_table_row(r: &AuditRecord) -> String {
+    let image = &r.image;
+    let detail = if let Some(e) = &r.error {
+        format!("\n       error: {e}")
+    } else if r.findings().is_empty() {
+        String::new()
+    } else {
+        format!("\n       {}", check_ids(r).join(", "))
+    };
+    let Some(res) = r.result.as_ref().filter(|_| r.status != AuditStatus::Error) else {
+        return format!("{:<6} {:>4} {:>4} {:>4} {:>4}  {:<12} {:<14} {image}{detail}\n", "ERROR", "-", "-", "-", "-", "-", "-");
+    };
+    let build = res.windows.build.as_deref().unwrap_or("-");
+    let n = |s| count(r, s);
+    format!("{:<6} {:>4} {:>4} {:>4} {:>4}  {:<12} {:<14} {image}{detail}\n", r.status.name().to_uppercase(), n(Severity::Critical), n(Severity::High), n(Severity::Medium), n(Severity::Low), build, res.format)
+}
+
+/// The summary after the `audit` table (on stderr with `jsonl`).
+pub fn audit_summary_text(s: &AuditSummary) -> String {
+    let mut o = String::new();
+    let secs = s.seconds;
+    let n = s.images;
+    outln!(
+        o,
+        "\nSummary: {n} images: {} pass, {} fail, {} unreadable ({secs:.2} s, {:.1} images/s, {} jobs)",
+        s.pass,
+        s.fail,
+        s.error,
+        if secs > 0.0 { n as f64 / secs } else { 0.0 },
+        s.jobs
+    );
+    if !s.checks.is_empty() {
+        outln!(o, "  {:<34} {:<9} IMAGES", "CHECK", "SEVERITY");
+        for c in &s.checks {
+            outln!(o, "  {:<34} {:<9} {}", c.check, c.severity.name(), c.images);
+        }
+    }
+    o
+}
+
+/// A cell: strings raw, numbers in decimal, lists joined by `;`, absent empty.
+fn plain(v: &J) -> String {
+    match v {
+        J::Null => String::new(),
+        J::String(s) => s.clone(),
+        J::Array(a) => a.iter().map(plain).collect::<Vec<_>>().join(";"),
+        other => other.to_string(),
+    }
+}
+
+fn settings(r: &AuditRecord) -> &[rdprescue::rdp::report::AuditSetting] {
+    r.result.as_ref().map_or(&[], |x| &x.settings)
+}
+
+/// `audit --format csv`: one row per image, fixed columns, then one column per
+/// setting (`setting:ID/NAME`, effective value) in the order first seen.
+pub fn audit_csv(records: &[AuditRecord]) -> anyhow::Result<Vec<u8>> {
+    let mut cols: Vec<String> = Vec::new();
+    for r in records {
+        for s in settings(r) {
+            let c = format!("{}/{}", s.id, s.name);
+            if !cols.contains(&c) {
+                cols.push(c);
+            }
+        }
+    }
+    let mut w = ::csv::Writer::from_writer(Vec::new());
+    let fixed = ["image", "status", "format", "virtual_size", "os", "build", "control_set", "findings", "critical", "high", "medium", "low", "checks", "error"];
+    w.write_record(fixed.iter().map(|s| s.to_string()).chain(cols.iter().map(|c| format!("setting:{c}"))))?;
+    for r in records {
+        let res = r.result.as_ref();
+        let opt = |v: Option<&str>| v.unwrap_or_default().to_string();
+        let n = |s| count(r, s).to_string();
+        let mut row = vec![
+            r.image.clone(),
+            r.status.name().to_string(),
+            opt(res.map(|x| x.format)),
+            res.and_then(|x| x.virtual_size).map(|v| v.to_string()).unwrap_or_default(),
+            opt(res.and_then(|x| x.windows.product_name.as_deref())),
+            opt(res.and_then(|x| x.windows.build.as_deref())),
+            opt(res.and_then(|x| x.control_set.as_deref())),
+            r.findings().len().to_string(),
+            n(Severity::Critical),
+            n(Severity::High),
+            n(Severity::Medium),
+            n(Severity::Low),
+            check_ids(r).join(";"),
+            opt(r.error.as_deref()),
+        ];
+        for c in &cols {
+            let v = settings(r).iter().find(|s| format!("{}/{}", s.id, s.name) == *c).map(|s| plain(&s.effective)).unwrap_or_default();
+            row.push(v);
+        }
+        w.write_record(&row)?;
+    }
+    w.into_inner().map_err(|e| anyhow::anyhow!("writing CSV: {e}"))
+}

@@ -1,0 +1,395 @@
+//! Layer 5: one opened machine. A [`Machine`] is what every command starts
+//! from: the container opened once, its volumes surveyed once, each file
+//! system mounted at most once, and the machine hives (SYSTEM, SOFTWARE, SAM,
+//! SECURITY, BCD) loaded lazily, each at most once, with its recovery report.
+//!
+//! A machine is a disk image (file or device), a directory of hive files
+//! (forensic copies of `config\`), or one hive file. The layers below know
+//! nothing of this one; the checks (`rdp`) and the repair planner read hives
+//! through it, and the repair planner asks it where each hive file lives.
+
+use crate::error::{Error, Layer, Result};
+use crate::fs::FileSystem;
+use crate::hive::source::guess_kind;
+use crate::hive::tree::Hive;
+use crate::hive::{self, HiveKind};
+use crate::image::{self, Image};
+use crate::locate::{self, DiskReport};
+use std::cell::OnceCell;
+use std::path::{Path, PathBuf};
+
+/// Largest hive (or log) file we read: Windows refuses hives above 2 GiB.
+pub const MAX_HIVE_FILE: u64 = 2 << 30;
+
+/// What kind of thing was opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// A disk image or block device.
+    Image,
+    /// A directory holding hive files (SYSTEM, SOFTWARE, ... with their logs).
+    Directory,
+    /// A single hive file.
+    HiveFile,
+}
+
+impl Origin {
+    /// The `kind` the inspect report shows.
+    pub fn name(self) -> &'static str {
+        match self {
+            Origin::Image => "image",
+            Origin::Directory => "directory",
+            Origin::HiveFile => "hive-file",
+        }
+    }
+}
+
+/// Where a machine hive lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HiveLocation {
+    /// A file on a volume of the image: partition index and path.
+    Volume { partition: u32, path: String },
+    /// A plain file on the local file system.
+    File(PathBuf),
+}
+
+impl std::fmt::Display for HiveLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HiveLocation::Volume { partition, path } => write!(f, "partition {partition}: {path}"),
+            HiveLocation::File(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
+/// A mounted volume, kept for the life of the machine.
+struct Mount {
+    partition: u32,
+    fs: OnceCell<std::result::Result<Box<dyn FileSystem>, Error>>,
+}
+
+enum Inner {
+    Image { image: Image, survey: DiskReport, mounts: Vec<Mount> },
+    /// Hive files by kind (directory or single file). `other` is a single
+    /// hive file of a kind rdprescue does not know (NTUSER.DAT, ...).
+    Files { files: Vec<(HiveKind, PathBuf)>, other: Option<PathBuf> },
+}
+
+/// One opened machine: see the module documentation.
+pub struct Machine {
+    path: PathBuf,
+    origin: Origin,
+    inner: Inner,
+    hives: [OnceCell<std::result::Result<Hive, Error>>; 5],
+    other: OnceCell<std::result::Result<Hive, Error>>,
+}
+
+fn slot(kind: HiveKind) -> usize {
+    HiveKind::ALL.iter().position(|k| *k == kind).unwrap_or(0)
+}
+
+impl Machine {
+    /// Open `path`: a directory of hive files, a hive file, or else an image
+    /// (raw, VHD, VHDX, block device), read-only.
+    pub fn open(path: &Path) -> Result<Machine> {
+        let meta = std::fs::metadata(path).map_err(|source| Error::Open { layer: Layer::Raw, path: path.to_path_buf(), source })?;
+        if meta.is_dir() {
+            return Machine::open_dir(path);
+        }
+        if is_hive_file(path) {
+            return Machine::open_hive_file(path);
+        }
+        Machine::from_image(path, image::open(path)?)
+    }
+
+    /// Open `path` as a disk image or device, whatever its first bytes.
+    pub fn open_image(path: &Path) -> Result<Machine> {
+        Machine::from_image(path, image::open(path)?)
+    }
+
+    /// A machine over an already opened image; surveys it once.
+    pub fn from_image(path: &Path, image: Image) -> Result<Machine> {
+        let (survey, mut mounted) = locate::survey_mounted(&image)?;
+        let mounts = survey
+            .partition_table
+            .partitions
+            .iter()
+            .map(|p| {
+                let fs = OnceCell::new();
+                if let Some(i) = mounted.iter().position(|(ix, _)| *ix == p.index) {
+                    let _ = fs.set(Ok(mounted.swap_remove(i).1));
+                }
+                Mount { partition: p.index, fs }
+            })
+            .collect();
+        Ok(Machine::new(path, Origin::Image, Inner::Image { image, survey, mounts }))
+    }
+
+    fn new(path: &Path, origin: Origin, inner: Inner) -> Machine {
+        Machine { path: path.to_path_buf(), origin, inner, hives: Default::default(), other: OnceCell::new() }
+    }
+
+    /// A directory of hive files: each regf file (not a .LOG*) whose name or
+    /// content says which machine hive it is; the first of each kind wins.
+    fn open_dir(dir: &Path) -> Result<Machine> {
+        let rd = std::fs::read_dir(dir).map_err(|source| Error::Open { layer: Layer::Hive, path: dir.to_path_buf(), source })?;
+        let mut paths: Vec<PathBuf> = rd
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.is_file() && !p.extension().is_some_and(|e| e.to_string_lossy().to_uppercase().starts_with("LOG")) && is_hive_file(p))
+            .collect();
+        paths.sort();
+        let m = Machine::new(dir, Origin::Directory, Inner::Files { files: Vec::new(), other: None });
+        let mut files: Vec<(HiveKind, PathBuf)> = Vec::new();
+        for p in paths {
+            let by_name = p.file_name().and_then(|n| HiveKind::from_name(&n.to_string_lossy()));
+            let (kind, loaded) = match by_name {
+                Some(k) => (Some(k), None),
+                None => {
+                    // Only the content can tell: load it now and keep it.
+                    let h = load_file(&p)?;
+                    (guess_kind("", &h), Some(h))
+                }
+            };
+            let Some(kind) = kind else { continue };
+            if files.iter().any(|(k, _)| *k == kind) {
+                continue;
+            }
+            if let Some(h) = loaded {
+                let _ = m.hives[slot(kind)].set(Ok(h));
+            }
+            files.push((kind, p));
+        }
+        Ok(Machine { inner: Inner::Files { files, other: None }, ..m })
+    }
+
+    /// One hive file: its kind from its name, else from its content.
+    fn open_hive_file(path: &Path) -> Result<Machine> {
+        let m = Machine::new(path, Origin::HiveFile, Inner::Files { files: Vec::new(), other: None });
+        let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        let (kind, h) = match HiveKind::from_name(&name) {
+            Some(k) => (Some(k), None),
+            None => {
+                let h = load_file(path)?;
+                (guess_kind("", &h), Some(h))
+            }
+        };
+        let inner = match kind {
+            Some(k) => {
+                if let Some(h) = h {
+                    let _ = m.hives[slot(k)].set(Ok(h));
+                }
+                Inner::Files { files: vec![(k, path.to_path_buf())], other: None }
+            }
+            None => {
+                if let Some(h) = h {
+                    let _ = m.other.set(Ok(h));
+                }
+                Inner::Files { files: Vec::new(), other: Some(path.to_path_buf()) }
+            }
+        };
+        Ok(Machine { inner, ..m })
+    }
+
+    /// The path given to [`Machine::open`].
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn origin(&self) -> Origin {
+        self.origin
+    }
+
+    /// The opened image (image machines only).
+    pub fn image(&self) -> Option<&Image> {
+        match &self.inner {
+            Inner::Image { image, .. } => Some(image),
+            Inner::Files { .. } => None,
+        }
+    }
+
+    /// The survey of the image (image machines only).
+    pub fn survey(&self) -> Option<&DiskReport> {
+        match &self.inner {
+            Inner::Image { survey, .. } => Some(survey),
+            Inner::Files { .. } => None,
+        }
+    }
+
+    fn not_an_image(&self, what: &str) -> Error {
+        Error::Usage(format!("{what} needs a disk image or device; {} is a {}", self.path.display(), self.origin.name()))
+    }
+
+    /// The file system of partition `index`, mounted once.
+    pub fn mount(&self, index: u32) -> Result<&dyn FileSystem> {
+        let Inner::Image { image, survey, mounts } = &self.inner else { return Err(self.not_an_image("reading a volume")) };
+        let m = mounts.iter().find(|m| m.partition == index).ok_or_else(|| Error::Usage(format!("no partition {index} (partitions: {})", list(survey))))?;
+        let fs = m.fs.get_or_init(|| {
+            let p = survey.partition_table.partitions.iter().find(|p| p.index == index).ok_or_else(|| Error::Usage(format!("no partition {index}")))?;
+            locate::mount(image, p)
+        });
+        match fs {
+            Ok(fs) => Ok(fs.as_ref()),
+            Err(e) => Err(e.duplicate()),
+        }
+    }
+
+    /// The partition whose file system holds `path`: partition `index` if
+    /// given, else the first Windows volume holding it, else any readable
+    /// volume holding it (for `cat`).
+    pub fn find_file(&self, index: Option<u32>, path: &str) -> Result<(u32, &dyn FileSystem)> {
+        let Some(survey) = self.survey() else { return Err(self.not_an_image("reading a file")) };
+        if let Some(i) = index {
+            return Ok((i, self.mount(i)?));
+        }
+        let mut first_err = None;
+        let mut found: Option<(bool, u32, &dyn FileSystem)> = None;
+        for p in &survey.partition_table.partitions {
+            if matches!(p.role, crate::volume::Role::Msr | crate::volume::Role::Other) {
+                continue;
+            }
+            match self.mount(p.index) {
+                Ok(fs) if fs.exists(path) => {
+                    let win = survey.windows_volumes.contains(&p.index);
+                    if found.as_ref().is_none_or(|(w, _, _)| win && !*w) {
+                        found = Some((win, p.index, fs));
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        match found {
+            Some((_, i, fs)) => Ok((i, fs)),
+            None => Err(match first_err {
+                Some(e) if survey.partition_table.partitions.len() == 1 => e,
+                _ => Error::NotFound { layer: Layer::Fs, path: format!("{path} (on no readable volume; partitions: {})", list(survey)) },
+            }),
+        }
+    }
+
+    /// Where machine hive `kind` lives, or why it cannot be found.
+    pub fn hive_location(&self, kind: HiveKind) -> Result<HiveLocation> {
+        match &self.inner {
+            Inner::Image { survey, .. } => {
+                let (partition, path) = match kind {
+                    HiveKind::Bcd => survey.bcd.as_ref().map(|b| (b.partition, b.path.to_string())).ok_or_else(|| Error::NotFound {
+                        layer: Layer::Hive,
+                        path: "BCD store (no \\Boot\\BCD or \\EFI\\Microsoft\\Boot\\BCD on any volume)".into(),
+                    })?,
+                    k => survey
+                        .windows_volumes
+                        .first()
+                        .map(|&w| (w, k.config_path().unwrap_or_default()))
+                        .ok_or_else(|| survey.no_windows_volume(&format!("{} hive", k.name())))?,
+                };
+                Ok(HiveLocation::Volume { partition, path })
+            }
+            Inner::Files { files, .. } => files
+                .iter()
+                .find(|(k, _)| *k == kind)
+                .map(|(_, p)| HiveLocation::File(p.clone()))
+                .ok_or_else(|| Error::NotFound { layer: Layer::Hive, path: format!("{} hive (not in {})", kind.short(), self.path.display()) }),
+        }
+    }
+
+    fn load(&self, kind: HiveKind) -> Result<Hive> {
+        match self.hive_location(kind)? {
+            HiveLocation::Volume { partition, path } => load_from_fs(self.mount(partition)?, &path, kind.name()),
+            HiveLocation::File(p) => load_file(&p),
+        }
+    }
+
+    /// Machine hive `kind`, loaded (and recovered from its logs) on first use.
+    pub fn hive_result(&self, kind: HiveKind) -> std::result::Result<&Hive, &Error> {
+        self.hives[slot(kind)].get_or_init(|| self.load(kind)).as_ref()
+    }
+
+    /// Machine hive `kind`, if present and readable.
+    pub fn hive(&self, kind: HiveKind) -> Option<&Hive> {
+        self.hive_result(kind).ok()
+    }
+
+    /// Machine hive `kind`, or the error that loading it gave.
+    pub fn require(&self, kind: HiveKind) -> Result<&Hive> {
+        self.hive_result(kind).map_err(Error::duplicate)
+    }
+
+    /// The machine hive a single hive file holds (hive-file machines).
+    pub fn file_kind(&self) -> Option<HiveKind> {
+        match (&self.inner, self.origin) {
+            (Inner::Files { files, .. }, Origin::HiveFile) => files.first().map(|(k, _)| *k),
+            _ => None,
+        }
+    }
+
+    /// The hive of a single hive file, whatever its kind.
+    pub fn file_hive(&self) -> Result<&Hive> {
+        if let Some(k) = self.file_kind() {
+            return self.require(k);
+        }
+        match &self.inner {
+            Inner::Files { other: Some(p), .. } => self.other.get_or_init(|| load_file(p)).as_ref().map_err(Error::duplicate),
+            _ => Err(Error::Usage(format!("{} is not a hive file", self.path.display()))),
+        }
+    }
+}
+
+fn list(survey: &DiskReport) -> String {
+    survey.partition_table.partitions.iter().map(|p| p.index.to_string()).collect::<Vec<_>>().join(", ")
+}
+
+fn read_optional(fs: &dyn FileSystem, path: &str) -> Result<Option<Vec<u8>>> {
+    match fs.read_file(path, MAX_HIVE_FILE) {
+        Ok(v) => Ok(Some(v)),
+        Err(Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Load hive file `path` of a mounted file system with its .LOG1/.LOG2 (or
+/// an XP-style .LOG).
+pub fn load_from_fs(fs: &dyn FileSystem, path: &str, name: &str) -> Result<Hive> {
+    let primary = fs.read_file(path, MAX_HIVE_FILE)?;
+    let log1 = match read_optional(fs, &format!("{path}.LOG1"))? {
+        None => read_optional(fs, &format!("{path}.LOG"))?,
+        l => l,
+    };
+    let log2 = read_optional(fs, &format!("{path}.LOG2"))?;
+    Ok(Hive::new(name, hive::load(primary, log1, log2)?))
+}
+
+/// Load a plain hive file from the local file system, with sibling
+/// NAME.LOG1/NAME.LOG2 (any case) when present.
+pub fn load_file(path: &Path) -> Result<Hive> {
+    let read = |p: &Path| -> Result<Vec<u8>> {
+        let meta = std::fs::metadata(p).map_err(|source| Error::Open { layer: Layer::Hive, path: p.to_path_buf(), source })?;
+        if meta.len() > MAX_HIVE_FILE {
+            return Err(Error::unsupported(Layer::Hive, 0, format!("{} is larger than 2 GiB: not a hive", p.display())));
+        }
+        std::fs::read(p).map_err(|source| Error::Open { layer: Layer::Hive, path: p.to_path_buf(), source })
+    };
+    let primary = read(path)?;
+    let sibling = |ext: &str| -> Option<PathBuf> {
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let want = format!("{}.{ext}", path.file_name()?.to_string_lossy()).to_lowercase();
+        std::fs::read_dir(dir).ok()?.flatten().map(|e| e.path()).find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().to_lowercase() == want))
+    };
+    let log = |ext| sibling(ext).map(|p| read(&p)).transpose();
+    let log1 = match log("LOG1")? {
+        None => log("LOG")?,
+        l => l,
+    };
+    let log2 = log("LOG2")?;
+    let name = path.file_name().map_or_else(|| "hive".into(), |n| n.to_string_lossy().to_string());
+    Ok(Hive::new(name, hive::load(primary, log1, log2)?))
+}
+
+/// Whether `path` is a plain hive file (a regular file starting with `regf`)
+/// rather than an image.
+pub fn is_hive_file(path: &Path) -> bool {
+    use std::io::Read;
+    let mut sig = [0u8; 4];
+    std::fs::metadata(path).is_ok_and(|m| m.is_file()) && std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut sig)).is_ok() && &sig == b"regf"
+}
