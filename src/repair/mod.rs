@@ -22,6 +22,10 @@ use crate::image::write::Patch;
 use crate::machine::{HiveLocation, Machine, MAX_HIVE_FILE};
 use serde_json::Value as J;
 
+pub mod device;
+pub mod output;
+pub mod undo;
+
 /// One value or key change, with the data before and after, for `--dry-run`
 /// and for the report.
 #[derive(Debug, Clone, serde::Serialize)]
