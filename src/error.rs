@@ -93,6 +93,14 @@ pub enum Error {
     #[error("{layer}: refusing to write: {msg}")]
     Refused { layer: Layer, msg: String },
 
+    /// An error below, with what was being done when it happened.
+    #[error("{context}: {source}")]
+    Context {
+        context: String,
+        #[source]
+        source: Box<Error>,
+    },
+
     /// Writing, syncing or moving an output file failed.
     #[error("{layer}: {what} {}: {source}", path.display())]
     Output {
@@ -113,6 +121,10 @@ impl Error {
     pub fn unsupported(layer: Layer, offset: u64, msg: impl Into<String>) -> Self {
         Error::Unsupported { layer, offset, msg: msg.into() }
     }
+    /// This error, saying what was being done (`cannot read the SYSTEM hive: ...`).
+    pub fn context(self, context: impl Into<String>) -> Self {
+        Error::Context { context: context.into(), source: Box::new(self) }
+    }
 
     /// An owned copy of an error kept in a cache (a hive or a mount that
     /// failed once fails the same way for every caller). I/O errors keep their
@@ -127,6 +139,7 @@ impl Error {
             Error::MissingParent { layer, offset, expected, tried } => Error::MissingParent { layer: *layer, offset: *offset, expected: expected.clone(), tried: tried.clone() },
             Error::NotFound { layer, path } => Error::NotFound { layer: *layer, path: path.clone() },
             Error::Usage(m) => Error::Usage(m.clone()),
+            Error::Context { context, source } => Error::Context { context: context.clone(), source: Box::new(source.duplicate()) },
             Error::Refused { layer, msg } => Error::Refused { layer: *layer, msg: msg.clone() },
             Error::Output { layer, what, path, source } => Error::Output { layer: *layer, what, path: path.clone(), source: io(source) },
         }

@@ -26,9 +26,19 @@ fn sweep() -> Option<Sweep> {
     // and a disk whose Windows volume is BitLocker-encrypted.
     let cut = dir.join("cut-short.vhdx");
     let whole = std::fs::read(&good.iter().find(|(p, _)| p.extension().unwrap() == "vhdx").unwrap().0).unwrap();
-    std::fs::write(&cut, &whole[..70_000]).unwrap();
-    let orphan = gunzip(&shared_data()?.join("images/hyperv-checkpoint-orphan.avhdx.gz"), dir);
-    let locked = gunzip(&testdata().join("images/bitlocker-mbr.raw.gz"), dir);
+    // Several tests of this binary build the sweep at once, in the shared
+    // scenario directory: each file is written aside and renamed into place,
+    // so no test ever hashes or reads a half-written one.
+    let tmp = tempfile::tempdir_in(dir).unwrap();
+    let place = |made: PathBuf| {
+        let to = dir.join(made.file_name().unwrap());
+        std::fs::rename(&made, &to).unwrap();
+        to
+    };
+    std::fs::write(tmp.path().join("cut-short.vhdx"), &whole[..70_000]).unwrap();
+    place(tmp.path().join("cut-short.vhdx"));
+    let orphan = place(gunzip(&shared_data()?.join("images/hyperv-checkpoint-orphan.avhdx.gz"), tmp.path()));
+    let locked = place(gunzip(&testdata().join("images/bitlocker-mbr.raw.gz"), tmp.path()));
     Some(Sweep { good, bad: vec![(cut, "image/vhdx at offset 0x30000: read of 65536 bytes past end of file"), (orphan, "image/vhdx at offset 0x210028: parent disk missing"), (locked, "fs at offset 0x900000: unsupported: no readable Windows volume for the SYSTEM hive: partition(s) 2 BitLocker-encrypted")] })
 }
 

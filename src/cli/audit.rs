@@ -7,11 +7,14 @@
 //! image is done. One unreadable image is an error record, never the end of
 //! the sweep. Exit: 0 all pass, 1 some fail, 2 some could not be read.
 
-use super::{inspect, render};
+use super::render;
 use anyhow::{bail, Context};
 use rdprescue::rdp::baseline::Baseline;
-use rdprescue::rdp::report::{AuditRecord, AuditReport, AuditStatus as Status, AuditSummary, CheckCount};
-use rdprescue::rdp::{self, Severity};
+use rdprescue::rdp::report::Inspected;
+use rdprescue::rdp::report::{
+    AuditRecord, AuditReport, AuditStatus as Status, AuditSummary, CheckCount,
+};
+use rdprescue::rdp::Severity;
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, Read, Write};
 use std::path::{Path, PathBuf};
@@ -38,9 +41,17 @@ pub struct Options {
 
 /// `I/N`: this process takes the images at list positions k with k % N == I.
 pub fn parse_shard(s: &str) -> anyhow::Result<(usize, usize)> {
-    let (i, n) = s.split_once('/').with_context(|| format!("--shard {s}: expected I/N, e.g. 0/4"))?;
-    let i: usize = i.trim().parse().with_context(|| format!("--shard {s}: I is not a number"))?;
-    let n: usize = n.trim().parse().with_context(|| format!("--shard {s}: N is not a number"))?;
+    let (i, n) = s
+        .split_once('/')
+        .with_context(|| format!("--shard {s}: expected I/N, e.g. 0/4"))?;
+    let i: usize = i
+        .trim()
+        .parse()
+        .with_context(|| format!("--shard {s}: I is not a number"))?;
+    let n: usize = n
+        .trim()
+        .parse()
+        .with_context(|| format!("--shard {s}: N is not a number"))?;
     if n == 0 || i >= n {
         bail!("--shard {s}: need 0 <= I < N (shards are numbered from 0, like a Kubernetes JOB_COMPLETION_INDEX)");
     }
@@ -58,20 +69,35 @@ fn open_input(path: &Path, what: &str) -> anyhow::Result<Box<dyn Read>> {
     if path.as_os_str() == "-" {
         return Ok(Box::new(std::io::stdin()));
     }
-    Ok(Box::new(std::fs::File::open(path).with_context(|| format!("cannot read {what} {}", path.display()))?))
+    Ok(Box::new(std::fs::File::open(path).with_context(|| {
+        format!("cannot read {what} {}", path.display())
+    })?))
 }
 
 /// The baseline text: at most [`MAX_BASELINE`] bytes are read (`/dev/zero`
 /// or a wrong file fails at once instead of filling memory).
 fn read_baseline(path: &Path) -> anyhow::Result<String> {
     let what = || format!("baseline {}", path.display());
-    let f = std::fs::File::open(path).with_context(|| format!("cannot read baseline {}", path.display()))?;
+    let f = std::fs::File::open(path)
+        .with_context(|| format!("cannot read baseline {}", path.display()))?;
     let mut bytes = Vec::new();
-    f.take(MAX_BASELINE + 1).read_to_end(&mut bytes).with_context(|| format!("cannot read {}", what()))?;
+    f.take(MAX_BASELINE + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("cannot read {}", what()))?;
     if bytes.len() as u64 > MAX_BASELINE {
-        bail!("{}: larger than {} MiB; a baseline is a small TOML file", what(), MAX_BASELINE >> 20);
+        bail!(
+            "{}: larger than {} MiB; a baseline is a small TOML file",
+            what(),
+            MAX_BASELINE >> 20
+        );
     }
-    String::from_utf8(bytes).map_err(|e| anyhow::anyhow!("{}: not UTF-8 text (invalid byte at offset {})", what(), e.utf8_error().valid_up_to()))
+    String::from_utf8(bytes).map_err(|e| {
+        anyhow::anyhow!(
+            "{}: not UTF-8 text (invalid byte at offset {})",
+            what(),
+            e.utf8_error().valid_up_to()
+        )
+    })
 }
 
 /// Paths from an image list: one per line, blank lines and `#` comments
@@ -83,20 +109,31 @@ fn read_list(r: impl Read, what: &str) -> anyhow::Result<Vec<PathBuf>> {
     let (mut out, mut line, mut total) = (Vec::new(), Vec::new(), 0u64);
     for n in 1.. {
         line.clear();
-        let got = (&mut r).take(MAX_LIST_LINE as u64 + 2).read_until(b'\n', &mut line).with_context(|| format!("reading {what}"))?;
+        let got = (&mut r)
+            .take(MAX_LIST_LINE as u64 + 2)
+            .read_until(b'\n', &mut line)
+            .with_context(|| format!("reading {what}"))?;
         if got == 0 {
             break;
         }
         total += got as u64;
         if total > MAX_LIST {
-            bail!("{what}: larger than {} MiB; split it, or use --shard", MAX_LIST >> 20);
+            bail!(
+                "{what}: larger than {} MiB; split it, or use --shard",
+                MAX_LIST >> 20
+            );
         }
         let body = line.strip_suffix(b"\n").unwrap_or(&line);
         let body = body.strip_suffix(b"\r").unwrap_or(body);
         if body.len() > MAX_LIST_LINE {
-            bail!("{what}: line {n} is longer than {} KiB; expected one image path per line", MAX_LIST_LINE >> 10);
+            bail!(
+                "{what}: line {n} is longer than {} KiB; expected one image path per line",
+                MAX_LIST_LINE >> 10
+            );
         }
-        let text = std::str::from_utf8(body).map_err(|_| anyhow::anyhow!("{what}: line {n} is not UTF-8 text"))?.trim();
+        let text = std::str::from_utf8(body)
+            .map_err(|_| anyhow::anyhow!("{what}: line {n} is not UTF-8 text"))?
+            .trim();
         if !text.is_empty() && !text.starts_with('#') {
             out.push(PathBuf::from(text));
         }
@@ -109,7 +146,11 @@ fn read_list(r: impl Read, what: &str) -> anyhow::Result<Vec<PathBuf>> {
 fn image_list(o: &Options) -> anyhow::Result<Vec<PathBuf>> {
     let mut out = o.images.clone();
     if let Some(f) = &o.from_list {
-        let what = if f.as_os_str() == "-" { "the image list on standard input".to_string() } else { format!("image list {}", f.display()) };
+        let what = if f.as_os_str() == "-" {
+            "the image list on standard input".to_string()
+        } else {
+            format!("image list {}", f.display())
+        };
         out.extend(read_list(open_input(f, "image list")?, &what)?);
     }
     if out.is_empty() {
@@ -121,13 +162,24 @@ fn image_list(o: &Options) -> anyhow::Result<Vec<PathBuf>> {
 fn audit_one(path: &Path, baseline: &Baseline) -> AuditRecord {
     let size = std::fs::metadata(path).map(|m| m.len()).ok();
     let run = || -> anyhow::Result<AuditRecord> {
-        let loaded = inspect::load(path)?;
-        let mut ins = rdp::inspect(loaded.hives());
-        let ignored = baseline.apply(loaded.hives(), &mut ins);
-        let status = if baseline.fails(&ins.findings) { Status::Fail } else { Status::Pass };
-        Ok(AuditRecord::new(path.display().to_string(), size, status, ignored, loaded.report(ins, None)))
+        let loaded = Inspected::open(path)?;
+        let mut ins = loaded.inspect();
+        let ignored = baseline.apply(&loaded.machine, &mut ins);
+        let status = if baseline.fails(&ins.findings) {
+            Status::Fail
+        } else {
+            Status::Pass
+        };
+        Ok(AuditRecord::new(
+            path.display().to_string(),
+            size,
+            status,
+            ignored,
+            loaded.report(ins, None),
+        ))
     };
-    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)).unwrap_or_else(|_| Err(anyhow::anyhow!("internal error while reading this image")));
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run))
+        .unwrap_or_else(|_| Err(anyhow::anyhow!("internal error while reading this image")));
     r.unwrap_or_else(|e| AuditRecord::error(path.display().to_string(), size, super::one_line(&e)))
 }
 
@@ -142,7 +194,12 @@ pub fn run(o: Options) -> anyhow::Result<i32> {
     let mut images = image_list(&o)?;
     if let Some(s) = &o.shard {
         let (i, n) = parse_shard(s)?;
-        images = images.into_iter().enumerate().filter(|(k, _)| k % n == i).map(|(_, p)| p).collect();
+        images = images
+            .into_iter()
+            .enumerate()
+            .filter(|(k, _)| k % n == i)
+            .map(|(_, p)| p)
+            .collect();
     }
     let jobs = match o.jobs {
         Some(0) => bail!("--jobs must be at least 1"),
@@ -151,8 +208,16 @@ pub fn run(o: Options) -> anyhow::Result<i32> {
     }
     .min(images.len().max(1));
 
-    let bar = indicatif::ProgressBar::with_draw_target(Some(images.len() as u64), indicatif::ProgressDrawTarget::stderr());
-    bar.set_style(indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} images, {per_sec}, eta {eta}  {msg}").expect("static template"));
+    let bar = indicatif::ProgressBar::with_draw_target(
+        Some(images.len() as u64),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:30} {pos}/{len} images, {per_sec}, eta {eta}  {msg}",
+        )
+        .expect("static template"),
+    );
 
     let started = Instant::now();
     let next = AtomicUsize::new(0);
@@ -178,7 +243,12 @@ pub fn run(o: Options) -> anyhow::Result<i32> {
             bar.inc(1);
             waiting.insert(i, r);
             while let Some(r) = waiting.remove(&due) {
-                bar.set_message(images[due].file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default());
+                bar.set_message(
+                    images[due]
+                        .file_name()
+                        .map(|n| n.to_string_lossy().to_string())
+                        .unwrap_or_default(),
+                );
                 bar.suspend(|| out.record(r))?;
                 due += 1;
             }
@@ -207,7 +277,12 @@ struct Output {
 
 impl Output {
     fn new(format: Format) -> Self {
-        Output { format, records: Vec::new(), statuses: Vec::new(), checks: BTreeMap::new() }
+        Output {
+            format,
+            records: Vec::new(),
+            statuses: Vec::new(),
+            checks: BTreeMap::new(),
+        }
     }
 
     fn worst(&self) -> Option<Status> {
@@ -247,7 +322,12 @@ impl Output {
     fn summary(&self, elapsed: f64, jobs: usize) -> AuditSummary {
         let count = |s: Status| self.statuses.iter().filter(|x| **x == s).count();
         let mut checks: Vec<(&String, &(usize, Severity))> = self.checks.iter().collect();
-        checks.sort_by(|a, b| b.1 .0.cmp(&a.1 .0).then(a.1 .1.cmp(&b.1 .1)).then(a.0.cmp(b.0)));
+        checks.sort_by(|a, b| {
+            b.1 .0
+                .cmp(&a.1 .0)
+                .then(a.1 .1.cmp(&b.1 .1))
+                .then(a.0.cmp(b.0))
+        });
         AuditSummary {
             images: self.statuses.len(),
             pass: count(Status::Pass),
@@ -255,7 +335,14 @@ impl Output {
             error: count(Status::Error),
             jobs,
             seconds: (elapsed * 1000.0).round() / 1000.0,
-            checks: checks.iter().map(|(id, (n, sev))| CheckCount { check: id.to_string(), images: *n, severity: *sev }).collect(),
+            checks: checks
+                .iter()
+                .map(|(id, (n, sev))| CheckCount {
+                    check: id.to_string(),
+                    images: *n,
+                    severity: *sev,
+                })
+                .collect(),
         }
     }
 
@@ -263,7 +350,10 @@ impl Output {
         let summary = self.summary(elapsed, jobs);
         match self.format {
             Format::Json => {
-                let mut s = serde_json::to_string_pretty(&AuditReport { records: &self.records, summary: &summary })?;
+                let mut s = serde_json::to_string_pretty(&AuditReport {
+                    records: &self.records,
+                    summary: &summary,
+                })?;
                 s.push('\n');
                 super::emit(s.as_bytes())?;
             }
@@ -271,7 +361,8 @@ impl Output {
             Format::Table => super::emit(render::audit_summary_text(&summary).as_bytes())?,
             Format::Jsonl => {
                 // Standard output holds records only (shards concatenate); the summary goes to stderr.
-                let _ = std::io::stderr().write_all(render::audit_summary_text(&summary).as_bytes());
+                let _ =
+                    std::io::stderr().write_all(render::audit_summary_text(&summary).as_bytes());
             }
         }
         Ok(())

@@ -5,13 +5,12 @@
 //! Exit: 0 output written and every targeted check now passes; 1 output
 //! written but a targeted check still fires; 2 error (no output left behind).
 
-use super::inspect;
 use anyhow::{bail, Context};
-use rdprescue::hive::edit::{display_name, show_json, Edit, EditOp};
+use rdprescue::hive::edit::Edit;
 use rdprescue::image;
 use rdprescue::machine::Machine;
 use rdprescue::rdp::{self, catalog, profiles};
-use rdprescue::repair::{self, Destination, Plan};
+use rdprescue::repair::{self, Destination};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
@@ -36,12 +35,19 @@ struct Selection {
     notes: Vec<String>,
 }
 
-fn select(o: &Options, loaded: &inspect::Loaded, ins: &rdp::eval::Inspection) -> anyhow::Result<Selection> {
+fn select(o: &Options, m: &Machine, ins: &rdp::eval::Inspection) -> anyhow::Result<Selection> {
     if o.checks.is_empty() && !o.all && o.profiles.is_empty() {
         let names: Vec<&str> = profiles::PROFILES.iter().map(|p| p.name).collect();
-        bail!("say what to fix: --check ID (repeatable), --all, or --profile NAME ({})", names.join(", "));
+        bail!(
+            "say what to fix: --check ID (repeatable), --all, or --profile NAME ({})",
+            names.join(", ")
+        );
     }
-    let mut s = Selection { actions: Vec::new(), targeted: BTreeSet::new(), notes: Vec::new() };
+    let mut s = Selection {
+        actions: Vec::new(),
+        targeted: BTreeSet::new(),
+        notes: Vec::new(),
+    };
     let push = |s: &mut Selection, a: &[Edit]| {
         for x in a {
             if !s.actions.contains(x) {
@@ -51,10 +57,13 @@ fn select(o: &Options, loaded: &inspect::Loaded, ins: &rdp::eval::Inspection) ->
     };
     let ids = catalog::ids();
     for c in &o.checks {
-        let Some(id) = ids.iter().find(|i| i.eq_ignore_ascii_case(c)) else { bail!("--check {c}: unknown check id (see `rdprescue inspect` or README)") };
+        let Some(id) = ids.iter().find(|i| i.eq_ignore_ascii_case(c)) else {
+            bail!("--check {c}: unknown check id (see `rdprescue inspect` or README)")
+        };
         let found: Vec<_> = ins.findings.iter().filter(|f| f.check == *id).collect();
         if found.is_empty() {
-            s.notes.push(format!("{id}: not reported on this image, nothing to fix"));
+            s.notes
+                .push(format!("{id}: not reported on this image, nothing to fix"));
         }
         for f in found {
             if f.actions.is_empty() {
@@ -68,7 +77,8 @@ fn select(o: &Options, loaded: &inspect::Loaded, ins: &rdp::eval::Inspection) ->
     if o.all {
         for f in &ins.findings {
             if f.actions.is_empty() {
-                s.notes.push(format!("{}: no automatic fix; {}", f.check, f.fix));
+                s.notes
+                    .push(format!("{}: no automatic fix; {}", f.check, f.fix));
             } else {
                 s.targeted.insert(f.check.to_string());
                 push(&mut s, &f.actions);
@@ -80,62 +90,31 @@ fn select(o: &Options, loaded: &inspect::Loaded, ins: &rdp::eval::Inspection) ->
             let names: Vec<&str> = profiles::PROFILES.iter().map(|p| p.name).collect();
             bail!("--profile {name}: unknown profile ({})", names.join(", "));
         };
-        for f in ins.findings.iter().filter(|f| p.checks.iter().any(|c| f.check == *c)) {
+        for f in ins
+            .findings
+            .iter()
+            .filter(|f| p.checks.iter().any(|c| f.check == *c))
+        {
             if f.actions.is_empty() {
-                s.notes.push(format!("{}: no automatic fix; {}", f.check, f.fix));
+                s.notes
+                    .push(format!("{}: no automatic fix; {}", f.check, f.fix));
             } else {
                 s.targeted.insert(f.check.to_string());
             }
         }
-        push(&mut s, &p.actions(loaded.hives(), ins));
+        push(&mut s, &p.actions(m, ins));
     }
     s.notes.dedup();
     Ok(s)
 }
 
-/// `.reg`-style description of a plan: every change with its old and new data.
-pub fn describe(plan: &Plan) -> String {
-    let mut o = String::new();
-    for e in &plan.edits {
-        super::outln!(o, "{} ({}): {} change(s), {} bytes of the file rewritten, clean at sequence {}", e.hive, e.location, e.changes.len(), e.bytes_changed, e.new_sequence);
-        for c in &e.changes {
-            let old = show_json(&c.old);
-            let (root, key) = (c.action.hive.short_root(), &c.action.key);
-            let line = match &c.action.op {
-                EditOp::SetValue { name, data } => format!("{root}\\{key}\\{}: {old} -> {} ({})", display_name(name), show_json(&data.json()), data.type_name()),
-                EditOp::DeleteValue { name } => format!("{root}\\{key}\\{}: {old} -> (deleted)", display_name(name)),
-                EditOp::DeleteKey => format!("[-{root}\\{key}] ({old})"),
-                EditOp::CreateKey => format!("[{root}\\{key}] (new key)"),
-            };
-            super::outln!(o, "  {line}");
-        }
-    }
-    o
-}
-
-/// Write the plan to a new image at `out` through the library's one write
-/// pipeline (with a progress bar for full copies). Returns the inspection of
-/// the written image, as read back before it was moved into place.
-pub fn write_output(m: &Machine, plan: &Plan, out: &Path, diff_child: bool) -> anyhow::Result<rdp::eval::Inspection> {
-    let dest = if diff_child { Destination::DiffChild(out) } else { Destination::Copy(out) };
-    let total = m.image().map_or(0, |i| i.disk.len());
-    let bar = indicatif::ProgressBar::with_draw_target(Some(total), indicatif::ProgressDrawTarget::stderr());
-    bar.set_style(indicatif::ProgressStyle::with_template("copying {bar:30} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}").expect("static template"));
-    let done = repair::commit(m, plan, dest, &mut |done, total| {
-        bar.set_length(total);
-        bar.set_position(done);
-    });
-    bar.finish_and_clear();
-    done?.after.context("verification: the output was not inspected")
-}
-
 pub fn run(o: Options) -> anyhow::Result<i32> {
-    let loaded = inspect::load(&o.image)?;
-    let Some(img) = loaded.machine.image() else {
+    let m = Machine::open(&o.image)?;
+    if m.image().is_none() {
         bail!("fix needs a disk image or device; {} is a hive file or directory (use `rdprescue reg set` on a copy of it)", o.image.display());
-    };
-    let before = rdp::inspect(loaded.hives());
-    let sel = select(&o, &loaded, &before)?;
+    }
+    let before = rdp::inspect(&m);
+    let sel = select(&o, &m, &before)?;
     for n in &sel.notes {
         eprintln!("note: {n}");
     }
@@ -143,38 +122,68 @@ pub fn run(o: Options) -> anyhow::Result<i32> {
         println!("Nothing to change.");
         return Ok(0);
     }
-    if o.in_place && img.info.format != image::Format::Raw {
-        bail!("--in-place writes raw disks and block devices only; {} is {}: use --out (full copy or --diff-child)", o.image.display(), img.info.format.name());
+    let dest = match (&o.out, &o.undo) {
+        _ if o.in_place && (o.out.is_some() || o.diff_child) => {
+            bail!("--in-place writes the disk itself: no --out or --diff-child")
+        }
+        (_, Some(undo)) if o.in_place => Some(Destination::InPlace { undo }),
+        _ if o.in_place => {
+            bail!("--in-place needs --undo FILE (where the original bytes are saved first)")
+        }
+        (Some(out), _) if o.diff_child => Some(Destination::DiffChild(out)),
+        (Some(out), _) => Some(Destination::Copy(out)),
+        (None, _) if o.dry_run => None,
+        (None, _) => bail!(
+            "--out NEW is required (or --dry-run, or --in-place --undo FILE for a raw device)"
+        ),
+    };
+    if let (Some(Destination::InPlace { .. }), Some(img)) = (dest, m.image()) {
+        if img.info.format != image::Format::Raw {
+            bail!("--in-place writes raw disks and block devices only; {} is {}: use --out (full copy or --diff-child)", o.image.display(), img.info.format.name());
+        }
     }
-    let plan = repair::plan(&loaded.machine, &sel.actions)?;
+    let plan = repair::plan(&m, &sel.actions)?;
     if plan.edits.is_empty() {
         println!("Nothing to change: every value already has the data the fix would write.");
         return Ok(0);
     }
-    print!("{}", describe(&plan));
-    println!("Disk: {} bytes in {} range(s) change.", plan.patch.len(), plan.patch.ranges().count());
-    if o.dry_run {
+    print!("{plan}");
+    println!(
+        "Disk: {} bytes in {} range(s) change.",
+        plan.patch.len(),
+        plan.patch.ranges().count()
+    );
+    let Some(dest) = dest.filter(|_| !o.dry_run) else {
         println!("Dry run: nothing written.");
         return Ok(0);
-    }
-    let after = if o.in_place {
-        let Some(undo) = &o.undo else { bail!("--in-place needs --undo FILE (where the original bytes are saved first)") };
-        if o.out.is_some() || o.diff_child {
-            bail!("--in-place writes the disk itself: no --out or --diff-child");
-        }
-        super::inplace::apply(img, &o.image, &plan, undo)?;
-        println!("Wrote {} in place, verified by reading it back; undo with `rdprescue undo {} {}`.", o.image.display(), o.image.display(), undo.display());
-        rdp::inspect(inspect::load(&o.image)?.hives())
-    } else {
-        let Some(out) = &o.out else { bail!("--out NEW is required (or --dry-run, or --in-place --undo FILE for a raw device)") };
-        let after = write_output(&loaded.machine, &plan, out, o.diff_child)?;
-        println!("Wrote {} ({}), verified by reading it back.", out.display(), if o.diff_child { "differencing child of the input" } else { "full copy" });
-        after
     };
+    let after = super::commit(&m, &plan, dest)?
+        .after
+        .context("verification: the output was not inspected")?;
+    match dest {
+        Destination::InPlace { undo } => println!(
+            "Wrote {} in place, verified by reading it back; undo with `rdprescue undo {} {}`.",
+            o.image.display(),
+            o.image.display(),
+            undo.display()
+        ),
+        Destination::DiffChild(out) => println!(
+            "Wrote {} (differencing child of the input), verified by reading it back.",
+            out.display()
+        ),
+        Destination::Copy(out) | Destination::HiveFile(out) => println!(
+            "Wrote {} (full copy), verified by reading it back.",
+            out.display()
+        ),
+    }
     let mut still = Vec::new();
     println!("Checks:");
     for id in &sel.targeted {
-        let sev = before.findings.iter().find(|f| f.check == id.as_str()).map_or("-", |f| f.severity.name());
+        let sev = before
+            .findings
+            .iter()
+            .find(|f| f.check == id.as_str())
+            .map_or("-", |f| f.severity.name());
         let now = after.findings.iter().find(|f| f.check == id.as_str());
         match now {
             None => println!("  {id:<28} {sev:<8} -> fixed"),
@@ -185,6 +194,26 @@ pub fn run(o: Options) -> anyhow::Result<i32> {
         }
     }
     let rest = after.findings.len();
-    println!("{rest} finding(s) remain on the output{}", if rest > 0 { " (run `rdprescue inspect` on it)" } else { "" });
+    println!(
+        "{rest} finding(s) remain on the output{}",
+        if rest > 0 {
+            " (run `rdprescue inspect` on it)"
+        } else {
+            ""
+        }
+    );
     Ok(if still.is_empty() { 0 } else { 1 })
+}
+
+/// `rdprescue undo DEVICE UNDO_FILE [--force]`.
+pub fn undo(dev: &Path, file: &Path, force: bool) -> anyhow::Result<i32> {
+    let r = repair::undo(dev, file, force)?;
+    println!(
+        "Restored {} range(s) of {} from {} ({} already held the original bytes).",
+        r.written,
+        dev.display(),
+        file.display(),
+        r.already
+    );
+    Ok(0)
 }

@@ -6,7 +6,6 @@ mod cat;
 mod disk;
 mod fix;
 mod fmt;
-mod inplace;
 mod inspect;
 mod regcmd;
 mod regwrite;
@@ -16,7 +15,11 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(name = "rdprescue", version, about = "Offline diagnosis and repair of Windows VM disks that cannot be reached over Remote Desktop")]
+#[command(
+    name = "rdprescue",
+    version,
+    about = "Offline diagnosis and repair of Windows VM disks that cannot be reached over Remote Desktop"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -212,7 +215,11 @@ struct WriteArgs {
 
 impl From<WriteArgs> for regwrite::Output {
     fn from(w: WriteArgs) -> Self {
-        regwrite::Output { out: w.out, diff_child: w.diff_child, dry_run: w.dry_run }
+        regwrite::Output {
+            out: w.out,
+            diff_child: w.diff_child,
+            dry_run: w.dry_run,
+        }
     }
 }
 
@@ -227,6 +234,32 @@ macro_rules! outln {
     }};
 }
 pub(crate) use outln;
+
+/// Write a plan through the library's one write pipeline, with a progress
+/// bar on stderr while a full copy is written.
+pub(crate) fn commit(
+    m: &rdprescue::machine::Machine,
+    plan: &rdprescue::repair::Plan,
+    dest: rdprescue::repair::Destination,
+) -> rdprescue::Result<rdprescue::repair::Committed> {
+    let total = m.image().map_or(0, |i| i.disk.len());
+    let bar = indicatif::ProgressBar::with_draw_target(
+        Some(total),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "copying {bar:30} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let done = rdprescue::repair::commit(m, plan, dest, &mut |done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
+    });
+    bar.finish_and_clear();
+    done
+}
 
 /// Write to stdout; a closed pipe (`| head`) is not an error.
 pub(crate) fn emit(bytes: &[u8]) -> std::io::Result<()> {
@@ -251,7 +284,10 @@ pub fn main() -> i32 {
             .map(|s| s.to_string())
             .or_else(|| info.payload().downcast_ref::<String>().cloned())
             .unwrap_or_default();
-        let loc = info.location().map(|l| format!(" ({}:{})", l.file(), l.line())).unwrap_or_default();
+        let loc = info
+            .location()
+            .map(|l| format!(" ({}:{})", l.file(), l.line()))
+            .unwrap_or_default();
         eprintln!("rdprescue: internal error: {msg}{loc}");
     }));
     let cli = match Cli::try_parse() {
@@ -264,22 +300,88 @@ pub fn main() -> i32 {
     };
     let r = std::panic::catch_unwind(|| match cli.cmd {
         Cmd::Disk { image, json } => disk::run(&image, json),
-        Cmd::Cat { image, path, partition } => cat::run(&image, &path, partition),
-        Cmd::Inspect { source, json, symptom } => inspect::run(&source, json, symptom.as_deref()),
-        Cmd::Fix { image, out, diff_child, checks, all, profiles, dry_run, in_place, undo } => {
-            fix::run(fix::Options { image, out, diff_child, checks, all, profiles, dry_run, in_place, undo })
+        Cmd::Cat {
+            image,
+            path,
+            partition,
+        } => cat::run(&image, &path, partition),
+        Cmd::Inspect {
+            source,
+            json,
+            symptom,
+        } => inspect::run(&source, json, symptom.as_deref()),
+        Cmd::Fix {
+            image,
+            out,
+            diff_child,
+            checks,
+            all,
+            profiles,
+            dry_run,
+            in_place,
+            undo,
+        } => fix::run(fix::Options {
+            image,
+            out,
+            diff_child,
+            checks,
+            all,
+            profiles,
+            dry_run,
+            in_place,
+            undo,
+        }),
+        Cmd::Undo {
+            device,
+            undo_file,
+            force,
+        } => fix::undo(&device, &undo_file, force),
+        Cmd::Audit {
+            images,
+            from_list,
+            baseline,
+            jobs,
+            format,
+            shard,
+        } => audit::run(audit::Options {
+            images,
+            from_list,
+            baseline,
+            jobs,
+            format,
+            shard,
+        }),
+        Cmd::Reg(RegCmd::Query {
+            source,
+            key,
+            value,
+            recursive,
+            json,
+            verbose,
+        }) => regcmd::query(&source, &key, value.as_deref(), recursive, json, verbose),
+        Cmd::Reg(RegCmd::Set {
+            source,
+            key,
+            name,
+            ty,
+            data,
+            out,
+        }) => regwrite::set(&source, &key, &name, &ty, &data, out.into()),
+        Cmd::Reg(RegCmd::Delete {
+            source,
+            key,
+            name,
+            out,
+        }) => regwrite::delete(&source, &key, name.as_deref(), out.into()),
+        Cmd::Reg(RegCmd::Import { source, file, out }) => {
+            regwrite::import(&source, &file, out.into())
         }
-        Cmd::Undo { device, undo_file, force } => inplace::undo(&device, &undo_file, force),
-        Cmd::Audit { images, from_list, baseline, jobs, format, shard } => {
-            audit::run(audit::Options { images, from_list, baseline, jobs, format, shard })
-        }
-        Cmd::Reg(RegCmd::Query { source, key, value, recursive, json, verbose }) => {
-            regcmd::query(&source, &key, value.as_deref(), recursive, json, verbose)
-        }
-        Cmd::Reg(RegCmd::Set { source, key, name, ty, data, out }) => regwrite::set(&source, &key, &name, &ty, &data, out.into()),
-        Cmd::Reg(RegCmd::Delete { source, key, name, out }) => regwrite::delete(&source, &key, name.as_deref(), out.into()),
-        Cmd::Reg(RegCmd::Import { source, file, out }) => regwrite::import(&source, &file, out.into()),
-        Cmd::Reg(RegCmd::Export { source, key, out, utf8 }) => regcmd::export(&source, &key, out.as_deref(), utf8),
+        Cmd::Reg(RegCmd::Export {
+            source,
+            key,
+            out,
+            utf8,
+        }) => regcmd::export(&source, &key, out.as_deref(), utf8),
     });
     match r {
         Ok(Ok(code)) => code,

@@ -4,55 +4,11 @@
 
 use super::outln;
 use anyhow::bail;
-use rdprescue::hive::source::{self, ControlSets, HiveKind};
-use rdprescue::hive::tree::{join, Hive, Key, Value};
 use rdprescue::hive::regfile;
-use rdprescue::machine::{Machine, Origin};
+use rdprescue::hive::tree::{join, Key, Value};
+use rdprescue::machine::{KeyTarget, Machine};
 use serde_json::json;
 use std::path::Path;
-
-/// The hive a key lives in, the key's path inside it, and how to print it.
-pub struct Target<'m> {
-    pub hive: &'m Hive,
-    /// The machine hive it is, when known (a hive file of another kind: None).
-    pub kind: Option<HiveKind>,
-    pub path: String,
-    /// `HKEY_LOCAL_MACHINE\SYSTEM` and the like.
-    pub root: String,
-    pub control_sets: Option<ControlSets>,
-}
-
-/// Find `key` in the machine: the hive it names (an image or a directory of
-/// hive files), or the hive file itself, refusing a key of another hive.
-pub fn resolve<'m>(m: &'m Machine, key: &str) -> anyhow::Result<Target<'m>> {
-    let kp = source::parse_key(key);
-    let (hive, kind) = if m.origin() == Origin::HiveFile {
-        let hive = m.file_hive()?;
-        let file_kind = m.file_kind().or_else(|| source::guess_kind("", hive));
-        if let Some(have) = file_kind {
-            let name = m.path().display();
-            if let Some(f) = &kp.foreign {
-                bail!("{key}: {f} is not in {name}, which is the {} hive", have.short());
-            }
-            if let Some(want) = kp.hive.filter(|w| *w != have) {
-                bail!("{key} is in the {} hive, but {name} is the {} hive", want.short(), have.short());
-            }
-        }
-        (hive, kp.hive.or(file_kind))
-    } else {
-        if let Some(f) = &kp.foreign {
-            bail!("{key}: {f} is not stored in the machine hives on a disk (rdprescue reads HKLM\\SYSTEM, SOFTWARE, SAM, SECURITY and BCD)");
-        }
-        let Some(kind) = kp.hive else {
-            bail!("name the hive in the key, e.g. 'HKLM\\SYSTEM\\{}' (hives: SYSTEM, SOFTWARE, SAM, SECURITY, BCD)", key.trim_start_matches('\\'))
-        };
-        (m.require(kind)?, Some(kind))
-    };
-    let root = kind.map_or_else(|| format!("HKEY_LOCAL_MACHINE\\{}", hive.name.to_uppercase()), |k| k.root().to_string());
-    let control_sets = hive.key("Select").is_ok().then(|| source::control_sets(hive));
-    let rest = source::resolve_ccs(&kp.rest, control_sets.as_ref());
-    Ok(Target { path: rest.join("\\"), hive, kind, root, control_sets })
-}
 
 fn full(root: &str, path: &str) -> String {
     if path.is_empty() {
@@ -80,11 +36,11 @@ fn key_json(root: &str, k: &Key, only: Option<&Value>) -> serde_json::Value {
     })
 }
 
-fn hive_json(t: &Target) -> serde_json::Value {
+fn hive_json(t: &KeyTarget) -> serde_json::Value {
     json!({"name": t.hive.name, "report": t.hive.report, "control_sets": t.control_sets})
 }
 
-fn facts(t: &Target) -> String {
+fn facts(t: &KeyTarget) -> String {
     let r = &t.hive.report;
     let mut s = format!(
         "hive {}: {:?}, primary seq {}/{}{}",
@@ -92,10 +48,17 @@ fn facts(t: &Target) -> String {
         r.state,
         r.primary_seq1,
         r.primary_seq2,
-        if r.primary_checksum_ok { "" } else { ", bad checksum" }
+        if r.primary_checksum_ok {
+            ""
+        } else {
+            ", bad checksum"
+        }
     );
     for a in &r.applied {
-        s.push_str(&format!("; {} ({} format) applied {} entries", a.log, a.format, a.entries));
+        s.push_str(&format!(
+            "; {} ({} format) applied {} entries",
+            a.log, a.format, a.entries
+        ));
         if let (Some(f), Some(l)) = (a.first_sequence, a.last_sequence) {
             s.push_str(&format!(" seq {f}..{l}"));
         }
@@ -120,23 +83,44 @@ fn facts(t: &Target) -> String {
 }
 
 fn value_text(o: &mut String, v: &Value) {
-    let name = if v.name.is_empty() { "(Default)" } else { &v.name };
+    let name = if v.name.is_empty() {
+        "(Default)"
+    } else {
+        &v.name
+    };
     outln!(o, "    {name}    {}    {}", v.type_name(), v.display());
 }
 
-pub fn query(source_path: &Path, key: &str, value: Option<&str>, recursive: bool, json_out: bool, verbose: bool) -> anyhow::Result<i32> {
+pub fn query(
+    source_path: &Path,
+    key: &str,
+    value: Option<&str>,
+    recursive: bool,
+    json_out: bool,
+    verbose: bool,
+) -> anyhow::Result<i32> {
     let m = Machine::open(source_path)?;
-    let t = resolve(&m, key)?;
-    let keys = if recursive { t.hive.walk(&t.path)? } else { vec![t.hive.key(&t.path)?] };
+    let t = m.resolve_key(key)?;
+    let keys = if recursive {
+        t.hive.walk(&t.path)?
+    } else {
+        vec![t.hive.key(&t.path)?]
+    };
     let selected = |k: &Key| -> Option<Value> {
         value.and_then(|n| {
             let n = if n == "(Default)" { "" } else { n };
-            k.values.iter().find(|v| v.name.eq_ignore_ascii_case(n)).cloned()
+            k.values
+                .iter()
+                .find(|v| v.name.eq_ignore_ascii_case(n))
+                .cloned()
         })
     };
     if let Some(n) = value {
         if !recursive && selected(&keys[0]).is_none() {
-            bail!("hive: value {n:?} not found in {}", full(&t.root, &keys[0].path));
+            bail!(
+                "hive: value {n:?} not found in {}",
+                full(&t.root, &keys[0].path)
+            );
         }
     }
     let mut o = String::new();
@@ -186,12 +170,21 @@ pub fn query(source_path: &Path, key: &str, value: Option<&str>, recursive: bool
     Ok(0)
 }
 
-pub fn export(source_path: &Path, key: &str, out: Option<&Path>, utf8: bool) -> anyhow::Result<i32> {
+pub fn export(
+    source_path: &Path,
+    key: &str,
+    out: Option<&Path>,
+    utf8: bool,
+) -> anyhow::Result<i32> {
     let m = Machine::open(source_path)?;
-    let t = resolve(&m, key)?;
+    let t = m.resolve_key(key)?;
     let keys = t.hive.walk(&t.path)?;
     let doc = regfile::document(&t.root, &keys);
-    let bytes = if utf8 { doc.into_bytes() } else { regfile::utf16_bytes(&doc) };
+    let bytes = if utf8 {
+        doc.into_bytes()
+    } else {
+        regfile::utf16_bytes(&doc)
+    };
     match out {
         None => super::emit(&bytes)?,
         Some(p) => write_atomic(p, source_path, &bytes)?,

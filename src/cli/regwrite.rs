@@ -3,12 +3,10 @@
 //! plain hive file, a new hive file. Dirty hives are recovered first; the
 //! written hive is clean. The same pipeline as `fix`.
 
-use super::fix;
-use super::regcmd;
 use anyhow::{bail, Context};
 use rdprescue::hive::edit::{Edit, RegData};
 use rdprescue::hive::HiveKind;
-use rdprescue::machine::{Machine, Origin};
+use rdprescue::machine::{KeyTarget, Machine, Origin};
 use rdprescue::repair::{self, Destination};
 use std::path::{Path, PathBuf};
 
@@ -54,16 +52,25 @@ pub fn parse_data(ty: &str, text: &str) -> anyhow::Result<RegData> {
 }
 
 /// The hive kind and in-hive path (CurrentControlSet resolved) of `key`.
-fn locate<'m>(m: &'m Machine, key: &str) -> anyhow::Result<(HiveKind, String, regcmd::Target<'m>)> {
-    let t = regcmd::resolve(m, key)?;
-    let kind = t.kind.with_context(|| format!("cannot tell which hive {key} is in"))?;
+fn locate<'m>(m: &'m Machine, key: &str) -> anyhow::Result<(HiveKind, String, KeyTarget<'m>)> {
+    let t = m.resolve_key(key)?;
+    let kind = t
+        .kind
+        .with_context(|| format!("cannot tell which hive {key} is in"))?;
     if t.path.is_empty() {
         bail!("{key} is the root of the hive: name a key inside it");
     }
     Ok((kind, t.path.clone(), t))
 }
 
-pub fn set(source_path: &Path, key: &str, name: &str, ty: &str, data: &str, o: Output) -> anyhow::Result<i32> {
+pub fn set(
+    source_path: &Path,
+    key: &str,
+    name: &str,
+    ty: &str,
+    data: &str,
+    o: Output,
+) -> anyhow::Result<i32> {
     let m = Machine::open(source_path)?;
     let (kind, path, _) = locate(&m, key)?;
     let a = Edit::set(kind, path, name, parse_data(ty, data)?);
@@ -75,7 +82,11 @@ pub fn delete(source_path: &Path, key: &str, name: Option<&str>, o: Output) -> a
     let (kind, path, t) = locate(&m, key)?;
     let a = match name {
         Some(n) => {
-            if !t.hive.key(&path).is_ok_and(|k| k.values.iter().any(|v| v.name.eq_ignore_ascii_case(n))) {
+            if !t
+                .hive
+                .key(&path)
+                .is_ok_and(|k| k.values.iter().any(|v| v.name.eq_ignore_ascii_case(n)))
+            {
                 bail!("{key}\\{n}: no such value");
             }
             Edit::delete_value(kind, path, n)
@@ -93,24 +104,45 @@ pub fn delete(source_path: &Path, key: &str, name: Option<&str>, o: Output) -> a
 fn apply(m: &Machine, actions: Vec<Edit>, o: Output) -> anyhow::Result<i32> {
     let image = m.origin() == Origin::Image;
     if o.diff_child && !image {
-        bail!("--diff-child needs a VHD or VHDX image; {} is a hive file", m.path().display());
+        bail!(
+            "--diff-child needs a VHD or VHDX image; {} is a hive file",
+            m.path().display()
+        );
     }
     let plan = repair::plan(m, &actions)?;
     if plan.edits.is_empty() {
         println!("Nothing to change: the value already has that data.");
         return Ok(0);
     }
-    print!("{}", fix::describe(&plan));
+    print!("{plan}");
     if o.dry_run {
         println!("Dry run: nothing written.");
         return Ok(0);
     }
-    let Some(out) = &o.out else { bail!("--out NEW is required (or --dry-run): the input is never written") };
+    let Some(out) = &o.out else {
+        bail!("--out NEW is required (or --dry-run): the input is never written")
+    };
     if image {
-        fix::write_output(m, &plan, out, o.diff_child)?;
-        println!("Wrote {} ({}), verified by reading it back.", out.display(), if o.diff_child { "differencing child of the input" } else { "full copy" });
+        super::commit(
+            m,
+            &plan,
+            if o.diff_child {
+                Destination::DiffChild(out)
+            } else {
+                Destination::Copy(out)
+            },
+        )?;
+        println!(
+            "Wrote {} ({}), verified by reading it back.",
+            out.display(),
+            if o.diff_child {
+                "differencing child of the input"
+            } else {
+                "full copy"
+            }
+        );
     } else {
-        repair::commit(m, &plan, Destination::HiveFile(out), &mut |_, _| {})?;
+        super::commit(m, &plan, Destination::HiveFile(out))?;
         println!("Wrote {} (clean hive), verified by reading it back. Its old .LOG1/.LOG2 do not apply to it.", out.display());
     }
     Ok(0)
@@ -122,7 +154,8 @@ pub fn import(source_path: &Path, reg: &Path, o: Output) -> anyhow::Result<i32> 
     use rdprescue::hive::regfile::{self, RegOp};
     use rdprescue::hive::tree::TYPE_NAMES;
     let bytes = std::fs::read(reg).with_context(|| format!("cannot read {}", reg.display()))?;
-    let ops = regfile::parse(&regfile::decode(&bytes)?).with_context(|| reg.display().to_string())?;
+    let ops =
+        regfile::parse(&regfile::decode(&bytes)?).with_context(|| reg.display().to_string())?;
     if ops.is_empty() {
         println!("{} holds no keys: nothing to change.", reg.display());
         return Ok(0);
@@ -133,8 +166,10 @@ pub fn import(source_path: &Path, reg: &Path, o: Output) -> anyhow::Result<i32> 
     let mut actions = Vec::new();
     for op in ops {
         let key = op.key().to_string();
-        let t = regcmd::resolve(&m, &key)?;
-        let kind = t.kind.with_context(|| format!("[{key}]: cannot tell which hive it is in"))?;
+        let t = m.resolve_key(&key)?;
+        let kind = t
+            .kind
+            .with_context(|| format!("[{key}]: cannot tell which hive it is in"))?;
         let path = t.path;
         if path.is_empty() {
             bail!("[{key}] is the root of a hive: rdprescue does not write hive roots");
@@ -143,7 +178,12 @@ pub fn import(source_path: &Path, reg: &Path, o: Output) -> anyhow::Result<i32> 
             RegOp::AddKey { .. } => Edit::create_key(kind, path),
             RegOp::DeleteKey { .. } => Edit::delete_key(kind, path),
             RegOp::DeleteValue { name, .. } => Edit::delete_value(kind, path, name),
-            RegOp::SetValue { name, kind: k, data, .. } => {
+            RegOp::SetValue {
+                name,
+                kind: k,
+                data,
+                ..
+            } => {
                 if TYPE_NAMES.get(k as usize).is_none() {
                     bail!("[{key}] {name:?}: registry type {k:#x} is not supported");
                 }

@@ -8,6 +8,10 @@
 //! nothing of this one; the checks (`rdp`) and the repair planner read hives
 //! through it, and the repair planner asks it where each hive file lives.
 
+mod keys;
+
+pub use keys::KeyTarget;
+
 use crate::error::{Error, Layer, Result};
 use crate::fs::FileSystem;
 use crate::hive::source::guess_kind;

@@ -109,6 +109,37 @@ impl HiveStatus {
     }
 }
 
+/// A machine opened for inspection: what it is, and the hives an inspection
+/// reads, loaded, with where each came from.
+pub struct Inspected {
+    pub machine: Machine,
+    pub image: ImageFacts,
+    pub hives: Vec<HiveStatus>,
+}
+
+impl Inspected {
+    /// Open an image, a directory of hive files or a hive file (SYSTEM required).
+    pub fn open(path: &std::path::Path) -> crate::Result<Inspected> {
+        Inspected::of(Machine::open(path)?)
+    }
+
+    /// Load the inspected hives of an opened machine.
+    pub fn of(machine: Machine) -> crate::Result<Inspected> {
+        let hives = hive_statuses(&machine).map_err(|e| e.context("cannot read the SYSTEM hive"))?;
+        Ok(Inspected { image: ImageFacts::of(&machine), hives, machine })
+    }
+
+    /// Run the checks.
+    pub fn inspect(&self) -> Inspection {
+        super::inspect(&self.machine)
+    }
+
+    /// The full report of an inspection of these hives.
+    pub fn report(&self, ins: Inspection, symptom: Option<&str>) -> InspectReport {
+        InspectReport::new(self.image.clone(), self.hives.clone(), ins, symptom)
+    }
+}
+
 /// Hives an inspection reads.
 pub const INSPECTED: [HiveKind; 3] = [HiveKind::System, HiveKind::Software, HiveKind::Bcd];
 

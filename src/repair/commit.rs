@@ -12,13 +12,23 @@
 //!    that appeared there meanwhile, and flushes the directory.
 //!
 //! A failure at any step leaves no output behind.
+//!
+//! In place ([`Destination::InPlace`], raw disks and devices only) the order
+//! is: refuse a disk the host uses, record the bytes each range holds now,
+//! open the device exclusively, publish the undo file (the same [`NewFile`]
+//! steps), write the ranges, flush, read the disk back and verify. [`undo`]
+//! puts the recorded bytes back after verifying the whole undo file and the
+//! disk first.
 
 use super::{verify_loaded, HiveEdit, Plan};
 use crate::error::{Error, Layer, Result};
 use crate::image::write::{self, fault_point, Progress};
 use crate::machine::{HiveLocation, Machine};
 use crate::rdp::eval::Inspection;
+use super::device::{self, DeviceWriter};
 use super::output::NewFile;
+use super::undo::{self, Undo};
+use crate::image::Format;
 use std::path::{Path, PathBuf};
 
 /// Where a plan is written.
@@ -32,14 +42,9 @@ pub enum Destination<'a> {
     /// A new hive file (the input machine is a hive file or a directory of
     /// them; the plan edits exactly one hive).
     HiveFile(&'a Path),
-}
-
-impl Destination<'_> {
-    pub fn path(&self) -> &Path {
-        match self {
-            Destination::Copy(p) | Destination::DiffChild(p) | Destination::HiveFile(p) => p,
-        }
-    }
+    /// The input itself (a raw disk or block device, unmounted), after its
+    /// original bytes are saved to the new undo file `undo`.
+    InPlace { undo: &'a Path },
 }
 
 /// What a commit wrote and found when it read the output back.
@@ -53,7 +58,10 @@ pub struct Committed {
 
 /// Write `plan` to `dest` (see the module documentation).
 pub fn commit(machine: &Machine, plan: &Plan, dest: Destination, progress: Progress) -> Result<Committed> {
-    let target = dest.path();
+    let target = match dest {
+        Destination::Copy(p) | Destination::DiffChild(p) | Destination::HiveFile(p) => p,
+        Destination::InPlace { undo } => return in_place(machine, plan, undo),
+    };
     let inputs = [machine.path()];
     // A differencing child is read back through a path beside its target
     // (its parent locator is relative to its directory): a named temporary.
@@ -79,7 +87,7 @@ pub fn commit(machine: &Machine, plan: &Plan, dest: Destination, progress: Progr
             verify_loaded(&written, &plan.edits).map_err(|e| in_verification(&e))?;
             Some(crate::rdp::inspect(&written))
         }
-        Destination::HiveFile(_) => {
+        Destination::HiveFile(_) | Destination::InPlace { .. } => {
             let [edit] = &plan.edits[..] else {
                 return Err(Error::Usage(format!("a hive-file output holds one hive; this change edits {}", plan.edits.len())));
             };
@@ -93,6 +101,114 @@ pub fn commit(machine: &Machine, plan: &Plan, dest: Destination, progress: Progr
     fault_point("before-rename");
     out.commit()?;
     Ok(Committed { path: target.to_path_buf(), after })
+}
+
+/// Write `plan` into the machine's own raw disk, after saving the undo file.
+fn in_place(machine: &Machine, plan: &Plan, undo: &Path) -> Result<Committed> {
+    let dev = machine.path();
+    let image = machine.image().filter(|i| i.info.format == Format::Raw).ok_or_else(|| Error::Refused {
+        layer: Layer::Repair,
+        msg: format!(
+            "in place writes raw disks and block devices only; {} is {}: use --out (full copy or --diff-child)",
+            dev.display(),
+            machine.image().map_or(machine.origin().name(), |i| i.info.format.name())
+        ),
+    })?;
+    device::check_not_mounted(dev, &device::Roots::system())?;
+    let record = Undo::record(
+        image.disk.as_ref(),
+        &dev.display().to_string(),
+        plan.patch.ranges(),
+    )?;
+    let mut saved = NewFile::create(undo, &[dev])?;
+    // Opened (exclusively, for a block device) before the undo file is
+    // published: a busy device leaves no undo file behind.
+    let w = DeviceWriter::open(dev)?;
+    saved.write_all(&record.to_bytes()?)?;
+    saved.sync()?;
+    saved.commit()?;
+    fault_point("in-place-undo-saved");
+    for (off, data) in plan.patch.ranges() {
+        w.write_at(off, data)?;
+    }
+    w.sync()?;
+    drop(w);
+    fault_point("before-verify");
+    let restore = |e: &Error| {
+        Error::corrupt(
+            Layer::Repair,
+            0,
+            format!(
+                "verification: {e}; restore with `rdprescue undo {} {}`",
+                dev.display(),
+                undo.display()
+            ),
+        )
+    };
+    let written = Machine::open_image(dev).map_err(|e| restore(&e))?;
+    verify_loaded(&written, &plan.edits).map_err(|e| restore(&e))?;
+    Ok(Committed {
+        path: dev.to_path_buf(),
+        after: Some(crate::rdp::inspect(&written)),
+    })
+}
+
+/// What [`undo`] did.
+#[derive(Debug)]
+pub struct Restored {
+    /// Ranges written back.
+    pub written: usize,
+    /// Ranges that already held the original bytes.
+    pub already: usize,
+}
+
+/// Put back the bytes an in-place fix changed on `dev`, from the undo file
+/// `file`: the file (checksums, ranges, device identity) and the disk (each
+/// range holds the fixed or the original bytes, unless `force`) are checked
+/// completely before the first write.
+pub fn undo(dev: &Path, file: &Path, force: bool) -> Result<Restored> {
+    let bytes = read_capped(file)?;
+    let u = Undo::parse(&bytes)?;
+    let img = crate::image::open(dev)?;
+    if img.info.format != Format::Raw {
+        return Err(Error::Refused {
+            layer: Layer::Repair,
+            msg: format!(
+                "{} is {}, not the raw disk this undo file was made for",
+                dev.display(),
+                img.info.format.name()
+            ),
+        });
+    }
+    device::check_not_mounted(dev, &device::Roots::system())?;
+    let writes = u.plan(img.disk.as_ref(), force)?;
+    drop(img);
+    let w = DeviceWriter::open(dev)?;
+    fault_point("undo-before-write");
+    for (off, data) in &writes {
+        w.write_at(*off, data)?;
+    }
+    w.sync()?;
+    Ok(Restored {
+        written: writes.len(),
+        already: u.ranges.len() - writes.len(),
+    })
+}
+
+/// The undo file's bytes, refusing one larger than any undo file rdprescue writes.
+fn read_capped(file: &Path) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let err = |source| Error::Open {
+        layer: Layer::Repair,
+        path: file.to_path_buf(),
+        source,
+    };
+    let f = std::fs::File::open(file).map_err(err)?;
+    let mut bytes = Vec::new();
+    f.take(undo::MAX_FILE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(err)?;
+    Ok(bytes)
 }
 
 fn in_verification(e: &Error) -> Error {

@@ -10,11 +10,11 @@
 
 pub mod commit;
 
-pub use commit::{commit, Committed, Destination};
+pub use commit::{commit, undo, Committed, Destination, Restored};
 
 use crate::error::{Error, Layer, Result};
 use crate::fs::{FileSystem, FsKind};
-use crate::hive::edit::{collapse, Edit, EditOp, HiveEditor};
+use crate::hive::edit::{collapse, display_name, show_json, Edit, EditOp, HiveEditor};
 use crate::hive::tree::{Hive, Key, Value};
 use std::collections::HashMap;
 use crate::hive::HiveKind;
@@ -61,6 +61,26 @@ pub struct Plan {
 
 fn kind_of(hive: &str) -> Option<HiveKind> {
     HiveKind::from_name(hive)
+}
+
+/// `.reg`-style description of a plan: every change with its old and new data.
+impl std::fmt::Display for Plan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for e in &self.edits {
+            writeln!(f, "{} ({}): {} change(s), {} bytes of the file rewritten, clean at sequence {}", e.hive, e.location, e.changes.len(), e.bytes_changed, e.new_sequence)?;
+            for c in &e.changes {
+                let old = show_json(&c.old);
+                let (root, key) = (c.action.hive.short_root(), &c.action.key);
+                match &c.action.op {
+                    EditOp::SetValue { name, data } => writeln!(f, "  {root}\\{key}\\{}: {old} -> {} ({})", display_name(name), show_json(&data.json()), data.type_name())?,
+                    EditOp::DeleteValue { name } => writeln!(f, "  {root}\\{key}\\{}: {old} -> (deleted)", display_name(name))?,
+                    EditOp::DeleteKey => writeln!(f, "  [-{root}\\{key}] ({old})")?,
+                    EditOp::CreateKey => writeln!(f, "  [{root}\\{key}] (new key)")?,
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Refuse volumes Windows would not leave alone (formats.md E.4).
