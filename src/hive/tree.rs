@@ -259,7 +259,8 @@ pub fn join(a: &str, b: &str) -> String {
 
 // ---- nk cells, read directly (only for what nt-hive does not expose) ----
 
-const BASE: usize = 4096;
+use super::regf::{base, cell::MAX_DATA as MAX_CELL_DATA, cell::NONE as NO_CELL, db, list, nk, vk};
+const BASE: usize = base::LEN;
 
 fn cell(bytes: &[u8], off: u32) -> Option<&[u8]> {
     let start = BASE.checked_add(off as usize)?;
@@ -272,16 +273,12 @@ fn cell(bytes: &[u8], off: u32) -> Option<&[u8]> {
 }
 
 fn nk_name(nk: &[u8]) -> Option<String> {
-    let len = le_u16(nk, 72) as usize;
-    let raw = nk.get(76..76 + len)?;
-    Some(if le_u16(nk, 2) & 0x20 != 0 { raw.iter().map(|&b| b as char).collect() } else { crate::bytes::utf16le_name(raw) })
+    let len = le_u16(nk, nk::NAME_LEN) as usize;
+    let raw = nk.get(nk::NAME..nk::NAME + len)?;
+    Some(if le_u16(nk, nk::FLAGS) & nk::FLAG_COMP_NAME != 0 { raw.iter().map(|&b| b as char).collect() } else { crate::bytes::utf16le_name(raw) })
 }
 
-const ROOT_FIELD: usize = 36;
-/// "No cell" in an offset field.
-const NO_CELL: u32 = u32::MAX;
-/// Data larger than this is in big-data (db) cells, as nt-hive reads it.
-const MAX_CELL_DATA: usize = 16344;
+const ROOT_FIELD: usize = base::ROOT;
 
 /// The nk cells among the subkeys of the keys `parents` whose stored name is
 /// exactly `name` (one, unless the hive lists a name twice); every subkey when
@@ -290,13 +287,13 @@ fn child_cells(bytes: &[u8], parents: &[u32], name: &str) -> Vec<u32> {
     let mut all = Vec::new();
     for &p in parents {
         if let Some(nk) = cell(bytes, p) {
-            subkey_offsets(bytes, le_u32(nk, 28), 0, &mut all);
+            subkey_offsets(bytes, le_u32(nk, nk::SUBKEYS_LIST), 0, &mut all);
         }
     }
     all.sort_unstable();
     all.dedup();
     let named: Vec<u32> =
-        all.iter().copied().filter(|&o| cell(bytes, o).filter(|k| k.get(0..2) == Some(b"nk")).and_then(nk_name).as_deref() == Some(name)).collect();
+        all.iter().copied().filter(|&o| cell(bytes, o).filter(|k| k.get(0..2) == Some(nk::SIGNATURE)).and_then(nk_name).as_deref() == Some(name)).collect();
     if named.is_empty() {
         all
     } else {
@@ -318,32 +315,31 @@ fn check_node(bytes: &[u8], nk: u32) -> Result<()> {
     };
     // Entries 0..n at 4 + step*i of list cell `l`.
     let entries = |l: u32, c: &[u8], step: usize, what: &str| -> Result<Vec<u32>> {
-        let n = (le_u16(c, 2) as usize).min(c.len().saturating_sub(4) / step);
-        (0..n).map(|i| match le_u32(c, 4 + step * i) {
-            NO_CELL => Err(none(l, 4 + step * i, &format!("{what} entry {i}"))),
+        let n = (le_u16(c, list::COUNT) as usize).min(c.len().saturating_sub(list::ENTRIES) / step);
+        (0..n).map(|i| match le_u32(c, list::ENTRIES + step * i) {
+            NO_CELL => Err(none(l, list::ENTRIES + step * i, &format!("{what} entry {i}"))),
             o => Ok(o),
         }).collect()
     };
-    let list = le_u32(k, 28);
-    if list != NO_CELL {
-        if let Some(l) = cell(bytes, list) {
-            match l.get(0..2) {
-                Some(b"lf") | Some(b"lh") => drop(entries(list, l, 8, "subkey list")?),
-                Some(b"li") => drop(entries(list, l, 4, "subkey list")?),
-                Some(b"ri") => {
-                    for leaf in entries(list, l, 4, "index root")? {
-                        match cell(bytes, leaf).and_then(|c| Some((c, c.get(0..2)?))) {
-                            Some((c, b"lf")) | Some((c, b"lh")) => drop(entries(leaf, c, 8, "subkey list")?),
-                            Some((c, b"li")) => drop(entries(leaf, c, 4, "subkey list")?),
-                            _ => {}
-                        }
-                    }
+    let list_off = le_u32(k, nk::SUBKEYS_LIST);
+    // Entry width of a leaf (lf/lh 8, li 4).
+    let width = |c: &[u8]| match c.get(0..2) {
+        Some(s) if s == list::LF || s == list::LH => Some(8),
+        Some(s) if s == list::LI => Some(4),
+        _ => None,
+    };
+    if let Some(l) = (list_off != NO_CELL).then(|| cell(bytes, list_off)).flatten() {
+        if l.get(0..2) == Some(list::RI) {
+            for leaf in entries(list_off, l, 4, "index root")? {
+                if let Some((c, w)) = cell(bytes, leaf).and_then(|c| Some((c, width(c)?))) {
+                    entries(leaf, c, w, "subkey list")?;
                 }
-                _ => {}
             }
+        } else if let Some(w) = width(l) {
+            entries(list_off, l, w, "subkey list")?;
         }
     }
-    let (count, vlist) = (le_u32(k, 36) as usize, le_u32(k, 40));
+    let (count, vlist) = (le_u32(k, nk::VALUE_COUNT) as usize, le_u32(k, nk::VALUES_LIST));
     if count == 0 || vlist == NO_CELL {
         return Ok(());
     }
@@ -353,22 +349,22 @@ fn check_node(bytes: &[u8], nk: u32) -> Result<()> {
         if v == NO_CELL {
             return Err(none(vlist, 4 * i, &format!("value list entry {i}")));
         }
-        let Some(vk) = cell(bytes, v).filter(|c| c.len() >= 20) else { continue };
-        let (dsize, doff) = (le_u32(vk, 4), le_u32(vk, 8));
-        if dsize & 0x8000_0000 != 0 {
+        let Some(value) = cell(bytes, v).filter(|c| c.len() >= vk::NAME) else { continue };
+        let (dsize, doff) = (le_u32(value, vk::DATA_SIZE), le_u32(value, vk::DATA_OFFSET));
+        if dsize & vk::DATA_INLINE != 0 {
             continue;
         }
         if doff == NO_CELL {
-            return Err(none(v, 8, "value data offset"));
+            return Err(none(v, vk::DATA_OFFSET, "value data offset"));
         }
         if dsize as usize > MAX_CELL_DATA {
-            let Some(db) = cell(bytes, doff).filter(|c| c.len() >= 8) else { continue };
-            let segs = le_u32(db, 4);
+            let Some(big) = cell(bytes, doff).filter(|c| c.len() >= db::LEN) else { continue };
+            let segs = le_u32(big, db::SEGMENT_LIST);
             if segs == NO_CELL {
-                return Err(none(doff, 4, "big-data segment list offset"));
+                return Err(none(doff, db::SEGMENT_LIST, "big-data segment list offset"));
             }
             if let Some(sl) = cell(bytes, segs) {
-                for j in 0..(le_u16(db, 2) as usize).min(sl.len() / 4) {
+                for j in 0..(le_u16(big, db::SEGMENT_COUNT) as usize).min(sl.len() / 4) {
                     if le_u32(sl, 4 * j) == NO_CELL {
                         return Err(none(segs, 4 * j, &format!("big-data segment {j}")));
                     }
@@ -382,13 +378,14 @@ fn check_node(bytes: &[u8], nk: u32) -> Result<()> {
 /// Offsets of the subkeys of nk `nk` (following ri → li/lf/lh).
 fn subkey_offsets(bytes: &[u8], list: u32, depth: u8, out: &mut Vec<u32>) {
     let Some(l) = cell(bytes, list) else { return };
-    let count = le_u16(l, 2) as usize;
+    let count = le_u16(l, list::COUNT) as usize;
+    let entry = |i: usize, w: usize| le_u32(l, list::ENTRIES + w * i);
     match l.get(0..2) {
-        Some(b"lf") | Some(b"lh") => out.extend((0..count).map(|i| le_u32(l, 4 + 8 * i))),
-        Some(b"li") => out.extend((0..count).map(|i| le_u32(l, 4 + 4 * i))),
-        Some(b"ri") if depth == 0 => {
+        Some(s) if s == list::LF || s == list::LH => out.extend((0..count).map(|i| entry(i, 8))),
+        Some(s) if s == list::LI => out.extend((0..count).map(|i| entry(i, 4))),
+        Some(s) if s == list::RI && depth == 0 => {
             for i in 0..count {
-                subkey_offsets(bytes, le_u32(l, 4 + 4 * i), 1, out);
+                subkey_offsets(bytes, entry(i, 4), 1, out);
             }
         }
         _ => {}
@@ -398,35 +395,35 @@ fn subkey_offsets(bytes: &[u8], list: u32, depth: u8, out: &mut Vec<u32>) {
 /// (name, type) of every value of the key at `comps`.
 fn value_types(bytes: &[u8], comps: &[&str]) -> Vec<(String, u32)> {
     let Some(nk) = find_nk(bytes, comps) else { return vec![] };
-    let (count, list) = (le_u32(nk, 36) as usize, le_u32(nk, 40));
-    let Some(l) = cell(bytes, list) else { return vec![] };
+    let (count, vlist) = (le_u32(nk, nk::VALUE_COUNT) as usize, le_u32(nk, nk::VALUES_LIST));
+    let Some(l) = cell(bytes, vlist) else { return vec![] };
     (0..count.min(l.len() / 4))
         .filter_map(|i| cell(bytes, le_u32(l, 4 * i)))
-        .filter(|vk| vk.get(0..2) == Some(b"vk"))
-        .map(|vk| {
-            let n = vk.get(20..20 + le_u16(vk, 2) as usize).unwrap_or(&[]);
-            let name = if le_u16(vk, 16) & 1 != 0 { n.iter().map(|&b| b as char).collect() } else { crate::bytes::utf16le_name(n) };
-            (name, le_u32(vk, 12))
+        .filter(|v| v.get(0..2) == Some(vk::SIGNATURE))
+        .map(|v| {
+            let n = v.get(vk::NAME..vk::NAME + le_u16(v, vk::NAME_LEN) as usize).unwrap_or(&[]);
+            let name = if le_u16(v, vk::FLAGS) & vk::FLAG_COMP_NAME != 0 { n.iter().map(|&b| b as char).collect() } else { crate::bytes::utf16le_name(n) };
+            (name, le_u32(v, vk::TYPE))
         })
         .collect()
 }
 
 /// Last-write FILETIME of the key at `comps`.
 fn key_timestamp(bytes: &[u8], comps: &[&str]) -> Option<u64> {
-    find_nk(bytes, comps).map(|nk| le_u64(nk, 4))
+    find_nk(bytes, comps).map(|k| le_u64(k, nk::TIMESTAMP))
 }
 
 /// The nk cell of the key at `comps`.
 fn find_nk<'a>(bytes: &'a [u8], comps: &[&str]) -> Option<&'a [u8]> {
-    let mut nk = cell(bytes, le_u32(bytes, 36))?;
+    let mut key = cell(bytes, le_u32(bytes, base::ROOT))?;
     for c in comps {
         let mut offs = Vec::new();
-        subkey_offsets(bytes, le_u32(nk, 28), 0, &mut offs);
-        nk = offs.into_iter().filter_map(|o| cell(bytes, o)).find(|k| {
-            k.get(0..2) == Some(b"nk") && nk_name(k).is_some_and(|n| n.to_uppercase() == c.to_uppercase())
+        subkey_offsets(bytes, le_u32(key, nk::SUBKEYS_LIST), 0, &mut offs);
+        key = offs.into_iter().filter_map(|o| cell(bytes, o)).find(|k| {
+            k.get(0..2) == Some(nk::SIGNATURE) && nk_name(k).is_some_and(|n| n.to_uppercase() == c.to_uppercase())
         })?;
     }
-    Some(nk)
+    Some(key)
 }
 
 #[cfg(test)]

@@ -171,16 +171,19 @@ impl HiveEditor {
 
     /// The batch's view of `key`'s values, read from the hive on first use.
     fn batch_vals<'b>(&self, b: &'b mut Batch, key: u32) -> Result<&'b mut Vals> {
-        if !b.vals.contains_key(&key) {
-            let list = self.value_list(&self.nk(key)?)?;
-            let mut by_name = HashMap::with_capacity(list.len());
-            for (i, &v) in list.iter().enumerate() {
-                // A name listed twice: the first one is the one lookups find.
-                by_name.entry(upcase(&self.vk(v)?.name)).or_insert(i);
+        use std::collections::btree_map::Entry;
+        Ok(match b.vals.entry(key) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => {
+                let list = self.value_list(&self.nk(key)?)?;
+                let mut by_name = HashMap::with_capacity(list.len());
+                for (i, &v) in list.iter().enumerate() {
+                    // A name listed twice: the first one is the one lookups find.
+                    by_name.entry(upcase(&self.vk(v)?.name)).or_insert(i);
+                }
+                e.insert(Vals { list: list.into_iter().map(Some).collect(), by_name, dirty: false })
             }
-            b.vals.insert(key, Vals { list: list.into_iter().map(Some).collect(), by_name, dirty: false });
-        }
-        Ok(b.vals.get_mut(&key).expect("inserted above"))
+        })
     }
 
     /// Write every changed value list (one cell per key, reused when big
