@@ -5,8 +5,10 @@
 
 pub mod edit;
 pub mod kind;
+pub mod lsa;
 pub mod recover;
 pub mod regfile;
+pub mod sam;
 pub mod source;
 pub mod tree;
 
