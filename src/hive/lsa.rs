@@ -457,6 +457,8 @@ pub struct AccountRights {
     pub logon_rights: Vec<LogonRight>,
     /// Privilege names (or `LUID <n>` for unknown ones).
     pub privileges: Vec<String>,
+    /// The privileges' LUIDs, in the record's order.
+    pub privilege_luids: Vec<u64>,
 }
 
 /// Every account object of a SECURITY hive.
@@ -540,6 +542,7 @@ fn read_account(security: &Hive, name: &str) -> Result<AccountRights> {
         system_access: system_access.map(|s| s.0),
         logon_rights: system_access.map(SystemAccess::rights).unwrap_or_default(),
         privileges: privileges.privileges.iter().map(|p| p.name().map_or_else(|| format!("LUID {}", p.luid), str::to_string)).collect(),
+        privilege_luids: privileges.privileges.iter().map(|p| p.luid).collect(),
     })
 }
 
