@@ -18,7 +18,7 @@ use rdprescue::hive::sam::Sam;
 use rdprescue::hive::tree::Hive;
 use rdprescue::hive::LoadedHive;
 use serde_json::Value as J;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 const ORACLE: &str = r#####"
 import json, struct, sys
@@ -116,9 +116,11 @@ if sec_path != '-':
 print(json.dumps(out, default=str))
 "#####;
 
-/// (label, SAM, SECURITY) for every real hive set; None (with a notice) when
-/// ../shared/data is absent.
-fn hive_sets() -> Option<Vec<(String, Option<PathBuf>, Option<PathBuf>)>> {
+/// (label, SAM, SECURITY).
+type HiveSet = (String, Option<PathBuf>, Option<PathBuf>);
+
+/// Every real hive set; None (with a notice) when ../shared/data is absent.
+fn hive_sets() -> Option<Vec<HiveSet>> {
     let data = common::shared_data()?.join("hives");
     let mut sets = Vec::new();
     for f in ["SAM-win10", "SAM-server2019"] {
@@ -135,7 +137,7 @@ fn hive_sets() -> Option<Vec<(String, Option<PathBuf>, Option<PathBuf>)>> {
     Some(sets)
 }
 
-fn load(p: &PathBuf) -> Hive {
+fn load(p: &Path) -> Hive {
     rdprescue::machine::load_file(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
