@@ -316,6 +316,28 @@ fn domain_controllers_are_flagged() {
     assert_eq!(guest.logon_rights, [LogonRight::Interactive, LogonRight::DenyInteractive, LogonRight::DenyNetwork]);
 }
 
+#[test]
+fn product_type_marks_a_domain_controller() {
+    let Some(data) = common::shared_data() else { return };
+    let sam_path = data.join("hives/sam-security/win10-regipy/SAM");
+    // SYSTEM hives (not the SAM's own machine: only ProductType is read).
+    for (system, product, dc) in [("server2008-dc", "LanmanNT", true), ("win10-19041", "WinNT", false), ("win7-sp1", "WinNT", false)] {
+        let mut sam = Sam::read(&load(&sam_path)).unwrap();
+        let got = sam.apply_system(&load(&data.join("hives").join(system).join("SYSTEM")));
+        assert_eq!(got.as_deref(), Some(product), "{system}");
+        assert_eq!(sam.is_domain_controller, dc, "{system}");
+        if dc {
+            assert!(sam.domain_controller_evidence.as_deref().unwrap().contains("LanmanNT"));
+        }
+    }
+    // Independent reader: regipy reads the same ProductType on the DC's SYSTEM.
+    let dc_system = data.join("hives/server2008-dc/SYSTEM");
+    let q = vec![(dc_system.to_str().unwrap().to_string(), r"ControlSet001\Control\ProductOptions".to_string(), "ProductType".to_string())];
+    if let Some(v) = common::regipy_values(&q) {
+        assert_eq!(v[0][1], "LanmanNT", "regipy: {v:?}");
+    }
+}
+
 /// A copy of `hive` with value `name` of `key` set to `data` (type `ty`).
 fn planted(hive: &Hive, key: &str, name: &str, ty: u32, data: &[u8]) -> Hive {
     let mut ed = HiveEditor::new(hive.bytes.clone(), hive.report.max_sequence_seen).unwrap();

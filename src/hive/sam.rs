@@ -26,8 +26,9 @@
 //!
 //! A domain controller's SAM holds only the Directory Services Restore Mode
 //! accounts; the SAM alone does not say it belongs to a DC (its records look
-//! like any server's). `Sam::apply_security` marks it from the SECURITY hive's
-//! evidence; `mark_domain_controller` takes any other (SYSTEM's ProductType).
+//! like any server's). `Sam::apply_system` marks it from SYSTEM's ProductType,
+//! `Sam::apply_security` from the SECURITY hive's user rights, and
+//! `mark_domain_controller` takes any other evidence.
 
 use crate::bytes::{le_u16, le_u32, le_u64};
 use crate::error::{Error, Layer, Result};
@@ -676,6 +677,21 @@ impl Sam {
         if let Some(why) = rights.domain_controller_evidence() {
             self.mark_domain_controller(why);
         }
+    }
+
+    /// Mark this SAM as a domain controller's if SYSTEM's current control set
+    /// says `ProductOptions\ProductType` = "LanmanNT" (the authoritative
+    /// signal; "WinNT" is a workstation, "ServerNT" a member or standalone
+    /// server). Returns the ProductType read, if any.
+    pub fn apply_system(&mut self, system: &Hive) -> Option<String> {
+        let ccs = crate::hive::source::control_sets(system).current_key;
+        let key = system.key(&format!(r"{ccs}\Control\ProductOptions")).ok()?;
+        let v = key.values.iter().find(|v| v.name.eq_ignore_ascii_case("ProductType"))?;
+        let product = v.string();
+        if product.eq_ignore_ascii_case("LanmanNT") {
+            self.mark_domain_controller(format!(r"SYSTEM {ccs}\Control\ProductOptions ProductType is LanmanNT"));
+        }
+        Some(product)
     }
 
     /// Mark this SAM as a domain controller's, saying why (e.g. SYSTEM's
