@@ -161,3 +161,66 @@ fn reg_export_round_trip_through_hivexregedit() {
     }
     eprintln!("{} keys, {n} values survived the .reg round trip", a.len());
 }
+
+/// nk cell offset of the key at `path` in a hive without index roots (raw
+/// walk of lf/lh/li lists, case-insensitive ASCII names).
+fn raw_key(b: &[u8], path: &str) -> u32 {
+    let u32_at = |o: usize| u32::from_le_bytes(b[o..o + 4].try_into().unwrap());
+    let u16_at = |o: usize| u16::from_le_bytes(b[o..o + 2].try_into().unwrap()) as usize;
+    let mut k = u32_at(36);
+    for comp in path.split('\\') {
+        let list = 4096 + u32_at(4096 + k as usize + 4 + 28) as usize + 4;
+        let step = if &b[list..list + 2] == b"li" { 4 } else { 8 };
+        k = (0..u16_at(list + 2))
+            .map(|i| u32_at(list + 4 + step * i))
+            .find(|&c| {
+                let nk = 4096 + c as usize + 4;
+                let name = &b[nk + 76..nk + 76 + u16_at(nk + 72)];
+                name.eq_ignore_ascii_case(comp.as_bytes())
+            })
+            .unwrap_or_else(|| panic!("no key {comp}"));
+    }
+    k
+}
+
+/// Issue 11 item 5: nt-hive asserts (panics) on a cell offset of 0xffffffff
+/// in a list it follows; `reg query` showed "internal error". Each such
+/// offset is now a one-line `hive at offset 0x...` error, exit 2.
+#[test]
+fn reg_query_refuses_none_offsets_without_panic() {
+    let base = std::fs::read(testdata().join("hives/SOFTWARE")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let u32_at = |b: &[u8], o: usize| u32::from_le_bytes(b[o..o + 4].try_into().unwrap());
+    let cv = raw_key(&base, r"Microsoft\Windows NT\CurrentVersion");
+    let cv_nk = 4096 + cv as usize + 4;
+    let vlist = 4096 + u32_at(&base, cv_nk + 40) as usize + 4;
+    // A value of CurrentVersion with its data in a cell.
+    let vk_with_cell = (0..u32_at(&base, cv_nk + 36) as usize)
+        .map(|i| 4096 + u32_at(&base, vlist + 4 * i) as usize + 4)
+        .find(|&vk| u32_at(&base, vk + 4) & 0x8000_0000 == 0 && u32_at(&base, vk + 4) > 0)
+        .unwrap();
+    let root_list = 4096 + u32_at(&base, 4096 + u32_at(&base, 36) as usize + 4 + 28) as usize + 4;
+    let cases = [
+        // (what, field to set to 0xffffffff, key queried)
+        ("lh entry of the root's subkey list", root_list + 4, r"HKLM\SOFTWARE\Microsoft"),
+        ("lh entry of the root's subkey list (root queried)", root_list + 4, r"HKLM\SOFTWARE"),
+        ("value list entry", vlist, r"HKLM\SOFTWARE\Microsoft\Windows NT\CurrentVersion"),
+        ("value data offset", vk_with_cell + 8, r"HKLM\SOFTWARE\Microsoft\Windows NT\CurrentVersion"),
+    ];
+    for (i, (what, field, key)) in cases.into_iter().enumerate() {
+        let mut b = base.clone();
+        b[field..field + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+        let file = dir.path().join(format!("SOFTWARE-{i}"));
+        std::fs::write(&file, &b).unwrap();
+        let o = rdp_on(&file, &["reg", "query", file.to_str().unwrap(), key]);
+        assert_clean_error(&o, what);
+        let err = stderr(&o);
+        assert!(err.contains(&format!("hive at offset {field:#x}: ")), "{what}: {err}");
+        assert!(err.contains("0xffffffff"), "{what}: {err}");
+    }
+    // The untouched hive answers the same queries.
+    let file = dir.path().join("SOFTWARE");
+    std::fs::write(&file, &base).unwrap();
+    let o = rdp_on(&file, &["reg", "query", file.to_str().unwrap(), r"HKLM\SOFTWARE\Microsoft\Windows NT\CurrentVersion"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}

@@ -3,7 +3,7 @@
 //! volume) or out of a plain hive file, with transaction logs replayed.
 
 use super::outln;
-use anyhow::{bail, Context};
+use anyhow::bail;
 use rdprescue::hive::source::{self, ControlSets, HiveKind};
 use rdprescue::hive::tree::{join, Hive, Key, Value};
 use rdprescue::hive::regfile;
@@ -194,24 +194,16 @@ pub fn export(source_path: &Path, key: &str, out: Option<&Path>, utf8: bool) -> 
     let bytes = if utf8 { doc.into_bytes() } else { regfile::utf16_bytes(&doc) };
     match out {
         None => super::emit(&bytes)?,
-        Some(p) => write_atomic(p, &bytes).with_context(|| format!("writing {}", p.display()))?,
+        Some(p) => write_atomic(p, source_path, &bytes)?,
     }
     Ok(0)
 }
 
-/// Write `bytes` to `path` through a temporary file in the same directory and a rename.
-fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(".{}.rdprescue-{}.tmp", path.file_name().map_or("out".into(), |n| n.to_string_lossy()), std::process::id()));
-    let r = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if r.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    r
+/// Write `bytes` to the new file `path` (never replacing anything, never the
+/// input) through [`NewFile`](rdprescue::repair::output::NewFile).
+fn write_atomic(path: &Path, input: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let mut f = rdprescue::repair::output::NewFile::create(path, &[input])?;
+    f.write_all(bytes)?;
+    f.commit()?;
+    Ok(())
 }

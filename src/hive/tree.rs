@@ -160,6 +160,16 @@ impl Hive {
             return Err(Error::Usage(format!("key path deeper than {MAX_DEPTH} levels")));
         }
         let hive = self.nt()?;
+        // nt-hive asserts (panics) on a cell offset of 0xFFFFFFFF in a list it
+        // follows; every key node is checked (check_node) before nt-hive reads
+        // its lists, so such a hive gives a named error instead. `raw` holds
+        // the nk cell(s) of the current key, found by its stored name.
+        let root = le_u32(&self.bytes, ROOT_FIELD);
+        if root == NO_CELL {
+            return Err(Error::corrupt(Layer::Hive, ROOT_FIELD as u64, "root cell offset is 0xffffffff (no cell)"));
+        }
+        let mut raw = vec![root];
+        check_node(&self.bytes, root)?;
         let mut node = hive.root_key_node().map_err(nt_err)?;
         let mut real = Vec::new();
         for c in &comps {
@@ -167,7 +177,12 @@ impl Hive {
                 Some(n) => n.map_err(nt_err)?,
                 None => return Err(Error::NotFound { layer: Layer::Hive, path: format!("{}\\{}", self.name, comps.join("\\")) }),
             };
-            real.push(node.name().map_err(nt_err)?.to_string_lossy());
+            let name = node.name().map_err(nt_err)?.to_string_lossy();
+            raw = child_cells(&self.bytes, &raw, &name);
+            for &k in &raw {
+                check_node(&self.bytes, k)?;
+            }
+            real.push(name);
         }
         let mut values = Vec::new();
         let mut raw_types = None;
@@ -260,6 +275,108 @@ fn nk_name(nk: &[u8]) -> Option<String> {
     let len = le_u16(nk, 72) as usize;
     let raw = nk.get(76..76 + len)?;
     Some(if le_u16(nk, 2) & 0x20 != 0 { raw.iter().map(|&b| b as char).collect() } else { crate::bytes::utf16le_name(raw) })
+}
+
+const ROOT_FIELD: usize = 36;
+/// "No cell" in an offset field.
+const NO_CELL: u32 = u32::MAX;
+/// Data larger than this is in big-data (db) cells, as nt-hive reads it.
+const MAX_CELL_DATA: usize = 16344;
+
+/// The nk cells among the subkeys of the keys `parents` whose stored name is
+/// exactly `name` (one, unless the hive lists a name twice); every subkey when
+/// none matches, so that the check never misses the cell nt-hive went to.
+fn child_cells(bytes: &[u8], parents: &[u32], name: &str) -> Vec<u32> {
+    let mut all = Vec::new();
+    for &p in parents {
+        if let Some(nk) = cell(bytes, p) {
+            subkey_offsets(bytes, le_u32(nk, 28), 0, &mut all);
+        }
+    }
+    all.sort_unstable();
+    all.dedup();
+    let named: Vec<u32> =
+        all.iter().copied().filter(|&o| cell(bytes, o).filter(|k| k.get(0..2) == Some(b"nk")).and_then(nk_name).as_deref() == Some(name)).collect();
+    if named.is_empty() {
+        all
+    } else {
+        named
+    }
+}
+
+/// Refuse, as a `hive` error naming the field's file offset, a cell offset of
+/// 0xFFFFFFFF anywhere nt-hive would follow it from key node `nk`: subkey list
+/// entries (ri and its leaves), value list entries, value data offsets and
+/// big-data segment lists. nt-hive 0.3 asserts on such offsets
+/// (`data_offset != u32::MAX`) instead of returning an error.
+fn check_node(bytes: &[u8], nk: u32) -> Result<()> {
+    let Some(k) = cell(bytes, nk) else { return Ok(()) };
+    // File offset of byte `at` of the data of cell `c`.
+    let pos = |c: u32, at: usize| (BASE + c as usize + 4 + at) as u64;
+    let none = |c: u32, at: usize, what: &str| {
+        Error::corrupt(Layer::Hive, pos(c, at), format!("{what} in cell {c:#x} is 0xffffffff (no cell)"))
+    };
+    // Entries 0..n at 4 + step*i of list cell `l`.
+    let entries = |l: u32, c: &[u8], step: usize, what: &str| -> Result<Vec<u32>> {
+        let n = (le_u16(c, 2) as usize).min(c.len().saturating_sub(4) / step);
+        (0..n).map(|i| match le_u32(c, 4 + step * i) {
+            NO_CELL => Err(none(l, 4 + step * i, &format!("{what} entry {i}"))),
+            o => Ok(o),
+        }).collect()
+    };
+    let list = le_u32(k, 28);
+    if list != NO_CELL {
+        if let Some(l) = cell(bytes, list) {
+            match l.get(0..2) {
+                Some(b"lf") | Some(b"lh") => drop(entries(list, l, 8, "subkey list")?),
+                Some(b"li") => drop(entries(list, l, 4, "subkey list")?),
+                Some(b"ri") => {
+                    for leaf in entries(list, l, 4, "index root")? {
+                        match cell(bytes, leaf).and_then(|c| Some((c, c.get(0..2)?))) {
+                            Some((c, b"lf")) | Some((c, b"lh")) => drop(entries(leaf, c, 8, "subkey list")?),
+                            Some((c, b"li")) => drop(entries(leaf, c, 4, "subkey list")?),
+                            _ => {}
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    let (count, vlist) = (le_u32(k, 36) as usize, le_u32(k, 40));
+    if count == 0 || vlist == NO_CELL {
+        return Ok(());
+    }
+    let Some(l) = cell(bytes, vlist) else { return Ok(()) };
+    for i in 0..count.min(l.len() / 4) {
+        let v = le_u32(l, 4 * i);
+        if v == NO_CELL {
+            return Err(none(vlist, 4 * i, &format!("value list entry {i}")));
+        }
+        let Some(vk) = cell(bytes, v).filter(|c| c.len() >= 20) else { continue };
+        let (dsize, doff) = (le_u32(vk, 4), le_u32(vk, 8));
+        if dsize & 0x8000_0000 != 0 {
+            continue;
+        }
+        if doff == NO_CELL {
+            return Err(none(v, 8, "value data offset"));
+        }
+        if dsize as usize > MAX_CELL_DATA {
+            let Some(db) = cell(bytes, doff).filter(|c| c.len() >= 8) else { continue };
+            let segs = le_u32(db, 4);
+            if segs == NO_CELL {
+                return Err(none(doff, 4, "big-data segment list offset"));
+            }
+            if let Some(sl) = cell(bytes, segs) {
+                for j in 0..(le_u16(db, 2) as usize).min(sl.len() / 4) {
+                    if le_u32(sl, 4 * j) == NO_CELL {
+                        return Err(none(segs, 4 * j, &format!("big-data segment {j}")));
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Offsets of the subkeys of nk `nk` (following ri → li/lf/lh).

@@ -90,20 +90,6 @@ pub enum Fix {
     Manual(&'static str),
 }
 
-/// A check on one registry value.
-#[derive(Debug, Clone, Copy)]
-pub struct ValueRule {
-    /// Key path inside the check's hive; `{CCS}` is the current control set.
-    pub key: &'static str,
-    pub name: &'static str,
-    pub ty: Ty,
-    /// Group Policy counterpart in SOFTWARE (key, value); it wins over the local value.
-    pub policy: Option<(&'static str, &'static str)>,
-    pub absent: Absent,
-    pub healthy: Pred,
-    pub fix: Fix,
-}
-
 /// The evaluator of a row whose logic is code (see `custom.rs`).
 pub(crate) type Eval = fn(&Ctx, &Check, &mut Out);
 

@@ -3,7 +3,7 @@
 //! [`commit`], which:
 //!
 //! 1. creates the output invisibly beside its final place (never over an
-//!    existing file, never over the input),
+//!    existing file, never over the input), with [`NewFile`],
 //! 2. writes it (a full copy, a differencing child, or a hive file),
 //! 3. flushes it to stable storage,
 //! 4. opens it again as a fresh input and checks that every edited hive reads
@@ -18,7 +18,7 @@ use crate::error::{Error, Layer, Result};
 use crate::image::write::{self, fault_point, Progress};
 use crate::machine::{HiveLocation, Machine};
 use crate::rdp::eval::Inspection;
-use std::fs::File;
+use super::output::NewFile;
 use std::path::{Path, PathBuf};
 
 /// Where a plan is written.
@@ -54,7 +54,13 @@ pub struct Committed {
 /// Write `plan` to `dest` (see the module documentation).
 pub fn commit(machine: &Machine, plan: &Plan, dest: Destination, progress: Progress) -> Result<Committed> {
     let target = dest.path();
-    let mut out = Staged::create(target, machine.path())?;
+    let inputs = [machine.path()];
+    // A differencing child is read back through a path beside its target
+    // (its parent locator is relative to its directory): a named temporary.
+    let mut out = match dest {
+        Destination::DiffChild(_) => NewFile::create_named(target, &inputs)?,
+        _ => NewFile::create(target, &inputs)?,
+    };
     let after = match dest {
         Destination::Copy(_) | Destination::DiffChild(_) => {
             let image = machine.image().ok_or_else(|| Error::Usage(format!("{} is not a disk image: its hives are written with a hive-file destination", machine.path().display())))?;
@@ -62,14 +68,14 @@ pub fn commit(machine: &Machine, plan: &Plan, dest: Destination, progress: Progr
                 return Err(Error::Usage("the plan edits hive files, not an image".into()));
             }
             match dest {
-                Destination::DiffChild(_) => write::diff_child(image, &plan.patch, out.file()?, target)?,
-                _ => write::full_copy(image, &plan.patch, out.file()?, progress)?,
+                Destination::DiffChild(_) => write::diff_child(image, &plan.patch, out.file_mut(), target)?,
+                _ => write::full_copy(image, &plan.patch, out.file_mut(), progress)?,
             }
             out.sync()?;
             fault_point("before-verify");
             // Read the output back like any input: the container, the volumes,
             // the hive files (byte-exact and clean), and the checks.
-            let written = Machine::open_image(out.path()).map_err(|e| in_verification(&e))?;
+            let written = Machine::open_image(&out.path()).map_err(|e| in_verification(&e))?;
             verify_loaded(&written, &plan.edits).map_err(|e| in_verification(&e))?;
             Some(crate::rdp::inspect(&written))
         }
@@ -77,26 +83,20 @@ pub fn commit(machine: &Machine, plan: &Plan, dest: Destination, progress: Progr
             let [edit] = &plan.edits[..] else {
                 return Err(Error::Usage(format!("a hive-file output holds one hive; this change edits {}", plan.edits.len())));
             };
-            write_all(&mut out, &edit.new_bytes)?;
+            out.write_all(&edit.new_bytes)?;
             out.sync()?;
             fault_point("before-verify");
-            verify_hive_file(out.path(), edit)?;
+            verify_hive_file(&out.path(), edit)?;
             None
         }
     };
     fault_point("before-rename");
-    out.publish()?;
+    out.commit()?;
     Ok(Committed { path: target.to_path_buf(), after })
 }
 
 fn in_verification(e: &Error) -> Error {
     Error::corrupt(Layer::Repair, 0, format!("verification: reading the output back: {e}"))
-}
-
-fn write_all(out: &mut Staged, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let path = out.path().to_path_buf();
-    out.file()?.write_all(bytes).map_err(|source| Error::Output { layer: Layer::Repair, what: "writing", path, source })
 }
 
 /// A hive file read back from disk: clean, and the edited bytes exactly.
@@ -111,74 +111,4 @@ fn verify_hive_file(path: &Path, edit: &HiveEdit) -> Result<()> {
         return Err(Error::corrupt(Layer::Hive, 0, format!("verification: the written {} is not clean", edit.path)));
     }
     Ok(())
-}
-
-/// An output under construction: a temporary file beside the target,
-/// removed unless published.
-struct Staged {
-    target: PathBuf,
-    tmp: PathBuf,
-    file: Option<File>,
-}
-
-impl Staged {
-    fn create(target: &Path, input: &Path) -> Result<Staged> {
-        let refuse = |msg: String| Error::Refused { layer: Layer::Repair, msg };
-        if target.exists() {
-            return Err(refuse(format!("{} already exists; rdprescue never overwrites (choose a new --out path)", target.display())));
-        }
-        let same = |a: &Path, b: &Path| a.canonicalize().ok().zip(b.canonicalize().ok()).is_some_and(|(a, b)| a == b);
-        if same(target, input) {
-            return Err(refuse("--out is the input: the input is never written".into()));
-        }
-        let name = target.file_name().ok_or_else(|| refuse(format!("{} has no file name", target.display())))?.to_string_lossy().to_string();
-        let tmp = dir_of(target).join(format!(".{name}.rdprescue-{}.tmp", std::process::id()));
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .read(true)
-            .create_new(true)
-            .open(&tmp)
-            .map_err(|source| Error::Output { layer: Layer::Repair, what: "creating", path: tmp.clone(), source })?;
-        Ok(Staged { target: target.to_path_buf(), tmp, file: Some(file) })
-    }
-
-    fn file(&mut self) -> Result<&mut File> {
-        let tmp = self.tmp.clone();
-        self.file.as_mut().ok_or_else(|| Error::Output { layer: Layer::Repair, what: "writing", path: tmp, source: std::io::ErrorKind::NotConnected.into() })
-    }
-
-    /// A path that opens the staged bytes read-only.
-    fn path(&self) -> &Path {
-        &self.tmp
-    }
-
-    fn sync(&mut self) -> Result<()> {
-        let tmp = self.tmp.clone();
-        self.file()?.sync_all().map_err(|source| Error::Output { layer: Layer::Repair, what: "flushing", path: tmp, source })
-    }
-
-    fn publish(mut self) -> Result<()> {
-        self.file = None;
-        std::fs::rename(&self.tmp, &self.target).map_err(|source| Error::Output { layer: Layer::Repair, what: "moving the output into place at", path: self.target.clone(), source })?;
-        self.tmp = PathBuf::new();
-        if let Ok(d) = File::open(dir_of(&self.target)) {
-            let _ = d.sync_all();
-        }
-        Ok(())
-    }
-}
-
-impl Drop for Staged {
-    fn drop(&mut self) {
-        if !self.tmp.as_os_str().is_empty() {
-            let _ = std::fs::remove_file(&self.tmp);
-        }
-    }
-}
-
-fn dir_of(p: &Path) -> PathBuf {
-    match p.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    }
 }

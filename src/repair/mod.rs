@@ -14,12 +14,17 @@ pub use commit::{commit, Committed, Destination};
 
 use crate::error::{Error, Layer, Result};
 use crate::fs::{FileSystem, FsKind};
-use crate::hive::edit::{Edit, EditOp, HiveEditor};
-use crate::hive::tree::Hive;
+use crate::hive::edit::{collapse, Edit, EditOp, HiveEditor};
+use crate::hive::tree::{Hive, Key, Value};
+use std::collections::HashMap;
 use crate::hive::HiveKind;
 use crate::image::write::Patch;
 use crate::machine::{HiveLocation, Machine, MAX_HIVE_FILE};
 use serde_json::Value as J;
+
+pub mod device;
+pub mod output;
+pub mod undo;
 
 /// One value or key change, with the data before and after, for `--dry-run`
 /// and for the report.
@@ -56,15 +61,6 @@ pub struct Plan {
 
 fn kind_of(hive: &str) -> Option<HiveKind> {
     HiveKind::from_name(hive)
-}
-
-/// The current data of the value or key an action touches, as JSON.
-fn old_data(hive: &Hive, a: &Edit) -> J {
-    let find = |key: &str, name: &str| hive.key(key).ok().and_then(|k| k.values.into_iter().find(|v| v.name.eq_ignore_ascii_case(name))).map_or(J::Null, |v| v.json_data());
-    match &a.op {
-        EditOp::SetValue { name, .. } | EditOp::DeleteValue { name } => find(&a.key, name),
-        EditOp::DeleteKey | EditOp::CreateKey => hive.key(&a.key).map_or(J::Null, |k| J::from(format!("{} values, {} subkeys", k.values.len(), k.subkeys.len()))),
-    }
 }
 
 /// Refuse volumes Windows would not leave alone (formats.md E.4).
@@ -135,41 +131,35 @@ pub fn plan(machine: &Machine, actions: &[Edit]) -> Result<Plan> {
             // Marking it clean would make Windows drop the changes only the logs hold.
             return Err(Error::unsupported(Layer::Hive, 0, format!("{path} is dirty and its logs cannot be replayed ({}): refusing to edit it", hive.report.notes.join("; "))));
         }
-        let mine: Vec<&Edit> = actions.iter().filter(|a| a.hive == kind).collect();
-        let mut ed = HiveEditor::new(hive.bytes.clone(), hive.report.max_sequence_seen)?;
+        // .reg semantics: the last write to a value wins, a deleted key drops
+        // what was written below it before; then only what changes something.
+        let mine: Vec<Edit> = collapse(&actions.iter().filter(|a| a.hive == kind).cloned().collect::<Vec<_>>());
+        let mut before = Lookup::new(hive);
         let mut changes = Vec::new();
+        // Keys this plan deletes: below them, the hive as loaded says nothing
+        // about what will exist when a later edit runs.
+        let mut deleted: Vec<String> = Vec::new();
         for a in mine {
-            let old = old_data(hive, a);
-            // Setting a value to the data it already has changes nothing: leave it out.
-            let key = &a.key;
-            if a.op == EditOp::CreateKey && hive.key(key).is_ok() {
-                continue;
-            }
-            if let EditOp::SetValue { name, data } = &a.op {
-                let same_type = hive.key(key).ok().and_then(|k| k.values.into_iter().find(|v| v.name.eq_ignore_ascii_case(name))).is_some_and(|v| v.type_name() == data.type_name());
-                if same_type && old == data.json() {
-                    continue;
-                }
-            }
-            changes.push(Change { action: a.clone(), old });
+            let old = before.old_data(&a);
+            let fresh = deleted.iter().any(|d| is_at_or_below(&a.key, d));
             match &a.op {
+                EditOp::CreateKey if !fresh && before.key_exists(&a.key) => continue,
                 EditOp::SetValue { name, data } => {
-                    ed.set_value(key, name, data.kind(), &data.to_bytes())?;
+                    // Setting a value to the type and data it already has changes nothing.
+                    if !fresh && before.value(&a.key, name).is_some_and(|v| v.kind == data.kind() && v.raw == data.to_bytes()) {
+                        continue;
+                    }
                 }
-                EditOp::DeleteValue { name } => {
-                    ed.delete_value(key, name)?;
-                }
-                EditOp::DeleteKey => {
-                    ed.delete_key(key)?;
-                }
-                EditOp::CreateKey => {
-                    ed.add_key(key)?;
-                }
+                EditOp::DeleteKey => deleted.push(a.key.clone()),
+                _ => {}
             }
+            changes.push(Change { action: a, old });
         }
         if changes.is_empty() {
             continue;
         }
+        let mut ed = HiveEditor::new(hive.bytes.clone(), hive.report.max_sequence_seen)?;
+        ed.apply_all(&changes.iter().map(|c| c.action.clone()).collect::<Vec<_>>())?;
         let new = ed.finish()?;
         check_edit(&path, kind, &new, &changes)?;
         let new_sequence = crate::bytes::le_u32(&new, 4);
@@ -202,33 +192,85 @@ pub fn plan(machine: &Machine, actions: &[Edit]) -> Result<Plan> {
 fn check_edit(path: &str, kind: HiveKind, new: &[u8], changes: &[Change]) -> Result<()> {
     let loaded = crate::hive::load(new.to_vec(), None, None)?;
     let h = Hive::new(kind.name(), loaded);
+    let mut after = Lookup::new(&h);
     let fail = |what: String| Error::corrupt(Layer::Hive, 0, format!("{path}: after editing, {what}; the hive is damaged in a way the editor cannot handle, nothing was written"));
-    let value = |key: &str, name: &str| h.key(key).ok().and_then(|k| k.values.into_iter().find(|v| v.name.eq_ignore_ascii_case(name)));
-    for c in changes {
+    for (i, c) in changes.iter().enumerate() {
         let key = &c.action.key;
         match &c.action.op {
-            EditOp::SetValue { name, data } => match value(key, name) {
+            EditOp::SetValue { name, data } => match after.value(key, name) {
                 Some(v) if v.kind == data.kind() && v.raw == data.to_bytes() => {}
                 _ => return Err(fail(format!("{key}\\{name} does not read back as written"))),
             },
             EditOp::DeleteValue { name } => {
-                if value(key, name).is_some() {
+                if after.value(key, name).is_some() {
                     return Err(fail(format!("{key}\\{name} is still there")));
                 }
             }
             EditOp::DeleteKey => {
-                if h.key(key).is_ok() {
+                // A later change may create the key again (collapse keeps
+                // "delete, then create" in order); those are checked themselves.
+                let again = changes[i + 1..].iter().any(|l| is_at_or_below(&l.action.key, key));
+                if !again && after.key_exists(key) {
                     return Err(fail(format!("key {key} is still there")));
                 }
             }
             EditOp::CreateKey => {
-                if h.key(key).is_err() {
+                if !after.key_exists(key) {
                     return Err(fail(format!("key {key} was not created")));
                 }
             }
         }
     }
     Ok(())
+}
+
+/// Whether key path `k` is `top` or below it (case-insensitive).
+fn is_at_or_below(k: &str, top: &str) -> bool {
+    let (k, top) = (k.trim_matches('\\').to_uppercase(), top.trim_matches('\\').to_uppercase());
+    k == top || k.starts_with(&format!("{top}\\"))
+}
+
+/// Keys of one hive read once each, values indexed by name: planning and
+/// checking n edits of one key costs O(n), not O(n²).
+struct Lookup<'h> {
+    hive: &'h Hive,
+    keys: HashMap<String, Option<(Key, HashMap<String, usize>)>>,
+}
+
+impl<'h> Lookup<'h> {
+    fn new(hive: &'h Hive) -> Self {
+        Lookup { hive, keys: HashMap::new() }
+    }
+
+    fn key(&mut self, path: &str) -> Option<&(Key, HashMap<String, usize>)> {
+        let hive = self.hive;
+        self.keys
+            .entry(path.trim_matches('\\').to_uppercase())
+            .or_insert_with(|| {
+                hive.key(path).ok().map(|k| {
+                    let names = k.values.iter().enumerate().map(|(i, v)| (v.name.to_uppercase(), i)).collect();
+                    (k, names)
+                })
+            })
+            .as_ref()
+    }
+
+    fn key_exists(&mut self, path: &str) -> bool {
+        self.key(path).is_some()
+    }
+
+    fn value(&mut self, path: &str, name: &str) -> Option<&Value> {
+        let (k, names) = self.key(path)?;
+        names.get(&name.to_uppercase()).map(|&i| &k.values[i])
+    }
+
+    /// The current data of the value or key an edit touches, as JSON.
+    fn old_data(&mut self, a: &Edit) -> J {
+        match &a.op {
+            EditOp::SetValue { name, .. } | EditOp::DeleteValue { name } => self.value(&a.key, name).map_or(J::Null, |v| v.json_data()),
+            EditOp::DeleteKey | EditOp::CreateKey => self.key(&a.key).map_or(J::Null, |(k, _)| J::from(format!("{} values, {} subkeys", k.values.len(), k.subkeys.len()))),
+        }
+    }
 }
 
 /// Check hives loaded back from a written image: each edited hive is clean

@@ -10,7 +10,12 @@
 //! either loses that state or lets Windows replay the logs over the edit
 //! (formats.md rule 1). It then walks every hbin and every cell once and keeps
 //! three indexes: the set of all cell starts, the free cells, and the end of the
-//! hive-bins data. Every offset read from the hive is checked against the set of
+//! hive-bins data. It checks the base block with the loader's own function
+//! ([`crate::hive::recover::check_primary_base`]) and walks the whole key tree
+//! once: every referenced cell must be an allocated cell start with exactly one
+//! referrer (security cells excepted, they are shared by reference count), so
+//! that freeing a cell never frees something still in use and no live record
+//! hides inside a free cell. Every offset read from the hive is checked against the set of
 //! cell starts before it is followed, and every field read or written is checked
 //! against its cell's length, so a damaged hive gives a `Corrupt` error naming
 //! the file offset, never a panic or a write into the middle of another record.
@@ -54,24 +59,42 @@
 //!   table differs from Unicode may sort differently.
 //! * Volatile subkey fields are meaningless on disk and left alone.
 
+mod batch;
+mod collapse;
 mod ops;
+pub use batch::Applied;
+pub use collapse::collapse;
 pub use ops::{display_name, show_json, type_name, Edit, EditOp, RegData};
 
 use std::collections::{BTreeMap, HashSet};
 use std::ops::Range;
 
-use super::recover::{base_block_checksum, MAX_HBINS_SIZE};
+use super::recover::{base_block_checksum, check_primary_base, MAX_HBINS_SIZE};
 use crate::bytes::{le_u16, le_u32};
 use crate::error::{Error, Layer, Result};
 
-/// File offset of the hive-bins data (everything before is the base block).
-const BASE: usize = 4096;
-/// "No cell" in an offset field.
-const NONE: u32 = u32::MAX;
-const HBIN_HEADER: u32 = 32;
-const HBIN_ALIGN: u32 = 4096;
-/// Largest data one cell holds; beyond this Windows requires a `db` record.
-const MAX_CELL_DATA: usize = 16344;
+// The regf layout (regf.rs), under the names the editor uses.
+use super::regf::base::{
+    CHECKSUM as OFF_CHECKSUM, FILE_TYPE as OFF_FILE_TYPE, FILE_TYPE_PRIMARY, HBINS_SIZE as OFF_HBINS, LEN as BASE,
+    MINOR as OFF_MINOR, ROOT as OFF_ROOT, SEQ1 as OFF_SEQ1, SEQ2 as OFF_SEQ2, TIMESTAMP as OFF_TIMESTAMP,
+};
+use super::regf::cell::{MAX_DATA as MAX_CELL_DATA, NONE};
+use super::regf::hbin::{ALIGN as HBIN_ALIGN, HEADER_LEN as HBIN_HEADER};
+use super::regf::nk::{
+    CLASS_NAME as NK_CLASS, CLASS_NAME_LEN as NK_CLASS_LEN, FLAGS as NK_FLAGS, FLAG_COMP_NAME as KEY_COMP_NAME,
+    FLAG_HIVE_ENTRY as KEY_HIVE_ENTRY, FLAG_NO_DELETE as KEY_NO_DELETE, FLAG_SYM_LINK as KEY_SYM_LINK,
+    MAX_SUBKEY_NAME as NK_MAX_NAME, MAX_VALUE_DATA as NK_MAX_VDATA, MAX_VALUE_NAME as NK_MAX_VNAME, NAME as NK_NAME,
+    NAME_LEN as NK_NAME_LEN, PARENT as NK_PARENT, SECURITY as NK_SK, SUBKEYS_LIST as NK_LIST, SUBKEY_COUNT as NK_NSUB,
+    TIMESTAMP as NK_TIME, VALUES_LIST as NK_VLIST, VALUE_COUNT as NK_NVAL, VOLATILE_SUBKEYS_LIST as NK_VOLATILE_LIST,
+};
+use super::regf::sk::{BLINK as SK_BLINK, DESCRIPTOR as SK_MIN_LEN, FLINK as SK_FLINK, REFERENCES as SK_REFS};
+use super::regf::vk::{
+    DATA_INLINE, DATA_OFFSET as VK_DOFF, DATA_SIZE as VK_DSIZE, FLAGS as VK_FLAGS, FLAG_COMP_NAME as VALUE_COMP_NAME,
+    NAME as VK_NAME, NAME_LEN as VK_NAME_LEN, TYPE as VK_TYPE,
+};
+use super::regf::{db, hbin, list};
+use super::regf::{nk::SIGNATURE as NK_SIG, sk::SIGNATURE as SK_SIG, vk::SIGNATURE as VK_SIG};
+
 /// Windows limits: key names 255 characters, value names 16383, 512 levels.
 const MAX_KEY_NAME: usize = 255;
 const MAX_VALUE_NAME: usize = 16383;
@@ -80,51 +103,6 @@ const MAX_DEPTH: usize = 512;
 const MAX_LEAF: usize = u16::MAX as usize;
 /// Largest cell this editor allocates (a full lh leaf is ~512 KiB).
 const MAX_ALLOC: usize = 1 << 20;
-
-// Base block fields.
-const OFF_SEQ1: usize = 4;
-const OFF_SEQ2: usize = 8;
-const OFF_TIMESTAMP: usize = 12;
-const OFF_MAJOR: usize = 20;
-const OFF_MINOR: usize = 24;
-const OFF_FILE_TYPE: usize = 28;
-const OFF_ROOT: usize = 36;
-const OFF_HBINS: usize = 40;
-const OFF_CHECKSUM: usize = 508;
-
-// nk fields, relative to the cell data.
-const NK_FLAGS: usize = 2;
-const NK_TIME: usize = 4;
-const NK_NSUB: usize = 20;
-const NK_LIST: usize = 28;
-const NK_NVAL: usize = 36;
-const NK_VLIST: usize = 40;
-const NK_SK: usize = 44;
-const NK_CLASS: usize = 48;
-const NK_MAX_NAME: usize = 52;
-const NK_MAX_VNAME: usize = 60;
-const NK_MAX_VDATA: usize = 64;
-const NK_NAME_LEN: usize = 72;
-const NK_NAME: usize = 76;
-const KEY_HIVE_ENTRY: u16 = 0x04;
-const KEY_NO_DELETE: u16 = 0x08;
-const KEY_SYM_LINK: u16 = 0x10;
-const KEY_COMP_NAME: u16 = 0x20;
-
-// vk fields.
-const VK_DSIZE: usize = 4;
-const VK_DOFF: usize = 8;
-const VK_TYPE: usize = 12;
-const VK_FLAGS: usize = 16;
-const VK_NAME: usize = 20;
-const VALUE_COMP_NAME: u16 = 0x01;
-/// Data-size bit meaning "the data (≤ 4 bytes) is in the data-offset field".
-const DATA_INLINE: u32 = 0x8000_0000;
-
-// sk fields.
-const SK_FLINK: usize = 4;
-const SK_BLINK: usize = 8;
-const SK_REFS: usize = 12;
 
 /// An in-memory regf hive being edited. See the module documentation.
 #[derive(Clone)]
@@ -166,6 +144,8 @@ struct Nk {
     vlist: u32,
     sk: u32,
     class: u32,
+    /// Class name length in bytes (0: no class name, whatever `class` says).
+    class_len: u16,
     name: Vec<u16>,
 }
 
@@ -380,16 +360,11 @@ impl HiveEditor {
         if seq1 != seq2 {
             return Err(corrupt_at(OFF_SEQ1, format!("dirty hive (sequence numbers {seq1} / {seq2}): load it with its logs before editing")));
         }
-        if le_u32(&b, OFF_MAJOR) != 1 {
-            return Err(Error::unsupported(Layer::Hive, OFF_MAJOR as u64, format!("major version {}", le_u32(&b, OFF_MAJOR))));
-        }
+        // The same base-block checks as `load` (version, file format, file
+        // type, hive-bins size, root offset): one function, so the editor is
+        // never laxer than the loader.
+        check_primary_base(&b)?;
         let minor = le_u32(&b, OFF_MINOR);
-        if !(3..=6).contains(&minor) {
-            return Err(Error::unsupported(Layer::Hive, OFF_MINOR as u64, format!("minor version {minor} (3 to 6 supported)")));
-        }
-        if le_u32(&b, OFF_FILE_TYPE) != 0 {
-            return Err(Error::unsupported(Layer::Hive, OFF_FILE_TYPE as u64, "not a primary hive file (file type is not 0)"));
-        }
         let hbins = le_u32(&b, OFF_HBINS);
         if hbins == 0 || hbins % HBIN_ALIGN != 0 || hbins > MAX_HBINS_SIZE || BASE + hbins as usize > b.len() {
             return Err(corrupt_at(OFF_HBINS, format!("hive bins data size {hbins:#x} is not a multiple of 4096 inside the {}-byte file", b.len())));
@@ -403,16 +378,16 @@ impl HiveEditor {
         let mut h = 0u32;
         while h < hbins {
             let pos = BASE + h as usize;
-            if b.get(pos..pos + 4) != Some(b"hbin") {
+            if b.get(pos..pos + 4) != Some(hbin::SIGNATURE) {
                 return Err(corrupt_at(pos, "no hbin signature where the previous hbin ends"));
             }
-            if le_u32(&b, pos + 4) != h {
-                return Err(corrupt_at(pos + 4, format!("hbin offset field {:#x} is not its position {h:#x}", le_u32(&b, pos + 4))));
+            if le_u32(&b, pos + hbin::OFFSET) != h {
+                return Err(corrupt_at(pos + hbin::OFFSET, format!("hbin offset field {:#x} is not its position {h:#x}", le_u32(&b, pos + hbin::OFFSET))));
             }
-            let size = le_u32(&b, pos + 8);
+            let size = le_u32(&b, pos + hbin::SIZE);
             let end = match h.checked_add(size) {
                 Some(e) if size != 0 && size % HBIN_ALIGN == 0 && e <= hbins => e,
-                _ => return Err(corrupt_at(pos + 8, format!("hbin size {size:#x} is not a multiple of 4096 inside the hive bins"))),
+                _ => return Err(corrupt_at(pos + hbin::SIZE, format!("hbin size {size:#x} is not a multiple of 4096 inside the hive bins"))),
             };
             let mut c = h + HBIN_HEADER;
             while c < end {
@@ -441,8 +416,122 @@ impl HiveEditor {
             journal: None,
         };
         let root = le_u32(&ed.b, OFF_ROOT);
-        ed.nk(root)?;
-        Ok(HiveEditor { root, ..ed })
+        let ed = HiveEditor { root, ..ed };
+        ed.check_ownership()?;
+        Ok(ed)
+    }
+
+    /// Walk the whole key tree once and require every cell it references (key
+    /// nodes, subkey lists, value lists, values, data, big-data records and
+    /// segments, class names) to be an allocated cell start with exactly one
+    /// referrer; security cells, shared by reference count, must be allocated
+    /// `sk` cells. This is what lets the editor free and reuse cells: a cell
+    /// with two owners (a value list shared by two keys) would be freed while
+    /// still in use, and a record inside a "free" cell (a damaged size field
+    /// swallowing its neighbours) would be allocated over.
+    fn check_ownership(&self) -> Result<()> {
+        let mut owned = CellSet::with_capacity(self.hbins_end);
+        let claim = |owned: &mut CellSet, off: u32, what: &str, from: u32| -> Result<()> {
+            if !self.cells.contains(&off) {
+                return Err(bad_cell(off, format!("{what} at {off:#x} (referenced by cell {from:#x}) is not the start of a cell")));
+            }
+            if !self.is_allocated(off) {
+                return Err(bad_cell(off, format!("{what} at {off:#x} (referenced by cell {from:#x}) is a free cell")));
+            }
+            if !owned.insert(off) {
+                return Err(bad_cell(off, format!("{what} at {off:#x} is referenced twice (again by cell {from:#x})")));
+            }
+            Ok(())
+        };
+        claim(&mut owned, self.root, "root key node", self.root)?;
+        // Raw field reads, no per-key allocation: this runs on every open of
+        // hives with hundreds of thousands of cells. The checks are those of
+        // nk(), value_list(), storage() and subkeys(), which edits rely on.
+        let mut stack = vec![self.root];
+        while let Some(k) = stack.pop() {
+            let c = self.cell(k)?;
+            if c.len() < NK_NAME || c.get(0..2) != Some(NK_SIG) {
+                return Err(bad_cell(k, format!("cell {k:#x} is not a key node (nk)")));
+            }
+            let (nsub, list, nval, vlist) = (le_u32(c, NK_NSUB), le_u32(c, NK_LIST), le_u32(c, NK_NVAL), le_u32(c, NK_VLIST));
+            let (class, class_len) = (le_u32(c, NK_CLASS), le_u16(c, NK_CLASS_LEN));
+            if NK_NAME + le_u16(c, NK_NAME_LEN) as usize > c.len() {
+                return Err(bad_cell(k, "key name runs past its cell"));
+            }
+            self.sk_cell(le_u32(c, NK_SK))?;
+            if class != NONE && class_len > 0 {
+                claim(&mut owned, class, "class name", k)?;
+            }
+            if nval > 0 {
+                claim(&mut owned, vlist, "value list", k)?;
+                let l = self.cell(vlist)?;
+                if (nval as usize).checked_mul(4).is_none_or(|need| need > l.len()) {
+                    return Err(bad_cell(vlist, format!("value list of key {k:#x} is shorter than its {nval} values")));
+                }
+                for i in 0..nval as usize {
+                    let v = le_u32(l, 4 * i);
+                    claim(&mut owned, v, "key value", vlist)?;
+                    let c = self.cell(v)?;
+                    if c.len() < VK_NAME || c.get(0..2) != Some(VK_SIG) {
+                        return Err(bad_cell(v, format!("cell {v:#x} is not a key value (vk)")));
+                    }
+                    let vk = Vk { off: v, name: Vec::new(), dsize: le_u32(c, VK_DSIZE), doff: le_u32(c, VK_DOFF), ty: le_u32(c, VK_TYPE) };
+                    match self.storage(&vk)? {
+                        Storage::Inline | Storage::Empty => {}
+                        Storage::Cell(d) => claim(&mut owned, d, "value data", v)?,
+                        Storage::Big { db, list, segs } => {
+                            claim(&mut owned, db, "big-data record", v)?;
+                            claim(&mut owned, list, "big-data segment list", db)?;
+                            for s in segs {
+                                claim(&mut owned, s, "big-data segment", list)?;
+                            }
+                        }
+                    }
+                }
+            }
+            if nsub == 0 {
+                continue;
+            }
+            // An index root over leaves, or one leaf.
+            let top = self.cell(list)?;
+            claim(&mut owned, list, if top.get(0..2) == Some(list::RI) { "subkey index root" } else { "subkey list" }, k)?;
+            let leaves: Vec<u32> = if top.get(0..2) == Some(list::RI) {
+                let n = le_u16(top, list::COUNT) as usize;
+                if list::ENTRIES + 4 * n > top.len() {
+                    return Err(bad_cell(list, format!("index root with {n} entries is longer than its cell")));
+                }
+                let leaves: Vec<u32> = (0..n).map(|i| le_u32(top, list::ENTRIES + 4 * i)).collect();
+                for &l in &leaves {
+                    claim(&mut owned, l, "subkey list", list)?;
+                }
+                leaves
+            } else {
+                vec![list]
+            };
+            let mut total = 0usize;
+            for l in leaves {
+                let c = self.cell(l)?;
+                let step = match c.get(0..2) {
+                    Some(s) if s == list::LI => 4,
+                    Some(s) if s == list::LF || s == list::LH => 8,
+                    _ => return Err(bad_cell(l, format!("cell {l:#x} is not a subkey leaf (li/lf/lh)"))),
+                };
+                let n = le_u16(c, list::COUNT) as usize;
+                if list::ENTRIES + step * n > c.len() {
+                    return Err(bad_cell(l, format!("subkey leaf with {n} entries is longer than its cell")));
+                }
+                total += n;
+                for i in 0..n {
+                    let child = le_u32(c, list::ENTRIES + step * i);
+                    claim(&mut owned, child, "key node", l)?;
+                    stack.push(child);
+                }
+            }
+            if total != nsub as usize {
+                return Err(bad_cell(k, format!("key at {k:#x} says {nsub} subkeys but its list holds {total}")));
+            }
+        }
+        Ok(())
     }
 
     /// Bytes currently (for tests).
@@ -530,23 +619,26 @@ impl HiveEditor {
         let Some((last, parent_path)) = comps.split_last() else {
             return Err(Error::Usage("refusing to delete the root key of a hive".into()));
         };
+        self.transact(|ed| ed.delete_key_in(parent_path, last))
+    }
+
+    /// Delete subkey `last` of the key at `parent_path` with its subtree (no transaction).
+    fn delete_key_in(&mut self, parent_path: &[Vec<u16>], last: &[u16]) -> Result<bool> {
         let up = upcase(last);
-        self.transact(|ed| {
-            let Some(parent) = ed.resolve(parent_path)? else { return Ok(false) };
-            let pnk = ed.nk(parent)?;
-            let Some((leaf, item, child)) = ed.find_child(&pnk, &up)? else { return Ok(false) };
-            // Read and check the whole subtree before changing anything.
-            let (cells, sk_uses) = ed.collect_subtree(child)?;
-            ed.remove_subkey(parent, leaf, item)?;
-            for c in cells {
-                ed.free_cell(c)?;
-            }
-            for (sk, n) in sk_uses {
-                ed.release_sk(sk, n)?;
-            }
-            ed.touch(parent)?;
-            Ok(true)
-        })
+        let Some(parent) = self.resolve(parent_path)? else { return Ok(false) };
+        let pnk = self.nk(parent)?;
+        let Some((leaf, item, child)) = self.find_child(&pnk, &up)? else { return Ok(false) };
+        // Read and check the whole subtree before changing anything.
+        let (cells, sk_uses) = self.collect_subtree(child)?;
+        self.remove_subkey(parent, leaf, item)?;
+        for c in cells {
+            self.free_cell(c)?;
+        }
+        for (sk, n) in sk_uses {
+            self.release_sk(sk, n)?;
+        }
+        self.touch(parent)?;
+        Ok(true)
     }
 
     /// Mark clean (seq1 = seq2 = max(every seq seen, incl. the ones passed to new and the
@@ -566,8 +658,8 @@ impl HiveEditor {
         // A fresh timestamp stops an old-format (DIRT) log from matching; the
         // first hbin keeps a copy that is used when the base block is damaged.
         self.put(OFF_TIMESTAMP, &now.to_le_bytes());
-        self.put(BASE + 20, &now.to_le_bytes());
-        self.put(OFF_FILE_TYPE, &0u32.to_le_bytes());
+        self.put(BASE + hbin::TIMESTAMP, &now.to_le_bytes());
+        self.put(OFF_FILE_TYPE, &FILE_TYPE_PRIMARY.to_le_bytes());
         self.put(OFF_HBINS, &hbins.to_le_bytes());
         let sum = base_block_checksum(&self.b);
         self.put(OFF_CHECKSUM, &sum.to_le_bytes());
@@ -613,37 +705,7 @@ impl HiveEditor {
         let nk = self.nk(key)?;
         let list = self.value_list(&nk)?;
         let old = match self.find_value(&list, &upcase(vname))? {
-            Some((_, vk)) => {
-                let old = (vk.ty, self.read_data(&vk)?);
-                let storage = self.storage(&vk)?;
-                let (dsize, doff) = if data.len() <= 4 {
-                    for c in storage.cells() {
-                        self.free_cell(c)?;
-                    }
-                    inline(data)
-                } else {
-                    match storage {
-                        // Fits the existing cell: overwrite in place, zero the rest.
-                        Storage::Cell(c) if self.cell(c)?.len() >= data.len() => {
-                            let mut buf = data.to_vec();
-                            buf.resize(self.cell(c)?.len(), 0);
-                            self.wbytes(c, 0, &buf)?;
-                            (data.len() as u32, c)
-                        }
-                        other => {
-                            let c = self.alloc_data(data)?;
-                            for old in other.cells() {
-                                self.free_cell(old)?;
-                            }
-                            (data.len() as u32, c)
-                        }
-                    }
-                };
-                self.w32(vk.off, VK_DSIZE, dsize)?;
-                self.w32(vk.off, VK_DOFF, doff)?;
-                self.w32(vk.off, VK_TYPE, ty)?;
-                Some(old)
-            }
+            Some((_, vk)) => Some(self.overwrite_value(&vk, ty, data)?),
             None => {
                 let vk = self.new_vk(vname, ty, data)?;
                 self.append_value(key, &list, vk)?;
@@ -657,13 +719,47 @@ impl HiveEditor {
         Ok(old)
     }
 
+    /// Give existing value `vk` new type and data (the data cell is reused
+    /// when it is big enough); returns the old (type, data).
+    fn overwrite_value(&mut self, vk: &Vk, ty: u32, data: &[u8]) -> Result<(u32, Vec<u8>)> {
+        let old = (vk.ty, self.read_data(vk)?);
+        let storage = self.storage(vk)?;
+        let (dsize, doff) = if data.len() <= 4 {
+            for c in storage.cells() {
+                self.free_cell(c)?;
+            }
+            inline(data)
+        } else {
+            match storage {
+                // Fits the existing cell: overwrite in place, zero the rest.
+                Storage::Cell(c) if self.cell(c)?.len() >= data.len() => {
+                    let mut buf = data.to_vec();
+                    buf.resize(self.cell(c)?.len(), 0);
+                    self.wbytes(c, 0, &buf)?;
+                    (data.len() as u32, c)
+                }
+                other => {
+                    let c = self.alloc_data(data)?;
+                    for old in other.cells() {
+                        self.free_cell(old)?;
+                    }
+                    (data.len() as u32, c)
+                }
+            }
+        };
+        self.w32(vk.off, VK_DSIZE, dsize)?;
+        self.w32(vk.off, VK_DOFF, doff)?;
+        self.w32(vk.off, VK_TYPE, ty)?;
+        Ok(old)
+    }
+
     /// Allocate and fill a vk (and its data cell), not yet linked to a key.
     fn new_vk(&mut self, vname: &[u16], ty: u32, data: &[u8]) -> Result<u32> {
         let (dsize, doff) = if data.len() <= 4 { inline(data) } else { (data.len() as u32, self.alloc_data(data)?) };
         let (raw, compressed) = encode_name(vname);
         let flags = if compressed && !vname.is_empty() { VALUE_COMP_NAME } else { 0 };
         let mut vk = Vec::with_capacity(VK_NAME + raw.len());
-        vk.extend_from_slice(b"vk");
+        vk.extend_from_slice(VK_SIG);
         vk.extend_from_slice(&(raw.len() as u16).to_le_bytes());
         vk.extend_from_slice(&dsize.to_le_bytes());
         vk.extend_from_slice(&doff.to_le_bytes());
@@ -735,12 +831,12 @@ impl HiveEditor {
         let refs = refs.checked_add(1).ok_or_else(|| bad_cell(pnk.sk, "security cell reference count overflows"))?;
         let (raw, compressed) = encode_name(name);
         let mut nk = vec![0u8; NK_NAME];
-        nk[0..2].copy_from_slice(b"nk");
+        nk[0..2].copy_from_slice(NK_SIG);
         let flags = if compressed { KEY_COMP_NAME } else { 0 };
         nk[NK_FLAGS..NK_FLAGS + 2].copy_from_slice(&flags.to_le_bytes());
         nk[NK_TIME..NK_TIME + 8].copy_from_slice(&self.now.to_le_bytes());
-        nk[16..20].copy_from_slice(&parent.to_le_bytes());
-        for f in [NK_LIST, 32, NK_VLIST, NK_CLASS] {
+        nk[NK_PARENT..NK_PARENT + 4].copy_from_slice(&parent.to_le_bytes());
+        for f in [NK_LIST, NK_VOLATILE_LIST, NK_VLIST, NK_CLASS] {
             nk[f..f + 4].copy_from_slice(&NONE.to_le_bytes());
         }
         nk[NK_SK..NK_SK + 4].copy_from_slice(&pnk.sk.to_le_bytes());
@@ -806,7 +902,7 @@ impl HiveEditor {
         let new = self.write_leaf(leaf.kind, &items, Some(leaf.off))?;
         if new != leaf.off {
             match subs.ri {
-                Some(ri) => self.w32(ri, 4 + 4 * target, new)?,
+                Some(ri) => self.w32(ri, list::ENTRIES + 4 * target, new)?,
                 None => self.w32(parent, NK_LIST, new)?,
             }
         }
@@ -837,7 +933,7 @@ impl HiveEditor {
                         self.free_cell(ri)?;
                         self.w32(parent, NK_LIST, NONE)?;
                     } else {
-                        let mut raw = b"ri".to_vec();
+                        let mut raw = list::RI.to_vec();
                         raw.extend_from_slice(&(leaves.len() as u16).to_le_bytes());
                         raw.extend(leaves.iter().flat_map(|o| o.to_le_bytes()));
                         self.wbytes(ri, 0, &raw)?;
@@ -852,11 +948,11 @@ impl HiveEditor {
     /// new cell (freeing `old`). Returns the leaf's cell.
     fn write_leaf(&mut self, kind: LeafKind, items: &[(u32, u32)], old: Option<u32>) -> Result<u32> {
         let (sig, step) = match kind {
-            LeafKind::Li => (b"li", 4),
-            LeafKind::Lf => (b"lf", 8),
-            LeafKind::Lh => (b"lh", 8),
+            LeafKind::Li => (list::LI, 4),
+            LeafKind::Lf => (list::LF, 8),
+            LeafKind::Lh => (list::LH, 8),
         };
-        let mut raw = Vec::with_capacity(4 + step * items.len());
+        let mut raw = Vec::with_capacity(list::ENTRIES + step * items.len());
         raw.extend_from_slice(sig);
         raw.extend_from_slice(&(items.len() as u16).to_le_bytes());
         for &(o, extra) in items {
@@ -901,7 +997,7 @@ impl HiveEditor {
             if !list.is_empty() {
                 cells.push(nk.vlist);
             }
-            if nk.class != NONE && self.is_allocated(nk.class) {
+            if nk.class != NONE && nk.class_len > 0 {
                 cells.push(nk.class);
             }
             let subs = self.subkeys(&nk)?;
@@ -950,7 +1046,7 @@ impl HiveEditor {
         let mut n = 0u32;
         for c in self.cells.iter() {
             if let Ok(d) = self.cell(c) {
-                if d.len() >= NK_NAME && d.get(0..2) == Some(b"nk") && le_u32(d, NK_SK) == sk {
+                if d.len() >= NK_NAME && d.get(0..2) == Some(NK_SIG) && le_u32(d, NK_SK) == sk {
                     n = n.saturating_add(1);
                 }
             }
@@ -998,7 +1094,7 @@ impl HiveEditor {
 
     fn nk(&self, off: u32) -> Result<Nk> {
         let c = self.cell(off)?;
-        if c.len() < NK_NAME || c.get(0..2) != Some(b"nk") {
+        if c.len() < NK_NAME || c.get(0..2) != Some(NK_SIG) {
             return Err(bad_cell(off, format!("cell {off:#x} is not a key node (nk)")));
         }
         let flags = le_u16(c, NK_FLAGS);
@@ -1013,16 +1109,17 @@ impl HiveEditor {
             vlist: le_u32(c, NK_VLIST),
             sk: le_u32(c, NK_SK),
             class: le_u32(c, NK_CLASS),
+            class_len: le_u16(c, NK_CLASS_LEN),
             name: decode_name(raw, flags & KEY_COMP_NAME != 0),
         })
     }
 
     fn vk(&self, off: u32) -> Result<Vk> {
         let c = self.cell(off)?;
-        if c.len() < VK_NAME || c.get(0..2) != Some(b"vk") {
+        if c.len() < VK_NAME || c.get(0..2) != Some(VK_SIG) {
             return Err(bad_cell(off, format!("cell {off:#x} is not a key value (vk)")));
         }
-        let len = le_u16(c, 2) as usize;
+        let len = le_u16(c, VK_NAME_LEN) as usize;
         let raw = c.get(VK_NAME..VK_NAME + len).ok_or_else(|| bad_cell(off, "value name runs past its cell"))?;
         Ok(Vk {
             off,
@@ -1036,7 +1133,7 @@ impl HiveEditor {
     /// (cell data, reference count) of security cell `off`.
     fn sk_cell(&self, off: u32) -> Result<(&[u8], u32)> {
         let c = self.cell(off)?;
-        if c.len() < 20 || c.get(0..2) != Some(b"sk") {
+        if c.len() < SK_MIN_LEN || c.get(0..2) != Some(SK_SIG) {
             return Err(bad_cell(off, format!("cell {off:#x} is not a security cell (sk)")));
         }
         Ok((c, le_u32(c, SK_REFS)))
@@ -1074,11 +1171,13 @@ impl HiveEditor {
             return Ok(Storage::Inline);
         }
         if len == 0 {
-            return Ok(if self.is_allocated(vk.doff) { Storage::Cell(vk.doff) } else { Storage::Empty });
+            // No data, so no data cell, whatever the offset field holds (as
+            // Windows and nt-hive read it); a cell it may name stays as it is.
+            return Ok(Storage::Empty);
         }
         let c = self.cell(vk.doff)?;
-        if len > MAX_CELL_DATA && self.minor >= 4 && c.get(0..2) == Some(b"db") && c.len() >= 8 {
-            let (n, list) = (le_u16(c, 2) as usize, le_u32(c, 4));
+        if len > MAX_CELL_DATA && self.minor >= 4 && c.get(0..2) == Some(db::SIGNATURE) && c.len() >= db::LEN {
+            let (n, list) = (le_u16(c, db::SEGMENT_COUNT) as usize, le_u32(c, db::SEGMENT_LIST));
             let l = self.cell(list)?;
             if 4 * n > l.len() || n * MAX_CELL_DATA < len {
                 return Err(bad_cell(vk.doff, format!("big-data record with {n} segments cannot hold {len} bytes")));
@@ -1119,17 +1218,17 @@ impl HiveEditor {
     fn leaf(&self, off: u32) -> Result<Leaf> {
         let c = self.cell(off)?;
         let kind = match c.get(0..2) {
-            Some(b"li") => LeafKind::Li,
-            Some(b"lf") => LeafKind::Lf,
-            Some(b"lh") => LeafKind::Lh,
+            Some(s) if s == list::LI => LeafKind::Li,
+            Some(s) if s == list::LF => LeafKind::Lf,
+            Some(s) if s == list::LH => LeafKind::Lh,
             _ => return Err(bad_cell(off, format!("cell {off:#x} is not a subkey leaf (li/lf/lh)"))),
         };
-        let n = le_u16(c, 2) as usize;
+        let n = le_u16(c, list::COUNT) as usize;
         let step = if kind == LeafKind::Li { 4 } else { 8 };
-        if 4 + step * n > c.len() {
+        if list::ENTRIES + step * n > c.len() {
             return Err(bad_cell(off, format!("subkey leaf with {n} entries is longer than its cell")));
         }
-        let items = (0..n).map(|i| (le_u32(c, 4 + step * i), if step == 8 { le_u32(c, 8 + step * i) } else { 0 })).collect();
+        let items = (0..n).map(|i| (le_u32(c, list::ENTRIES + step * i), if step == 8 { le_u32(c, list::ENTRIES + 4 + step * i) } else { 0 })).collect();
         Ok(Leaf { off, kind, items })
     }
 
@@ -1139,12 +1238,12 @@ impl HiveEditor {
             return Ok(Subkeys { ri: None, leaves: vec![] });
         }
         let c = self.cell(nk.list)?;
-        let subs = if c.get(0..2) == Some(b"ri") {
-            let n = le_u16(c, 2) as usize;
-            if 4 + 4 * n > c.len() {
+        let subs = if c.get(0..2) == Some(list::RI) {
+            let n = le_u16(c, list::COUNT) as usize;
+            if list::ENTRIES + 4 * n > c.len() {
                 return Err(bad_cell(nk.list, format!("index root with {n} entries is longer than its cell")));
             }
-            let offs: Vec<u32> = (0..n).map(|i| le_u32(c, 4 + 4 * i)).collect();
+            let offs: Vec<u32> = (0..n).map(|i| le_u32(c, list::ENTRIES + 4 * i)).collect();
             // An index root points at leaves only (leaf() refuses another ri).
             let leaves = offs.into_iter().map(|o| self.leaf(o)).collect::<Result<Vec<_>>>()?;
             Subkeys { ri: Some(nk.list), leaves }
@@ -1257,9 +1356,9 @@ impl HiveEditor {
         // Slack past the old last hbin may hold anything: clear it.
         self.journal(fs..fe);
         self.b[fs..fe].fill(0);
-        self.put(fs, b"hbin");
-        self.put(fs + 4, &start.to_le_bytes());
-        self.put(fs + 8, &size.to_le_bytes());
+        self.put(fs, hbin::SIGNATURE);
+        self.put(fs + hbin::OFFSET, &start.to_le_bytes());
+        self.put(fs + hbin::SIZE, &size.to_le_bytes());
         let cell = start + HBIN_HEADER;
         self.set_size(cell, -(need as i32));
         self.cells.insert(cell);
@@ -1313,11 +1412,11 @@ mod tests {
 
     /// The repo's own generated SOFTWARE hive (testdata/make-fixtures.sh): lh
     /// lists, one sk, odd names, a class name and a 40000-byte big-data value.
-    fn software() -> Vec<u8> {
+    pub(super) fn software() -> Vec<u8> {
         include_bytes!("../../../testdata/hives/SOFTWARE").to_vec()
     }
 
-    fn editor() -> HiveEditor {
+    pub(in crate::hive::edit) fn editor() -> HiveEditor {
         HiveEditor::new(software(), 42).unwrap()
     }
 
@@ -1325,16 +1424,16 @@ mod tests {
         s.encode_utf16().collect()
     }
 
-    fn sz(s: &str) -> Vec<u8> {
+    pub(super) fn sz(s: &str) -> Vec<u8> {
         s.encode_utf16().chain([0]).flat_map(|u| u.to_le_bytes()).collect()
     }
 
-    type Snap = BTreeMap<String, BTreeMap<String, (u32, Vec<u8>)>>;
+    pub(super) type Snap = BTreeMap<String, BTreeMap<String, (u32, Vec<u8>)>>;
 
     /// Every key and value as nt-hive reads them from finished bytes. The walk
     /// looks every key up by path, i.e. by nt-hive's binary search, so a list
     /// out of order shows up as a missing key.
-    fn snap(bytes: &[u8]) -> Snap {
+    pub(super) fn snap(bytes: &[u8]) -> Snap {
         let loaded = crate::hive::load(bytes.to_vec(), None, None).unwrap();
         assert_eq!(loaded.report.state, HiveState::Clean);
         let h = tree::Hive::new("T", loaded);
@@ -1347,7 +1446,7 @@ mod tests {
 
     /// `got == want`, reporting only the differing keys.
     #[track_caller]
-    fn same(got: &Snap, want: &Snap, what: &str) {
+    pub(super) fn same(got: &Snap, want: &Snap, what: &str) {
         if got != want {
             let missing: Vec<_> = want.keys().filter(|k| !got.contains_key(*k)).collect();
             let extra: Vec<_> = got.keys().filter(|k| !want.contains_key(*k)).collect();
@@ -1362,7 +1461,7 @@ mod tests {
         want.entry(real).or_default().insert(name.into(), v);
     }
 
-    fn finished(ed: &HiveEditor) -> Vec<u8> {
+    pub(super) fn finished(ed: &HiveEditor) -> Vec<u8> {
         ed.clone().finish().unwrap()
     }
 
@@ -1370,7 +1469,7 @@ mod tests {
     /// every subkey list sorted with the right hashes and hints, parent links,
     /// counts, readable values, max-length fields, exact sk reference counts
     /// and a consistent sk list.
-    fn verify(bytes: &[u8]) -> HiveEditor {
+    pub(super) fn verify(bytes: &[u8]) -> HiveEditor {
         let ed = HiveEditor::new(bytes.to_vec(), 0).expect("hive structure");
         let mut sk_users: BTreeMap<u32, u32> = BTreeMap::new();
         let mut stack = vec![ed.root];
@@ -1822,6 +1921,116 @@ mod tests {
         assert!(matches!(e, Error::Usage(_)), "{e}");
         assert_eq!(ed.bytes(), &bytes[..]);
         assert_eq!(ed.resolve(&parse_path("New").unwrap()).unwrap(), None);
+    }
+
+    /// `b` with its base-block checksum recomputed.
+    fn resum(mut b: Vec<u8>) -> Vec<u8> {
+        let sum = base_block_checksum(&b);
+        b[OFF_CHECKSUM..OFF_CHECKSUM + 4].copy_from_slice(&sum.to_le_bytes());
+        b
+    }
+
+    /// The `Corrupt` offset of a refused open.
+    #[track_caller]
+    fn refused_at(b: Vec<u8>) -> (u64, String) {
+        match HiveEditor::new(b, 0) {
+            Err(Error::Corrupt { layer: Layer::Hive, offset, msg }) => (offset, msg),
+            Err(e) => panic!("refused, but not as a corrupt hive: {e}"),
+            Ok(_) => panic!("the editor opened a damaged hive"),
+        }
+    }
+
+    /// Issue 10 item 8 (a): the editor checks the base block exactly as
+    /// `load` does (it used to skip the file format field and the root offset
+    /// checks), through the same function.
+    #[test]
+    fn base_block_checked_like_load() {
+        for (field, v) in [(32usize, 2u32), (OFF_ROOT, 0xFFFF_FFFF), (OFF_ROOT, 0x10), (OFF_HBINS, 0x1001), (OFF_MINOR, 7)] {
+            let mut b = software();
+            b[field..field + 4].copy_from_slice(&v.to_le_bytes());
+            let b = resum(b);
+            let by_load = crate::hive::load(b.clone(), None, None).map(|_| ()).unwrap_err();
+            let by_editor = HiveEditor::new(b, 0).map(|_| ()).unwrap_err();
+            assert_eq!(by_editor.to_string(), by_load.to_string(), "field {field} = {v:#x}");
+        }
+    }
+
+    /// All cells in file order: (offset, size field).
+    fn all_cells(ed: &HiveEditor) -> Vec<(u32, i32)> {
+        ed.cells.iter().map(|c| (c, le_u32(&ed.b, BASE + c as usize) as i32)).collect()
+    }
+
+    /// Issue 10 item 8 (b): a damaged size field makes a free cell swallow the
+    /// live record after it. The editor used to accept this and then allocate
+    /// over the record; now the swallowed record is no cell start, and the
+    /// reference to it is refused at open, naming it.
+    #[test]
+    fn free_cell_swallowing_a_record_is_refused() {
+        // Free cells among live ones: delete a few values.
+        let mut ed = editor();
+        for v in ["Shell", "Userinit"] {
+            assert!(ed.delete_value(r"Microsoft\Windows NT\CurrentVersion\Winlogon", v).unwrap());
+        }
+        let base = finished(&ed);
+        let ed = HiveEditor::new(base.clone(), 0).unwrap();
+        let software = || base.clone();
+        let cells = all_cells(&ed);
+        let (f, fsize, live, lsize) = cells
+            .windows(2)
+            .find_map(|w| (w[0].1 > 0 && w[1].1 < 0 && w[0].0 + w[0].1 as u32 == w[1].0).then_some((w[0].0, w[0].1, w[1].0, -w[1].1)))
+            .expect("fixture has a free cell before an allocated one");
+        let mut b = software();
+        let p = BASE + f as usize;
+        b[p..p + 4].copy_from_slice(&(fsize + lsize).to_le_bytes());
+        let (off, msg) = refused_at(b.clone());
+        assert_eq!(off, (BASE + live as usize) as u64, "{msg}");
+        assert!(msg.contains("not the start of a cell"), "{msg}");
+        // The same with an allocated cell grown over its neighbour.
+        let (a, asize, next) = cells.windows(2).find_map(|w| (w[0].1 < 0 && w[1].1 < 0 && w[0].0 + w[0].1.unsigned_abs() == w[1].0).then_some((w[0].0, w[0].1, w[1]))).unwrap();
+        let mut b = software();
+        let p = BASE + a as usize;
+        b[p..p + 4].copy_from_slice(&(asize + next.1).to_le_bytes());
+        let (off, msg) = refused_at(b);
+        assert_eq!(off, (BASE + next.0 as usize) as u64, "{msg}");
+    }
+
+    /// Issue 10 item 8 (c): a value list shared by two keys was freed by an
+    /// edit of one while the other still used it. Refused at open now.
+    #[test]
+    fn value_list_shared_by_two_keys_is_refused() {
+        let ed = editor();
+        let wl = key_of(&ed, r"Microsoft\Windows NT\CurrentVersion\Winlogon");
+        let cv = key_of(&ed, CV);
+        let (list, n) = {
+            let nk = ed.nk(wl).unwrap();
+            (nk.vlist, nk.nval)
+        };
+        let mut b = software();
+        let at = BASE + cv as usize + 4;
+        b[at + NK_VLIST..at + NK_VLIST + 4].copy_from_slice(&list.to_le_bytes());
+        b[at + NK_NVAL..at + NK_NVAL + 4].copy_from_slice(&n.to_le_bytes());
+        let (off, msg) = refused_at(b);
+        assert_eq!(off, (BASE + list as usize) as u64, "{msg}");
+        assert!(msg.contains("value list") && msg.contains("referenced twice"), "{msg}");
+        // Other doubly used cells: a subkey listed twice, a data cell shared
+        // by two values.
+        let mut b = software();
+        let nk = ed.nk(key_of(&ed, SORTING)).unwrap();
+        let leaf = ed.leaf(nk.list).unwrap();
+        let lp = BASE + leaf.off as usize + 4;
+        let first = leaf.items[0].0;
+        b[lp + 12..lp + 16].copy_from_slice(&first.to_le_bytes());
+        let (off, msg) = refused_at(b);
+        assert_eq!(off, (BASE + first as usize) as u64, "{msg}");
+        let vals: Vec<Vk> = ed.value_list(&ed.nk(wl).unwrap()).unwrap().into_iter().map(|v| ed.vk(v).unwrap()).collect();
+        let cells: Vec<&Vk> = vals.iter().filter(|v| v.dsize & DATA_INLINE == 0 && v.dsize > 0).collect();
+        assert!(cells.len() >= 2);
+        let mut b = software();
+        let vp = BASE + cells[1].off as usize + 4;
+        b[vp + VK_DOFF..vp + VK_DOFF + 4].copy_from_slice(&cells[0].doff.to_le_bytes());
+        b[vp + VK_DSIZE..vp + VK_DSIZE + 4].copy_from_slice(&1u32.to_le_bytes());
+        let (off, msg) = refused_at(b);
+        assert_eq!(off, (BASE + cells[0].doff as usize) as u64, "{msg}");
     }
 
     #[test]

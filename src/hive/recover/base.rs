@@ -3,32 +3,18 @@
 
 use crate::bytes::{le_u32, le_u64};
 
-/// Length of a primary file's base block.
-pub const BASE_BLOCK_LEN: usize = 4096;
-/// Length of the base-block copy at the start of a transaction log.
-pub const LOG_BASE_LEN: usize = 512;
-/// Hive bins are multiples of this.
-pub const HBIN_ALIGN: u32 = 4096;
+use crate::hive::regf::{base, hbin};
+
+// The layout is declared in regf.rs; these are the names recovery uses.
+pub use base::{
+    CHECKSUM as OFF_CHECKSUM, CLUSTERING as OFF_CLUSTER, FILE_FORMAT as OFF_FILE_FORMAT, FILE_TYPE as OFF_FILE_TYPE,
+    FILE_TYPE_LOG_NEW, FILE_TYPE_LOG_OLD, FILE_TYPE_LOG_W2K, FILE_TYPE_PRIMARY, FLAGS as OFF_FLAGS, HBINS_SIZE as OFF_HBINS,
+    LEN as BASE_BLOCK_LEN, LOG_LEN as LOG_BASE_LEN, MAJOR as OFF_MAJOR, MINOR as OFF_MINOR, ROOT as OFF_ROOT, SEQ1 as OFF_SEQ1,
+    SEQ2 as OFF_SEQ2, TIMESTAMP as OFF_TIMESTAMP,
+};
+pub use hbin::ALIGN as HBIN_ALIGN;
 /// Largest hive-bins data size accepted anywhere (the whole hive stays below 2 GiB).
 pub const MAX_HBINS_SIZE: u32 = 0x8000_0000 - BASE_BLOCK_LEN as u32;
-
-pub const OFF_SEQ1: usize = 4;
-pub const OFF_SEQ2: usize = 8;
-pub const OFF_TIMESTAMP: usize = 12;
-pub const OFF_MAJOR: usize = 20;
-pub const OFF_MINOR: usize = 24;
-pub const OFF_FILE_TYPE: usize = 28;
-pub const OFF_FILE_FORMAT: usize = 32;
-pub const OFF_ROOT: usize = 36;
-pub const OFF_HBINS: usize = 40;
-pub const OFF_CLUSTER: usize = 44;
-pub const OFF_FLAGS: usize = 144;
-pub const OFF_CHECKSUM: usize = 508;
-
-pub const FILE_TYPE_PRIMARY: u32 = 0;
-pub const FILE_TYPE_LOG_OLD: u32 = 1;
-pub const FILE_TYPE_LOG_W2K: u32 = 2;
-pub const FILE_TYPE_LOG_NEW: u32 = 6;
 
 /// XOR-32 checksum of the first 508 bytes, with Windows' special cases
 /// (0xFFFFFFFF becomes 0xFFFFFFFE, 0 becomes 1). Missing bytes read as 0.
@@ -123,7 +109,7 @@ impl Bad {
 /// is 8-aligned, past the first hbin header and inside the hive-bins data.
 /// The checksum and the file type are the caller's business.
 pub fn check_fields(b: &[u8]) -> Result<Fields, Bad> {
-    if b.get(0..4) != Some(b"regf") {
+    if b.get(0..4) != Some(&base::SIGNATURE[..]) {
         let sig: Vec<u8> = b.iter().take(4).copied().collect();
         return Err(Bad::corrupt(0, format!("no regf signature (found {})", show_sig(&sig))));
     }
@@ -185,7 +171,7 @@ pub fn check_log_base(b: &[u8]) -> Result<Fields, Bad> {
             format!("file is {} bytes, shorter than the 512-byte base block", b.len()),
         ));
     }
-    if b.get(0..4) != Some(b"regf") {
+    if b.get(0..4) != Some(&base::SIGNATURE[..]) {
         return Err(Bad::corrupt(
             0,
             format!("no regf signature (found {})", show_sig(&b[..4])),

@@ -75,6 +75,7 @@ mod oldlog;
 pub use base::{checksum as base_block_checksum, MAX_HBINS_SIZE};
 pub use marvin32::{marvin32, HVLE_SEED};
 
+use super::regf::{self, hbin};
 use super::{HiveReport, HiveState, LoadedHive, LogApplied};
 use crate::bytes::{le_u32, le_u64};
 use crate::error::{Error, Layer, Result};
@@ -137,6 +138,13 @@ fn check_primary_fields(b: &[u8]) -> Result<Fields, Bad> {
         ));
     }
     Ok(f)
+}
+
+/// The base-block checks [`load`] makes of a primary (signature, version, file
+/// format, file type, hive-bins size, root cell offset), as a `Hive` error
+/// naming the field. The hive editor opens hives through this same function.
+pub fn check_primary_base(b: &[u8]) -> Result<()> {
+    check_primary_fields(b).map(|_| ()).map_err(|bad| to_error(Layer::Hive, bad, ""))
 }
 
 /// Wrap-aware maximum of sequence numbers.
@@ -225,20 +233,21 @@ fn hbin_chain(img: &[u8], limit: usize) -> (usize, Option<String>) {
     // Each hbin is at least 4096 bytes, so this runs at most limit/4096 times.
     while pos < limit {
         let at = BASE_BLOCK_LEN + pos;
-        let Some(h) = img.get(at..at + 32) else {
+        let Some(h) = img.get(at..at + hbin::HEADER_LEN as usize) else {
             return (
                 pos,
                 Some(format!("the file ends at {:#x}, inside the hive bins data", img.len())),
             );
         };
-        if &h[0..4] != b"hbin" {
+        if &h[0..4] != hbin::SIGNATURE {
             return (pos, Some(format!("no hbin signature at file offset {at:#x}")));
         }
-        let (off, size) = (le_u32(h, 4) as usize, le_u32(h, 8) as usize);
+        let (off, size) = (le_u32(h, hbin::OFFSET) as usize, le_u32(h, hbin::SIZE) as usize);
         if off != pos {
             return (pos, Some(format!("hbin at file offset {at:#x} says it is at {off:#x}")));
         }
-        if size < 4096 || size % 4096 != 0 || pos + size > limit {
+        let align = hbin::ALIGN as usize;
+        if size < align || size % align != 0 || pos + size > limit {
             return (
                 pos,
                 Some(format!("hbin at file offset {at:#x} has a bad size {size:#x}")),
@@ -262,7 +271,7 @@ pub fn load(primary: Vec<u8>, log1: Option<Vec<u8>>, log2: Option<Vec<u8>>) -> R
         ));
     }
     let pf = Fields::read(&primary);
-    let sig_ok = primary.get(0..4) == Some(b"regf");
+    let sig_ok = primary.get(0..4) == Some(&regf::base::SIGNATURE[..]);
     let cks_ok = checksum_ok(&primary);
     let primary_valid = sig_ok && cks_ok;
     let primary_fields = check_primary_fields(&primary);
