@@ -5,9 +5,11 @@
 
 pub mod edit;
 pub mod kind;
+pub mod lsa;
 pub mod recover;
 pub mod regf;
 pub mod regfile;
+pub mod sam;
 pub mod source;
 pub mod tree;
 

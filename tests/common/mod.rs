@@ -313,3 +313,28 @@ pub fn rdp_timeout(args: &[&str], secs: u64) -> Output {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+/// The Python of the regipy venv (`regipy_values` installs it on first use),
+/// or None with a notice when regipy cannot be installed.
+pub fn regipy_python() -> Option<PathBuf> {
+    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("regipy-venv");
+    let py = venv.join("bin/python");
+    let ok = |c: &mut Command| c.output().is_ok_and(|o| o.status.success());
+    if !ok(Command::new(&py).args(["-c", "import regipy"])) {
+        let made = ok(Command::new("python3").arg("-m").arg("venv").arg(&venv)) && ok(Command::new(venv.join("bin/pip")).args(["install", "-q", "regipy"]));
+        if !made {
+            eprintln!("NOTICE: could not install regipy into {}; skipping the regipy cross-check", venv.display());
+            return None;
+        }
+    }
+    Some(py)
+}
+
+/// Run `script` with regipy's Python and `args`; its stdout parsed as JSON.
+/// None (with a notice) when regipy cannot be installed.
+pub fn regipy_script(script: &str, args: &[&str]) -> Option<serde_json::Value> {
+    let py = regipy_python()?;
+    let out = Command::new(&py).arg("-c").arg(script).args(args).output().unwrap();
+    assert!(out.status.success(), "regipy script failed on {args:?}: {}", stderr(&out));
+    Some(serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("regipy script output on {args:?}: {e}: {}", stdout(&out))))
+}
