@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 secs=${1:-120}; shift || true
-targets=("$@"); [ ${#targets[@]} -gt 0 ] || targets=(volume fat ntfs image hive hive_edit regfile write)
+targets=("$@"); [ ${#targets[@]} -gt 0 ] || targets=(volume fat ntfs image hive hive_edit regfile write sam)
 export RUSTC_BOOTSTRAP=1
 seeds=$(mktemp -d); trap 'rm -rf "$seeds"' EXIT
 mkdir -p corpus/{image,volume,ntfs,fat,hive,hive_edit,regfile,write}
