@@ -2,13 +2,16 @@
 //!
 //! The crate is layered; each layer only knows the one below it:
 //!
-//! * [`image`]  — disk containers (raw, VHD, VHDX) exposing the [`image::Disk`] trait
+//! * [`image`]  — byte sources ([`image::Source`]) and disk containers (raw, VHD, VHDX) exposing the [`image::Disk`] trait
 //! * [`volume`] — partition tables (MBR, GPT) turning a disk into volumes
 //! * [`fs`]     — file systems (NTFS, FAT) exposing the [`fs::FileSystem`] trait
 //! * [`locate`] — finds the Windows and boot volumes of an image
 //! * [`hive`]   — registry hives: base block, transaction-log recovery, queries
 //! * [`machine`] — one opened image (or hive files): survey, mounts, hive set
 //! * [`rdp`]    — the RDP check catalog and its evaluation over a machine's hives
+//! * [`repair`] — edits → disk patch, and the one verified write pipeline
+//!
+//! `ARCHITECTURE.md` is the one-page map.
 //!
 //! The command-line front end lives in the binary (`src/main.rs`, `src/cli/`).
 

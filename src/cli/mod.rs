@@ -65,7 +65,7 @@ enum Cmd {
     Fix {
         /// Image file or device; opened read-only, never written.
         image: PathBuf,
-        /// The new image (must not exist). Written as a temporary file next to it, then renamed.
+        /// The new image (must not exist). Invisible until verified, then published; never replaces a file.
         #[arg(long, short)]
         out: Option<PathBuf>,
         /// Write a small differencing child (VHD or VHDX) whose parent is the input, instead of a full copy.
@@ -202,7 +202,7 @@ enum RegCmd {
 /// Where a registry edit goes: never the input.
 #[derive(clap::Args)]
 struct WriteArgs {
-    /// The new image or hive file (must not exist); written via a temporary file and renamed.
+    /// The new image or hive file (must not exist); invisible until verified, then published; never replaces a file.
     #[arg(long, short)]
     out: Option<PathBuf>,
     /// Write a differencing child of the input image instead of a full copy.

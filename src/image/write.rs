@@ -1,6 +1,6 @@
 //! Writing images. The input is never opened for writing: every function here
-//! writes a *new* file (the caller creates it as a temporary file next to the
-//! destination, and renames it into place only after verifying it).
+//! writes a *new* file (the caller, `repair::commit`, creates it invisibly
+//! next to the destination and publishes it only after verifying it).
 //!
 //! The layers above describe a change as a [`Patch`] of the virtual disk
 //! (byte ranges at virtual-disk offsets); this layer materialises it either as
