@@ -27,7 +27,7 @@
 //! [`Undo::parse`] never panics, on any bytes. [`Undo::plan`] checks the
 //! device against everything before anything is written.
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Layer, Result};
 use crate::image::Disk;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -100,7 +100,7 @@ fn sha(b: &[u8]) -> [u8; 32] {
 }
 
 fn bad(msg: impl std::fmt::Display) -> Error {
-    Error::Usage(format!("undo file: {msg}; nothing was written"))
+    Error::corrupt(Layer::Repair, 0, format!("undo file: {msg}; nothing was written"))
 }
 
 fn checksum(f: &FileJ) -> Result<[u8; 32]> {
@@ -249,10 +249,10 @@ impl Undo {
     pub fn plan(&self, disk: &dyn Disk, force: bool) -> Result<Vec<(u64, Vec<u8>)>> {
         self.check_ranges()?;
         if disk.len() != self.device_size {
-            return Err(Error::Usage(format!("the disk holds {} bytes but the undo file was made for a {}-byte disk: not the same disk; nothing was written", disk.len(), self.device_size)));
+            return Err(Error::Refused { layer: Layer::Repair, msg: format!("the disk holds {} bytes but the undo file was made for a {}-byte disk: not the same disk; nothing was written", disk.len(), self.device_size) });
         }
         if sha(&head_before(disk, &self.ranges)?) != self.head_sha256 {
-            return Err(Error::Usage(format!("the first {} bytes (partition tables) differ from the disk this undo file was made for ({}): not the same disk; nothing was written", HEAD.min(self.device_size), self.device_path)));
+            return Err(Error::Refused { layer: Layer::Repair, msg: format!("the first {} bytes (partition tables) differ from the disk this undo file was made for ({}): not the same disk; nothing was written", HEAD.min(self.device_size), self.device_path) });
         }
         let mut writes = Vec::new();
         for r in &self.ranges {
@@ -262,7 +262,7 @@ impl Undo {
                 continue;
             }
             if now != r.after && !force {
-                return Err(Error::Usage(format!("the disk changed at offset {:#x} since the fix (it holds neither the fixed nor the original bytes): refusing to undo (--force overrides); nothing was written", r.offset)));
+                return Err(Error::Refused { layer: Layer::Repair, msg: format!("the disk changed at offset {:#x} since the fix (it holds neither the fixed nor the original bytes): --force overrides; nothing was written", r.offset) });
             }
             writes.push((r.offset, r.before.clone()));
         }
