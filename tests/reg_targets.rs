@@ -69,3 +69,30 @@ fn set_and_query_refuse_other_hives_and_foreign_roots() {
         assert!(stderr(&o).contains("not stored in the machine hives"), "{key}: {}", stderr(&o));
     }
 }
+
+/// A .reg file is applied with regedit's semantics: the last write to a value
+/// wins, a key created and then deleted is gone, `@` set twice keeps the
+/// second (issue 11 item 7: such files were refused as "hive is damaged").
+#[test]
+fn import_applies_later_wins_semantics_to_an_image() {
+    let d = tempfile::tempdir().unwrap();
+    let demo = d.path().join("demo.vhdx");
+    std::fs::copy(testdata().join("demo.vhdx"), &demo).unwrap();
+    let ts = r"HKEY_LOCAL_MACHINE\SYSTEM\CurrentControlSet\Control\Terminal Server";
+    let reg = reg_file(
+        d.path(),
+        &format!(
+            "[{ts}]\r\n\"fDenyTSConnections\"=dword:00000001\r\n\"fDenyTSConnections\"=dword:00000000\r\n\r\n\
+             [{ts}\\Gone]\r\n\"x\"=\"y\"\r\n\r\n[-{ts}\\Gone]\r\n\r\n\
+             [{ts}\\Twice]\r\n@=\"first\"\r\n@=\"second\"\r\n"
+        ),
+    );
+    let out = d.path().join("out.vhdx");
+    let o = rdp_on(&demo, &["reg", "import", demo.to_str().unwrap(), reg.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    let q = |key: &str, v: &str| stdout(&rdp(&["reg", "query", out.to_str().unwrap(), key, "-v", v]));
+    assert!(q(r"HKLM\SYSTEM\CurrentControlSet\Control\Terminal Server", "fDenyTSConnections").contains("0x0 (0)"));
+    assert!(q(r"HKLM\SYSTEM\CurrentControlSet\Control\Terminal Server\Twice", "(Default)").contains("second"));
+    let gone = rdp(&["reg", "query", out.to_str().unwrap(), r"HKLM\SYSTEM\CurrentControlSet\Control\Terminal Server\Gone"]);
+    assert_eq!(gone.status.code(), Some(2), "{}", stdout(&gone));
+}
