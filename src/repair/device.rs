@@ -40,6 +40,7 @@ pub struct Backing {
 }
 
 #[derive(Debug, Clone)]
+#[cfg_attr(not(unix), allow(dead_code))] // read by the Unix checks only
 struct BlockDev {
     name: String,
     /// "major:minor".
@@ -136,11 +137,13 @@ fn read_mounts(p: &Path) -> Option<String> {
     Some(s)
 }
 
+#[cfg_attr(not(unix), allow(dead_code))]
 struct Table {
     devs: Vec<BlockDev>,
     mounts: Mounts,
 }
 
+#[cfg_attr(not(unix), allow(dead_code))]
 impl Table {
     fn load(roots: &Roots) -> Table {
         Table { devs: block_devices(&roots.sys), mounts: mounts(&roots.proc) }
@@ -178,7 +181,7 @@ impl Table {
 pub fn check_not_mounted(target: &Path, roots: &Roots) -> Result<()> {
     let meta = std::fs::metadata(target).map_err(|e| Error::Open { layer: Layer::Raw, path: target.to_path_buf(), source: e })?;
     let t = Table::load(roots);
-    let refuse = |why: String| Err(Error::Refused { layer: Layer::Raw, msg: format!("{} is in use: {why}; unmount it (and detach its loop devices) before writing to it in place", target.display()) });
+    let refuse = |why: String| -> Result<()> { Err(Error::Refused { layer: Layer::Raw, msg: format!("{} is in use: {why}; unmount it (and detach its loop devices) before writing to it in place", target.display()) }) };
     #[cfg(unix)]
     {
         use std::os::unix::fs::{FileTypeExt, MetadataExt};
@@ -204,7 +207,7 @@ pub fn check_not_mounted(target: &Path, roots: &Roots) -> Result<()> {
         }
     }
     #[cfg(not(unix))]
-    let _ = (meta, t);
+    let _ = (meta, t, refuse);
     Ok(())
 }
 
@@ -243,8 +246,22 @@ impl DeviceWriter {
     pub fn write_at(&self, offset: u64, data: &[u8]) -> Result<()> {
         #[cfg(unix)]
         let r = std::os::unix::fs::FileExt::write_all_at(&self.f, data, offset);
-        #[cfg(not(unix))]
-        let r: std::io::Result<()> = Err(std::io::Error::other("in-place writes need a Unix system"));
+        #[cfg(windows)]
+        let r = (|| {
+            use std::os::windows::fs::FileExt;
+            let (mut at, mut rest) = (offset, data);
+            while !rest.is_empty() {
+                let n = self.f.seek_write(rest, at)?;
+                if n == 0 {
+                    return Err(std::io::Error::from(std::io::ErrorKind::WriteZero));
+                }
+                at += n as u64;
+                rest = &rest[n..];
+            }
+            Ok(())
+        })();
+        #[cfg(not(any(unix, windows)))]
+        let r: std::io::Result<()> = Err(std::io::Error::other("in-place writes are not supported on this system"));
         r.map_err(|e| Error::Io { layer: Layer::Raw, offset, path: self.path.display().to_string(), source: e })
     }
 

@@ -323,6 +323,7 @@ fn publish_named(tmp: &Path, target: &Path) -> std::io::Result<()> {
 impl Drop for NewFile {
     fn drop(&mut self) {
         self.file = None;
+        #[allow(irrefutable_let_patterns)] // only `Named` exists off Linux
         if let Kind::Named(p) = &self.kind {
             if !p.as_os_str().is_empty() {
                 let _ = std::fs::remove_file(p);
