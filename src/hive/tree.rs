@@ -216,7 +216,12 @@ impl Hive {
         let path = real.join("\\");
         Ok(Key {
             name: real.last().cloned().unwrap_or_default(),
-            last_write: key_timestamp(&self.bytes, &comps).and_then(filetime_iso),
+            last_write: match raw[..] {
+                // The nk cell found on the way down: no second walk.
+                [one] => cell(&self.bytes, one).map(|k| le_u64(k, nk::TIMESTAMP)),
+                _ => key_timestamp(&self.bytes, &comps),
+            }
+            .and_then(filetime_iso),
             class,
             values,
             subkeys,
@@ -272,6 +277,20 @@ fn cell(bytes: &[u8], off: u32) -> Option<&[u8]> {
     bytes.get(start + 4..start + len)
 }
 
+/// Whether the stored name of key cell `nk` reads as `name` (decoded as
+/// `nk_name` does, lossily), without building a string: child lookups
+/// compare every sibling's name.
+fn nk_name_is(nk: &[u8], name: &str) -> bool {
+    let len = le_u16(nk, nk::NAME_LEN) as usize;
+    let Some(raw) = nk.get(nk::NAME..nk::NAME + len) else { return false };
+    if le_u16(nk, nk::FLAGS) & nk::FLAG_COMP_NAME != 0 {
+        raw.iter().map(|&b| b as char).eq(name.chars())
+    } else {
+        let units = raw.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]]));
+        char::decode_utf16(units).map(|c| c.unwrap_or(char::REPLACEMENT_CHARACTER)).eq(name.chars())
+    }
+}
+
 fn nk_name(nk: &[u8]) -> Option<String> {
     let len = le_u16(nk, nk::NAME_LEN) as usize;
     let raw = nk.get(nk::NAME..nk::NAME + len)?;
@@ -293,7 +312,7 @@ fn child_cells(bytes: &[u8], parents: &[u32], name: &str) -> Vec<u32> {
     all.sort_unstable();
     all.dedup();
     let named: Vec<u32> =
-        all.iter().copied().filter(|&o| cell(bytes, o).filter(|k| k.get(0..2) == Some(nk::SIGNATURE)).and_then(nk_name).as_deref() == Some(name)).collect();
+        all.iter().copied().filter(|&o| cell(bytes, o).is_some_and(|k| k.get(0..2) == Some(nk::SIGNATURE) && nk_name_is(k, name))).collect();
     if named.is_empty() {
         all
     } else {
