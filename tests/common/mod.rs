@@ -197,16 +197,7 @@ print('sector=%d size=%d type=%d parent_id=%s parent=%s' % (f.bytes_per_sector, 
 /// path, value name) the value as `[type, data]`, or null when absent. None
 /// (with a notice) when regipy cannot be installed.
 pub fn regipy_values(queries: &[(String, String, String)]) -> Option<Vec<serde_json::Value>> {
-    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("regipy-venv");
-    let py = venv.join("bin/python");
-    let ok = |c: &mut Command| c.output().is_ok_and(|o| o.status.success());
-    if !ok(Command::new(&py).args(["-c", "import regipy"])) {
-        let made = ok(Command::new("python3").arg("-m").arg("venv").arg(&venv)) && ok(Command::new(venv.join("bin/pip")).args(["install", "-q", "regipy"]));
-        if !made {
-            eprintln!("NOTICE: could not install regipy into {}; skipping the regipy cross-check", venv.display());
-            return None;
-        }
-    }
+    let py = regipy_python()?;
     let script = r#"
 import json, sys
 from regipy.registry import RegistryHive
