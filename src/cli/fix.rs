@@ -14,15 +14,34 @@ use rdprescue::repair::{self, Destination};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+#[derive(clap::Args)]
 pub struct Options {
+    /// Image file or device; opened read-only, never written.
     pub image: PathBuf,
+    /// The new image (must not exist). Invisible until verified, then published; never replaces a file.
+    #[arg(long, short)]
     pub out: Option<PathBuf>,
+    /// Write a small differencing child (VHD or VHDX) whose parent is the input, instead of a full copy.
+    #[arg(long)]
     pub diff_child: bool,
+    /// Fix this check's findings (repeatable), e.g. --check rdp-deny-local.
+    #[arg(long = "check", value_name = "ID")]
     pub checks: Vec<String>,
+    /// Fix every finding that has an automatic fix.
+    #[arg(long)]
     pub all: bool,
+    /// A named repair (repeatable): reset-rdp, disable-nla, enable-nla, tls, fips-off, safe-mode-off.
+    #[arg(long = "profile", value_name = "NAME")]
     pub profiles: Vec<String>,
+    /// Print the exact changes (old -> new) and write nothing.
+    #[arg(long)]
     pub dry_run: bool,
+    /// Write the fix into IMAGE itself: only a raw disk or block device (e.g. the OS disk
+    /// attached to a rescue VM, unmounted), and only with --undo.
+    #[arg(long, requires = "undo")]
     pub in_place: bool,
+    /// With --in-place: save the original bytes to this new file first (for `rdprescue undo`).
+    #[arg(long, value_name = "FILE")]
     pub undo: Option<PathBuf>,
 }
 

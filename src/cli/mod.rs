@@ -62,35 +62,7 @@ enum Cmd {
     /// Write the fixes of chosen findings to a NEW image (full copy, or a differencing child of
     /// the untouched input), verify it by reading it back, then move it into place.
     /// Exit 0: fixed; 1: written but a targeted check still fires; 2: error (nothing written).
-    Fix {
-        /// Image file or device; opened read-only, never written.
-        image: PathBuf,
-        /// The new image (must not exist). Invisible until verified, then published; never replaces a file.
-        #[arg(long, short)]
-        out: Option<PathBuf>,
-        /// Write a small differencing child (VHD or VHDX) whose parent is the input, instead of a full copy.
-        #[arg(long)]
-        diff_child: bool,
-        /// Fix this check's findings (repeatable), e.g. --check rdp-deny-local.
-        #[arg(long = "check", value_name = "ID")]
-        checks: Vec<String>,
-        /// Fix every finding that has an automatic fix.
-        #[arg(long)]
-        all: bool,
-        /// A named repair (repeatable): reset-rdp, disable-nla, enable-nla, tls, fips-off, safe-mode-off.
-        #[arg(long = "profile", value_name = "NAME")]
-        profiles: Vec<String>,
-        /// Print the exact changes (old -> new) and write nothing.
-        #[arg(long)]
-        dry_run: bool,
-        /// Write the fix into IMAGE itself: only a raw disk or block device (e.g. the OS disk
-        /// attached to a rescue VM, unmounted), and only with --undo.
-        #[arg(long, requires = "undo")]
-        in_place: bool,
-        /// With --in-place: save the original bytes to this new file first (for `rdprescue undo`).
-        #[arg(long, value_name = "FILE")]
-        undo: Option<PathBuf>,
-    },
+    Fix(fix::Options),
     /// Put back the bytes an in-place fix changed, from its undo file.
     Undo {
         /// The raw disk or device the fix was written to.
@@ -310,27 +282,7 @@ pub fn main() -> i32 {
             json,
             symptom,
         } => inspect::run(&source, json, symptom.as_deref()),
-        Cmd::Fix {
-            image,
-            out,
-            diff_child,
-            checks,
-            all,
-            profiles,
-            dry_run,
-            in_place,
-            undo,
-        } => fix::run(fix::Options {
-            image,
-            out,
-            diff_child,
-            checks,
-            all,
-            profiles,
-            dry_run,
-            in_place,
-            undo,
-        }),
+        Cmd::Fix(o) => fix::run(o),
         Cmd::Undo {
             device,
             undo_file,
