@@ -58,49 +58,57 @@ pub struct Committed {
 
 /// Write `plan` to `dest` (see the module documentation).
 pub fn commit(machine: &Machine, plan: &Plan, dest: Destination, progress: Progress) -> Result<Committed> {
-    let target = match dest {
-        Destination::Copy(p) | Destination::DiffChild(p) | Destination::HiveFile(p) => p,
-        Destination::InPlace { undo } => return in_place(machine, plan, undo),
-    };
-    let inputs = [machine.path()];
+    match dest {
+        Destination::Copy(target) => to_image(machine, plan, target, false, progress),
+        Destination::DiffChild(target) => to_image(machine, plan, target, true, progress),
+        Destination::HiveFile(target) => to_hive_file(machine, plan, target),
+        Destination::InPlace { undo } => in_place(machine, plan, undo),
+    }
+}
+
+/// A new image (full copy or differencing child) at `target`.
+fn to_image(machine: &Machine, plan: &Plan, target: &Path, child: bool, progress: Progress) -> Result<Committed> {
+    let image = machine.image().ok_or_else(|| Error::Usage(format!("{} is not a disk image: its hives are written with a hive-file destination", machine.path().display())))?;
+    if plan.edits.iter().any(|e| !matches!(e.location, HiveLocation::Volume { .. })) {
+        return Err(Error::Usage("the plan edits hive files, not an image".into()));
+    }
     // A differencing child is read back through a path beside its target
     // (its parent locator is relative to its directory): a named temporary.
-    let mut out = match dest {
-        Destination::DiffChild(_) => NewFile::create_named(target, &inputs)?,
-        _ => NewFile::create(target, &inputs)?,
+    let mut out = if child { NewFile::create_named(target, &[machine.path()])? } else { NewFile::create(target, &[machine.path()])? };
+    if child {
+        write::diff_child(image, &plan.patch, out.file_mut(), target)?;
+    } else {
+        write::full_copy(image, &plan.patch, out.file_mut(), progress)?;
+    }
+    out.sync()?;
+    fault_point("before-verify");
+    // Read the output back like any input: the container, the volumes, the
+    // hive files (byte-exact and clean), and the checks.
+    let written = Machine::open_image(&out.path()).map_err(|e| in_verification(&e))?;
+    verify_loaded(&written, &plan.edits).map_err(|e| in_verification(&e))?;
+    let after = crate::rdp::inspect(&written);
+    publish(out)?;
+    Ok(Committed { path: target.to_path_buf(), after: Some(after) })
+}
+
+/// A new hive file at `target` holding the plan's one edited hive.
+fn to_hive_file(machine: &Machine, plan: &Plan, target: &Path) -> Result<Committed> {
+    let [edit] = &plan.edits[..] else {
+        return Err(Error::Usage(format!("a hive-file output holds one hive; this change edits {}", plan.edits.len())));
     };
-    let after = match dest {
-        Destination::Copy(_) | Destination::DiffChild(_) => {
-            let image = machine.image().ok_or_else(|| Error::Usage(format!("{} is not a disk image: its hives are written with a hive-file destination", machine.path().display())))?;
-            if plan.edits.iter().any(|e| !matches!(e.location, HiveLocation::Volume { .. })) {
-                return Err(Error::Usage("the plan edits hive files, not an image".into()));
-            }
-            match dest {
-                Destination::DiffChild(_) => write::diff_child(image, &plan.patch, out.file_mut(), target)?,
-                _ => write::full_copy(image, &plan.patch, out.file_mut(), progress)?,
-            }
-            out.sync()?;
-            fault_point("before-verify");
-            // Read the output back like any input: the container, the volumes,
-            // the hive files (byte-exact and clean), and the checks.
-            let written = Machine::open_image(&out.path()).map_err(|e| in_verification(&e))?;
-            verify_loaded(&written, &plan.edits).map_err(|e| in_verification(&e))?;
-            Some(crate::rdp::inspect(&written))
-        }
-        Destination::HiveFile(_) | Destination::InPlace { .. } => {
-            let [edit] = &plan.edits[..] else {
-                return Err(Error::Usage(format!("a hive-file output holds one hive; this change edits {}", plan.edits.len())));
-            };
-            out.write_all(&edit.new_bytes)?;
-            out.sync()?;
-            fault_point("before-verify");
-            verify_hive_file(&out.path(), edit)?;
-            None
-        }
-    };
+    let mut out = NewFile::create(target, &[machine.path()])?;
+    out.write_all(&edit.new_bytes)?;
+    out.sync()?;
+    fault_point("before-verify");
+    verify_hive_file(&out.path(), edit)?;
+    publish(out)?;
+    Ok(Committed { path: target.to_path_buf(), after: None })
+}
+
+/// Make a verified output visible under its name (never replacing a file).
+fn publish(out: NewFile) -> Result<()> {
     fault_point("before-rename");
-    out.commit()?;
-    Ok(Committed { path: target.to_path_buf(), after })
+    out.commit()
 }
 
 /// Write `plan` into the machine's own raw disk, after saving the undo file.
