@@ -30,12 +30,26 @@ pub enum Format {
     Csv,
 }
 
+#[derive(clap::Args)]
 pub struct Options {
+    /// Images, devices or directories of hive files.
     pub images: Vec<PathBuf>,
+    /// Also read image paths from FILE (one per line, '#' comments; '-' for standard input).
+    #[arg(long, value_name = "FILE")]
     pub from_list: Option<PathBuf>,
+    /// Baseline (TOML): expected values, severity overrides, ignored checks, fail_on.
+    #[arg(long, value_name = "FILE")]
     pub baseline: Option<PathBuf>,
+    /// Images audited at once (default: number of CPUs).
+    #[arg(long, short = 'j', value_name = "N")]
     pub jobs: Option<usize>,
+    /// Output: a table with a summary, one JSON document, JSON lines (records only;
+    /// summary on stderr), or CSV (one column per setting).
+    #[arg(long, value_enum, default_value = "table")]
     pub format: Format,
+    /// Take only list positions k with k % N == I (0 <= I < N), for fleet sweeps split
+    /// across indexed jobs.
+    #[arg(long, value_name = "I/N")]
     pub shard: Option<String>,
 }
 

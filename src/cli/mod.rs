@@ -75,27 +75,7 @@ enum Cmd {
     },
     /// Inspect many images in parallel, optionally against a baseline; one record per image and a
     /// summary. Exit 0: all pass; 1: some fail; 2: some could not be read.
-    Audit {
-        /// Images, devices or directories of hive files.
-        images: Vec<PathBuf>,
-        /// Also read image paths from FILE (one per line, '#' comments; '-' for standard input).
-        #[arg(long, value_name = "FILE")]
-        from_list: Option<PathBuf>,
-        /// Baseline (TOML): expected values, severity overrides, ignored checks, fail_on.
-        #[arg(long, value_name = "FILE")]
-        baseline: Option<PathBuf>,
-        /// Images audited at once (default: number of CPUs).
-        #[arg(long, short = 'j', value_name = "N")]
-        jobs: Option<usize>,
-        /// Output: a table with a summary, one JSON document, JSON lines (records only;
-        /// summary on stderr), or CSV (one column per setting).
-        #[arg(long, value_enum, default_value = "table")]
-        format: audit::Format,
-        /// Take only list positions k with k % N == I (0 <= I < N), for fleet sweeps split
-        /// across indexed jobs.
-        #[arg(long, value_name = "I/N")]
-        shard: Option<String>,
-    },
+    Audit(audit::Options),
     /// Read the registry of an image or of a hive file, like reg.exe.
     #[command(subcommand)]
     Reg(RegCmd),
@@ -288,21 +268,7 @@ pub fn main() -> i32 {
             undo_file,
             force,
         } => fix::undo(&device, &undo_file, force),
-        Cmd::Audit {
-            images,
-            from_list,
-            baseline,
-            jobs,
-            format,
-            shard,
-        } => audit::run(audit::Options {
-            images,
-            from_list,
-            baseline,
-            jobs,
-            format,
-            shard,
-        }),
+        Cmd::Audit(o) => audit::run(o),
         Cmd::Reg(RegCmd::Query {
             source,
             key,
