@@ -63,12 +63,13 @@ enum Cmd {
     /// the untouched input), verify it by reading it back, then move it into place.
     /// Exit 0: fixed; 1: written but a targeted check still fires; 2: error (nothing written).
     Fix(fix::Options),
-    /// Put back the bytes an in-place fix changed, from its undo file.
+    /// Put back the bytes an in-place fix changed, from its undo file (or, for a mounted
+    /// Windows volume, the <hive>.rdprescue-undo copies beside its hive files).
     Undo {
-        /// The raw disk or device the fix was written to.
+        /// The raw disk or device the fix was written to, or the mounted volume (F:\, /mnt/x).
         device: PathBuf,
-        /// The undo file `fix --in-place --undo FILE` wrote.
-        undo_file: PathBuf,
+        /// The undo file `fix --in-place --undo FILE` wrote (not for a mounted volume).
+        undo_file: Option<PathBuf>,
         /// Restore even where the disk changed since the fix.
         #[arg(long)]
         force: bool,
@@ -267,7 +268,7 @@ pub fn main() -> i32 {
             device,
             undo_file,
             force,
-        } => fix::undo(&device, &undo_file, force),
+        } => fix::undo(&device, undo_file.as_deref(), force),
         Cmd::Audit(o) => audit::run(o),
         Cmd::Reg(RegCmd::Query {
             source,
