@@ -170,6 +170,8 @@ fn files_in_place(machine: &Machine, plan: &Plan) -> Result<Committed> {
                 msg: format!("{} exists (the original saved by an earlier fix): restore it with `rdprescue undo {}`, or move it away, first; nothing was written", undo.display(), root.display()),
             });
         }
+        // Writable at all (read-only file, no rights): found out before anything is written.
+        std::fs::OpenOptions::new().write(true).open(p).map_err(|source| Error::Output { layer: Layer::Repair, what: "opening for writing (nothing was written)", path: p.to_path_buf(), source })?;
         let raw = read_hive_file(p)?;
         let now = crate::machine::load_file(p)?;
         if now.bytes != machine.require(e.hive)?.bytes {
