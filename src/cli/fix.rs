@@ -24,6 +24,8 @@ pub struct Options {
     #[arg(long, short)]
     pub out: Option<PathBuf>,
     /// Write a small differencing child (VHD or VHDX) whose parent is the input, instead of a full copy.
+    /// Without --out it is written beside the input as NAME-rdprescue.EXT (a Hyper-V checkpoint's
+    /// disk.avhdx gets disk-rdprescue.avhdx).
     #[arg(long)]
     pub diff_child: bool,
     /// Fix this check's findings (repeatable), e.g. --check rdp-deny-local.
@@ -146,8 +148,10 @@ pub fn run(o: Options) -> anyhow::Result<i32> {
         println!("Nothing to change.");
         return Ok(0);
     }
+    let default_child = (o.diff_child && o.out.is_none() && !o.in_place && !files).then(|| default_child_name(&o.image));
     let dest = match (&o.out, &o.undo) {
         _ if files => files_destination(&o)?,
+        (None, _) if default_child.is_some() => default_child.as_deref().map(Destination::DiffChild),
         _ if o.in_place && (o.out.is_some() || o.diff_child) => {
             bail!("--in-place writes the disk itself: no --out or --diff-child")
         }
@@ -240,6 +244,16 @@ pub fn run(o: Options) -> anyhow::Result<i32> {
         }
     );
     Ok(if still.is_empty() { 0 } else { 1 })
+}
+
+/// The differencing child `--diff-child` writes without `--out`: beside the
+/// input, `NAME-rdprescue.EXT` with the input's extension (`.avhdx` for a
+/// Hyper-V checkpoint, `.vhdx`, `.vhd`), so Hyper-V sees the kind of disk it
+/// expects where the VM's disks are.
+fn default_child_name(input: &Path) -> PathBuf {
+    let stem = input.file_stem().map_or_else(|| "disk".into(), |s| s.to_string_lossy().into_owned());
+    let ext = input.extension().map_or_else(|| "vhdx".into(), |e| e.to_string_lossy().into_owned());
+    input.with_file_name(format!("{stem}-rdprescue.{ext}"))
 }
 
 /// Where a fix of a mounted volume's (or hive directory's) hive files goes:
