@@ -37,7 +37,7 @@ enum Cmd {
     },
     /// Write the bytes of a file inside the image to standard output.
     Cat {
-        /// Image file or block device; opened read-only.
+        /// Image file or block device (opened read-only), or a mounted Windows volume (F:\, /mnt/x).
         image: PathBuf,
         /// Path inside the volume, e.g. 'Windows\System32\config\SYSTEM' (case-insensitive).
         path: String,
@@ -48,7 +48,8 @@ enum Cmd {
     /// Diagnose why RDP fails: every setting that blocks Remote Desktop, with its fix.
     /// Exit 0: nothing found; 1: findings; 2: error.
     Inspect {
-        /// Image file or device (read-only), a directory of hive files (SYSTEM, SOFTWARE, BCD and
+        /// Image file or device (read-only), a mounted Windows volume (F:\, /mnt/x: a directory
+        /// holding Windows\System32\config), a directory of hive files (SYSTEM, SOFTWARE, BCD and
         /// their .LOG1/.LOG2), or a SYSTEM hive file.
         source: PathBuf,
         /// JSON output (schema in README).
