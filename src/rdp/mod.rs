@@ -14,7 +14,7 @@ pub mod baseline;
 pub mod catalog;
 pub mod check;
 mod custom;
-mod system;
+pub mod system;
 pub mod eval;
 pub mod firewall;
 pub mod profiles;

@@ -27,31 +27,35 @@ fn setting(ctx: &Ctx, id: &'static str, hive: HiveKind, key: &str, name: &str, d
     Setting { id, path: ctx.full(hive, key), name: name.into(), local: v.as_ref().map_or(J::Null, Value::json_data), policy_path: None, policy: J::Null, effective, source }
 }
 
-/// The Windows version as SOFTWARE records it.
+/// The Windows version as SOFTWARE records it: the build number (CurrentBuild,
+/// else CurrentBuildNumber) and UBR. The build alone decides the release:
+/// Windows 10 keeps CurrentVersion at "6.3", and a hive edited by hand can
+/// carry a CurrentMajorVersionNumber of another release.
 ///
 /// NOTE for the merge: the `accuracy` helper adds a shared OS-version helper
 /// (issue 19, "OS-version-aware defaults"); switch these evaluators to it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct OsVersion {
-    pub major: u32,
-    pub minor: u32,
     pub build: u32,
     pub ubr: Option<u32>,
+}
+
+impl OsVersion {
+    /// Vista / Server 2008 (6000-6003) and 7 / Server 2008 R2 (7600/7601).
+    pub fn is_nt6_0_or_6_1(self) -> bool {
+        (6000..9200).contains(&self.build)
+    }
+    /// Windows 10 / Server 2016 and later.
+    pub fn is_10(self) -> bool {
+        self.build >= 10240
+    }
 }
 
 pub(crate) fn os_version(ctx: &Ctx) -> Option<OsVersion> {
     let cv = r"Microsoft\Windows NT\CurrentVersion";
     let s = |n: &str| ctx.string(Software, cv, n);
     let build: u32 = s("CurrentBuild").or_else(|| s("CurrentBuildNumber")).and_then(|b| b.trim().parse().ok())?;
-    let (major, minor) = match (ctx.dword(Software, cv, "CurrentMajorVersionNumber"), ctx.dword(Software, cv, "CurrentMinorVersionNumber")) {
-        (Some(ma), Some(mi)) => (ma, mi),
-        _ => {
-            let v = s("CurrentVersion").unwrap_or_default();
-            let mut it = v.trim().split('.').map(|p| p.parse::<u32>().ok());
-            (it.next().flatten()?, it.next().flatten().unwrap_or(0))
-        }
-    };
-    Some(OsVersion { major, minor, build, ubr: ctx.dword(Software, cv, "UBR") })
+    Some(OsVersion { build, ubr: ctx.dword(Software, cv, "UBR") })
 }
 
 /// `\Windows\System32\...` from SOFTWARE's SystemRoot (drive letter dropped).
@@ -190,7 +194,7 @@ pub(crate) fn lsa_tspkg(ctx: &Ctx, c: &Check, out: &mut Out) {
     out.setting(setting(ctx, c.id, System, LSA, "Security Packages", None));
     let Some(v) = ctx.value(System, LSA, "Security Packages") else { return };
     let Some(os) = os_version(ctx) else { return };
-    if !(os.major == 6 && os.minor <= 1) {
+    if !os.is_nt6_0_or_6_1() {
         return;
     }
     let list: Vec<String> = strings(Some(v.clone())).into_iter().flat_map(|s| s.split_whitespace().map(String::from).collect::<Vec<_>>()).filter(|s| !s.is_empty() && s != "\"\"").collect();
@@ -203,7 +207,7 @@ pub(crate) fn lsa_tspkg(ctx: &Ctx, c: &Check, out: &mut Out) {
         c,
         c.id,
         c.severity,
-        format!("{} (Security Packages = [{}] on Windows {}.{}.{})", c.explain, list.join(", "), os.major, os.minor, os.build),
+        format!("{} (Security Packages = [{}] on build {})", c.explain, list.join(", "), os.build),
         Remedy::Actions(ctx.set_actions(System, LSA, "Security Packages", RegData::MultiSz(fixed))),
     );
 }
@@ -284,14 +288,14 @@ pub(crate) fn cert_from_blob(blob: &[u8]) -> Option<&[u8]> {
 
 /// What a certificate blob holds.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) struct CertFacts {
+pub struct CertFacts {
     /// SHA-1 of the DER, upper-case hex: the thumbprint Windows names it by.
     pub thumbprint: String,
     /// notAfter, seconds since 1970.
     pub not_after: u64,
 }
 
-pub(crate) fn cert_facts(blob: &[u8]) -> Result<CertFacts, String> {
+pub fn cert_facts(blob: &[u8]) -> Result<CertFacts, String> {
     use sha1::Digest;
     use x509_cert::der::Decode;
     let der = cert_from_blob(blob).ok_or("no encoded certificate (property 32) in the Blob")?;
@@ -379,7 +383,7 @@ const MAX_DLL: u64 = 16 << 20;
 
 /// What tspkg.dll's PE headers say: file version and link time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct PeFacts {
+pub struct PeFacts {
     pub version: Option<[u16; 4]>,
     pub timestamp: u32,
 }
@@ -412,7 +416,7 @@ pub fn pe_facts(bytes: &[u8]) -> Result<PeFacts, String> {
 pub(crate) fn credssp_patch(ctx: &Ctx, c: &Check, out: &mut Out) {
     let Some(fs) = ctx.hives.windows_fs() else { return };
     let Some(os) = os_version(ctx) else { return };
-    if os.major < 6 || os.build >= 17134 {
+    if os.build < 6000 || os.build >= 17134 {
         return;
     }
     let path = system32(ctx, "tspkg.dll");
@@ -427,7 +431,7 @@ pub(crate) fn credssp_patch(ctx: &Ctx, c: &Check, out: &mut Out) {
     };
     let shown = facts.version.map_or("no version resource".into(), |v| format!("{}.{}.{}.{}", v[0], v[1], v[2], v[3]));
     out.setting(Setting { id: c.id, path: format!(r"\{path}"), name: "FileVersion".into(), local: J::from(shown.clone()), policy_path: None, policy: J::Null, effective: J::from(shown.clone()), source: "local" });
-    let unpatched = if os.major >= 10 {
+    let unpatched = if os.is_10() {
         let Some(v) = facts.version else { return out.note(c, format!("{path} has no version resource; the CredSSP patch level is unknown")) };
         match CREDSSP_FIXED_UBR.iter().find(|(b, _)| u32::from(v[2]) == *b) {
             Some((_, fixed)) => (u32::from(v[3]) < *fixed).then(|| format!("file version {shown} is older than {}.{fixed}, the March 2018 CredSSP update of build {}", v[2], v[2])),
@@ -484,7 +488,7 @@ pub(crate) fn pending_servicing(ctx: &Ctx, c: &Check, out: &mut Out) {
 /// too small to hold a real Windows: 5 % of the volume).
 pub const LOW_SPACE: u64 = 1 << 30;
 
-pub(crate) fn low_space_threshold(size: u64) -> u64 {
+pub fn low_space_threshold(size: u64) -> u64 {
     LOW_SPACE.min(size / 20)
 }
 
