@@ -438,7 +438,10 @@ pub(crate) fn credssp_patch(ctx: &Ctx, c: &Check, out: &mut Out) {
             None => None,
         }
     } else {
-        // Windows 6.x binaries carry their real link time.
+        // Windows 6.x binaries carry their real link time (0 would be a tool's, not Microsoft's).
+        if facts.timestamp == 0 {
+            return out.note(c, format!("{path} {shown} has no link time; the CredSSP patch level is unknown"));
+        }
         (u64::from(facts.timestamp) < MARCH_2018).then(|| format!("file version {shown}, linked {} (before the March 13, 2018 CredSSP update)", unix_iso(u64::from(facts.timestamp))))
     };
     match unpatched {
