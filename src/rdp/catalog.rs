@@ -7,6 +7,7 @@
 //! check looks at several values (e.g. TLS 1.2 `Enabled` and `DisabledByDefault`).
 
 use super::custom;
+use super::system;
 use super::Severity::*;
 use crate::hive::source::HiveKind::*;
 
@@ -367,6 +368,89 @@ pub static CATALOG: &[Check] = &[
         title: "Session time limits and reconnection", explain: "Short session limits or disabled automatic reconnection drop RDP sessions.",
         ..Check::DEFAULT
     },
+    // ---- issue 19: new checks visible on disk (evaluators in system.rs)
+    // Source: `netsh interface portproxy` (learn.microsoft.com/windows-server/networking/technologies/netsh/netsh-interface-portproxy):
+    // entries live in Services\PortProxy\<v4tov4|...>\tcp as "listenaddress/port" = "connectaddress/port", served by iphlpsvc.
+    Check {
+        id: "portproxy-rdp-port", area: Area::Listener, severity: High, run: Some(system::portproxy), title: "Port proxy on the RDP port (PortProxy)",
+        explain: "A port proxy listens on the RDP port: RDP clients are forwarded elsewhere, or the RDP listener cannot bind its port.",
+        ..Check::DEFAULT
+    },
+    // Source: `route -p` persistent routes (learn.microsoft.com/windows-server/administration/windows-commands/route_ws2008),
+    // stored as "dest,mask,gateway,metric" under Tcpip\Parameters\PersistentRoutes.
+    Check {
+        id: "persistent-default-route", area: Area::Network, severity: Medium, run: Some(system::persistent_route),
+        title: "Persistent default route (PersistentRoutes)",
+        explain: "A persistent default route competes with the interface's own gateway: replies to RDP clients can take the wrong path.",
+        ..Check::DEFAULT
+    },
+    // Source: CredSSP is the tspkg security package (KB951608 "Description of the Credential Security Support Provider (CredSSP)
+    // in Windows XP SP3": add tspkg to Lsa\Security Packages); Vista/7/2008/2008 R2 list it by default.
+    Check {
+        id: "lsa-tspkg-missing", area: Area::Security, severity: High, run: Some(system::lsa_tspkg), title: "CredSSP security package (Lsa Security Packages)",
+        explain: "Lsa\\Security Packages does not load tspkg: CredSSP, and with it Network Level Authentication, is unavailable (\"An authentication error has occurred\").",
+        ..Check::DEFAULT
+    },
+    // Source: "Interactive logon: Require Windows Hello for Business or smart card" (learn.microsoft.com/previous-versions/windows/it-pro/
+    // windows-10/security/threat-protection/security-policy-settings/interactive-logon-require-smart-card): value scforceoption.
+    Check {
+        id: "smartcard-required", area: Area::Logon, severity: High, hive: Software, key: r"Microsoft\Windows\CurrentVersion\Policies\System",
+        value: "scforceoption", absent: Absent::Default(Lit::D(0)), healthy: Pred::Eq(0), fix: Fix::Set(Lit::D(0)),
+        title: "Smart card required (scforceoption)",
+        explain: "Interactive logon requires a smart card: password logons over RDP are refused.",
+        ..Check::DEFAULT
+    },
+    // Source: TLS registry settings, KeyExchangeAlgorithms\PKCS (learn.microsoft.com/windows-server/security/tls/tls-registry-settings;
+    // KB245030): Enabled = 0 turns off RSA key exchange and authentication in Schannel.
+    Check {
+        id: "schannel-rsa-disabled", area: Area::Security, severity: High, key: r"{CCS}\Control\SecurityProviders\SCHANNEL\KeyExchangeAlgorithms\PKCS",
+        value: "Enabled", absent: Absent::Fine("the OS default (RSA on)"), healthy: Pred::Ne(0), fix: Fix::Delete,
+        title: "RSA key exchange (SCHANNEL KeyExchangeAlgorithms\\PKCS Enabled)",
+        explain: "RSA key exchange and authentication are disabled in Schannel: the listener's RSA certificate cannot be used and the TLS handshake fails.",
+        ..Check::DEFAULT
+    },
+    // Source: "Prioritizing Schannel Cipher Suites" (learn.microsoft.com/windows/win32/secauthn/prioritizing-schannel-cipher-suites): the GPO
+    // SSL Cipher Suite Order (Policies\...\SSL\00010002 Functions) overrides the local list (Configuration\Local\SSL\00010002).
+    Check {
+        id: "cipher-suites-no-rsa", area: Area::Security, severity: High, run: Some(system::cipher_suites), title: "TLS cipher suite list",
+        explain: "The cipher suite list in force has no RSA suite: the listener's RSA certificate matches none and every TLS handshake fails.",
+        ..Check::DEFAULT
+    },
+    // Source: rdp-checks.md rdp-cert-store (RP-rdpcert: expired certificates are deleted, Windows mints a new one);
+    // certificate blobs are serialized properties, CERT_CERT_PROP_ID 32 = the DER certificate (wincrypt.h).
+    Check {
+        id: "rdp-cert-store", area: Area::Security, severity: Medium, run: Some(system::listener_cert), title: "Listener certificate (Remote Desktop store)",
+        explain: "The RDP listener certificate is expired or damaged",
+        ..Check::DEFAULT
+    },
+    // Source: KB4093492 "CredSSP updates for CVE-2018-0886" (March 13, 2018 updates per OS; May 8, 2018 made clients
+    // refuse unpatched servers by default) and D12 credssp-encryption-oracle-remediation.md.
+    Check {
+        id: "credssp-server-unpatched", area: Area::Security, severity: High, run: Some(system::credssp_patch), title: "CredSSP patch level (tspkg.dll)",
+        explain: "The server's CredSSP predates the CVE-2018-0886 fix: updated clients refuse it (\"CredSSP encryption oracle remediation\")",
+        ..Check::DEFAULT
+    },
+    // Source: "Azure VM is unresponsive while applying updates" (learn.microsoft.com/troubleshoot/azure/virtual-machines/windows/
+    // troubleshoot-stuck-updating-boot-error): pending.xml, `dism /revertpendingactions`; Azure win-fix-pending-servicing.
+    Check {
+        id: "pending-servicing", area: Area::Boot, severity: Medium, run: Some(system::pending_servicing), title: "Pending servicing operations",
+        explain: "Windows servicing operations are pending: the next boot applies them first (\"Working on updates\", possibly a rollback loop) and RDP is unreachable until they finish",
+        ..Check::DEFAULT
+    },
+    // Source: "Windows VM doesn't boot because the disk is full" (learn.microsoft.com/troubleshoot/azure/virtual-machines/windows/
+    // troubleshoot-boot-error-disk-full); Windows needs room to write hives, logs and profiles.
+    Check {
+        id: "low-disk-space", area: Area::Boot, severity: High, run: Some(system::free_space), title: "Free space on the Windows volume",
+        explain: "The Windows volume is almost full: services (TermService, profiles, event logs, updates) fail to write and logons hang or fail",
+        ..Check::DEFAULT
+    },
+    // Source: Fast Startup is a hibernation of the kernel session (learn.microsoft.com/windows-hardware/drivers/kernel/distinguishing-fast-startup-from-wake-from-hibernation);
+    // `powercfg /hibernate off` (learn.microsoft.com/windows-hardware/design/device-experiences/powercfg-command-line-options). Notes only.
+    Check {
+        id: "hibernation", area: Area::Boot, severity: Info, run: Some(system::hibernation), title: "Hibernation / Fast Startup",
+        explain: "Windows may resume a hibernated image and ignore offline registry changes.",
+        ..Check::DEFAULT
+    },
 ];
 
 /// Distinct check ids in catalog order.
@@ -390,7 +474,7 @@ mod tests {
     fn rows_name_what_defaults_cannot_supply() {
         for c in CATALOG {
             assert!(!c.id.is_empty() && !c.title.is_empty() && !c.explain.is_empty(), "row {c:?}: id, title and explain are required");
-            assert!(c.severity != Check::DEFAULT.severity || c.id == "fw-profile-disabled", "{}: severity left at the default", c.id);
+            assert!(c.severity != Check::DEFAULT.severity || matches!(c.id, "fw-profile-disabled" | "hibernation"), "{}: severity left at the default", c.id);
             if c.is_code() {
                 assert!(c.key.is_empty() && c.value.is_empty() && c.policy.is_none(), "{}: a code row with value fields", c.id);
             } else {

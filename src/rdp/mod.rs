@@ -14,6 +14,7 @@ pub mod baseline;
 pub mod catalog;
 pub mod check;
 mod custom;
+pub mod system;
 pub mod eval;
 pub mod firewall;
 pub mod profiles;
@@ -36,11 +37,21 @@ pub use eval::inspect;
 /// (checks on a missing hive are reported as not evaluated).
 pub trait Hives {
     fn hive(&self, kind: HiveKind) -> Option<&Hive>;
+    /// The Windows volume's file system, for the checks that read files
+    /// (tspkg.dll's version, pending.xml, hiberfil.sys, free space); None for
+    /// hive files and directories.
+    fn windows_fs(&self) -> Option<&dyn crate::fs::FileSystem> {
+        None
+    }
 }
 
 impl Hives for crate::machine::Machine {
     fn hive(&self, kind: HiveKind) -> Option<&Hive> {
         crate::machine::Machine::hive(self, kind)
+    }
+    fn windows_fs(&self) -> Option<&dyn crate::fs::FileSystem> {
+        let w = *self.survey()?.windows_volumes.first()?;
+        self.mount(w).ok()
     }
 }
 
