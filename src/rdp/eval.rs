@@ -55,6 +55,17 @@ pub fn inspect(hives: &dyn Hives) -> Inspection {
             }
             continue;
         }
+        let adapted;
+        let c = match c.adapt {
+            Some(adapt) => match adapt(&ctx, c) {
+                Some(a) => {
+                    adapted = a;
+                    &adapted
+                }
+                None => continue,
+            },
+            None => c,
+        };
         match c.run {
             Some(run) => run(&ctx, c, &mut out),
             None => value_check(&ctx, c, &mut out),

@@ -91,7 +91,8 @@ const CV: &str = r"Microsoft\Windows NT\CurrentVersion";
 impl OsInfo {
     pub fn load(ctx: &Ctx) -> OsInfo {
         let s = |n: &str| ctx.string(Software, CV, n).filter(|s| !s.trim().is_empty());
-        let build = s("CurrentBuild").or_else(|| s("CurrentBuildNumber")).and_then(|b| b.trim().parse::<u32>().ok());
+        // XP/2003 keep "1.511.1 () (Obsolete data - do not use)" in CurrentBuild: take the first that parses.
+        let build = ["CurrentBuild", "CurrentBuildNumber"].into_iter().find_map(|n| s(n).and_then(|b| b.trim().parse::<u32>().ok()));
         let product_type = ctx.string(System, r"{CCS}\Control\ProductOptions", "ProductType").map(|t| t.trim().to_string());
         let (era, inferred) = match build {
             Some(b) => (Some(Era::of_build(b)), false),
@@ -183,6 +184,10 @@ fn infer_era(ctx: &Ctx) -> Option<Era> {
 fn domain_role(ctx: &Ctx, product_type: Option<&str>) -> (DomainRole, Option<String>) {
     if product_type.is_some_and(|t| t.eq_ignore_ascii_case("LanmanNT")) {
         return (DomainRole::Controller, Some("ProductType = LanmanNT (domain controller)".into()));
+    }
+    // What win-toggle-safe-mode [R-safemode] looks at.
+    if ctx.string(System, r"{CCS}\Services\NTDS\Parameters", "DSA Database file").is_some() {
+        return (DomainRole::Controller, Some("Services\\NTDS\\Parameters names a DSA database (domain controller)".into()));
     }
     if let Some(sec) = ctx.hive(Security) {
         if let Ok(k) = sec.key(r"Policy\PolPrDmS") {
