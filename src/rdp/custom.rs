@@ -371,6 +371,12 @@ pub(crate) fn fw_rdp_rule(ctx: &Ctx, c: &Check, out: &mut Out) {
     let port = listener_port(ctx);
     // rdp-port moves an uncovered custom port back to 3389: check the rules for the port RDP will use.
     let port = if port != 3389 && !fw.allows(port) { 3389 } else { port };
+    // A profile open only to some remote addresses (RA4/RA6) is reported as such [MS-GPFAS 2.2.2.19].
+    for (p, reach) in fw.reach(port) {
+        if let super::firewall::Reach::From(from) = reach {
+            out.note(c, format!("in the {p} profile TCP {port} is open only from {}: clients elsewhere time out", from.join(" or ")));
+        }
+    }
     let closed = fw.closed_profiles(port);
     if closed.is_empty() {
         return;
@@ -381,14 +387,14 @@ pub(crate) fn fw_rdp_rule(ctx: &Ctx, c: &Check, out: &mut Out) {
     let enable: Vec<&Rule> = fw
         .local
         .iter()
-        .filter(|r| r.in_rdp_group() && !r.active() && r.inbound() && r.action().eq_ignore_ascii_case("Allow") && r.covers_tcp() && r.covers_port(port) && r.applies_to_termservice())
+        .filter(|r| r.in_rdp_group() && !r.active() && r.inbound() && r.action().eq_ignore_ascii_case("Allow") && r.covers_tcp() && r.covers_port(port) && r.applies_to_listener(fw.kernel_listener))
         .filter(|r| closed.iter().any(|p| r.in_profile(p)))
         .collect();
     let where_ = format!("in the {} profile(s), where the firewall is on", closed.join(", "));
-    // Closed only for Public while Domain/Private are open: RDP breaks when Windows files the
-    // VM's network as Public (a new, unidentified network after a move), not otherwise.
+    // Closed only for Public while Domain/Private are open: still High, because a moved VM
+    // lands on a new, unidentified network, which Windows files as Public.
     let only_public = closed == ["Public"] && fw.profiles.iter().any(|p| p.enabled && p.name != "Public");
-    let severity = if only_public { Severity::Medium } else { c.severity };
+    let severity = c.severity;
     let where_ = if only_public { format!("{where_} (RDP breaks when Windows files the VM's network as Public, as it does for a new network after a move)") } else { where_ };
     let (why, remedy) = if !enable.is_empty() && fw.local_merge {
         let names: Vec<&str> = enable.iter().map(|r| r.id.as_str()).collect();
@@ -398,10 +404,12 @@ pub(crate) fn fw_rdp_rule(ctx: &Ctx, c: &Check, out: &mut Out) {
         ("Group Policy ignores local rules (AllowLocalPolicyMerge = 0) and has no RDP allow rule".to_string(), Remedy::Manual(format!("add an inbound allow rule for TCP {port} to the GPO")))
     } else if group.is_empty() {
         let remedy = match fw.version_prefix() {
-            Some(v) => Remedy::Actions(ctx.set_actions(System, store, RDP_RULE, RegData::Sz(format!("{v}|{RDP_RULE_BODY}")))),
-            None => Remedy::Manual(format!("the local rule store is empty; add an inbound allow rule for TCP {port} (svchost.exe, service termservice) or restore the default rules")),
+            _ if fw.nt5 => Remedy::Manual(format!("turn on the Remote Desktop exception of Windows Firewall (SharedAccess\\Parameters\\FirewallPolicy\\StandardProfile\\GloballyOpenPorts\\List: \"{port}:TCP\" = \"{port}:TCP:*:Enabled:Remote Desktop\"), e.g. from a startup script with `netsh firewall set service remotedesktop enable`")),
+            Some(v) if !fw.kernel_listener => Remedy::Actions(ctx.set_actions(System, store, RDP_RULE, RegData::Sz(format!("{v}|{RDP_RULE_BODY}")))),
+            _ => Remedy::Manual(format!("the local rule store has no usable Remote Desktop rule; add an inbound allow rule for TCP {port} ({}) or restore the default rules", if fw.kernel_listener { "program System: the listener of this Windows version runs in the kernel" } else { "svchost.exe, service termservice" })),
         };
-        ("no Remote Desktop rule exists in the local store".to_string(), remedy)
+        let what = if fw.nt5 { "no Remote Desktop exception is enabled (NT 5.x firewall)" } else { "no Remote Desktop rule exists in the local store" };
+        (what.to_string(), remedy)
     } else {
         ("the Remote Desktop rules do not cover that port or profile".to_string(), Remedy::Manual(format!("add an inbound allow rule for TCP {port} (svchost.exe, service termservice)")))
     };
@@ -414,14 +422,18 @@ pub(crate) fn fw_block_rule(ctx: &Ctx, c: &Check, out: &mut Out) {
         return;
     }
     let port = listener_port(ctx);
-    for r in fw.enforced().filter(|r| r.matches_rdp("Block", port) && fw.in_enabled_profile(r)) {
+    for r in fw.enforced().filter(|r| fw.matches(r, "Block", port) && fw.in_enabled_profile(r)) {
         out.setting(rule_setting(ctx, c, r));
-        let scope = if r.scoped() { " (address/interface scoped: it blocks only some clients, which cannot be decided offline)" } else { "" };
+        let scope = match r.remote_scope() {
+            Some(from) => format!(" (only for clients from {from})"),
+            None if r.scoped() => " (interface / local-address scoped: it blocks only some traffic, which cannot be decided offline)".to_string(),
+            None => String::new(),
+        };
         let back = if r.store == "gpo" { "; a GPO writes it again: fix the GPO too" } else { "" };
         out.finding(
             c,
             c.id,
-            c.severity,
+            if r.remote_scope().is_some() { Severity::Medium } else { c.severity },
             format!("active inbound block rule {} in the {} store covers TCP {port}{scope}{back}", r.id, r.store),
             Remedy::Actions(ctx.set_actions(r.hive, r.key, &r.id, RegData::Sz(r.with_active(false)))),
         );
@@ -435,7 +447,7 @@ pub(crate) fn fw_no_local_merge(ctx: &Ctx, c: &Check, out: &mut Out) {
         .into_iter()
         .filter(|p| ctx.dword(Software, &format!(r"{GPO_POLICY}\{p}"), "AllowLocalPolicyMerge") == Some(0))
         .collect();
-    if off.is_empty() || !fw.any_enabled() || fw.gpo.iter().any(|r| r.matches_rdp("Allow", port)) {
+    if off.is_empty() || !fw.any_enabled() || fw.gpo.iter().chain(fw.legacy.iter()).any(|r| fw.matches(r, "Allow", port)) {
         return;
     }
     let mut actions = Vec::new();
@@ -449,6 +461,9 @@ pub(crate) fn fw_profile_disabled(ctx: &Ctx, c: &Check, out: &mut Out) {
     profile_settings(ctx, c, "EnableFirewall", out);
     let fw = ctx.firewall();
     let off: Vec<&str> = fw.profiles.iter().filter(|p| !p.enabled).map(|p| p.name).collect();
+    if fw.nt5 && ctx.dword(System, r"{CCS}\Services\SharedAccess", "Start") == Some(4) {
+        return out.note(c, "the Windows Firewall service (SharedAccess, NT 5.x) is disabled: nothing filters inbound traffic".into());
+    }
     if !off.is_empty() {
         out.note(c, format!("the firewall is off in the {} profile(s); Azure's image guidance expects it on", off.join(", ")));
     }
