@@ -285,7 +285,10 @@ pub(crate) fn network_provider(ctx: &Ctx, c: &Check, out: &mut Out) {
 // ---------------------------------------------------------------- firewall
 
 fn profile_settings(ctx: &Ctx, c: &Check, name: &str, out: &mut Out) {
-    for (_, local_key, gpo_keys) in PROFILES {
+    for (profile, local_key, gpo_keys) in PROFILES {
+        if profile == "Public" && ctx.os().pre_vista() {
+            continue; // NT 5.x has only the Domain and Standard profiles
+        }
         let key = format!(r"{LOCAL_POLICY}\{local_key}");
         let local = ctx.value(System, &key, name);
         let (gpo_key, policy) = gpo_keys
@@ -390,7 +393,8 @@ pub(crate) fn fw_rdp_rule(ctx: &Ctx, c: &Check, out: &mut Out) {
         .filter(|r| r.in_rdp_group() && !r.active() && r.inbound() && r.action().eq_ignore_ascii_case("Allow") && r.covers_tcp() && r.covers_port(port) && r.applies_to_listener(fw.kernel_listener))
         .filter(|r| closed.iter().any(|p| r.in_profile(p)))
         .collect();
-    let where_ = format!("in the {} profile(s), where the firewall is on", closed.join(", "));
+    let shown: Vec<&str> = closed.iter().map(|&p| if fw.nt5 && p == "Private" { "Standard" } else { p }).collect();
+    let where_ = format!("in the {} profile(s), where the firewall is on", shown.join(", "));
     // Closed only for Public while Domain/Private are open: still High, because a moved VM
     // lands on a new, unidentified network, which Windows files as Public.
     let only_public = closed == ["Public"] && fw.profiles.iter().any(|p| p.enabled && p.name != "Public");
