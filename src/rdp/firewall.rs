@@ -501,6 +501,34 @@ mod tests {
     }
 
     #[test]
+    fn windows7_listener_and_groups() {
+        // Windows 7: the kernel listener's rule vs the RemoteFX group's user-mode rule.
+        let kernel = rule("v2.10|Action=Allow|Active=TRUE|Dir=In|Protocol=6|Profile=Public|LPort=3389|App=System|Name=@FirewallAPI.dll,-28753|EmbedCtxt=@FirewallAPI.dll,-28752|");
+        let remotefx = Rule::new("local", HiveKind::System, "k", "RemoteDesktop-UserMode-In-TCP".into(), r"v2.10|Action=Allow|Active=TRUE|Dir=In|Protocol=6|LPort=3389|App=%SystemRoot%\system32\svchost.exe|Svc=termservice|EmbedCtxt=@FirewallAPI.dll,-28852|".into());
+        assert!(kernel.in_rdp_group() && !remotefx.in_rdp_group());
+        assert!(kernel.matches_listener("Allow", 3389, true) && !remotefx.matches_listener("Allow", 3389, true));
+        assert!(remotefx.matches_listener("Allow", 3389, false), "a user-mode listener (8+) is svchost's");
+        // Without a group the id still tells.
+        assert!(Rule::new("local", HiveKind::System, "k", "RemoteDesktop-x".into(), "v2.10|Action=Allow|".into()).in_rdp_group());
+    }
+
+    #[test]
+    fn remote_scopes_and_legacy_exceptions() {
+        let r = rule("v2.30|Action=Allow|Active=TRUE|Dir=In|Protocol=6|LPort=3389|RA4=10.0.0.0/255.0.0.0|RA6=fd00::/8|");
+        assert_eq!(r.remote_scope().as_deref(), Some("RA4=10.0.0.0/255.0.0.0; RA6=fd00::/8"));
+        assert_eq!(rule(BUILTIN).remote_scope(), None);
+        let l = rule(&legacy_port_rule("3389:TCP:*:enabled:Remote Desktop", legacy_profiles("StandardProfile")).unwrap());
+        assert!(l.matches_rdp("Allow", 3389) && l.in_profile("Public") && l.in_profile("Private") && !l.in_profile("Domain"));
+        assert_eq!(l.remote_scope(), None);
+        let scoped = rule(&legacy_port_rule("3389:TCP:192.168.1.0/24,LocalSubnet:Enabled:x", legacy_profiles("DomainProfile")).unwrap());
+        assert_eq!(scoped.remote_scope().as_deref(), Some("RA4=192.168.1.0/24,LocalSubnet"));
+        assert!(scoped.in_profile("Domain") && !scoped.in_profile("Public"));
+        let off = rule(&legacy_port_rule("3389:TCP:*:Disabled:@xpsp2res.dll,-22009", legacy_profiles("StandardProfile")).unwrap());
+        assert!(!off.active() && off.get("Name") == Some("@xpsp2res.dll,-22009"));
+        assert!(legacy_port_rule("3389:UDP:*:Enabled:x", "").is_none() && legacy_port_rule("junk", "").is_none());
+    }
+
+    #[test]
     fn free_text_with_bars() {
         let r = rule("v2.30|Action=Block|Name=a|b|c|Active=TRUE|Dir=In|");
         assert_eq!(r.get("Name"), Some("a|b|c"));
