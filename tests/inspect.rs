@@ -298,6 +298,14 @@ fn issue19_domain_only_checks_and_severities() {
     let net = finding(&doc, "core-net-stack-disabled");
     assert_eq!(net["severity"], "low");
     assert!(net["message"].as_str().unwrap().starts_with("NetBT") && !net["message"].as_str().unwrap().contains("no network at all"), "{net}");
+    // Its netvsc key is deleted too, but this is no Azure image (no guest agent): no finding for that.
+    assert!(!doc["findings"].as_array().unwrap().iter().any(|f| f["message"].as_str().unwrap().contains("netvsc")), "{}", doc["findings"]);
+    // On an Azure image the missing netvsc driver is Critical.
+    let Some((img, _)) = scenario("i19-azure-no-netvsc") else { return };
+    let (_, az) = inspect_json(&img, &[]);
+    let f = finding(&az, "core-net-stack-disabled");
+    assert_eq!(f["severity"], "critical");
+    assert!(f["message"].as_str().unwrap().contains("netvsc") && f["fix"].as_str().unwrap().starts_with("manual: "), "{f}");
 
     // The real Windows 7 hive is a domain member (Netlogon DynamicSiteName): the same values fire.
     let Some((img, _)) = scenario("i19-domain-member") else { return };
