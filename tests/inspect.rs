@@ -365,6 +365,7 @@ fn issue19_server2003_is_nt5() {
     let Some((img, _)) = scenario("server2008-dc") else { return };
     let (_, doc) = inspect_json(&img, &[]);
     assert_eq!(checks(&doc), BTreeSet::from(["rdp-deny-local".to_string()]));
+    assert_eq!(doc["windows"]["build"], "3790", "not CurrentBuild's obsolete text");
     for (id, name) in [("nla-user-auth", "UserAuthentication"), ("sec-protocol-negotiation", "fAllowSecProtocolNegotiation")] {
         assert!(!has_setting(&doc, id, name), "{id}: a row on NT 5.x");
     }

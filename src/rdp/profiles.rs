@@ -212,9 +212,12 @@ impl Profile {
             return Vec::new();
         }
         let port = listener_port(&ctx);
+        if port == 3389 {
+            return Vec::new(); // nothing moves, nothing new for the NSG
+        }
         let ends = if o.reset_port { 3389 } else { port };
         let mut n = vec![format!("the RDP listener ends on TCP {ends}: the network security group (and any appliance) must allow TCP {ends}")];
-        if port != 3389 && !o.reset_port {
+        if !o.reset_port {
             n.push(format!("the custom port {port} is kept (--reset-port moves it back to 3389)"));
         }
         n
