@@ -320,7 +320,8 @@ fn profile_settings(ctx: &Ctx, c: &Check, name: &str, out: &mut Out) {
 pub(crate) fn fw_block_inbound_always(ctx: &Ctx, c: &Check, out: &mut Out) {
     profile_settings(ctx, c, "DoNotAllowExceptions", out);
     let fw = ctx.firewall();
-    let hit: Vec<&str> = fw.profiles.iter().filter(|p| p.enabled && p.block_all).map(|p| p.name).collect();
+    // The Domain profile never applies to a machine outside a domain.
+    let hit: Vec<&str> = fw.profiles.iter().filter(|p| p.enabled && p.block_all && fw.can_apply(p.name)).map(|p| p.name).collect();
     if hit.is_empty() {
         return;
     }

@@ -430,9 +430,9 @@ impl Firewall {
         name != "Domain" || self.domain_applies
     }
 
-    /// Whether `r` applies in some profile where the firewall is on.
+    /// Whether `r` applies in some profile where the firewall is on and that can be the active one.
     pub fn in_enabled_profile(&self, r: &Rule) -> bool {
-        self.profiles.iter().any(|p| p.enabled && r.in_profile(p.name))
+        self.profiles.iter().any(|p| p.enabled && self.can_apply(p.name) && r.in_profile(p.name))
     }
 
     /// A rule prefix (`v2.xx`) used on this disk, for a rule rdprescue adds.
