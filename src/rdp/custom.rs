@@ -465,7 +465,7 @@ pub(crate) fn fw_no_local_merge(ctx: &Ctx, c: &Check, out: &mut Out) {
 pub(crate) fn fw_profile_disabled(ctx: &Ctx, c: &Check, out: &mut Out) {
     profile_settings(ctx, c, "EnableFirewall", out);
     let fw = ctx.firewall();
-    let off: Vec<&str> = fw.profiles.iter().filter(|p| !p.enabled).map(|p| p.name).collect();
+    let off: Vec<&str> = fw.profiles.iter().filter(|p| !p.enabled).map(|p| if fw.nt5 && p.name == "Private" { "Standard" } else { p.name }).collect();
     if fw.nt5 && ctx.dword(System, r"{CCS}\Services\SharedAccess", "Start") == Some(4) {
         return out.note(c, "the Windows Firewall service (SharedAccess, NT 5.x) is disabled: nothing filters inbound traffic".into());
     }
