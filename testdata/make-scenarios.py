@@ -10,7 +10,8 @@ Scenarios are described in testdata/scenarios.json: the base SYSTEM hive (a
 directory of ../shared/data/hives), .reg patches per hive (applied with
 `hivexregedit --merge`; missing ancestor keys are created first), the disk
 generation and container format, and the check ids `rdprescue inspect` must
-report. A scenario may instead carry a "log" patch: the SYSTEM primary stays as
+report. A key whose patch is null is deleted with its subkeys. A scenario may
+instead carry a "log" patch: the SYSTEM primary stays as
 it was and the patched state is written only to a new-format transaction log
 (SYSTEM.LOG1, one HvLE entry, Marvin32 hashes), so that the change exists only
 in the log, as after a crash.
@@ -53,6 +54,9 @@ def reg_text(root, patch):
     out = ["Windows Registry Editor Version 5.00", ""]
     seen = set()
     for key, values in patch.items():
+        if values is None:  # the whole key deleted ([-KEY], e.g. a missing driver)
+            out.extend([f"[-{root}\\{key}]", ""])
+            continue
         parts = key.split("\\")
         for i in range(1, len(parts) + 1):
             k = "\\".join(parts[:i])

@@ -34,9 +34,12 @@ pub struct Options {
     /// Fix every finding that has an automatic fix.
     #[arg(long)]
     pub all: bool,
-    /// A named repair (repeatable): reset-rdp, disable-nla, enable-nla, tls, fips-off, safe-mode-off.
+    /// A named repair (repeatable): reset-rdp, disable-nla, enable-nla, nla-off-keep-tls, tls, fips-off, safe-mode-off.
     #[arg(long = "profile", value_name = "NAME")]
     pub profiles: Vec<String>,
+    /// With --profile reset-rdp: move a custom listener port back to 3389 (default: keep it and open it in the firewall).
+    #[arg(long)]
+    pub reset_port: bool,
     /// Print the exact changes (old -> new) and write nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -126,7 +129,9 @@ fn select(o: &Options, m: &Machine, ins: &rdp::eval::Inspection) -> anyhow::Resu
                 s.targeted.insert(f.check.to_string());
             }
         }
-        push(&mut s, &p.actions(m, ins));
+        let po = profiles::Options { reset_port: o.reset_port };
+        push(&mut s, &p.actions_with(m, ins, &po));
+        s.notes.extend(p.notes(m, &po));
     }
     s.notes.dedup();
     Ok(s)

@@ -17,6 +17,7 @@ mod custom;
 pub mod system;
 pub mod eval;
 pub mod firewall;
+pub mod os;
 pub mod profiles;
 pub mod report;
 pub mod symptoms;
@@ -139,6 +140,7 @@ pub struct Ctx<'a> {
     pub fix_sets: Vec<String>,
     cache: RefCell<HashMap<(&'static str, String), Option<Key>>>,
     firewall: std::cell::OnceCell<firewall::Firewall>,
+    os: std::cell::OnceCell<os::OsInfo>,
 }
 
 impl<'a> Ctx<'a> {
@@ -153,12 +155,17 @@ impl<'a> Ctx<'a> {
                 }
             }
         }
-        Ctx { hives, sets, ccs, fix_sets, cache: RefCell::new(HashMap::new()), firewall: std::cell::OnceCell::new() }
+        Ctx { hives, sets, ccs, fix_sets, cache: RefCell::new(HashMap::new()), firewall: std::cell::OnceCell::new(), os: std::cell::OnceCell::new() }
     }
 
     /// The firewall configuration, parsed once per inspection.
     pub fn firewall(&self) -> &firewall::Firewall {
         self.firewall.get_or_init(|| firewall::Firewall::load(self))
+    }
+
+    /// The Windows build / era and domain role, read once per inspection.
+    pub fn os(&self) -> &os::OsInfo {
+        self.os.get_or_init(|| os::OsInfo::load(self))
     }
 
     pub fn has(&self, kind: HiveKind) -> bool {
