@@ -75,6 +75,9 @@ pub struct GpoFile<T> {
     pub partition: u32,
     pub path: String,
     pub parsed: T,
+    /// Why its bytes cannot be rewritten in place (e.g. NTFS resident data),
+    /// when they cannot.
+    pub not_writable: Option<String>,
 }
 
 /// One GPO: the local one, or a cached domain GPO.
@@ -161,14 +164,18 @@ pub fn discover(m: &Machine) -> Policies {
         let mut g = Gpo { source, guid, name, pol: None, inf: None };
         if let Ok((part, fs)) = m.find_file(None, &pol_path) {
             match read(fs, &pol_path, preg::MAX_FILE).map(|r| r.and_then(|b| PolFile::parse(&b))) {
-                Some(Ok(parsed)) => g.pol = Some(GpoFile { partition: part, path: pol_path.clone(), parsed }),
+                Some(Ok(parsed)) => {
+                    // Whether a same-size rewrite can be mapped to the volume (the header's bytes as probe).
+                    let not_writable = fs.overwrite_plan(&pol_path, &[(0, preg::SIGNATURE.to_vec())]).err().map(|e| e.to_string());
+                    g.pol = Some(GpoFile { partition: part, path: pol_path.clone(), parsed, not_writable })
+                }
                 Some(Err(e)) => p.errors.push(format!("partition {part}: {pol_path}: {e}")),
                 None => {}
             }
         }
         if let Ok((part, fs)) = m.find_file(None, &inf_path) {
             match read(fs, &inf_path, inf::MAX_FILE).map(|r| r.and_then(|b| SecTemplate::parse(&b))) {
-                Some(Ok(parsed)) => g.inf = Some(GpoFile { partition: part, path: inf_path.clone(), parsed }),
+                Some(Ok(parsed)) => g.inf = Some(GpoFile { partition: part, path: inf_path.clone(), parsed, not_writable: None }),
                 Some(Err(e)) => p.errors.push(format!("partition {part}: {inf_path}: {e}")),
                 None => {}
             }
@@ -353,6 +360,7 @@ fn match_edit(hives: &dyn crate::rdp::Hives, g: &Gpo, a: &Edit) -> Vec<Reapply> 
                 let value = format!(r"{}\{} = {} ({})", e.key, e.value, show(e.ty, &e.data), reg_type_name(e.ty));
                 let (remedy, rewrite) = if g.source == "local" {
                     match (e.dword(), healthy_dword(a, name)) {
+                        (Some(_), Some(_)) if pol.not_writable.is_some() => (local_not_writable(pol), None),
                         (Some(_), Some(d)) => {
                             let rw = FileEdit {
                                 partition: pol.partition,
@@ -490,6 +498,7 @@ fn pending(hives: &dyn crate::rdp::Hives, p: &Policies, findings: &mut [Finding]
                     continue;
                 }
                 let (remedy, rewrite) = match (g.source, e.dword(), healthy_row_dword(c)) {
+                    ("local", Some(_), Some(_)) if pol.not_writable.is_some() => (local_not_writable(pol), None),
                     ("local", Some(_), Some(d)) => (
                         format!("fix rewrites the entry in the local Registry.pol to {d}"),
                         Some(FileEdit { partition: pol.partition, path: pol.path.clone(), offset: e.data_offset, old: e.data.clone(), new: d.to_le_bytes().to_vec(), what: format!(r"{}\{} = {d} (REG_DWORD)", e.key, e.value) }),
@@ -511,6 +520,13 @@ fn pending(hives: &dyn crate::rdp::Hives, p: &Policies, findings: &mut [Finding]
         }
     }
     notes
+}
+
+fn local_not_writable(pol: &GpoFile<PolFile>) -> String {
+    format!(
+        "edit the local Group Policy (gpedit.msc, Computer Configuration) after boot: rdprescue cannot rewrite this Registry.pol in place ({})",
+        pol.not_writable.as_deref().unwrap_or_default()
+    )
 }
 
 /// The healthy DWORD of a catalog value row.
