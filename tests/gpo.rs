@@ -253,6 +253,8 @@ fn gpo_domain_findings_name_the_gpo_and_pending_values_are_noted() {
     let notes: Vec<&str> = doc["notes"].as_array().unwrap().iter().filter(|n| n["check"] == "gpo-files").map(|n| n["message"].as_str().unwrap()).collect();
     assert_eq!(notes.len(), 1, "{notes:?}");
     assert!(notes[0].contains("will set SecurityLayer = 7 at the next Group Policy refresh"), "{}", notes[0]);
+    let note = doc["notes"].as_array().unwrap().iter().find(|n| n["check"] == "gpo-files").unwrap();
+    assert_eq!(note["reapplied_by"][0]["value"], format!(r"{TS}\SecurityLayer = 7 (REG_DWORD)"));
     // fix: the hive is fixed, the domain GPO is named as what to fix by hand.
     let d = work("domain");
     let out = d.join("out.vhdx");

@@ -516,7 +516,10 @@ fn pending(hives: &dyn crate::rdp::Hives, p: &Policies, findings: &mut [Finding]
                 continue;
             }
             let who = if g.source == "local" { "the local GPO".to_string() } else { format!("domain GPO {}", g.label()) };
-            notes.push(note(format!("{who} will set {pn} = {} at the next Group Policy refresh ({file}), which the hive does not hold yet: {}", show(e.ty, &e.data), c.explain)));
+            let mut n = note(format!("{who} will set {pn} = {} at the next Group Policy refresh ({file}), which the hive does not hold yet: {}", show(e.ty, &e.data), c.explain));
+            let remedy = if g.source == "local" { "edit the local Group Policy (gpedit.msc, Computer Configuration) after boot".to_string() } else { g.domain_remedy() };
+            n.reapplied_by.push(Reapply { source: g.source, gpo: g.guid.clone(), name: g.name.clone(), file, value, remedy, rewrite: None });
+            notes.push(n);
         }
     }
     notes
