@@ -250,6 +250,13 @@ fn gpo_domain_findings_name_the_gpo_and_pending_values_are_noted() {
     assert_eq!((r[0]["source"].as_str(), r[0]["gpo"].as_str(), r[0]["name"].as_str()), (Some("domain"), Some(GUID), Some("RDP Lockdown")));
     assert!(r[0]["file"].as_str().unwrap().contains(&format!(r"ProgramData\Microsoft\Group Policy\History\{GUID}\Machine\Registry.pol")));
     assert!(r[0]["remedy"].as_str().unwrap().starts_with(&format!("fix the domain GPO \"RDP Lockdown\" {GUID} on a domain controller")));
+    // The cached domain security template (which names no GPO) disables TermService again.
+    let svc = finding(&doc, "termservice-disabled")["reapplied_by"].as_array().unwrap().clone();
+    assert_eq!(svc.len(), 1, "{svc:?}");
+    assert_eq!((svc[0]["source"].as_str(), svc[0]["gpo"].as_str()), (Some("domain"), None));
+    assert!(svc[0]["file"].as_str().unwrap().ends_with(r"Windows\security\templates\policies\gpt00000.dom"), "{svc:?}");
+    assert_eq!(svc[0]["value"], "[Service General Setting] TermService start mode 4");
+    assert!(svc[0]["remedy"].as_str().unwrap().starts_with("find the domain GPO that sets it"), "{svc:?}");
     let notes: Vec<&str> = doc["notes"].as_array().unwrap().iter().filter(|n| n["check"] == "gpo-files").map(|n| n["message"].as_str().unwrap()).collect();
     assert_eq!(notes.len(), 2, "{notes:?}");
     assert!(notes.iter().any(|n| n.contains("will set SecurityLayer = 7 at the next Group Policy refresh")), "{notes:?}");

@@ -4,6 +4,7 @@
 //! refresh if a GPO sets the bad value again. This module finds the policy
 //! files of a machine — the local GPO (`Windows\System32\GroupPolicy\Machine`)
 //! and the domain GPOs cached under `ProgramData\Microsoft\Group Policy\History\{GUID}\Machine`
+//! (and their security templates under `Windows\security\templates\policies\gpt*.dom`)
 //! — parses their `Registry.pol` ([`preg`]) and `GptTmpl.inf` ([`inf`]), and
 //! says, for every finding, which of them sets the value the fix changes
 //! ([`annotate`]). For the local GPO a same-size DWORD entry is rewritten by
@@ -43,6 +44,9 @@ pub const HISTORY_DIR: &str = r"ProgramData\Microsoft\Group Policy\History";
 /// Below `HISTORY_DIR\{GUID}`.
 const GPO_POL: &str = r"Machine\Registry.pol";
 const GPO_INF: &str = r"Machine\Microsoft\Windows NT\SecEdit\GptTmpl.inf";
+/// Where the security extension caches the applied domain GPOs' security
+/// templates (`gptNNNNN.dom`; the file does not name its GPO).
+pub const SECURITY_CACHE_DIR: &str = r"Windows\security\templates\policies";
 /// SOFTWARE keys naming the applied GPOs (GUID → display name).
 pub const HISTORY_KEY: &str = r"Microsoft\Windows\CurrentVersion\Group Policy\History";
 pub const GPO_LIST_KEY: &str = r"Microsoft\Windows\CurrentVersion\Group Policy\State\Machine\GPO-List";
@@ -101,6 +105,9 @@ impl Gpo {
     }
 
     fn domain_remedy(&self) -> String {
+        if self.guid.is_none() {
+            return "find the domain GPO that sets it (gpresult /h after boot, or Group Policy Management) and fix it on a domain controller; the cached copy on this disk is replaced at the next refresh".into();
+        }
         format!("fix the domain GPO {} on a domain controller (Group Policy Management); the cached copy on this disk is replaced at the next refresh", self.label())
     }
 }
@@ -160,9 +167,10 @@ fn gpo_names(m: &Machine) -> Vec<(String, Option<String>)> {
 /// in `errors` and otherwise ignored.
 pub fn discover(m: &Machine) -> Policies {
     let mut p = Policies::default();
-    let gpo = |source: &'static str, guid: Option<String>, name: Option<String>, pol_path: String, inf_path: String, p: &mut Policies| {
+    let gpo = |source: &'static str, guid: Option<String>, name: Option<String>, pol_path: Option<String>, inf_path: String, p: &mut Policies| {
         let mut g = Gpo { source, guid, name, pol: None, inf: None };
-        if let Ok((part, fs)) = m.find_file(None, &pol_path) {
+        let pol_found = pol_path.and_then(|path| m.find_file(None, &path).ok().map(|found| (path, found)));
+        if let Some((pol_path, (part, fs))) = pol_found {
             match read(fs, &pol_path, preg::MAX_FILE).map(|r| r.and_then(|b| PolFile::parse(&b))) {
                 Some(Ok(parsed)) => {
                     // Whether a same-size rewrite can be mapped to the volume (the header's bytes as probe).
@@ -184,7 +192,7 @@ pub fn discover(m: &Machine) -> Policies {
             p.gpos.push(g);
         }
     };
-    gpo("local", None, Some("Local Group Policy".into()), LOCAL_POL.into(), LOCAL_INF.into(), &mut p);
+    gpo("local", None, Some("Local Group Policy".into()), Some(LOCAL_POL.into()), LOCAL_INF.into(), &mut p);
     let mut guids = gpo_names(m);
     // GPO folders the hive does not name (or a machine without SOFTWARE).
     if let Ok((_, fs)) = m.find_file(None, HISTORY_DIR) {
@@ -198,7 +206,16 @@ pub fn discover(m: &Machine) -> Policies {
     }
     for (guid, name) in guids {
         let dir = format!(r"{HISTORY_DIR}\{guid}");
-        gpo("domain", Some(guid), name, format!(r"{dir}\{GPO_POL}"), format!(r"{dir}\{GPO_INF}"), &mut p);
+        gpo("domain", Some(guid), name, Some(format!(r"{dir}\{GPO_POL}")), format!(r"{dir}\{GPO_INF}"), &mut p);
+    }
+    // Cached domain security templates (no Registry.pol beside them).
+    if let Ok((_, fs)) = m.find_file(None, SECURITY_CACHE_DIR) {
+        let mut names: Vec<String> = fs.list_dir(SECURITY_CACHE_DIR).unwrap_or_default().into_iter().filter(|n| n.to_ascii_lowercase().ends_with(".dom")).collect();
+        names.sort();
+        for n in names.into_iter().take(MAX_GPOS) {
+            let path = format!(r"{SECURITY_CACHE_DIR}\{n}");
+            gpo("domain", None, Some(format!("cached domain security template {n}")), None, path, &mut p);
+        }
     }
     p
 }
