@@ -245,8 +245,12 @@ fn gpo_local_findings_name_the_local_gpo() {
 fn gpo_domain_findings_name_the_gpo_and_pending_values_are_noted() {
     let Some(img) = scenario("gpo-domain") else { return };
     let doc = inspect_json(&img);
-    let r = finding(&doc, "rdp-deny-policy")["reapplied_by"].as_array().unwrap().clone();
-    assert_eq!(r.len(), 1, "{r:?}");
+    let all = finding(&doc, "rdp-deny-policy")["reapplied_by"].as_array().unwrap().clone();
+    assert_eq!(all.len(), 2, "{all:?}");
+    // The local GPO's Registry.pol is resident in its MFT record: named, not rewritten.
+    assert_eq!(all[0]["source"], "local");
+    assert!(all[0]["remedy"].as_str().unwrap().contains("cannot rewrite this Registry.pol in place") && all[0]["remedy"].as_str().unwrap().contains("resident"), "{all:?}");
+    let r = &all[1..];
     assert_eq!((r[0]["source"].as_str(), r[0]["gpo"].as_str(), r[0]["name"].as_str()), (Some("domain"), Some(GUID), Some("RDP Lockdown")));
     assert!(r[0]["file"].as_str().unwrap().contains(&format!(r"ProgramData\Microsoft\Group Policy\History\{GUID}\Machine\Registry.pol")));
     assert!(r[0]["remedy"].as_str().unwrap().starts_with(&format!("fix the domain GPO \"RDP Lockdown\" {GUID} on a domain controller")));
@@ -257,6 +261,8 @@ fn gpo_domain_findings_name_the_gpo_and_pending_values_are_noted() {
     assert!(svc[0]["file"].as_str().unwrap().ends_with(r"Windows\security\templates\policies\gpt00000.dom"), "{svc:?}");
     assert_eq!(svc[0]["value"], "[Service General Setting] TermService start mode 4");
     assert!(svc[0]["remedy"].as_str().unwrap().starts_with("find the domain GPO that sets it"), "{svc:?}");
+    let t = stdout(&rdp_on(&img, &["inspect", img.to_str().unwrap()]));
+    assert!(t.contains(r"re-applied by a domain GPO (cached domain security template gpt00000.dom): partition 2: Windows\security\templates\policies\gpt00000.dom sets"), "{t}");
     let notes: Vec<&str> = doc["notes"].as_array().unwrap().iter().filter(|n| n["check"] == "gpo-files").map(|n| n["message"].as_str().unwrap()).collect();
     assert_eq!(notes.len(), 2, "{notes:?}");
     assert!(notes.iter().any(|n| n.contains("will set SecurityLayer = 7 at the next Group Policy refresh")), "{notes:?}");
@@ -274,7 +280,8 @@ fn gpo_domain_findings_name_the_gpo_and_pending_values_are_noted() {
     let o = rdp_on(&img, &["fix", img.to_str().unwrap(), "--check", "rdp-deny-policy", "--out", out.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(stderr(&o).contains(&format!("fix the domain GPO \"RDP Lockdown\" {GUID} on a domain controller")), "{}", stderr(&o));
-    assert!(!stdout(&o).contains("Registry.pol"), "a domain GPO's cached file is never rewritten: {}", stdout(&o));
+    assert!(!stdout(&o).contains("Registry.pol"), "a domain GPO's cached file (or a resident local one) is never rewritten: {}", stdout(&o));
+    assert!(stderr(&o).contains("cannot rewrite this Registry.pol in place"), "{}", stderr(&o));
     assert_eq!(before, sha256_file(&img));
 }
 
