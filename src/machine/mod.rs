@@ -95,6 +95,10 @@ impl Machine {
     /// Open `path`: a directory of hive files, a hive file, or else an image
     /// (raw, VHD, VHDX, block device), read-only.
     pub fn open(path: &Path) -> Result<Machine> {
+        // A Windows disk or volume (`\\.\PhysicalDrive2`) is an image; it has no metadata to ask.
+        if cfg!(windows) && path.to_str().is_some_and(image::device::is_windows_device_path) {
+            return Machine::open_image(path);
+        }
         let meta = std::fs::metadata(path).map_err(|source| Error::Open { layer: Layer::Raw, path: path.to_path_buf(), source })?;
         if meta.is_dir() {
             return Machine::open_dir(path);
