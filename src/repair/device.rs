@@ -195,6 +195,12 @@ pub struct Held {
     locks: Vec<Box<dyn Send>>,
 }
 
+impl std::fmt::Debug for Held {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Held({} locked volumes)", self.locks.len())
+    }
+}
+
 impl Held {
     /// How many volumes are locked.
     pub fn locked(&self) -> usize {
@@ -582,5 +588,197 @@ mod tests {
         assert_eq!(&b[4000..4003], &[1, 2, 3]);
         assert!(DeviceWriter::open(&img.with_extension("absent")).is_err());
         let _ = std::fs::remove_file(img);
+    }
+
+    /// A strict fake Windows: it records every call, answers only for what
+    /// it knows, and fails the test on a call the decision must not make
+    /// (locking a volume of another disk, locking twice, extents of an
+    /// unknown volume). `held` is what is locked right now.
+    struct FakeWin {
+        disk: Option<u32>,
+        attrs: Option<DiskAttributes>,
+        /// (volume, disks it spans; None: its extents cannot be read)
+        volumes: Option<Vec<(&'static str, Option<Vec<u32>>)>>,
+        unlockable: Vec<&'static str>,
+        calls: Vec<String>,
+        held: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    }
+
+    struct Lock(String, std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+    impl Drop for Lock {
+        fn drop(&mut self) {
+            self.1.lock().unwrap().retain(|v| *v != self.0);
+        }
+    }
+
+    impl FakeWin {
+        fn new(attrs: Option<DiskAttributes>, volumes: Option<Vec<(&'static str, Option<Vec<u32>>)>>) -> FakeWin {
+            FakeWin { disk: Some(2), attrs, volumes, unlockable: vec![], calls: vec![], held: Default::default() }
+        }
+        fn held(&self) -> Vec<String> {
+            self.held.lock().unwrap().clone()
+        }
+    }
+
+    impl WindowsDisks for FakeWin {
+        fn disk_number(&mut self, target: &Path) -> io::Result<u32> {
+            self.calls.push(format!("disk_number {}", target.display()));
+            self.disk.ok_or_else(|| io::Error::from_raw_os_error(2))
+        }
+        fn attributes(&mut self, disk: u32) -> io::Result<DiskAttributes> {
+            assert_eq!(Some(disk), self.disk, "attributes of another disk");
+            self.calls.push(format!("attributes {disk}"));
+            self.attrs.ok_or_else(|| io::Error::from_raw_os_error(50))
+        }
+        fn volumes(&mut self) -> io::Result<Vec<String>> {
+            self.calls.push("volumes".into());
+            self.volumes.as_ref().map(|v| v.iter().map(|(n, _)| n.to_string()).collect()).ok_or_else(|| io::Error::from_raw_os_error(5))
+        }
+        fn extents(&mut self, volume: &str) -> io::Result<Vec<DiskExtent>> {
+            self.calls.push(format!("extents {volume}"));
+            let (_, disks) = self.volumes.as_ref().unwrap().iter().find(|(n, _)| *n == volume).expect("extents of an unknown volume");
+            disks.as_ref().map(|d| d.iter().map(|&n| DiskExtent { disk_number: n, offset: 1 << 20, length: 1 << 30 }).collect()).ok_or_else(|| io::Error::from_raw_os_error(21))
+        }
+        fn lock_and_dismount(&mut self, volume: &str) -> io::Result<Box<dyn Send>> {
+            self.calls.push(format!("lock {volume}"));
+            let (_, disks) = self.volumes.as_ref().unwrap().iter().find(|(n, _)| *n == volume).expect("lock of an unknown volume");
+            assert!(disks.as_ref().is_some_and(|d| d.contains(&self.disk.unwrap())), "locked {volume}, which is not on the disk");
+            assert!(!self.held().contains(&volume.to_string()), "locked {volume} twice");
+            if self.unlockable.contains(&volume) {
+                return Err(io::Error::from_raw_os_error(5));
+            }
+            self.held.lock().unwrap().push(volume.to_string());
+            Ok(Box::new(Lock(volume.to_string(), self.held.clone())))
+        }
+    }
+
+    const DISK2: &str = r"\\.\PhysicalDrive2";
+
+    fn refused(r: Result<Held>) -> String {
+        match r {
+            Err(e @ Error::Refused { .. }) => e.to_string(),
+            Err(e) => panic!("not a refusal: {e}"),
+            Ok(_) => panic!("not refused"),
+        }
+    }
+
+    #[test]
+    fn an_offline_windows_disk_is_written_without_locking_anything() {
+        let mut os = FakeWin::new(Some(DiskAttributes { offline: true, read_only: false }), Some(vec![("V1", Some(vec![2]))]));
+        let h = check_windows_disk(Path::new(DISK2), &mut os).unwrap();
+        assert_eq!(h.locked(), 0);
+        assert_eq!(os.calls, [format!("disk_number {DISK2}"), "attributes 2".into()]);
+    }
+
+    #[test]
+    fn an_online_windows_disk_has_every_volume_on_it_locked_until_the_guard_drops() {
+        let vols = vec![("V1", Some(vec![2])), ("V2", Some(vec![0])), ("CD", None), ("SPAN", Some(vec![1, 2]))];
+        let mut os = FakeWin::new(Some(DiskAttributes::default()), Some(vols.clone()));
+        let h = check_windows_disk(Path::new(DISK2), &mut os).unwrap();
+        assert_eq!(h.locked(), 2);
+        assert_eq!(os.held(), ["V1", "SPAN"]);
+        assert_eq!(os.calls, [&format!("disk_number {DISK2}"), "attributes 2", "volumes", "extents V1", "extents V2", "extents CD", "extents SPAN", "lock V1", "lock SPAN"]);
+        drop(h);
+        assert!(os.held().is_empty(), "locks released with the guard");
+        // Attributes that cannot be read: the volumes decide.
+        let mut os = FakeWin::new(None, Some(vols));
+        assert_eq!(check_windows_disk(Path::new(DISK2), &mut os).unwrap().locked(), 2);
+        // No volume on the disk: nothing to lock, allowed.
+        let mut os = FakeWin::new(Some(DiskAttributes::default()), Some(vec![("V2", Some(vec![0]))]));
+        assert_eq!(check_windows_disk(Path::new(DISK2), &mut os).unwrap().locked(), 0);
+        assert!(!os.calls.iter().any(|c| c.starts_with("lock")));
+    }
+
+    #[test]
+    fn a_windows_disk_in_use_is_refused_with_how_to_take_it_offline() {
+        let mut os = FakeWin::new(Some(DiskAttributes::default()), Some(vec![("V1", Some(vec![2])), ("V3", Some(vec![2])), ("V4", Some(vec![2]))]));
+        os.unlockable = vec!["V3"];
+        let e = refused(check_windows_disk(Path::new(DISK2), &mut os));
+        for want in [DISK2, "disk 2", "V3", "could not be locked", "select disk 2", "offline disk", "Set-Disk -Number 2 -IsOffline $true"] {
+            assert!(e.contains(want), "{want:?} not in: {e}");
+        }
+        assert!(!e.contains('\n'));
+        // It stopped at the first failure, and released the lock it had taken.
+        assert_eq!(os.calls.last().unwrap(), "lock V3");
+        assert!(os.held().is_empty());
+        // Volumes that cannot be listed: refused the same way.
+        let mut os = FakeWin::new(Some(DiskAttributes::default()), None);
+        let e = refused(check_windows_disk(Path::new(DISK2), &mut os));
+        assert!(e.contains("cannot be listed") && e.contains("Set-Disk -Number 2 -IsOffline $true"), "{e}");
+        // A read-only disk (offline or not): refused before any volume call.
+        let mut os = FakeWin::new(Some(DiskAttributes { offline: true, read_only: true }), Some(vec![]));
+        let e = refused(check_windows_disk(Path::new(DISK2), &mut os));
+        assert!(e.contains("read-only") && e.contains("-IsReadOnly $false") && e.contains("attributes disk clear readonly"), "{e}");
+        assert_eq!(os.calls.len(), 2);
+        // No such disk: an open error naming it, nothing else asked.
+        let mut os = FakeWin::new(None, None);
+        os.disk = None;
+        let e = check_windows_disk(Path::new(r"\\.\PhysicalDrive9"), &mut os).err().unwrap();
+        assert!(matches!(e, Error::Open { .. }) && e.to_string().contains("PhysicalDrive9"), "{e}");
+        assert_eq!(os.calls.len(), 1);
+    }
+
+    /// A device that takes only whole 4 KiB units, recording each access.
+    struct StrictDev {
+        data: std::sync::Mutex<Vec<u8>>,
+        log: std::sync::Mutex<Vec<(char, u64, usize)>>,
+    }
+
+    impl Positional for StrictDev {
+        fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+            assert!(offset % 4096 == 0 && buf.len() % 4096 == 0, "unaligned read of {} at {offset}", buf.len());
+            self.log.lock().unwrap().push(('r', offset, buf.len()));
+            buf.copy_from_slice(&self.data.lock().unwrap()[offset as usize..offset as usize + buf.len()]);
+            Ok(())
+        }
+        fn write_all_at(&self, offset: u64, data: &[u8]) -> io::Result<()> {
+            assert!(offset % 4096 == 0 && data.len() % 4096 == 0, "unaligned write of {} at {offset}", data.len());
+            self.log.lock().unwrap().push(('w', offset, data.len()));
+            self.data.lock().unwrap()[offset as usize..offset as usize + data.len()].copy_from_slice(data);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn writes_to_a_sector_device_are_whole_sectors() {
+        let n = 64 * 4096;
+        let init: Vec<u8> = (0..n).map(|i| (i * 7 % 251) as u8).collect();
+        let dev = StrictDev { data: std::sync::Mutex::new(init.clone()), log: Default::default() };
+        let mut model = init;
+        let mut seed = 0x1234_5678_u64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for i in 0..300 {
+            let len = (next() % 20_000) as usize;
+            let off = (next() % (n - len) as u64) as usize;
+            let data: Vec<u8> = (0..len).map(|j| (i + j) as u8).collect();
+            dev.log.lock().unwrap().clear();
+            write_aligned(&dev, 4096, off as u64, &data).unwrap();
+            model[off..off + len].copy_from_slice(&data);
+            let log = dev.log.lock().unwrap().clone();
+            // At most one read per partial end, then one write.
+            assert!(log.iter().filter(|l| l.0 == 'r').all(|l| l.2 == 4096) && log.iter().filter(|l| l.0 == 'r').count() <= 2, "{log:?}");
+            assert_eq!(log.iter().filter(|l| l.0 == 'w').count(), usize::from(len > 0), "{log:?}");
+        }
+        assert!(*dev.data.lock().unwrap() == model);
+        // Aligned: straight through, nothing read.
+        dev.log.lock().unwrap().clear();
+        write_aligned(&dev, 4096, 8192, &[9u8; 4096]).unwrap();
+        assert_eq!(*dev.log.lock().unwrap(), [('w', 8192, 4096)]);
+        // Inside one sector: that sector read once.
+        dev.log.lock().unwrap().clear();
+        write_aligned(&dev, 4096, 8192 + 10, &[1, 2, 3]).unwrap();
+        assert_eq!(*dev.log.lock().unwrap(), [('r', 8192, 4096), ('w', 8192, 4096)]);
+        // Alignment 1 (files, Linux block devices): unchanged bytes.
+        let f = file("aligned1");
+        let fh = std::fs::OpenOptions::new().read(true).write(true).open(&f).unwrap();
+        write_aligned(&fh, 1, 3, &[5, 6]).unwrap();
+        assert_eq!(&std::fs::read(&f).unwrap()[..6], &[0, 0, 0, 5, 6, 0]);
+        let _ = std::fs::remove_file(f);
     }
 }
