@@ -337,7 +337,7 @@ mod win {
             use std::os::windows::fs::FileExt;
             count_read(buf.len());
             while !buf.is_empty() {
-                let n = self.file.seek_read(buf, offset).map_err(explain)?;
+                let n = self.file.seek_read(buf, offset)?;
                 if n == 0 {
                     return Err(io::ErrorKind::UnexpectedEof.into());
                 }

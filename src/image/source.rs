@@ -115,7 +115,8 @@ impl dyn Source + '_ {
         if buf.is_empty() {
             return Ok(());
         }
-        self.read_at(offset, buf).map_err(|source| Error::Io { layer, offset, path: self.name(), source })
+        // A disk that went away, or one not readable without privileges, says so.
+        self.read_at(offset, buf).map_err(|source| Error::Io { layer, offset, path: self.name(), source: super::device::explain(source) })
     }
 
     /// Read `len` bytes at `offset` into a new vector (callers bound `len`;
@@ -334,8 +335,7 @@ fn pread_exact(f: &File, mut offset: u64, mut buf: &mut [u8]) -> io::Result<()> 
 impl Source for FileSource {
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
         BYTES_READ.fetch_add(buf.len() as u64, Ordering::Relaxed);
-        // A device that went away says so (ENXIO, ENODEV, ...).
-        pread_exact(&self.file, offset, buf).map_err(super::device::explain)
+        pread_exact(&self.file, offset, buf)
     }
     fn len(&self) -> u64 {
         self.len
