@@ -227,9 +227,9 @@ pub fn unix_problem(code: i32) -> Option<Problem> {
 pub fn hint(p: Problem, windows: bool) -> &'static str {
     match (p, windows) {
         (Problem::NotFound, true) => "no such disk or volume (`rdprescue disks` lists the attached disks)",
-        (Problem::NotFound, false) => "no such file or device (`rdprescue disks` lists the attached disks)",
-        (Problem::AccessDenied, true) => "access denied: run rdprescue elevated (a command prompt or PowerShell opened with \"Run as administrator\")",
-        (Problem::AccessDenied, false) => "permission denied: run rdprescue as root (sudo) to read a disk device",
+        (Problem::NotFound, false) => "`rdprescue disks` lists the attached disks",
+        (Problem::AccessDenied, true) => "run rdprescue elevated (a command prompt or PowerShell opened with \"Run as administrator\")",
+        (Problem::AccessDenied, false) => "run rdprescue as root (sudo) to read a disk device",
         (Problem::Vanished, _) => "the disk went away while it was being read (detached, removed or taken offline?)",
         (Problem::Busy, _) => "the disk is held by another program",
     }
@@ -258,6 +258,22 @@ pub fn explain_as(e: io::Error, windows: bool) -> io::Error {
         Some(p) => io::Error::new(e.kind(), format!("{e}: {}", hint(p, windows))),
         None => e,
     }
+}
+
+/// A path that does not exist, with a word on Windows device names where
+/// they mean nothing (not Windows) and on `rdprescue disks` for device paths.
+pub fn explain_missing(path: &std::path::Path, e: io::Error) -> io::Error {
+    if e.kind() != io::ErrorKind::NotFound {
+        return e;
+    }
+    let name = path.to_string_lossy();
+    if !cfg!(windows) && is_windows_device_path(&name) {
+        return io::Error::new(e.kind(), format!("{e}: a Windows device name; on this system give the disk's device (/dev/sdX; `rdprescue disks` lists them)"));
+    }
+    if name.starts_with("/dev/") || cfg!(windows) && is_windows_device_path(&name) {
+        return explain(e);
+    }
+    e
 }
 
 // ------------------------------------------------------------ the Windows source

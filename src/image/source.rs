@@ -135,22 +135,6 @@ impl dyn Source + '_ {
     }
 }
 
-/// A missing path, with a word on Windows device names where they mean
-/// nothing (Linux) and on `rdprescue disks` for device paths.
-fn explain_missing(path: &Path, e: io::Error) -> io::Error {
-    if e.kind() != io::ErrorKind::NotFound {
-        return e;
-    }
-    let name = path.to_string_lossy();
-    if !cfg!(windows) && super::device::is_windows_device_path(&name) {
-        return io::Error::new(e.kind(), format!("{e}: a Windows device name; on this system give the disk's device (/dev/sdX; `rdprescue disks` lists them)"));
-    }
-    if name.starts_with("/dev/") || cfg!(windows) && super::device::is_windows_device_path(&name) {
-        return super::device::explain(e);
-    }
-    e
-}
-
 fn not_found(path: PathBuf, what: &str) -> Error {
     Error::Open { layer: Layer::Raw, path, source: io::Error::new(io::ErrorKind::NotFound, what.to_string()) }
 }
@@ -180,7 +164,7 @@ impl FileSource {
     /// ends.
     pub fn open(path: &Path) -> Result<Self> {
         let open_err = |source| Error::Open { layer: Layer::Raw, path: path.to_path_buf(), source };
-        let meta = std::fs::metadata(path).map_err(|e| open_err(explain_missing(path, e)))?;
+        let meta = std::fs::metadata(path).map_err(|e| open_err(super::device::explain_missing(path, e)))?;
         check_kind(path, &meta.file_type())?;
         // A device the user may not open: say how to get access.
         let file = open_read_only(path).map_err(|e| open_err(if is_block_device(&meta.file_type()) { super::device::explain(e) } else { e }))?;

@@ -99,7 +99,7 @@ impl Machine {
         if cfg!(windows) && path.to_str().is_some_and(image::device::is_windows_device_path) {
             return Machine::open_image(path);
         }
-        let meta = std::fs::metadata(path).map_err(|source| Error::Open { layer: Layer::Raw, path: path.to_path_buf(), source })?;
+        let meta = std::fs::metadata(path).map_err(|e| Error::Open { layer: Layer::Raw, path: path.to_path_buf(), source: image::device::explain_missing(path, e) })?;
         if meta.is_dir() {
             return Machine::open_dir(path);
         }
