@@ -199,8 +199,9 @@ mod tests {
         }
     }
 
+    /// The device paths, with `/` (a Windows build joins with `\\`).
     fn names(c: &[Candidate]) -> Vec<String> {
-        c.iter().map(|c| c.path.display().to_string()).collect()
+        c.iter().map(|c| c.path.display().to_string().replace('\\', "/")).collect()
     }
 
     #[test]
@@ -231,7 +232,7 @@ mod tests {
         let loop0 = &c[0];
         assert_eq!(loop0.backing_file.as_deref(), Some(Path::new("/srv/images/broken.raw")));
         assert_eq!(c[2].model.as_deref(), Some("Virtual Disk sda"));
-        assert_eq!(c.iter().filter(|c| c.system).map(|c| c.path.display().to_string()).collect::<Vec<_>>(), ["/dev/sda"]);
+        assert_eq!(names(&c.iter().filter(|c| c.system).cloned().collect::<Vec<_>>()), ["/dev/sda"]);
         assert_eq!(system_disk(&f.roots()).as_deref(), Some("sda"));
     }
 

@@ -248,16 +248,30 @@ pub fn problem(e: &io::Error) -> Option<Problem> {
 /// `e` with what it means for the user appended (same kind; one line). An
 /// error that says nothing known is returned as it is.
 pub fn explain(e: io::Error) -> io::Error {
-    explain_as(e, cfg!(windows))
+    explain_as(e, cfg!(windows), is_root())
 }
 
-/// [`explain`] for a given system (tests run the Windows wording on Linux).
-pub fn explain_as(e: io::Error, windows: bool) -> io::Error {
+#[cfg(unix)]
+fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+#[cfg(not(unix))]
+fn is_root() -> bool {
+    false
+}
+
+/// [`explain`] for a given system, and whether the process runs as root on
+/// Unix (tests run the Windows wording on Linux).
+pub fn explain_as(e: io::Error, windows: bool, root: bool) -> io::Error {
     let p = e.raw_os_error().and_then(|c| if windows { windows_problem(c) } else { unix_problem(c) });
-    match p {
-        Some(p) => io::Error::new(e.kind(), format!("{e}: {}", hint(p, windows))),
-        None => e,
-    }
+    let said = match p {
+        // Root and still refused: sudo will not help.
+        Some(Problem::AccessDenied) if root && !windows => "refused even to root (a container without access to the device, or a security module)",
+        Some(p) => hint(p, windows),
+        None => return e,
+    };
+    io::Error::new(e.kind(), format!("{e}: {said}"))
 }
 
 /// A path that does not exist, with a word on Windows device names where
@@ -552,20 +566,24 @@ mod tests {
         assert_eq!(unix_problem(13), Some(Problem::AccessDenied));
         assert_eq!(unix_problem(6), Some(Problem::Vanished));
         assert_eq!(unix_problem(5), None);
-        let e = explain_as(io::Error::from_raw_os_error(5), true);
+        let e = explain_as(io::Error::from_raw_os_error(5), true, false);
         assert_eq!(e.kind(), io::Error::from_raw_os_error(5).kind(), "the kind is kept");
         let m = e.to_string();
         assert!(m.contains("run rdprescue elevated") && m.contains("Run as administrator") && !m.contains('\n'), "{m}");
-        let m = explain_as(io::Error::from_raw_os_error(2), true).to_string();
+        let m = explain_as(io::Error::from_raw_os_error(2), true, false).to_string();
         assert!(m.contains("no such disk") && m.contains("rdprescue disks"), "{m}");
-        let m = explain_as(io::Error::from_raw_os_error(1167), true).to_string();
+        let m = explain_as(io::Error::from_raw_os_error(1167), true, false).to_string();
         assert!(m.contains("went away"), "{m}");
-        let m = explain_as(io::Error::from_raw_os_error(13), false).to_string();
+        let m = explain_as(io::Error::from_raw_os_error(13), false, false).to_string();
         assert!(m.contains("as root"), "{m}");
+        let m = explain_as(io::Error::from_raw_os_error(1), false, true).to_string();
+        assert!(m.contains("even to root") && !m.contains("sudo"), "{m}");
+        // Windows wording does not depend on root.
+        assert!(explain_as(io::Error::from_raw_os_error(5), true, true).to_string().contains("elevated"));
         // Nothing known: unchanged.
-        let e = explain_as(io::Error::from_raw_os_error(87), true);
+        let e = explain_as(io::Error::from_raw_os_error(87), true, false);
         assert_eq!(e.raw_os_error(), Some(87));
-        let e = explain_as(io::Error::other("x"), false);
+        let e = explain_as(io::Error::other("x"), false, false);
         assert_eq!(e.to_string(), "x");
     }
 }

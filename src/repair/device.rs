@@ -545,6 +545,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(not(unix), ignore = "the loop-device and mount tables are Linux's")]
     fn a_file_backing_a_mounted_loop_device_is_refused() {
         let img = file("a");
         let other = file("b");
