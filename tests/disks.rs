@@ -266,3 +266,46 @@ fn a_disk_the_user_may_not_open_says_run_as_root() {
     drop(l);
     assert_eq!(sha256_file(&img), sum, "the disk changed");
 }
+
+/// The rows and the hint from candidates that are image files (so it runs
+/// anywhere): a disk that cannot be read gets its error in its row and the
+/// list goes on; the system disk holding Windows is not the likely broken one.
+#[test]
+fn every_candidate_gets_a_row_and_errors_stay_in_theirs() {
+    use rdprescue::disks::{report, Candidate};
+    let tmp = tempfile::tempdir().unwrap();
+    let win = gunzip(&testdata().join("images/gen1-mbr.raw.gz"), tmp.path());
+    let gpt = gunzip(&testdata().join("images/gen2-gpt.raw.gz"), tmp.path());
+    let other = gunzip(&testdata().join("images/mbr-extended.raw.gz"), tmp.path());
+    let c = |p: &Path, system: bool, error: Option<&str>| Candidate { path: p.to_path_buf(), backing_file: None, model: None, system, error: error.map(str::to_string) };
+    let missing = tmp.path().join("gone.raw");
+    let list = report(&[c(&gpt, true, None), c(&missing, false, None), c(&win, false, None), c(&other, false, Some("cannot open it: denied")), c(&other, false, None)]);
+    let rows = &list.disks;
+    assert_eq!(rows.len(), 5);
+    // The system disk holds Windows too, but is not named.
+    assert!(rows[0].system && rows[0].windows.is_some());
+    assert_eq!(list.likely_broken, [win.clone()]);
+    assert!(list.system_disk_known);
+    // The missing one: an error naming it, nothing else.
+    let e = rows[1].error.as_deref().unwrap();
+    assert!(e.contains("gone.raw") && !e.contains('\n'), "{e}");
+    assert!(rows[1].size.is_none() && rows[1].windows.is_none());
+    // The Windows one, as inspect sees it.
+    let w = rows[2].windows.as_ref().unwrap();
+    let o = rdp(&["inspect", "--json", win.to_str().unwrap()]);
+    let expect: J = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(w.product_name.as_deref(), expect["windows"]["product_name"].as_str());
+    assert_eq!(w.build.as_deref(), expect["windows"]["build"].as_str());
+    assert_eq!(w.computer_name.as_deref(), expect["windows"]["computer_name"].as_str());
+    assert_eq!(Some(w.partition as u64), expect["image"]["windows_volume"].as_u64());
+    assert!(w.error.is_none());
+    assert_eq!(rows[2].partition_table, Some(rdprescue::volume::TableKind::Mbr));
+    assert_eq!(rows[0].partition_table, Some(rdprescue::volume::TableKind::Gpt));
+    // An enumeration error is kept as it is; the same disk readable is read.
+    assert_eq!(rows[3].error.as_deref(), Some("cannot open it: denied"));
+    assert!(rows[4].error.is_none() && rows[4].windows.is_none() && rows[4].size == Some(std::fs::metadata(&other).unwrap().len()));
+    // Without a known system disk, every Windows disk is a candidate.
+    let list = report(&[c(&gpt, false, None), c(&win, false, None)]);
+    assert_eq!(list.likely_broken.len(), 2);
+    assert!(!list.system_disk_known);
+}

@@ -170,39 +170,57 @@ pub fn candidates() -> Vec<Candidate> {
     windows::candidates()
 }
 
+/// Names that do not exist in a row before probing `\\.\PhysicalDriveN`
+/// stops (disk numbers have gaps after disks are removed).
+pub const MISSES: u32 = 8;
+/// The most disk numbers probed.
+pub const MAX_DISKS: u32 = 512;
+
+/// Probe disk numbers 0, 1, ... with `open` until [`MISSES`] in a row do not
+/// exist: the numbers that exist, each with why it cannot be opened, if it
+/// cannot (`open` gives `Ok(None)` when it opened, `Ok(Some(why))` when it
+/// exists but cannot be opened, `Err(())` when there is no such disk).
+pub fn probe(mut open: impl FnMut(u32) -> std::result::Result<Option<String>, ()>) -> Vec<(u32, Option<String>)> {
+    let mut out = Vec::new();
+    let mut misses = 0;
+    for n in 0..MAX_DISKS {
+        match open(n) {
+            Ok(why) => {
+                misses = 0;
+                out.push((n, why));
+            }
+            Err(()) => {
+                misses += 1;
+                if misses >= MISSES {
+                    break;
+                }
+            }
+        }
+    }
+    out
+}
+
 #[cfg(windows)]
 mod windows {
     use super::Candidate;
     use crate::image::device::{self, Problem};
     use std::path::PathBuf;
 
-    /// Names that do not exist in a row before the probing stops (disk
-    /// numbers can have gaps after disks are removed).
-    const MISSES: u32 = 8;
-    const MAX_DISKS: u32 = 512;
+    fn name(n: u32) -> PathBuf {
+        PathBuf::from(format!(r"\\.\PhysicalDrive{n}"))
+    }
 
-    /// `\\.\PhysicalDrive0..N`, probed until [`MISSES`] names in a row do not exist.
+    /// `\\.\PhysicalDrive0..N` (see [`super::probe`]), the system disk marked.
     pub fn candidates() -> Vec<Candidate> {
         let system = system_disk();
-        let mut out = Vec::new();
-        let mut misses = 0;
-        for n in 0..MAX_DISKS {
-            let path = PathBuf::from(format!(r"\\.\PhysicalDrive{n}"));
-            let error = match device::open_shared(&path, false) {
-                Ok(_) => None,
-                Err(e) if device::problem(&e) == Some(Problem::NotFound) => {
-                    misses += 1;
-                    if misses >= MISSES {
-                        break;
-                    }
-                    continue;
-                }
-                Err(e) => Some(format!("cannot open {}: {}", path.display(), device::explain(e))),
-            };
-            misses = 0;
-            out.push(Candidate { path, backing_file: None, model: None, system: system == Some(n), error });
-        }
-        out
+        super::probe(|n| match device::open_shared(&name(n), false) {
+            Ok(_) => Ok(None),
+            Err(e) if device::problem(&e) == Some(Problem::NotFound) => Err(()),
+            Err(e) => Ok(Some(format!("cannot open {}: {}", name(n).display(), device::explain(e)))),
+        })
+        .into_iter()
+        .map(|(n, error)| Candidate { path: name(n), backing_file: None, model: None, system: system == Some(n), error })
+        .collect()
     }
 
     /// The disk number of `%SystemDrive%` (the volume's first extent, or its
@@ -211,5 +229,36 @@ mod windows {
         let drive = std::env::var("SystemDrive").unwrap_or_else(|_| "C:".into());
         let f = device::open_shared(std::path::Path::new(&format!(r"\\.\{}", drive.trim_end_matches('\\'))), false).ok()?;
         device::volume_extents(&f).ok().and_then(|e| e.first().map(|e| e.disk_number)).or_else(|| device::device_number(&f).ok().map(|d| d.device_number))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probing_stops_after_a_run_of_missing_disks() {
+        // Disks 0, 1, 3 and 9 exist (gaps of 1 and 5), 3 cannot be opened, 40 is beyond the run.
+        let mut asked = Vec::new();
+        let found = probe(|n| {
+            asked.push(n);
+            match n {
+                0 | 1 | 9 | 40 => Ok(None),
+                3 => Ok(Some("access denied".into())),
+                _ => Err(()),
+            }
+        });
+        assert_eq!(found, [(0, None), (1, None), (3, Some("access denied".into())), (9, None)]);
+        assert_eq!(*asked.last().unwrap(), 9 + MISSES, "stopped after {MISSES} misses in a row");
+        // Nothing at all: MISSES probes.
+        let mut k = 0;
+        assert!(probe(|_| {
+            k += 1;
+            Err(())
+        })
+        .is_empty());
+        assert_eq!(k, MISSES);
+        // Everything exists: bounded.
+        assert_eq!(probe(|_| Ok(None)).len(), MAX_DISKS as usize);
     }
 }
