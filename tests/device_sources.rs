@@ -119,6 +119,88 @@ fn the_whole_read_path_works_on_a_device_that_rejects_unaligned_reads() {
     }
 }
 
+/// `gen2-gpt.raw` (GPT in 512-byte LBAs) as a 4Kn disk: the same partitions
+/// at the same byte offsets, the protective MBR and the GPT rewritten in
+/// 4096-byte LBAs (primary and backup, checksums recomputed).
+fn to_4kn(raw: &[u8]) -> Vec<u8> {
+    const S: usize = 4096;
+    let crc = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
+    let le32 = |b: &[u8], o: usize| u32::from_le_bytes(b[o..o + 4].try_into().unwrap());
+    let le64 = |b: &[u8], o: usize| u64::from_le_bytes(b[o..o + 8].try_into().unwrap());
+    let old = &raw[512..1024];
+    assert_eq!(&old[..8], b"EFI PART");
+    let (n, esz) = (le32(old, 80) as usize, le32(old, 84) as usize);
+    let at = le64(old, 72) as usize * 512;
+    let mut entries = raw[at..at + n * esz].to_vec();
+    for e in entries.chunks_mut(esz) {
+        for f in [32, 40] {
+            let lba = le64(e, f);
+            if lba != 0 {
+                assert_eq!(lba % 8, if f == 32 { 0 } else { 7 }, "partition not 4 KiB aligned");
+                e[f..f + 8].copy_from_slice(&(lba / 8).to_le_bytes());
+            }
+        }
+    }
+    let mut d = raw.to_vec();
+    let last = (d.len() / S - 1) as u64;
+    let entry_lbas = (n * esz).div_ceil(S) as u64;
+    // Clear the old GPT structures (512-byte LBAs 1..34 and the backup).
+    d[512..34 * 512].fill(0);
+    let tail = d.len() - 33 * 512;
+    d[tail..].fill(0);
+    // The protective MBR's one partition covers the disk in 4 KiB sectors.
+    d[446 + 8..446 + 12].copy_from_slice(&1u32.to_le_bytes());
+    d[446 + 12..446 + 16].copy_from_slice(&u32::try_from(last).unwrap().to_le_bytes());
+    let header = |mine: u64, other: u64, table: u64| {
+        let mut h = vec![0u8; S];
+        h[..92].copy_from_slice(&old[..92]);
+        h[16..20].fill(0);
+        h[24..32].copy_from_slice(&mine.to_le_bytes());
+        h[32..40].copy_from_slice(&other.to_le_bytes());
+        h[40..48].copy_from_slice(&(2 + entry_lbas).to_le_bytes());
+        h[48..56].copy_from_slice(&(last - 1 - entry_lbas).to_le_bytes());
+        h[72..80].copy_from_slice(&table.to_le_bytes());
+        h[88..92].copy_from_slice(&crc.checksum(&entries).to_le_bytes());
+        let c = crc.checksum(&h[..92]);
+        h[16..20].copy_from_slice(&c.to_le_bytes());
+        h
+    };
+    let put = |d: &mut Vec<u8>, lba: u64, b: &[u8]| d[lba as usize * S..lba as usize * S + b.len()].copy_from_slice(b);
+    put(&mut d, 1, &header(1, last, 2));
+    put(&mut d, 2, &entries);
+    put(&mut d, last - entry_lbas, &entries);
+    put(&mut d, last, &header(last, 1, last - entry_lbas));
+    d
+}
+
+#[test]
+fn a_4kn_device_that_takes_only_whole_4k_sectors_reads_like_the_512_byte_original() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = fixture("gen2-gpt.raw", tmp.path());
+    let plain = facts(&Machine::open_image(&path).unwrap());
+    let dir = image::MemDir::new().with_sector_size(4096);
+    dir.insert("4kn.raw", to_4kn(&std::fs::read(&path).unwrap()));
+    let dev = Arc::new(Device::new(Arc::new(dir.open("4kn.raw").unwrap()), "4kn.raw", 4096));
+    assert_eq!(dev.sector_size(), 4096);
+    let m = Machine::from_image(Path::new("4kn.raw"), image::open_source(dev.clone()).unwrap()).unwrap();
+    assert_eq!(m.image().unwrap().disk.sector_size(), 4096);
+    let got = facts(&m);
+    for k in ["windows", "findings", "hives"] {
+        assert_eq!(got[k], plain[k], "{k}");
+    }
+    assert_eq!(got["survey"]["volumes"], plain["survey"]["volumes"]);
+    assert_eq!(got["survey"]["partition_table"], plain["survey"]["partition_table"]);
+    assert_eq!(got["survey"]["bcd"], plain["survey"]["bcd"]);
+    assert_ne!(got["hives"][4], "-", "BCD read from the 4Kn ESP");
+    assert_eq!(dev.rejected.load(Ordering::Relaxed), 0, "an unaligned read reached the device");
+    // Read as a 512-byte-sector disk, the same bytes have no usable GPT at
+    // LBA 1: the sector size really decides.
+    let dir512 = image::MemDir::new();
+    dir512.insert("4kn.raw", to_4kn(&std::fs::read(&path).unwrap()));
+    let m512 = Machine::from_image(Path::new("4kn.raw"), image::open_source(Arc::new(dir512.open("4kn.raw").unwrap())).unwrap());
+    assert!(m512.map_or(true, |m| m.survey().unwrap().windows_volumes.is_empty()), "a 4Kn GPT read in 512-byte sectors found Windows");
+}
+
 /// The one-line error of a disk that went away: names the device, says it.
 fn assert_vanished(e: &Error, name: &str, what: &str) {
     let m = e.to_string();
