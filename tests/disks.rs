@@ -284,7 +284,7 @@ fn every_candidate_gets_a_row_and_errors_stay_in_theirs() {
     assert_eq!(rows.len(), 5);
     // The system disk holds Windows too, but is not named.
     assert!(rows[0].system && rows[0].windows.is_some());
-    assert_eq!(list.likely_broken, [win.clone()]);
+    assert_eq!(list.likely_broken, std::slice::from_ref(&win));
     assert!(list.system_disk_known);
     // The missing one: an error naming it, nothing else.
     let e = rows[1].error.as_deref().unwrap();

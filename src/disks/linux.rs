@@ -120,7 +120,7 @@ pub fn system_disk(roots: &Roots) -> Option<String> {
     let info = read_small(&roots.proc.join("self/mountinfo"), 64 << 20)?;
     // mountinfo: ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPEROPTS
     // The last mount on / is the one in effect.
-    let line = info.lines().filter(|l| l.split_whitespace().nth(4) == Some("/")).last()?;
+    let line = info.lines().rev().find(|l| l.split_whitespace().nth(4) == Some("/"))?;
     let f: Vec<&str> = line.split_whitespace().collect();
     let t = DiskOf::load(&roots.sys);
     let by_dev = f.get(2).filter(|d| !d.starts_with("0:")).and_then(|d| t.by_dev.get(*d));

@@ -595,11 +595,13 @@ mod tests {
     /// it knows, and fails the test on a call the decision must not make
     /// (locking a volume of another disk, locking twice, extents of an
     /// unknown volume). `held` is what is locked right now.
+    /// (volume, disks it spans; None: its extents cannot be read)
+    type Volumes = Vec<(&'static str, Option<Vec<u32>>)>;
+
     struct FakeWin {
         disk: Option<u32>,
         attrs: Option<DiskAttributes>,
-        /// (volume, disks it spans; None: its extents cannot be read)
-        volumes: Option<Vec<(&'static str, Option<Vec<u32>>)>>,
+        volumes: Option<Volumes>,
         unlockable: Vec<&'static str>,
         calls: Vec<String>,
         held: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
@@ -614,7 +616,7 @@ mod tests {
     }
 
     impl FakeWin {
-        fn new(attrs: Option<DiskAttributes>, volumes: Option<Vec<(&'static str, Option<Vec<u32>>)>>) -> FakeWin {
+        fn new(attrs: Option<DiskAttributes>, volumes: Option<Volumes>) -> FakeWin {
             FakeWin { disk: Some(2), attrs, volumes, unlockable: vec![], calls: vec![], held: Default::default() }
         }
         fn held(&self) -> Vec<String> {
