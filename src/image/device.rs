@@ -305,7 +305,7 @@ mod win {
     use std::io;
     use std::path::{Path, PathBuf};
     use std::sync::Arc;
-    use windows_sys::Win32::System::Ioctl::{IOCTL_DISK_GET_DRIVE_GEOMETRY_EX, IOCTL_DISK_GET_LENGTH_INFO};
+    use windows_sys::Win32::System::Ioctl::{FSCTL_ALLOW_EXTENDED_DASD_IO, IOCTL_DISK_GET_DRIVE_GEOMETRY_EX, IOCTL_DISK_GET_LENGTH_INFO};
 
     /// Alignment used when the device does not report its geometry (a
     /// volume on some drivers): a multiple of every sector size in use.
@@ -342,6 +342,12 @@ mod win {
             let name = path.display().to_string();
             let open_err = |e: io::Error| Error::Open { layer: Layer::Raw, path: path.to_path_buf(), source: explain(e) };
             let file = open_shared(path, false).map_err(open_err)?;
+            if !matches!(dev, DevicePath::PhysicalDrive(_)) {
+                // A volume handle refuses reads past its file system's end
+                // (NTFS keeps its backup boot sector there) unless asked; a
+                // driver that does not know the request changes nothing.
+                let _ = ioctl(&file, FSCTL_ALLOW_EXTENDED_DASD_IO, &[], &mut []);
+            }
             let io_err = |e: io::Error| {
                 let e = explain(e);
                 Error::Io { layer: Layer::Raw, offset: 0, path: name.clone(), source: io::Error::new(e.kind(), format!("asking its length (IOCTL_DISK_GET_LENGTH_INFO): {e}")) }
