@@ -19,6 +19,7 @@
 #![deny(unsafe_code)]
 
 pub mod bytes;
+pub mod disks;
 pub mod error;
 pub mod fs;
 pub mod hive;

@@ -354,7 +354,8 @@ fn in_place(machine: &Machine, plan: &Plan, undo: &Path) -> Result<Committed> {
             machine.image().map_or(machine.origin().name(), |i| i.info.format.name())
         ),
     })?;
-    device::check_not_mounted(dev, &device::Roots::system())?;
+    // Kept until the writes are done (on Windows: the locked volumes).
+    let _held = device::check_not_mounted(dev, &device::Roots::system())?;
     let record = Undo::record(
         image.disk.as_ref(),
         &dev.display().to_string(),
@@ -421,7 +422,8 @@ pub fn undo(dev: &Path, file: &Path, force: bool) -> Result<Restored> {
             ),
         });
     }
-    device::check_not_mounted(dev, &device::Roots::system())?;
+    // Kept until the writes are done (on Windows: the locked volumes).
+    let _held = device::check_not_mounted(dev, &device::Roots::system())?;
     let writes = u.plan(img.disk.as_ref(), force)?;
     drop(img);
     let w = DeviceWriter::open(dev)?;
