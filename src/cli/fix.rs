@@ -30,9 +30,13 @@ pub struct Options {
     /// Fix every finding that has an automatic fix.
     #[arg(long)]
     pub all: bool,
-    /// A named repair (repeatable): reset-rdp, disable-nla, enable-nla, tls, fips-off, safe-mode-off.
+    /// A named repair (repeatable): reset-rdp, disable-nla, enable-nla, tls, fips-off, safe-mode-off, unlock-admin.
     #[arg(long = "profile", value_name = "NAME")]
     pub profiles: Vec<String>,
+    /// With --profile unlock-admin: the local account to enable and unlock (default: the
+    /// built-in Administrator, RID 500).
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
     /// Print the exact changes (old -> new) and write nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -121,7 +125,17 @@ fn select(o: &Options, m: &Machine, ins: &rdp::eval::Inspection) -> anyhow::Resu
                 s.targeted.insert(f.check.to_string());
             }
         }
-        push(&mut s, &p.actions(m, ins));
+        if p.name == profiles::UNLOCK_ADMIN {
+            if let Some(t) = rdp::accounts::unlock_target(m, o.user.as_deref()) {
+                s.notes.push(format!("{}: acting on {t}", p.name));
+            }
+        }
+        push(&mut s, &p.actions_for(m, ins, o.user.as_deref()).map_err(anyhow::Error::msg)?);
+    }
+    if let Some(u) = &o.user {
+        if !o.profiles.iter().any(|p| p.eq_ignore_ascii_case(profiles::UNLOCK_ADMIN)) {
+            bail!("--user {u} applies to --profile {} only", profiles::UNLOCK_ADMIN);
+        }
     }
     s.notes.dedup();
     Ok(s)
