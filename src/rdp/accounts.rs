@@ -352,7 +352,7 @@ pub(crate) fn admin_disabled(ctx: &Ctx, c: &Check, out: &mut Out) {
     }
     if let Some(b) = v.sam.account(RID_ADMINISTRATOR).filter(|b| b.disabled && !hit.iter().any(|h| h.rid == b.rid)) {
         if v.is_admin(b) {
-            out.note(c, format!("the built-in Administrator {} is disabled (Windows' default when another administrator exists); `fix --profile unlock-admin` enables it", account_name(b)));
+            out.note(c, format!("the built-in Administrator (RID 500), {}, is disabled (Windows' default when another administrator exists); `fix --profile unlock-admin` enables it", account_name(b)));
         }
     }
 }
