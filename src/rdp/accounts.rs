@@ -666,7 +666,9 @@ pub(crate) fn rights_no_rdp_allow(ctx: &Ctx, c: &Check, out: &mut Out) {
     let holders: Vec<Sid> = p.rights.who_has(LogonRight::RemoteInteractive).into_iter().cloned().collect();
     let others = if holders.is_empty() { "no SID at all".to_string() } else { format!("only {}", names(&holders, sam.as_ref())) };
     let msg = format!(
-        "neither Administrators nor Remote Desktop Users (nor any other group of an administrator's token) hold {}: {others} may log on over RDP; {} is refused",
+        "neither {} nor {} (nor any other group of an administrator's token) hold {}: {others} may log on over RDP; {} is refused",
+        sid_name(&well_known::administrators(), None),
+        sid_name(&well_known::remote_desktop_users(), None),
         LogonRight::RemoteInteractive.name(),
         admins_text(sam.as_ref())
     );
