@@ -406,3 +406,28 @@ fn real_account_objects_share_one_descriptor() {
     }
     assert_eq!(hives, 7);
 }
+
+#[test]
+fn now_is_the_shutdown_time_regipy_reads() {
+    // accounts-clean's "now" is win10-19041's ShutdownTime (newer than every
+    // SAM time): decoded by regipy + Python here, compared with our setting row.
+    let Some(data) = shared_data() else { return };
+    let Some((img, _)) = scenario("accounts-clean") else { return };
+    let system = data.join("hives/win10-19041/SYSTEM");
+    let script = r#"
+import sys, json, struct, datetime
+from regipy.registry import RegistryHive
+h = RegistryHive(sys.argv[1])
+for v in h.get_key(r'\ControlSet001\Control\Windows').iter_values(as_json=False, trim_values=False):
+    if v.name == 'ShutdownTime':
+        raw = v.value if isinstance(v.value, bytes) else bytes.fromhex(v.value)
+        ft = struct.unpack('<Q', raw)[0]
+        t = datetime.datetime(1601, 1, 1) + datetime.timedelta(microseconds=ft // 10)
+        print(json.dumps(t.strftime('%Y-%m-%dT%H:%M:%SZ')))
+"#;
+    let Some(theirs) = regipy_script(script, &[system.to_str().unwrap()]) else { return };
+    let (_, doc) = inspect(&img, &[]);
+    let now = doc["settings"].as_array().unwrap().iter().find(|r| r["name"] == "now (newest timestamp in the hives)").unwrap();
+    assert_eq!(now["effective"], theirs, "{now}");
+    assert!(now["local"].as_str().unwrap().ends_with(r"Control\Windows\ShutdownTime"), "{now}");
+}

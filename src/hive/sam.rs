@@ -935,6 +935,31 @@ mod tests {
     }
 
     #[test]
+    fn fixed_record_edits_touch_only_their_fields() {
+        let mut f: Vec<u8> = (0..0x50u8).collect();
+        f[0x38..0x3c].copy_from_slice(&(acb::ACCOUNT_DISABLED | acb::NORMAL_ACCOUNT | acb::ACCOUNT_AUTO_LOCKED | acb::PASSWORD_EXPIRED).to_le_bytes());
+        let all = FixedChanges { enable: true, unlock: true, never_expire: true, clear_password_expired: true, password_last_set: Some(FileTime(0x01D8_8655_2789_23CB)) };
+        let e = UserFixed::edited(&f, &all, "F").unwrap();
+        let u = UserFixed::parse(&e, "F").unwrap();
+        assert_eq!(u.account_control, acb::NORMAL_ACCOUNT);
+        assert_eq!((u.bad_password_count, u.last_bad_password, u.account_expires.0), (0, FileTime(0), FileTime::NEVER_MAX));
+        assert_eq!(u.password_last_set, FileTime(0x01D8_8655_2789_23CB));
+        // Every other byte is the record's own.
+        let changed: Vec<usize> = (0..f.len()).filter(|&i| f[i] != e[i]).collect();
+        let allowed = |i: usize| (0x18..0x30).contains(&i) || (0x38..0x3c).contains(&i) || (0x40..0x42).contains(&i);
+        assert!(changed.iter().all(|&i| allowed(i)), "{changed:x?}");
+        // One change at a time; no change is the same record.
+        assert_eq!(UserFixed::edited(&f, &FixedChanges::default(), "F").unwrap(), f);
+        let only = UserFixed::edited(&f, &FixedChanges { enable: true, ..Default::default() }, "F").unwrap();
+        assert_eq!(le_u32(&only, 0x38), acb::NORMAL_ACCOUNT | acb::ACCOUNT_AUTO_LOCKED | acb::PASSWORD_EXPIRED);
+        assert_eq!(all.describe().len(), 5);
+        assert!(FixedChanges::default().is_empty() && FixedChanges::default().describe().is_empty());
+        // A short record is refused, not padded.
+        is_corrupt(UserFixed::edited(&f[..0x40], &all, "U F"), "U F: ");
+        assert_eq!(user_key(500), r"SAM\Domains\Account\Users\000001F4");
+    }
+
+    #[test]
     fn lockout_in_time() {
         let mut f = vec![0u8; 0x50];
         f[0x38] = 0x10;
