@@ -431,3 +431,76 @@ for v in h.get_key(r'\ControlSet001\Control\Windows').iter_values(as_json=False,
     assert_eq!(now["effective"], theirs, "{now}");
     assert!(now["local"].as_str().unwrap().ends_with(r"Control\Windows\ShutdownTime"), "{now}");
 }
+
+/// Hostile SAM / SECURITY records (planted into copies of the real hives
+/// with the project's editor, then random byte flips in every record the
+/// checks read): `inspect` and the unlock-admin profile never panic; an
+/// unreadable record is a one-line note naming it, not a finding.
+#[test]
+fn hostile_account_records_give_notes_not_panics() {
+    use rdprescue::hive::edit::HiveEditor;
+    use rdprescue::hive::source::HiveKind;
+    use rdprescue::hive::tree::Hive;
+    use rdprescue::hive::LoadedHive;
+    use rdprescue::rdp::{self, HiveSet};
+    let Some(data) = shared_data() else { return };
+    let load = |p: PathBuf| rdprescue::machine::load_file(&p).unwrap();
+    let system = load(data.join("hives/win10-19041/SYSTEM"));
+    let sam = load(data.join("hives/sam-security/win10-regipy/SAM"));
+    let sec = load(data.join("hives/sam-security/win10-regipy/SECURITY"));
+    let planted = |h: &Hive, key: &str, name: &str, ty: u32, bytes: &[u8]| {
+        let mut ed = HiveEditor::new(h.bytes.clone(), h.report.max_sequence_seen).unwrap();
+        ed.set_value(key, name, ty, bytes).unwrap();
+        Hive::new(h.name.clone(), LoadedHive { bytes: ed.finish().unwrap(), report: h.report.clone() })
+    };
+    let copy = |h: &Hive| Hive::new(h.name.clone(), LoadedHive { bytes: h.bytes.clone(), report: h.report.clone() });
+    let raw = |h: &Hive, key: &str, name: &str| h.key(key).unwrap().values.iter().find(|v| v.name == name).unwrap().raw.clone();
+    let run = |sam: Hive, sec: Hive| {
+        let set = HiveSet { hives: vec![(HiveKind::System, copy(&system)), (HiveKind::Sam, sam), (HiveKind::Security, sec)] };
+        let ins = rdp::inspect(&set);
+        let ctx = rdp::Ctx::new(&set);
+        let _ = rdp::accounts::unlock_admin(&ctx, None);
+        let _ = rdp::accounts::unlock_admin(&ctx, Some("Preston"));
+        ins
+    };
+    // A truncated user F: a note naming the record.
+    let preston = r"SAM\Domains\Account\Users\000003E8";
+    let ins = run(planted(&sam, preston, "F", 3, &[0; 0x20]), copy(&sec));
+    let note = ins.notes.iter().find(|n| n.check == "no-enabled-admin").expect("a note");
+    assert!(note.message.contains(r"Users\000003E8 F") && !note.message.contains('\n'), "{}", note.message);
+    assert!(!ins.findings.iter().any(|f| IDS[..5].contains(&&*f.check)));
+    // A 3-byte ActSysAc: a note from the rights rows.
+    let ins = run(copy(&sam), planted(&sec, r"Policy\Accounts\S-1-5-32-544\ActSysAc", "", 0, &[7, 4, 0]));
+    assert!(ins.notes.iter().any(|n| n.check == "user-rights-deny-rdp" && n.message.contains("S-1-5-32-544")), "{:?}", ins.notes);
+    // Random flips in every record read.
+    let mut rng = Rng(0x5eed_acc0);
+    let records: [(bool, &str, &str); 5] = [
+        (true, preston, "F"),
+        (true, preston, "V"),
+        (true, r"SAM\Domains\Account", "F"),
+        (true, r"SAM\Domains\Builtin\Aliases\00000220", "C"),
+        (false, r"Policy\Accounts\S-1-5-32-544\Privilgs", ""),
+    ];
+    let mut runs = 0;
+    for (in_sam, key, name) in records {
+        let base = if in_sam { &sam } else { &sec };
+        let orig = raw(base, key, name);
+        for _ in 0..40 {
+            let mut b = orig.clone();
+            for _ in 0..1 + rng.next() % 4 {
+                let i = (rng.next() as usize) % b.len();
+                b[i] = rng.next() as u8;
+            }
+            if rng.next() % 4 == 0 {
+                b.truncate((rng.next() as usize) % (b.len() + 1));
+            }
+            let h = planted(base, key, name, if in_sam { 3 } else { 0 }, &b);
+            let ins = if in_sam { run(h, copy(&sec)) } else { run(copy(&sam), h) };
+            for n in ins.notes.iter().chain(&ins.findings) {
+                assert!(!n.message.contains('\n'), "{}", n.message);
+            }
+            runs += 1;
+        }
+    }
+    eprintln!("hostile account records: {runs} inspections, no panic");
+}
