@@ -479,7 +479,7 @@ fn account_settings(ctx: &Ctx, c: &Check, v: &SamView, out: &mut Out) {
 // ------------------------------------------------------------ rights rows
 
 fn sid(s: &str) -> Sid {
-    Sid::from_string(s).unwrap_or_else(|| well_known::everyone())
+    Sid::from_string(s).unwrap_or_else(well_known::everyone)
 }
 
 /// Groups in every local administrator's token (without the account's own
