@@ -78,6 +78,12 @@ pub trait FileSystem {
         Err(Error::Refused { layer: Layer::Fs, msg: format!("{path}: writing is not supported on this file system") })
     }
 
+    /// Free bytes of the volume, or None where the file system does not say
+    /// (NTFS: the clusters clear in `$Bitmap`, streamed in bounded memory).
+    fn free_bytes(&self) -> Result<Option<u64>> {
+        Ok(None)
+    }
+
     /// Whether `path` exists (errors other than "not found" are reported as absent).
     fn exists(&self, path: &str) -> bool {
         self.stat(path).is_ok()
