@@ -184,9 +184,11 @@ def make_dirty(before_path, after_path, primary_out, log_out):
 
 
 # ------------------------------------------------------------------ accounts
-# Every scenario image carries a real SAM + SECURITY pair (the workstation
-# pair of ../shared/data, or a domain controller's for a DC SYSTEM): the
-# account and logon-right checks read them. A scenario's "accounts" entry
+# A scenario with an "accounts" entry carries a real SAM + SECURITY pair (the
+# workstation pair of ../shared/data, or a domain controller's for a DC
+# SYSTEM): the account and logon-right checks read them. The other scenarios
+# have none (a SECURITY from another machine would contradict their SYSTEM's
+# domain membership); their account checks are "not evaluated". The entry
 # breaks them the way Windows would store it, by editing the records with
 # hivex: user F fields ("users": {NAME: {...}}), the domain F policy
 # ("policy"), and ActSysAc masks ("rights": {SID: {...}}); an account object
@@ -293,13 +295,14 @@ def subkeys(hive, key):
 
 def add_accounts(sc, h, work):
     """SAM + SECURITY into the hive directory `h`, broken as the scenario says."""
+    if "accounts" not in sc:
+        return
     pair = os.path.join(SHARED, "sam-security", sc.get("accounts_base", ACCOUNTS_DEFAULT.get(sc["base"], "win10-regipy")))
     for f in ("SAM", "SECURITY"):
         if not os.path.exists(os.path.join(h, f)):
             shutil.copy(os.path.join(pair, f), os.path.join(h, f))
             os.chmod(os.path.join(h, f), 0o644)
-    if "accounts" in sc:
-        break_accounts(h, sc["accounts"], work)
+    break_accounts(h, sc["accounts"], work)
 
 
 # ------------------------------------------------------------------ issue 19 files
