@@ -494,6 +494,9 @@ def build(sc, out_dir, work):
         local = os.path.join(work, f"extra-{i}")
         extra_file(local, text)
         win_files[path] = local
+    # Group Policy files (see gpo_files): Registry.pol written here from
+    # [key, value, type, data] rows, GptTmpl.inf as UTF-16LE with a BOM.
+    win_files.update(gpo_files(sc, work))
     raw = os.path.join(work, "disk.raw")
     build_disk(raw, sc["gen"], win_files, os.path.join(h, "BCD"), work, sc.get("disk_gib"), sc.get("win_mib"), sc.get("leave_free_kib"))
     out = os.path.join(out_dir, f"{sc['name']}.{sc['format']}")
@@ -501,6 +504,32 @@ def build(sc, out_dir, work):
     if os.path.exists(raw):
         os.remove(raw)
     return dict(sc, image=out, **info)
+
+
+def gpo_files(sc, work):
+    """Policy files of a scenario on the Windows volume, by path: "pol_files"
+    {path: [[key, value, type, data], ...]} become Registry.pol (PReg version
+    1: "[key;value;type;size;data]" in UTF-16LE, NUL-terminated strings,
+    little-endian u32 type and size; data: an int is a REG_DWORD, a str a
+    NUL-terminated UTF-16LE string); "utf16_files" {path: text} are written
+    as UTF-16LE with a BOM and CRLF lines, as secedit writes GptTmpl.inf."""
+    out = {}
+    u16 = lambda t: (t + "\0").encode("utf-16-le")
+    for i, (path, rows) in enumerate(sorted(sc.get("pol_files", {}).items())):
+        body = b"PReg" + struct.pack("<I", 1)
+        for key, value, ty, data in rows:
+            d = struct.pack("<I", data) if isinstance(data, int) else u16(data)
+            body += b"[\0" + u16(key) + b";\0" + u16(value) + b";\0" + struct.pack("<I", ty) + b";\0" + struct.pack("<I", len(d)) + b";\0" + d + b"]\0"
+        local = os.path.join(work, f"pol-{i}")
+        with open(local, "wb") as f:
+            f.write(body)
+        out[path] = local
+    for i, (path, text) in enumerate(sorted(sc.get("utf16_files", {}).items())):
+        local = os.path.join(work, f"utf16-{i}")
+        with open(local, "wb") as f:
+            f.write(b"\xff\xfe" + text.replace("\n", "\r\n").encode("utf-16-le"))
+        out[path] = local
+    return out
 
 
 def main():

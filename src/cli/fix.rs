@@ -60,6 +60,8 @@ pub struct Options {
 /// What to fix, from --check / --all / --profile.
 struct Selection {
     actions: Vec<Edit>,
+    /// Local Registry.pol entries rewritten with the findings (policy::Reapply).
+    files: Vec<repair::FileEdit>,
     /// Check ids whose findings are targeted (re-checked after the fix).
     targeted: BTreeSet<String>,
     /// Lines to tell the user: skipped manual fixes, checks with nothing to fix.
@@ -76,6 +78,7 @@ fn select(o: &Options, m: &Machine, ins: &rdp::eval::Inspection) -> anyhow::Resu
     }
     let mut s = Selection {
         actions: Vec::new(),
+        files: Vec::new(),
         targeted: BTreeSet::new(),
         notes: Vec::new(),
     };
@@ -147,6 +150,16 @@ fn select(o: &Options, m: &Machine, ins: &rdp::eval::Inspection) -> anyhow::Resu
             bail!("--user {u} applies to --profile {} only", profiles::UNLOCK_ADMIN);
         }
     }
+    // Group Policy files that would write a targeted finding's bad value back.
+    for f in ins.findings.iter().filter(|f| s.targeted.contains(f.check.as_ref())) {
+        for r in &f.reapplied_by {
+            match &r.rewrite {
+                Some(w) if !s.files.contains(w) => s.files.push(w.clone()),
+                Some(_) => {}
+                None => s.notes.push(format!("{}: {} sets {} again at the next Group Policy refresh: {}", f.check, r.file, r.value, r.remedy)),
+            }
+        }
+    }
     s.notes.dedup();
     Ok(s)
 }
@@ -158,7 +171,8 @@ pub fn run(o: Options) -> anyhow::Result<i32> {
     if m.image().is_none() && !files {
         bail!("fix needs a disk image or device; {} is a hive file or directory (use `rdprescue reg set` on a copy of it)", o.image.display());
     }
-    let before = rdp::inspect(&m);
+    let mut before = rdp::inspect(&m);
+    rdprescue::policy::annotate(&m, &mut before);
     let sel = select(&o, &m, &before)?;
     for n in &sel.notes {
         eprintln!("note: {n}");
@@ -190,8 +204,8 @@ pub fn run(o: Options) -> anyhow::Result<i32> {
             bail!("--in-place writes raw disks and block devices only; {} is {}: use --out (full copy or --diff-child)", o.image.display(), img.info.format.name());
         }
     }
-    let plan = repair::plan(&m, &sel.actions)?;
-    if plan.edits.is_empty() {
+    let plan = repair::plan_with_files(&m, &sel.actions, &sel.files)?;
+    if plan.edits.is_empty() && plan.files.is_empty() {
         println!("Nothing to change: every value already has the data the fix would write.");
         return Ok(0);
     }

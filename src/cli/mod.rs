@@ -4,6 +4,7 @@
 mod audit;
 mod cat;
 mod disk;
+mod disks;
 mod fix;
 mod fmt;
 mod inspect;
@@ -31,6 +32,13 @@ enum Cmd {
     Disk {
         /// Image file (raw, VHD, VHDX, AVHDX) or block device; opened read-only.
         image: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the attached disks (size, partition table, the Windows each holds), marking the
+    /// system disk, and name the likely broken OS disk (holds Windows, not the system disk).
+    Disks {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -254,6 +262,7 @@ pub fn main() -> i32 {
     };
     let r = std::panic::catch_unwind(|| match cli.cmd {
         Cmd::Disk { image, json } => disk::run(&image, json),
+        Cmd::Disks { json } => disks::run(json),
         Cmd::Cat {
             image,
             path,

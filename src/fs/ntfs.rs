@@ -249,6 +249,35 @@ impl FileSystem for NtfsFs {
         Ok(Some(counter.free * cluster))
     }
 
+    fn list_dir(&self, path: &str) -> Result<Vec<String>> {
+        guard(Layer::Ntfs, self.base, || {
+            let mut inner = self.inner.borrow_mut();
+            let Inner { ntfs, r } = &mut *inner;
+            r.refuel();
+            let base = self.base;
+            let dir = lookup(ntfs, r, base, path)?;
+            if !dir.is_directory() {
+                return Err(Error::Usage(format!("{path} is not a directory")));
+            }
+            let index = dir.directory_index(r).map_err(|e| conv(r, base, e))?;
+            let mut entries = index.entries();
+            let mut names = Vec::new();
+            while let Some(entry) = entries.next(r) {
+                let entry = entry.map_err(|e| conv(r, base, e))?;
+                let Some(key) = entry.key() else { continue };
+                let key = key.map_err(|e| conv(r, base, e))?;
+                if key.namespace() == ntfs::structured_values::NtfsFileNamespace::Dos {
+                    continue;
+                }
+                if names.len() >= super::MAX_DIR_ENTRIES {
+                    break;
+                }
+                names.push(key.name().to_string_lossy());
+            }
+            Ok(names)
+        })
+    }
+
     /// Read a whole file straight into its final buffer (no bounce copy: hives
     /// are megabytes and every copy costs page faults).
     fn read_file(&self, path: &str, limit: u64) -> Result<Vec<u8>> {

@@ -106,11 +106,39 @@ impl FileSystem for HostDir {
         let mut f = std::fs::File::open(&p).map_err(|e| self.io(&p, e))?;
         std::io::copy(&mut f, out).map_err(|source| Error::Io { layer: Layer::Fs, offset: 0, path: p.display().to_string(), source })
     }
+
+    /// The host's directory listing (names as the host gives them), at most
+    /// [`MAX_DIR_ENTRIES`](crate::fs::MAX_DIR_ENTRIES) like NTFS's: the
+    /// Group Policy readers list `History` to find unnamed GPO folders.
+    fn list_dir(&self, path: &str) -> Result<Vec<String>> {
+        let p = self.resolve(path)?;
+        let rd = std::fs::read_dir(&p).map_err(|e| self.io(&p, e))?;
+        let mut names = Vec::new();
+        for e in rd {
+            let e = e.map_err(|source| Error::Io { layer: Layer::Fs, offset: 0, path: p.display().to_string(), source })?;
+            if names.len() >= crate::fs::MAX_DIR_ENTRIES {
+                break;
+            }
+            names.push(e.file_name().to_string_lossy().into_owned());
+        }
+        names.sort();
+        Ok(names)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn list_dir_names_entries_in_any_case() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(t.path().join("ProgramData/Microsoft/Group Policy/History/{A}")).unwrap();
+        std::fs::create_dir_all(t.path().join("ProgramData/Microsoft/Group Policy/History/{B}")).unwrap();
+        let d = HostDir::new_unprobed(t.path());
+        assert_eq!(d.list_dir(r"\programdata\microsoft\group policy\history").unwrap(), vec!["{A}", "{B}"]);
+        assert!(d.list_dir(r"\nothing").is_err());
+    }
 
     #[test]
     fn paths_resolve_in_any_case_and_never_leave_the_root() {

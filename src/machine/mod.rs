@@ -111,7 +111,11 @@ impl Machine {
     /// Open `path`: a directory of hive files, a hive file, or else an image
     /// (raw, VHD, VHDX, block device), read-only.
     pub fn open(path: &Path) -> Result<Machine> {
-        let meta = std::fs::metadata(path).map_err(|source| Error::Open { layer: Layer::Raw, path: path.to_path_buf(), source })?;
+        // A Windows disk or volume (`\\.\PhysicalDrive2`) is an image; it has no metadata to ask.
+        if cfg!(windows) && path.to_str().is_some_and(image::device::is_windows_device_path) {
+            return Machine::open_image(path);
+        }
+        let meta = std::fs::metadata(path).map_err(|e| Error::Open { layer: Layer::Raw, path: path.to_path_buf(), source: image::device::explain_missing(path, e) })?;
         if meta.is_dir() {
             if let Some(config) = windows_config(path) {
                 return Ok(Machine::open_mounted(path, &config));

@@ -128,6 +128,10 @@ pub struct Finding {
     pub fix: String,
     /// The registry changes `rdprescue fix` applies; empty when the fix is manual.
     pub actions: Vec<Edit>,
+    /// Group Policy files that write the bad value again at the next refresh
+    /// (filled by `policy::annotate`; omitted from JSON when empty).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub reapplied_by: Vec<crate::policy::Reapply>,
 }
 
 /// Access to the hives for the checks: control-set resolution and a cache of

@@ -129,9 +129,12 @@ impl Inspected {
         Ok(Inspected { image: ImageFacts::of(&machine), hives, machine })
     }
 
-    /// Run the checks.
+    /// Run the checks, and say which Group Policy files re-apply a finding's
+    /// bad value (`reapplied_by`, see [`crate::policy`]).
     pub fn inspect(&self) -> Inspection {
-        super::inspect(&self.machine)
+        let mut ins = super::inspect(&self.machine);
+        crate::policy::annotate(&self.machine, &mut ins);
+        ins
     }
 
     /// The full report of an inspection of these hives.

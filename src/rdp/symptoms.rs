@@ -45,7 +45,7 @@ pub static SYMPTOMS: &[Symptom] = &[
         id: "nla-lsa",
         message: "An authentication error has occurred. The Local Security Authority cannot be contacted / The remote computer requires Network Level Authentication, but your Windows domain controller cannot be contacted.",
         keys: &["local security authority", "network level authentication", "lsa", "nla", "credssp", "encryption oracle", "domain controller cannot be contacted", "authentication error"],
-        checks: &["nla-user-auth", "security-layer", "sec-protocol-negotiation", "disable-domain-creds", "netlogon-disabled", "credssp-oracle", "fips-policy", "min-encryption-level", "tls12-server-disabled", "tls11-server-disabled", "tls10-server-disabled"],
+        checks: &["nla-user-auth", "security-layer", "sec-protocol-negotiation", "disable-domain-creds", "netlogon-disabled", "credssp-oracle", "fips-policy", "min-encryption-level", "tls12-server-disabled", "tls11-server-disabled", "tls10-server-disabled", "credssp-server-unpatched", "lsa-tspkg-missing"],
         // D12: with the CredSSP (encryption oracle) message the usual cause is a server without the May 2018
         // CredSSP update (CVE-2018-0886) facing a patched client; the server's System32\tspkg.dll version tells.
         outside: &[

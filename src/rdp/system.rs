@@ -27,13 +27,12 @@ fn setting(ctx: &Ctx, id: &'static str, hive: HiveKind, key: &str, name: &str, d
     Setting { id, path: ctx.full(hive, key), name: name.into(), local: v.as_ref().map_or(J::Null, Value::json_data), policy_path: None, policy: J::Null, effective, source }
 }
 
-/// The Windows version as SOFTWARE records it: the build number (CurrentBuild,
-/// else CurrentBuildNumber) and UBR. The build alone decides the release:
-/// Windows 10 keeps CurrentVersion at "6.3", and a hive edited by hand can
-/// carry a CurrentMajorVersionNumber of another release.
-///
-/// NOTE for the merge: the `accuracy` helper adds a shared OS-version helper
-/// (issue 19, "OS-version-aware defaults"); switch these evaluators to it.
+/// The Windows version: the build from the inspection's shared OS facts
+/// (`Ctx::os`, rdp/os.rs: CurrentBuild, else CurrentBuildNumber) and UBR. The
+/// build alone decides the release: Windows 10 keeps CurrentVersion at "6.3",
+/// and a hive edited by hand can carry a CurrentMajorVersionNumber of another
+/// release. Only a build read from SOFTWARE counts (an era inferred from
+/// SYSTEM has no build number to compare with the CredSSP table).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct OsVersion {
     pub build: u32,
@@ -52,10 +51,8 @@ impl OsVersion {
 }
 
 pub(crate) fn os_version(ctx: &Ctx) -> Option<OsVersion> {
-    let cv = r"Microsoft\Windows NT\CurrentVersion";
-    let s = |n: &str| ctx.string(Software, cv, n);
-    let build: u32 = s("CurrentBuild").or_else(|| s("CurrentBuildNumber")).and_then(|b| b.trim().parse().ok())?;
-    Some(OsVersion { build, ubr: ctx.dword(Software, cv, "UBR") })
+    let build = ctx.os().build?;
+    Some(OsVersion { build, ubr: ctx.dword(Software, r"Microsoft\Windows NT\CurrentVersion", "UBR") })
 }
 
 /// `\Windows\System32\...` from SOFTWARE's SystemRoot (drive letter dropped).

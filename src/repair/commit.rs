@@ -34,7 +34,7 @@
 //! notes B.4); left untouched they also keep the undo copy exact. [`undo`]
 //! on a directory puts the undo copies back and removes them.
 
-use super::{verify_loaded, HiveEdit, Plan};
+use super::{verify_files, verify_loaded, HiveEdit, Plan};
 use crate::error::{Error, Layer, Result};
 use crate::image::write::{self, fault_point, Progress};
 use crate::fs::FileSystem;
@@ -317,6 +317,7 @@ fn to_image(machine: &Machine, plan: &Plan, target: &Path, child: bool, progress
     // hive files (byte-exact and clean), and the checks.
     let written = Machine::open_image(&out.path()).map_err(|e| in_verification(&e))?;
     verify_loaded(&written, &plan.edits).map_err(|e| in_verification(&e))?;
+    verify_files(&written, &plan.files).map_err(|e| in_verification(&e))?;
     let after = crate::rdp::inspect(&written);
     publish(out)?;
     Ok(Committed { path: target.to_path_buf(), after: Some(after) })
@@ -324,7 +325,7 @@ fn to_image(machine: &Machine, plan: &Plan, target: &Path, child: bool, progress
 
 /// A new hive file at `target` holding the plan's one edited hive.
 fn to_hive_file(machine: &Machine, plan: &Plan, target: &Path) -> Result<Committed> {
-    let [edit] = &plan.edits[..] else {
+    let ([edit], []) = (&plan.edits[..], &plan.files[..]) else {
         return Err(Error::Usage(format!("a hive-file output holds one hive; this change edits {}", plan.edits.len())));
     };
     let mut out = NewFile::create(target, &[machine.path()])?;
@@ -353,7 +354,8 @@ fn in_place(machine: &Machine, plan: &Plan, undo: &Path) -> Result<Committed> {
             machine.image().map_or(machine.origin().name(), |i| i.info.format.name())
         ),
     })?;
-    device::check_not_mounted(dev, &device::Roots::system())?;
+    // Kept until the writes are done (on Windows: the locked volumes).
+    let _held = device::check_not_mounted(dev, &device::Roots::system())?;
     let record = Undo::record(
         image.disk.as_ref(),
         &dev.display().to_string(),
@@ -386,6 +388,7 @@ fn in_place(machine: &Machine, plan: &Plan, undo: &Path) -> Result<Committed> {
     };
     let written = Machine::open_image(dev).map_err(|e| restore(&e))?;
     verify_loaded(&written, &plan.edits).map_err(|e| restore(&e))?;
+    verify_files(&written, &plan.files).map_err(|e| restore(&e))?;
     Ok(Committed {
         path: dev.to_path_buf(),
         after: Some(crate::rdp::inspect(&written)),
@@ -419,7 +422,8 @@ pub fn undo(dev: &Path, file: &Path, force: bool) -> Result<Restored> {
             ),
         });
     }
-    device::check_not_mounted(dev, &device::Roots::system())?;
+    // Kept until the writes are done (on Windows: the locked volumes).
+    let _held = device::check_not_mounted(dev, &device::Roots::system())?;
     let writes = u.plan(img.disk.as_ref(), force)?;
     drop(img);
     let w = DeviceWriter::open(dev)?;
