@@ -183,6 +183,128 @@ def make_dirty(before_path, after_path, primary_out, log_out):
     return len(pages), new
 
 
+# ------------------------------------------------------------------ accounts
+# A scenario with an "accounts" entry carries a real SAM + SECURITY pair (the
+# workstation pair of ../shared/data, or a domain controller's for a DC
+# SYSTEM): the account and logon-right checks read them. The other scenarios
+# have none (a SECURITY from another machine would contradict their SYSTEM's
+# domain membership); their account checks are "not evaluated". The entry
+# breaks them the way Windows would store it, by editing the records with
+# hivex: user F fields ("users": {NAME: {...}}), the domain F policy
+# ("policy"), and ActSysAc masks ("rights": {SID: {...}}); an account object
+# that does not exist is created as Windows stores one (see rdp/accounts.rs).
+
+ACCOUNTS_DEFAULT = {"server2008-dc": "win2008_32"}
+FILETIME_EPOCH = 11644473600
+
+
+def filetime(v):
+    """A FILETIME from an int, "never", or an ISO date (YYYY-MM-DD[THH:MM:SS])."""
+    import datetime
+    if isinstance(v, int):
+        return v
+    if v == "never":
+        return 0x7FFFFFFFFFFFFFFF
+    d = datetime.datetime.fromisoformat(v).replace(tzinfo=datetime.timezone.utc)
+    return (int(d.timestamp()) + FILETIME_EPOCH) * 10_000_000
+
+
+def exported(hive, key):
+    """{name: (type, bytes)} of `key`'s values, read back with hivexregedit --export."""
+    text = run("hivexregedit", "--export", hive, key).decode("utf-8", "replace")
+    vals, mine = {}, False
+    for line in text.splitlines():
+        if line.startswith("["):
+            mine = line.strip("[]").strip("\\").lower() == key.lower()
+            continue
+        if not mine or "=" not in line:
+            continue
+        name, data = line.split("=", 1)
+        name = "" if name == "@" else name.strip('"')
+        if data.startswith("hex"):
+            t = int(data[4:data.index(")")], 16) if data.startswith("hex(") else 3
+            raw = data.split(":", 1)[1]
+            vals[name] = (t, bytes(int(x, 16) for x in raw.split(",") if x))
+    return vals
+
+
+def sid_bytes(sid):
+    parts = sid.split("-")
+    subs = [int(x) for x in parts[3:]]
+    return bytes([1, len(subs)]) + int(parts[2]).to_bytes(6, "big") + b"".join(struct.pack("<I", x) for x in subs)
+
+
+def break_accounts(h, spec, work):
+    sam, sec = os.path.join(h, "SAM"), os.path.join(h, "SECURITY")
+    sam_patch, sec_patch = {}, {}
+    users = "SAM\\Domains\\Account\\Users"
+    for name, ops in spec.get("users", {}).items():
+        rid = exported(sam, f"{users}\\Names\\{name}")[""][0]
+        key = f"{users}\\{rid:08X}"
+        t, f = exported(sam, key)["F"]
+        f = bytearray(f)
+        acb = struct.unpack_from("<I", f, 0x38)[0]
+        acb = (acb | ops.get("acb_set", 0)) & ~ops.get("acb_clear", 0)
+        struct.pack_into("<I", f, 0x38, acb)
+        for field, off in (("last_bad", 0x28), ("expires", 0x20), ("password_last_set", 0x18)):
+            if field in ops:
+                struct.pack_into("<Q", f, off, filetime(ops[field]))
+        if "bad_count" in ops:
+            struct.pack_into("<H", f, 0x40, ops["bad_count"])
+        sam_patch[key] = {"F": {"hex": f.hex(), "type": t}}
+    if "policy" in spec:
+        key = "SAM\\Domains\\Account"
+        t, f = exported(sam, key)["F"]
+        f = bytearray(f)
+        p = spec["policy"]
+        if "lockout_threshold" in p:
+            struct.pack_into("<H", f, 0x54, p["lockout_threshold"])
+        for field, off in (("lockout_duration", 0x30), ("max_password_age", 0x18)):
+            if field in p:
+                v = p[field]
+                struct.pack_into("<q", f, off, -(1 << 63) if v == "never" else -v * 10_000_000)
+        sam_patch[key] = {"F": {"hex": f.hex(), "type": t}}
+    merge(sam, "HKEY_LOCAL_MACHINE\\SAM", sam_patch, work)
+    accounts = "Policy\\Accounts"
+    for sid, ops in spec.get("rights", {}).items():
+        key = f"{accounts}\\{sid}"
+        try:
+            mask = struct.unpack("<I", exported(sec, f"{key}\\ActSysAc")[""][1])[0]
+        except (SystemExit, KeyError):
+            mask = None
+        if mask is None and not any(k.lower() == sid.lower() for k in subkeys(sec, accounts)):
+            sd = exported(sec, f"{accounts}\\S-1-5-32-544\\SecDesc")[""][1]
+            sec_patch[key] = {"": {"hex": "", "type": 3}}
+            sec_patch[f"{key}\\Sid"] = {"": {"hex": sid_bytes(sid).hex(), "type": 0}}
+            sec_patch[f"{key}\\SecDesc"] = {"": {"hex": sd.hex(), "type": 0}}
+        mask = ((mask or 0) | ops.get("set", 0)) & ~ops.get("clear", 0)
+        sec_patch[f"{key}\\ActSysAc"] = {"": {"hex": struct.pack("<I", mask).hex(), "type": 0}}
+    merge(sec, "HKEY_LOCAL_MACHINE\\SECURITY", sec_patch, work)
+    for sid in spec.get("delete_rights", []):
+        reg = os.path.join(work, "delete.reg")
+        with open(reg, "w", encoding="utf-8") as f:
+            f.write(f"Windows Registry Editor Version 5.00\r\n\r\n[-HKEY_LOCAL_MACHINE\\SECURITY\\{accounts}\\{sid}]\r\n")
+        run("hivexregedit", "--merge", "--prefix", "HKEY_LOCAL_MACHINE\\SECURITY", sec, reg)
+
+
+def subkeys(hive, key):
+    text = run("hivexregedit", "--export", hive, key).decode("utf-8", "replace")
+    pre = "[\\" + key.lower() + "\\"
+    return {l.strip("[]").split("\\")[-1] for l in text.splitlines() if l.lower().startswith(pre) and l.count("\\") == key.count("\\") + 2}
+
+
+def add_accounts(sc, h, work):
+    """SAM + SECURITY into the hive directory `h`, broken as the scenario says."""
+    if "accounts" not in sc:
+        return
+    pair = os.path.join(SHARED, "sam-security", sc.get("accounts_base", ACCOUNTS_DEFAULT.get(sc["base"], "win10-regipy")))
+    for f in ("SAM", "SECURITY"):
+        if not os.path.exists(os.path.join(h, f)):
+            shutil.copy(os.path.join(pair, f), os.path.join(h, f))
+            os.chmod(os.path.join(h, f), 0o644)
+    break_accounts(h, sc["accounts"], work)
+
+
 # ------------------------------------------------------------------ issue 19 files
 
 def extra_file(local, spec):
@@ -350,6 +472,7 @@ def build(sc, out_dir, work):
     shutil.copy(os.path.join(SHARED, "bcd", sc.get("bcd", "BCD-win10-uefi" if sc["gen"] == 2 else "BCD-zimmerman")), os.path.join(h, "BCD"))
     for f in ("SOFTWARE", "BCD"):
         os.chmod(os.path.join(h, f), 0o644)
+    add_accounts(sc, h, work)
     patches = sc.get("patch", {})
     merge(os.path.join(h, "SYSTEM"), "HKEY_LOCAL_MACHINE\\SYSTEM", patches.get("SYSTEM"), work)
     merge(os.path.join(h, "SOFTWARE"), "HKEY_LOCAL_MACHINE\\SOFTWARE", patches.get("SOFTWARE"), work)

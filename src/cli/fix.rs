@@ -34,12 +34,16 @@ pub struct Options {
     /// Fix every finding that has an automatic fix.
     #[arg(long)]
     pub all: bool,
-    /// A named repair (repeatable): reset-rdp, disable-nla, enable-nla, nla-off-keep-tls, tls, fips-off, safe-mode-off.
+    /// A named repair (repeatable): reset-rdp, disable-nla, enable-nla, nla-off-keep-tls, tls, fips-off, safe-mode-off, unlock-admin.
     #[arg(long = "profile", value_name = "NAME")]
     pub profiles: Vec<String>,
     /// With --profile reset-rdp: move a custom listener port back to 3389 (default: keep it and open it in the firewall).
     #[arg(long)]
     pub reset_port: bool,
+    /// With --profile unlock-admin: the local account to enable and unlock (default: the
+    /// built-in Administrator, RID 500).
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
     /// Print the exact changes (old -> new) and write nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -132,9 +136,19 @@ fn select(o: &Options, m: &Machine, ins: &rdp::eval::Inspection) -> anyhow::Resu
                 s.targeted.insert(f.check.to_string());
             }
         }
+        if p.name == profiles::UNLOCK_ADMIN {
+            if let Some(t) = rdp::accounts::unlock_target(m, o.user.as_deref()) {
+                s.notes.push(format!("{}: acting on {t}", p.name));
+            }
+        }
         let po = profiles::Options { reset_port: o.reset_port };
-        push(&mut s, &p.actions_with(m, ins, &po));
+        push(&mut s, &p.actions_for(m, ins, &po, o.user.as_deref()).map_err(anyhow::Error::msg)?);
         s.notes.extend(p.notes(m, &po));
+    }
+    if let Some(u) = &o.user {
+        if !o.profiles.iter().any(|p| p.eq_ignore_ascii_case(profiles::UNLOCK_ADMIN)) {
+            bail!("--user {u} applies to --profile {} only", profiles::UNLOCK_ADMIN);
+        }
     }
     // Group Policy files that would write a targeted finding's bad value back.
     for f in ins.findings.iter().filter(|f| s.targeted.contains(f.check.as_ref())) {

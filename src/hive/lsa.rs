@@ -22,6 +22,18 @@ use std::fmt;
 
 /// Where the account objects live.
 pub const ACCOUNTS: &str = r"Policy\Accounts";
+/// The registry type Windows gives the LSA attribute values (`Sid`,
+/// `ActSysAc`, `Privilgs`, `SecDesc` default values): REG_NONE, measured on
+/// every real SECURITY hive of ../shared/data.
+pub const ATTRIBUTE_TYPE: u32 = 0;
+/// The registry type of an account key's own (empty) default value:
+/// REG_BINARY, measured the same way.
+pub const ACCOUNT_KEY_TYPE: u32 = 3;
+
+/// The key of `sid`'s account object (`Policy\Accounts\S-1-5-32-544`).
+pub fn account_key(sid: &Sid) -> String {
+    format!(r"{ACCOUNTS}\{sid}")
+}
 
 // ------------------------------------------------------------------ SIDs
 
@@ -448,6 +460,9 @@ impl PrivilegeSet {
 /// One LSA account object: a SID and what it holds.
 #[derive(Debug, Clone, Serialize)]
 pub struct AccountRights {
+    /// The account object's key (`Policy\Accounts\<SID>`).
+    #[serde(skip)]
+    pub key: String,
     pub sid: Sid,
     /// Well-known name, or the SID string.
     pub display_name: String,
@@ -459,6 +474,9 @@ pub struct AccountRights {
     pub privileges: Vec<String>,
     /// The privileges' LUIDs, in the record's order.
     pub privilege_luids: Vec<u64>,
+    /// The account object's security descriptor (`SecDesc`), as stored.
+    #[serde(skip)]
+    pub sec_desc: Option<Vec<u8>>,
 }
 
 /// Every account object of a SECURITY hive.
@@ -499,6 +517,14 @@ impl Rights {
         self.accounts.iter().filter(|a| a.privileges.iter().any(|p| p.eq_ignore_ascii_case(name))).map(|a| &a.sid).collect()
     }
 
+    /// The security descriptor Windows gives new account objects: the one
+    /// most account objects of this hive carry (every real hive measured has
+    /// one descriptor shared by all of them).
+    pub fn common_sec_desc(&self) -> Option<&[u8]> {
+        let all: Vec<&[u8]> = self.accounts.iter().filter_map(|a| a.sec_desc.as_deref()).collect();
+        all.iter().copied().max_by_key(|d| all.iter().filter(|x| *x == d).count())
+    }
+
     /// Why this SECURITY hive looks like a domain controller's, if it does:
     /// Account Operators and Server Operators exist only in a domain's builtin
     /// domain, so user rights held by them are a DC's default policy.
@@ -535,14 +561,17 @@ fn read_account(security: &Hive, name: &str) -> Result<AccountRights> {
             .ok_or_else(|| Error::corrupt(Layer::Hive, 0, format!("{path}: no Sid value and the key name is not a SID")))?,
     };
     let system_access = sub("ActSysAc")?.map(|raw| SystemAccess::parse(&raw)).transpose().map_err(in_record(path.clone()))?;
+    let sec_desc = sub("SecDesc")?;
     let privileges = sub("Privilgs")?.map(|raw| PrivilegeSet::parse(&raw)).transpose().map_err(in_record(path.clone()))?.unwrap_or_default();
     Ok(AccountRights {
+        key: path,
         display_name: sid.display_name(),
         sid,
         system_access: system_access.map(|s| s.0),
         logon_rights: system_access.map(SystemAccess::rights).unwrap_or_default(),
         privileges: privileges.privileges.iter().map(|p| p.name().map_or_else(|| format!("LUID {}", p.luid), str::to_string)).collect(),
         privilege_luids: privileges.privileges.iter().map(|p| p.luid).collect(),
+        sec_desc,
     })
 }
 

@@ -289,6 +289,91 @@ impl UserFixed {
     }
 }
 
+/// Changes to a user's `F` record: what `fix` writes to enable or unlock an
+/// account or to lift "must change password" (MS-SAMR 2.2.1.12 bits, the
+/// fixed-record offsets above). Everything else in the record is kept byte
+/// for byte.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FixedChanges {
+    /// Clear USER_ACCOUNT_DISABLED.
+    pub enable: bool,
+    /// Clear USER_ACCOUNT_AUTO_LOCKED, the bad-password count and the time of
+    /// the last bad password (the lockout's start).
+    pub unlock: bool,
+    /// Set the account's expiry to "never".
+    pub never_expire: bool,
+    /// Clear USER_PASSWORD_EXPIRED.
+    pub clear_password_expired: bool,
+    /// New PasswordLastSet (a nonzero time lifts "must change at next logon").
+    pub password_last_set: Option<FileTime>,
+}
+
+impl FixedChanges {
+    pub fn is_empty(&self) -> bool {
+        *self == FixedChanges::default()
+    }
+
+    /// What the changes do, for a report line.
+    pub fn describe(&self) -> Vec<String> {
+        let mut v = Vec::new();
+        if self.enable {
+            v.push(format!("clear the disabled bit ({:#x})", acb::ACCOUNT_DISABLED));
+        }
+        if self.unlock {
+            v.push(format!("clear the locked-out bit ({:#x}), the bad-password count and the last bad-password time", acb::ACCOUNT_AUTO_LOCKED));
+        }
+        if self.never_expire {
+            v.push("set the account expiry to never".into());
+        }
+        if self.clear_password_expired {
+            v.push(format!("clear the password-expired bit ({:#x})", acb::PASSWORD_EXPIRED));
+        }
+        if let Some(t) = self.password_last_set {
+            v.push(format!("set PasswordLastSet to {}", t.iso()));
+        }
+        v
+    }
+}
+
+impl UserFixed {
+    /// `raw` (a user's `F` value) with `c` applied; the record must hold at
+    /// least the fields through LogonCount.
+    pub fn edited(raw: &[u8], c: &FixedChanges, what: &str) -> Result<Vec<u8>> {
+        use user_f::*;
+        UserFixed::parse(raw, what)?;
+        let mut b = raw.to_vec();
+        let mut ac = le_u32(&b, ACCOUNT_CONTROL);
+        let put64 = |b: &mut Vec<u8>, off: usize, v: u64| b[off..off + 8].copy_from_slice(&v.to_le_bytes());
+        if c.enable {
+            ac &= !acb::ACCOUNT_DISABLED;
+        }
+        if c.unlock {
+            ac &= !acb::ACCOUNT_AUTO_LOCKED;
+            b[BAD_PASSWORD_COUNT..BAD_PASSWORD_COUNT + 2].copy_from_slice(&0u16.to_le_bytes());
+            put64(&mut b, LAST_BAD_PASSWORD, 0);
+        }
+        if c.never_expire {
+            put64(&mut b, ACCOUNT_EXPIRES, FileTime::NEVER_MAX);
+        }
+        if c.clear_password_expired {
+            ac &= !acb::PASSWORD_EXPIRED;
+        }
+        if let Some(t) = c.password_last_set {
+            put64(&mut b, PASSWORD_LAST_SET, t.0);
+        }
+        b[ACCOUNT_CONTROL..ACCOUNT_CONTROL + 4].copy_from_slice(&ac.to_le_bytes());
+        Ok(b)
+    }
+}
+
+/// The key of the user with `rid` (`SAM\Domains\Account\Users\000001F4`).
+pub fn user_key(rid: u32) -> String {
+    format!(r"{USERS}\{rid:08X}")
+}
+
+/// RID of the built-in Administrator.
+pub const RID_ADMINISTRATOR: u32 = 500;
+
 // ------------------------------------------------------------ user V record
 
 /// The text attributes of a user's `V` value (the hashes are not read).
@@ -847,6 +932,31 @@ mod tests {
         assert_eq!(p.lockout_threshold, 10);
         is_corrupt(DomainPolicy::parse(&f[..0x5d], "D F"), "D F: ");
         assert_eq!(serde_json::to_value(p.max_password_age).unwrap(), serde_json::json!("never"));
+    }
+
+    #[test]
+    fn fixed_record_edits_touch_only_their_fields() {
+        let mut f: Vec<u8> = (0..0x50u8).collect();
+        f[0x38..0x3c].copy_from_slice(&(acb::ACCOUNT_DISABLED | acb::NORMAL_ACCOUNT | acb::ACCOUNT_AUTO_LOCKED | acb::PASSWORD_EXPIRED).to_le_bytes());
+        let all = FixedChanges { enable: true, unlock: true, never_expire: true, clear_password_expired: true, password_last_set: Some(FileTime(0x01D8_8655_2789_23CB)) };
+        let e = UserFixed::edited(&f, &all, "F").unwrap();
+        let u = UserFixed::parse(&e, "F").unwrap();
+        assert_eq!(u.account_control, acb::NORMAL_ACCOUNT);
+        assert_eq!((u.bad_password_count, u.last_bad_password, u.account_expires.0), (0, FileTime(0), FileTime::NEVER_MAX));
+        assert_eq!(u.password_last_set, FileTime(0x01D8_8655_2789_23CB));
+        // Every other byte is the record's own.
+        let changed: Vec<usize> = (0..f.len()).filter(|&i| f[i] != e[i]).collect();
+        let allowed = |i: usize| (0x18..0x30).contains(&i) || (0x38..0x3c).contains(&i) || (0x40..0x42).contains(&i);
+        assert!(changed.iter().all(|&i| allowed(i)), "{changed:x?}");
+        // One change at a time; no change is the same record.
+        assert_eq!(UserFixed::edited(&f, &FixedChanges::default(), "F").unwrap(), f);
+        let only = UserFixed::edited(&f, &FixedChanges { enable: true, ..Default::default() }, "F").unwrap();
+        assert_eq!(le_u32(&only, 0x38), acb::NORMAL_ACCOUNT | acb::ACCOUNT_AUTO_LOCKED | acb::PASSWORD_EXPIRED);
+        assert_eq!(all.describe().len(), 5);
+        assert!(FixedChanges::default().is_empty() && FixedChanges::default().describe().is_empty());
+        // A short record is refused, not padded.
+        is_corrupt(UserFixed::edited(&f[..0x40], &all, "U F"), "U F: ");
+        assert_eq!(user_key(500), r"SAM\Domains\Account\Users\000001F4");
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! evaluator in `custom.rs` (`run`). Several rows may share an id when one
 //! check looks at several values (e.g. TLS 1.2 `Enabled` and `DisabledByDefault`).
 
+use super::accounts;
 use super::custom;
 use super::system;
 use super::Severity::*;
@@ -379,6 +380,54 @@ pub static CATALOG: &[Check] = &[
     Check {
         id: "winlogon-shell-userinit", area: Area::Logon, severity: High, hive: Software, run: Some(custom::winlogon),
         title: "Winlogon Userinit / Shell", explain: "Winlogon's Userinit or Shell is empty or wrong: black screen or 0xC000021A at logon.",
+        ..Check::DEFAULT
+    },
+    // ---- 2.G accounts and logon rights (SAM, SECURITY): see accounts.rs
+    Check {
+        id: "no-enabled-admin", area: Area::Logon, severity: Critical, hive: Sam, run: Some(accounts::no_enabled_admin),
+        title: "Usable local administrator",
+        explain: "No local administrator account can log on: every member of Administrators is disabled, locked out or expired.",
+        ..Check::DEFAULT
+    },
+    Check {
+        id: "admin-disabled", area: Area::Logon, severity: High, hive: Sam, run: Some(accounts::admin_disabled),
+        title: "Administrator account disabled (SAM F)",
+        explain: "A local administrator account that was in use is disabled.",
+        ..Check::DEFAULT
+    },
+    Check {
+        id: "account-locked", area: Area::Logon, severity: High, hive: Sam, run: Some(accounts::account_locked),
+        title: "Account locked out (SAM F)",
+        explain: "An account allowed to log on over RDP is locked out, and the lockout does not end by itself.",
+        ..Check::DEFAULT
+    },
+    Check {
+        id: "account-expired", area: Area::Logon, severity: High, hive: Sam, run: Some(accounts::account_expired),
+        title: "Account expired (SAM F)", explain: "An account allowed to log on over RDP has expired.",
+        ..Check::DEFAULT
+    },
+    Check {
+        id: "password-must-change-nla", area: Area::Logon, severity: High, hive: Sam, run: Some(accounts::password_must_change),
+        title: "Password expired or must change, with NLA",
+        explain: "An account must change its password before it logs on, which Network Level Authentication cannot do.",
+        ..Check::DEFAULT
+    },
+    Check {
+        id: "user-rights-deny-rdp", area: Area::Logon, severity: Critical, hive: Security, run: Some(accounts::rights_deny_rdp),
+        title: "Deny log on through Remote Desktop Services (ActSysAc)",
+        explain: "SeDenyRemoteInteractiveLogonRight is held by a group every administrator is in.",
+        ..Check::DEFAULT
+    },
+    Check {
+        id: "user-rights-no-rdp-allow", area: Area::Logon, severity: Critical, hive: Security, run: Some(accounts::rights_no_rdp_allow),
+        title: "Allow log on through Remote Desktop Services (ActSysAc)",
+        explain: "SeRemoteInteractiveLogonRight is missing from Administrators and Remote Desktop Users.",
+        ..Check::DEFAULT
+    },
+    Check {
+        id: "user-rights-network-nla", area: Area::Logon, severity: High, hive: Security, run: Some(accounts::rights_network_nla),
+        title: "Network logon right with NLA (ActSysAc)",
+        explain: "Network Level Authentication is on and administrators are denied, or not granted, the network logon right it needs.",
         ..Check::DEFAULT
     },
     // ---- 2.H licensing, session stability

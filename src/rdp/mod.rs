@@ -10,6 +10,7 @@
 //! value is shown as the Windows default and says so. Broken settings become
 //! [`Finding`]s carrying the exact registry [`Edit`]s a fix would write.
 
+pub mod accounts;
 pub mod baseline;
 pub mod catalog;
 pub mod check;

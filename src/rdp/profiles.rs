@@ -173,13 +173,46 @@ pub const PROFILES: &[Profile] = &[
         checks: &[],
         extra: |c, _| rdp_value(c, "UserAuthentication", 0),
     },
+    // ---- issue 13 (accounts.rs): with `--user NAME` (see `actions_for`) that account instead of RID 500.
+    Profile {
+        name: UNLOCK_ADMIN,
+        about: "enable and unlock the built-in Administrator (or --user NAME) and restore Administrators' RDP logon rights (no password reset: use VMAccess / `az vm user update` after boot)",
+        checks: &["user-rights-deny-rdp", "user-rights-no-rdp-allow", "user-rights-network-nla"],
+        extra: |c, _| super::accounts::unlock_admin(c, None).unwrap_or_default(),
+    },
 ];
+
+/// The profile that takes `--user NAME`.
+pub const UNLOCK_ADMIN: &str = "unlock-admin";
 
 pub fn find(name: &str) -> Option<&'static Profile> {
     PROFILES.iter().find(|p| p.name.eq_ignore_ascii_case(name))
 }
 
 impl Profile {
+    /// The actions of this profile for `--user NAME` (unlock-admin only; the
+    /// others refuse a user), or why there are none.
+    pub fn actions_for(&self, hives: &dyn Hives, ins: &Inspection, o: &Options, user: Option<&str>) -> Result<Vec<Edit>, String> {
+        match (self.name, user) {
+            (UNLOCK_ADMIN, _) => {
+                let ctx = Ctx::new(hives);
+                let mut out = self.finding_actions(ins);
+                for a in super::accounts::unlock_admin(&ctx, user)? {
+                    if !out.contains(&a) {
+                        out.push(a);
+                    }
+                }
+                Ok(out)
+            }
+            (_, Some(u)) => Err(format!("--user {u} applies to --profile {UNLOCK_ADMIN} only")),
+            (_, None) => Ok(self.actions_with(hives, ins, o)),
+        }
+    }
+
+    fn finding_actions(&self, ins: &Inspection) -> Vec<Edit> {
+        ins.findings.iter().filter(|f| self.checks.iter().any(|c| f.check == *c)).flat_map(|f| f.actions.clone()).collect()
+    }
+
     /// The actions of this profile on these hives, given their inspection.
     pub fn actions(&self, hives: &dyn Hives, ins: &Inspection) -> Vec<Edit> {
         self.actions_with(hives, ins, &Options::default())

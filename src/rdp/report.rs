@@ -143,8 +143,9 @@ impl Inspected {
     }
 }
 
-/// Hives an inspection reads.
-pub const INSPECTED: [HiveKind; 3] = [HiveKind::System, HiveKind::Software, HiveKind::Bcd];
+/// Hives an inspection reads (SAM and SECURITY last: the account and
+/// logon-right checks read them).
+pub const INSPECTED: [HiveKind; 5] = [HiveKind::System, HiveKind::Software, HiveKind::Bcd, HiveKind::Sam, HiveKind::Security];
 
 /// Load the hives an inspection reads from `machine` and say where each came
 /// from. SYSTEM is required: without it there is nothing to inspect.

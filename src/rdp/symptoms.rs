@@ -57,11 +57,14 @@ pub static SYMPTOMS: &[Symptom] = &[
     Symptom {
         id: "credentials-did-not-work",
         message: "Your credentials did not work. The credentials that were used to connect to the remote computer did not work.",
-        keys: &["credentials did not work", "credentials", "logon attempt failed", "password"],
-        checks: &["disable-domain-creds", "lm-compat-ntlmv1", "nla-user-auth", "netlogon-disabled", "winstations-disabled"],
+        keys: &["credentials did not work", "credentials", "logon attempt failed", "password", "password has expired", "must change the password", "account has expired", "account has been disabled"],
+        checks: &[
+            "disable-domain-creds", "lm-compat-ntlmv1", "nla-user-auth", "netlogon-disabled", "winstations-disabled",
+            "password-must-change-nla", "account-locked", "admin-disabled", "account-expired", "no-enabled-admin", "user-rights-network-nla",
+        ],
         outside: &[
             "a wrong user name or password, or the wrong format (DOMAIN\\user or .\\user for a local account)",
-            "the account is locked out, disabled or expired, or not in Remote Desktop Users (SAM/SECURITY: reset it from the portal or with a first-boot hook)",
+            "a domain account locked out, disabled or expired on the domain controllers; a forgotten local password (rdprescue never writes passwords: after boot use VMAccess, `az vm user update -u NAME -p PASSWORD`)",
         ],
     },
     Symptom {
@@ -86,6 +89,54 @@ pub static SYMPTOMS: &[Symptom] = &[
         keys: &["internal error"],
         checks: &["security-layer", "tls12-server-disabled", "listener-cert-pinned", "cipher-suite-policy-empty", "min-encryption-level", "sessionenv-umrdp-disabled", "fips-policy"],
         outside: &["the client cannot do the server's TLS version or cipher suites", "MachineKeys permissions on the RDP key container (file ACLs, not registry)"],
+    },
+    // ---- who may log on (accounts.rs): SAM accounts and SECURITY logon rights
+    Symptom {
+        id: "not-authorized-remote-login",
+        message: "The connection was denied because the user account is not authorized for remote login.",
+        keys: &["not authorized for remote login", "not authorized for remote logon", "connection was denied because the user account"],
+        checks: &["user-rights-deny-rdp", "user-rights-no-rdp-allow", "no-enabled-admin"],
+        outside: &[
+            "the account is neither an administrator nor in Remote Desktop Users (add it after boot: `net localgroup \"Remote Desktop Users\" NAME /add` through Run Command)",
+            "a domain account: its groups and the domain GPO's user rights are on the domain controllers",
+        ],
+    },
+    Symptom {
+        id: "remote-logins-disabled",
+        message: "Remote logins are currently disabled.",
+        keys: &["remote logins are currently disabled", "logins are currently disabled", "remote logins are disabled"],
+        checks: &["winstations-disabled", "listener-logon-disabled", "ts-drain-mode"],
+        outside: &["someone ran `change logon /disable` in a session that is still open (it lasts until `change logon /enable` or a reboot)"],
+    },
+    Symptom {
+        id: "account-locked-out",
+        message: "As a security precaution, the user account has been locked out because there were too many logon attempts or password change attempts.",
+        keys: &["has been locked out", "account has been locked", "locked out", "too many logon attempts", "account is currently locked"],
+        checks: &["account-locked", "no-enabled-admin"],
+        outside: &[
+            "brute force from the internet: restrict TCP 3389 (NSG source addresses, Just-In-Time access, Bastion) or the lockout comes back",
+            "a domain account: unlock it on a domain controller",
+        ],
+    },
+    Symptom {
+        id: "this-computer-cant-connect",
+        message: "This computer can't connect to the remote computer. Try connecting again. If the problem continues, contact the owner of the remote computer or your network administrator.",
+        keys: &["this computer can't connect to the remote computer", "this computer cannot connect to the remote computer", "contact the owner of the remote computer"],
+        checks: &["user-rights-no-rdp-allow", "user-rights-deny-rdp", "admin-disabled", "account-expired", "listener-cert-pinned", "sessionenv-umrdp-disabled", "security-layer", "termservice-servicedll"],
+        outside: &[
+            "the account lacks Remote Desktop sign-in rights through a domain group or GPO",
+            "the client and server share no security protocol (an old client, or TLS versions turned off on one side)",
+        ],
+    },
+    Symptom {
+        id: "credssp-encryption-oracle",
+        message: "An authentication error has occurred. The function requested is not supported. This could be due to CredSSP encryption oracle remediation.",
+        keys: &["encryption oracle remediation", "credssp encryption oracle", "function requested is not supported"],
+        checks: &["credssp-oracle", "nla-user-auth", "user-rights-network-nla", "password-must-change-nla"],
+        outside: &[
+            "client and server are at different CredSSP patch levels (CVE-2018-0886): patch the unpatched side, or set the client's Encryption Oracle Remediation policy to Mitigated",
+            "temporary workaround: the `disable-nla` profile, then patch and turn NLA back on",
+        ],
     },
 ];
 
