@@ -491,3 +491,36 @@ fn demo_image_fix_needs_nothing_installed() {
     use std::os::unix::fs::MetadataExt;
     assert!(child.blocks() * 512 < 8 << 20, "child occupies {} bytes", child.blocks() * 512);
 }
+
+/// An existing `--out` is refused whether or not it is the input (issue 18: a
+/// refusal of the input alone passed every test) before anything is written, and keeps
+/// its bytes; no temporary is left next to it.
+#[test]
+fn an_existing_output_is_never_replaced() {
+    let d = out_dir("existing-out");
+    let demo = testdata().join("demo.vhdx");
+    let before = sha256_file(&demo);
+    let taken = d.join("taken.vhdx");
+    std::fs::write(&taken, b"someone else's file").unwrap();
+    let dangling = d.join("dangling.vhdx");
+    std::os::unix::fs::symlink(d.join("nowhere"), &dangling).unwrap();
+    for (out, extra) in [(&taken, None), (&taken, Some("--diff-child")), (&dangling, None), (&demo, None)] {
+        let mut args = vec!["--profile", "reset-rdp", "--out", out.to_str().unwrap()];
+        args.extend(extra);
+        let o = fix(&demo, &args);
+        assert_clean_error(&o, "already exists");
+        // Refused up front, not caught at publication ("appeared while writing").
+        let want = if out == &demo { "already exists: it is the input" } else { "already exists; rdprescue never overwrites" };
+        assert!(stderr(&o).contains(want), "{}: {}", out.display(), stderr(&o));
+    }
+    assert_eq!(std::fs::read(&taken).unwrap(), b"someone else's file");
+    assert!(std::fs::symlink_metadata(&dangling).unwrap().file_type().is_symlink() && !d.join("nowhere").exists());
+    let mut left: Vec<_> = std::fs::read_dir(&d).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    left.sort();
+    assert_eq!(left, ["dangling.vhdx", "taken.vhdx"]);
+    assert_eq!(sha256_file(&demo), before);
+    // reg set refuses the same way.
+    let o = rdp(&["reg", "set", demo.to_str().unwrap(), r"HKLM\SYSTEM\Select", "-v", "RdprescueTest", "-t", "REG_DWORD", "-d", "7", "--out", taken.to_str().unwrap()]);
+    assert_clean_error(&o, "already exists");
+    assert_eq!(std::fs::read(&taken).unwrap(), b"someone else's file");
+}
