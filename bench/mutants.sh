@@ -10,7 +10,7 @@
 #                         target/ is kept between runs, so only the first
 #                         run builds the dependencies
 #           MUTANTS_REV   git revision to test (default: the working tree)
-#           MUTANTS_JOBS  parallel mutants (default 1: CPU is scarce)
+#           (one mutant at a time: --in-place in the scratch copy; CPU is scarce)
 #           MUTANTS_TIMEOUT  seconds per mutant's test run (default 120)
 #
 # Each group mutates one file (optionally narrowed to functions by a
@@ -22,7 +22,7 @@
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 dir=${MUTANTS_DIR:-/tmp/rdprescue-mutants}
-jobs=${MUTANTS_JOBS:-1}
+
 timeout=${MUTANTS_TIMEOUT:-120}
 command -v cargo-mutants >/dev/null || { echo "SKIP: cargo-mutants not installed (cargo install --locked cargo-mutants)"; exit 0; }
 
@@ -31,7 +31,7 @@ command -v cargo-mutants >/dev/null || { echo "SKIP: cargo-mutants not installed
 declare -A G=(
     [eval]="src/rdp/eval.rs;;--lib"
     [ntfs-plan]="src/fs/ntfs.rs;NtfsFs::runs;--lib --test ntfs_refusals --test write_safety"
-    [fat-plan]="src/fs/fat.rs;overwrite_plan|map;--lib --test hostile_fs --test write_safety"
+    [fat-plan]="src/fs/fat.rs;FatFs::overwrite_plan;--lib --test hostile_fs --test write_safety"
     [undo]="src/repair/undo.rs;;--lib"
     [repair]="src/repair/mod.rs;;--lib --test write_safety"
     [hive-edit]="src/hive/edit/mod.rs;;--lib --test hive_edit"
@@ -70,7 +70,7 @@ for g in "${groups[@]}"; do
     echo "== $g: $file${re:+ (functions: $re)}; cargo test ${args[*]}"
     sel=(-f "$file"); [ -n "$re" ] && sel+=(--re "$re")
     start=$SECONDS
-    nice cargo mutants --in-place --no-shuffle -j "$jobs" --timeout "$timeout" --build-timeout 600 \
+    nice cargo mutants --in-place --no-shuffle --timeout "$timeout" --build-timeout 600 \
         "${sel[@]}" --output "$dir/out/$g" -- "${args[@]}" >"$dir/out/$g.log" 2>&1 || true
     o=$dir/out/$g/mutants.out
     n() { [ -f "$o/$1.txt" ] && wc -l <"$o/$1.txt" || echo 0; }
