@@ -29,10 +29,10 @@ command -v cargo-mutants >/dev/null || { echo "SKIP: cargo-mutants not installed
 # group: file ; function regex ('' = all) ; cargo test arguments (a --test
 # whose file is missing, e.g. on an older revision, is dropped)
 declare -A G=(
-    [eval]="src/rdp/eval.rs;;--lib"
-    [ntfs-plan]="src/fs/ntfs.rs;NtfsFs::runs;--lib --test ntfs_refusals --test write_safety"
+    [eval]="src/rdp/eval.rs;;--lib rdp::"
+    [ntfs-plan]="src/fs/ntfs.rs;NtfsFs::runs;--test ntfs_refusals"
     [fat-plan]="src/fs/fat.rs;FatFs::overwrite_plan;--lib --test hostile_fs --test write_safety"
-    [undo]="src/repair/undo.rs;;--lib"
+    [undo]="src/repair/undo.rs;;--lib repair::undo"
     [repair]="src/repair/mod.rs;;--lib --test write_safety"
     [hive-edit]="src/hive/edit/mod.rs;;--lib --test hive_edit"
     [hive-recover]="src/hive/recover/mod.rs;;--lib --test hive_recovery"
