@@ -12,6 +12,8 @@
 #           MUTANTS_REV   git revision to test (default: the working tree)
 #           (one mutant at a time: --in-place in the scratch copy; CPU is scarce)
 #           MUTANTS_TIMEOUT  seconds per mutant's test run (default 120)
+#           MUTANTS_RE    a regex over mutant names replacing the group's
+#                         (e.g. the names an earlier run listed, to compare runs)
 #
 # Each group mutates one file (optionally narrowed to functions by a
 # regex) and runs only the tests that can see it (`cargo test` arguments),
@@ -68,6 +70,7 @@ for g in "${groups[@]}"; do
         fi
     done
     echo "== $g: $file${re:+ (functions: $re)}; cargo test ${args[*]}"
+    re=${MUTANTS_RE:-$re}
     sel=(-f "$file"); [ -n "$re" ] && sel+=(--re "$re")
     start=$SECONDS
     nice cargo mutants --in-place --no-shuffle --timeout "$timeout" --build-timeout 600 \
