@@ -46,11 +46,11 @@ groups=("$@"); [ ${#groups[@]} -gt 0 ] || groups=(eval ntfs-plan undo)
 
 # A scratch copy (never the working tree: --in-place edits the files).
 mkdir -p "$dir/tree" "$dir/out"
+find "$dir/tree" -mindepth 1 -maxdepth 1 ! -name target -exec rm -rf {} +
 if [ -n "${MUTANTS_REV:-}" ]; then
-    rm -rf "$dir/tree/src" "$dir/tree/tests"
     git -C "$repo" archive "$MUTANTS_REV" | tar -x -C "$dir/tree"
 else
-    rsync -a --delete --exclude /target --exclude /fuzz --exclude /.git "$repo/" "$dir/tree/"
+    tar -C "$repo" --exclude=./target --exclude=./fuzz --exclude=./.git -cf - . | tar -C "$dir/tree" -xf -
 fi
 # testdata/ and ../shared as the tests expect them.
 [ -e "$dir/shared" ] || { [ -d "$repo/../shared" ] && ln -s "$(cd "$repo/../shared" && pwd)" "$dir/shared"; } || true
