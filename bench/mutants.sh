@@ -15,6 +15,12 @@
 #           MUTANTS_RE    a regex over mutant names replacing the group's
 #                         (e.g. the names an earlier run listed, to compare runs)
 #
+# Measured (2 cores shared): a mutant costs 15-140 s of rebuild; the dev
+# profile makes the whole lib test binary take ~50 s and write_safety time
+# out at 120 s (the unmutated baseline then fails and nothing is tested), so
+# groups name test filters, and MUTANTS_TIMEOUT=600 is needed for groups
+# that run write_safety.
+#
 # Each group mutates one file (optionally narrowed to functions by a
 # regex) and runs only the tests that can see it (`cargo test` arguments),
 # in the dev profile with incremental builds: a mutant costs one rebuild of
