@@ -8,10 +8,10 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 secs=${1:-120}; shift || true
-targets=("$@"); [ ${#targets[@]} -gt 0 ] || targets=(volume fat ntfs image hive hive_edit regfile write sam preg gpttmpl)
+targets=("$@"); [ ${#targets[@]} -gt 0 ] || targets=(volume fat ntfs image hive hive_edit regfile write sam preg gpttmpl baseline undo inspect overwrite_plan)
 export RUSTC_BOOTSTRAP=1
 seeds=$(mktemp -d); trap 'rm -rf "$seeds"' EXIT
-mkdir -p corpus/{image,volume,ntfs,fat,hive,hive_edit,regfile,write}
+mkdir -p corpus/{image,volume,ntfs,fat,hive,hive_edit,regfile,write,baseline,undo,inspect,overwrite_plan}
 shared=../../shared/data
 # Little-endian u32 / u8 as raw bytes.
 le32() { printf "$(printf '\\x%02x\\x%02x\\x%02x\\x%02x' $(($1 & 255)) $(($1 >> 8 & 255)) $(($1 >> 16 & 255)) $(($1 >> 24 & 255)))"; }
@@ -246,6 +246,67 @@ Revision=1
 INF
 cp "$seeds/t.inf" corpus/gpttmpl/seed-ansi
 { printf '\xff\xfe'; sed 's/$/\r/' "$seeds/t.inf" | iconv -f UTF-8 -t UTF-16LE; } > corpus/gpttmpl/seed-utf16
+
+# The README's example (kept in step by hand), then small variants.
+awk '/^\*\*Baseline\*\*/ { f = 1 } f && /^```toml$/ { g = 1; next } g && /^```$/ { exit } g' ../README.md > corpus/baseline/seed-readme
+cat > corpus/baseline/seed-full <<'TOML'
+fail_on = "high"
+ignore = ["static-ip", "rdp-deny-local"]
+[severity]
+"fw-rdp-rule-inactive" = "low"
+"nla-disabled" = "info"
+[[expect]]
+check = "rdp-port"
+value = 3389
+severity = "critical"
+[[expect]]
+id = "encryption"
+path = 'HKLM\SYSTEM\CurrentControlSet\Control\Terminal Server\WinStations\RDP-Tcp'
+name = "MinEncryptionLevel"
+range = [2, 4]
+[[expect]]
+path = 'HKLM\SOFTWARE\Microsoft\Windows NT\CurrentVersion'
+name = "ProductName"
+allowed = ["Windows Server 2019 Datacenter", "Windows 10 Pro"]
+[[expect]]
+path = 'HKLM\SYSTEM\CurrentControlSet\Control\Terminal Server'
+name = "Missing"
+absent = true
+TOML
+printf 'fail_on = "info"\n' > corpus/baseline/seed-failon
+printf 'ignore = ["no-such-check"]\n' > corpus/baseline/seed-bad-id
+
+# Undo files (target undo): one made here in the documented
+# format of repair/undo.rs, for a 64 KiB disk with two ranges.
+python3 - corpus/undo/seed-two-ranges <<'PY'
+import hashlib, json, sys
+dev = bytes((i * 7) % 251 for i in range(65536))
+def rng(off, after):
+    before = dev[off:off + len(after)]
+    h = lambda b: hashlib.sha256(b).hexdigest()
+    return {"offset": off, "len": len(after), "before": before.hex(), "after": after.hex(), "before_sha256": h(before), "after_sha256": h(after)}
+doc = {"format": "rdprescue-undo/2",
+       "device": {"path": "/dev/x", "size": len(dev), "head_sha256": hashlib.sha256(dev).hexdigest()},
+       "ranges": [rng(100, b"\x01\x02\x03"), rng(40000, b"\x09" * 600)]}
+doc["sha256"] = hashlib.sha256(json.dumps(doc, separators=(",", ":")).encode()).hexdigest()
+open(sys.argv[1], "w").write(json.dumps(doc, indent=2) + "\n")
+PY
+
+# Hive sets (target inspect: [u32 system len][u32 software len][system][software][bcd]).
+inspect_seed() { # NAME SYSTEM SOFTWARE [BCD]
+    { le32 "$(stat -c %s "$2")"; le32 "$(stat -c %s "$3")"; hive_trim "$2"; hive_trim "$3"; [ -n "${4:-}" ] && hive_trim "$4"; } > "corpus/inspect/$1"
+}
+inspect_seed seed-repo ../testdata/hives/SYSTEM ../testdata/hives/SOFTWARE ../testdata/hives/BCD-gen2
+{ le32 0; le32 0; hive_trim ../testdata/hives/BCD-gen1; } > corpus/inspect/seed-bcd-only
+
+# Overwrite plans (target overwrite_plan: [path index][3 x (u32 off, u16 len)][volume]):
+# the NTFS refusal fixture (every path kind) and the small FAT/NTFS volumes.
+ranges_op='\x00\x00\x00\x00\x00\x02\xa0\x0f\x00\x00\x2c\x01\x00\x3e\x00\x00\x00\x02'
+gunzip -c ../testdata/images/ntfs-refusals.img.gz > "$seeds/refusals.img"
+for i in 4 5 6 7 8 9; do
+    { le8 $i; printf "$ranges_op"; cat "$seeds/refusals.img"; } > "corpus/overwrite_plan/seed-refusals-$i"
+done
+{ le8 3; printf "$ranges_op"; cat "$seeds/f.img"; } > corpus/overwrite_plan/seed-fat12-bcd
 
 cargo fuzz build -O "${targets[@]/#/}" >/dev/null 2>&1 || cargo fuzz build -O
 if [[ " ${targets[*]} " == *" write "* ]]; then

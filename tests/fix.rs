@@ -139,6 +139,106 @@ fn assert_only_targeted_changed(input: &Path, output: &Path, root: &str, targete
     eprintln!("{}: {} keys+values compared", output.display(), want.len());
 }
 
+/// Every key and value of a hive file as libhivex exports it (`hivexregedit
+/// --export`): (key path, value name or "<key>"), lower-cased -> the .reg
+/// data text. An oracle independent of rdprescue's hive reader.
+fn hivex_tree(hive: &Path) -> BTreeMap<(String, String), String> {
+    let o = Command::new("hivexregedit").args(["--export", hive.to_str().unwrap(), "\\"]).output().unwrap();
+    assert!(o.status.success(), "hivexregedit --export {}: {}", hive.display(), stderr(&o));
+    let mut out = BTreeMap::new();
+    let mut key = String::new();
+    for line in String::from_utf8_lossy(&o.stdout).lines() {
+        if let Some(k) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            key = k.to_lowercase();
+            out.insert((key.clone(), "<key>".into()), String::new());
+        } else if let Some(data) = line.strip_prefix("@=") {
+            out.insert((key.clone(), String::new()), data.to_string());
+        } else if let Some(rest) = line.strip_prefix('"') {
+            // "name"=data, with \" and \\ escaped in the name.
+            let (mut name, mut chars) = (String::new(), rest.char_indices());
+            let end = loop {
+                match chars.next() {
+                    Some((_, '\\')) => name.extend(chars.next().map(|(_, c)| c)),
+                    Some((i, '"')) => break i,
+                    Some((_, c)) => name.push(c),
+                    None => panic!("unterminated value name in {line:?}"),
+                }
+            };
+            let data = rest[end + 1..].strip_prefix('=').unwrap_or_else(|| panic!("{line:?}"));
+            out.insert((key.clone(), name.to_lowercase()), data.to_string());
+        } else {
+            assert!(line.is_empty() || line.starts_with("Windows Registry Editor"), "unexpected export line {line:?}");
+        }
+    }
+    out
+}
+
+/// The hive file at `fs_path` on partition `part` (0: the Windows volume) of
+/// `img`, as qemu-img + ntfs-3g (NTFS) or mtools (FAT) read it.
+fn hive_by_other_tools(img: &Path, part: u64, fs_path: &str, work: &Path, name: &str) -> Option<PathBuf> {
+    if !have("qemu-img") || !have("ntfscat") || !have("mcopy") || !have("hivexregedit") {
+        eprintln!("NOTICE: qemu-img, ntfs-3g, mtools or hivexregedit missing; skipping the hivex full-tree diff");
+        return None;
+    }
+    let vol = cut_partition(img, part, work, &format!("{name}.vol"));
+    let o = Command::new("ntfscat").args([vol.to_str().unwrap(), fs_path]).output().unwrap();
+    let bytes = if o.status.success() {
+        o.stdout
+    } else {
+        let o = Command::new("mcopy").env("MTOOLS_SKIP_CHECK", "1").args(["-n", "-i", vol.to_str().unwrap(), &format!("::{fs_path}"), "-"]).output().unwrap();
+        assert!(o.status.success(), "neither ntfscat nor mcopy reads {fs_path}: {}", stderr(&o));
+        o.stdout
+    };
+    std::fs::remove_file(&vol).unwrap();
+    let f = work.join(name);
+    std::fs::write(&f, bytes).unwrap();
+    Some(f)
+}
+
+/// `child` over `parent` read whole by libvhdi (pyvhdi) into the raw file `out`.
+fn libvhdi_flat(child: &Path, parent: &Path, out: &Path) -> Option<PathBuf> {
+    if !have_pyvhdi() {
+        return None;
+    }
+    let script = r#"
+import sys, pyvhdi
+f = pyvhdi.file(); f.open(sys.argv[1])
+p = pyvhdi.file(); p.open(sys.argv[2]); f.set_parent(p)
+with open(sys.argv[3], 'wb') as o:
+    at = 0
+    while at < f.media_size:
+        k = min(f.media_size - at, 4 << 20)
+        b = f.read_buffer_at_offset(k, at)
+        assert len(b) == k
+        o.write(b); at += k
+"#;
+    let o = Command::new(SYSTEM_PYTHON).args(["-c", script, child.to_str().unwrap(), parent.to_str().unwrap(), out.to_str().unwrap()]).output().unwrap();
+    assert!(o.status.success(), "pyvhdi flatten {}: {}", child.display(), stderr(&o));
+    Some(out.to_path_buf())
+}
+
+/// An expected difference: (end of the key path, value name or "<key>", the
+/// new .reg data or None when it is gone).
+type Change<'a> = (&'a str, &'a str, Option<&'a str>);
+
+/// "Nothing else changed", checked by libhivex: the full-tree export of the
+/// output hive differs from the input's in exactly `want` (every expected
+/// change present, nothing else). Inputs must be clean (hivex replays no log).
+fn assert_hivex_diff(input: &Path, output: &Path, part: u64, fs_path: &str, work: &Path, want: &[Change]) {
+    let (Some(a), Some(b)) = (hive_by_other_tools(input, part, fs_path, work, "in.hive"), hive_by_other_tools(output, part, fs_path, work, "out.hive")) else { return };
+    let (a, b) = (hivex_tree(&a), hivex_tree(&b));
+    let keys: std::collections::BTreeSet<_> = a.keys().chain(b.keys()).collect();
+    let diff: Vec<_> = keys.into_iter().filter(|k| a.get(*k) != b.get(*k)).map(|k| (k.clone(), b.get(k).cloned())).collect();
+    let matches = |(k, n): &(String, String), new: &Option<String>, w: &Change| k.ends_with(&w.0.to_lowercase()) && n == &w.1.to_lowercase() && new.as_deref() == w.2;
+    let unexpected: Vec<_> = diff.iter().filter(|(k, new)| !want.iter().any(|w| matches(k, new, w))).collect();
+    assert!(unexpected.is_empty(), "{}: changes nobody planned (hivex): {unexpected:?}", output.display());
+    // A target the input already holds is a no-op the plan drops.
+    let already = |w: &Change| a.iter().any(|(k, v)| matches(k, &Some(v.clone()), w));
+    let missing: Vec<_> = want.iter().filter(|w| !diff.iter().any(|(k, new)| matches(k, new, w)) && !already(w)).collect();
+    assert!(missing.is_empty(), "{}: planned changes not in the hive (hivex): {missing:?}; diff {diff:?}", output.display());
+    eprintln!("{}: hivex full-tree diff of {} keys+values = the {} planned change(s)", output.display(), a.len().max(b.len()), diff.len());
+}
+
 #[test]
 fn full_copies_in_every_format_carry_exactly_the_fix() {
     let d = out_dir("full");
@@ -175,6 +275,9 @@ fn full_copies_in_every_format_carry_exactly_the_fix() {
         now.sort();
         assert_eq!(now, rest, "{name}");
         if check == "bcd-safeboot" {
+            // The safeboot element (key and its value) is all that goes.
+            let (part, path) = if name.ends_with("gen2") { (1, "EFI/Microsoft/Boot/BCD") } else { (1, "Boot/BCD") };
+            assert_hivex_diff(&input, &out, part, path, &d, &[(r"\25000080", "<key>", None), (r"\25000080", "element", None)]);
             let bcd = tree(&out, "BCD");
             assert!(!bcd.keys().any(|(k, _)| k.ends_with("25000080")), "{name}: safeboot element left");
             // Gen2: the EFI system partition (FAT, written through fatfs) passes fsck.fat.
@@ -186,6 +289,16 @@ fn full_copies_in_every_format_carry_exactly_the_fix() {
             continue;
         }
         assert_only_targeted_changed(&input, &out, r"HKLM\SYSTEM", &targeted);
+        if name != "win10-1709-dirty" {
+            // Independently of rdprescue's reader: libhivex's full export.
+            let reg: Vec<String> = targeted.iter().map(|(_, _, data)| match data {
+                J::Number(n) => format!("dword:{:08x}", n.as_u64().unwrap()),
+                J::String(s) => format!("hex(1):{}", s.encode_utf16().chain([0]).flat_map(|u| u.to_le_bytes()).map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(",")),
+                other => panic!("{other}"),
+            }).collect();
+            let want: Vec<Change> = targeted.iter().zip(&reg).map(|((k, v, _), r)| (*k, *v, Some(r.as_str()))).collect();
+            assert_hivex_diff(&input, &out, 0, "Windows/System32/config/SYSTEM", &d, &want);
+        }
         let (_, value, data) = &targeted[0];
         // ntfs-3g reads a clean hive with the new value.
         if let Some(sys) = ntfscat_system(&out, &d) {
@@ -410,6 +523,18 @@ fn reg_set_and_delete_write_a_copy() {
     let o = rdp_on(&out, &["reg", "delete", out.to_str().unwrap(), r"HKLM\SYSTEM\CurrentControlSet\Control\SecurityProviders\SCHANNEL\Protocols\TLS 1.2", "--out", out2.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
     assert_eq!(tree(&input, r"HKLM\SYSTEM\ControlSet001\Control\SecurityProviders"), tree(&out2, r"HKLM\SYSTEM\ControlSet001\Control\SecurityProviders"));
+    // The same judged by libhivex on the whole hive: against the input, the
+    // copy of the copy has no TLS 1.2 left and differs only by keys `reg set`
+    // created above it (empty, no values), nothing else anywhere.
+    let sys = "Windows/System32/config/SYSTEM";
+    if let (Some(a), Some(b)) = (hive_by_other_tools(&input, 0, sys, &d, "in.hive"), hive_by_other_tools(&out2, 0, sys, &d, "out2.hive")) {
+        let (a, b) = (hivex_tree(&a), hivex_tree(&b));
+        assert!(!b.keys().any(|(k, _)| k.contains(r"\tls 1.2")), "TLS 1.2 left behind");
+        let keys: std::collections::BTreeSet<_> = a.keys().chain(b.keys()).collect();
+        let diff: Vec<_> = keys.into_iter().filter(|k| a.get(*k) != b.get(*k)).collect();
+        let created = r"\controlset001\control\securityproviders\schannel\protocols";
+        assert!(diff.iter().all(|(k, n)| n == "<key>" && !a.contains_key(&(k.clone(), n.clone())) && created.starts_with(k.as_str())), "hivex: {diff:?}");
+    }
     // A plain hive file gives a new, clean hive file.
     let Some(data) = shared_data() else { return };
     let hive = data.join("hives/win10-1709-dirty/SYSTEM");
@@ -485,11 +610,54 @@ fn demo_image_fix_needs_nothing_installed() {
         assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
         let o = rdp(&["inspect", out.to_str().unwrap()]);
         assert_eq!(o.status.code(), Some(0), "{name}: findings remain: {}", stdout(&o));
+        // Judged by other tools too (qemu-img reads the child through its
+        // parent; ntfs-3g, hivex): exactly the planned change in SYSTEM.
+        // qemu-img cannot read VHDX differencing disks: libvhdi flattens the child.
+        let judged = match extra {
+            None => Some(out.clone()),
+            Some(_) => libvhdi_flat(&out, &demo, &d.join("child-flat.raw")),
+        };
+        if let Some(j) = judged {
+            assert_hivex_diff(&demo, &j, 0, "Windows/System32/config/SYSTEM", &d, &[(r"\control\terminal server", "fDenyTSConnections", Some("dword:00000000"))]);
+        }
     }
     // The child holds only what changed.
     let child = std::fs::metadata(d.join("child.avhdx")).unwrap();
     use std::os::unix::fs::MetadataExt;
     assert!(child.blocks() * 512 < 8 << 20, "child occupies {} bytes", child.blocks() * 512);
+}
+
+/// An existing `--out` is refused whether or not it is the input (issue 18: a
+/// refusal of the input alone passed every test) before anything is written, and keeps
+/// its bytes; no temporary is left next to it.
+#[test]
+fn an_existing_output_is_never_replaced() {
+    let d = out_dir("existing-out");
+    let demo = testdata().join("demo.vhdx");
+    let before = sha256_file(&demo);
+    let taken = d.join("taken.vhdx");
+    std::fs::write(&taken, b"someone else's file").unwrap();
+    let dangling = d.join("dangling.vhdx");
+    std::os::unix::fs::symlink(d.join("nowhere"), &dangling).unwrap();
+    for (out, extra) in [(&taken, None), (&taken, Some("--diff-child")), (&dangling, None), (&demo, None)] {
+        let mut args = vec!["--profile", "reset-rdp", "--out", out.to_str().unwrap()];
+        args.extend(extra);
+        let o = fix(&demo, &args);
+        assert_clean_error(&o, "already exists");
+        // Refused up front, not caught at publication ("appeared while writing").
+        let want = if out == &demo { "already exists: it is the input" } else { "already exists; rdprescue never overwrites" };
+        assert!(stderr(&o).contains(want), "{}: {}", out.display(), stderr(&o));
+    }
+    assert_eq!(std::fs::read(&taken).unwrap(), b"someone else's file");
+    assert!(std::fs::symlink_metadata(&dangling).unwrap().file_type().is_symlink() && !d.join("nowhere").exists());
+    let mut left: Vec<_> = std::fs::read_dir(&d).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    left.sort();
+    assert_eq!(left, ["dangling.vhdx", "taken.vhdx"]);
+    assert_eq!(sha256_file(&demo), before);
+    // reg set refuses the same way.
+    let o = rdp(&["reg", "set", demo.to_str().unwrap(), r"HKLM\SYSTEM\Select", "-v", "RdprescueTest", "-t", "REG_DWORD", "-d", "7", "--out", taken.to_str().unwrap()]);
+    assert_clean_error(&o, "already exists");
+    assert_eq!(std::fs::read(&taken).unwrap(), b"someone else's file");
 }
 
 // ---- issue 19: profiles as Microsoft and the Azure scripts do them

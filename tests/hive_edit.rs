@@ -241,8 +241,32 @@ fn hivex_matches(file: &Path, p: &Probe) -> bool {
     match p.expect.0 {
         4 => got == u32::from_le_bytes(p.expect.1[..4].try_into().unwrap()).to_string(),
         1 => got == tree::Value { name: String::new(), kind: 1, raw: p.expect.1.clone() }.string(),
-        _ => true,
+        // QWORD, MULTI_SZ, BINARY, EXPAND_SZ...: hivexget prints no raw
+        // bytes for them; libhivex's .reg export of the key does (type and data).
+        _ => hivex_export_value(file, &p.key, &p.value).as_ref() == Some(&p.expect),
     }
+}
+
+/// (type, data) of a value as `hivexregedit --export` of its key prints it
+/// (`dword:`, `hex:` or `hex(N):` data; names compared case-insensitively).
+fn hivex_export_value(file: &Path, key: &str, name: &str) -> Option<(u32, Vec<u8>)> {
+    let out = Command::new("hivexregedit").arg("--export").arg(file).arg(key.to_lowercase()).output().unwrap();
+    assert!(out.status.success(), "hivexregedit --export {key}: {}", stderr(&out));
+    let text = stdout(&out);
+    let want = if name.is_empty() { "@=".to_string() } else { format!("\"{}\"=", name.replace('\\', "\\\\").replace('"', "\\\"")).to_lowercase() };
+    // Only the key's own section (the export includes its subkeys).
+    let section: Vec<&str> = text.lines().skip_while(|l| !l.starts_with('[')).skip(1).take_while(|l| !l.starts_with('[')).collect();
+    let line = section.iter().find(|l| l.to_lowercase().starts_with(&want))?;
+    let data = &line[want.len()..];
+    let hex = |h: &str| -> Vec<u8> { h.split(',').filter(|b| !b.is_empty()).map(|b| u8::from_str_radix(b, 16).unwrap()).collect() };
+    if let Some(d) = data.strip_prefix("dword:") {
+        return Some((4, u32::from_str_radix(d, 16).unwrap().to_le_bytes().to_vec()));
+    }
+    if let Some(h) = data.strip_prefix("hex:") {
+        return Some((3, hex(h)));
+    }
+    let (ty, h) = data.strip_prefix("hex(")?.split_once("):")?;
+    Some((u32::from_str_radix(ty, 16).unwrap(), hex(h)))
 }
 
 #[test]

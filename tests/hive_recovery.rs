@@ -268,8 +268,16 @@ fn truncated_and_damaged_real_logs_never_panic() {
         let h = load(p.clone(), Some(l1.clone()), Some(l2[..cut].to_vec())).unwrap();
         assert!(h.report.recovered_sequence.is_some_and(|s| (2110..=2130).contains(&s)));
     }
+    // A cut primary: shorter than its base block is refused; past it, either
+    // refused as corrupt (hive layer) or recovered into a consistent hive.
     for cut in [0, 100, 4095, 4096, 8192, p.len() / 2] {
-        let _ = load(p[..cut].to_vec(), Some(l1.clone()), Some(l2.clone()));
+        match load(p[..cut].to_vec(), Some(l1.clone()), Some(l2.clone())) {
+            Err(e) => assert!(matches!(e, rdprescue::Error::Corrupt { layer: rdprescue::Layer::Hive | rdprescue::Layer::HiveLog, .. }), "cut {cut}: {e:?}"),
+            Ok(h) => {
+                assert!(cut >= 4096, "cut {cut}: a primary without its base block loaded");
+                assert!(h.bytes.starts_with(b"regf") && h.report.state != HiveState::Clean, "cut {cut}: {:?}", h.report);
+            }
+        }
     }
 }
 
@@ -418,18 +426,21 @@ fn corrupt_truncated_xp_system_has_a_defined_outcome() {
     // the damage is inside the hive bins and is for the reader to report.
     assert_eq!(h.report.state, HiveState::Clean);
     assert_eq!(h.bytes, p);
-    // Reading it is the reader's business; nt-hive 0.3 panics on its zero-size cell in
-    // debug builds ("attempt to subtract with overflow" in cell_range_from_data_offset).
-    match std::panic::catch_unwind(|| walk(&h.bytes)) {
-        Ok((tree, errors)) => eprintln!(
-            "SYSTEM-truncated-xp: {} keys readable, {} read errors, first: {:?}",
-            tree.len(),
-            errors.len(),
-            errors.first()
-        ),
-        Err(_) => eprintln!(
-            "NOTICE: SYSTEM-truncated-xp: nt-hive panicked while walking it (a reader must guard against this)"
-        ),
+    // Reading it: rdprescue's reader (guarded against nt-hive's own panics)
+    // lists it or refuses it with one line, exit 0 or 2, never a panic.
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("SYSTEM");
+    std::fs::write(&f, &p).unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_rdprescue")).args(["reg", "query", f.to_str().unwrap(), "\\", "-s", "--json"]).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!err.contains("panicked") && !err.contains("internal error"), "{err}");
+    match o.status.code() {
+        Some(0) => {
+            let doc: Value = serde_json::from_slice(&o.stdout).unwrap();
+            assert!(!doc["keys"].as_array().unwrap().is_empty(), "listed nothing");
+        }
+        Some(2) => assert!(err.trim_end().lines().count() == 1 && err.contains("hive"), "{err}"),
+        other => panic!("exit {other:?}: {err}"),
     }
 }
 

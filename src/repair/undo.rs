@@ -371,4 +371,98 @@ mod tests {
         u.ranges[0].offset = u64::MAX - 2;
         assert!(Undo::parse(&u.to_bytes().unwrap()).is_err(), "offset overflow");
     }
+
+    /// `u`'s file with `edit` applied to its JSON and the checksum recomputed,
+    /// so only the check under test can refuse it.
+    fn resealed(u: &Undo, edit: impl FnOnce(&mut FileJ)) -> Vec<u8> {
+        let mut f: FileJ = serde_json::from_slice(&u.to_bytes().unwrap()).unwrap();
+        edit(&mut f);
+        f.sha256 = hex::encode(checksum(&f).unwrap());
+        serde_json::to_vec_pretty(&f).unwrap()
+    }
+
+    #[track_caller]
+    fn refused(bytes: &[u8], want: &str) {
+        let e = Undo::parse(bytes).expect_err(want).to_string();
+        assert!(e.contains(want) && e.contains("nothing was written"), "want {want:?}, got {e}");
+    }
+
+    /// Every layout refusal with a valid checksum (a tool that writes a
+    /// well-formed but wrong file), each with its own message.
+    #[test]
+    fn malformed_ranges_are_refused_by_name() {
+        let (_, u) = sample();
+        assert_eq!(Undo::parse(&resealed(&u, |_| {})).unwrap(), u, "resealing alone changes nothing");
+        refused(&resealed(&u, |f| f.ranges[0].len += 1), "len is 4 but before holds 3 bytes and after 3");
+        refused(&resealed(&u, |f| f.ranges[1].before_sha256 = f.ranges[1].after_sha256.clone()), "does not match before_sha256");
+        refused(&resealed(&u, |f| f.ranges[1].after = f.ranges[1].before.clone()), "does not match after_sha256");
+        refused(&resealed(&u, |f| f.ranges[0].after.push('g')), "after is not hex");
+        refused(&resealed(&u, |f| f.ranges.swap(0, 1)), "range 1 at offset 0x64 overlaps or precedes");
+        refused(
+            &resealed(&u, |f| {
+                f.ranges[1].offset = 101;
+            }),
+            "range 1 at offset 0x65 overlaps or precedes",
+        );
+        refused(
+            &resealed(&u, |f| {
+                let r = &mut f.ranges[0];
+                (r.len, r.before, r.after) = (0, String::new(), String::new());
+                (r.before_sha256, r.after_sha256) = (hex::encode(sha(b"")), hex::encode(sha(b"")));
+            }),
+            "range 0 at offset 0x64: before holds 0 bytes, after 0",
+        );
+        refused(&resealed(&u, |f| f.device.size = (2 << 20) + 599), "lies outside the 2097751-byte device");
+        refused(&resealed(&u, |f| f.ranges[1].offset = u64::MAX - 100), "lies outside");
+        refused(&resealed(&u, |f| f.device.head_sha256.truncate(63)), "device.head_sha256: not a SHA-256 in hex");
+        refused(&resealed(&u, |f| f.format = "rdprescue-undo/3".into()), "format \"rdprescue-undo/3\", expected rdprescue-undo/2");
+        // An edit without resealing: the checksum catches it.
+        let mut f: FileJ = serde_json::from_slice(&u.to_bytes().unwrap()).unwrap();
+        f.ranges[0].offset = 101;
+        refused(&serde_json::to_vec(&f).unwrap(), "checksum mismatch");
+        // Unknown fields are not ignored.
+        let with_extra = String::from_utf8(u.to_bytes().unwrap()).unwrap().replacen("\"offset\"", "\"extra\": 1, \"offset\"", 1);
+        refused(with_extra.as_bytes(), "malformed");
+    }
+
+    /// The device checks of `plan`: another size, another head, a range that
+    /// changed since the fix; each refusal names its reason, and `force`
+    /// overrides only the last.
+    #[test]
+    fn plan_refuses_another_disk_or_a_changed_range() {
+        let (mut disk, u) = sample();
+        let fixed: Vec<(u64, Vec<u8>)> = u.ranges.iter().map(|r| (r.offset, r.after.clone())).collect();
+        apply(&mut disk, &fixed);
+        let refusal = |d: &Mem, force: bool| match u.plan(d, force) {
+            Err(Error::Refused { msg, .. }) => msg,
+            other => panic!("expected a refusal, got {other:?}"),
+        };
+        // Size: one byte more or less.
+        for len in [disk.0.len() - 1, disk.0.len() + 1] {
+            let mut d = Mem(disk.0.clone());
+            d.0.resize(len, 0);
+            let m = refusal(&d, true);
+            assert!(m.contains(&format!("the disk holds {len} bytes but the undo file was made for a 3145728-byte disk")), "{m}");
+        }
+        // Head: a byte of the partition table area changed (forced or not).
+        let mut d = Mem(disk.0.clone());
+        d.0[(HEAD - 1) as usize] ^= 1;
+        assert!(refusal(&d, true).contains("the first 1048576 bytes (partition tables) differ"));
+        // A fixed range's bytes at 100 are part of the head: the head check puts
+        // `before` back there first, so a fixed disk is still the same disk.
+        assert_eq!(u.plan(&disk, false).unwrap().len(), 2);
+        // Changed since the fix, in the second range's last byte.
+        let mut d = Mem(disk.0.clone());
+        d.0[(2 << 20) + 599] = 0;
+        let m = refusal(&d, false);
+        assert!(m.contains("the disk changed at offset 0x200000 since the fix") && m.contains("--force"), "{m}");
+        // Forced: both ranges restored to their original bytes.
+        let w = u.plan(&d, true).unwrap();
+        assert_eq!(w, u.ranges.iter().map(|r| (r.offset, r.before.clone())).collect::<Vec<_>>());
+        // Half undone (first range already original): only the other is written.
+        let mut d = Mem(disk.0.clone());
+        apply(&mut d, &[(100, u.ranges[0].before.clone())]);
+        assert_eq!(u.plan(&d, false).unwrap(), vec![(2 << 20, u.ranges[1].before.clone())]);
+    }
 }
+

@@ -582,7 +582,13 @@ fn random_bytes_are_rejected_or_loaded_consistently() {
         if q.len() >= 4096 {
             q[..4].copy_from_slice(b"regf");
             fix_checksum(&mut q);
-            let _ = load(q, None, None);
+            // Random bins after a valid-looking base block: refused as
+            // corrupt naming the hive layer, or loaded as the regf file it
+            // claims to be (never another kind of error, never a panic).
+            match load(q.clone(), None, None) {
+                Err(e) => assert!(matches!(e, crate::Error::Corrupt { layer: crate::Layer::Hive | crate::Layer::HiveLog, .. } | crate::Error::Unsupported { layer: crate::Layer::Hive, .. }), "{n}: {e:?}"),
+                Ok(h) => assert!(h.bytes.starts_with(b"regf") && h.bytes.len() >= 4096 && h.bytes.len() <= q.len(), "{n}: {:?}", h.report),
+            }
         }
     }
 }

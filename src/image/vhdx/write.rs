@@ -751,6 +751,83 @@ mod tests {
         assert!(Geometry::new(1 << 30, 3 * MIB, 512, 512, false).is_err());
     }
 
+    /// A dynamic 5 GiB VHDX with 1 MiB blocks and 512-byte sectors: the first
+    /// sector bitmap entry of the BAT sits after block 4095, i.e. at virtual
+    /// 4 GiB, so blocks from 4 GiB on are at BAT index `b + 1` (MS-VHDX 2.5:
+    /// chunk ratio 2^23 * 512 / 1 MiB = 4096). Built by hand here, BAT entries
+    /// placed by that formula, not by the code under test: block 4095 holds
+    /// 'A', block 4096 'B', the last block (5119, index 5120) 'Z'.
+    fn five_gib_vhdx() -> Vec<u8> {
+        let vsize = 5u64 << 30;
+        let g = Geometry::new(vsize, MIB, 512, 4096, false).unwrap();
+        assert_eq!((g.chunk_ratio, g.data_blocks, g.bat_entries), (4096, 5120, 5121));
+        let mut f = vec![0u8; (7 * MIB) as usize];
+        let put = |f: &mut Vec<u8>, at: u64, b: &[u8]| f[at as usize..at as usize + b.len()].copy_from_slice(b);
+        put(&mut f, 0, &file_identifier());
+        put(&mut f, 64 * KIB, &header(1, Uuid::new_v4(), Uuid::new_v4()));
+        put(&mut f, 128 * KIB, &header(2, Uuid::new_v4(), Uuid::new_v4()));
+        put(&mut f, 192 * KIB, &region_table(MIB));
+        put(&mut f, 256 * KIB, &region_table(MIB));
+        put(&mut f, META_OFFSET, &metadata(&disk_items(&g, 0, Uuid::new_v4())).unwrap());
+        for (idx, at, fill) in [(4095u64, 4 * MIB, b'A'), (4097, 5 * MIB, b'B'), (5120, 6 * MIB, b'Z')] {
+            put(&mut f, BAT_OFFSET + idx * 8, &(at | rd::FULLY_PRESENT).to_le_bytes());
+            put(&mut f, at, &vec![fill; MIB as usize]);
+        }
+        f
+    }
+
+    /// BAT entry `idx` of a VHDX file, found through its region table.
+    fn bat_entry(file: &[u8], idx: u64) -> u64 {
+        let rt = &file[(192 * KIB) as usize..];
+        let n = u32::from_le_bytes(rt[8..12].try_into().unwrap()) as usize;
+        let bat = (0..n)
+            .map(|i| &rt[16 + 32 * i..48 + 32 * i])
+            .find(|e| e[..16] == rd::BAT_REGION.to_bytes_le())
+            .map(|e| u64::from_le_bytes(e[16..24].try_into().unwrap()))
+            .unwrap();
+        u64::from_le_bytes(file[(bat + idx * 8) as usize..(bat + idx * 8 + 8) as usize].try_into().unwrap())
+    }
+
+    /// Past 4 GiB the BAT index skips the sector bitmap entry, in the reader
+    /// and in the writer (issue 18: only the 127 GiB integration test saw it).
+    #[test]
+    fn bat_indices_past_the_first_chunk() {
+        let image = crate::image::open_source(crate::image::MemSource::arc("five.vhdx", five_gib_vhdx())).unwrap();
+        assert_eq!(image.info.format, crate::image::Format::VhdxDynamic);
+        let read = |at: u64| {
+            let mut b = [0u8; 512];
+            image.disk.read_at(at, &mut b).unwrap();
+            b
+        };
+        let g4 = 4u64 << 30;
+        assert_eq!((read(g4 - 512), read(g4), read(g4 + MIB), read((5 << 30) - 512)), ([b'A'; 512], [b'B'; 512], [0; 512], [b'Z'; 512]));
+
+        // A full copy patched in block 4097 (index 4098) and the last block.
+        let mut patch = Patch::default();
+        patch.write(g4 + MIB + 4096, &[b'C'; 512]);
+        patch.write((5 << 30) - 512, &[b'D'; 512]);
+        let mut out = tempfile::tempfile().unwrap();
+        full_copy(&image, &patch, &mut out, &mut |_, _| {}).unwrap();
+        let mut file = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::Seek::seek(&mut out, SeekFrom::Start(0)).map(|_| &mut out).unwrap(), &mut file).unwrap();
+        let block = |idx: u64| -> &[u8] {
+            let e = bat_entry(&file, idx);
+            assert_eq!(e & 7, rd::FULLY_PRESENT, "BAT entry {idx}: {e:#x}");
+            let at = (e & !(MIB - 1)) as usize;
+            &file[at..at + MIB as usize]
+        };
+        assert!(block(4095).iter().all(|b| *b == b'A'));
+        assert_eq!(bat_entry(&file, 4096), 0, "the sector bitmap entry of a non-differencing file");
+        assert!(block(4097).iter().all(|b| *b == b'B'));
+        let c = block(4098);
+        assert!(c[4096..4608].iter().all(|b| *b == b'C') && c[..4096].iter().all(|b| *b == 0) && c[4608..].iter().all(|b| *b == 0));
+        let z = block(5120);
+        assert!(z[..MIB as usize - 512].iter().all(|b| *b == b'Z') && z[MIB as usize - 512..].iter().all(|b| *b == b'D'));
+        for idx in (0..5121).filter(|i| ![4095, 4097, 4098, 5120].contains(i)) {
+            assert_eq!(bat_entry(&file, idx), 0, "BAT entry {idx}");
+        }
+    }
+
     #[test]
     fn headers_and_region_tables_carry_valid_crcs() {
         let h = header(5, Uuid::new_v4(), Uuid::new_v4());

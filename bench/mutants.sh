@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Mutation testing (cargo-mutants, crates.io) of the code whose bugs the
+# suite must catch: hive recovery and editing, the file-system overwrite
+# plans, the check evaluation, repair and the image writers. Lists the
+# surviving ("missed") mutants of each group, with caught/missed counts.
+#
+#   usage: bench/mutants.sh [GROUP...]      (default: the small groups)
+#   groups: eval ntfs-plan fat-plan undo repair hive-edit hive-recover vhd-write vhdx-write write
+#   env:    MUTANTS_DIR   scratch copy (default /tmp/rdprescue-mutants); its
+#                         target/ is kept between runs, so only the first
+#                         run builds the dependencies
+#           MUTANTS_REV   git revision to test (default: the working tree)
+#           (one mutant at a time: --in-place in the scratch copy; CPU is scarce)
+#           MUTANTS_TIMEOUT  seconds per mutant's test run (default 120)
+#           MUTANTS_RE    a regex over mutant names replacing the group's
+#                         (e.g. the names an earlier run listed, to compare runs)
+#
+# Measured (2 cores shared): a mutant costs 15-140 s of rebuild; the dev
+# profile makes the whole lib test binary take ~50 s and write_safety time
+# out at 120 s (the unmutated baseline then fails and nothing is tested), so
+# groups name test filters, and MUTANTS_TIMEOUT=600 is needed for groups
+# that run write_safety.
+#
+# Each group mutates one file (optionally narrowed to functions by a
+# regex) and runs only the tests that can see it (`cargo test` arguments),
+# in the dev profile with incremental builds: a mutant costs one rebuild of
+# the crate and those test binaries. The whole tree is ~2000 mutants, hours
+# on two cores: run groups, not everything. Results: $MUTANTS_DIR/out/GROUP/
+# (cargo-mutants' mutants.out: caught.txt, missed.txt, timeout.txt, ...).
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+dir=${MUTANTS_DIR:-/tmp/rdprescue-mutants}
+
+timeout=${MUTANTS_TIMEOUT:-120}
+command -v cargo-mutants >/dev/null || { echo "SKIP: cargo-mutants not installed (cargo install --locked cargo-mutants)"; exit 0; }
+
+# group: file ; function regex ('' = all) ; cargo test arguments (a --test
+# whose file is missing, e.g. on an older revision, is dropped)
+declare -A G=(
+    [eval]="src/rdp/eval.rs;;--lib rdp::"
+    [ntfs-plan]="src/fs/ntfs.rs;NtfsFs::runs;--test ntfs_refusals"
+    [fat-plan]="src/fs/fat.rs;FatFs::overwrite_plan;--lib --test hostile_fs --test write_safety"
+    [undo]="src/repair/undo.rs;;--lib repair::undo"
+    [repair]="src/repair/mod.rs;;--lib --test write_safety"
+    [hive-edit]="src/hive/edit/mod.rs;;--lib --test hive_edit"
+    [hive-recover]="src/hive/recover/mod.rs;;--lib --test hive_recovery"
+    [vhd-write]="src/image/vhd/write.rs;;--lib --test write_vhd"
+    [vhdx-write]="src/image/vhdx/write.rs;;--lib --test write_vhdx"
+    [write]="src/image/write.rs;;--lib --test write_vhd --test write_vhdx"
+)
+groups=("$@"); [ ${#groups[@]} -gt 0 ] || groups=(eval ntfs-plan undo)
+
+# A scratch copy (never the working tree: --in-place edits the files).
+mkdir -p "$dir/tree" "$dir/out"
+find "$dir/tree" -mindepth 1 -maxdepth 1 ! -name target -exec rm -rf {} +
+if [ -n "${MUTANTS_REV:-}" ]; then
+    git -C "$repo" archive "$MUTANTS_REV" | tar -x -C "$dir/tree"
+else
+    tar -C "$repo" --exclude=./target --exclude=./fuzz --exclude=./.git -cf - . | tar -C "$dir/tree" -xf -
+fi
+# testdata/ and ../shared as the tests expect them.
+[ -e "$dir/shared" ] || { [ -d "$repo/../shared" ] && ln -s "$(cd "$repo/../shared" && pwd)" "$dir/shared"; } || true
+cd "$dir/tree"
+
+for g in "${groups[@]}"; do
+    spec=${G[$g]:-}; [ -n "$spec" ] || { echo "unknown group $g (${!G[*]})" >&2; exit 2; }
+    IFS=';' read -r file re argv <<<"$spec"
+    args=()
+    set -- $argv
+    while [ $# -gt 0 ]; do
+        if [ "$1" = --test ]; then
+            [ -f "tests/$2.rs" ] && args+=(--test "$2") || echo "   (no tests/$2.rs here: not run)"
+            shift 2
+        else
+            args+=("$1"); shift
+        fi
+    done
+    echo "== $g: $file${re:+ (functions: $re)}; cargo test ${args[*]}"
+    re=${MUTANTS_RE:-$re}
+    sel=(-f "$file"); [ -n "$re" ] && sel+=(--re "$re")
+    start=$SECONDS
+    nice cargo mutants --in-place --no-shuffle --timeout "$timeout" --build-timeout 600 \
+        "${sel[@]}" --output "$dir/out/$g" -- "${args[@]}" >"$dir/out/$g.log" 2>&1 || true
+    o=$dir/out/$g/mutants.out
+    n() { [ -f "$o/$1.txt" ] && wc -l <"$o/$1.txt" || echo 0; }
+    echo "   caught $(n caught)  missed $(n missed)  timeout $(n timeout)  unviable $(n unviable)  ($((SECONDS - start)) s)"
+    [ -s "$o/missed.txt" ] && sed 's/^/   MISSED /' "$o/missed.txt"
+done
