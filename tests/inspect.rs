@@ -66,6 +66,7 @@ fn assert_schema(doc: &J, what: &str) {
 }
 
 #[test]
+#[cfg_attr(not(scenarios), ignore = "needs ../shared/data and the scenario-image tools (python3, hivex, ntfs-3g, fdisk, gdisk, mtools, dosfstools, qemu-img)")]
 fn every_scenario_reports_exactly_its_seeded_checks() {
     let Some((_, all)) = scenarios() else { return };
     let mut combos = BTreeSet::new();
@@ -95,6 +96,7 @@ fn every_scenario_reports_exactly_its_seeded_checks() {
 }
 
 #[test]
+#[cfg_attr(not(scenarios), ignore = "needs ../shared/data and the scenario-image tools (python3, hivex, ntfs-3g, fdisk, gdisk, mtools, dosfstools, qemu-img)")]
 fn healthy_windows7_with_rdp_enabled() {
     let Some((img, _)) = scenario("win7-rdp-enabled-gen1") else { return };
     let (_, doc) = inspect_json(&img, &[]);
@@ -114,6 +116,7 @@ fn healthy_windows7_with_rdp_enabled() {
 }
 
 #[test]
+#[cfg_attr(not(scenarios), ignore = "needs ../shared/data and the scenario-image tools (python3, hivex, ntfs-3g, fdisk, gdisk, mtools, dosfstools, qemu-img)")]
 fn a_change_that_lives_only_in_the_log_is_reported() {
     let Some((img, sc)) = scenario("dirty-log") else { return };
     let (_, doc) = inspect_json(&img, &[]);
@@ -133,6 +136,7 @@ fn a_change_that_lives_only_in_the_log_is_reported() {
 }
 
 #[test]
+#[cfg_attr(not(scenarios), ignore = "needs ../shared/data and the scenario-image tools (python3, hivex, ntfs-3g, fdisk, gdisk, mtools, dosfstools, qemu-img)")]
 fn real_dirty_hive_is_read_with_its_logs() {
     let Some((img, _)) = scenario("win10-1709-dirty") else { return };
     let (_, doc) = inspect_json(&img, &[]);
@@ -142,6 +146,7 @@ fn real_dirty_hive_is_read_with_its_logs() {
 }
 
 #[test]
+#[cfg_attr(not(scenarios), ignore = "needs ../shared/data and the scenario-image tools (python3, hivex, ntfs-3g, fdisk, gdisk, mtools, dosfstools, qemu-img)")]
 fn policy_value_wins_and_names_both() {
     let Some((img, _)) = scenario("policy-deny") else { return };
     let (_, doc) = inspect_json(&img, &[]);
@@ -153,6 +158,7 @@ fn policy_value_wins_and_names_both() {
 }
 
 #[test]
+#[cfg_attr(not(scenarios), ignore = "needs ../shared/data and the scenario-image tools (python3, hivex, ntfs-3g, fdisk, gdisk, mtools, dosfstools, qemu-img)")]
 fn symptoms_map_to_checks_and_to_causes_outside_the_disk() {
     let Some((img, _)) = scenario("crypto") else { return };
     let (_, doc) = inspect_json(&img, &["--symptom", "An internal error has occurred."]);
@@ -217,6 +223,7 @@ fn unreadable_images_exit_2() {
 }
 
 #[test]
+#[cfg_attr(not(shared_data), ignore = "needs ../shared (reference/rdp-checks.md)")]
 fn catalog_ids_come_from_the_reference() {
     let ids = rdprescue::rdp::catalog::ids();
     assert!(ids.len() >= 40, "{} ids", ids.len());
