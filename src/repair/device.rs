@@ -334,6 +334,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(not(unix), ignore = "Linux mount table (/proc): not consulted on Windows")]
     fn a_file_backing_a_mounted_loop_device_is_refused() {
         let img = file("a");
         let other = file("b");

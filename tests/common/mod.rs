@@ -34,6 +34,20 @@ pub fn require(tool: &str) {
     assert!(have(tool), "{tool} is not installed: a test that needs it must be marked #[cfg_attr(not(tool_...), ignore = \"needs {tool}\")] (.ci/run installs it)");
 }
 
+/// Whether the process died by `std::process::abort` (the fault hooks) or a
+/// kill: no exit code on Unix (a signal); on Windows abort's fail-fast status
+/// 0xC0000409 (STATUS_STACK_BUFFER_OVERRUN).
+pub fn aborted(st: &std::process::ExitStatus) -> bool {
+    if cfg!(windows) {
+        matches!(st.code(), Some(c) if c as u32 == 0xC000_0409)
+    } else {
+        st.code().is_none()
+    }
+}
+
+/// Whether every output is staged as a named temporary (no `O_TMPFILE`).
+pub const NAMED_TEMPORARIES_ONLY: bool = cfg!(not(any(target_os = "linux", target_os = "android")));
+
 /// Write all of `buf` at `off` (portable `FileExt::write_all_at`).
 pub fn write_all_at(f: &std::fs::File, buf: &[u8], off: u64) -> std::io::Result<()> {
     use std::io::{Seek, SeekFrom, Write};
