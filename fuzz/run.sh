@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 secs=${1:-120}; shift || true
-targets=("$@"); [ ${#targets[@]} -gt 0 ] || targets=(volume fat ntfs image hive hive_edit regfile write sam)
+targets=("$@"); [ ${#targets[@]} -gt 0 ] || targets=(volume fat ntfs image hive hive_edit regfile write sam preg gpttmpl)
 export RUSTC_BOOTSTRAP=1
 seeds=$(mktemp -d); trap 'rm -rf "$seeds"' EXIT
 mkdir -p corpus/{image,volume,ntfs,fat,hive,hive_edit,regfile,write}
@@ -204,6 +204,48 @@ for f in "$seeds"/w-*; do
         { le8 $fl; le32 0; printf "$ranges"; head -c 28 /dev/zero; cat "$f"; } > "corpus/write/seed-$(basename "$f")-$fl"
     done
 done
+
+# Group Policy files (targets preg, gpttmpl): a Registry.pol with plain
+# values, a string, directives and an empty-data entry; security templates
+# as secedit writes them (UTF-16LE with BOM, CRLF) and as ANSI text.
+mkdir -p corpus/preg corpus/gpttmpl
+python3 - corpus/preg <<'PY'
+import struct, sys
+def s(t): return (t + "\0").encode("utf-16-le")
+def e(key, val, ty, data):
+    return b"[\0" + s(key) + b";\0" + s(val) + b";\0" + struct.pack("<I", ty) + b";\0" + struct.pack("<I", len(data)) + b";\0" + data + b"]\0"
+ts = r"Software\Policies\Microsoft\Windows NT\Terminal Services"
+body = (e(ts, "fDenyTSConnections", 4, struct.pack("<I", 1)) + e(ts, "UserAuthentication", 4, struct.pack("<I", 0))
+        + e(ts, "**del.SecurityLayer", 1, s(" ")) + e(ts, "**DeleteValues", 1, s("A;B")) + e(r"Software\Policies\X", "**delvals.", 1, s(" "))
+        + e(r"Software\Policies\X", "**DeleteKeys", 1, s("K1;K2")) + e(r"Software\Policies\X", "**SecureKey", 4, struct.pack("<I", 1))
+        + e(r"Software\Policies\X", "**soft.Name", 1, s("value")) + e(r"System\CurrentControlSet\Control\Lsa", "LmCompatibilityLevel", 4, struct.pack("<I", 5))
+        + e(r"Software\Policies\Y", "Q", 11, struct.pack("<Q", 7)) + e(r"Software\Policies\Y", "Empty", 3, b""))
+open(sys.argv[1] + "/seed-pol", "wb").write(b"PReg" + struct.pack("<I", 1) + body)
+open(sys.argv[1] + "/seed-pol-empty", "wb").write(b"PReg" + struct.pack("<I", 1))
+PY
+cat > "$seeds/t.inf" <<'INF'
+[Unicode]
+Unicode=yes
+[System Access]
+MinimumPasswordAge = 0
+LockoutBadCount = 5
+EnableAdminAccount = 0
+NewAdministratorName = "Admin"
+[Privilege Rights]
+SeDenyRemoteInteractiveLogonRight = *S-1-5-32-544,Guest
+SeRemoteInteractiveLogonRight = *S-1-5-32-555
+SeNetworkLogonRight =
+[Registry Values]
+MACHINE\System\CurrentControlSet\Control\Lsa\LmCompatibilityLevel=4,5
+MACHINE\Software\Microsoft\Windows NT\CurrentVersion\Winlogon\LegalNoticeText=7,a,b
+[Service General Setting]
+"TermService",4,""
+[Version]
+signature="$CHICAGO$"
+Revision=1
+INF
+cp "$seeds/t.inf" corpus/gpttmpl/seed-ansi
+{ printf '\xff\xfe'; sed 's/$/\r/' "$seeds/t.inf" | iconv -f UTF-8 -t UTF-16LE; } > corpus/gpttmpl/seed-utf16
 
 cargo fuzz build -O "${targets[@]/#/}" >/dev/null 2>&1 || cargo fuzz build -O
 if [[ " ${targets[*]} " == *" write "* ]]; then

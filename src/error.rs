@@ -21,6 +21,10 @@ pub enum Layer {
     HiveLog,
     /// The write pipeline: outputs, undo files, devices written in place.
     Repair,
+    /// Group Policy registry files (`Registry.pol`, PReg format).
+    PolicyPreg,
+    /// Group Policy security templates (`GptTmpl.inf`).
+    PolicyInf,
 }
 
 impl fmt::Display for Layer {
@@ -38,6 +42,8 @@ impl fmt::Display for Layer {
             Layer::Hive => "hive",
             Layer::HiveLog => "hive/log",
             Layer::Repair => "repair",
+            Layer::PolicyPreg => "policy/preg",
+            Layer::PolicyInf => "policy/inf",
         })
     }
 }

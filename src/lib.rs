@@ -8,6 +8,7 @@
 //! * [`locate`] — finds the Windows and boot volumes of an image
 //! * [`hive`]   — registry hives: base block, transaction-log recovery, queries
 //! * [`machine`] — one opened image (or hive files): survey, mounts, hive set
+//! * [`policy`] — Group Policy files (`Registry.pol`, `GptTmpl.inf`) that re-apply values
 //! * [`rdp`]    — the RDP check catalog and its evaluation over a machine's hives
 //! * [`repair`] — edits → disk patch, and the one verified write pipeline
 //!
@@ -18,12 +19,14 @@
 #![deny(unsafe_code)]
 
 pub mod bytes;
+pub mod disks;
 pub mod error;
 pub mod fs;
 pub mod hive;
 pub mod image;
 pub mod locate;
 pub mod machine;
+pub mod policy;
 pub mod repair;
 pub mod rdp;
 pub mod volume;

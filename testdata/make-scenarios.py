@@ -10,7 +10,8 @@ Scenarios are described in testdata/scenarios.json: the base SYSTEM hive (a
 directory of ../shared/data/hives), .reg patches per hive (applied with
 `hivexregedit --merge`; missing ancestor keys are created first), the disk
 generation and container format, and the check ids `rdprescue inspect` must
-report. A scenario may instead carry a "log" patch: the SYSTEM primary stays as
+report. A key whose patch is null is deleted with its subkeys. A scenario may
+instead carry a "log" patch: the SYSTEM primary stays as
 it was and the patched state is written only to a new-format transaction log
 (SYSTEM.LOG1, one HvLE entry, Marvin32 hashes), so that the change exists only
 in the log, as after a crash.
@@ -53,6 +54,9 @@ def reg_text(root, patch):
     out = ["Windows Registry Editor Version 5.00", ""]
     seen = set()
     for key, values in patch.items():
+        if values is None:  # the whole key deleted ([-KEY], e.g. a missing driver)
+            out.extend([f"[-{root}\\{key}]", ""])
+            continue
         parts = key.split("\\")
         for i in range(1, len(parts) + 1):
             k = "\\".join(parts[:i])
@@ -179,9 +183,83 @@ def make_dirty(before_path, after_path, primary_out, log_out):
     return len(pages), new
 
 
+# ------------------------------------------------------------------ issue 19 files
+
+def extra_file(local, spec):
+    """Write an extra Windows-volume file: text, {"hex": ...} bytes, or
+    {"pe": {"version": "a.b.c.d", "timestamp": unix}} a DLL with a version
+    resource (as System32\\tspkg.dll)."""
+    if isinstance(spec, str):
+        data = spec.encode()
+    elif "hex" in spec:
+        data = bytes.fromhex(spec["hex"])
+    elif "pe" in spec:
+        data = pe_with_version(spec["pe"]["version"], spec["pe"]["timestamp"])
+    else:
+        sys.exit(f"make-scenarios: bad file spec {spec!r}")
+    with open(local, "wb") as f:
+        f.write(data)
+
+
+def pe_with_version(version, timestamp):
+    """A PE32+ DLL holding only a .rsrc section with RT_VERSION #1 (language
+    0x409): VS_VERSIONINFO with its VS_FIXEDFILEINFO (PE/COFF spec, "The .rsrc
+    Section"; VS_VERSIONINFO in the Win32 docs)."""
+    a, b, c, d = (int(x) for x in version.split("."))
+    key = "VS_VERSION_INFO\0".encode("utf-16-le")
+    fixed = struct.pack("<13I", 0xFEEF04BD, 0x00010000, a << 16 | b, c << 16 | d, a << 16 | b, c << 16 | d, 0x3F, 0, 0x40004, 2, 0, 0, 0)
+    head = 6 + len(key)
+    pad = (-head) % 4
+    vs = struct.pack("<HHH", head + pad + len(fixed), len(fixed), 0) + key + bytes(pad) + fixed
+    rva = 0x1000
+    # Root (type) -> id 16, name -> id 1, language -> 0x409 -> data entry at 0x48, data at 0x58.
+    rsrc = b""
+    rsrc += struct.pack("<IIHHHH", 0, 0, 0, 0, 0, 1) + struct.pack("<II", 16, 0x80000000 | 0x18)
+    rsrc += struct.pack("<IIHHHH", 0, 0, 0, 0, 0, 1) + struct.pack("<II", 1, 0x80000000 | 0x30)
+    rsrc += struct.pack("<IIHHHH", 0, 0, 0, 0, 0, 1) + struct.pack("<II", 0x409, 0x48)
+    rsrc += struct.pack("<IIII", rva + 0x58, len(vs), 0, 0)
+    rsrc += vs
+    raw_size = (len(rsrc) + 0x1FF) // 0x200 * 0x200
+    dos = bytearray(0x40)
+    dos[0:2] = b"MZ"
+    struct.pack_into("<I", dos, 0x3C, 0x40)
+    coff = struct.pack("<HHIIIHH", 0x8664, 1, timestamp, 0, 0, 240, 0x2022)
+    dirs = [(0, 0)] * 16
+    dirs[2] = (rva, len(rsrc))
+    opt = struct.pack("<HBBIIIII", 0x20B, 14, 0, 0, raw_size, 0, 0, 0)
+    opt += struct.pack("<QIIHHHHHHIIIIHHQQQQII", 0x180000000, 0x1000, 0x200, 6, 1, 6, 1, 6, 1, 0,
+                       rva + (len(rsrc) + 0xFFF) // 0x1000 * 0x1000, 0x200, 0, 3, 0x140, 0x40000, 0x1000, 0x100000, 0x1000, 0, 16)
+    opt += b"".join(struct.pack("<II", r, n) for r, n in dirs)
+    assert len(opt) == 240
+    sect = struct.pack("<8sIIIIIIHHI", b".rsrc", len(rsrc), rva, raw_size, 0x200, 0, 0, 0, 0, 0x40000040)
+    headers = bytes(dos) + b"PE\0\0" + coff + opt + sect
+    return headers + bytes(0x200 - len(headers)) + rsrc + bytes(raw_size - len(rsrc))
+
+
+def free_clusters(vol):
+    """Clear bits of $Bitmap, read by ntfs-3g's ntfscat (an oracle independent of rdprescue)."""
+    bm = run("ntfscat", vol, "$Bitmap")
+    size = os.path.getsize(vol)
+    clusters = size // 4096
+    used = sum(bin(b).count("1") for b in bm[: (clusters + 7) // 8])
+    return clusters - used
+
+
+def fill_volume(vol, leave_free_kib, work):
+    """Add \\filler.bin so that about `leave_free_kib` KiB stay free."""
+    free = free_clusters(vol) * 4096
+    size = free - leave_free_kib * 1024 - 64 * 1024
+    if size <= 0:
+        sys.exit(f"make-scenarios: only {free} bytes free, cannot leave {leave_free_kib} KiB")
+    filler = os.path.join(work, "filler")
+    with open(filler, "wb") as f:
+        f.truncate(size)
+    run("ntfscp", "-q", vol, filler, "/filler.bin")
+
+
 # ------------------------------------------------------------------ disks
 
-def ntfs_volume(path, mib, start, label, files):
+def ntfs_volume(path, mib, start, label, files, leave_free_kib=None, work=None):
     if os.path.exists(path):
         os.remove(path)
     with open(path, "wb") as f:
@@ -192,6 +270,8 @@ def ntfs_volume(path, mib, start, label, files):
         run("python3", os.path.join(HERE, "tools", "ntfsmkdir.py"), path, *dirs)
     for win, src in files.items():
         run("ntfscp", "-q", path, src, "/" + win.strip("\\").replace("\\", "/"))
+    if leave_free_kib is not None:
+        fill_volume(path, leave_free_kib, work)
 
 
 def fat_volume(path, mib, start, files):
@@ -216,9 +296,9 @@ def splice(disk, part, start):
         shutil.copyfileobj(src, dst, 4 * MiB)
 
 
-def build_disk(raw, gen, win_files, bcd, work, disk_gib=None):
+def build_disk(raw, gen, win_files, bcd, work, disk_gib=None, win_mib=None, leave_free_kib=None):
     need = sum(os.path.getsize(p) for p in win_files.values())
-    win_mib = max(24, (need * 3 // 2) // MiB + 16)
+    win_mib = win_mib or max(24, (need * 3 // 2) // MiB + 16)
     part = os.path.join(work, "part")
     if gen == 1:
         win_start = 2048 + 16 * 2048
@@ -229,7 +309,7 @@ def build_disk(raw, gen, win_files, bcd, work, disk_gib=None):
         run("sfdisk", "--no-reread", "--no-tell-kernel", raw, input=layout.encode())
         ntfs_volume(part, 16, 2048, "System Reserved", {"\\Boot\\BCD": bcd})
         splice(raw, part, 2048)
-        ntfs_volume(part, win_mib, win_start, "Windows", win_files)
+        ntfs_volume(part, win_mib, win_start, "Windows", win_files, leave_free_kib, work)
         splice(raw, part, win_start)
     else:
         esp_mib, msr_mib = 20, 16
@@ -243,7 +323,7 @@ def build_disk(raw, gen, win_files, bcd, work, disk_gib=None):
             "-n", f"3:{win_start}:+{win_mib}M", "-t", "3:0700", "-c", "3:Basic data partition", raw)
         fat_volume(part, esp_mib, 2048, {"\\EFI\\Microsoft\\Boot\\BCD": bcd})
         splice(raw, part, 2048)
-        ntfs_volume(part, win_mib, win_start, "Windows", win_files)
+        ntfs_volume(part, win_mib, win_start, "Windows", win_files, leave_free_kib, work)
         splice(raw, part, win_start)
 
 
@@ -285,19 +365,48 @@ def build(sc, out_dir, work):
     cfg = "\\Windows\\System32\\config\\"
     win_files = {cfg + f: os.path.join(h, f) for f in sorted(os.listdir(h)) if f != "BCD"}
     # Extra files on the Windows volume, by path: their text content (e.g. a
-    # hiberfil.sys starting with "hibr", as after hibernate or Fast Startup).
+    # hiberfil.sys starting with "hibr", as after hibernate or Fast Startup),
+    # or a spec (extra_file).
     for i, (path, text) in enumerate(sorted(sc.get("files", {}).items())):
         local = os.path.join(work, f"extra-{i}")
-        with open(local, "w") as f:
-            f.write(text)
+        extra_file(local, text)
         win_files[path] = local
+    # Group Policy files (see gpo_files): Registry.pol written here from
+    # [key, value, type, data] rows, GptTmpl.inf as UTF-16LE with a BOM.
+    win_files.update(gpo_files(sc, work))
     raw = os.path.join(work, "disk.raw")
-    build_disk(raw, sc["gen"], win_files, os.path.join(h, "BCD"), work, sc.get("disk_gib"))
+    build_disk(raw, sc["gen"], win_files, os.path.join(h, "BCD"), work, sc.get("disk_gib"), sc.get("win_mib"), sc.get("leave_free_kib"))
     out = os.path.join(out_dir, f"{sc['name']}.{sc['format']}")
     convert(raw, sc["format"], out)
     if os.path.exists(raw):
         os.remove(raw)
     return dict(sc, image=out, **info)
+
+
+def gpo_files(sc, work):
+    """Policy files of a scenario on the Windows volume, by path: "pol_files"
+    {path: [[key, value, type, data], ...]} become Registry.pol (PReg version
+    1: "[key;value;type;size;data]" in UTF-16LE, NUL-terminated strings,
+    little-endian u32 type and size; data: an int is a REG_DWORD, a str a
+    NUL-terminated UTF-16LE string); "utf16_files" {path: text} are written
+    as UTF-16LE with a BOM and CRLF lines, as secedit writes GptTmpl.inf."""
+    out = {}
+    u16 = lambda t: (t + "\0").encode("utf-16-le")
+    for i, (path, rows) in enumerate(sorted(sc.get("pol_files", {}).items())):
+        body = b"PReg" + struct.pack("<I", 1)
+        for key, value, ty, data in rows:
+            d = struct.pack("<I", data) if isinstance(data, int) else u16(data)
+            body += b"[\0" + u16(key) + b";\0" + u16(value) + b";\0" + struct.pack("<I", ty) + b";\0" + struct.pack("<I", len(d)) + b";\0" + d + b"]\0"
+        local = os.path.join(work, f"pol-{i}")
+        with open(local, "wb") as f:
+            f.write(body)
+        out[path] = local
+    for i, (path, text) in enumerate(sorted(sc.get("utf16_files", {}).items())):
+        local = os.path.join(work, f"utf16-{i}")
+        with open(local, "wb") as f:
+            f.write(b"\xff\xfe" + text.replace("\n", "\r\n").encode("utf-16-le"))
+        out[path] = local
+    return out
 
 
 def main():

@@ -497,3 +497,87 @@ fn demo_image_fix_needs_nothing_installed() {
     let child = std::fs::metadata(d.join("child.avhdx")).unwrap();
     assert!(allocated_bytes(&child) < 8 << 20, "child occupies {} bytes", allocated_bytes(&child));
 }
+
+// ---- issue 19: profiles as Microsoft and the Azure scripts do them
+
+/// The local value of a setting row of an inspection.
+fn local(doc: &J, id: &str, name: &str) -> J {
+    let s = doc["settings"].as_array().unwrap().iter().find(|s| s["id"] == id && s["name"] == name).unwrap_or_else(|| panic!("no setting {id} {name}"));
+    s["local"].clone()
+}
+
+fn fixed(input: &Path, out: &Path, args: &[&str]) -> (J, String) {
+    let mut a = args.to_vec();
+    a.extend(["--out", out.to_str().unwrap()]);
+    let o = fix(input, &a);
+    assert!(matches!(o.status.code(), Some(0 | 1)), "{args:?}: {}{}", stdout(&o), stderr(&o));
+    (inspect(out), stderr(&o))
+}
+
+#[test]
+#[cfg_attr(not(scenarios), ignore = "needs ../shared/data and the scenario-image tools (python3, hivex, ntfs-3g, fdisk, gdisk, mtools, dosfstools, qemu-img)")]
+fn issue19_nla_profiles_write_what_d10_and_the_azure_script_write() {
+    let d = out_dir("i19-nla");
+    let Some(shipped) = scenario("win10-as-shipped") else { return };
+    let trio = |doc: &J| [local(doc, "security-layer", "SecurityLayer"), local(doc, "nla-user-auth", "UserAuthentication"), local(doc, "sec-protocol-negotiation", "fAllowSecProtocolNegotiation")];
+    assert_eq!(trio(&inspect(&shipped)), [J::from(2), J::from(1), J::from(1)]);
+    // D10's workaround: all three 0.
+    let (doc, _) = fixed(&shipped, &d.join("off.raw"), &["--profile", "disable-nla"]);
+    assert_eq!(trio(&doc), [J::from(0), J::from(0), J::from(0)]);
+    // Azure's DisableNLA: UserAuthentication 0 only, TLS kept.
+    let (doc, _) = fixed(&shipped, &d.join("keep-tls.raw"), &["--profile", "nla-off-keep-tls"]);
+    assert_eq!(trio(&doc), [J::from(2), J::from(0), J::from(1)]);
+    // D10's re-enable on the domain member that had NLA off and domain credentials refused.
+    let Some(member) = scenario("i19-domain-member") else { return };
+    let (doc, _) = fixed(&member, &d.join("on.vhdx"), &["--profile", "enable-nla"]);
+    assert_eq!(trio(&doc), [J::from(1), J::from(1), J::from(1)]);
+    assert_eq!(local(&doc, "disable-domain-creds", "disabledomaincreds"), 0);
+    assert!(!doc["findings"].as_array().unwrap().iter().any(|f| f["check"] == "disable-domain-creds"));
+}
+
+#[test]
+#[cfg_attr(not(scenarios), ignore = "needs ../shared/data and the scenario-image tools (python3, hivex, ntfs-3g, fdisk, gdisk, mtools, dosfstools, qemu-img)")]
+fn issue19_fips_off_also_lowers_the_encryption_level() {
+    let d = out_dir("i19-fips");
+    let Some(member) = scenario("i19-domain-member") else { return };
+    let (doc, _) = fixed(&member, &d.join("fips.vhdx"), &["--profile", "fips-off"]);
+    assert_eq!(local(&doc, "min-encryption-level", "MinEncryptionLevel"), 2);
+    assert_eq!(local(&doc, "fips-policy", "Enabled"), 0);
+    let left: Vec<&str> = doc["findings"].as_array().unwrap().iter().map(|f| f["check"].as_str().unwrap()).collect();
+    assert!(!left.contains(&"fips-policy") && !left.contains(&"min-encryption-level"), "{left:?}");
+}
+
+#[test]
+#[cfg_attr(not(scenarios), ignore = "needs ../shared/data and the scenario-image tools (python3, hivex, ntfs-3g, fdisk, gdisk, mtools, dosfstools, qemu-img)")]
+fn issue19_reset_rdp_keeps_a_custom_port_unless_told() {
+    let d = out_dir("i19-port");
+    let Some(moved) = scenario("port-moved") else { return };
+    // Kept: the listener stays on 3390 and the firewall admits it (Windows 7: an App=System rule).
+    let (doc, err) = fixed(&moved, &d.join("keep.vhdx"), &["--profile", "reset-rdp"]);
+    assert_eq!(local(&doc, "rdp-port", "PortNumber"), 3390);
+    assert!(err.contains("must allow TCP 3390"), "{err}");
+    let left: Vec<&str> = doc["findings"].as_array().unwrap().iter().map(|f| f["check"].as_str().unwrap()).collect();
+    assert!(left.is_empty(), "{left:?}");
+    let rule = doc["settings"].as_array().unwrap().iter().find(|s| s["name"] == "RemoteDesktop-UserMode-In-TCP-3390").expect("the rule for the kept port");
+    assert!(rule["local"].as_str().unwrap().contains("LPort=3390|App=System|"), "{rule}");
+    // --reset-port: back to 3389, and the NSG must allow 3389.
+    let (doc, err) = fixed(&moved, &d.join("reset.vhdx"), &["--profile", "reset-rdp", "--reset-port"]);
+    assert_eq!(local(&doc, "rdp-port", "PortNumber"), 3389);
+    assert!(err.contains("must allow TCP 3389"), "{err}");
+}
+
+#[test]
+#[cfg_attr(not(scenarios), ignore = "needs ../shared/data and the scenario-image tools (python3, hivex, ntfs-3g, fdisk, gdisk, mtools, dosfstools, qemu-img)")]
+fn issue19_safe_mode_off_reverts_the_dsrm_security_layer_on_a_dc() {
+    let d = out_dir("i19-dsrm");
+    let Some(dc) = scenario("i19-dc-dsrm") else { return };
+    assert_eq!(local(&inspect(&dc), "security-layer", "SecurityLayer"), 0);
+    let (doc, _) = fixed(&dc, &d.join("normal.vhd"), &["--profile", "safe-mode-off"]);
+    assert_eq!(local(&doc, "security-layer", "SecurityLayer"), 1, "win-toggle-safe-mode's DSRM SecurityLayer 0 reverted");
+    assert!(!doc["findings"].as_array().unwrap().iter().any(|f| f["check"] == "bcd-safeboot"));
+    // Not a DC: SecurityLayer 0 is a choice (D10's NLA-off state), safe-mode-off leaves it.
+    let Some(member) = scenario("i19-domain-member") else { return };
+    let o = fix(&member, &["--profile", "safe-mode-off", "--out", d.join("member.vhdx").to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).contains("Nothing to change."), "{}", stdout(&o));
+}

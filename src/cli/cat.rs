@@ -5,7 +5,8 @@ use std::io::Write;
 use std::path::Path;
 
 pub fn run(image_path: &Path, path: &str, partition: Option<u32>) -> anyhow::Result<i32> {
-    let m = Machine::open_image(image_path)?;
+    // A mounted Windows volume (a directory) is read through the host.
+    let m = if image_path.is_dir() { Machine::open(image_path)? } else { Machine::open_image(image_path)? };
     let (_, fs) = m.find_file(partition, path)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());

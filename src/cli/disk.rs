@@ -10,6 +10,9 @@ use rdprescue::locate::{self, DiskReport};
 use std::path::Path;
 
 pub fn run(image_path: &Path, json: bool) -> anyhow::Result<i32> {
+    if image_path.is_dir() {
+        return mounted(image_path, json);
+    }
     let m = Machine::open_image(image_path)?;
     let report = m.survey().context("not a disk image")?;
     let mut o = String::new();
@@ -141,4 +144,43 @@ fn text(o: &mut String, r: &DiskReport) {
         Some(b) => outln!(o, "bcd       partition {}: {} ({})", b.partition, b.path, b.firmware),
         None => outln!(o, "bcd       not found"),
     }
+}
+
+/// `disk` on a mounted Windows volume (`F:\`, `/mnt/x`): what rdprescue can
+/// reach there. The disk itself (partitions, BCD) is not visible through it.
+fn mounted(root: &Path, json: bool) -> anyhow::Result<i32> {
+    use rdprescue::machine::{Origin, BCD_UNREACHABLE};
+    let m = Machine::open(root)?;
+    if m.origin() != Origin::MountedVolume {
+        anyhow::bail!("{} is a directory without Windows\\System32\\config: not a mounted Windows volume (give an image or device)", root.display());
+    }
+    let hives: Vec<(&str, String)> = m.hive_files().iter().map(|(k, p)| (k.short(), p.display().to_string())).collect();
+    let hibernated = m.host_volume().and_then(|v| rdprescue::fs::FileSystem::state(v).hibernated) == Some(true);
+    let bcd = hives.iter().find(|(k, _)| *k == "BCD").map(|(_, p)| p.clone());
+    let mut o = String::new();
+    if json {
+        let doc = serde_json::json!({
+            "path": root.display().to_string(),
+            "kind": Origin::MountedVolume.name(),
+            "hives": hives.iter().map(|(k, p)| serde_json::json!({"name": k, "path": p})).collect::<Vec<_>>(),
+            "hibernated": hibernated,
+            "bcd": bcd,
+            "bcd_note": bcd.is_none().then_some(BCD_UNREACHABLE),
+        });
+        o = serde_json::to_string_pretty(&doc)?;
+        o.push('\n');
+    } else {
+        outln!(o, "volume    {} (a mounted Windows volume: partitions and the BCD store are not visible through it)", root.display());
+        for (k, p) in &hives {
+            outln!(o, "{:<10}{p}", k.to_lowercase());
+        }
+        if hibernated {
+            outln!(o, "warning   hiberfil.sys holds a hibernation image (hibernate or Fast Startup): fix refuses to write");
+        }
+        if bcd.is_none() {
+            outln!(o, "bcd       not found: {BCD_UNREACHABLE}");
+        }
+    }
+    super::emit(o.as_bytes())?;
+    Ok(0)
 }

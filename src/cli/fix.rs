@@ -8,7 +8,7 @@
 use anyhow::{bail, Context};
 use rdprescue::hive::edit::Edit;
 use rdprescue::image;
-use rdprescue::machine::Machine;
+use rdprescue::machine::{Machine, Origin};
 use rdprescue::rdp::{self, catalog, profiles};
 use rdprescue::repair::{self, Destination};
 use std::collections::BTreeSet;
@@ -16,12 +16,16 @@ use std::path::{Path, PathBuf};
 
 #[derive(clap::Args)]
 pub struct Options {
-    /// Image file or device; opened read-only, never written.
+    /// Image file or device; opened read-only, never written. Or a mounted Windows volume
+    /// (F:\, /mnt/x) or a directory of hive files: written only with --in-place.
     pub image: PathBuf,
-    /// The new image (must not exist). Invisible until verified, then published; never replaces a file.
+    /// The new image (must not exist); for a mounted volume or hive directory, a new directory
+    /// for the edited hive files. Invisible until verified, then published; never replaces a file.
     #[arg(long, short)]
     pub out: Option<PathBuf>,
     /// Write a small differencing child (VHD or VHDX) whose parent is the input, instead of a full copy.
+    /// Without --out it is written beside the input as NAME-rdprescue.EXT (a Hyper-V checkpoint's
+    /// disk.avhdx gets disk-rdprescue.avhdx).
     #[arg(long)]
     pub diff_child: bool,
     /// Fix this check's findings (repeatable), e.g. --check rdp-deny-local.
@@ -30,15 +34,19 @@ pub struct Options {
     /// Fix every finding that has an automatic fix.
     #[arg(long)]
     pub all: bool,
-    /// A named repair (repeatable): reset-rdp, disable-nla, enable-nla, tls, fips-off, safe-mode-off.
+    /// A named repair (repeatable): reset-rdp, disable-nla, enable-nla, nla-off-keep-tls, tls, fips-off, safe-mode-off.
     #[arg(long = "profile", value_name = "NAME")]
     pub profiles: Vec<String>,
+    /// With --profile reset-rdp: move a custom listener port back to 3389 (default: keep it and open it in the firewall).
+    #[arg(long)]
+    pub reset_port: bool,
     /// Print the exact changes (old -> new) and write nothing.
     #[arg(long)]
     pub dry_run: bool,
-    /// Write the fix into IMAGE itself: only a raw disk or block device (e.g. the OS disk
-    /// attached to a rescue VM, unmounted), and only with --undo.
-    #[arg(long, requires = "undo")]
+    /// Write the fix into IMAGE itself: a raw disk or block device (e.g. the OS disk
+    /// attached to a rescue VM, unmounted), only with --undo; or the hive files of a mounted
+    /// Windows volume (each original kept beside it as <hive>.rdprescue-undo).
+    #[arg(long)]
     pub in_place: bool,
     /// With --in-place: save the original bytes to this new file first (for `rdprescue undo`).
     #[arg(long, value_name = "FILE")]
@@ -48,6 +56,8 @@ pub struct Options {
 /// What to fix, from --check / --all / --profile.
 struct Selection {
     actions: Vec<Edit>,
+    /// Local Registry.pol entries rewritten with the findings (policy::Reapply).
+    files: Vec<repair::FileEdit>,
     /// Check ids whose findings are targeted (re-checked after the fix).
     targeted: BTreeSet<String>,
     /// Lines to tell the user: skipped manual fixes, checks with nothing to fix.
@@ -64,6 +74,7 @@ fn select(o: &Options, m: &Machine, ins: &rdp::eval::Inspection) -> anyhow::Resu
     }
     let mut s = Selection {
         actions: Vec::new(),
+        files: Vec::new(),
         targeted: BTreeSet::new(),
         notes: Vec::new(),
     };
@@ -121,7 +132,19 @@ fn select(o: &Options, m: &Machine, ins: &rdp::eval::Inspection) -> anyhow::Resu
                 s.targeted.insert(f.check.to_string());
             }
         }
-        push(&mut s, &p.actions(m, ins));
+        let po = profiles::Options { reset_port: o.reset_port };
+        push(&mut s, &p.actions_with(m, ins, &po));
+        s.notes.extend(p.notes(m, &po));
+    }
+    // Group Policy files that would write a targeted finding's bad value back.
+    for f in ins.findings.iter().filter(|f| s.targeted.contains(f.check.as_ref())) {
+        for r in &f.reapplied_by {
+            match &r.rewrite {
+                Some(w) if !s.files.contains(w) => s.files.push(w.clone()),
+                Some(_) => {}
+                None => s.notes.push(format!("{}: {} sets {} again at the next Group Policy refresh: {}", f.check, r.file, r.value, r.remedy)),
+            }
+        }
     }
     s.notes.dedup();
     Ok(s)
@@ -129,10 +152,13 @@ fn select(o: &Options, m: &Machine, ins: &rdp::eval::Inspection) -> anyhow::Resu
 
 pub fn run(o: Options) -> anyhow::Result<i32> {
     let m = Machine::open(&o.image)?;
-    if m.image().is_none() {
+    // A mounted Windows volume or a hive directory: its hive files are written.
+    let files = matches!(m.origin(), Origin::MountedVolume | Origin::Directory);
+    if m.image().is_none() && !files {
         bail!("fix needs a disk image or device; {} is a hive file or directory (use `rdprescue reg set` on a copy of it)", o.image.display());
     }
-    let before = rdp::inspect(&m);
+    let mut before = rdp::inspect(&m);
+    rdprescue::policy::annotate(&m, &mut before);
     let sel = select(&o, &m, &before)?;
     for n in &sel.notes {
         eprintln!("note: {n}");
@@ -141,7 +167,10 @@ pub fn run(o: Options) -> anyhow::Result<i32> {
         println!("Nothing to change.");
         return Ok(0);
     }
+    let default_child = (o.diff_child && o.out.is_none() && !o.in_place && !files).then(|| default_child_name(&o.image));
     let dest = match (&o.out, &o.undo) {
+        _ if files => files_destination(&o)?,
+        (None, _) if default_child.is_some() => default_child.as_deref().map(Destination::DiffChild),
         _ if o.in_place && (o.out.is_some() || o.diff_child) => {
             bail!("--in-place writes the disk itself: no --out or --diff-child")
         }
@@ -161,17 +190,19 @@ pub fn run(o: Options) -> anyhow::Result<i32> {
             bail!("--in-place writes raw disks and block devices only; {} is {}: use --out (full copy or --diff-child)", o.image.display(), img.info.format.name());
         }
     }
-    let plan = repair::plan(&m, &sel.actions)?;
-    if plan.edits.is_empty() {
+    let plan = repair::plan_with_files(&m, &sel.actions, &sel.files)?;
+    if plan.edits.is_empty() && plan.files.is_empty() {
         println!("Nothing to change: every value already has the data the fix would write.");
         return Ok(0);
     }
     print!("{plan}");
-    println!(
-        "Disk: {} bytes in {} range(s) change.",
-        plan.patch.len(),
-        plan.patch.ranges().count()
-    );
+    if !files {
+        println!(
+            "Disk: {} bytes in {} range(s) change.",
+            plan.patch.len(),
+            plan.patch.ranges().count()
+        );
+    }
     let Some(dest) = dest.filter(|_| !o.dry_run) else {
         println!("Dry run: nothing written.");
         return Ok(0);
@@ -188,6 +219,16 @@ pub fn run(o: Options) -> anyhow::Result<i32> {
         ),
         Destination::DiffChild(out) => println!(
             "Wrote {} (differencing child of the input), verified by reading it back.",
+            out.display()
+        ),
+        Destination::InPlaceFiles => println!(
+            "Wrote the hive file(s) of {} in place, verified by reading them back; the originals are kept beside them as <hive>{}: undo with `rdprescue undo {}`.",
+            o.image.display(),
+            repair::commit::UNDO_SUFFIX,
+            o.image.display()
+        ),
+        Destination::HiveDir(out) => println!(
+            "Wrote {} (the edited hive files), verified by reading them back.",
             out.display()
         ),
         Destination::Copy(out) | Destination::HiveFile(out) => println!(
@@ -224,8 +265,51 @@ pub fn run(o: Options) -> anyhow::Result<i32> {
     Ok(if still.is_empty() { 0 } else { 1 })
 }
 
-/// `rdprescue undo DEVICE UNDO_FILE [--force]`.
-pub fn undo(dev: &Path, file: &Path, force: bool) -> anyhow::Result<i32> {
+/// The differencing child `--diff-child` writes without `--out`: beside the
+/// input, `NAME-rdprescue.EXT` with the input's extension (`.avhdx` for a
+/// Hyper-V checkpoint, `.vhdx`, `.vhd`), so Hyper-V sees the kind of disk it
+/// expects where the VM's disks are.
+fn default_child_name(input: &Path) -> PathBuf {
+    let stem = input.file_stem().map_or_else(|| "disk".into(), |s| s.to_string_lossy().into_owned());
+    let ext = input.extension().map_or_else(|| "vhdx".into(), |e| e.to_string_lossy().into_owned());
+    input.with_file_name(format!("{stem}-rdprescue.{ext}"))
+}
+
+/// Where a fix of a mounted volume's (or hive directory's) hive files goes:
+/// the files themselves (--in-place) or a new directory (--out).
+fn files_destination(o: &Options) -> anyhow::Result<Option<Destination<'_>>> {
+    Ok(match &o.out {
+        _ if o.undo.is_some() => bail!(
+            "--undo FILE is for disks: on a mounted volume each original hive file is kept beside it as <hive>{} (undo with `rdprescue undo {}`)",
+            repair::commit::UNDO_SUFFIX,
+            o.image.display()
+        ),
+        _ if o.diff_child => bail!("--diff-child needs a VHD or VHDX image; {} is a directory", o.image.display()),
+        Some(_) if o.in_place => bail!("--in-place writes the hive files themselves: no --out"),
+        _ if o.in_place => Some(Destination::InPlaceFiles),
+        Some(out) => Some(Destination::HiveDir(out)),
+        None if o.dry_run => None,
+        None => bail!("--out NEWDIR (a new directory for the edited hive files) or --in-place is required (or --dry-run)"),
+    })
+}
+
+/// `rdprescue undo DEVICE UNDO_FILE [--force]`, or `rdprescue undo DIR` for
+/// the hive files of a mounted volume (their undo copies are beside them).
+pub fn undo(dev: &Path, file: Option<&Path>, force: bool) -> anyhow::Result<i32> {
+    if dev.is_dir() {
+        if let Some(f) = file {
+            bail!("{} is a directory: its undo copies are the <hive>{} files beside its hive files, not {}", dev.display(), repair::commit::UNDO_SUFFIX, f.display());
+        }
+        let r = repair::commit::undo_files(dev)?;
+        println!(
+            "Restored {} hive file(s) of {} from their undo copies ({} already held the original bytes); the undo copies are removed.",
+            r.written,
+            dev.display(),
+            r.already
+        );
+        return Ok(0);
+    }
+    let Some(file) = file else { bail!("name the undo file: rdprescue undo DEVICE UNDO_FILE") };
     let r = repair::undo(dev, file, force)?;
     println!(
         "Restored {} range(s) of {} from {} ({} already held the original bytes).",

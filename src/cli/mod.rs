@@ -4,6 +4,7 @@
 mod audit;
 mod cat;
 mod disk;
+mod disks;
 mod fix;
 mod fmt;
 mod inspect;
@@ -35,9 +36,16 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// List the attached disks (size, partition table, the Windows each holds), marking the
+    /// system disk, and name the likely broken OS disk (holds Windows, not the system disk).
+    Disks {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Write the bytes of a file inside the image to standard output.
     Cat {
-        /// Image file or block device; opened read-only.
+        /// Image file or block device (opened read-only), or a mounted Windows volume (F:\, /mnt/x).
         image: PathBuf,
         /// Path inside the volume, e.g. 'Windows\System32\config\SYSTEM' (case-insensitive).
         path: String,
@@ -48,7 +56,8 @@ enum Cmd {
     /// Diagnose why RDP fails: every setting that blocks Remote Desktop, with its fix.
     /// Exit 0: nothing found; 1: findings; 2: error.
     Inspect {
-        /// Image file or device (read-only), a directory of hive files (SYSTEM, SOFTWARE, BCD and
+        /// Image file or device (read-only), a mounted Windows volume (F:\, /mnt/x: a directory
+        /// holding Windows\System32\config), a directory of hive files (SYSTEM, SOFTWARE, BCD and
         /// their .LOG1/.LOG2), or a SYSTEM hive file.
         source: PathBuf,
         /// JSON output (schema in README).
@@ -63,12 +72,13 @@ enum Cmd {
     /// the untouched input), verify it by reading it back, then move it into place.
     /// Exit 0: fixed; 1: written but a targeted check still fires; 2: error (nothing written).
     Fix(fix::Options),
-    /// Put back the bytes an in-place fix changed, from its undo file.
+    /// Put back the bytes an in-place fix changed, from its undo file (or, for a mounted
+    /// Windows volume, the <hive>.rdprescue-undo copies beside its hive files).
     Undo {
-        /// The raw disk or device the fix was written to.
+        /// The raw disk or device the fix was written to, or the mounted volume (F:\, /mnt/x).
         device: PathBuf,
-        /// The undo file `fix --in-place --undo FILE` wrote.
-        undo_file: PathBuf,
+        /// The undo file `fix --in-place --undo FILE` wrote (not for a mounted volume).
+        undo_file: Option<PathBuf>,
         /// Restore even where the disk changed since the fix.
         #[arg(long)]
         force: bool,
@@ -252,6 +262,7 @@ pub fn main() -> i32 {
     };
     let r = std::panic::catch_unwind(|| match cli.cmd {
         Cmd::Disk { image, json } => disk::run(&image, json),
+        Cmd::Disks { json } => disks::run(json),
         Cmd::Cat {
             image,
             path,
@@ -267,7 +278,7 @@ pub fn main() -> i32 {
             device,
             undo_file,
             force,
-        } => fix::undo(&device, &undo_file, force),
+        } => fix::undo(&device, undo_file.as_deref(), force),
         Cmd::Audit(o) => audit::run(o),
         Cmd::Reg(RegCmd::Query {
             source,

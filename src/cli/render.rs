@@ -116,6 +116,16 @@ pub fn inspect_text(src: &Path, r: &InspectReport) -> String {
         for f in &r.findings {
             outln!(o, "  [{}] {}: {}", f.severity.name(), f.check, f.message);
             outln!(o, "      fix: {}", f.fix);
+            for r in &f.reapplied_by {
+                let who = match (r.source, &r.gpo, &r.name) {
+                    ("local", _, _) => "the local GPO".to_string(),
+                    (_, Some(g), Some(n)) => format!("domain GPO \"{n}\" {g}"),
+                    (_, Some(g), None) => format!("domain GPO {g}"),
+                    (_, None, Some(n)) => format!("a domain GPO ({n})"),
+                    (_, None, None) => "a domain GPO".to_string(),
+                };
+                outln!(o, "      re-applied by {who}: {} sets {}; {}", r.file, r.value, r.remedy);
+            }
         }
     }
     if !r.notes.is_empty() {

@@ -78,6 +78,18 @@ pub trait FileSystem {
         Err(Error::Refused { layer: Layer::Fs, msg: format!("{path}: writing is not supported on this file system") })
     }
 
+    /// Free bytes of the volume, or None where the file system does not say
+    /// (NTFS: the clusters clear in `$Bitmap`, streamed in bounded memory).
+    fn free_bytes(&self) -> Result<Option<u64>> {
+        Ok(None)
+    }
+
+    /// Names of the entries of directory `path` (at most [`MAX_DIR_ENTRIES`],
+    /// DOS 8.3 aliases left out). File systems that cannot list refuse.
+    fn list_dir(&self, path: &str) -> Result<Vec<String>> {
+        Err(Error::unsupported(Layer::Fs, 0, format!("{path}: listing directories is not supported on this file system")))
+    }
+
     /// Whether `path` exists (errors other than "not found" are reported as absent).
     fn exists(&self, path: &str) -> bool {
         self.stat(path).is_ok()
@@ -96,6 +108,9 @@ pub trait FileSystem {
         Ok(v)
     }
 }
+
+/// Most entries [`FileSystem::list_dir`] returns.
+pub const MAX_DIR_ENTRIES: usize = 4096;
 
 /// Split a Windows-style path into its components.
 pub fn components(path: &str) -> impl Iterator<Item = &str> {

@@ -232,12 +232,83 @@ impl FileSystem for NtfsFs {
         map_changes(path, &runs, limit, changes, self.base)
     }
 
+    /// Clusters clear in `$Bitmap` (one bit per cluster, set = in use), times
+    /// the cluster size. The bitmap is streamed through a counter: a 2 TiB
+    /// volume of 4 KiB clusters has a 64 MiB bitmap, never held in memory.
+    fn free_bytes(&self) -> Result<Option<u64>> {
+        let cluster = u64::from(self.state.cluster_size);
+        if cluster == 0 {
+            return Err(Error::corrupt(Layer::Ntfs, self.base, "cluster size 0"));
+        }
+        let clusters = self.state.size / cluster;
+        let mut counter = FreeBits { left: clusters, free: 0 };
+        let read = self.read_data("$Bitmap", Out::Stream(&mut counter))?;
+        if read.saturating_mul(8) < clusters {
+            return Err(Error::corrupt(Layer::Ntfs, self.base, format!("$Bitmap holds {read} bytes, too few for the volume's {clusters} clusters")));
+        }
+        Ok(Some(counter.free * cluster))
+    }
+
+    fn list_dir(&self, path: &str) -> Result<Vec<String>> {
+        guard(Layer::Ntfs, self.base, || {
+            let mut inner = self.inner.borrow_mut();
+            let Inner { ntfs, r } = &mut *inner;
+            r.refuel();
+            let base = self.base;
+            let dir = lookup(ntfs, r, base, path)?;
+            if !dir.is_directory() {
+                return Err(Error::Usage(format!("{path} is not a directory")));
+            }
+            let index = dir.directory_index(r).map_err(|e| conv(r, base, e))?;
+            let mut entries = index.entries();
+            let mut names = Vec::new();
+            while let Some(entry) = entries.next(r) {
+                let entry = entry.map_err(|e| conv(r, base, e))?;
+                let Some(key) = entry.key() else { continue };
+                let key = key.map_err(|e| conv(r, base, e))?;
+                if key.namespace() == ntfs::structured_values::NtfsFileNamespace::Dos {
+                    continue;
+                }
+                if names.len() >= super::MAX_DIR_ENTRIES {
+                    break;
+                }
+                names.push(key.name().to_string_lossy());
+            }
+            Ok(names)
+        })
+    }
+
     /// Read a whole file straight into its final buffer (no bounce copy: hives
     /// are megabytes and every copy costs page faults).
     fn read_file(&self, path: &str, limit: u64) -> Result<Vec<u8>> {
         let mut v = Vec::new();
         self.read_data(path, Out::Whole(&mut v, limit))?;
         Ok(v)
+    }
+}
+
+/// Counts the clear bits among the first `left` bits written to it (`$Bitmap`
+/// past the last cluster is padding and ignored).
+struct FreeBits {
+    left: u64,
+    free: u64,
+}
+
+impl Write for FreeBits {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        for &b in buf {
+            if self.left == 0 {
+                break;
+            }
+            let bits = self.left.min(8) as u32;
+            let mask = if bits == 8 { 0xFF } else { (1u8 << bits) - 1 };
+            self.free += u64::from((!b & mask).count_ones());
+            self.left -= u64::from(bits);
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 

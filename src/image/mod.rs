@@ -9,13 +9,16 @@
 //! `write.rs`; `raw.rs` holds both), the byte sources in `source.rs`, and
 //! [`write`] dispatches a [`write::Patch`] to the writer of the input's format.
 
+pub mod device;
 pub mod raw;
 mod source;
 pub mod vhd;
 pub mod vhdx;
+#[cfg(windows)]
+mod windows;
 pub mod write;
 
-pub use source::{bytes_read, AlignedReader, FileSource, MemDir, MemSource, Source, SourceId, MAX_BOUNCE};
+pub use source::{bytes_read, open_path, AlignedReader, FileSource, MemDir, MemSource, Source, SourceId, MAX_BOUNCE};
 
 use crate::error::{Error, Layer, Result};
 use serde::Serialize;
@@ -179,7 +182,7 @@ impl OpenCtx {
 
     /// Open an image file (or block device), detecting its format by signature.
     pub fn open(&mut self, path: &Path) -> Result<Image> {
-        self.open_source(FileSource::open_arc(path)?)
+        self.open_source(open_path(path)?)
     }
 
     /// Open a source (a file, a device, bytes in memory). A source that wants

@@ -30,6 +30,23 @@ pub fn bytes_read() -> u64 {
     BYTES_READ.load(Ordering::Relaxed)
 }
 
+/// Count `n` bytes read (sources defined in other modules).
+#[cfg_attr(not(windows), allow(dead_code))]
+pub(crate) fn count_read(n: usize) {
+    BYTES_READ.fetch_add(n as u64, Ordering::Relaxed);
+}
+
+/// Open `path` as a source: on Windows a disk or volume device name
+/// (`\\.\PhysicalDrive2`, `\\.\F:`, see [`super::device::classify`]) opens
+/// the device; anything else is a file or block device ([`FileSource`]).
+pub fn open_path(path: &Path) -> Result<Arc<dyn Source>> {
+    #[cfg(windows)]
+    if let Some(dev) = path.to_str().and_then(super::device::classify) {
+        return Ok(Arc::new(super::device::WinDevice::open(path, &dev)?));
+    }
+    FileSource::open_arc(path)
+}
+
 /// What makes two sources the same bytes (the same file reached by two paths
 /// or a hard link, the same in-memory file): used to detect loops in a
 /// differencing chain.
@@ -98,7 +115,8 @@ impl dyn Source + '_ {
         if buf.is_empty() {
             return Ok(());
         }
-        self.read_at(offset, buf).map_err(|source| Error::Io { layer, offset, path: self.name(), source })
+        // A disk that went away, or one not readable without privileges, says so.
+        self.read_at(offset, buf).map_err(|source| Error::Io { layer, offset, path: self.name(), source: super::device::explain(source) })
     }
 
     /// Read `len` bytes at `offset` into a new vector (callers bound `len`;
@@ -146,9 +164,10 @@ impl FileSource {
     /// ends.
     pub fn open(path: &Path) -> Result<Self> {
         let open_err = |source| Error::Open { layer: Layer::Raw, path: path.to_path_buf(), source };
-        let meta = std::fs::metadata(path).map_err(open_err)?;
+        let meta = std::fs::metadata(path).map_err(|e| open_err(super::device::explain_missing(path, e)))?;
         check_kind(path, &meta.file_type())?;
-        let file = open_read_only(path).map_err(open_err)?;
+        // A device the user may not open: say how to get access.
+        let file = open_read_only(path).map_err(|e| open_err(if is_block_device(&meta.file_type()) { super::device::explain(e) } else { e }))?;
         // The path may have been replaced between the check and the open.
         let meta = file.metadata().map_err(open_err)?;
         check_kind(path, &meta.file_type())?;
@@ -156,7 +175,7 @@ impl FileSource {
         // Block devices report 0 in metadata; seeking to the end works for both.
         let len = if meta.is_file() { meta.len() } else { device_len(&file).map_err(io_err)? };
         let id = file_identity(path, &meta);
-        let sector = device_sector_size(&meta).unwrap_or(512);
+        let sector = device_sector_size(&file, &meta).unwrap_or(512);
         Ok(FileSource { file, path: path.to_path_buf(), len, id, sector })
     }
 
@@ -248,13 +267,18 @@ fn file_identity(path: &Path, _: &std::fs::Metadata) -> SourceId {
     SourceId(format!("file:{}", canon.display()))
 }
 
-/// The logical sector size of a block device, from sysfs (Linux); `None` for
-/// files and elsewhere.
+/// The logical sector size of a block device (Linux: `BLKSSZGET`, else
+/// sysfs), so that a 4Kn disk's partition table is read in 4 KiB sectors;
+/// `None` for files and elsewhere.
 #[cfg(target_os = "linux")]
-fn device_sector_size(meta: &std::fs::Metadata) -> Option<u32> {
+fn device_sector_size(file: &File, meta: &std::fs::Metadata) -> Option<u32> {
     use std::os::unix::fs::MetadataExt;
     if !is_block_device(&meta.file_type()) {
         return None;
+    }
+    let valid = |s: &u32| s.is_power_of_two() && (512..=65536).contains(s);
+    if let Some(s) = rustix::fs::ioctl_blksszget(file).ok().filter(valid) {
+        return Some(s);
     }
     let dev = meta.rdev();
     let major = ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff);
@@ -268,7 +292,7 @@ fn device_sector_size(meta: &std::fs::Metadata) -> Option<u32> {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn device_sector_size(_: &std::fs::Metadata) -> Option<u32> {
+fn device_sector_size(_: &File, _: &std::fs::Metadata) -> Option<u32> {
     None
 }
 
@@ -479,7 +503,13 @@ impl Source for AlignedReader {
             return Err(io::ErrorKind::UnexpectedEof.into());
         }
         let chunk = (MAX_BOUNCE as u64).div_ceil(a) * a;
-        let mut bounce = vec![0u8; chunk.min(end.div_ceil(a) * a - offset / a * a) as usize];
+        let size = chunk.min(end.div_ceil(a) * a - offset / a * a) as usize;
+        // One unit more than needed, so that the bounce buffer can start at
+        // an aligned address too (devices are opened without
+        // FILE_FLAG_NO_BUFFERING, which would demand it; this costs nothing).
+        let mut storage = vec![0u8; size + a as usize];
+        let skip = storage.as_ptr().align_offset(a as usize).min(a as usize);
+        let bounce = &mut storage[skip..skip + size];
         let mut pos = offset / a * a;
         while pos < end {
             let n = chunk.min(end.div_ceil(a) * a - pos).min(limit.saturating_sub(pos));

@@ -3,13 +3,16 @@
 //! system mounted at most once, and the machine hives (SYSTEM, SOFTWARE, SAM,
 //! SECURITY, BCD) loaded lazily, each at most once, with its recovery report.
 //!
-//! A machine is a disk image (file or device), a directory of hive files
-//! (forensic copies of `config\`), or one hive file. The layers below know
+//! A machine is a disk image (file or device), a Windows volume the host has
+//! mounted (`F:\`, `/mnt/x`: a directory holding `Windows\System32\config`),
+//! a directory of hive files (forensic copies of `config\`), or one hive file. The layers below know
 //! nothing of this one; the checks (`rdp`) and the repair planner read hives
 //! through it, and the repair planner asks it where each hive file lives.
 
+mod hostdir;
 mod keys;
 
+pub use hostdir::HostDir;
 pub use keys::KeyTarget;
 
 use crate::error::{Error, Layer, Result};
@@ -32,6 +35,10 @@ pub enum Origin {
     Image,
     /// A directory holding hive files (SYSTEM, SOFTWARE, ... with their logs).
     Directory,
+    /// A Windows volume mounted by the host (`F:\`, `/mnt/x`): the hives are
+    /// its `Windows\System32\config` files, other files are read through
+    /// the host. The BCD store is on another volume, out of reach.
+    MountedVolume,
     /// A single hive file.
     HiveFile,
 }
@@ -42,6 +49,7 @@ impl Origin {
         match self {
             Origin::Image => "image",
             Origin::Directory => "directory",
+            Origin::MountedVolume => "mounted-volume",
             Origin::HiveFile => "hive-file",
         }
     }
@@ -76,7 +84,15 @@ enum Inner {
     /// Hive files by kind (directory or single file). `other` is a single
     /// hive file of a kind rdprescue does not know (NTUSER.DAT, ...).
     Files { files: Vec<(HiveKind, PathBuf)>, other: Option<PathBuf> },
+    /// A mounted Windows volume: its hive files by kind, and the volume.
+    Mounted { volume: HostDir, files: Vec<(HiveKind, PathBuf)> },
 }
+
+/// Where the Windows hives are on a Windows volume.
+pub const CONFIG_DIR: &str = r"Windows\System32\config";
+
+/// Why the BCD store cannot be read through a mounted Windows volume.
+pub const BCD_UNREACHABLE: &str = "BCD store (not reachable through a mounted volume: it is on the EFI system partition or the System Reserved volume, which have no drive letter; give the whole disk instead, e.g. \\\\.\\PhysicalDrive2 on Windows or /dev/sdc on Linux, with the disk offline or unmounted)";
 
 /// One opened machine: see the module documentation.
 pub struct Machine {
@@ -95,8 +111,15 @@ impl Machine {
     /// Open `path`: a directory of hive files, a hive file, or else an image
     /// (raw, VHD, VHDX, block device), read-only.
     pub fn open(path: &Path) -> Result<Machine> {
-        let meta = std::fs::metadata(path).map_err(|source| Error::Open { layer: Layer::Raw, path: path.to_path_buf(), source })?;
+        // A Windows disk or volume (`\\.\PhysicalDrive2`) is an image; it has no metadata to ask.
+        if cfg!(windows) && path.to_str().is_some_and(image::device::is_windows_device_path) {
+            return Machine::open_image(path);
+        }
+        let meta = std::fs::metadata(path).map_err(|e| Error::Open { layer: Layer::Raw, path: path.to_path_buf(), source: image::device::explain_missing(path, e) })?;
         if meta.is_dir() {
+            if let Some(config) = windows_config(path) {
+                return Ok(Machine::open_mounted(path, &config));
+            }
             return Machine::open_dir(path);
         }
         if is_hive_file(path) {
@@ -139,7 +162,7 @@ impl Machine {
         let mut paths: Vec<PathBuf> = rd
             .flatten()
             .map(|e| e.path())
-            .filter(|p| p.is_file() && !p.extension().is_some_and(|e| e.to_string_lossy().to_uppercase().starts_with("LOG")) && is_hive_file(p))
+            .filter(|p| p.is_file() && !p.extension().is_some_and(|e| e.to_string_lossy().to_uppercase().starts_with("LOG")) && !is_ours(p) && is_hive_file(p))
             .collect();
         paths.sort();
         let m = Machine::new(dir, Origin::Directory, Inner::Files { files: Vec::new(), other: None });
@@ -164,6 +187,53 @@ impl Machine {
             files.push((kind, p));
         }
         Ok(Machine { inner: Inner::Files { files, other: None }, ..m })
+    }
+
+    /// A mounted Windows volume at `root` whose hive directory is `config`:
+    /// the machine hives by their file names (any case), and `\Boot\BCD`
+    /// when the Windows volume holds it (Gen1 without System Reserved).
+    fn open_mounted(root: &Path, config: &Path) -> Machine {
+        let volume = HostDir::new(root);
+        let mut files: Vec<(HiveKind, PathBuf)> = Vec::new();
+        let mut names: Vec<PathBuf> = std::fs::read_dir(config).map(|rd| rd.flatten().map(|e| e.path()).collect()).unwrap_or_default();
+        // An exact (upper-case) name before another spelling of it.
+        names.sort();
+        for p in names {
+            let Some(kind) = p.file_name().and_then(|n| HiveKind::from_name(&n.to_string_lossy())).filter(|k| *k != HiveKind::Bcd) else { continue };
+            if p.is_file() && !files.iter().any(|(k, _)| *k == kind) {
+                files.push((kind, p));
+            }
+        }
+        if let Ok(bcd) = volume.resolve(locate::BCD_BIOS) {
+            if bcd.is_file() {
+                files.push((HiveKind::Bcd, bcd));
+            }
+        }
+        files.sort_by_key(|(k, _)| slot(*k));
+        Machine::new(root, Origin::MountedVolume, Inner::Mounted { volume, files })
+    }
+
+    /// A hive-directory machine over the given hive files (each with its own
+    /// logs beside it), as if they were one directory: how a repair written
+    /// to a new directory is read back together with the hives it left alone.
+    pub fn from_hive_files(path: &Path, files: Vec<(HiveKind, PathBuf)>) -> Machine {
+        Machine::new(path, Origin::Directory, Inner::Files { files, other: None })
+    }
+
+    /// The machine hive files of a directory or mounted-volume machine, by kind.
+    pub fn hive_files(&self) -> &[(HiveKind, PathBuf)] {
+        match &self.inner {
+            Inner::Files { files, .. } | Inner::Mounted { files, .. } => files,
+            Inner::Image { .. } => &[],
+        }
+    }
+
+    /// The mounted volume (mounted-volume machines only).
+    pub fn host_volume(&self) -> Option<&HostDir> {
+        match &self.inner {
+            Inner::Mounted { volume, .. } => Some(volume),
+            _ => None,
+        }
     }
 
     /// One hive file: its kind from its name, else from its content.
@@ -207,7 +277,7 @@ impl Machine {
     pub fn image(&self) -> Option<&Image> {
         match &self.inner {
             Inner::Image { image, .. } => Some(image),
-            Inner::Files { .. } => None,
+            Inner::Files { .. } | Inner::Mounted { .. } => None,
         }
     }
 
@@ -215,7 +285,7 @@ impl Machine {
     pub fn survey(&self) -> Option<&DiskReport> {
         match &self.inner {
             Inner::Image { survey, .. } => Some(survey),
-            Inner::Files { .. } => None,
+            Inner::Files { .. } | Inner::Mounted { .. } => None,
         }
     }
 
@@ -239,8 +309,15 @@ impl Machine {
 
     /// The partition whose file system holds `path`: partition `index` if
     /// given, else the first Windows volume holding it, else any readable
-    /// volume holding it (for `cat`).
+    /// volume holding it (for `cat`). A mounted volume is partition 0.
     pub fn find_file(&self, index: Option<u32>, path: &str) -> Result<(u32, &dyn FileSystem)> {
+        if let Inner::Mounted { volume, .. } = &self.inner {
+            if index.is_some_and(|i| i != 0) {
+                return Err(Error::Usage(format!("{} is a mounted volume: it has no partitions (leave out the partition number)", self.path.display())));
+            }
+            volume.stat(path)?;
+            return Ok((0, volume));
+        }
         let Some(survey) = self.survey() else { return Err(self.not_an_image("reading a file")) };
         if let Some(i) = index {
             return Ok((i, self.mount(i)?));
@@ -295,6 +372,13 @@ impl Machine {
                 .find(|(k, _)| *k == kind)
                 .map(|(_, p)| HiveLocation::File(p.clone()))
                 .ok_or_else(|| Error::NotFound { layer: Layer::Hive, path: format!("{} hive (not in {})", kind.short(), self.path.display()) }),
+            Inner::Mounted { files, .. } => files.iter().find(|(k, _)| *k == kind).map(|(_, p)| HiveLocation::File(p.clone())).ok_or_else(|| Error::NotFound {
+                layer: Layer::Hive,
+                path: match kind {
+                    HiveKind::Bcd => BCD_UNREACHABLE.to_string(),
+                    k => format!("{} hive (not in {})", k.short(), Path::new(&self.path).join(CONFIG_DIR).display()),
+                },
+            }),
         }
     }
 
@@ -388,6 +472,21 @@ pub fn load_file(path: &Path) -> Result<Hive> {
     let log2 = log("LOG2")?;
     let name = path.file_name().map_or_else(|| "hive".into(), |n| n.to_string_lossy().to_string());
     Ok(Hive::new(name, hive::load(primary, log1, log2)?))
+}
+
+/// The hive directory (`Windows\System32\config`, any case) of a mounted
+/// Windows volume at `root`, if `root` is one.
+pub fn windows_config(root: &Path) -> Option<PathBuf> {
+    HostDir::new_unprobed(root).resolve(CONFIG_DIR).ok().filter(|p| p.is_dir())
+}
+
+/// Files rdprescue itself leaves beside hive files: undo copies and
+/// temporaries, never hives of the machine.
+pub fn is_ours(path: &Path) -> bool {
+    path.file_name().is_some_and(|n| {
+        let n = n.to_string_lossy().to_lowercase();
+        n.ends_with(".rdprescue-undo") || (n.contains(".rdprescue-") && n.ends_with(".tmp"))
+    })
 }
 
 /// Whether `path` is a plain hive file (a regular file starting with `regf`)

@@ -363,6 +363,7 @@ impl Expect {
             message: msg,
             fix: format!("manual: make it {} (baseline)", self.want.show()),
             actions: Vec::new(),
+            reapplied_by: Vec::new(),
         }))
     }
 }

@@ -7,6 +7,7 @@
 //! check looks at several values (e.g. TLS 1.2 `Enabled` and `DisabledByDefault`).
 
 use super::custom;
+use super::system;
 use super::Severity::*;
 use crate::hive::source::HiveKind::*;
 
@@ -89,66 +90,86 @@ pub static CATALOG: &[Check] = &[
         ..Check::DEFAULT
     },
     // ---- 2.B security layer, encryption, TLS, authentication
+    // Range 0/1/2 [D4, A1 TS_SECURITY_LAYER_POLICY, RP-rdpconn]. Before Vista (2003 SP1) the value is
+    // optional and absent means the RDP security layer: no default pretended there [D10] (`custom::adapt_nt5_layer`).
     Check {
         id: "security-layer", area: Area::Security, severity: High, key: RDP_TCP, value: "SecurityLayer", policy: Some((TS_POLICY, "SecurityLayer")),
-        absent: Absent::Default(Lit::D(1)), healthy: Pred::In(&[0, 1, 2]), fix: Fix::Set(Lit::D(1)), title: "Security layer (SecurityLayer)",
+        adapt: Some(custom::adapt_nt5_layer), absent: Absent::Default(Lit::D(1)), healthy: Pred::In(&[0, 1, 2]), fix: Fix::Set(Lit::D(1)), title: "Security layer (SecurityLayer)",
         explain: "SecurityLayer is out of range (0 RDP, 1 Negotiate, 2 TLS); Windows does not clamp it and the handshake fails (\"An internal error has occurred\").",
         ..Check::DEFAULT
     },
     Check {
         id: "nla-user-auth", area: Area::Security, severity: Medium, key: RDP_TCP, value: "UserAuthentication",
-        policy: Some((TS_POLICY, "UserAuthentication")), absent: Absent::Default(Lit::D(1)), healthy: Pred::In(&[0, 1]), fix: Fix::Set(Lit::D(1)),
+        // NLA (CredSSP) exists from Vista / 2008 on [D10, SS-DisableNLA]: no row on NT 5.x.
+        adapt: Some(custom::adapt_since_vista), policy: Some((TS_POLICY, "UserAuthentication")), absent: Absent::Default(Lit::D(1)), healthy: Pred::In(&[0, 1]), fix: Fix::Set(Lit::D(1)),
         title: "Network Level Authentication (UserAuthentication)", explain: "UserAuthentication is out of range (1 NLA required, 0 not required).",
         ..Check::DEFAULT
     },
     Check {
         id: "sec-protocol-negotiation", area: Area::Security, severity: Low, key: RDP_TCP, value: "fAllowSecProtocolNegotiation",
-        absent: Absent::Default(Lit::D(1)), healthy: Pred::Eq(1), fix: Fix::Set(Lit::D(1)),
+        // D10 turns it off only together with SecurityLayer 0 and UserAuthentication 0 (and back on with them):
+        // judged with those two (`custom::adapt_negotiation`); absent before Vista.
+        adapt: Some(custom::adapt_negotiation), absent: Absent::Default(Lit::D(1)), healthy: Pred::Eq(1), fix: Fix::Set(Lit::D(1)),
         title: "Security protocol negotiation (fAllowSecProtocolNegotiation)",
         explain: "The server does not negotiate the security protocol: clients that offer another layer than SecurityLayer are refused.",
         ..Check::DEFAULT
     },
     Check {
         id: "min-encryption-level", area: Area::Security, severity: High, key: RDP_TCP, value: "MinEncryptionLevel",
-        policy: Some((TS_POLICY, "MinEncryptionLevel")), absent: Absent::Default(Lit::D(2)), healthy: Pred::Range(1, 4), fix: Fix::Set(Lit::D(2)),
+        // 1 Low, 2 Client compatible, 3 High, 4 FIPS (Win32_TSGeneralSetting.SetEncryptionLevel). D10: 4 (FIPS) -> 2,
+        // 3 (High) -> 2, and 1 if 2 still fails; D4: 1 for legacy clients. Out of range is High; 4 Medium (with
+        // FIPSAlgorithmPolicy), 3 Low (`custom::adapt_encryption_level`).
+        adapt: Some(custom::adapt_encryption_level), policy: Some((TS_POLICY, "MinEncryptionLevel")), absent: Absent::Default(Lit::D(2)), healthy: Pred::Range(1, 4), fix: Fix::Set(Lit::D(2)),
         title: "Encryption level (MinEncryptionLevel)",
         explain: "MinEncryptionLevel is out of range (1 Low .. 4 FIPS): encryption negotiation fails.",
         ..Check::DEFAULT
     },
     Check {
         id: "fips-policy", area: Area::Security, severity: Medium, key: r"{CCS}\Control\Lsa\FIPSAlgorithmPolicy", value: "Enabled",
-        absent: Absent::Default(Lit::D(0)), healthy: Pred::Eq(0), fix: Fix::Set(Lit::D(0)), title: "FIPS-only algorithms (FIPSAlgorithmPolicy)",
+        // D10. With TLS/NLA the handshake just uses FIPS-approved suites; it breaks clients on the RDP security
+        // layer (SecurityLayer 0) or with MinEncryptionLevel 4: Medium there, else Low (`custom::adapt_fips`).
+        adapt: Some(custom::adapt_fips), absent: Absent::Default(Lit::D(0)), healthy: Pred::Eq(0), fix: Fix::Set(Lit::D(0)), title: "FIPS-only algorithms (FIPSAlgorithmPolicy)",
         explain: "FIPS mode is on: clients that cannot do FIPS-compliant RDP encryption fail with an authentication error.",
         ..Check::DEFAULT
     },
     Check {
-        id: "disable-domain-creds", area: Area::Security, severity: High, key: LSA, value: "disabledomaincreds", absent: Absent::Default(Lit::D(0)),
+        // D10; only domain accounts are refused, so only domain members and DCs (`custom::adapt_domain_only`).
+        id: "disable-domain-creds", area: Area::Security, severity: High, key: LSA, value: "disabledomaincreds",
+        adapt: Some(custom::adapt_domain_only), absent: Absent::Default(Lit::D(0)),
         healthy: Pred::Eq(0), fix: Fix::Set(Lit::D(0)), title: "Domain credential storage (disabledomaincreds)",
         explain: "Domain credentials are refused: domain users cannot log on through NLA (local accounts can).",
         ..Check::DEFAULT
     },
     Check {
+        // D23: the level matters where NTLM is *answered*. Levels 0-4 all accept NTLMv2 responses; only 5 refuses
+        // LM and NTLM(v1) responses, so only 5 on this (server) side can refuse a client (0xC000035B).
         id: "lm-compat-ntlmv1", area: Area::Security, severity: Low, key: LSA, value: "LmCompatibilityLevel",
-        absent: Absent::Fine("OS default (NTLMv2)"), healthy: Pred::Ge(3), fix: Fix::Set(Lit::D(3)),
+        absent: Absent::Fine("OS default (NTLMv2 accepted)"), healthy: Pred::Range(0, 4), fix: Fix::Set(Lit::D(3)),
         title: "LAN Manager authentication level (LmCompatibilityLevel)",
-        explain: "LmCompatibilityLevel below 3 allows NTLMv1; RDP through an RD Gateway fails with 0xC000035B.",
+        explain: "LmCompatibilityLevel 5: this machine refuses LM and NTLMv1 responses; clients (or an RD Gateway) that still send NTLMv1 fail with 0xC000035B.",
         ..Check::DEFAULT
     },
+    // TLS server defaults per build (`custom::adapt_tls`, Schannel "Protocols in TLS/SSL" defaults table [D3, D10, D11]):
+    // Vista/2008 have no TLS 1.1/1.2; 7/2008 R2 have them off by default and RDP uses TLS 1.0 only until the RDP
+    // TLS 1.1/1.2 update (KB3080079), so there disabling 1.0 breaks the TLS layer and NLA (High, automatic fix) and
+    // an explicit 1.1/1.2 off is the default; from build 26100 (Windows 11 24H2, Server 2025) 1.0/1.1 are off by
+    // default (Windows IT Pro blog "TLS 1.0 and TLS 1.1 soon to be disabled in Windows", 2023), so an explicit 0
+    // is no finding. Only `\Server` matters for the listener [RP-rdpconn].
     Check {
-        id: "tls12-server-disabled", area: Area::Security, severity: High, key: r"{CCS}\Control\SecurityProviders\SCHANNEL\Protocols\TLS 1.2\Server",
+        id: "tls12-server-disabled", area: Area::Security, severity: High, key: r"{CCS}\Control\SecurityProviders\SCHANNEL\Protocols\TLS 1.2\Server", adapt: Some(custom::adapt_tls),
         value: "Enabled", absent: Absent::Fine("the OS decides (TLS 1.2 on)"), healthy: Pred::Ne(0), fix: Fix::Set(Lit::D(1)),
         title: "TLS 1.2 server (Enabled)",
         explain: "TLS 1.2 is disabled for servers: the TLS security layer cannot be set up (Schannel 36871, \"An internal error has occurred\").",
         ..Check::DEFAULT
     },
     Check {
-        id: "tls12-server-disabled", area: Area::Security, severity: High, key: r"{CCS}\Control\SecurityProviders\SCHANNEL\Protocols\TLS 1.2\Server",
+        id: "tls12-server-disabled", area: Area::Security, severity: High, key: r"{CCS}\Control\SecurityProviders\SCHANNEL\Protocols\TLS 1.2\Server", adapt: Some(custom::adapt_tls),
         value: "DisabledByDefault", absent: Absent::Fine("the OS decides (TLS 1.2 on)"), healthy: Pred::Eq(0), fix: Fix::Set(Lit::D(0)),
         title: "TLS 1.2 server (DisabledByDefault)", explain: "TLS 1.2 is disabled by default for servers: the TLS security layer cannot be set up.",
         ..Check::DEFAULT
     },
     Check {
-        id: "tls11-server-disabled", area: Area::Security, severity: Low, key: r"{CCS}\Control\SecurityProviders\SCHANNEL\Protocols\TLS 1.1\Server",
+        id: "tls11-server-disabled", area: Area::Security, severity: Low, key: r"{CCS}\Control\SecurityProviders\SCHANNEL\Protocols\TLS 1.1\Server", adapt: Some(custom::adapt_tls),
         value: "Enabled", absent: Absent::Fine("the OS decides"), healthy: Pred::Ne(0),
         fix: Fix::Manual("only legacy clients need TLS 1.1: set Enabled=1 and DisabledByDefault=0 under SCHANNEL\\Protocols\\TLS 1.1\\Server if they must connect (weakens security)"),
         title: "TLS 1.1 server (Enabled)",
@@ -156,14 +177,14 @@ pub static CATALOG: &[Check] = &[
         ..Check::DEFAULT
     },
     Check {
-        id: "tls11-server-disabled", area: Area::Security, severity: Low, key: r"{CCS}\Control\SecurityProviders\SCHANNEL\Protocols\TLS 1.1\Server",
+        id: "tls11-server-disabled", area: Area::Security, severity: Low, key: r"{CCS}\Control\SecurityProviders\SCHANNEL\Protocols\TLS 1.1\Server", adapt: Some(custom::adapt_tls),
         value: "DisabledByDefault", absent: Absent::Fine("the OS decides"), healthy: Pred::Eq(0),
         fix: Fix::Manual("only legacy clients need TLS 1.1: set DisabledByDefault=0 if they must connect (weakens security)"),
         title: "TLS 1.1 server (DisabledByDefault)", explain: "TLS 1.1 is disabled by default for servers: legacy clients cannot connect.",
         ..Check::DEFAULT
     },
     Check {
-        id: "tls10-server-disabled", area: Area::Security, severity: Low, key: r"{CCS}\Control\SecurityProviders\SCHANNEL\Protocols\TLS 1.0\Server",
+        id: "tls10-server-disabled", area: Area::Security, severity: Low, key: r"{CCS}\Control\SecurityProviders\SCHANNEL\Protocols\TLS 1.0\Server", adapt: Some(custom::adapt_tls),
         value: "Enabled", absent: Absent::Fine("the OS decides"), healthy: Pred::Ne(0),
         fix: Fix::Manual("only legacy clients need TLS 1.0: set Enabled=1 and DisabledByDefault=0 under SCHANNEL\\Protocols\\TLS 1.0\\Server if they must connect (weakens security)"),
         title: "TLS 1.0 server (Enabled)",
@@ -171,7 +192,7 @@ pub static CATALOG: &[Check] = &[
         ..Check::DEFAULT
     },
     Check {
-        id: "tls10-server-disabled", area: Area::Security, severity: Low, key: r"{CCS}\Control\SecurityProviders\SCHANNEL\Protocols\TLS 1.0\Server",
+        id: "tls10-server-disabled", area: Area::Security, severity: Low, key: r"{CCS}\Control\SecurityProviders\SCHANNEL\Protocols\TLS 1.0\Server", adapt: Some(custom::adapt_tls),
         value: "DisabledByDefault", absent: Absent::Fine("the OS decides"), healthy: Pred::Eq(0),
         fix: Fix::Manual("only legacy clients need TLS 1.0: set DisabledByDefault=0 if they must connect (weakens security)"),
         title: "TLS 1.0 server (DisabledByDefault)", explain: "TLS 1.0 is disabled by default for servers: legacy clients cannot connect.",
@@ -223,8 +244,10 @@ pub static CATALOG: &[Check] = &[
         ..SERVICE_START
     },
     Check {
-        id: "sessionenv-umrdp-disabled", severity: High, key: r"{CCS}\Services\UmRdpService", absent: Absent::Fine(NO_KEY), fix: Fix::Set(Lit::D(3)),
-        title: "RD UserMode Port Redirector (UmRdpService Start)", explain: "UmRdpService is disabled.",
+        // UmRdpService only serves device redirection (printers, drives, ports, smart cards) [D2]: connections still work.
+        id: "sessionenv-umrdp-disabled", severity: Low, key: r"{CCS}\Services\UmRdpService", absent: Absent::Fine(NO_KEY), fix: Fix::Set(Lit::D(3)),
+        title: "RD UserMode Port Redirector (UmRdpService Start)",
+        explain: "UmRdpService is disabled: printer, drive, port and smart-card redirection fail; the connection itself still works.",
         ..SERVICE_START
     },
     Check {
@@ -245,7 +268,9 @@ pub static CATALOG: &[Check] = &[
         ..SERVICE_START
     },
     Check {
-        id: "netlogon-disabled", severity: Medium, key: r"{CCS}\Services\Netlogon", absent: Absent::Fine(NO_KEY), fix: Fix::Set(Lit::D(3)),
+        // D16, D10: only domain logons need Netlogon, so only members and DCs, where it starts automatically
+        // (Start 2) (`custom::adapt_netlogon`).
+        id: "netlogon-disabled", severity: Medium, key: r"{CCS}\Services\Netlogon", adapt: Some(custom::adapt_netlogon), absent: Absent::Fine(NO_KEY), fix: Fix::Set(Lit::D(3)),
         title: "Netlogon (Start)", explain: "Netlogon is disabled: domain logons fail (local accounts still work).",
         ..SERVICE_START
     },
@@ -367,6 +392,89 @@ pub static CATALOG: &[Check] = &[
         title: "Session time limits and reconnection", explain: "Short session limits or disabled automatic reconnection drop RDP sessions.",
         ..Check::DEFAULT
     },
+    // ---- issue 19: new checks visible on disk (evaluators in system.rs)
+    // Source: `netsh interface portproxy` (learn.microsoft.com/windows-server/networking/technologies/netsh/netsh-interface-portproxy):
+    // entries live in Services\PortProxy\<v4tov4|...>\tcp as "listenaddress/port" = "connectaddress/port", served by iphlpsvc.
+    Check {
+        id: "portproxy-rdp-port", area: Area::Listener, severity: High, run: Some(system::portproxy), title: "Port proxy on the RDP port (PortProxy)",
+        explain: "A port proxy listens on the RDP port: RDP clients are forwarded elsewhere, or the RDP listener cannot bind its port.",
+        ..Check::DEFAULT
+    },
+    // Source: `route -p` persistent routes (learn.microsoft.com/windows-server/administration/windows-commands/route_ws2008),
+    // stored as "dest,mask,gateway,metric" under Tcpip\Parameters\PersistentRoutes.
+    Check {
+        id: "persistent-default-route", area: Area::Network, severity: Medium, run: Some(system::persistent_route),
+        title: "Persistent default route (PersistentRoutes)",
+        explain: "A persistent default route competes with the interface's own gateway: replies to RDP clients can take the wrong path.",
+        ..Check::DEFAULT
+    },
+    // Source: CredSSP is the tspkg security package (KB951608 "Description of the Credential Security Support Provider (CredSSP)
+    // in Windows XP SP3": add tspkg to Lsa\Security Packages); Vista/7/2008/2008 R2 list it by default.
+    Check {
+        id: "lsa-tspkg-missing", area: Area::Security, severity: High, run: Some(system::lsa_tspkg), title: "CredSSP security package (Lsa Security Packages)",
+        explain: "Lsa\\Security Packages does not load tspkg: CredSSP, and with it Network Level Authentication, is unavailable (\"An authentication error has occurred\").",
+        ..Check::DEFAULT
+    },
+    // Source: "Interactive logon: Require Windows Hello for Business or smart card" (learn.microsoft.com/previous-versions/windows/it-pro/
+    // windows-10/security/threat-protection/security-policy-settings/interactive-logon-require-smart-card): value scforceoption.
+    Check {
+        id: "smartcard-required", area: Area::Logon, severity: High, hive: Software, key: r"Microsoft\Windows\CurrentVersion\Policies\System",
+        value: "scforceoption", absent: Absent::Default(Lit::D(0)), healthy: Pred::Eq(0), fix: Fix::Set(Lit::D(0)),
+        title: "Smart card required (scforceoption)",
+        explain: "Interactive logon requires a smart card: password logons over RDP are refused.",
+        ..Check::DEFAULT
+    },
+    // Source: TLS registry settings, KeyExchangeAlgorithms\PKCS (learn.microsoft.com/windows-server/security/tls/tls-registry-settings;
+    // KB245030): Enabled = 0 turns off RSA key exchange and authentication in Schannel.
+    Check {
+        id: "schannel-rsa-disabled", area: Area::Security, severity: High, key: r"{CCS}\Control\SecurityProviders\SCHANNEL\KeyExchangeAlgorithms\PKCS",
+        value: "Enabled", absent: Absent::Fine("the OS default (RSA on)"), healthy: Pred::Ne(0), fix: Fix::Delete,
+        title: "RSA key exchange (SCHANNEL KeyExchangeAlgorithms\\PKCS Enabled)",
+        explain: "RSA key exchange and authentication are disabled in Schannel: the listener's RSA certificate cannot be used and the TLS handshake fails.",
+        ..Check::DEFAULT
+    },
+    // Source: "Prioritizing Schannel Cipher Suites" (learn.microsoft.com/windows/win32/secauthn/prioritizing-schannel-cipher-suites): the GPO
+    // SSL Cipher Suite Order (Policies\...\SSL\00010002 Functions) overrides the local list (Configuration\Local\SSL\00010002).
+    Check {
+        id: "cipher-suites-no-rsa", area: Area::Security, severity: High, run: Some(system::cipher_suites), title: "TLS cipher suite list",
+        explain: "The cipher suite list in force has no RSA suite: the listener's RSA certificate matches none and every TLS handshake fails.",
+        ..Check::DEFAULT
+    },
+    // Source: rdp-checks.md rdp-cert-store (RP-rdpcert: expired certificates are deleted, Windows mints a new one);
+    // certificate blobs are serialized properties, CERT_CERT_PROP_ID 32 = the DER certificate (wincrypt.h).
+    Check {
+        id: "rdp-cert-store", area: Area::Security, severity: Medium, run: Some(system::listener_cert), title: "Listener certificate (Remote Desktop store)",
+        explain: "The RDP listener certificate is expired or damaged",
+        ..Check::DEFAULT
+    },
+    // Source: KB4093492 "CredSSP updates for CVE-2018-0886" (March 13, 2018 updates per OS; May 8, 2018 made clients
+    // refuse unpatched servers by default) and D12 credssp-encryption-oracle-remediation.md.
+    Check {
+        id: "credssp-server-unpatched", area: Area::Security, severity: High, run: Some(system::credssp_patch), title: "CredSSP patch level (tspkg.dll)",
+        explain: "The server's CredSSP predates the CVE-2018-0886 fix: updated clients refuse it (\"CredSSP encryption oracle remediation\")",
+        ..Check::DEFAULT
+    },
+    // Source: "Azure VM is unresponsive while applying updates" (learn.microsoft.com/troubleshoot/azure/virtual-machines/windows/
+    // troubleshoot-stuck-updating-boot-error): pending.xml, `dism /revertpendingactions`; Azure win-fix-pending-servicing.
+    Check {
+        id: "pending-servicing", area: Area::Boot, severity: Medium, run: Some(system::pending_servicing), title: "Pending servicing operations",
+        explain: "Windows servicing operations are pending: the next boot applies them first (\"Working on updates\", possibly a rollback loop) and RDP is unreachable until they finish",
+        ..Check::DEFAULT
+    },
+    // Source: "Windows VM doesn't boot because the disk is full" (learn.microsoft.com/troubleshoot/azure/virtual-machines/windows/
+    // troubleshoot-boot-error-disk-full); Windows needs room to write hives, logs and profiles.
+    Check {
+        id: "low-disk-space", area: Area::Boot, severity: High, run: Some(system::free_space), title: "Free space on the Windows volume",
+        explain: "The Windows volume is almost full: services (TermService, profiles, event logs, updates) fail to write and logons hang or fail",
+        ..Check::DEFAULT
+    },
+    // Source: Fast Startup is a hibernation of the kernel session (learn.microsoft.com/windows-hardware/drivers/kernel/distinguishing-fast-startup-from-wake-from-hibernation);
+    // `powercfg /hibernate off` (learn.microsoft.com/windows-hardware/design/device-experiences/powercfg-command-line-options). Notes only.
+    Check {
+        id: "hibernation", area: Area::Boot, severity: Info, run: Some(system::hibernation), title: "Hibernation / Fast Startup",
+        explain: "Windows may resume a hibernated image and ignore offline registry changes.",
+        ..Check::DEFAULT
+    },
 ];
 
 /// Distinct check ids in catalog order.
@@ -390,7 +498,7 @@ mod tests {
     fn rows_name_what_defaults_cannot_supply() {
         for c in CATALOG {
             assert!(!c.id.is_empty() && !c.title.is_empty() && !c.explain.is_empty(), "row {c:?}: id, title and explain are required");
-            assert!(c.severity != Check::DEFAULT.severity || c.id == "fw-profile-disabled", "{}: severity left at the default", c.id);
+            assert!(c.severity != Check::DEFAULT.severity || matches!(c.id, "fw-profile-disabled" | "hibernation"), "{}: severity left at the default", c.id);
             if c.is_code() {
                 assert!(c.key.is_empty() && c.value.is_empty() && c.policy.is_none(), "{}: a code row with value fields", c.id);
             } else {

@@ -93,6 +93,11 @@ pub enum Fix {
 /// The evaluator of a row whose logic is code (see `custom.rs`).
 pub(crate) type Eval = fn(&Ctx, &Check, &mut Out);
 
+/// The row as it applies to this machine (its Windows build, domain role,
+/// related values), or `None` when the setting does not exist or cannot
+/// matter there (see `custom.rs`).
+pub(crate) type Adapt = fn(&Ctx, &Check) -> Option<Check>;
+
 /// One catalog row. A value row names one registry value (`key`, `value`,
 /// `ty`, optional Group Policy counterpart) with its healthy predicate, the
 /// meaning of its absence and its fix; a code row names its evaluator in
@@ -121,6 +126,8 @@ pub struct Check {
     pub fix: Fix,
     /// Code rows: the evaluator; `None` for a value row.
     pub(crate) run: Option<Eval>,
+    /// Rows whose meaning depends on the machine: applied before evaluation.
+    pub(crate) adapt: Option<Adapt>,
 }
 
 impl Check {
@@ -144,6 +151,7 @@ impl Check {
         healthy: Pred::NotEmpty,
         fix: Fix::Manual(""),
         run: None,
+        adapt: None,
     };
 
     /// Whether this row is evaluated by code rather than as one value.
@@ -175,7 +183,7 @@ impl Out {
             Remedy::Actions(a) => (a.iter().map(Edit::describe).collect::<Vec<_>>().join("; "), a),
             Remedy::Manual(t) => (format!("manual: {t}"), Vec::new()),
         };
-        self.findings.push(Finding { check: id.into(), severity, title: c.title, message, fix, actions });
+        self.findings.push(Finding { check: id.into(), severity, title: c.title, message, fix, actions, reapplied_by: Vec::new() });
     }
 
     pub fn note(&mut self, c: &Check, message: String) {

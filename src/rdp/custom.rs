@@ -92,31 +92,44 @@ pub(crate) fn cert_pinned(ctx: &Ctx, c: &Check, out: &mut Out) {
     }
 }
 
-/// Core network drivers and services with their measured default Start.
-const CORE_NET: [(&str, u32); 12] = [
-    ("Tcpip", 0),
-    ("NDIS", 0),
-    ("Afd", 1),
-    ("nsiproxy", 1),
-    ("NetBT", 1),
-    ("netvsc", 3),
-    ("RpcSs", 2),
-    ("DcomLaunch", 2),
-    ("RpcEptMapper", 2),
-    ("Dnscache", 2),
-    ("NlaSvc", 2),
-    ("LanmanWorkstation", 2),
+/// Core network drivers and services with their measured default Start
+/// [RP-netconn, D21] and what disabling each does: the stack itself (Tcpip,
+/// NDIS, Afd, nsiproxy, netvsc, RPC) means no network at all; NetBT only
+/// NetBIOS names; Dnscache name resolution (RDP by IP works, domain logons
+/// suffer); NlaSvc network identification (the network is filed as Public);
+/// LanmanWorkstation SMB and domain logons.
+const CORE_NET: [(&str, u32, Severity, &str); 12] = [
+    ("Tcpip", 0, Severity::Critical, "the VM has no network at all"),
+    ("NDIS", 0, Severity::Critical, "the VM has no network at all"),
+    ("Afd", 1, Severity::Critical, "no socket (Winsock) traffic at all"),
+    ("nsiproxy", 1, Severity::Critical, "the network store interface fails: no IP configuration"),
+    ("NetBT", 1, Severity::Low, "NetBIOS over TCP/IP (legacy name resolution) is off; RDP by DNS name or IP still works"),
+    ("netvsc", 3, Severity::Critical, "the Hyper-V / Azure network adapter has no driver: no network at all"),
+    ("RpcSs", 2, Severity::Critical, "RPC is down: Windows services, the logon and RDP fail"),
+    ("DcomLaunch", 2, Severity::Critical, "DCOM / RPC activation is down: Windows services, the logon and RDP fail"),
+    ("RpcEptMapper", 2, Severity::Critical, "the RPC endpoint mapper is down: Windows services and RDP fail"),
+    ("Dnscache", 2, Severity::Medium, "the DNS client is off: names do not resolve (connect by IP; domain logons and NLA with domain accounts fail)"),
+    ("NlaSvc", 2, Severity::Medium, "network location awareness is off: the network is not identified, so the Public firewall profile applies and domain detection fails"),
+    ("LanmanWorkstation", 2, Severity::Medium, "the Workstation service is off: SMB and domain logons fail (local RDP logons work)"),
 ];
 
+/// A VM that runs on Azure: the guest agent's services.
+fn azure_image(ctx: &Ctx) -> bool {
+    ["WindowsAzureGuestAgent", "RdAgent", "WindowsAzureTelemetryService"].iter().any(|s| ctx.key(System, &format!(r"{{CCS}}\Services\{s}")).is_some())
+}
+
 pub(crate) fn core_net_stack(ctx: &Ctx, c: &Check, out: &mut Out) {
-    for (svc, default) in CORE_NET {
+    for (svc, default, severity, what) in CORE_NET {
         let key = format!(r"{{CCS}}\Services\{svc}");
         if ctx.key(System, &key).is_none() {
+            if svc == "netvsc" && azure_image(ctx) && !ctx.os().pre_vista() {
+                out.finding(c, c.id, Severity::Critical, format!("the netvsc driver key ({}) is missing on an Azure image: the Hyper-V network adapter has no driver and the VM has no network", ctx.full(System, &key)), Remedy::Manual("restore the netvsc service key (and System32\\drivers\\netvsc*.sys) from a healthy VM of the same build, or repair the OS with DISM/SFC from a rescue VM".into()));
+            }
             continue;
         }
         out.setting(local_setting(ctx, c.id, System, &key, "Start", None));
         if ctx.dword(System, &key, "Start") == Some(4) {
-            out.finding(c, c.id, c.severity, format!("{svc} is disabled (Start = 4): the VM has no network at all"), Remedy::Actions(ctx.set_actions(System, &key, "Start", RegData::Dword(default))));
+            out.finding(c, c.id, severity, format!("{svc} is disabled (Start = 4): {what}"), Remedy::Actions(ctx.set_actions(System, &key, "Start", RegData::Dword(default))));
         }
     }
 }
@@ -183,7 +196,23 @@ pub(crate) fn static_ip(ctx: &Ctx, c: &Check, out: &mut Out) {
 
 const NET_CLASS: &str = "{4d36e972-e325-11ce-bfc1-08002be10318}";
 
+/// Disabled network adapters (CONFIGFLAG_DISABLED [C5], D14). Critical only
+/// for the present Hyper-V synthetic NIC (netvsc on VMBUS: the newest-written
+/// VMBUS network instance is the one of the last boot); a disabled older VMBUS
+/// instance is a ghost of an earlier deployment, a Mellanox PCI function the
+/// Accelerated Networking VF (traffic falls back to the synthetic NIC): Low;
+/// another PCI adapter is an emulated or passed-through one of another
+/// hypervisor: Low next to a VMBUS NIC, else Medium.
 pub(crate) fn nic_disabled(ctx: &Ctx, c: &Check, out: &mut Out) {
+    struct Nic {
+        bus: &'static str,
+        dev: String,
+        inst: String,
+        ikey: String,
+        flags: u32,
+        written: String,
+    }
+    let mut nics: Vec<Nic> = Vec::new();
     for bus in ["VMBUS", "PCI"] {
         let base = format!(r"{{CCS}}\Enum\{bus}");
         let Some(devs) = ctx.key(System, &base) else { continue };
@@ -192,18 +221,40 @@ pub(crate) fn nic_disabled(ctx: &Ctx, c: &Check, out: &mut Out) {
             let Some(insts) = ctx.key(System, &dkey) else { continue };
             for inst in insts.subkeys {
                 let ikey = format!(r"{dkey}\{inst}");
+                let Some(k) = ctx.key(System, &ikey) else { continue };
                 let class = ctx.string(System, &ikey, "ClassGUID").unwrap_or_default();
                 if !class.eq_ignore_ascii_case(NET_CLASS) {
                     continue;
                 }
                 let flags = ctx.dword(System, &ikey, "ConfigFlags").unwrap_or(0);
                 out.setting(local_setting(ctx, c.id, System, &ikey, "ConfigFlags", Some(J::from(0))));
-                if flags & 1 != 0 {
-                    let desc = ctx.string(System, &ikey, "FriendlyName").or_else(|| ctx.string(System, &ikey, "DeviceDesc")).unwrap_or_else(|| dev.clone());
-                    out.finding(c, c.id, c.severity, format!("network adapter {desc} ({bus}\\{dev}\\{inst}) has CONFIGFLAG_DISABLED set (ConfigFlags = {flags:#x})"), Remedy::Actions(ctx.set_actions(System, &ikey, "ConfigFlags", RegData::Dword(flags & !1))));
-                }
+                nics.push(Nic { bus, dev: dev.clone(), inst, ikey, flags, written: k.last_write.unwrap_or_default() });
             }
         }
+    }
+    let newest_vmbus = nics.iter().filter(|n| n.bus == "VMBUS").map(|n| n.written.clone()).max();
+    for n in nics.iter().filter(|n| n.flags & 1 != 0) {
+        let desc = ctx.string(System, &n.ikey, "FriendlyName").or_else(|| ctx.string(System, &n.ikey, "DeviceDesc")).unwrap_or_else(|| n.dev.clone());
+        let (severity, why) = if n.bus == "VMBUS" {
+            if Some(&n.written) == newest_vmbus.as_ref() {
+                (c.severity, "the VM's Hyper-V network adapter: no connectivity on any port".to_string())
+            } else {
+                (Severity::Low, "an older Hyper-V adapter instance (a ghost of an earlier deployment; a newer one exists)".to_string())
+            }
+        } else if n.dev.to_ascii_uppercase().starts_with("VEN_15B3") {
+            (Severity::Low, "the Accelerated Networking virtual function: traffic falls back to the synthetic adapter".to_string())
+        } else if newest_vmbus.is_some() {
+            (Severity::Low, "a PCI adapter of another hypervisor or host; the VM uses its Hyper-V adapter".to_string())
+        } else {
+            (Severity::Medium, "a PCI adapter; on Hyper-V/Azure the VM gets a new synthetic adapter instead".to_string())
+        };
+        out.finding(
+            c,
+            c.id,
+            severity,
+            format!("network adapter {desc} ({}\\{}\\{}) has CONFIGFLAG_DISABLED set (ConfigFlags = {:#x}): {why}", n.bus, n.dev, n.inst, n.flags),
+            Remedy::Actions(ctx.set_actions(System, &n.ikey, "ConfigFlags", RegData::Dword(n.flags & !1))),
+        );
     }
 }
 
@@ -234,7 +285,10 @@ pub(crate) fn network_provider(ctx: &Ctx, c: &Check, out: &mut Out) {
 // ---------------------------------------------------------------- firewall
 
 fn profile_settings(ctx: &Ctx, c: &Check, name: &str, out: &mut Out) {
-    for (_, local_key, gpo_keys) in PROFILES {
+    for (profile, local_key, gpo_keys) in PROFILES {
+        if profile == "Public" && ctx.os().pre_vista() {
+            continue; // NT 5.x has only the Domain and Standard profiles
+        }
         let key = format!(r"{LOCAL_POLICY}\{local_key}");
         let local = ctx.value(System, &key, name);
         let (gpo_key, policy) = gpo_keys
@@ -266,7 +320,8 @@ fn profile_settings(ctx: &Ctx, c: &Check, name: &str, out: &mut Out) {
 pub(crate) fn fw_block_inbound_always(ctx: &Ctx, c: &Check, out: &mut Out) {
     profile_settings(ctx, c, "DoNotAllowExceptions", out);
     let fw = ctx.firewall();
-    let hit: Vec<&str> = fw.profiles.iter().filter(|p| p.enabled && p.block_all).map(|p| p.name).collect();
+    // The Domain profile never applies to a machine outside a domain.
+    let hit: Vec<&str> = fw.profiles.iter().filter(|p| p.enabled && p.block_all && fw.can_apply(p.name)).map(|p| p.name).collect();
     if hit.is_empty() {
         return;
     }
@@ -320,6 +375,12 @@ pub(crate) fn fw_rdp_rule(ctx: &Ctx, c: &Check, out: &mut Out) {
     let port = listener_port(ctx);
     // rdp-port moves an uncovered custom port back to 3389: check the rules for the port RDP will use.
     let port = if port != 3389 && !fw.allows(port) { 3389 } else { port };
+    // A profile open only to some remote addresses (RA4/RA6) is reported as such [MS-GPFAS 2.2.2.19].
+    for (p, reach) in fw.reach(port) {
+        if let super::firewall::Reach::From(from) = reach {
+            out.note(c, format!("in the {p} profile TCP {port} is open only from {}: clients elsewhere time out", from.join(" or ")));
+        }
+    }
     let closed = fw.closed_profiles(port);
     if closed.is_empty() {
         return;
@@ -330,14 +391,15 @@ pub(crate) fn fw_rdp_rule(ctx: &Ctx, c: &Check, out: &mut Out) {
     let enable: Vec<&Rule> = fw
         .local
         .iter()
-        .filter(|r| r.in_rdp_group() && !r.active() && r.inbound() && r.action().eq_ignore_ascii_case("Allow") && r.covers_tcp() && r.covers_port(port) && r.applies_to_termservice())
+        .filter(|r| r.in_rdp_group() && !r.active() && r.inbound() && r.action().eq_ignore_ascii_case("Allow") && r.covers_tcp() && r.covers_port(port) && r.applies_to_listener(fw.kernel_listener))
         .filter(|r| closed.iter().any(|p| r.in_profile(p)))
         .collect();
-    let where_ = format!("in the {} profile(s), where the firewall is on", closed.join(", "));
-    // Closed only for Public while Domain/Private are open: RDP breaks when Windows files the
-    // VM's network as Public (a new, unidentified network after a move), not otherwise.
+    let shown: Vec<&str> = closed.iter().map(|&p| if fw.nt5 && p == "Private" { "Standard" } else { p }).collect();
+    let where_ = format!("in the {} profile(s), where the firewall is on", shown.join(", "));
+    // Closed only for Public while Domain/Private are open: still High, because a moved VM
+    // lands on a new, unidentified network, which Windows files as Public.
     let only_public = closed == ["Public"] && fw.profiles.iter().any(|p| p.enabled && p.name != "Public");
-    let severity = if only_public { Severity::Medium } else { c.severity };
+    let severity = c.severity;
     let where_ = if only_public { format!("{where_} (RDP breaks when Windows files the VM's network as Public, as it does for a new network after a move)") } else { where_ };
     let (why, remedy) = if !enable.is_empty() && fw.local_merge {
         let names: Vec<&str> = enable.iter().map(|r| r.id.as_str()).collect();
@@ -347,10 +409,12 @@ pub(crate) fn fw_rdp_rule(ctx: &Ctx, c: &Check, out: &mut Out) {
         ("Group Policy ignores local rules (AllowLocalPolicyMerge = 0) and has no RDP allow rule".to_string(), Remedy::Manual(format!("add an inbound allow rule for TCP {port} to the GPO")))
     } else if group.is_empty() {
         let remedy = match fw.version_prefix() {
-            Some(v) => Remedy::Actions(ctx.set_actions(System, store, RDP_RULE, RegData::Sz(format!("{v}|{RDP_RULE_BODY}")))),
-            None => Remedy::Manual(format!("the local rule store is empty; add an inbound allow rule for TCP {port} (svchost.exe, service termservice) or restore the default rules")),
+            _ if fw.nt5 => Remedy::Manual(format!("turn on the Remote Desktop exception of Windows Firewall (SharedAccess\\Parameters\\FirewallPolicy\\StandardProfile\\GloballyOpenPorts\\List: \"{port}:TCP\" = \"{port}:TCP:*:Enabled:Remote Desktop\"), e.g. from a startup script with `netsh firewall set service remotedesktop enable`")),
+            Some(v) if !fw.kernel_listener => Remedy::Actions(ctx.set_actions(System, store, RDP_RULE, RegData::Sz(format!("{v}|{RDP_RULE_BODY}")))),
+            _ => Remedy::Manual(format!("the local rule store has no usable Remote Desktop rule; add an inbound allow rule for TCP {port} ({}) or restore the default rules", if fw.kernel_listener { "program System: the listener of this Windows version runs in the kernel" } else { "svchost.exe, service termservice" })),
         };
-        ("no Remote Desktop rule exists in the local store".to_string(), remedy)
+        let what = if fw.nt5 { "no Remote Desktop exception is enabled (NT 5.x firewall)" } else { "no Remote Desktop rule exists in the local store" };
+        (what.to_string(), remedy)
     } else {
         ("the Remote Desktop rules do not cover that port or profile".to_string(), Remedy::Manual(format!("add an inbound allow rule for TCP {port} (svchost.exe, service termservice)")))
     };
@@ -363,14 +427,18 @@ pub(crate) fn fw_block_rule(ctx: &Ctx, c: &Check, out: &mut Out) {
         return;
     }
     let port = listener_port(ctx);
-    for r in fw.enforced().filter(|r| r.matches_rdp("Block", port) && fw.in_enabled_profile(r)) {
+    for r in fw.enforced().filter(|r| fw.matches(r, "Block", port) && fw.in_enabled_profile(r)) {
         out.setting(rule_setting(ctx, c, r));
-        let scope = if r.scoped() { " (address/interface scoped: it blocks only some clients, which cannot be decided offline)" } else { "" };
+        let scope = match r.remote_scope() {
+            Some(from) => format!(" (only for clients from {from})"),
+            None if r.scoped() => " (interface / local-address scoped: it blocks only some traffic, which cannot be decided offline)".to_string(),
+            None => String::new(),
+        };
         let back = if r.store == "gpo" { "; a GPO writes it again: fix the GPO too" } else { "" };
         out.finding(
             c,
             c.id,
-            c.severity,
+            if r.remote_scope().is_some() { Severity::Medium } else { c.severity },
             format!("active inbound block rule {} in the {} store covers TCP {port}{scope}{back}", r.id, r.store),
             Remedy::Actions(ctx.set_actions(r.hive, r.key, &r.id, RegData::Sz(r.with_active(false)))),
         );
@@ -384,7 +452,7 @@ pub(crate) fn fw_no_local_merge(ctx: &Ctx, c: &Check, out: &mut Out) {
         .into_iter()
         .filter(|p| ctx.dword(Software, &format!(r"{GPO_POLICY}\{p}"), "AllowLocalPolicyMerge") == Some(0))
         .collect();
-    if off.is_empty() || !fw.any_enabled() || fw.gpo.iter().any(|r| r.matches_rdp("Allow", port)) {
+    if off.is_empty() || !fw.any_enabled() || fw.gpo.iter().chain(fw.legacy.iter()).any(|r| fw.matches(r, "Allow", port)) {
         return;
     }
     let mut actions = Vec::new();
@@ -397,7 +465,10 @@ pub(crate) fn fw_no_local_merge(ctx: &Ctx, c: &Check, out: &mut Out) {
 pub(crate) fn fw_profile_disabled(ctx: &Ctx, c: &Check, out: &mut Out) {
     profile_settings(ctx, c, "EnableFirewall", out);
     let fw = ctx.firewall();
-    let off: Vec<&str> = fw.profiles.iter().filter(|p| !p.enabled).map(|p| p.name).collect();
+    let off: Vec<&str> = fw.profiles.iter().filter(|p| !p.enabled).map(|p| if fw.nt5 && p.name == "Private" { "Standard" } else { p.name }).collect();
+    if fw.nt5 && ctx.dword(System, r"{CCS}\Services\SharedAccess", "Start") == Some(4) {
+        return out.note(c, "the Windows Firewall service (SharedAccess, NT 5.x) is disabled: nothing filters inbound traffic".into());
+    }
     if !off.is_empty() {
         out.note(c, format!("the firewall is off in the {} profile(s); Azure's image guidance expects it on", off.join(", ")));
     }
@@ -605,16 +676,34 @@ pub(crate) fn licensing(ctx: &Ctx, c: &Check, out: &mut Out) {
         effective: servers_pol.clone().map(J::from).or_else(|| servers_local.clone().map(J::from)).unwrap_or(J::Null),
         source: if servers_pol.is_some() { "policy" } else if servers_local.is_some() { "local" } else { "default" },
     });
+    // Only an RD Session Host counts licenses [D24]; a client or a server in remote-administration mode
+    // ignores LicensingMode and has its two admin sessions without CALs.
+    let Some(host) = rdsh_evidence(ctx) else {
+        if matches!(mode, Some(2 | 4)) {
+            out.note(c, "a licensing mode is set, but the RD Session Host role is not installed: it has no effect".into());
+        }
+        return;
+    };
     if matches!(mode, Some(2 | 4)) && servers_pol.is_none() && servers_local.is_none() {
         let kind = if mode == Some(2) { "per device" } else { "per user" };
         out.finding(
             c,
             c.id,
             c.severity,
-            format!("{} (LicensingMode = {kind})", c.explain),
+            format!("{} (LicensingMode = {kind}; RD Session Host: {host})", c.explain),
             Remedy::Manual("configure a reachable, activated RD license server (policy LicenseServers), or remove the RD Session Host role if two admin sessions suffice; meanwhile `mstsc /admin` connects".into()),
         );
     }
+}
+
+/// Why this machine is an RD Session Host, if it is: Terminal Server
+/// `TSAppCompat` = 1 (application server mode, set by the role), or a
+/// multi-session edition (`EditionID` ServerRdsh).
+fn rdsh_evidence(ctx: &Ctx) -> Option<String> {
+    if ctx.dword(System, TS, "TSAppCompat") == Some(1) {
+        return Some("TSAppCompat = 1".into());
+    }
+    ctx.string(Software, r"Microsoft\Windows NT\CurrentVersion", "EditionID").filter(|e| e.eq_ignore_ascii_case("ServerRdsh")).map(|e| format!("EditionID = {e}"))
 }
 
 pub(crate) fn session_limits(ctx: &Ctx, c: &Check, out: &mut Out) {
@@ -642,4 +731,121 @@ pub(crate) fn session_limits(ctx: &Ctx, c: &Check, out: &mut Out) {
     if ctx.dword(Software, TS_POLICY, "fDisableAutoReconnect") == Some(1) {
         out.finding(c, c.id, c.severity, "Group Policy disables automatic reconnection (fDisableAutoReconnect = 1): dropped sessions are not resumed".into(), Remedy::Actions(ctx.delete_value_actions(Software, TS_POLICY, "fDisableAutoReconnect")));
     }
+}
+
+// ---------------------------------------------------------------- adapters
+// Rows whose meaning depends on the machine (`Check::adapt`): the Windows
+// build (`Ctx::os`), the domain role, and related values.
+
+use super::catalog::{Absent, Fix, Lit, Pred};
+use super::os::Era;
+
+/// The value Windows uses for an RDP-Tcp setting: policy, else local, else `default`.
+pub(crate) fn rdp_effective(ctx: &Ctx, name: &str, default: u32) -> u32 {
+    ctx.dword(Software, TS_POLICY, name).or_else(|| ctx.dword(System, RDP_TCP, name)).unwrap_or(default)
+}
+
+/// NLA rows: CredSSP / NLA exist from Vista / 2008 on [D10].
+pub(crate) fn adapt_since_vista(ctx: &Ctx, c: &Check) -> Option<Check> {
+    (!ctx.os().pre_vista()).then_some(*c)
+}
+
+/// SecurityLayer before Vista: optional (2003 SP1 added the TLS choice); absent means the RDP layer.
+pub(crate) fn adapt_nt5_layer(ctx: &Ctx, c: &Check) -> Option<Check> {
+    if ctx.os().pre_vista() {
+        return Some(Check { absent: Absent::Fine("RDP security layer (NT 5.x has no NLA; 2003 SP1 added TLS as an option)"), ..*c });
+    }
+    Some(*c)
+}
+
+/// fAllowSecProtocolNegotiation = 0 is the seed article's NLA-off state when
+/// SecurityLayer and UserAuthentication are 0 too; with NLA required it cannot
+/// negotiate CredSSP (Medium); with only TLS it is the Low row.
+pub(crate) fn adapt_negotiation(ctx: &Ctx, c: &Check) -> Option<Check> {
+    if ctx.os().pre_vista() {
+        return None;
+    }
+    let layer = rdp_effective(ctx, "SecurityLayer", 1);
+    let auth = rdp_effective(ctx, "UserAuthentication", 1);
+    if layer == 0 && auth == 0 {
+        return Some(Check { healthy: Pred::In(&[0, 1]), ..*c });
+    }
+    if auth != 0 {
+        return Some(Check {
+            severity: Severity::Medium,
+            explain: "Security protocol negotiation is off while Network Level Authentication is required: the client cannot negotiate CredSSP and is refused (D10 turns negotiation off only with SecurityLayer 0 and UserAuthentication 0).",
+            ..*c
+        });
+    }
+    Some(*c)
+}
+
+pub(crate) fn adapt_encryption_level(ctx: &Ctx, c: &Check) -> Option<Check> {
+    match rdp_effective(ctx, "MinEncryptionLevel", 2) {
+        3 => Some(Check {
+            severity: Severity::Low,
+            healthy: Pred::Range(1, 2),
+            explain: "MinEncryptionLevel 3 (High): clients that cannot do 128-bit RDP encryption are refused; D10 lowers it to 2 (and to 1 if 2 still fails).",
+            ..*c
+        }),
+        4 => Some(Check {
+            severity: Severity::Medium,
+            healthy: Pred::Range(1, 2),
+            explain: "MinEncryptionLevel 4 (FIPS compliant): clients without FIPS RDP encryption fail with an authentication error; D10 sets 2 (the `fips-off` profile does it with FIPSAlgorithmPolicy).",
+            ..*c
+        }),
+        _ => Some(*c),
+    }
+}
+
+pub(crate) fn adapt_fips(ctx: &Ctx, c: &Check) -> Option<Check> {
+    let layer = rdp_effective(ctx, "SecurityLayer", 1);
+    let level = rdp_effective(ctx, "MinEncryptionLevel", 2);
+    if layer == 0 || level == 4 {
+        return Some(*c);
+    }
+    Some(Check {
+        severity: Severity::Low,
+        explain: "FIPS mode is on: the TLS/NLA handshake is limited to FIPS-approved cipher suites (current clients have them); older clients and the RDP security layer fail.",
+        ..*c
+    })
+}
+
+/// Checks that only matter where domain accounts log on.
+pub(crate) fn adapt_domain_only(ctx: &Ctx, c: &Check) -> Option<Check> {
+    ctx.os().in_domain().then_some(*c)
+}
+
+pub(crate) fn adapt_netlogon(ctx: &Ctx, c: &Check) -> Option<Check> {
+    ctx.os().in_domain().then_some(Check { fix: Fix::Set(Lit::D(2)), ..*c })
+}
+
+/// The TLS rows per build (see the catalog comment).
+pub(crate) fn adapt_tls(ctx: &Ctx, c: &Check) -> Option<Check> {
+    let os = ctx.os();
+    let ver = ["1.0", "1.1", "1.2"].into_iter().find(|v| c.key.contains(&format!("TLS {v}"))).unwrap_or("1.2");
+    // An explicit "off" that is the default of this build: shown, never a finding.
+    let default_off = |why: &'static str| Some(Check { absent: Absent::Fine(why), healthy: Pred::Ge(0), ..*c });
+    if os.pre_vista() {
+        // NT 5.x RDP 5.2 uses TLS 1.0 at most; there is no 1.1/1.2 Schannel to configure.
+        return if ver == "1.0" { Some(*c) } else { None };
+    }
+    if os.era.is_some_and(|e| e <= Era::Win7) {
+        return match ver {
+            "1.0" => {
+                let fix = if c.value.eq_ignore_ascii_case("Enabled") { Fix::Set(Lit::D(1)) } else { Fix::Set(Lit::D(0)) };
+                Some(Check {
+                    severity: Severity::High,
+                    fix,
+                    explain: "TLS 1.0 is disabled for servers: Windows 7 / Server 2008 (R2) RDP uses TLS 1.0 only unless the TLS 1.1/1.2 update for RDP (KB3080079) is installed, so the TLS security layer and NLA fail (\"An internal error has occurred\").",
+                    ..*c
+                })
+            }
+            _ => default_off("off by default on this build; RDP here uses TLS 1.0 unless KB3080079 is installed"),
+        };
+    }
+    if ver != "1.2" && os.build_at_least(26100) {
+        return default_off("off by default from build 26100 (Windows 11 24H2 / Server 2025)");
+    }
+    Some(*c)
 }

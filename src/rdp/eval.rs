@@ -55,6 +55,17 @@ pub fn inspect(hives: &dyn Hives) -> Inspection {
             }
             continue;
         }
+        let adapted;
+        let c = match c.adapt {
+            Some(adapt) => match adapt(&ctx, c) {
+                Some(a) => {
+                    adapted = a;
+                    &adapted
+                }
+                None => continue,
+            },
+            None => c,
+        };
         match c.run {
             Some(run) => run(&ctx, c, &mut out),
             None => value_check(&ctx, c, &mut out),
@@ -71,7 +82,9 @@ pub fn inspect(hives: &dyn Hives) -> Inspection {
 fn windows_info(ctx: &Ctx) -> WindowsInfo {
     let cv = r"Microsoft\Windows NT\CurrentVersion";
     let s = |n: &str| ctx.string(HiveKind::Software, cv, n).filter(|s| !s.is_empty());
-    let build = s("CurrentBuild").or_else(|| s("CurrentBuildNumber")).map(|b| match ctx.dword(HiveKind::Software, cv, "UBR") {
+    // XP/2003 keep "1.511.1 () (Obsolete data - do not use)" in CurrentBuild: the number is in CurrentBuildNumber.
+    let numeric = |b: &String| b.trim().chars().all(|c| c.is_ascii_digit());
+    let build = s("CurrentBuild").filter(numeric).or_else(|| s("CurrentBuildNumber")).or_else(|| s("CurrentBuild")).map(|b| match ctx.dword(HiveKind::Software, cv, "UBR") {
         Some(ubr) => format!("{b}.{ubr}"),
         None => b,
     });

@@ -1,7 +1,18 @@
 //! Windows Firewall as stored in the registry: rule strings ([MS-GPFAS]
 //! 2.2.2.19 firewall rules, 2.2.6.2 connection security rules), the local,
-//! MDM and Group Policy rule stores, and the per-profile switches.
+//! MDM and Group Policy rule stores, the legacy (XP-era) Group Policy
+//! exceptions, and the per-profile switches (EnableFirewall,
+//! DoNotAllowExceptions, DefaultInboundAction).
+//!
+//! By Windows version: NT 5.x (XP / 2003) has no rule store and no Public
+//! profile, its firewall is the SharedAccess service and its exceptions are
+//! `GloballyOpenPorts\List` entries; on Vista / 7 (2008 / R2) the RDP listener
+//! runs in the kernel (rdpwd/tdtcp), so only a rule for `App=System` (the
+//! "Remote Desktop (TCP-In)" rule) admits it, while the svchost/termservice
+//! rule of Windows 7 belongs to the RemoteFX group; from Windows 8 / 2012 the
+//! listener is TermService in svchost (the "User Mode" rule).
 
+use super::os::Era;
 use super::Ctx;
 use crate::hive::source::HiveKind;
 
@@ -103,9 +114,20 @@ impl Rule {
     /// or with an explicit port; never rules bound to an app package, a user or
     /// a trust tuple, or that require authenticated peers.
     pub fn applies_to_termservice(&self) -> bool {
+        self.applies_to_listener(false)
+    }
+
+    /// As [`applies_to_termservice`](Self::applies_to_termservice) for a
+    /// kernel-mode listener (Vista / 7): the traffic belongs to `System`, so a
+    /// rule bound to svchost.exe does not admit it.
+    pub fn applies_to_listener(&self, kernel: bool) -> bool {
         let app_ok = self.get("App").is_none_or(|a| {
             let a = a.to_lowercase();
-            a.ends_with("svchost.exe") || (a == "system" && (self.in_rdp_group() || self.has_port_scope()))
+            if kernel {
+                a == "system"
+            } else {
+                a.ends_with("svchost.exe") || (a == "system" && (self.in_rdp_group() || self.has_port_scope()))
+            }
         });
         let svc_ok = self.get("Svc").is_none_or(|s| s == "*" || s.eq_ignore_ascii_case("termservice"));
         let other = self.tokens.iter().any(|(k, _)| {
@@ -126,9 +148,25 @@ impl Rule {
         ps.peek().is_none() || ps.any(|p| p.eq_ignore_ascii_case(name))
     }
 
-    /// A rule of Windows' "Remote Desktop" group.
+    /// A rule of Windows' "Remote Desktop" group (by its group; by its id only
+    /// when it names no group: Windows 7's `RemoteDesktop-UserMode-In-TCP` is
+    /// in the RemoteFX group, `@FirewallAPI.dll,-28852`).
     pub fn in_rdp_group(&self) -> bool {
-        self.get("EmbedCtxt").is_some_and(|g| g.eq_ignore_ascii_case(RDP_GROUP)) || self.id.to_lowercase().starts_with("remotedesktop-")
+        match self.get("EmbedCtxt") {
+            Some(g) => g.eq_ignore_ascii_case(RDP_GROUP),
+            None => self.id.to_lowercase().starts_with("remotedesktop-"),
+        }
+    }
+
+    /// The remote-address scope (`RA4`/`RA6` [MS-GPFAS 2.2.2.19]), if any, as "RA4=...; RA6=...".
+    pub fn remote_scope(&self) -> Option<String> {
+        let parts: Vec<String> = self
+            .tokens
+            .iter()
+            .filter(|(k, _)| matches!(k.to_ascii_uppercase().as_str(), "RA4" | "RA6" | "RA42" | "RA62"))
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        (!parts.is_empty()).then(|| parts.join("; "))
     }
 
     /// Remote-address, interface or local-address scope (cannot be judged offline).
@@ -154,7 +192,12 @@ impl Rule {
 
     /// Whether this is an active inbound rule of `action` covering TCP `port` of the RDP service.
     pub fn matches_rdp(&self, action: &str, port: u32) -> bool {
-        self.active() && self.inbound() && self.action().eq_ignore_ascii_case(action) && self.covers_tcp() && self.covers_port(port) && self.applies_to_termservice()
+        self.matches_listener(action, port, false)
+    }
+
+    /// [`matches_rdp`](Self::matches_rdp) for a user-mode (`kernel` false) or kernel-mode listener.
+    pub fn matches_listener(&self, action: &str, port: u32, kernel: bool) -> bool {
+        self.active() && self.inbound() && self.action().eq_ignore_ascii_case(action) && self.covers_tcp() && self.covers_port(port) && self.applies_to_listener(kernel)
     }
 }
 
@@ -165,14 +208,71 @@ pub struct Profile {
     pub name: &'static str,
     pub enabled: bool,
     pub block_all: bool,
+    /// `DefaultInboundAction` = 0: unsolicited inbound traffic is allowed without a rule.
+    pub default_allow: bool,
 }
 
-/// Local store profile keys and their Group Policy twins.
+/// Local store profile keys and their Group Policy twins. The legacy
+/// `StandardProfile` policy (windowsfirewall.admx, XP era) applies to the
+/// Private and the Public profile [A3].
 pub const PROFILES: [(&str, &str, &[&str]); 3] = [
     ("Domain", "DomainProfile", &["DomainProfile"]),
     ("Private", "StandardProfile", &["PrivateProfile", "StandardProfile"]),
-    ("Public", "PublicProfile", &["PublicProfile"]),
+    ("Public", "PublicProfile", &["PublicProfile", "StandardProfile"]),
 ];
+
+/// How a profile treats the RDP port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reach {
+    /// The firewall is off, the default inbound action is allow, or an unscoped rule allows it.
+    Open,
+    /// Only rules restricted to these remote addresses allow it.
+    From(Vec<String>),
+    /// Nothing allows it (or everything is blocked).
+    Closed,
+}
+
+/// Legacy Group Policy exception keys (windowsfirewall.admx [A3]), per policy profile.
+const LEGACY: [(&str, &str, &str); 2] = [
+    ("DomainProfile", r"Policies\Microsoft\WindowsFirewall\DomainProfile\GloballyOpenPorts\List", r"Policies\Microsoft\WindowsFirewall\DomainProfile\Services\RemoteDesktop"),
+    ("StandardProfile", r"Policies\Microsoft\WindowsFirewall\StandardProfile\GloballyOpenPorts\List", r"Policies\Microsoft\WindowsFirewall\StandardProfile\Services\RemoteDesktop"),
+];
+/// The NT 5.x local exception lists.
+const NT5_LOCAL: [(&str, &str); 2] = [
+    ("DomainProfile", r"{CCS}\Services\SharedAccess\Parameters\FirewallPolicy\DomainProfile\GloballyOpenPorts\List"),
+    ("StandardProfile", r"{CCS}\Services\SharedAccess\Parameters\FirewallPolicy\StandardProfile\GloballyOpenPorts\List"),
+];
+
+/// The `Profile=` tokens a legacy profile stands for.
+fn legacy_profiles(p: &str) -> &'static str {
+    if p == "DomainProfile" {
+        "Profile=Domain|"
+    } else {
+        "Profile=Private|Profile=Public|"
+    }
+}
+
+/// A legacy port exception "PORT:TCP:SCOPE:Enabled:Name" as a rule string.
+fn legacy_port_rule(entry: &str, profiles: &str) -> Option<String> {
+    let f: Vec<&str> = entry.splitn(5, ':').collect();
+    if f.len() < 4 || !f[1].eq_ignore_ascii_case("TCP") {
+        return None;
+    }
+    let port: u32 = f[0].trim().parse().ok()?;
+    let active = if f[3].trim().eq_ignore_ascii_case("enabled") { "TRUE" } else { "FALSE" };
+    let scope = scope_tokens(f[2]);
+    Some(format!("v2.0|Action=Allow|Active={active}|Dir=In|Protocol=6|{profiles}LPort={port}|{scope}Name={}|", f.get(4).unwrap_or(&"")))
+}
+
+/// `*` = any address; otherwise the list becomes an RA4 scope.
+fn scope_tokens(scope: &str) -> String {
+    let scope = scope.trim();
+    if scope.is_empty() || scope == "*" {
+        String::new()
+    } else {
+        format!("RA4={scope}|")
+    }
+}
 
 /// The firewall configuration of a machine.
 pub struct Firewall {
@@ -180,6 +280,14 @@ pub struct Firewall {
     pub local: Vec<Rule>,
     pub mdm: Vec<Rule>,
     pub gpo: Vec<Rule>,
+    /// Legacy Group Policy exceptions (and the NT 5.x local port list) as rules.
+    pub legacy: Vec<Rule>,
+    /// The RDP listener is kernel-mode (Vista / 7): only `App=System` rules admit it.
+    pub kernel_listener: bool,
+    /// The machine is in a domain: only then can the Domain profile be the active one.
+    pub domain_applies: bool,
+    /// NT 5.x (XP / 2003): exceptions instead of rules.
+    pub nt5: bool,
     /// Group Policy lets local rules apply (AllowLocalPolicyMerge not 0 in every GPO profile).
     pub local_merge: bool,
     pub local_ipsec_merge: bool,
@@ -199,13 +307,47 @@ impl Firewall {
         let gpo_dword = |profile: &str, name: &str| -> Option<u32> {
             sw.then(|| ctx.dword(HiveKind::Software, &format!(r"{GPO_POLICY}\{profile}"), name)).flatten()
         };
+        let os = ctx.os();
+        let nt5 = os.pre_vista();
+        // NT 5.x: the firewall is the SharedAccess service; disabled, nothing filters.
+        let nt5_off = nt5 && ctx.dword(HiveKind::System, r"{CCS}\Services\SharedAccess", "Start") == Some(4);
         let mut profiles = Vec::new();
         for (name, local_key, gpo_keys) in PROFILES {
+            if nt5 && name == "Public" {
+                continue;
+            }
             let local = |n: &str| ctx.dword(HiveKind::System, &format!(r"{LOCAL_POLICY}\{local_key}"), n);
             let gpo = |n: &str| gpo_keys.iter().find_map(|k| gpo_dword(k, n));
-            let enabled = gpo("EnableFirewall").or_else(|| local("EnableFirewall")).unwrap_or(1) != 0;
+            let enabled = !nt5_off && gpo("EnableFirewall").or_else(|| local("EnableFirewall")).unwrap_or(1) != 0;
             let block_all = gpo("DoNotAllowExceptions").or_else(|| local("DoNotAllowExceptions")).unwrap_or(0) != 0;
-            profiles.push(Profile { name, enabled, block_all });
+            // [MS-GPFAS] Default Inbound Action: 0 allow, 1 block (the default).
+            let default_allow = !nt5 && gpo("DefaultInboundAction").or_else(|| local("DefaultInboundAction")).unwrap_or(1) == 0;
+            profiles.push(Profile { name, enabled, block_all, default_allow });
+        }
+        let mut legacy = Vec::new();
+        if sw {
+            for (p, list, rd) in LEGACY {
+                if gpo_dword(&format!(r"{p}\GloballyOpenPorts"), "Enabled") == Some(1) {
+                    legacy.extend(rules(ctx, "gpo", HiveKind::Software, list).into_iter().filter_map(|r| {
+                        let raw = legacy_port_rule(&r.raw, legacy_profiles(p))?;
+                        Some(Rule::new("gpo", HiveKind::Software, list, r.id, raw))
+                    }));
+                }
+                if ctx.dword(HiveKind::Software, rd, "Enabled") == Some(1) {
+                    let scope = ctx.string(HiveKind::Software, rd, "RemoteAddresses").unwrap_or_default();
+                    let raw = format!("v2.0|Action=Allow|Active=TRUE|Dir=In|Protocol=6|{}LPort=3389|App=System|{}Name=Remote Desktop (legacy policy exception)|EmbedCtxt={RDP_GROUP}|", legacy_profiles(p), scope_tokens(&scope));
+                    legacy.push(Rule::new("gpo", HiveKind::Software, rd, "Enabled".into(), raw.clone()));
+                    legacy.push(Rule::new("gpo", HiveKind::Software, rd, "Enabled".into(), raw.replace("App=System|", r"App=%SystemRoot%\system32\svchost.exe|Svc=termservice|")));
+                }
+            }
+        }
+        if nt5 {
+            for (p, list) in NT5_LOCAL {
+                legacy.extend(rules(ctx, "local", HiveKind::System, list).into_iter().filter_map(|r| {
+                    let raw = legacy_port_rule(&r.raw, legacy_profiles(p))?;
+                    Some(Rule::new("local", HiveKind::System, list, r.id, raw.replace("|Protocol=6|", "|Protocol=6|App=System|")))
+                }));
+            }
         }
         let merge = |n: &str| !["DomainProfile", "PrivateProfile", "PublicProfile"].iter().all(|p| gpo_dword(p, n) == Some(0));
         Firewall {
@@ -213,6 +355,10 @@ impl Firewall {
             local: rules(ctx, "local", HiveKind::System, r"{CCS}\Services\SharedAccess\Parameters\FirewallPolicy\FirewallRules"),
             mdm: rules(ctx, "mdm", HiveKind::System, r"{CCS}\Services\SharedAccess\Parameters\FirewallPolicy\Mdm\FirewallRules"),
             gpo: if sw { rules(ctx, "gpo", HiveKind::Software, r"Policies\Microsoft\WindowsFirewall\FirewallRules") } else { Vec::new() },
+            legacy,
+            kernel_listener: nt5 || os.era.is_some_and(|e| (Era::Vista..=Era::Win7).contains(&e)),
+            domain_applies: os.in_domain(),
+            nt5,
             local_merge: merge("AllowLocalPolicyMerge"),
             local_ipsec_merge: merge("AllowLocalIPsecPolicyMerge"),
             local_consec: rules(ctx, "local", HiveKind::System, r"{CCS}\Services\SharedAccess\Parameters\FirewallPolicy\ConSecRules"),
@@ -222,7 +368,38 @@ impl Firewall {
 
     /// Rules that are enforced: GPO and MDM always, local ones unless GPO turned merging off.
     pub fn enforced(&self) -> impl Iterator<Item = &Rule> {
-        self.gpo.iter().chain(self.mdm.iter()).chain(self.local.iter().filter(|_| self.local_merge))
+        self.gpo.iter().chain(self.legacy.iter()).chain(self.mdm.iter()).chain(self.local.iter().filter(|_| self.local_merge))
+    }
+
+    /// Whether `r` is an active inbound rule of `action` on TCP `port` for this machine's RDP listener.
+    pub fn matches(&self, r: &Rule, action: &str, port: u32) -> bool {
+        r.matches_listener(action, port, self.kernel_listener)
+    }
+
+    /// How each profile where the firewall is on treats TCP `port` of the RDP listener.
+    pub fn reach(&self, port: u32) -> Vec<(&'static str, Reach)> {
+        self.profiles
+            .iter()
+            .filter(|p| p.enabled && self.can_apply(p.name))
+            .map(|p| {
+                if p.block_all {
+                    return (p.name, Reach::Closed);
+                }
+                if p.default_allow {
+                    return (p.name, Reach::Open);
+                }
+                let allow: Vec<&Rule> = self.enforced().filter(|r| self.matches(r, "Allow", port) && r.in_profile(p.name)).collect();
+                if allow.is_empty() {
+                    (p.name, Reach::Closed)
+                } else if allow.iter().any(|r| r.remote_scope().is_none()) {
+                    (p.name, Reach::Open)
+                } else {
+                    let mut from: Vec<String> = allow.iter().filter_map(|r| r.remote_scope()).collect();
+                    from.dedup();
+                    (p.name, Reach::From(from))
+                }
+            })
+            .collect()
     }
 
     /// The firewall filters inbound traffic in at least one profile.
@@ -242,15 +419,20 @@ impl Firewall {
     pub fn closed_profiles(&self, port: u32) -> Vec<&'static str> {
         self.profiles
             .iter()
-            .filter(|p| p.enabled && !p.block_all)
-            .filter(|p| !self.enforced().any(|r| r.matches_rdp("Allow", port) && r.in_profile(p.name)))
+            .filter(|p| p.enabled && !p.block_all && !p.default_allow && self.can_apply(p.name))
+            .filter(|p| !self.enforced().any(|r| self.matches(r, "Allow", port) && r.in_profile(p.name)))
             .map(|p| p.name)
             .collect()
     }
 
-    /// Whether `r` applies in some profile where the firewall is on.
+    /// Whether profile `name` can be the active one: the Domain profile only on a domain member.
+    pub fn can_apply(&self, name: &str) -> bool {
+        name != "Domain" || self.domain_applies
+    }
+
+    /// Whether `r` applies in some profile where the firewall is on and that can be the active one.
     pub fn in_enabled_profile(&self, r: &Rule) -> bool {
-        self.profiles.iter().any(|p| p.enabled && r.in_profile(p.name))
+        self.profiles.iter().any(|p| p.enabled && self.can_apply(p.name) && r.in_profile(p.name))
     }
 
     /// A rule prefix (`v2.xx`) used on this disk, for a rule rdprescue adds.
@@ -316,6 +498,34 @@ mod tests {
         assert!(dp.in_profile("Private") && !dp.in_profile("Public"));
         assert!(dp.in_rdp_group() && dp.applies_to_termservice());
         assert!(rule("v2.10|Action=Allow|Dir=In|").in_profile("Public"));
+    }
+
+    #[test]
+    fn windows7_listener_and_groups() {
+        // Windows 7: the kernel listener's rule vs the RemoteFX group's user-mode rule.
+        let kernel = rule("v2.10|Action=Allow|Active=TRUE|Dir=In|Protocol=6|Profile=Public|LPort=3389|App=System|Name=@FirewallAPI.dll,-28753|EmbedCtxt=@FirewallAPI.dll,-28752|");
+        let remotefx = Rule::new("local", HiveKind::System, "k", "RemoteDesktop-UserMode-In-TCP".into(), r"v2.10|Action=Allow|Active=TRUE|Dir=In|Protocol=6|LPort=3389|App=%SystemRoot%\system32\svchost.exe|Svc=termservice|EmbedCtxt=@FirewallAPI.dll,-28852|".into());
+        assert!(kernel.in_rdp_group() && !remotefx.in_rdp_group());
+        assert!(kernel.matches_listener("Allow", 3389, true) && !remotefx.matches_listener("Allow", 3389, true));
+        assert!(remotefx.matches_listener("Allow", 3389, false), "a user-mode listener (8+) is svchost's");
+        // Without a group the id still tells.
+        assert!(Rule::new("local", HiveKind::System, "k", "RemoteDesktop-x".into(), "v2.10|Action=Allow|".into()).in_rdp_group());
+    }
+
+    #[test]
+    fn remote_scopes_and_legacy_exceptions() {
+        let r = rule("v2.30|Action=Allow|Active=TRUE|Dir=In|Protocol=6|LPort=3389|RA4=10.0.0.0/255.0.0.0|RA6=fd00::/8|");
+        assert_eq!(r.remote_scope().as_deref(), Some("RA4=10.0.0.0/255.0.0.0; RA6=fd00::/8"));
+        assert_eq!(rule(BUILTIN).remote_scope(), None);
+        let l = rule(&legacy_port_rule("3389:TCP:*:enabled:Remote Desktop", legacy_profiles("StandardProfile")).unwrap());
+        assert!(l.matches_rdp("Allow", 3389) && l.in_profile("Public") && l.in_profile("Private") && !l.in_profile("Domain"));
+        assert_eq!(l.remote_scope(), None);
+        let scoped = rule(&legacy_port_rule("3389:TCP:192.168.1.0/24,LocalSubnet:Enabled:x", legacy_profiles("DomainProfile")).unwrap());
+        assert_eq!(scoped.remote_scope().as_deref(), Some("RA4=192.168.1.0/24,LocalSubnet"));
+        assert!(scoped.in_profile("Domain") && !scoped.in_profile("Public"));
+        let off = rule(&legacy_port_rule("3389:TCP:*:Disabled:@xpsp2res.dll,-22009", legacy_profiles("StandardProfile")).unwrap());
+        assert!(!off.active() && off.get("Name") == Some("@xpsp2res.dll,-22009"));
+        assert!(legacy_port_rule("3389:UDP:*:Enabled:x", "").is_none() && legacy_port_rule("junk", "").is_none());
     }
 
     #[test]

@@ -14,8 +14,10 @@ pub mod baseline;
 pub mod catalog;
 pub mod check;
 mod custom;
+pub mod system;
 pub mod eval;
 pub mod firewall;
+pub mod os;
 pub mod profiles;
 pub mod report;
 pub mod symptoms;
@@ -36,11 +38,21 @@ pub use eval::inspect;
 /// (checks on a missing hive are reported as not evaluated).
 pub trait Hives {
     fn hive(&self, kind: HiveKind) -> Option<&Hive>;
+    /// The Windows volume's file system, for the checks that read files
+    /// (tspkg.dll's version, pending.xml, hiberfil.sys, free space); None for
+    /// hive files and directories.
+    fn windows_fs(&self) -> Option<&dyn crate::fs::FileSystem> {
+        None
+    }
 }
 
 impl Hives for crate::machine::Machine {
     fn hive(&self, kind: HiveKind) -> Option<&Hive> {
         crate::machine::Machine::hive(self, kind)
+    }
+    fn windows_fs(&self) -> Option<&dyn crate::fs::FileSystem> {
+        let w = *self.survey()?.windows_volumes.first()?;
+        self.mount(w).ok()
     }
 }
 
@@ -115,6 +127,10 @@ pub struct Finding {
     pub fix: String,
     /// The registry changes `rdprescue fix` applies; empty when the fix is manual.
     pub actions: Vec<Edit>,
+    /// Group Policy files that write the bad value again at the next refresh
+    /// (filled by `policy::annotate`; omitted from JSON when empty).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub reapplied_by: Vec<crate::policy::Reapply>,
 }
 
 /// Access to the hives for the checks: control-set resolution and a cache of
@@ -128,6 +144,7 @@ pub struct Ctx<'a> {
     pub fix_sets: Vec<String>,
     cache: RefCell<HashMap<(&'static str, String), Option<Key>>>,
     firewall: std::cell::OnceCell<firewall::Firewall>,
+    os: std::cell::OnceCell<os::OsInfo>,
 }
 
 impl<'a> Ctx<'a> {
@@ -142,12 +159,17 @@ impl<'a> Ctx<'a> {
                 }
             }
         }
-        Ctx { hives, sets, ccs, fix_sets, cache: RefCell::new(HashMap::new()), firewall: std::cell::OnceCell::new() }
+        Ctx { hives, sets, ccs, fix_sets, cache: RefCell::new(HashMap::new()), firewall: std::cell::OnceCell::new(), os: std::cell::OnceCell::new() }
     }
 
     /// The firewall configuration, parsed once per inspection.
     pub fn firewall(&self) -> &firewall::Firewall {
         self.firewall.get_or_init(|| firewall::Firewall::load(self))
+    }
+
+    /// The Windows build / era and domain role, read once per inspection.
+    pub fn os(&self) -> &os::OsInfo {
+        self.os.get_or_init(|| os::OsInfo::load(self))
     }
 
     pub fn has(&self, kind: HiveKind) -> bool {

@@ -30,7 +30,7 @@ use std::borrow::Cow;
 #[derive(Debug, Clone)]
 pub struct ImageFacts {
     pub path: String,
-    /// "image", "directory" or "hive-file".
+    /// "image", "mounted-volume", "directory" or "hive-file".
     pub kind: &'static str,
     /// The container (raw, VHD, VHDX); `None` for hive directories and files.
     pub container: Option<ContainerInfo>,
@@ -129,9 +129,12 @@ impl Inspected {
         Ok(Inspected { image: ImageFacts::of(&machine), hives, machine })
     }
 
-    /// Run the checks.
+    /// Run the checks, and say which Group Policy files re-apply a finding's
+    /// bad value (`reapplied_by`, see [`crate::policy`]).
     pub fn inspect(&self) -> Inspection {
-        super::inspect(&self.machine)
+        let mut ins = super::inspect(&self.machine);
+        crate::policy::annotate(&self.machine, &mut ins);
+        ins
     }
 
     /// The full report of an inspection of these hives.
@@ -147,19 +150,21 @@ pub const INSPECTED: [HiveKind; 3] = [HiveKind::System, HiveKind::Software, Hive
 /// from. SYSTEM is required: without it there is nothing to inspect.
 pub fn hive_statuses(machine: &Machine) -> crate::Result<Vec<HiveStatus>> {
     let image = machine.origin() == Origin::Image;
+    // A mounted volume says where each hive should be, and why BCD is out of reach.
+    let volume = machine.origin() == Origin::MountedVolume;
     let mut out = Vec::new();
     for kind in INSPECTED {
         let location = machine.hive_location(kind).map(|l| l.to_string()).unwrap_or_default();
         let error = match machine.hive_result(kind) {
             Ok(_) => None,
-            Err(e) if kind == HiveKind::System && image => return Err(e.duplicate()),
+            Err(e) if kind == HiveKind::System && (image || volume) => return Err(e.duplicate()),
             Err(_) if kind == HiveKind::System => {
                 return Err(crate::Error::NotFound {
                     layer: crate::Layer::Hive,
                     path: format!("no SYSTEM hive in {} (expected a file named SYSTEM, or a hive holding a Select key)", machine.path().display()),
                 })
             }
-            Err(crate::Error::NotFound { .. }) if !image => Some("not found".to_string()),
+            Err(crate::Error::NotFound { .. }) if !image && !volume => Some("not found".to_string()),
             Err(e) => Some(e.to_string()),
         };
         out.push(HiveStatus::new(kind, location, machine.hive(kind), error));

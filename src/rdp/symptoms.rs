@@ -33,21 +33,25 @@ pub static SYMPTOMS: &[Symptom] = &[
         id: "cant-find-computer",
         message: "Remote Desktop can't find the computer. This might mean that the computer doesn't belong to the specified network.",
         keys: &["can't find the computer", "cannot find the computer", "can't find the remote computer", "find the computer", "doesn't belong to the specified network"],
-        checks: &["static-ip", "nic-disabled"],
+        // The client could not resolve the name [D17]: a client / DNS problem first. On the disk only what
+        // stops the VM from registering its DNS record (DHCP client, DNS client) or from being on the network.
+        checks: &["dhcp-disabled", "core-net-stack-disabled", "static-ip", "nic-disabled"],
         outside: &[
-            "name resolution: the DNS record of the VM is missing or stale, or the client uses another DNS server (try the IP address)",
-            "the client typed the wrong name or is not on the VM's network / VPN",
+            "first the client and DNS: this message means the client could not resolve the name; try the IP address, check the name, the client's DNS server, and the VM's DNS record (missing or stale)",
+            "the client is not on the VM's network or VPN, or uses another DNS zone",
         ],
     },
     Symptom {
         id: "nla-lsa",
         message: "An authentication error has occurred. The Local Security Authority cannot be contacted / The remote computer requires Network Level Authentication, but your Windows domain controller cannot be contacted.",
         keys: &["local security authority", "network level authentication", "lsa", "nla", "credssp", "encryption oracle", "domain controller cannot be contacted", "authentication error"],
-        checks: &["nla-user-auth", "security-layer", "sec-protocol-negotiation", "disable-domain-creds", "netlogon-disabled", "credssp-oracle", "fips-policy", "min-encryption-level", "tls12-server-disabled", "tls11-server-disabled", "tls10-server-disabled"],
+        checks: &["nla-user-auth", "security-layer", "sec-protocol-negotiation", "disable-domain-creds", "netlogon-disabled", "credssp-oracle", "fips-policy", "min-encryption-level", "tls12-server-disabled", "tls11-server-disabled", "tls10-server-disabled", "credssp-server-unpatched", "lsa-tspkg-missing"],
+        // D12: with the CredSSP (encryption oracle) message the usual cause is a server without the May 2018
+        // CredSSP update (CVE-2018-0886) facing a patched client; the server's System32\tspkg.dll version tells.
         outside: &[
+            "for the CredSSP / encryption oracle message: first the server (this VM) lacks the CredSSP update of May 2018 (CVE-2018-0886): compare the file version of Windows\\System32\\tspkg.dll with the update table; then an unpatched client facing \"Force updated clients\"",
             "the domain controller is unreachable from the VM, or the VM's secure channel with the domain is broken (NLA needs it for domain accounts)",
-            "the client is unpatched for CredSSP (CVE-2018-0886) or enforces an encryption level the server lacks",
-            "temporary workaround: the `disable-nla` profile (UserAuthentication = 0), then re-enable NLA",
+            "temporary workaround: the `nla-off-keep-tls` profile (UserAuthentication = 0) or `disable-nla`, then `enable-nla`",
         ],
     },
     Symptom {

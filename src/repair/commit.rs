@@ -19,11 +19,26 @@
 //! steps), write the ranges, flush, read the disk back and verify. [`undo`]
 //! puts the recorded bytes back after verifying the whole undo file and the
 //! disk first.
+//!
+//! Hive files in place ([`Destination::InPlaceFiles`]: a mounted Windows
+//! volume, or a directory of hive files) follow the same order per file:
+//! check each file still holds what was read, save every original as
+//! `<hive>.rdprescue-undo` beside it (published and flushed before any hive
+//! is touched), stage each edited hive beside its file (flushed, read back
+//! and verified), then overwrite the file itself (it keeps its identity: ACL,
+//! owner, attributes; a renamed-in new file would get the directory's default
+//! security, and SAM/SECURITY must stay private), flush, and read the whole
+//! machine back. The `.LOG1`/`.LOG2` beside each hive are left as they are:
+//! the edited primary is clean, its sequence numbers are above every log
+//! entry and its timestamp is new, so Windows ignores the stale logs (formats
+//! notes B.4); left untouched they also keep the undo copy exact. [`undo`]
+//! on a directory puts the undo copies back and removes them.
 
-use super::{verify_loaded, HiveEdit, Plan};
+use super::{verify_files, verify_loaded, HiveEdit, Plan};
 use crate::error::{Error, Layer, Result};
 use crate::image::write::{self, fault_point, Progress};
-use crate::machine::{HiveLocation, Machine};
+use crate::fs::FileSystem;
+use crate::machine::{HiveLocation, Machine, Origin, MAX_HIVE_FILE};
 use crate::rdp::eval::Inspection;
 use super::device::{self, DeviceWriter};
 use super::output::NewFile;
@@ -45,6 +60,23 @@ pub enum Destination<'a> {
     /// The input itself (a raw disk or block device, unmounted), after its
     /// original bytes are saved to the new undo file `undo`.
     InPlace { undo: &'a Path },
+    /// The hive files themselves (a mounted Windows volume or a directory of
+    /// hive files), after each original is saved beside it as
+    /// `<hive>.rdprescue-undo`.
+    InPlaceFiles,
+    /// A new directory (must not exist) holding the edited hive files under
+    /// their own names (the input is a mounted volume or a hive directory).
+    HiveDir(&'a Path),
+}
+
+/// What an undo copy's name adds to its hive file's name.
+pub const UNDO_SUFFIX: &str = ".rdprescue-undo";
+
+/// The undo copy of hive file `hive`: `SYSTEM` -> `SYSTEM.rdprescue-undo`.
+pub fn undo_copy_path(hive: &Path) -> PathBuf {
+    let mut name = hive.file_name().unwrap_or_default().to_os_string();
+    name.push(UNDO_SUFFIX);
+    hive.with_file_name(name)
 }
 
 /// What a commit wrote and found when it read the output back.
@@ -63,7 +95,206 @@ pub fn commit(machine: &Machine, plan: &Plan, dest: Destination, progress: Progr
         Destination::DiffChild(target) => to_image(machine, plan, target, true, progress),
         Destination::HiveFile(target) => to_hive_file(machine, plan, target),
         Destination::InPlace { undo } => in_place(machine, plan, undo),
+        Destination::InPlaceFiles => files_in_place(machine, plan),
+        Destination::HiveDir(dir) => to_hive_dir(machine, plan, dir),
     }
+}
+
+/// The plan's edits with the hive file each rewrites (file machines only).
+fn file_edits<'p>(machine: &Machine, plan: &'p Plan) -> Result<Vec<(&'p HiveEdit, &'p Path)>> {
+    if !matches!(machine.origin(), Origin::MountedVolume | Origin::Directory) {
+        return Err(Error::Usage(format!("{} is a {}: only a mounted Windows volume or a directory of hive files has its hive files written this way", machine.path().display(), machine.origin().name())));
+    }
+    plan.edits
+        .iter()
+        .map(|e| match &e.location {
+            HiveLocation::File(p) => Ok((e, p.as_path())),
+            HiveLocation::Volume { .. } => Err(Error::Usage("the plan edits an image, not hive files".into())),
+        })
+        .collect()
+}
+
+/// Read a whole hive file (at most [`MAX_HIVE_FILE`] bytes).
+fn read_hive_file(p: &Path) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let err = |source| Error::Open { layer: Layer::Repair, path: p.to_path_buf(), source };
+    let mut v = Vec::new();
+    std::fs::File::open(p).map_err(err)?.take(MAX_HIVE_FILE + 1).read_to_end(&mut v).map_err(err)?;
+    if v.len() as u64 > MAX_HIVE_FILE {
+        return Err(Error::unsupported(Layer::Hive, 0, format!("{} is larger than 2 GiB: not a hive", p.display())));
+    }
+    Ok(v)
+}
+
+/// Overwrite file `p` with `bytes` where it is (same file: its security,
+/// owner and attributes stay), cut it to their length and flush it.
+fn overwrite(p: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let out = |what, source| Error::Output { layer: Layer::Repair, what, path: p.to_path_buf(), source };
+    let mut f = std::fs::OpenOptions::new().write(true).open(p).map_err(|e| out("opening for writing", e))?;
+    f.write_all(bytes).map_err(|e| out("writing", e))?;
+    f.set_len(bytes.len() as u64).map_err(|e| out("setting the length of", e))?;
+    f.sync_all().map_err(|e| out("flushing", e))
+}
+
+/// `bytes` read back from `p` hold exactly `want`.
+fn check_reads_back(p: &Path, want: &[u8]) -> Result<()> {
+    let got = read_hive_file(p)?;
+    if got != want {
+        let at = got.iter().zip(want).position(|(a, b)| a != b).unwrap_or(got.len().min(want.len()));
+        return Err(Error::corrupt(Layer::Repair, at as u64, format!("verification: {} does not read back as written", p.display())));
+    }
+    Ok(())
+}
+
+/// The hive files of a mounted volume or hive directory, in place; see the
+/// module documentation.
+fn files_in_place(machine: &Machine, plan: &Plan) -> Result<Committed> {
+    let root = machine.path();
+    let edits = file_edits(machine, plan)?;
+    if let Some(v) = machine.host_volume() {
+        if v.state().hibernated == Some(true) {
+            return Err(Error::Refused {
+                layer: Layer::Repair,
+                msg: format!("{}: Windows is hibernated (hiberfil.sys holds a hibernation image: hibernate or Fast Startup): on resume it overwrites offline changes; shut the VM down fully (shutdown /s /t 0, powercfg /h off) or delete hiberfil.sys first; nothing was written", root.display()),
+            });
+        }
+    }
+    // 1. Each file still holds what the plan was made from.
+    let mut originals = Vec::new();
+    for (e, p) in &edits {
+        let undo = undo_copy_path(p);
+        if std::fs::symlink_metadata(&undo).is_ok() {
+            return Err(Error::Refused {
+                layer: Layer::Repair,
+                msg: format!("{} exists (the original saved by an earlier fix): restore it with `rdprescue undo {}`, or move it away, first; nothing was written", undo.display(), root.display()),
+            });
+        }
+        // Writable at all (read-only file, no rights): found out before anything is written.
+        std::fs::OpenOptions::new().write(true).open(p).map_err(|source| Error::Output { layer: Layer::Repair, what: "opening for writing (nothing was written)", path: p.to_path_buf(), source })?;
+        let raw = read_hive_file(p)?;
+        let now = crate::machine::load_file(p)?;
+        if now.bytes != machine.require(e.hive)?.bytes {
+            return Err(Error::Refused { layer: Layer::Repair, msg: format!("{} changed since rdprescue read it; nothing was written (run the fix again)", p.display()) });
+        }
+        originals.push(raw);
+    }
+    // 2. Every original saved, flushed and published before any hive is touched.
+    for ((_, p), raw) in edits.iter().zip(&originals) {
+        let mut u = NewFile::create(&undo_copy_path(p), &[p])?;
+        u.write_all(raw)?;
+        check_reads_back(&u.path(), raw)?;
+        u.commit()?;
+    }
+    fault_point("files-undo-saved");
+    // 3. Each edited hive staged beside its file (invisible), flushed, verified.
+    let mut staged = Vec::new();
+    for (e, p) in &edits {
+        let mut name = p.file_name().unwrap_or_default().to_os_string();
+        name.push(".rdprescue-new");
+        let mut s = NewFile::create(&p.with_file_name(name), &[p])?;
+        s.write_all(&e.new_bytes)?;
+        verify_hive_file(&s.path(), e)?;
+        staged.push(s);
+    }
+    fault_point("files-staged");
+    // 4. Written over the files themselves; a failure from here on names the way back.
+    let restore = |e: &Error| Error::corrupt(Layer::Repair, 0, format!("{e}; the originals are saved beside the hive files: restore them with `rdprescue undo {}`", root.display()));
+    for (i, (e, p)) in edits.iter().enumerate() {
+        overwrite(p, &e.new_bytes).map_err(|x| restore(&x))?;
+        if i == 0 {
+            fault_point("files-first-written");
+        }
+    }
+    drop(staged);
+    fault_point("before-verify");
+    // 5. Read back as a fresh machine: each file exactly the edited hive, and
+    // clean with its old logs beside it (they must not apply); then the checks.
+    for (e, p) in &edits {
+        verify_hive_file(p, e).map_err(|x| restore(&x))?;
+    }
+    let written = Machine::open(root).map_err(|x| restore(&in_verification(&x)))?;
+    verify_loaded(&written, &plan.edits).map_err(|x| restore(&x))?;
+    Ok(Committed { path: root.to_path_buf(), after: Some(crate::rdp::inspect(&written)) })
+}
+
+/// A new directory `dir` holding the edited hive files; read back together
+/// with the hives the plan left alone, where they are.
+fn to_hive_dir(machine: &Machine, plan: &Plan, dir: &Path) -> Result<Committed> {
+    let edits = file_edits(machine, plan)?;
+    if std::fs::symlink_metadata(dir).is_ok() {
+        return Err(Error::Refused { layer: Layer::Repair, msg: format!("{} already exists; rdprescue never overwrites (choose a new directory)", dir.display()) });
+    }
+    // Claiming the name is atomic: a directory that appeared meanwhile fails here.
+    std::fs::create_dir(dir).map_err(|source| Error::Output { layer: Layer::Repair, what: "creating the directory", path: dir.to_path_buf(), source })?;
+    let written = (|| -> Result<Vec<(crate::hive::HiveKind, PathBuf)>> {
+        let mut files: Vec<(crate::hive::HiveKind, PathBuf)> = machine.hive_files().to_vec();
+        for (e, p) in &edits {
+            let target = dir.join(p.file_name().unwrap_or_default());
+            let mut out = NewFile::create(&target, &[p])?;
+            out.write_all(&e.new_bytes)?;
+            verify_hive_file(&out.path(), e)?;
+            out.commit()?;
+            files.retain(|(k, _)| *k != e.hive);
+            files.push((e.hive, target));
+        }
+        Ok(files)
+    })();
+    let files = match written {
+        Ok(f) => f,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(dir);
+            return Err(e);
+        }
+    };
+    fault_point("before-verify");
+    let m = Machine::from_hive_files(dir, files);
+    if let Err(e) = verify_loaded(&m, &plan.edits) {
+        let _ = std::fs::remove_dir_all(dir);
+        return Err(in_verification(&e));
+    }
+    Ok(Committed { path: dir.to_path_buf(), after: Some(crate::rdp::inspect(&m)) })
+}
+
+/// Put back the originals an in-place fix of the hive files of `root` (a
+/// mounted Windows volume or a directory of hive files) saved beside them:
+/// every undo copy is read first, then each hive file is overwritten with its
+/// copy (unless it already holds it), flushed and read back; only then are
+/// the undo copies removed.
+pub fn undo_files(root: &Path) -> Result<Restored> {
+    let m = Machine::open(root)?;
+    let mut found = Vec::new();
+    for (_, p) in m.hive_files() {
+        let u = undo_copy_path(p);
+        if u.is_file() {
+            let bytes = read_hive_file(&u)?;
+            if bytes.len() < 4096 || &bytes[..4] != b"regf" {
+                return Err(Error::corrupt(Layer::Repair, 0, format!("{} is not a hive file (an undo copy holds the original hive); nothing was restored", u.display())));
+            }
+            found.push((p.clone(), u, bytes));
+        }
+    }
+    if found.is_empty() {
+        return Err(Error::NotFound { layer: Layer::Repair, path: format!("undo copies (<hive>{UNDO_SUFFIX}) beside the hive files of {}", root.display()) });
+    }
+    drop(m);
+    fault_point("undo-before-write");
+    let mut written = 0;
+    for (p, _, bytes) in &found {
+        if read_hive_file(p).is_ok_and(|now| now == *bytes) {
+            continue;
+        }
+        overwrite(p, bytes)?;
+        check_reads_back(p, bytes)?;
+        written += 1;
+    }
+    for (_, u, _) in &found {
+        std::fs::remove_file(u).map_err(|source| Error::Output { layer: Layer::Repair, what: "removing the restored undo copy", path: u.clone(), source })?;
+        if let Some(d) = u.parent().and_then(|d| std::fs::File::open(d).ok()) {
+            let _ = d.sync_all();
+        }
+    }
+    Ok(Restored { written, already: found.len() - written })
 }
 
 /// A new image (full copy or differencing child) at `target`.
@@ -86,6 +317,7 @@ fn to_image(machine: &Machine, plan: &Plan, target: &Path, child: bool, progress
     // hive files (byte-exact and clean), and the checks.
     let written = Machine::open_image(&out.path()).map_err(|e| in_verification(&e))?;
     verify_loaded(&written, &plan.edits).map_err(|e| in_verification(&e))?;
+    verify_files(&written, &plan.files).map_err(|e| in_verification(&e))?;
     let after = crate::rdp::inspect(&written);
     publish(out)?;
     Ok(Committed { path: target.to_path_buf(), after: Some(after) })
@@ -93,7 +325,7 @@ fn to_image(machine: &Machine, plan: &Plan, target: &Path, child: bool, progress
 
 /// A new hive file at `target` holding the plan's one edited hive.
 fn to_hive_file(machine: &Machine, plan: &Plan, target: &Path) -> Result<Committed> {
-    let [edit] = &plan.edits[..] else {
+    let ([edit], []) = (&plan.edits[..], &plan.files[..]) else {
         return Err(Error::Usage(format!("a hive-file output holds one hive; this change edits {}", plan.edits.len())));
     };
     let mut out = NewFile::create(target, &[machine.path()])?;
@@ -122,7 +354,8 @@ fn in_place(machine: &Machine, plan: &Plan, undo: &Path) -> Result<Committed> {
             machine.image().map_or(machine.origin().name(), |i| i.info.format.name())
         ),
     })?;
-    device::check_not_mounted(dev, &device::Roots::system())?;
+    // Kept until the writes are done (on Windows: the locked volumes).
+    let _held = device::check_not_mounted(dev, &device::Roots::system())?;
     let record = Undo::record(
         image.disk.as_ref(),
         &dev.display().to_string(),
@@ -155,6 +388,7 @@ fn in_place(machine: &Machine, plan: &Plan, undo: &Path) -> Result<Committed> {
     };
     let written = Machine::open_image(dev).map_err(|e| restore(&e))?;
     verify_loaded(&written, &plan.edits).map_err(|e| restore(&e))?;
+    verify_files(&written, &plan.files).map_err(|e| restore(&e))?;
     Ok(Committed {
         path: dev.to_path_buf(),
         after: Some(crate::rdp::inspect(&written)),
@@ -188,7 +422,8 @@ pub fn undo(dev: &Path, file: &Path, force: bool) -> Result<Restored> {
             ),
         });
     }
-    device::check_not_mounted(dev, &device::Roots::system())?;
+    // Kept until the writes are done (on Windows: the locked volumes).
+    let _held = device::check_not_mounted(dev, &device::Roots::system())?;
     let writes = u.plan(img.disk.as_ref(), force)?;
     drop(img);
     let w = DeviceWriter::open(dev)?;

@@ -54,7 +54,89 @@ pub struct HiveEdit {
 /// A complete repair: what changes, and the disk patch that does it.
 pub struct Plan {
     pub edits: Vec<HiveEdit>,
+    /// Same-size rewrites of other files (a local `Registry.pol` entry).
+    pub files: Vec<FilePlan>,
     pub patch: Patch,
+}
+
+/// A same-size rewrite of `old` at `offset` of a file on a volume of the
+/// image into `new` (e.g. the DWORD data of a local `Registry.pol` entry).
+/// Planned only when the file holds `old` there now; the file keeps its size
+/// and clusters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileEdit {
+    pub partition: u32,
+    pub path: String,
+    pub offset: u64,
+    pub old: Vec<u8>,
+    pub new: Vec<u8>,
+    /// What the new bytes mean, for the plan's description.
+    pub what: String,
+}
+
+/// Largest file a [`FileEdit`] rewrites.
+pub const MAX_EDITED_FILE: u64 = 16 << 20;
+
+/// Everything that changes in one (non-hive) file.
+#[derive(Debug, Clone)]
+pub struct FilePlan {
+    pub partition: u32,
+    pub path: String,
+    pub edits: Vec<FileEdit>,
+    /// The whole file after the edits (what the verification reads back).
+    pub new_bytes: Vec<u8>,
+    pub bytes_changed: u64,
+}
+
+/// Plan `files` into `patch`: each file read once, every edit checked
+/// against the bytes there now, same size, mapped down by the file system.
+fn plan_files(machine: &Machine, files: &[FileEdit], patch: &mut Patch) -> Result<Vec<FilePlan>> {
+    let mut out: Vec<FilePlan> = Vec::new();
+    for f in files {
+        if f.old.len() != f.new.len() {
+            return Err(Error::Usage(format!("{}: a file edit must keep the size ({} -> {} bytes)", f.path, f.old.len(), f.new.len())));
+        }
+        if let Some(p) = out.iter_mut().find(|p| p.partition == f.partition && p.path.eq_ignore_ascii_case(&f.path)) {
+            if !p.edits.contains(f) {
+                p.edits.push(f.clone());
+            }
+            continue;
+        }
+        out.push(FilePlan { partition: f.partition, path: f.path.clone(), edits: vec![f.clone()], new_bytes: Vec::new(), bytes_changed: 0 });
+    }
+    for p in &mut out {
+        let offset = machine.survey().and_then(|s| s.partition_table.partitions.iter().find(|x| x.index == p.partition)).map(|x| x.offset).ok_or_else(|| Error::Usage(format!("partition {} vanished", p.partition)))?;
+        let fs = machine.mount(p.partition)?;
+        check_volume(fs, p.partition, offset)?;
+        let old = fs.read_file(&p.path, MAX_EDITED_FILE)?;
+        let mut new = old.clone();
+        for e in &p.edits {
+            let at = usize::try_from(e.offset).ok().filter(|&a| a.checked_add(e.old.len()).is_some_and(|end| end <= old.len()));
+            let Some(at) = at.filter(|&a| old[a..a + e.old.len()] == e.old[..]) else {
+                return Err(Error::Refused { layer: Layer::Repair, msg: format!("partition {}: {}: the bytes at offset {:#x} are not the ones the fix was planned against", p.partition, p.path, e.offset) });
+            };
+            new[at..at + e.new.len()].copy_from_slice(&e.new);
+        }
+        let ranges = diff_ranges(&old, &new);
+        for (vol_off, data) in fs.overwrite_plan(&p.path, &ranges)? {
+            patch.write(offset + vol_off, &data);
+        }
+        p.bytes_changed = ranges.iter().map(|(_, d)| d.len() as u64).sum();
+        p.new_bytes = new;
+    }
+    Ok(out)
+}
+
+/// Check files read back from a written image hold the planned bytes exactly.
+pub fn verify_files(written: &Machine, files: &[FilePlan]) -> Result<()> {
+    for p in files {
+        let got = written.mount(p.partition)?.read_file(&p.path, MAX_EDITED_FILE)?;
+        if got != p.new_bytes {
+            let at = got.iter().zip(&p.new_bytes).position(|(a, b)| a != b).unwrap_or(got.len().min(p.new_bytes.len()));
+            return Err(Error::corrupt(Layer::Repair, at as u64, format!("verification: partition {}: {} read back from the output differs from the planned file", p.partition, p.path)));
+        }
+    }
+    Ok(())
 }
 
 /// `.reg`-style description of a plan: every change with its old and new data.
@@ -71,6 +153,12 @@ impl std::fmt::Display for Plan {
                     EditOp::DeleteKey => writeln!(f, "  [-{root}\\{key}] ({old})")?,
                     EditOp::CreateKey => writeln!(f, "  [{root}\\{key}] (new key)")?,
                 }
+            }
+        }
+        for p in &self.files {
+            writeln!(f, "partition {}: {}: {} change(s), {} bytes of the file rewritten", p.partition, p.path, p.edits.len(), p.bytes_changed)?;
+            for e in &p.edits {
+                writeln!(f, "  at {:#x}: {} -> {} ({})", e.offset, crate::hive::tree::hex(&e.old), crate::hive::tree::hex(&e.new), e.what)?;
             }
         }
         Ok(())
@@ -116,6 +204,11 @@ fn diff_ranges(old: &[u8], new: &[u8]) -> Vec<(u64, Vec<u8>)> {
 /// an image, map the changed bytes of its file down to the disk. A hive that
 /// is a plain file (a hive-file or directory machine) is rewritten whole.
 pub fn plan(machine: &Machine, actions: &[Edit]) -> Result<Plan> {
+    plan_with_files(machine, actions, &[])
+}
+
+/// [`plan`], plus same-size rewrites of other files on the image's volumes.
+pub fn plan_with_files(machine: &Machine, actions: &[Edit], files: &[FileEdit]) -> Result<Plan> {
     let mut edits = Vec::new();
     let mut patch = Patch::default();
     let mut kinds: Vec<HiveKind> = Vec::new();
@@ -196,7 +289,8 @@ pub fn plan(machine: &Machine, actions: &[Edit]) -> Result<Plan> {
         };
         edits.push(HiveEdit { hive: kind, location, path, changes, bytes_changed, new_sequence, new_bytes: new });
     }
-    Ok(Plan { edits, patch })
+    let files = if files.is_empty() { Vec::new() } else { plan_files(machine, files, &mut patch)? };
+    Ok(Plan { edits, files, patch })
 }
 
 /// Read the edited hive back (a fresh load, as Windows would) and check every

@@ -552,6 +552,26 @@ fn relative_windows(from: &Path, target: &Path) -> Option<String> {
     Some(parts.join("\\"))
 }
 
+/// `path` as Hyper-V writes `absolute_win32_path` (`C:\\VMs\\a.avhdx`,
+/// `\\\\server\\share\\a.avhdx`), if it is a Windows absolute path: a drive
+/// letter or a UNC share, with or without the `\\\\?\\` prefix that
+/// `canonicalize` adds on Windows. Anything else (a Unix path) is `None`.
+fn windows_absolute(path: &str) -> Option<String> {
+    // `/` separates only on Windows; elsewhere a path starting with `/` is never one.
+    let p = if cfg!(windows) { path.replace('/', "\\") } else { path.to_string() };
+    let p = match p.strip_prefix(r"\\?\") {
+        Some(rest) => match rest.strip_prefix(r"UNC\") {
+            Some(unc) => format!(r"\\{unc}"),
+            None => rest.to_string(),
+        },
+        None => p,
+    };
+    let b = p.as_bytes();
+    let drive = b.len() >= 3 && b[0].is_ascii_alphabetic() && b[1] == b':' && b[2] == b'\\';
+    let unc = p.starts_with(r"\\") && p[2..].split('\\').filter(|c| !c.is_empty()).count() >= 3;
+    (drive || unc).then_some(p)
+}
+
 /// Parent locator item (MS-VHDX 2.6.2.6): header, key/value entries, UTF-16LE strings.
 fn parent_locator(pairs: &[(&str, String)]) -> Result<Vec<u8>> {
     let mut b = vec![0u8; 20 + 12 * pairs.len()];
@@ -596,13 +616,19 @@ pub fn diff_child(image: &Image, patch: &Patch, out: &mut File, out_path: &Path)
     };
     let child_dir = child_dir.canonicalize().or_else(|_| std::path::absolute(&child_dir)).unwrap_or(child_dir);
     let mut pairs = vec![("parent_linkage", format!("{{{}}}", linkage.hyphenated()))];
+    // Hyper-V tries the relative path first (from the child's directory).
     if let Some(rel) = relative_windows(&child_dir, &parent_abs) {
         pairs.push(("relative_path", rel));
     }
-    // The parent's absolute path as seen here, with Windows separators: a
-    // reader that cannot use it as is still finds the file name after the
-    // last `\` (libvhdi looks for that name next to the child).
-    pairs.push(("absolute_win32_path", parent_abs.to_string_lossy().replace('/', "\\")));
+    // An absolute path only when the parent's path is a Windows one (drive
+    // letter or UNC share): a Linux path written with backslashes would name
+    // nothing on a Hyper-V host, and the relative path already says it all.
+    if let Some(abs) = windows_absolute(&parent_abs.to_string_lossy()) {
+        pairs.push(("absolute_win32_path", abs));
+    }
+    if pairs.len() == 1 {
+        return Err(Error::unsupported(L, META_OFFSET, format!("no path from {} to its parent {} can be written (different volumes and no Windows path): put the child beside its parent", out_path.display(), parent_abs.display())));
+    }
     let mut items = disk_items(&g, HAS_PARENT, disk_id);
     items.push((rd::PARENT_LOCATOR, IS_REQUIRED, parent_locator(&pairs)?));
     let meta = metadata(&items)?;
@@ -688,6 +714,19 @@ pub fn diff_child(image: &Image, patch: &Patch, out: &mut File, out_path: &Path)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_windows_paths_become_absolute_win32_paths() {
+        assert_eq!(windows_absolute(r"C:\VMs\a.avhdx").as_deref(), Some(r"C:\VMs\a.avhdx"));
+        assert_eq!(windows_absolute(r"\\?\D:\Hyper-V\a.avhdx").as_deref(), Some(r"D:\Hyper-V\a.avhdx"));
+        assert_eq!(windows_absolute(r"\\?\UNC\srv\vms\a.avhdx").as_deref(), Some(r"\\srv\vms\a.avhdx"));
+        assert_eq!(windows_absolute(r"\\srv\vms\a.avhdx").as_deref(), Some(r"\\srv\vms\a.avhdx"));
+        #[cfg(not(windows))]
+        assert_eq!(windows_absolute("//srv/vms/a.vhdx"), None, "a Unix path, whatever its slashes");
+        for unix in ["/var/lib/vms/a.avhdx", "/a.vhdx", "a.vhdx", r"\var\lib\a.vhdx", r"\\srv", "C:a.vhdx"] {
+            assert_eq!(windows_absolute(unix), None, "{unix}");
+        }
+    }
 
     #[test]
     fn relative_paths_are_windows_style() {
