@@ -211,6 +211,7 @@ fn tspkg_version_of_toolchain_built_dlls() {
 /// Hostile bytes: truncations and bit flips of a real DLL and of a certificate
 /// blob never panic (an error or some answer, nothing else).
 #[test]
+#[cfg_attr(not(tool_openssl), ignore = "needs openssl (Linux)")]
 fn pe_and_certificate_readers_survive_damage() {
     let dir = tempfile::tempdir().unwrap();
     let mut rng = Rng(0x19);
