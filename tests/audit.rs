@@ -72,6 +72,7 @@ fn ids(r: &J) -> BTreeSet<String> {
 }
 
 #[test]
+#[cfg_attr(not(scenarios), ignore = "needs ../shared/data and the scenario-image tools (python3, hivex, ntfs-3g, fdisk, gdisk, mtools, dosfstools, qemu-img)")]
 fn every_record_right_error_rows_and_exit_codes() {
     let Some(s) = sweep() else { return };
     let all = paths(&s);
@@ -128,6 +129,7 @@ fn every_record_right_error_rows_and_exit_codes() {
 }
 
 #[test]
+#[cfg_attr(not(scenarios), ignore = "needs ../shared/data and the scenario-image tools (python3, hivex, ntfs-3g, fdisk, gdisk, mtools, dosfstools, qemu-img)")]
 fn table_json_and_csv_agree() {
     let Some(s) = sweep() else { return };
     let all = paths(&s);
@@ -171,6 +173,7 @@ fn table_json_and_csv_agree() {
 }
 
 #[test]
+#[cfg_attr(not(scenarios), ignore = "needs ../shared/data and the scenario-image tools (python3, hivex, ntfs-3g, fdisk, gdisk, mtools, dosfstools, qemu-img)")]
 fn baseline_ignores_overrides_and_expects() {
     let Some(s) = sweep() else { return };
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
@@ -232,6 +235,7 @@ range = [2, 4]
 }
 
 #[test]
+#[cfg_attr(not(scenarios), ignore = "needs ../shared/data and the scenario-image tools (python3, hivex, ntfs-3g, fdisk, gdisk, mtools, dosfstools, qemu-img)")]
 fn shards_partition_the_list() {
     let Some(s) = sweep() else { return };
     let all = paths(&s);
@@ -260,6 +264,7 @@ fn shards_partition_the_list() {
 /// A rule on a hive the source does not have is "not evaluated", never a pass
 /// or a failure; a hive file is a valid audit source.
 #[test]
+#[cfg_attr(not(shared_data), ignore = "needs ../shared/data")]
 fn baseline_rule_on_a_missing_hive_is_not_evaluated() {
     let Some(data) = shared_data() else { return };
     let system = data.join("hives/win7-sp1/SYSTEM");

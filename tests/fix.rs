@@ -240,6 +240,7 @@ fn assert_hivex_diff(input: &Path, output: &Path, part: u64, fs_path: &str, work
 }
 
 #[test]
+#[cfg_attr(not(scenarios), ignore = "needs ../shared/data and the scenario-image tools (python3, hivex, ntfs-3g, fdisk, gdisk, mtools, dosfstools, qemu-img)")]
 fn full_copies_in_every_format_carry_exactly_the_fix() {
     let d = out_dir("full");
     // Gen1/Gen2 x raw/VHD/VHDX, each with RDP turned off or the port moved.
@@ -323,6 +324,7 @@ fn full_copies_in_every_format_carry_exactly_the_fix() {
 }
 
 #[test]
+#[cfg_attr(not(scenarios), ignore = "needs ../shared/data and the scenario-image tools (python3, hivex, ntfs-3g, fdisk, gdisk, mtools, dosfstools, qemu-img)")]
 fn a_dirty_hive_is_recovered_before_the_edit_and_written_clean() {
     let d = out_dir("dirty");
     let Some(input) = scenario("dirty-log") else { return };
@@ -354,6 +356,7 @@ fn a_dirty_hive_is_recovered_before_the_edit_and_written_clean() {
 }
 
 #[test]
+#[cfg_attr(not(scenarios), ignore = "needs ../shared/data and the scenario-image tools (python3, hivex, ntfs-3g, fdisk, gdisk, mtools, dosfstools, qemu-img)")]
 fn diff_child_holds_only_the_change_and_its_parent_is_untouched() {
     let d = out_dir("child");
     for name in ["port-moved", "crypto"] {
@@ -370,9 +373,8 @@ fn diff_child_holds_only_the_change_and_its_parent_is_untouched() {
         assert_eq!(o.status.code(), Some(0), "{name}: {}{}", stdout(&o), stderr(&o));
         assert_eq!(sha256_file(&parent), hash, "{name}: parent changed");
         // What the child occupies on disk (blocks are sparse where nothing was written).
-        use std::os::unix::fs::MetadataExt;
         let m = std::fs::metadata(&child).unwrap();
-        let used = m.blocks() * 512;
+        let used = allocated_bytes(&m);
         assert!(used < 12 << 20, "{name}: child occupies {used} bytes");
         eprintln!("{name}: differencing child {} bytes, {used} allocated", m.len());
         // (qemu opens no differencing VHDX, so there is no qemu-img check of the child.)
@@ -401,6 +403,7 @@ fn diff_child_holds_only_the_change_and_its_parent_is_untouched() {
 }
 
 #[test]
+#[cfg_attr(not(scenarios), ignore = "needs ../shared/data and the scenario-image tools (python3, hivex, ntfs-3g, fdisk, gdisk, mtools, dosfstools, qemu-img)")]
 fn a_killed_fix_leaves_no_destination() {
     let d = out_dir("fault");
     let (Some(vhdx), Some(vhd), Some(raw)) = (scenario("port-moved"), scenario("setup-hook"), scenario("win10-as-shipped")) else { return };
@@ -434,6 +437,7 @@ fn a_killed_fix_leaves_no_destination() {
 }
 
 #[test]
+#[cfg_attr(not(scenarios), ignore = "needs ../shared/data and the scenario-image tools (python3, hivex, ntfs-3g, fdisk, gdisk, mtools, dosfstools, qemu-img)")]
 fn dry_run_and_refusals() {
     let d = out_dir("refuse");
     let Some(input) = scenario("win10-as-shipped") else { return };
@@ -466,6 +470,7 @@ fn dry_run_and_refusals() {
 }
 
 #[test]
+#[cfg_attr(not(scenarios), ignore = "needs ../shared/data and the scenario-image tools (python3, hivex, ntfs-3g, fdisk, gdisk, mtools, dosfstools, qemu-img)")]
 fn in_place_on_a_raw_disk_with_undo() {
     let d = out_dir("inplace");
     let Some(input) = scenario("win10-as-shipped") else { return };
@@ -494,6 +499,7 @@ fn in_place_on_a_raw_disk_with_undo() {
 }
 
 #[test]
+#[cfg_attr(not(scenarios), ignore = "needs ../shared/data and the scenario-image tools (python3, hivex, ntfs-3g, fdisk, gdisk, mtools, dosfstools, qemu-img)")]
 fn reg_set_and_delete_write_a_copy() {
     let d = out_dir("reg");
     let Some(input) = scenario("port-moved") else { return };
@@ -559,6 +565,7 @@ fn assert_only_targeted_changed_but_new(input: &Path, output: &Path, new_key: &s
 }
 
 #[test]
+#[cfg_attr(not(scenarios), ignore = "needs ../shared/data and the scenario-image tools (python3, hivex, ntfs-3g, fdisk, gdisk, mtools, dosfstools, qemu-img)")]
 fn reg_import_applies_a_reg_file_to_a_copy() {
     let d = out_dir("import");
     let (Some(from), Some(input)) = (scenario("win7-healthy-gen1"), scenario("crypto")) else { return };
@@ -623,8 +630,7 @@ fn demo_image_fix_needs_nothing_installed() {
     }
     // The child holds only what changed.
     let child = std::fs::metadata(d.join("child.avhdx")).unwrap();
-    use std::os::unix::fs::MetadataExt;
-    assert!(child.blocks() * 512 < 8 << 20, "child occupies {} bytes", child.blocks() * 512);
+    assert!(allocated_bytes(&child) < 8 << 20, "child occupies {} bytes", allocated_bytes(&child));
 }
 
 /// An existing `--out` is refused whether or not it is the input (issue 18: a
@@ -677,6 +683,7 @@ fn fixed(input: &Path, out: &Path, args: &[&str]) -> (J, String) {
 }
 
 #[test]
+#[cfg_attr(not(scenarios), ignore = "needs ../shared/data and the scenario-image tools (python3, hivex, ntfs-3g, fdisk, gdisk, mtools, dosfstools, qemu-img)")]
 fn issue19_nla_profiles_write_what_d10_and_the_azure_script_write() {
     let d = out_dir("i19-nla");
     let Some(shipped) = scenario("win10-as-shipped") else { return };
@@ -697,6 +704,7 @@ fn issue19_nla_profiles_write_what_d10_and_the_azure_script_write() {
 }
 
 #[test]
+#[cfg_attr(not(scenarios), ignore = "needs ../shared/data and the scenario-image tools (python3, hivex, ntfs-3g, fdisk, gdisk, mtools, dosfstools, qemu-img)")]
 fn issue19_fips_off_also_lowers_the_encryption_level() {
     let d = out_dir("i19-fips");
     let Some(member) = scenario("i19-domain-member") else { return };
@@ -708,6 +716,7 @@ fn issue19_fips_off_also_lowers_the_encryption_level() {
 }
 
 #[test]
+#[cfg_attr(not(scenarios), ignore = "needs ../shared/data and the scenario-image tools (python3, hivex, ntfs-3g, fdisk, gdisk, mtools, dosfstools, qemu-img)")]
 fn issue19_reset_rdp_keeps_a_custom_port_unless_told() {
     let d = out_dir("i19-port");
     let Some(moved) = scenario("port-moved") else { return };
@@ -726,6 +735,7 @@ fn issue19_reset_rdp_keeps_a_custom_port_unless_told() {
 }
 
 #[test]
+#[cfg_attr(not(scenarios), ignore = "needs ../shared/data and the scenario-image tools (python3, hivex, ntfs-3g, fdisk, gdisk, mtools, dosfstools, qemu-img)")]
 fn issue19_safe_mode_off_reverts_the_dsrm_security_layer_on_a_dc() {
     let d = out_dir("i19-dsrm");
     let Some(dc) = scenario("i19-dc-dsrm") else { return };

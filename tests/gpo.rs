@@ -166,6 +166,7 @@ fn policies(inf: &str, source: &'static str) -> Policies {
 }
 
 #[test]
+#[cfg_attr(not(shared_data), ignore = "needs ../shared/data")]
 fn privilege_rights_match_act_sys_ac_edits_generically() {
     const DENY_RDP: u32 = 0x800;
     const ALLOW_RDP: u32 = 0x400;
@@ -198,6 +199,7 @@ fn privilege_rights_match_act_sys_ac_edits_generically() {
 }
 
 #[test]
+#[cfg_attr(not(shared_data), ignore = "needs ../shared/data")]
 fn enabling_the_builtin_administrator_against_enable_admin_account_0() {
     let Some(dir) = shared_data().map(|d| d.join("hives/sam/SAM-win10")) else {
         eprintln!("NOTICE: ../shared/data missing; SKIP");
@@ -217,6 +219,7 @@ fn enabling_the_builtin_administrator_against_enable_admin_account_0() {
 }
 
 #[test]
+#[cfg_attr(not(scenarios), ignore = "needs ../shared/data and the scenario-image tools (python3, hivex, ntfs-3g, fdisk, gdisk, mtools, dosfstools, qemu-img)")]
 fn gpo_local_findings_name_the_local_gpo() {
     let Some(img) = scenario("gpo-local") else { return };
     let doc = inspect_json(&img);
@@ -242,6 +245,7 @@ fn gpo_local_findings_name_the_local_gpo() {
 }
 
 #[test]
+#[cfg_attr(not(scenarios), ignore = "needs ../shared/data and the scenario-image tools (python3, hivex, ntfs-3g, fdisk, gdisk, mtools, dosfstools, qemu-img)")]
 fn gpo_domain_findings_name_the_gpo_and_pending_values_are_noted() {
     let Some(img) = scenario("gpo-domain") else { return };
     let doc = inspect_json(&img);
@@ -304,6 +308,7 @@ fn ntfscat(raw_img: &Path, path: &str, dir: &Path) -> Option<Vec<u8>> {
 }
 
 #[test]
+#[cfg_attr(not(scenarios), ignore = "needs ../shared/data and the scenario-image tools (python3, hivex, ntfs-3g, fdisk, gdisk, mtools, dosfstools, qemu-img)")]
 fn fix_rewrites_the_local_registry_pol_dword() {
     let Some(img) = scenario("gpo-local") else { return };
     let d = work("local");

@@ -270,6 +270,7 @@ fn hivex_export_value(file: &Path, key: &str, name: &str) -> Option<(u32, Vec<u8
 }
 
 #[test]
+#[cfg_attr(not(all(shared_data, tool_python3)), ignore = "needs ../shared/data and python3 (regipy)")]
 fn edits_on_real_hives() {
     let Some(data) = shared_data() else { return };
     let mut files = vec![];
@@ -328,6 +329,7 @@ fn regipy_check(files: &[(PathBuf, Vec<Probe>)]) {
 /// one owner each) holds on real hives, and is fast (open time printed; the
 /// 12.8 MB SYSTEM hive opens in a few ms in release builds).
 #[test]
+#[cfg_attr(not(shared_data), ignore = "needs ../shared/data")]
 fn editor_opens_every_real_hive() {
     let Some(data) = shared_data() else { return };
     let mut files = vec![];

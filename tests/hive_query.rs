@@ -15,6 +15,7 @@ fn oracle() -> J {
 }
 
 #[test]
+#[cfg_attr(not(shared_data), ignore = "needs ../shared/data")]
 fn rdp_keys_match_hivex() {
     let Some(data) = shared_data() else { return };
     let mut compared = 0;
@@ -40,6 +41,7 @@ fn rdp_keys_match_hivex() {
 }
 
 #[test]
+#[cfg_attr(not(shared_data), ignore = "needs ../shared/data")]
 fn reg_query_cli() {
     let Some(data) = shared_data() else { return };
     let hive = data.join("hives/win10-19041/SYSTEM");
@@ -107,12 +109,10 @@ fn reg_query_in_images() {
 /// Export RDP-Tcp as .reg, merge it into hivex's minimal hive with
 /// hivexregedit, read it back with our reader: identical values.
 #[test]
+#[cfg_attr(not(all(shared_data, tool_hivexregedit)), ignore = "needs ../shared/data and hivexregedit (Linux)")]
 fn reg_export_round_trip_through_hivexregedit() {
     let Some(data) = shared_data() else { return };
-    if !have("hivexregedit") {
-        eprintln!("NOTICE: hivexregedit not installed (libwin-hivex-perl); round trip skipped");
-        return;
-    }
+    require("hivexregedit");
     let tmp = tempfile::tempdir().unwrap();
     let src = data.join("hives/win10-19041/SYSTEM");
     let key = r"HKLM\SYSTEM\CurrentControlSet\Control\Terminal Server\WinStations";

@@ -11,17 +11,12 @@ use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+/// ../shared/data/hives; fails when absent (the tests that use it are marked
+/// ignored then, see tests/common).
 fn hives() -> Option<PathBuf> {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/hives");
-    if p.is_dir() {
-        Some(p)
-    } else {
-        eprintln!(
-            "NOTICE: {} is absent; skipping tests on real Windows-made hives",
-            p.display()
-        );
-        None
-    }
+    assert!(p.is_dir(), "{} is absent: mark the test #[cfg_attr(not(shared_data), ignore = ...)]", p.display());
+    Some(p)
 }
 
 fn read(p: &Path) -> Vec<u8> {
@@ -171,6 +166,7 @@ fn le_u32(b: &[u8], off: usize) -> u32 {
 }
 
 #[test]
+#[cfg_attr(not(shared_data), ignore = "needs ../shared/data")]
 fn win10_1709_dirty_system_recovers_to_2130() {
     let Some(d) = hives() else { return };
     let dir = d.join("win10-1709-dirty");
@@ -234,6 +230,7 @@ fn win10_1709_dirty_system_recovers_to_2130() {
 }
 
 #[test]
+#[cfg_attr(not(shared_data), ignore = "needs ../shared/data")]
 fn truncated_and_damaged_real_logs_never_panic() {
     let Some(d) = hives() else { return };
     let dir = d.join("win10-1709-dirty");
@@ -282,6 +279,7 @@ fn truncated_and_damaged_real_logs_never_panic() {
 }
 
 #[test]
+#[cfg_attr(not(shared_data), ignore = "needs ../shared/data")]
 fn ntuser_stale_log2_is_ignored() {
     let Some(d) = hives() else { return };
     let h = load_with_logs(&d.join("ntuser-stale-log"), "NTUSER.DAT").unwrap();
@@ -312,6 +310,7 @@ fn ntuser_stale_log2_is_ignored() {
 }
 
 #[test]
+#[cfg_attr(not(shared_data), ignore = "needs ../shared/data")]
 fn yarp_new_dirty_hive_equals_windows_recovery() {
     let Some(d) = hives() else { return };
     let dir = d.join("yarp/NewDirtyHive1");
@@ -338,6 +337,7 @@ fn yarp_new_dirty_hive_equals_windows_recovery() {
 }
 
 #[test]
+#[cfg_attr(not(shared_data), ignore = "needs ../shared/data")]
 fn yarp_old_dirty_hive_equals_windows_recovery() {
     let Some(d) = hives() else { return };
     let dir = d.join("yarp/OldDirtyHive");
@@ -360,6 +360,7 @@ fn yarp_old_dirty_hive_equals_windows_recovery() {
 }
 
 #[test]
+#[cfg_attr(not(shared_data), ignore = "needs ../shared/data")]
 fn yarp_bad_base_block_is_recovered_from_the_log() {
     let Some(d) = hives() else { return };
     let h = load_with_logs(&d.join("yarp/BadBaseBlockHive"), "BadBaseBlockHive").unwrap();
@@ -378,6 +379,7 @@ fn yarp_bad_base_block_is_recovered_from_the_log() {
 }
 
 #[test]
+#[cfg_attr(not(shared_data), ignore = "needs ../shared/data")]
 fn yarp_bad_logs_leave_the_hive_unrecovered() {
     let Some(d) = hives() else { return };
     for (n, why) in [(1, "checksum"), (2, "no DIRT signature"), (3, "checksum")] {
@@ -399,6 +401,7 @@ fn yarp_bad_logs_leave_the_hive_unrecovered() {
 }
 
 #[test]
+#[cfg_attr(not(shared_data), ignore = "needs ../shared/data")]
 fn yarp_truncated_dirty_hive_is_cut_to_its_intact_hbins() {
     let Some(d) = hives() else { return };
     let h = load(read(&d.join("yarp/TruncatedDirtyHive")), None, None).unwrap();
@@ -418,6 +421,7 @@ fn yarp_truncated_dirty_hive_is_cut_to_its_intact_hbins() {
 }
 
 #[test]
+#[cfg_attr(not(shared_data), ignore = "needs ../shared/data")]
 fn corrupt_truncated_xp_system_has_a_defined_outcome() {
     let Some(d) = hives() else { return };
     let p = read(&d.join("corrupt/SYSTEM-truncated-xp"));
@@ -445,6 +449,7 @@ fn corrupt_truncated_xp_system_has_a_defined_outcome() {
 }
 
 #[test]
+#[cfg_attr(not(shared_data), ignore = "needs ../shared/data")]
 fn clean_hives_are_returned_unchanged() {
     let Some(d) = hives() else { return };
     let o = oracle();

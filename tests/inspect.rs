@@ -66,6 +66,7 @@ fn assert_schema(doc: &J, what: &str) {
 }
 
 #[test]
+#[cfg_attr(not(scenarios), ignore = "needs ../shared/data and the scenario-image tools (python3, hivex, ntfs-3g, fdisk, gdisk, mtools, dosfstools, qemu-img)")]
 fn every_scenario_reports_exactly_its_seeded_checks() {
     let Some((_, all)) = scenarios() else { return };
     let mut combos = BTreeSet::new();
@@ -98,6 +99,7 @@ fn every_scenario_reports_exactly_its_seeded_checks() {
 }
 
 #[test]
+#[cfg_attr(not(scenarios), ignore = "needs ../shared/data and the scenario-image tools (python3, hivex, ntfs-3g, fdisk, gdisk, mtools, dosfstools, qemu-img)")]
 fn healthy_windows7_with_rdp_enabled() {
     let Some((img, _)) = scenario("win7-rdp-enabled-gen1") else { return };
     let (_, doc) = inspect_json(&img, &[]);
@@ -121,6 +123,7 @@ fn healthy_windows7_with_rdp_enabled() {
 }
 
 #[test]
+#[cfg_attr(not(scenarios), ignore = "needs ../shared/data and the scenario-image tools (python3, hivex, ntfs-3g, fdisk, gdisk, mtools, dosfstools, qemu-img)")]
 fn a_change_that_lives_only_in_the_log_is_reported() {
     let Some((img, sc)) = scenario("dirty-log") else { return };
     let (_, doc) = inspect_json(&img, &[]);
@@ -140,6 +143,7 @@ fn a_change_that_lives_only_in_the_log_is_reported() {
 }
 
 #[test]
+#[cfg_attr(not(scenarios), ignore = "needs ../shared/data and the scenario-image tools (python3, hivex, ntfs-3g, fdisk, gdisk, mtools, dosfstools, qemu-img)")]
 fn real_dirty_hive_is_read_with_its_logs() {
     let Some((img, _)) = scenario("win10-1709-dirty") else { return };
     let (_, doc) = inspect_json(&img, &[]);
@@ -149,6 +153,7 @@ fn real_dirty_hive_is_read_with_its_logs() {
 }
 
 #[test]
+#[cfg_attr(not(scenarios), ignore = "needs ../shared/data and the scenario-image tools (python3, hivex, ntfs-3g, fdisk, gdisk, mtools, dosfstools, qemu-img)")]
 fn policy_value_wins_and_names_both() {
     let Some((img, _)) = scenario("policy-deny") else { return };
     let (_, doc) = inspect_json(&img, &[]);
@@ -160,6 +165,7 @@ fn policy_value_wins_and_names_both() {
 }
 
 #[test]
+#[cfg_attr(not(scenarios), ignore = "needs ../shared/data and the scenario-image tools (python3, hivex, ntfs-3g, fdisk, gdisk, mtools, dosfstools, qemu-img)")]
 fn symptoms_map_to_checks_and_to_causes_outside_the_disk() {
     let Some((img, _)) = scenario("crypto") else { return };
     let (_, doc) = inspect_json(&img, &["--symptom", "An internal error has occurred."]);
@@ -226,6 +232,7 @@ fn unreadable_images_exit_2() {
 }
 
 #[test]
+#[cfg_attr(not(shared_data), ignore = "needs ../shared (reference/rdp-checks.md)")]
 fn catalog_ids_come_from_the_reference() {
     let ids = rdprescue::rdp::catalog::ids();
     assert!(ids.len() >= 40, "{} ids", ids.len());
@@ -262,6 +269,7 @@ fn notes_of(doc: &J, id: &str) -> Vec<String> {
 }
 
 #[test]
+#[cfg_attr(not(scenarios), ignore = "needs ../shared/data and the scenario-image tools (python3, hivex, ntfs-3g, fdisk, gdisk, mtools, dosfstools, qemu-img)")]
 fn issue19_tls_and_encryption_follow_the_build() {
     // Windows 7 SP1: RDP uses TLS 1.0 only (no KB3080079 known), so 1.0 off is High and fixed
     // automatically; 1.1/1.2 off is that build's default and no finding.
@@ -294,6 +302,7 @@ fn issue19_tls_and_encryption_follow_the_build() {
 }
 
 #[test]
+#[cfg_attr(not(scenarios), ignore = "needs ../shared/data and the scenario-image tools (python3, hivex, ntfs-3g, fdisk, gdisk, mtools, dosfstools, qemu-img)")]
 fn issue19_domain_only_checks_and_severities() {
     // A workgroup machine: disabledomaincreds, Netlogon disabled and LmCompatibilityLevel 2 refuse no one.
     let Some((img, _)) = scenario("i19-win11-defaults") else { return };
@@ -336,6 +345,7 @@ fn issue19_domain_only_checks_and_severities() {
 }
 
 #[test]
+#[cfg_attr(not(scenarios), ignore = "needs ../shared/data and the scenario-image tools (python3, hivex, ntfs-3g, fdisk, gdisk, mtools, dosfstools, qemu-img)")]
 fn issue19_firewall_model() {
     // Private: DefaultInboundAction 0 (allow); Public: a GPO rule open only from 10.1.0.0/16;
     // Domain: never active on this workgroup machine. No fault, one note that names the addresses.
@@ -368,6 +378,7 @@ fn issue19_firewall_model() {
 }
 
 #[test]
+#[cfg_attr(not(scenarios), ignore = "needs ../shared/data and the scenario-image tools (python3, hivex, ntfs-3g, fdisk, gdisk, mtools, dosfstools, qemu-img)")]
 fn issue19_server2003_is_nt5() {
     // The real DC hive is Server 2003 (5.2): no NLA rows pretending defaults, no Public profile,
     // no rule store; its firewall (SharedAccess) is disabled and LmCompatibilityLevel 2 accepts NTLMv2.
@@ -393,6 +404,7 @@ fn issue19_server2003_is_nt5() {
 /// The real hive sets as collected (SYSTEM only: the era is inferred from SYSTEM): only the
 /// faults an RDP expert would sign (issue 19's before/after table).
 #[test]
+#[cfg_attr(not(shared_data), ignore = "needs ../shared/data")]
 fn issue19_real_hive_sets() {
     let Some(shared) = shared_data() else { return };
     let want: [(&str, &[(&str, &str)]); 4] = [

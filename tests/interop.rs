@@ -8,13 +8,11 @@ use common::*;
 use std::process::Command;
 
 #[test]
+#[cfg_attr(not(all(shared_data, tool_qemu_img, tool_sfdisk, tool_ntfscat, tool_ntfsls, tool_python3)), ignore = "needs ../shared/data, qemu-img, sfdisk, ntfs-3g (ntfscat, ntfsls), python3 (Linux)")]
 fn shared_image_oracle_is_reproducible() {
     let Some(data) = shared_data() else { return };
     for t in ["qemu-img", "sfdisk", "ntfscat", "ntfsls", "python3"] {
-        if !have(t) {
-            eprintln!("NOTICE: {t} not installed; interop check skipped");
-            return;
-        }
+        require(t);
     }
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("oracle.json");
@@ -30,12 +28,10 @@ fn shared_image_oracle_is_reproducible() {
 /// ntfscat and rdprescue agree on every file of every generated fixture volume,
 /// read live from the decompressed image (not from fixtures.json).
 #[test]
+#[cfg_attr(not(all(tool_ntfscat, tool_ntfsls)), ignore = "needs ntfs-3g (ntfscat, ntfsls; Linux)")]
 fn ntfscat_agrees_on_fixture_files() {
     for t in ["ntfscat", "ntfsls"] {
-        if !have(t) {
-            eprintln!("NOTICE: {t} not installed; interop check skipped");
-            return;
-        }
+        require(t);
     }
     let tmp = tempfile::tempdir().unwrap();
     let raw = gunzip(&testdata().join("images/gen1-mbr.raw.gz"), tmp.path());

@@ -113,6 +113,7 @@ const FILE_ROWS: &[&str] = &["credssp-server-unpatched", "low-disk-space", "pend
 const TS: &str = r"ControlSet001\Control\Terminal Server";
 
 #[test]
+#[cfg_attr(not(shared_data), ignore = "needs ../shared/data")]
 fn real_dirty_hive_on_a_mounted_volume_is_read_fixed_in_place_and_undone() {
     let Some(data) = shared_data() else { return };
     let d = out_dir("real");
@@ -241,6 +242,7 @@ fn real_dirty_hive_on_a_mounted_volume_is_read_fixed_in_place_and_undone() {
 }
 
 #[test]
+#[cfg_attr(not(shared_data), ignore = "needs ../shared/data")]
 fn a_killed_in_place_fix_is_undone_and_nothing_starts_before_the_undo_copy() {
     let Some(data) = shared_data() else { return };
     for (step, hive_written) in [("files-undo-saved", false), ("files-staged", false), ("files-first-written", true)] {
@@ -267,6 +269,7 @@ fn a_killed_in_place_fix_is_undone_and_nothing_starts_before_the_undo_copy() {
 }
 
 #[test]
+#[cfg_attr(not(shared_data), ignore = "needs ../shared/data")]
 fn a_hibernated_or_read_only_volume_is_refused_before_anything_is_written() {
     let Some(data) = shared_data() else { return };
     let d = out_dir("refused");
@@ -302,6 +305,7 @@ fn a_hibernated_or_read_only_volume_is_refused_before_anything_is_written() {
 /// change lives only in SYSTEM.LOG1, and after the in-place fix that stale
 /// log must not bring it back.
 #[test]
+#[cfg_attr(not(scenarios), ignore = "needs ../shared/data and the scenario-image tools (python3, hivex, ntfs-3g, fdisk, gdisk, mtools, dosfstools, qemu-img)")]
 fn scenario_files_on_a_mounted_volume_read_like_the_image_and_fix_in_place() {
     let Some((_, all)) = build_scenarios("mounted") else { return };
     let sc = all.iter().find(|s| s["name"] == "dirty-log").expect("dirty-log scenario");

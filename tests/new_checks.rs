@@ -57,6 +57,7 @@ fn fix_all(img: &Path, name: &str) -> J {
 }
 
 #[test]
+#[cfg_attr(not(scenarios), ignore = "needs ../shared/data and the scenario-image tools (python3, hivex, ntfs-3g, fdisk, gdisk, mtools, dosfstools, qemu-img)")]
 fn windows7_faults_and_their_fixes() {
     let Some(img) = scenario("issue19-win7-faults") else { return };
     let doc = inspect(&img);
@@ -84,6 +85,7 @@ fn windows7_faults_and_their_fixes() {
 }
 
 #[test]
+#[cfg_attr(not(scenarios), ignore = "needs ../shared/data and the scenario-image tools (python3, hivex, ntfs-3g, fdisk, gdisk, mtools, dosfstools, qemu-img)")]
 fn windows10_faults_and_their_fixes() {
     let Some(img) = scenario("issue19-win10-faults") else { return };
     let doc = inspect(&img);
@@ -109,6 +111,7 @@ fn windows10_faults_and_their_fixes() {
 }
 
 #[test]
+#[cfg_attr(not(scenarios), ignore = "needs ../shared/data and the scenario-image tools (python3, hivex, ntfs-3g, fdisk, gdisk, mtools, dosfstools, qemu-img)")]
 fn non_faults_are_notes_at_most() {
     for name in ["issue19-win7-clean", "issue19-win10-clean"] {
         let Some(img) = scenario(name) else { return };
@@ -126,6 +129,7 @@ fn non_faults_are_notes_at_most() {
 
 /// The hibernation note on the committed fast-startup scenario (a hiberfil.sys holding "hibr").
 #[test]
+#[cfg_attr(not(scenarios), ignore = "needs ../shared/data and the scenario-image tools (python3, hivex, ntfs-3g, fdisk, gdisk, mtools, dosfstools, qemu-img)")]
 fn hibernated_image_is_a_note_with_its_meaning() {
     let Some(img) = scenario("fast-startup") else { return };
     let doc = inspect(&img);
@@ -207,6 +211,7 @@ fn tspkg_version_of_toolchain_built_dlls() {
 /// Hostile bytes: truncations and bit flips of a real DLL and of a certificate
 /// blob never panic (an error or some answer, nothing else).
 #[test]
+#[cfg_attr(not(tool_openssl), ignore = "needs openssl (Linux)")]
 fn pe_and_certificate_readers_survive_damage() {
     let dir = tempfile::tempdir().unwrap();
     let mut rng = Rng(0x19);

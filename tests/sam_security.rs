@@ -155,6 +155,7 @@ fn opt_text(s: &Option<String>) -> String {
 }
 
 #[test]
+#[cfg_attr(not(all(shared_data, tool_python3)), ignore = "needs ../shared/data and python3 (regipy)")]
 fn sam_agrees_with_regipy() {
     let Some(sets) = hive_sets() else { return };
     let mut fields = 0usize;
@@ -243,6 +244,7 @@ const BITS: [(u64, &str); 10] = [
 ];
 
 #[test]
+#[cfg_attr(not(all(shared_data, tool_python3)), ignore = "needs ../shared/data and python3 (regipy)")]
 fn security_agrees_with_regipy() {
     let Some(sets) = hive_sets() else { return };
     let mut fields = 0usize;
@@ -281,6 +283,7 @@ fn security_agrees_with_regipy() {
 }
 
 #[test]
+#[cfg_attr(not(shared_data), ignore = "needs ../shared/data")]
 fn domain_controllers_are_flagged() {
     let Some(sets) = hive_sets() else { return };
     let mut dcs = 0;
@@ -317,6 +320,7 @@ fn domain_controllers_are_flagged() {
 }
 
 #[test]
+#[cfg_attr(not(all(shared_data, tool_python3)), ignore = "needs ../shared/data and python3 (regipy)")]
 fn product_type_marks_a_domain_controller() {
     let Some(data) = common::shared_data() else { return };
     let sam_path = data.join("hives/sam-security/win10-regipy/SAM");
@@ -357,6 +361,7 @@ fn assert_corrupt<T: std::fmt::Debug>(r: rdprescue::error::Result<T>, record: &s
 }
 
 #[test]
+#[cfg_attr(not(shared_data), ignore = "needs ../shared/data")]
 fn hostile_values_in_real_hives() {
     let Some(data) = common::shared_data() else { return };
     let dir = data.join("hives/sam-security/win10-regipy");

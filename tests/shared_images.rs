@@ -26,6 +26,7 @@ fn expected_format(name: &str) -> &'static str {
 }
 
 #[test]
+#[cfg_attr(not(shared_data), ignore = "needs ../shared/data")]
 fn windows_made_images() {
     let Some(data) = shared_data() else { return };
     let tmp = tempfile::tempdir().unwrap();
@@ -97,6 +98,7 @@ fn windows_made_images() {
 
 /// Case-insensitive lookup through the NTFS indexes, on a real Windows volume.
 #[test]
+#[cfg_attr(not(shared_data), ignore = "needs ../shared/data")]
 fn case_insensitive_paths() {
     let Some(data) = shared_data() else { return };
     let gz = data.join("images/server2022-pending-log-gpt.vhdx.gz");

@@ -254,6 +254,7 @@ const WIN10_DYNAMIC_SHA: &str = "ecff2ef6615a3cddc6a6885f1c6d9cf13a232697e1dc657
 const WIN10_ORPHAN_QEMU_SHA: &str = "9e96fac774e2e3606e0e3d5f1152844ca3c6a45ed45e61f36586b2cd60b19d3f";
 
 #[test]
+#[cfg_attr(not(shared_data), ignore = "needs ../shared/data")]
 fn windows_fixed_and_dynamic_match_qemu() {
     let Some(images) = shared_images() else { return };
     let dir = tempfile::tempdir().unwrap();
@@ -298,6 +299,7 @@ fn windows_fixed_and_dynamic_match_qemu() {
 }
 
 #[test]
+#[cfg_attr(not(shared_data), ignore = "needs ../shared/data")]
 fn windows_orphan_differencing_names_missing_parent() {
     let Some(images) = shared_images() else { return };
     let dir = tempfile::tempdir().unwrap();
@@ -315,6 +317,7 @@ fn windows_orphan_differencing_names_missing_parent() {
 /// right one opens, and the chain reads child sectors where its bitmap
 /// says so and parent sectors elsewhere.
 #[test]
+#[cfg_attr(not(shared_data), ignore = "needs ../shared/data")]
 fn windows_orphan_differencing_with_substitute_parent() {
     let Some(images) = shared_images() else { return };
     let dir = tempfile::tempdir().unwrap();
@@ -380,10 +383,9 @@ fn windows_orphan_differencing_with_substitute_parent() {
 /// A raw file with data and holes, converted by qemu-img to the four VHD
 /// flavours; our reader must agree with qemu on size and content.
 #[test]
+#[cfg_attr(not(tool_qemu_img), ignore = "needs qemu-img (Linux)")]
 fn qemu_made_images_match_qemu() {
-    if !have("qemu-img") {
-        return;
-    }
+    common::require("qemu-img");
     let dir = tempfile::tempdir().unwrap();
     // 9 MiB + 3 sectors: not a CHS size, so plain qemu rounds it up.
     let len = 9 * MIB as usize + 1536;
@@ -435,6 +437,7 @@ fn qemu_made_images_match_qemu() {
 /// the 65535x16x255 maximum), the current size otherwise. Checked on
 /// images written here, and against `qemu-img info` when available.
 #[test]
+#[cfg_attr(not(tool_qemu_img), ignore = "needs qemu-img (Linux)")]
 fn size_rule_chs_or_current_size() {
     // Rust-written images: current size 12 MiB, CHS 302x4x17 = 10 514 432 bytes.
     let chs_bytes = 302 * 4 * 17 * 512;
@@ -467,9 +470,7 @@ fn size_rule_chs_or_current_size() {
     assert_eq!(img.disk.len(), chs_bytes);
     assert!(disk_bytes(img.disk.as_ref()) == s.fixed_data[..chs_bytes as usize]);
 
-    if !have("qemu-img") {
-        return;
-    }
+    common::require("qemu-img");
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("s.vhd");
     // qemu writes current size = CHS for plain images...

@@ -20,12 +20,10 @@ const GIB: u64 = 1 << 30;
 // Helpers
 // ----------------------------------------------------------------------
 
+/// qemu-img is there (the callers are marked ignored without it); always true.
 fn qemu() -> bool {
-    let ok = have("qemu-img");
-    if !ok {
-        eprintln!("NOTICE: qemu-img not installed; skipping the VHD writer tests that need qemu-made inputs");
-    }
-    ok
+    common::require("qemu-img");
+    true
 }
 
 fn run(cmd: &mut Command) -> String {
@@ -41,11 +39,10 @@ fn run(cmd: &mut Command) -> String {
 
 /// A raw file of `size` bytes (sparse) with `data` written at the given offsets.
 fn make_raw(path: &Path, size: u64, data: &[(u64, Vec<u8>)]) {
-    use std::os::unix::fs::FileExt;
     let f = File::create(path).unwrap();
     f.set_len(size).unwrap();
     for (o, d) in data {
-        f.write_all_at(d, *o).unwrap();
+        common::write_all_at(&f, d, *o).unwrap();
     }
 }
 
@@ -233,9 +230,8 @@ fn vhdimount(image: &Path, mnt: &Path) -> Option<Mounted> {
 }
 
 fn read_range(path: &Path, off: u64, n: usize) -> Vec<u8> {
-    use std::os::unix::fs::FileExt;
     let mut b = vec![0u8; n];
-    File::open(path).unwrap().read_exact_at(&mut b, off).unwrap();
+    common::read_exact_at(&File::open(path).unwrap(), &mut b, off).unwrap();
     b
 }
 
@@ -274,6 +270,7 @@ fn check_child_bitmaps(child: &Path, patch: &Patch, vsize: u64) {
 // ----------------------------------------------------------------------
 
 #[test]
+#[cfg_attr(not(tool_qemu_img), ignore = "needs qemu-img (Linux)")]
 fn full_copy_of_dynamic_vhd() {
     if !qemu() {
         return;
@@ -342,6 +339,7 @@ fn full_copy_of_dynamic_vhd() {
 }
 
 #[test]
+#[cfg_attr(not(tool_qemu_img), ignore = "needs qemu-img (Linux)")]
 fn diff_child_of_fixed_and_dynamic_vhd() {
     if !qemu() {
         return;
@@ -439,6 +437,7 @@ fn diff_child_of_fixed_and_dynamic_vhd() {
 }
 
 #[test]
+#[cfg_attr(not(tool_qemu_img), ignore = "needs qemu-img (Linux)")]
 fn diff_child_in_another_directory_and_grandchild() {
     if !qemu() {
         return;
@@ -482,6 +481,7 @@ fn diff_child_in_another_directory_and_grandchild() {
 }
 
 #[test]
+#[cfg_attr(not(tool_qemu_img), ignore = "needs qemu-img (Linux)")]
 fn errors_are_clean() {
     if !qemu() {
         return;
@@ -521,6 +521,7 @@ fn errors_are_clean() {
 /// A 127 GiB sparse dynamic VHD: the child is small and quick to make; a full
 /// copy reads only the allocated blocks.
 #[test]
+#[cfg_attr(not(tool_qemu_img), ignore = "needs qemu-img (Linux)")]
 fn big_sparse_127_gib() {
     if !qemu() {
         return;
@@ -551,10 +552,7 @@ fn big_sparse_127_gib() {
     do_diff_child(&img, &patch, &child);
     let took = t.elapsed();
     let child_size = std::fs::metadata(&child).unwrap().len();
-    let child_alloc = {
-        use std::os::unix::fs::MetadataExt;
-        std::fs::metadata(&child).unwrap().blocks() * 512
-    };
+    let child_alloc = common::allocated_bytes(&std::fs::metadata(&child).unwrap());
     let bat = (127 * GIB / (2 * MIB)) * 4;
     eprintln!(
         "MEASURED: differencing child of the 127 GiB VHD: {child_size} bytes ({} KiB; BAT {bat} bytes, \
@@ -607,10 +605,9 @@ fn big_sparse_127_gib() {
     );
     // Expected: the raw file with the patch written (still sparse).
     {
-        use std::os::unix::fs::FileExt;
         let f = std::fs::OpenOptions::new().write(true).open(&raw).unwrap();
         for (o, d) in &ranges {
-            f.write_all_at(d, *o).unwrap();
+            common::write_all_at(&f, d, *o).unwrap();
         }
     }
     let t = Instant::now();
@@ -623,6 +620,7 @@ fn big_sparse_127_gib() {
 
 /// Windows-made VHDs (diskpart) from ../shared/data/images as inputs.
 #[test]
+#[cfg_attr(not(shared_data), ignore = "needs ../shared/data")]
 fn windows_made_inputs() {
     let Some(data) = common::shared_data() else { return };
     let dir = tempfile::tempdir().unwrap();

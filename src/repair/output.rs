@@ -100,6 +100,12 @@ pub fn same_file(a: &Path, b: &Path) -> bool {
             return x.dev() == y.dev() && x.ino() == y.ino();
         }
     }
+    #[cfg(windows)]
+    {
+        if let Ok(same) = same_file::is_same_file(a, b) {
+            return same;
+        }
+    }
     false
 }
 
@@ -121,8 +127,23 @@ fn process_alive(pid: u32) -> bool {
     !matches!(rustix::process::test_kill_process(pid), Err(rustix::io::Errno::SRCH))
 }
 
-#[cfg(not(unix))]
-fn process_alive(_pid: u32) -> bool {
+#[cfg(unix)]
+fn writer_alive(pid: u32, _temp: &Path) -> bool {
+    process_alive(pid)
+}
+
+/// Windows: a writer keeps its temporary open until it is published, and a
+/// dead process's handles are closed; so a temporary that opens with no
+/// sharing at all (no sharing violation) has no live writer. (No process
+/// handle needed, which would take unsafe code.)
+#[cfg(windows)]
+fn writer_alive(_pid: u32, temp: &Path) -> bool {
+    use std::os::windows::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new().read(true).share_mode(0).open(temp).is_err()
+}
+
+#[cfg(not(any(unix, windows)))]
+fn writer_alive(_pid: u32, _temp: &Path) -> bool {
     // No cheap, dependable check here: keep the file.
     true
 }
@@ -137,7 +158,7 @@ pub fn remove_stale(dir: &Path, name: &str) -> usize {
         let f = e.file_name();
         let Some(f) = f.to_str() else { continue };
         let Some(pid) = f.strip_prefix(&prefix).and_then(|r| r.strip_suffix(".tmp")).and_then(|p| p.parse::<u32>().ok()) else { continue };
-        if pid == std::process::id() || process_alive(pid) {
+        if pid == std::process::id() || writer_alive(pid, &e.path()) {
             continue;
         }
         if e.file_type().is_ok_and(|t| t.is_file()) && std::fs::remove_file(e.path()).is_ok() {

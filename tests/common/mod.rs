@@ -6,14 +6,75 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-/// `../shared/data` next to the project, if present.
+// Skips are visible: a test that needs ../shared/data or a tool is marked
+//     #[cfg_attr(not(shared_data), ignore = "needs ../shared/data")]
+// (conditions set by build.rs: shared_data, scenarios, tool_NAME, root), so
+// cargo counts it as ignored, with the reason, when it cannot run. The helpers
+// below therefore never skip: reached without what they need, they fail, so an
+// unmarked test cannot pass without checking anything.
+
+/// `../shared/data` next to the project. Panics when it is absent: the
+/// caller must be marked `#[cfg_attr(not(shared_data), ignore = ...)]`. (Still
+/// an Option so that `let Some(data) = shared_data() else { .. }` reads on.)
 pub fn shared_data() -> Option<PathBuf> {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
-    if p.is_dir() {
-        Some(p)
+    assert!(
+        p.is_dir(),
+        "{} is absent{}: a test that needs it must be marked \
+         #[cfg_attr(not(shared_data), ignore = \"needs ../shared/data\")]",
+        p.display(),
+        if cfg!(shared_data) { " (it was there at build time)" } else { "" }
+    );
+    Some(p)
+}
+
+/// Fail unless `tool` is on PATH: the test must be marked
+/// `#[cfg_attr(not(tool_NAME), ignore = "needs NAME")]`.
+pub fn require(tool: &str) {
+    assert!(have(tool), "{tool} is not installed: a test that needs it must be marked #[cfg_attr(not(tool_...), ignore = \"needs {tool}\")] (.ci/run installs it)");
+}
+
+/// Whether the process died by `std::process::abort` (the fault hooks) or a
+/// kill: no exit code on Unix (a signal); on Windows abort's fail-fast status
+/// 0xC0000409 (STATUS_STACK_BUFFER_OVERRUN).
+pub fn aborted(st: &std::process::ExitStatus) -> bool {
+    if cfg!(windows) {
+        matches!(st.code(), Some(c) if c as u32 == 0xC000_0409)
     } else {
-        eprintln!("NOTICE: {} is absent; skipping tests on real Windows-made files", p.display());
-        None
+        st.code().is_none()
+    }
+}
+
+/// Whether every output is staged as a named temporary (no `O_TMPFILE`).
+pub const NAMED_TEMPORARIES_ONLY: bool = cfg!(not(any(target_os = "linux", target_os = "android")));
+
+/// Write all of `buf` at `off` (portable `FileExt::write_all_at`).
+pub fn write_all_at(f: &std::fs::File, buf: &[u8], off: u64) -> std::io::Result<()> {
+    use std::io::{Seek, SeekFrom, Write};
+    let mut f = f;
+    f.seek(SeekFrom::Start(off))?;
+    f.write_all(buf)
+}
+
+/// Fill `buf` from `off` (portable `FileExt::read_exact_at`).
+pub fn read_exact_at(f: &std::fs::File, buf: &mut [u8], off: u64) -> std::io::Result<()> {
+    use std::io::{Seek, SeekFrom};
+    let mut f = f;
+    f.seek(SeekFrom::Start(off))?;
+    f.read_exact(buf)
+}
+
+/// Bytes the file occupies on disk: its allocated blocks on Unix; on Windows
+/// (no allocation size in std) its length, an upper bound of it, so a test
+/// asserting "occupies less than N" stays sound.
+pub fn allocated_bytes(m: &std::fs::Metadata) -> u64 {
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::MetadataExt::blocks(m) * 512
+    }
+    #[cfg(not(unix))]
+    {
+        m.len()
     }
 }
 
@@ -105,8 +166,10 @@ pub fn assert_layer_error(o: &Output, what: &str) {
     assert!(err.contains("offset 0x") || err.contains("not found"), "{what}: no offset named: {err}");
 }
 
+/// Whether the (Linux) tool is on PATH; never on Windows, where the tests run
+/// under wine and cannot use the host's Linux tools.
 pub fn have(tool: &str) -> bool {
-    Command::new("sh").args(["-c", &format!("command -v {tool}")]).output().is_ok_and(|o| o.status.success())
+    cfg!(unix) && Command::new("sh").args(["-c", &format!("command -v {tool}")]).output().is_ok_and(|o| o.status.success())
 }
 
 /// Tools testdata/make-scenarios.py needs.
@@ -117,15 +180,16 @@ pub const SCENARIO_TOOLS: [&str; 9] = ["python3", "hivexregedit", "mkntfs", "ntf
 /// the scenario list and its builder, built in a temporary directory and
 /// renamed into place (binaries running at the same time cannot see a half-built
 /// set). `tag` names the builder's temporary directory. Returns the directory
-/// and the manifest; None (with a notice) when ../shared or a tool is missing.
+/// and the manifest. Fails when ../shared or a tool is missing: its callers are
+/// marked `#[cfg_attr(not(scenarios), ignore = ...)]`. (Still an Option so the
+/// callers' `let Some(..) = .. else` reads on.)
 pub fn build_scenarios(tag: &str) -> Option<&'static (PathBuf, Vec<serde_json::Value>)> {
     static BUILT: std::sync::OnceLock<Option<(PathBuf, Vec<serde_json::Value>)>> = std::sync::OnceLock::new();
     BUILT
         .get_or_init(|| {
             shared_data()?;
-            if let Some(t) = SCENARIO_TOOLS.iter().find(|t| !have(t)) {
-                eprintln!("NOTICE: {t} not installed; skipping the scenario images (see .ci/run)");
-                return None;
+            for t in SCENARIO_TOOLS {
+                assert!(have(t), "{t} is not installed: the scenario images need it; a test that uses them must be marked #[cfg_attr(not(scenarios), ignore = ...)] (.ci/run installs it)");
             }
             let mut key = Vec::new();
             for f in ["scenarios.json", "make-scenarios.py", "hives/SOFTWARE"] {
@@ -194,8 +258,8 @@ print('sector=%d size=%d type=%d parent_id=%s parent=%s' % (f.bytes_per_sector, 
 
 /// Read values with regipy (pure Python, its own hive parser), installed into
 /// a venv under the target directory on first use: for each (hive file, key
-/// path, value name) the value as `[type, data]`, or null when absent. None
-/// (with a notice) when regipy cannot be installed.
+/// path, value name) the value as `[type, data]`, or null when absent. Fails
+/// when regipy cannot be installed (see `regipy_python`); always Some.
 pub fn regipy_values(queries: &[(String, String, String)]) -> Option<Vec<serde_json::Value>> {
     let py = regipy_python()?;
     let script = r#"
@@ -305,24 +369,23 @@ pub fn rdp_timeout(args: &[&str], secs: u64) -> Output {
     }
 }
 
-/// The Python of the regipy venv (`regipy_values` installs it on first use),
-/// or None with a notice when regipy cannot be installed.
+/// The Python of the regipy venv (`regipy_values` installs it on first use).
+/// Fails when regipy cannot be installed (no network for pip): the cross-check
+/// it serves must not pass unchecked. Callers are marked
+/// `#[cfg_attr(not(tool_python3), ignore = ...)]` (Unix only: a venv's layout).
 pub fn regipy_python() -> Option<PathBuf> {
     let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("regipy-venv");
     let py = venv.join("bin/python");
     let ok = |c: &mut Command| c.output().is_ok_and(|o| o.status.success());
     if !ok(Command::new(&py).args(["-c", "import regipy"])) {
         let made = ok(Command::new("python3").arg("-m").arg("venv").arg(&venv)) && ok(Command::new(venv.join("bin/pip")).args(["install", "-q", "regipy"]));
-        if !made {
-            eprintln!("NOTICE: could not install regipy into {}; skipping the regipy cross-check", venv.display());
-            return None;
-        }
+        assert!(made, "could not install regipy into {} (python3 -m venv; pip install regipy: network needed once)", venv.display());
     }
     Some(py)
 }
 
 /// Run `script` with regipy's Python and `args`; its stdout parsed as JSON.
-/// None (with a notice) when regipy cannot be installed.
+/// Fails when regipy cannot be installed (see `regipy_python`); always Some.
 pub fn regipy_script(script: &str, args: &[&str]) -> Option<serde_json::Value> {
     let py = regipy_python()?;
     let out = Command::new(&py).arg("-c").arg(script).args(args).output().unwrap();
