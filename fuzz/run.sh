@@ -8,10 +8,10 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 secs=${1:-120}; shift || true
-targets=("$@"); [ ${#targets[@]} -gt 0 ] || targets=(volume fat ntfs image hive hive_edit regfile write sam preg gpttmpl baseline undo inspect overwrite_plan)
+targets=("$@"); [ ${#targets[@]} -gt 0 ] || targets=(volume fat ntfs image hive hive_edit regfile write sam preg gpttmpl baseline undo inspect overwrite_plan system_files)
 export RUSTC_BOOTSTRAP=1
 seeds=$(mktemp -d); trap 'rm -rf "$seeds"' EXIT
-mkdir -p corpus/{image,volume,ntfs,fat,hive,hive_edit,regfile,write,baseline,undo,inspect,overwrite_plan}
+mkdir -p corpus/{image,volume,ntfs,fat,hive,hive_edit,regfile,write,baseline,undo,inspect,overwrite_plan,sam,preg,gpttmpl,system_files}
 shared=../../shared/data
 # Little-endian u32 / u8 as raw bytes.
 le32() { printf "$(printf '\\x%02x\\x%02x\\x%02x\\x%02x' $(($1 & 255)) $(($1 >> 8 & 255)) $(($1 >> 16 & 255)) $(($1 >> 24 & 255)))"; }
