@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 /// Tools the tests call, each probed on PATH.
 const TOOLS: &[&str] = &[
     "qemu-img", "qemu-io", "ntfscat", "ntfscp", "mkntfs", "hivexget", "hivexregedit", "vhdiinfo", "sfdisk", "sgdisk", "mcopy", "mkfs.fat",
-    "fsck.fat", "ntfsls", "python3", "mkfifo", "losetup", "mke2fs", "mount", "umount", "openssl",
+    "fsck.fat", "ntfsls", "python3", "mkfifo", "losetup", "mke2fs", "mount", "umount", "openssl", "setpriv",
 ];
 
 /// What testdata/make-scenarios.py needs (tests/common SCENARIO_TOOLS).

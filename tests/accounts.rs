@@ -152,6 +152,7 @@ fn acb(users: &J, name: &str) -> u64 {
 }
 
 #[test]
+#[cfg_attr(not(scenarios), ignore = "needs ../shared/data and the scenario-image tools (python3, hivex, ntfs-3g, fdisk, gdisk, mtools, dosfstools, qemu-img)")]
 fn each_check_fires_on_its_scenario_and_not_on_the_clean_one() {
     let Some((_, all)) = scenarios() else { return };
     let (code, clean) = inspect(&scenario("accounts-clean").unwrap().0, &[]);
@@ -226,6 +227,7 @@ fn expect_fixed(name: &str, r: &J) {
 }
 
 #[test]
+#[cfg_attr(not(scenarios), ignore = "needs ../shared/data and the scenario-image tools (python3, hivex, ntfs-3g, fdisk, gdisk, mtools, dosfstools, qemu-img)")]
 fn fix_all_repairs_each_scenario_and_the_hives_read_back_independently() {
     let Some((_, all)) = scenarios() else { return };
     let dir = tempfile::tempdir().unwrap();
@@ -270,6 +272,7 @@ fn fix_all_repairs_each_scenario_and_the_hives_read_back_independently() {
 }
 
 #[test]
+#[cfg_attr(not(scenarios), ignore = "needs ../shared/data and the scenario-image tools (python3, hivex, ntfs-3g, fdisk, gdisk, mtools, dosfstools, qemu-img)")]
 fn unlock_admin_profile() {
     let Some((img, _)) = scenario("accounts-no-admin") else { return };
     let dir = tempfile::tempdir().unwrap();
@@ -310,6 +313,7 @@ fn unlock_admin_profile() {
 }
 
 #[test]
+#[cfg_attr(not(scenarios), ignore = "needs ../shared/data and the scenario-image tools (python3, hivex, ntfs-3g, fdisk, gdisk, mtools, dosfstools, qemu-img)")]
 fn domain_controllers_skip_the_sam_checks() {
     let Some((_, all)) = scenarios() else { return };
     let sc = all.iter().find(|s| s["name"] == "accounts-dc").expect("the DC scenario with a DC's SAM + SECURITY");
@@ -326,6 +330,7 @@ fn domain_controllers_skip_the_sam_checks() {
 }
 
 #[test]
+#[cfg_attr(not(scenarios), ignore = "needs ../shared/data and the scenario-image tools (python3, hivex, ntfs-3g, fdisk, gdisk, mtools, dosfstools, qemu-img)")]
 fn settings_rows_and_audit_columns() {
     let Some((img, _)) = scenario("accounts-locked") else { return };
     let (_, doc) = inspect(&img, &[]);
@@ -357,6 +362,7 @@ fn settings_rows_and_audit_columns() {
 }
 
 #[test]
+#[cfg_attr(not(scenarios), ignore = "needs ../shared/data and the scenario-image tools (python3, hivex, ntfs-3g, fdisk, gdisk, mtools, dosfstools, qemu-img)")]
 fn client_messages_map_to_the_account_checks() {
     for (scn, text, id, check) in [
         ("rights-deny-rdp", "The connection was denied because the user account is not authorized for remote login.", "not-authorized-remote-login", "user-rights-deny-rdp"),
@@ -377,6 +383,7 @@ fn client_messages_map_to_the_account_checks() {
 }
 
 #[test]
+#[cfg_attr(not(all(shared_data, tool_hivexregedit)), ignore = "needs ../shared/data and hivexregedit (Linux)")]
 fn real_account_objects_share_one_descriptor() {
     // What the fix copies into a new account object, measured with hivex on
     // every real SECURITY hive: one SecDesc for all account objects, REG_NONE
@@ -423,6 +430,7 @@ fn real_account_objects_share_one_descriptor() {
 }
 
 #[test]
+#[cfg_attr(not(all(shared_data, tool_python3)), ignore = "needs ../shared/data and python3 (regipy)")]
 fn now_is_the_shutdown_time_regipy_reads() {
     // accounts-clean's "now" is win10-19041's ShutdownTime (newer than every
     // SAM time): decoded by regipy + Python here, compared with our setting row.
@@ -455,6 +463,7 @@ for v in h.get_key(r'\ControlSet001\Control\Windows').iter_values(as_json=False,
 /// checks read): `inspect` and the unlock-admin profile never panic; an
 /// unreadable record is a one-line note naming it, not a finding.
 #[test]
+#[cfg_attr(not(shared_data), ignore = "needs ../shared/data")]
 fn hostile_account_records_give_notes_not_panics() {
     use rdprescue::hive::edit::HiveEditor;
     use rdprescue::hive::source::HiveKind;

@@ -88,7 +88,7 @@ fn row<'a>(doc: &'a J, dev: &str) -> &'a J {
 }
 
 #[test]
-#[cfg_attr(not(target_os = "linux"), ignore = "needs Linux loop devices (root, losetup)")]
+#[cfg_attr(not(all(target_os = "linux", root, tool_losetup)), ignore = "needs Linux loop devices (root, losetup)")]
 fn disks_lists_loop_devices_and_names_the_windows_one() {
     if skip("disks_lists_loop_devices_and_names_the_windows_one") {
         return;
@@ -156,7 +156,7 @@ start=19200, size=1024, type=DE94BBA4-06D1-4D40-A16A-BFD50179D6AC, uuid=A1E5F0C2
 ";
 
 #[test]
-#[cfg_attr(not(target_os = "linux"), ignore = "needs Linux loop devices (root, losetup, sfdisk)")]
+#[cfg_attr(not(all(target_os = "linux", root, tool_losetup, tool_sfdisk)), ignore = "needs Linux loop devices (root, losetup, sfdisk)")]
 fn a_4kn_disk_is_read_in_4k_sectors() {
     if skip("a_4kn_disk_is_read_in_4k_sectors") {
         return;
@@ -234,7 +234,7 @@ fn no_such_disk_is_one_line_naming_it() {
 }
 
 #[test]
-#[cfg_attr(not(target_os = "linux"), ignore = "needs Linux loop devices (root, losetup, setpriv)")]
+#[cfg_attr(not(all(target_os = "linux", root, tool_losetup, tool_setpriv)), ignore = "needs Linux loop devices (root, losetup, setpriv)")]
 fn a_disk_the_user_may_not_open_says_run_as_root() {
     if skip("a_disk_the_user_may_not_open_says_run_as_root") {
         return;
