@@ -211,6 +211,9 @@ impl FileSystem for NtfsFs {
             if file.is_directory() {
                 return Ok(FileStat { size: 0, is_dir: true });
             }
+            if let Some((size, _, _)) = listed_data(ntfs, r, base, &file, path)? {
+                return Ok(FileStat { size, is_dir: false });
+            }
             let size = match file.data(r, "") {
                 None => 0,
                 Some(item) => {
@@ -315,6 +318,118 @@ impl Write for FreeBits {
 /// File offset ranges of a non-resident attribute mapped to the volume:
 /// (file offset, volume offset or None for a sparse run, length).
 type Runs = Vec<(u64, Option<u64>, u64)>;
+
+/// Most fragments one file's unnamed `$DATA` may have in its attribute list.
+const MAX_LISTED_FRAGMENTS: usize = 1 << 16;
+
+/// The unnamed `$DATA` of a file whose attributes spill into extension
+/// records (`$ATTRIBUTE_LIST`), as (data size, initialized size, runs in file
+/// order: file offset, volume byte position or None for a hole, length).
+/// `None` when the file has no attribute list, or its data is resident: the
+/// ntfs crate's own view is then right. The crate (0.4) is not, when the
+/// first `$DATA` fragment stays in the base record (as ntfs-3g and Windows
+/// often leave it): its list walk skips base-record entries and hands back
+/// the second fragment, whose data-size field is 0, so a fragmented hive
+/// would read as an empty file.
+fn listed_data(ntfs: &Ntfs, r: &mut DiskReader, base: u64, file: &NtfsFile, path: &str) -> Result<Option<(u64, u64, Runs)>> {
+    let mut list = None;
+    for a in file.attributes_raw() {
+        let a = a.map_err(|e| conv(r, base, e))?;
+        if a.ty().ok() == Some(ntfs::NtfsAttributeType::AttributeList) {
+            list = Some(a.structured_value::<_, ntfs::structured_values::NtfsAttributeList>(r).map_err(|e| conv(r, base, e))?);
+            break;
+        }
+    }
+    let Some(list) = list else { return Ok(None) };
+    let cluster = u64::from(ntfs.cluster_size());
+    let mut entries = list.entries();
+    let (mut size, mut initialized) = (None, 0u64);
+    let mut runs = Runs::new();
+    let mut at = 0u64;
+    let mut fragments = 0usize;
+    while let Some(entry) = entries.next(r) {
+        let entry = entry.map_err(|e| conv(r, base, e))?;
+        if entry.ty().ok() != Some(ntfs::NtfsAttributeType::Data) || entry.name_length() != 0 {
+            continue;
+        }
+        fragments += 1;
+        if fragments > MAX_LISTED_FRAGMENTS {
+            return Err(Error::corrupt(Layer::Ntfs, base, format!("{path}: more than {MAX_LISTED_FRAGMENTS} $DATA fragments")));
+        }
+        let vcn = u64::try_from(entry.lowest_vcn().value()).map_err(|_| Error::corrupt(Layer::Ntfs, base, format!("{path}: negative VCN in the attribute list")))?;
+        let efile = entry.to_file(ntfs, r).map_err(|e| conv(r, base, e))?;
+        let attr = entry.to_attribute(&efile).map_err(|e| conv(r, base, e))?;
+        if attr.is_resident() {
+            return Ok(None);
+        }
+        let flags = attr.flags();
+        if flags.intersects(NtfsAttributeFlags::COMPRESSED | NtfsAttributeFlags::ENCRYPTED) {
+            return Err(Error::unsupported(
+                Layer::Ntfs,
+                base + attr.position().value().map_or(0, |p| p.get()),
+                format!("{path} is NTFS-{} and cannot be read raw", if flags.contains(NtfsAttributeFlags::ENCRYPTED) { "encrypted (EFS)" } else { "compressed" }),
+            ));
+        }
+        let h = attr.position().value().map(|p| p.get()).ok_or_else(|| Error::corrupt(Layer::Ntfs, base, format!("{path}: $DATA fragment without a position")))?;
+        if vcn == 0 {
+            // Only the first fragment carries the sizes (header +48: data, +56: initialized).
+            let mut sizes = [0u8; 16];
+            std::io::Seek::seek(r, std::io::SeekFrom::Start(h + 48)).map_err(|e| io_conv(r, base, e))?;
+            std::io::Read::read_exact(r, &mut sizes).map_err(|e| io_conv(r, base, e))?;
+            size = Some(attr.value_length());
+            initialized = le_u64(&sizes, 8).min(attr.value_length());
+        }
+        if vcn.checked_mul(cluster) != Some(at) {
+            return Err(Error::corrupt(Layer::Ntfs, h, format!("{path}: $DATA fragment starts at VCN {vcn}, expected byte {at:#x}")));
+        }
+        let value = attr.value(r).map_err(|e| conv(r, base, e))?;
+        let ntfs::attribute_value::NtfsAttributeValue::NonResident(nr) = value else {
+            return Err(Error::corrupt(Layer::Ntfs, h, format!("{path}: a listed $DATA fragment is not non-resident")));
+        };
+        for run in nr.data_runs() {
+            let run = run.map_err(|e| conv(r, base, e))?;
+            let len = run.allocated_size();
+            runs.push((at, run.data_position().value().map(|p| p.get()), len));
+            at = at.saturating_add(len);
+            if runs.len() > 1 << 20 {
+                return Err(Error::corrupt(Layer::Ntfs, h, format!("{path}: more than a million data runs")));
+            }
+        }
+    }
+    let Some(size) = size else { return Ok(None) };
+    if at < size {
+        return Err(Error::corrupt(Layer::Ntfs, base, format!("{path}: $DATA fragments cover {at} bytes of {size}")));
+    }
+    Ok(Some((size, initialized, runs)))
+}
+
+/// Read `size` bytes of a listed `$DATA` (see [`listed_data`]) into `w`:
+/// holes and bytes past the initialized size are zeros.
+fn read_listed(r: &mut DiskReader, base: u64, size: u64, initialized: u64, runs: &Runs, w: &mut dyn Write) -> Result<u64> {
+    let mut buf = vec![0u8; 1 << 20];
+    let mut done = 0u64;
+    for &(at, pos, len) in runs {
+        let mut off = 0u64;
+        while off < len && at.saturating_add(off) < size {
+            let file_at = at.saturating_add(off);
+            let n = (len - off).min(size - file_at).min(buf.len() as u64) as usize;
+            let chunk = &mut buf[..n];
+            match pos {
+                Some(p) if file_at < initialized => {
+                    std::io::Seek::seek(r, std::io::SeekFrom::Start(p.saturating_add(off))).map_err(|e| io_conv(r, base, e))?;
+                    std::io::Read::read_exact(r, chunk).map_err(|e| io_conv(r, base, e))?;
+                    let valid = (initialized - file_at).min(n as u64) as usize;
+                    chunk[valid..].fill(0);
+                }
+                _ => chunk.fill(0),
+            }
+            w.write_all(chunk).map_err(|source| Error::Output { layer: Layer::Ntfs, what: "writing", path: "the output".into(), source })?;
+            off += n as u64;
+            done += n as u64;
+        }
+    }
+    Ok(done)
+}
 
 /// Map `changes` through `runs` to volume writes, splitting at run boundaries.
 fn map_changes(path: &str, runs: &Runs, limit: u64, changes: &[(u64, Vec<u8>)], base: u64) -> Result<Vec<(u64, Vec<u8>)>> {
@@ -423,6 +538,19 @@ impl NtfsFs {
             let file = lookup(ntfs, r, base, path)?;
             if file.is_directory() {
                 return Err(Error::Usage(format!("{path} is a directory")));
+            }
+            if let Some((size, initialized, runs)) = listed_data(ntfs, r, base, &file, path)? {
+                return match out {
+                    Out::Stream(w) => read_listed(r, base, size, initialized, &runs, w),
+                    Out::Whole(v, limit) => {
+                        if size > limit {
+                            return Err(Error::unsupported(Layer::Ntfs, 0, format!("{path} is {size} bytes, more than the {limit}-byte limit")));
+                        }
+                        v.clear();
+                        v.reserve_exact(size as usize);
+                        read_listed(r, base, size, initialized, &runs, v)
+                    }
+                };
             }
             let Some(item) = file.data(r, "") else { return Ok(0) };
             let item = item.map_err(|e| conv(r, base, e))?;
