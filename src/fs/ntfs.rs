@@ -319,6 +319,45 @@ impl Write for FreeBits {
 /// (file offset, volume offset or None for a sparse run, length).
 type Runs = Vec<(u64, Option<u64>, u64)>;
 
+/// Refuse a compressed or encrypted (EFS) `$DATA`: its clusters are not the
+/// file's bytes.
+fn raw_readable(attr: &ntfs::NtfsAttribute, base: u64, path: &str) -> Result<()> {
+    let flags = attr.flags();
+    if flags.intersects(NtfsAttributeFlags::COMPRESSED | NtfsAttributeFlags::ENCRYPTED) {
+        return Err(Error::unsupported(
+            Layer::Ntfs,
+            base + attr.position().value().map_or(0, |p| p.get()),
+            format!("{path} is NTFS-{} and cannot be read raw", if flags.contains(NtfsAttributeFlags::ENCRYPTED) { "encrypted (EFS)" } else { "compressed" }),
+        ));
+    }
+    Ok(())
+}
+
+/// Data size and initialized size of the non-resident attribute whose header
+/// is at volume byte `h` (header +48 and +56).
+fn header_sizes(r: &mut DiskReader, base: u64, h: u64) -> Result<(u64, u64)> {
+    let mut sizes = [0u8; 16];
+    std::io::Seek::seek(r, std::io::SeekFrom::Start(h + 48)).map_err(|e| io_conv(r, base, e))?;
+    std::io::Read::read_exact(r, &mut sizes).map_err(|e| io_conv(r, base, e))?;
+    Ok((le_u64(&sizes, 0), le_u64(&sizes, 8)))
+}
+
+/// Append the data runs of `nr` to `runs` as (file offset from `at`, volume
+/// position or None for a hole, length); returns the file offset after them.
+/// At most a million runs in all.
+fn push_runs(r: &mut DiskReader, base: u64, h: u64, path: &str, nr: &ntfs::attribute_value::NtfsNonResidentAttributeValue, runs: &mut Runs, mut at: u64) -> Result<u64> {
+    for run in nr.data_runs() {
+        let run = run.map_err(|e| conv(r, base, e))?;
+        let len = run.allocated_size();
+        runs.push((at, run.data_position().value().map(|p| p.get()), len));
+        at = at.saturating_add(len);
+        if runs.len() > 1 << 20 {
+            return Err(Error::corrupt(Layer::Ntfs, h, format!("{path}: more than a million data runs")));
+        }
+    }
+    Ok(at)
+}
+
 /// Most fragments one file's unnamed `$DATA` may have in its attribute list.
 const MAX_LISTED_FRAGMENTS: usize = 1 << 16;
 
@@ -362,22 +401,12 @@ fn listed_data(ntfs: &Ntfs, r: &mut DiskReader, base: u64, file: &NtfsFile, path
         if attr.is_resident() {
             return Ok(None);
         }
-        let flags = attr.flags();
-        if flags.intersects(NtfsAttributeFlags::COMPRESSED | NtfsAttributeFlags::ENCRYPTED) {
-            return Err(Error::unsupported(
-                Layer::Ntfs,
-                base + attr.position().value().map_or(0, |p| p.get()),
-                format!("{path} is NTFS-{} and cannot be read raw", if flags.contains(NtfsAttributeFlags::ENCRYPTED) { "encrypted (EFS)" } else { "compressed" }),
-            ));
-        }
+        raw_readable(&attr, base, path)?;
         let h = attr.position().value().map(|p| p.get()).ok_or_else(|| Error::corrupt(Layer::Ntfs, base, format!("{path}: $DATA fragment without a position")))?;
         if vcn == 0 {
             // Only the first fragment carries the sizes (header +48: data, +56: initialized).
-            let mut sizes = [0u8; 16];
-            std::io::Seek::seek(r, std::io::SeekFrom::Start(h + 48)).map_err(|e| io_conv(r, base, e))?;
-            std::io::Read::read_exact(r, &mut sizes).map_err(|e| io_conv(r, base, e))?;
             size = Some(attr.value_length());
-            initialized = le_u64(&sizes, 8).min(attr.value_length());
+            initialized = header_sizes(r, base, h)?.1.min(attr.value_length());
         }
         if vcn.checked_mul(cluster) != Some(at) {
             return Err(Error::corrupt(Layer::Ntfs, h, format!("{path}: $DATA fragment starts at VCN {vcn}, expected byte {at:#x}")));
@@ -386,15 +415,7 @@ fn listed_data(ntfs: &Ntfs, r: &mut DiskReader, base: u64, file: &NtfsFile, path
         let ntfs::attribute_value::NtfsAttributeValue::NonResident(nr) = value else {
             return Err(Error::corrupt(Layer::Ntfs, h, format!("{path}: a listed $DATA fragment is not non-resident")));
         };
-        for run in nr.data_runs() {
-            let run = run.map_err(|e| conv(r, base, e))?;
-            let len = run.allocated_size();
-            runs.push((at, run.data_position().value().map(|p| p.get()), len));
-            at = at.saturating_add(len);
-            if runs.len() > 1 << 20 {
-                return Err(Error::corrupt(Layer::Ntfs, h, format!("{path}: more than a million data runs")));
-            }
-        }
+        at = push_runs(r, base, h, path, &nr, &mut runs, at)?;
     }
     let Some(size) = size else { return Ok(None) };
     if at < size {
@@ -507,24 +528,12 @@ impl NtfsFs {
             if (h + 48..h + 64).any(|b| b % 512 >= 510) {
                 return Err(refuse("attribute sizes straddle an update-sequence fixup; cannot check the initialized size".into()));
             }
-            let mut sizes = [0u8; 16];
-            std::io::Seek::seek(r, std::io::SeekFrom::Start(h + 48)).map_err(|e| io_conv(r, base, e))?;
-            std::io::Read::read_exact(r, &mut sizes).map_err(|e| io_conv(r, base, e))?;
-            let (data_size, initialized) = (le_u64(&sizes, 0), le_u64(&sizes, 8));
+            let (data_size, initialized) = header_sizes(r, base, h)?;
             if data_size != size {
                 return Err(Error::corrupt(Layer::Ntfs, h, format!("{path}: attribute header says {data_size} bytes, the parser {size}")));
             }
             let mut runs = Runs::new();
-            let mut at = 0u64;
-            for run in nr.data_runs() {
-                let run = run.map_err(|e| conv(r, base, e))?;
-                let len = run.allocated_size();
-                runs.push((at, run.data_position().value().map(|p| p.get()), len));
-                at = at.saturating_add(len);
-                if runs.len() > 1 << 20 {
-                    return Err(Error::corrupt(Layer::Ntfs, h, format!("{path}: more than a million data runs")));
-                }
-            }
+            push_runs(r, base, h, path, &nr, &mut runs, 0)?;
             Ok((runs, initialized.min(size)))
         })
     }
@@ -555,14 +564,7 @@ impl NtfsFs {
             let Some(item) = file.data(r, "") else { return Ok(0) };
             let item = item.map_err(|e| conv(r, base, e))?;
             let attr = item.to_attribute().map_err(|e| conv(r, base, e))?;
-            let flags = attr.flags();
-            if flags.intersects(NtfsAttributeFlags::COMPRESSED | NtfsAttributeFlags::ENCRYPTED) {
-                return Err(Error::unsupported(
-                    Layer::Ntfs,
-                    base + attr.position().value().map_or(0, |p| p.get()),
-                    format!("{path} is NTFS-{} and cannot be read raw", if flags.contains(NtfsAttributeFlags::ENCRYPTED) { "encrypted (EFS)" } else { "compressed" }),
-                ));
-            }
+            raw_readable(&attr, base, path)?;
             let value = attr.value(r).map_err(|e| conv(r, base, e))?;
             let total = value.len();
             if let Out::Whole(v, limit) = &mut out {
