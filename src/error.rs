@@ -25,6 +25,12 @@ pub enum Layer {
     PolicyPreg,
     /// Group Policy security templates (`GptTmpl.inf`).
     PolicyInf,
+    /// Container detection: a file that is no disk image this tool reads.
+    Image,
+    /// VMDK containers (sparse, stream-optimized, descriptor + extents).
+    Vmdk,
+    /// QCOW2 containers.
+    Qcow2,
 }
 
 impl fmt::Display for Layer {
@@ -44,6 +50,9 @@ impl fmt::Display for Layer {
             Layer::Repair => "repair",
             Layer::PolicyPreg => "policy/preg",
             Layer::PolicyInf => "policy/inf",
+            Layer::Image => "image",
+            Layer::Vmdk => "image/vmdk",
+            Layer::Qcow2 => "image/qcow2",
         })
     }
 }

@@ -204,6 +204,10 @@ pub fn run(o: Options) -> anyhow::Result<i32> {
             bail!("--in-place writes raw disks and block devices only; {} is {}: use --out (full copy or --diff-child)", o.image.display(), img.info.format.name());
         }
     }
+    // A container this tool reads but does not write: refused before the plan.
+    if let (Some(Destination::Copy(_) | Destination::DiffChild(_)), Some(img)) = (dest, m.image()) {
+        image::write::writable(img)?;
+    }
     let plan = repair::plan_with_files(&m, &sel.actions, &sel.files)?;
     if plan.edits.is_empty() && plan.files.is_empty() {
         println!("Nothing to change: every value already has the data the fix would write.");

@@ -109,6 +109,10 @@ fn apply(m: &Machine, actions: Vec<Edit>, o: Output) -> anyhow::Result<i32> {
             m.path().display()
         );
     }
+    // A container this tool reads but does not write: refused before the plan.
+    if let (false, Some(img)) = (o.dry_run, m.image()) {
+        rdprescue::image::write::writable(img)?;
+    }
     let plan = repair::plan(m, &actions)?;
     if plan.edits.is_empty() {
         println!("Nothing to change: the value already has that data.");

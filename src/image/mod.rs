@@ -9,11 +9,14 @@
 //! `write.rs`; `raw.rs` holds both), the byte sources in `source.rs`, and
 //! [`write`] dispatches a [`write::Patch`] to the writer of the input's format.
 
+mod detect;
 pub mod device;
+pub mod qcow2;
 pub mod raw;
 mod source;
 pub mod vhd;
 pub mod vhdx;
+pub mod vmdk;
 #[cfg(windows)]
 mod windows;
 pub mod write;
@@ -56,6 +59,13 @@ pub enum Format {
     VhdxFixed,
     VhdxDynamic,
     VhdxDifferencing,
+    /// VMDK: hosted sparse extents (monolithic sparse, split sparse).
+    VmdkSparse,
+    /// VMDK: stream-optimized (compressed grains, as in an OVA).
+    VmdkStream,
+    /// VMDK: a descriptor with flat (raw) extents only.
+    VmdkFlat,
+    Qcow2,
 }
 
 impl Format {
@@ -68,6 +78,10 @@ impl Format {
             Format::VhdxFixed => "vhdx-fixed",
             Format::VhdxDynamic => "vhdx-dynamic",
             Format::VhdxDifferencing => "vhdx-differencing",
+            Format::VmdkSparse => "vmdk-sparse",
+            Format::VmdkStream => "vmdk-stream",
+            Format::VmdkFlat => "vmdk-flat",
+            Format::Qcow2 => "qcow2",
         }
     }
 }
@@ -200,10 +214,16 @@ impl OpenCtx {
                 format!("differencing chain deeper than {MAX_CHAIN_DEPTH} at {}", src.name()),
             ));
         }
+        // Unknown bytes are read as raw only as a differencing parent (its
+        // child names it as a disk); an input must show that it is one.
+        let strict = self.visited.is_empty();
         self.visited.push(id);
-        match detect(src.as_ref())? {
+        match detect::detect(src.as_ref(), strict)? {
             Detected::Vhdx => vhdx::open(src, self),
             Detected::Vhd => vhd::open(src, self),
+            Detected::VmdkSparse => vmdk::open_sparse(src, self),
+            Detected::VmdkDescriptor => vmdk::open_descriptor(src, self),
+            Detected::Qcow2 => qcow2::open(src, self),
             Detected::Raw => raw::open(src),
         }
     }
@@ -219,30 +239,5 @@ pub fn open_source(src: Arc<dyn Source>) -> Result<Image> {
     OpenCtx::default().open_source(src)
 }
 
-enum Detected {
-    Raw,
-    Vhd,
-    Vhdx,
-}
-
-fn detect(src: &dyn Source) -> Result<Detected> {
-    let len = src.len();
-    let mut head = [0u8; 8];
-    if len >= 8 {
-        src.read(Layer::Raw, 0, &mut head)?;
-        if &head == b"vhdxfile" {
-            return Ok(Detected::Vhdx);
-        }
-        if &head == b"conectix" {
-            return Ok(Detected::Vhd);
-        }
-    }
-    if len >= 512 {
-        let mut foot = [0u8; 8];
-        src.read(Layer::Raw, len - 512, &mut foot)?;
-        if &foot == b"conectix" {
-            return Ok(Detected::Vhd);
-        }
-    }
-    Ok(Detected::Raw)
-}
+use detect::Detected;
+pub(crate) use detect::convert as convert_command;

@@ -80,11 +80,13 @@ pub type Progress<'a> = &'a mut dyn FnMut(u64, u64);
 /// file), in the input's container format. Sparse-aware: unallocated or zero
 /// regions are not written.
 pub fn full_copy(image: &Image, patch: &Patch, out: &mut File, progress: Progress) -> Result<()> {
+    writable(image)?;
     check_patch(image, patch)?;
     match image.info.format {
         Format::Raw | Format::VhdFixed => raw::full_copy(image, patch, out, progress),
         Format::VhdDynamic | Format::VhdDifferencing => vhd::write::full_copy(image, patch, out, progress),
         Format::VhdxFixed | Format::VhdxDynamic | Format::VhdxDifferencing => vhdx::write::full_copy(image, patch, out, progress),
+        Format::VmdkSparse | Format::VmdkStream | Format::VmdkFlat | Format::Qcow2 => unreachable_refused(image),
     }
 }
 
@@ -93,12 +95,38 @@ pub fn full_copy(image: &Image, patch: &Patch, out: &mut File, progress: Progres
 /// at the input (relative path first). VHD inputs get a VHD child, VHDX inputs
 /// a VHDX child; a raw input has no differencing format.
 pub fn diff_child(image: &Image, patch: &Patch, out: &mut File, out_path: &Path) -> Result<()> {
+    writable(image)?;
     check_patch(image, patch)?;
     match image.info.format {
         Format::VhdFixed | Format::VhdDynamic | Format::VhdDifferencing => vhd::write::diff_child(image, patch, out, out_path),
         Format::VhdxFixed | Format::VhdxDynamic | Format::VhdxDifferencing => vhdx::write::diff_child(image, patch, out, out_path),
+        Format::VmdkSparse | Format::VmdkStream | Format::VmdkFlat | Format::Qcow2 => unreachable_refused(image),
         Format::Raw => Err(Error::Refused { layer: crate::error::Layer::Raw, msg: "a raw image cannot have a differencing child: write a full copy instead (without --diff-child)".into() }),
     }
+}
+
+/// Whether this layer can write an image of `image`'s format (a full copy or
+/// a differencing child). VMDK and QCOW2 are read only: a fix of one must
+/// name an output format. The one place this is decided; commands call it
+/// before planning so the refusal comes first.
+pub fn writable(image: &Image) -> Result<()> {
+    match image.info.format {
+        Format::VmdkSparse | Format::VmdkStream | Format::VmdkFlat | Format::Qcow2 => Err(Error::Refused {
+            layer: crate::error::Layer::Repair,
+            msg: format!(
+                "{} is {}, which this tool reads but does not write: choose an output format (--out NAME.vhdx, or --format vhdx|vhd|raw), or convert it first: {}",
+                image.info.path.display(),
+                image.info.format.name(),
+                super::convert_command(&image.info.path.display().to_string(), "vhdx")
+            ),
+        }),
+        _ => Ok(()),
+    }
+}
+
+fn unreachable_refused(image: &Image) -> Result<()> {
+    writable(image)?;
+    Err(Error::Usage(format!("no writer for {}", image.info.format.name())))
 }
 
 fn check_patch(image: &Image, patch: &Patch) -> Result<()> {
