@@ -8,10 +8,10 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 secs=${1:-120}; shift || true
-targets=("$@"); [ ${#targets[@]} -gt 0 ] || targets=(volume fat ntfs image hive hive_edit regfile write sam preg gpttmpl baseline undo inspect overwrite_plan system_files)
+targets=("$@"); [ ${#targets[@]} -gt 0 ] || targets=(volume fat ntfs image hive hive_edit regfile write sam preg gpttmpl baseline undo inspect overwrite_plan system_files vmdk qcow2)
 export RUSTC_BOOTSTRAP=1
 seeds=$(mktemp -d); trap 'rm -rf "$seeds"' EXIT
-mkdir -p corpus/{image,volume,ntfs,fat,hive,hive_edit,regfile,write,baseline,undo,inspect,overwrite_plan,sam,preg,gpttmpl,system_files}
+mkdir -p corpus/{image,volume,ntfs,fat,hive,hive_edit,regfile,write,baseline,undo,inspect,overwrite_plan,sam,preg,gpttmpl,system_files,vmdk,qcow2}
 shared=../../shared/data
 # Little-endian u32 / u8 as raw bytes.
 le32() { printf "$(printf '\\x%02x\\x%02x\\x%02x\\x%02x' $(($1 & 255)) $(($1 >> 8 & 255)) $(($1 >> 16 & 255)) $(($1 >> 24 & 255)))"; }
@@ -45,6 +45,25 @@ qemu-img convert -O vhdx -o subformat=dynamic,block_size=1M,log_size=1M "$seeds/
 for f in ../../shared/data/images/win10-pending-log.vhdx.gz ../../shared/data/images/win10-diskpart-orphan-differencing.vhd.gz; do
     [ -f "$f" ] && gunzip -c "$f" > "corpus/image/shared-$(basename "$f" .gz)"
 done
+
+# VMDK and QCOW2 (targets vmdk, qcow2: [u32 len A][A][B], A the image, B its
+# extent, parent or backing file; see fuzz_targets/vmdk.rs): qemu-img's
+# subformats of the 1 MiB FAT disk, a child over a parent, zero clusters.
+pair() { { le32 "$(stat -c %s "$2")"; cat "$2" "${3:-/dev/null}"; } > "$1"; }
+for sub in monolithicSparse streamOptimized monolithicFlat twoGbMaxExtentSparse; do
+    mkdir -p "$seeds/v-$sub"
+    qemu-img convert -O vmdk -o subformat=$sub "$seeds/f.img" "$seeds/v-$sub/b.vmdk"
+    extent=$(ls "$seeds/v-$sub" | grep -v '^b.vmdk$' | head -1 || true)
+    pair "corpus/vmdk/seed-$sub" "$seeds/v-$sub/b.vmdk" "${extent:+$seeds/v-$sub/$extent}"
+done
+(cd "$seeds/v-monolithicSparse" && qemu-img create -q -f vmdk -b b.vmdk -F vmdk a.vmdk && qemu-io -f vmdk -c "write -P 0xab 4096 70000" a.vmdk >/dev/null)
+pair corpus/vmdk/seed-child "$seeds/v-monolithicSparse/a.vmdk" "$seeds/v-monolithicSparse/b.vmdk"
+qemu-img convert -O qcow2 -o compat=0.10 "$seeds/f.img" "$seeds/q2"; pair corpus/qcow2/seed-v2 "$seeds/q2"
+qemu-img convert -O qcow2 -o compat=1.1,cluster_size=4096 "$seeds/f.img" "$seeds/q3"; pair corpus/qcow2/seed-v3 "$seeds/q3"
+qemu-img convert -c -O qcow2 "$seeds/f.img" "$seeds/qc"; pair corpus/qcow2/seed-compressed "$seeds/qc"
+mkdir -p "$seeds/qb"; cp "$seeds/f.img" "$seeds/qb/b"
+(cd "$seeds/qb" && qemu-img create -q -f qcow2 -b b -F raw a.qcow2 && qemu-io -f qcow2 -c "write -z 0 65536" -c "write -P 0x5a 200000 9000" a.qcow2 >/dev/null)
+pair corpus/qcow2/seed-backing "$seeds/qb/a.qcow2" "$seeds/qb/b"
 
 # Hives (target hive: [u32 primary len][u32 log1 len][primary][log1][log2]):
 # dirty ones with their logs, and clean ones without.
