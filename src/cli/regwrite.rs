@@ -106,7 +106,7 @@ pub fn set(
             parse_kind(v.kind, data, sep).with_context(|| format!("the existing value is {} (no /t given, so it keeps that type)", v.type_name()))?,
             None,
         ),
-        (None, None) => (RegData::Sz(data.into()), Some(format!("no type given and no value {:?} yet: REG_SZ, as reg.exe does (name one with -t/ /t)", display_name(name)))),
+        (None, None) => (RegData::Sz(data.into()), Some(format!("no type given and no value {:?} yet: REG_SZ, as reg.exe does (give one with /t or -t)", display_name(name)))),
     };
     let a = Edit::set(kind, path, name, data);
     apply(&m, vec![a], o, note)
