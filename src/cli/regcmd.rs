@@ -210,7 +210,9 @@ pub fn query(
 ) -> anyhow::Result<i32> {
     let m = Machine::open(source_path)?;
     let t = m.resolve_key(key)?;
-    let keys = match if recursive { t.hive.walk(&t.path) } else { t.hive.key(&t.path).map(|k| vec![k]) } {
+    // Only the named key missing is reg.exe's exit 1; a subkey that a key
+    // lists but cannot be found is damage (exit 2).
+    let first = match t.hive.key(&t.path) {
         Ok(k) => k,
         Err(e) => {
             let e = anyhow::Error::from(e);
@@ -220,6 +222,7 @@ pub fn query(
             return Err(e);
         }
     };
+    let keys = if recursive { t.hive.walk(&t.path)? } else { vec![first] };
     let selected = |k: &Key| -> Option<Value> {
         value.and_then(|n| {
             let n = if is_default(n) { "" } else { n };
@@ -295,16 +298,14 @@ pub fn export(
 ) -> anyhow::Result<i32> {
     let m = Machine::open(source_path)?;
     let t = m.resolve_key(key)?;
-    let keys = match t.hive.walk(&t.path) {
-        Ok(k) => k,
-        Err(e) => {
-            let e = anyhow::Error::from(e);
-            if is_missing(&e) {
-                return missing(&format!("no key {}", full(&t.root, &t.path)), false);
-            }
-            return Err(e);
+    if let Err(e) = t.hive.key(&t.path) {
+        let e = anyhow::Error::from(e);
+        if is_missing(&e) {
+            return missing(&format!("no key {}", full(&t.root, &t.path)), false);
         }
-    };
+        return Err(e);
+    }
+    let keys = t.hive.walk(&t.path)?;
     let doc = regfile::document(&t.root, &keys);
     let bytes = if utf8 {
         doc.into_bytes()
