@@ -85,6 +85,10 @@ fn unset_default_value_is_not_set() {
         assert_eq!(o.status.code(), Some(0), "{v:?}: {}", stderr(&o));
         assert!(stdout(&o).lines().any(|l| l == "    (Default)    REG_SZ    (value not set)"), "{v:?}: {}", stdout(&o));
     }
+    let o = rdp_on(&d, &["reg", "query", s(&d), TS, "/ve", "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let j: J = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(j["values"], serde_json::json!([]), "{j}");
 }
 
 #[test]

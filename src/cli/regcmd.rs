@@ -252,7 +252,11 @@ pub fn query(
                 .collect();
             json!({"hive": hive_json(&t), "keys": ks})
         } else {
-            let mut j = key_json(&t.root, &keys[0], selected(&keys[0]).as_ref());
+            let only = selected(&keys[0]);
+            let mut j = key_json(&t.root, &keys[0], only.as_ref());
+            if value.is_some() && only.is_none() {
+                j["values"] = json!([]); // the unset default value
+            }
             j["hive"] = hive_json(&t);
             j
         };
