@@ -29,6 +29,15 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
+/// Run `f` (many `rdp` runs on `input`) and check `input` is unchanged
+/// after all of them: one hash instead of two per run keeps the tests fast.
+fn untouched<T>(input: &Path, f: impl FnOnce() -> T) -> T {
+    let before = sha256_file(input);
+    let r = f();
+    assert_eq!(before, sha256_file(input), "{} was modified", input.display());
+    r
+}
+
 /// Exit code 1 with reg.exe's one line, and nothing on stdout.
 fn assert_missing(o: &std::process::Output, what: &str) {
     assert_eq!(o.status.code(), Some(1), "{what}: {}", stderr(o));
@@ -54,17 +63,17 @@ fn query_spellings_are_one_key() {
     let out = stdout(&canonical);
     // reg.exe lists a DWORD as 0x1, nothing after it.
     assert!(out.lines().any(|l| l == "    fDenyTSConnections    REG_DWORD    0x1"), "{out}");
-    for (sub, key, v) in [
+    untouched(&d, || for (sub, key, v) in [
         ("QUERY", TS, "/V"),
         ("query", r"HKLM:\SYSTEM\CurrentControlSet\Control\Terminal Server", "/v"),
         ("Query", r"Computer\HKEY_LOCAL_MACHINE\SYSTEM\CurrentControlSet\Control\Terminal Server\", "-v"),
         ("query", r"Registry::HKEY_LOCAL_MACHINE\SYSTEM\CurrentControlSet\Control\Terminal Server", "/v"),
         ("query", "hklm/system/currentcontrolset/control/terminal server", "/v"),
     ] {
-        let o = rdp_on(&d, &["REG", sub, s(&d), key, v, "fDenyTSConnections"]);
+        let o = rdp(&["REG", sub, s(&d), key, v, "fDenyTSConnections"]);
         assert_eq!(o.status.code(), Some(0), "{key}: {}", stderr(&o));
         assert_eq!(stdout(&o), out, "{sub} {key} {v}");
-    }
+    });
     // /s recurses: the subkeys' own listings appear.
     let o = rdp_on(&d, &["reg", "query", s(&d), TS, "/s"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
@@ -78,13 +87,13 @@ fn query_spellings_are_one_key() {
 #[test]
 fn unset_default_value_is_not_set() {
     let d = demo();
-    for v in [&["/ve"][..], &["-v", "(Default)"], &["/v", "(default)"]] {
+    untouched(&d, || for v in [&["/ve"][..], &["-v", "(Default)"], &["/v", "(default)"]] {
         let mut args = vec!["reg", "query", s(&d), TS];
         args.extend_from_slice(v);
-        let o = rdp_on(&d, &args);
+        let o = rdp(&args);
         assert_eq!(o.status.code(), Some(0), "{v:?}: {}", stderr(&o));
         assert!(stdout(&o).lines().any(|l| l == "    (Default)    REG_SZ    (value not set)"), "{v:?}: {}", stdout(&o));
-    }
+    });
     let o = rdp_on(&d, &["reg", "query", s(&d), TS, "/ve", "--json"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let j: J = serde_json::from_slice(&o.stdout).unwrap();
@@ -107,11 +116,13 @@ fn missing_key_or_value_exits_1_like_reg_exe() {
         ("delete /va", vec!["reg", "delete", s(&d), &nokey, "/va", "/f", "--out", s(&out)]),
         ("export", vec!["reg", "export", s(&d), &nokey, s(&reg)]),
     ];
-    for (what, args) in runs {
-        let o = rdp_on(&d, &args);
-        assert_missing(&o, what);
-        assert!(!out.exists() && !reg.exists(), "{what}: wrote an output");
-    }
+    untouched(&d, || {
+        for (what, args) in runs {
+            let o = rdp(&args);
+            assert_missing(&o, what);
+            assert!(!out.exists() && !reg.exists(), "{what}: wrote an output");
+        }
+    });
     // With --json: the error as a JSON object on stdout, still exit 1.
     let o = rdp_on(&d, &["reg", "query", s(&d), &nokey, "--json"]);
     assert_eq!(o.status.code(), Some(1));
@@ -124,7 +135,7 @@ fn key_errors_say_what_is_wrong() {
     let d = demo();
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("out.vhdx");
-    for (key, says) in [
+    untouched(&d, || for (key, says) in [
         (r"HKLM\SYSTM\Select", "unknown hive SYSTM (did you mean SYSTEM?)"),
         (r"SOFTWRE\Microsoft", "unknown hive SOFTWRE (did you mean SOFTWARE?)"),
         (r"HKEY_LOCAL_MACHNE\SYSTEM\Select", "did you mean HKEY_LOCAL_MACHINE?"),
@@ -133,12 +144,12 @@ fn key_errors_say_what_is_wrong() {
         (r"HKLM\HARDWARE\DESCRIPTION\System", "HARDWARE is built at boot and not stored on disk"),
     ] {
         for cmd in [&["reg", "query", s(&d), key][..], &["reg", "add", s(&d), key, "/v", "x", "/d", "1", "/f", "--out", s(&out)]] {
-            let o = rdp_on(&d, cmd);
+            let o = rdp(cmd);
             assert_clean_error(&o, key);
             assert!(stderr(&o).contains(says), "{key}: {}", stderr(&o));
             assert!(!out.exists(), "{key}: wrote an output");
         }
-    }
+    });
     // A hive file names its own kind in the refusal.
     let h = hive_copy(tmp.path());
     let o = rdp_on(&h, &["reg", "query", s(&h), r"HKCU\Software"]);
