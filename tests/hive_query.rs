@@ -50,7 +50,7 @@ fn reg_query_cli() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let out = stdout(&o);
     assert!(out.contains("HKEY_LOCAL_MACHINE\\SYSTEM\\ControlSet001\\Control\\Terminal Server\r\n") || out.contains("HKEY_LOCAL_MACHINE\\SYSTEM\\ControlSet001\\Control\\Terminal Server\n"), "{out}");
-    assert!(out.contains("    fDenyTSConnections    REG_DWORD    0x1 (1)"), "{out}");
+    assert!(out.contains("    fDenyTSConnections    REG_DWORD    0x1\n") || out.contains("    fDenyTSConnections    REG_DWORD    0x1\r\n"), "{out}");
     assert!(out.contains("Terminal Server\\WinStations"), "{out}");
     // -v and JSON.
     let o = rdp_on(&hive, &["reg", "query", h, r"hklm\system\currentcontrolset\control\terminal server\winstations\rdp-tcp", "-v", "portnumber", "--json"]);
@@ -59,11 +59,11 @@ fn reg_query_cli() {
     assert_eq!(j["values"], serde_json::json!([{"name": "PortNumber", "type": "REG_DWORD", "data": 3389}]));
     assert_eq!(j["hive"]["report"]["state"], "clean");
     assert!(j["last_write"].as_str().unwrap().ends_with('Z'));
-    // Missing value / key: one-line errors, exit 2.
+    // Missing value / key: reg.exe's one line, exit 1 (tests/reg_cli.rs has the rest).
     let o = rdp_on(&hive, &["reg", "query", h, r"HKLM\SYSTEM\CurrentControlSet\Control\Terminal Server", "-v", "nope"]);
-    assert_clean_error(&o, "missing value");
+    assert_eq!((o.status.code(), stderr(&o).starts_with("ERROR: The system was unable")), (Some(1), true), "missing value: {}", stderr(&o));
     let o = rdp_on(&hive, &["reg", "query", h, r"HKLM\SYSTEM\CurrentControlSet\Nope"]);
-    assert_clean_error(&o, "missing key");
+    assert_eq!((o.status.code(), stderr(&o).starts_with("ERROR: The system was unable")), (Some(1), true), "missing key: {}", stderr(&o));
     // The dirty hive is read with its logs (the JSON says so).
     let dirty = data.join("hives/win10-1709-dirty/SYSTEM");
     let o = rdp_on(&dirty, &["reg", "query", dirty.to_str().unwrap(), r"HKLM\SYSTEM\Select", "--json"]);
@@ -88,7 +88,7 @@ fn reg_query_in_images() {
     let d = demo.to_str().unwrap();
     let o = rdp_on(&demo, &["reg", "query", d, r"HKLM\SYSTEM\CurrentControlSet\Control\Terminal Server\WinStations\RDP-Tcp", "-v", "PortNumber"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    assert!(stdout(&o).contains("PortNumber    REG_DWORD    0xd3d (3389)"), "{}", stdout(&o));
+    assert!(stdout(&o).lines().any(|l| l.trim_end() == "    PortNumber    REG_DWORD    0xd3d"), "{}", stdout(&o));
     let o = rdp_on(&demo, &["reg", "query", d, r"HKLM\SOFTWARE\Microsoft\Windows NT\CurrentVersion", "-v", "CurrentBuild", "--json"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let o = rdp_on(&demo, &["reg", "query", d, r"BCD\Objects"]);

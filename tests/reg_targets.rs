@@ -44,7 +44,7 @@ fn import_refuses_keys_of_another_hive_into_a_hive_file() {
         let o = rdp_on(&hive, &["reg", "import", hive.to_str().unwrap(), reg.to_str().unwrap(), "--out", out.to_str().unwrap()]);
         assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
         let q = rdp(&["reg", "query", out.to_str().unwrap(), r"HKLM\SYSTEM\Select", "-v", "Zz"]);
-        assert!(stdout(&q).contains("0x7 (7)"), "{}", stdout(&q));
+        assert!(stdout(&q).lines().any(|l| l.ends_with("REG_DWORD    0x7")), "{}", stdout(&q));
         std::fs::remove_file(&out).unwrap();
         std::fs::remove_file(&hive).unwrap();
     }
@@ -66,7 +66,7 @@ fn set_and_query_refuse_other_hives_and_foreign_roots() {
     for key in [r"HKEY_CURRENT_USER\Software", r"HKLM\HARDWARE\DESCRIPTION"] {
         let o = rdp_on(&demo, &["reg", "query", demo.to_str().unwrap(), key]);
         assert_clean_error(&o, key);
-        assert!(stderr(&o).contains("not stored in the machine hives"), "{key}: {}", stderr(&o));
+        assert!(stderr(&o).contains("NTUSER.DAT") || stderr(&o).contains("not stored on disk"), "{key}: {}", stderr(&o));
     }
 }
 
@@ -91,8 +91,9 @@ fn import_applies_later_wins_semantics_to_an_image() {
     let o = rdp_on(&demo, &["reg", "import", demo.to_str().unwrap(), reg.to_str().unwrap(), "--out", out.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
     let q = |key: &str, v: &str| stdout(&rdp(&["reg", "query", out.to_str().unwrap(), key, "-v", v]));
-    assert!(q(r"HKLM\SYSTEM\CurrentControlSet\Control\Terminal Server", "fDenyTSConnections").contains("0x0 (0)"));
+    assert!(q(r"HKLM\SYSTEM\CurrentControlSet\Control\Terminal Server", "fDenyTSConnections").lines().any(|l| l.ends_with("REG_DWORD    0x0")));
     assert!(q(r"HKLM\SYSTEM\CurrentControlSet\Control\Terminal Server\Twice", "(Default)").contains("second"));
     let gone = rdp(&["reg", "query", out.to_str().unwrap(), r"HKLM\SYSTEM\CurrentControlSet\Control\Terminal Server\Gone"]);
-    assert_eq!(gone.status.code(), Some(2), "{}", stdout(&gone));
+    // A missing key exits 1, like reg.exe.
+    assert_eq!(gone.status.code(), Some(1), "{}", stdout(&gone));
 }

@@ -86,7 +86,11 @@ enum Cmd {
     /// Inspect many images in parallel, optionally against a baseline; one record per image and a
     /// summary. Exit 0: all pass; 1: some fail; 2: some could not be read.
     Audit(audit::Options),
-    /// Read the registry of an image or of a hive file, like reg.exe.
+    /// Read and edit the registry of an image or of a hive file, like reg.exe. reg.exe's
+    /// spellings work too (case-insensitive): `reg query IMAGE KEY /v NAME | /ve [/s]`,
+    /// `reg add IMAGE KEY /v NAME /t TYPE /d DATA /f --out NEW`, `reg delete IMAGE KEY
+    /// [/v NAME | /ve | /va] /f --out NEW`, `reg export IMAGE KEY FILE [/y]`.
+    /// A missing key or value: exit 1 (as reg.exe).
     #[command(subcommand)]
     Reg(RegCmd),
 }
@@ -99,7 +103,7 @@ enum RegCmd {
         source: PathBuf,
         /// Key, e.g. 'HKLM\SYSTEM\CurrentControlSet\Control\Terminal Server' or 'BCD\Objects'.
         key: String,
-        /// Only this value ("(Default)" for the default value).
+        /// Only this value ("(Default)" or "" for the default value; reg.exe: /v NAME, /ve).
         #[arg(short = 'v', long = "value")]
         value: Option<String>,
         /// Recurse into subkeys.
@@ -113,29 +117,40 @@ enum RegCmd {
         verbose: bool,
     },
     /// Set a value (creating missing keys) in a NEW copy of the image or hive file.
+    #[command(visible_alias = "add")]
     Set {
         source: PathBuf,
         /// Key, e.g. 'HKLM\SYSTEM\CurrentControlSet\Control\Terminal Server'.
         key: String,
-        /// Value name ("" for the default value).
+        /// Value name ("" for the default value; reg.exe: /ve).
         #[arg(short = 'v', long = "value")]
         name: String,
-        /// REG_SZ, REG_EXPAND_SZ, REG_MULTI_SZ (items separated by \0), REG_DWORD, REG_QWORD, REG_BINARY (hex).
-        #[arg(short = 't', long = "type", default_value = "REG_SZ")]
-        ty: String,
+        /// REG_SZ, REG_EXPAND_SZ, REG_MULTI_SZ (items separated by \0), REG_DWORD, REG_QWORD,
+        /// REG_BINARY (hex), REG_NONE, REG_DWORD_BIG_ENDIAN. Default: the existing value's type,
+        /// else REG_SZ (as reg.exe).
+        #[arg(short = 't', long = "type")]
+        ty: Option<String>,
         /// The data (numbers in decimal or 0x hex).
-        #[arg(short = 'd', long = "data")]
+        #[arg(short = 'd', long = "data", allow_hyphen_values = true)]
         data: String,
+        /// REG_MULTI_SZ item separator instead of \0 (reg.exe: /s).
+        #[arg(short = 's', long, value_name = "SEP")]
+        separator: Option<String>,
         #[command(flatten)]
         out: WriteArgs,
     },
-    /// Delete a value (-v NAME) or a whole key, in a NEW copy of the image or hive file.
+    /// Delete a value (-v NAME), every value (--all-values) or a whole key, in a NEW copy of
+    /// the image or hive file.
     Delete {
         source: PathBuf,
         key: String,
-        /// The value to delete; without it the key and its subkeys are deleted.
+        /// The value to delete ("" for the default value; reg.exe: /v NAME, /ve); without it
+        /// the key and its subkeys are deleted.
         #[arg(short = 'v', long = "value")]
         name: Option<String>,
+        /// Delete every value of the key, keeping its subkeys (reg.exe: /va).
+        #[arg(long, conflicts_with = "name")]
+        all_values: bool,
         #[command(flatten)]
         out: WriteArgs,
     },
@@ -152,7 +167,11 @@ enum RegCmd {
     Export {
         source: PathBuf,
         key: String,
-        /// Output file (written atomically); default standard output.
+        /// Output file, as reg.exe's `reg export KEY FILE` (same as --out).
+        #[arg(conflicts_with = "out")]
+        file: Option<PathBuf>,
+        /// Output file (written atomically, never replacing a file: reg.exe's /y is accepted
+        /// and an existing file still refused); default standard output.
         #[arg(short, long)]
         out: Option<PathBuf>,
         /// Write UTF-8 without BOM instead of UTF-16LE.
@@ -173,6 +192,9 @@ struct WriteArgs {
     /// Print the change (old -> new) and write nothing.
     #[arg(long)]
     dry_run: bool,
+    /// Print the plan and the result as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 impl From<WriteArgs> for regwrite::Output {
@@ -181,6 +203,7 @@ impl From<WriteArgs> for regwrite::Output {
             out: w.out,
             diff_child: w.diff_child,
             dry_run: w.dry_run,
+            json: w.json,
         }
     }
 }
@@ -252,7 +275,7 @@ pub fn main() -> i32 {
             .unwrap_or_default();
         eprintln!("rdprescue: internal error: {msg}{loc}");
     }));
-    let cli = match Cli::try_parse() {
+    let cli = match Cli::try_parse_from(regcmd::reg_exe_args(std::env::args_os().collect())) {
         Ok(c) => c,
         Err(e) => {
             let code = if e.use_stderr() { 2 } else { 0 };
@@ -294,23 +317,26 @@ pub fn main() -> i32 {
             name,
             ty,
             data,
+            separator,
             out,
-        }) => regwrite::set(&source, &key, &name, &ty, &data, out.into()),
+        }) => regwrite::set(&source, &key, &name, ty.as_deref(), &data, separator.as_deref(), out.into()),
         Cmd::Reg(RegCmd::Delete {
             source,
             key,
             name,
+            all_values,
             out,
-        }) => regwrite::delete(&source, &key, name.as_deref(), out.into()),
+        }) => regwrite::delete(&source, &key, name.as_deref(), all_values, out.into()),
         Cmd::Reg(RegCmd::Import { source, file, out }) => {
             regwrite::import(&source, &file, out.into())
         }
         Cmd::Reg(RegCmd::Export {
             source,
             key,
+            file,
             out,
             utf8,
-        }) => regcmd::export(&source, &key, out.as_deref(), utf8),
+        }) => regcmd::export(&source, &key, out.or(file).as_deref(), utf8),
     });
     match r {
         Ok(Ok(code)) => code,

@@ -23,7 +23,9 @@ pub struct KeyPath {
 /// (`HKCU`, `HKEY_USERS`, `HKLM\HARDWARE`, ...) are marked `foreign`; anything
 /// else is a path inside a single given hive file.
 pub fn parse_key(path: &str) -> KeyPath {
-    let norm = path.replace('/', "\\");
+    // Slashes separate keys only in a key typed without backslashes: key
+    // names may hold '/' (`SCHANNEL\Ciphers\RC4 128/128`).
+    let norm = if path.contains('\\') { path.to_string() } else { path.replace('/', "\\") };
     let comps: Vec<&str> = split(&norm);
     let upper: Vec<String> = comps.iter().map(|c| c.to_uppercase()).collect();
     let kind = |s: &str| match s {
