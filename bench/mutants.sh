@@ -14,6 +14,10 @@
 #           MUTANTS_TIMEOUT  seconds per mutant's test run (default 120)
 #           MUTANTS_RE    a regex over mutant names replacing the group's
 #                         (e.g. the names an earlier run listed, to compare runs)
+#           MUTANTS_SHARD a sample instead of every mutant: K/N runs mutants
+#                         i with i % N == K (round-robin over the file), e.g.
+#                         0/8 for one in eight; the groups' default samples
+#                         are in S below (a whole run is hours on 2 cores)
 #
 # Measured (2 cores shared): a mutant costs 15-140 s of rebuild; the dev
 # profile makes the whole lib test binary take ~50 s and write_safety time
@@ -39,7 +43,7 @@ command -v cargo-mutants >/dev/null || { echo "SKIP: cargo-mutants not installed
 declare -A G=(
     [eval]="src/rdp/eval.rs;;--lib rdp::"
     [ntfs-plan]="src/fs/ntfs.rs;NtfsFs::runs;--test ntfs_refusals"
-    [fat-plan]="src/fs/fat.rs;FatFs::overwrite_plan;--lib --test hostile_fs --test write_safety"
+    [fat-plan]="src/fs/fat.rs;overwrite_plan;--lib --test hostile_fs --test write_safety"
     [undo]="src/repair/undo.rs;;--lib repair::undo"
     [repair]="src/repair/mod.rs;;--lib --test write_safety"
     [hive-edit]="src/hive/edit/mod.rs;;--lib --test hive_edit"
@@ -47,6 +51,14 @@ declare -A G=(
     [vhd-write]="src/image/vhd/write.rs;;--lib --test write_vhd"
     [vhdx-write]="src/image/vhdx/write.rs;;--lib --test write_vhdx"
     [write]="src/image/write.rs;;--lib --test write_vhd --test write_vhdx"
+    [commit]="src/repair/commit.rs;;--lib --test write_safety --test pipeline"
+    [output]="src/repair/output.rs;;--lib repair:: --test write_safety"
+)
+# Default sample per group (K/N of its mutants, round-robin; '' = all),
+# chosen so that each group costs ~10-15 mutants on two shared cores.
+declare -A S=(
+    [hive-recover]=0/12 [hive-edit]=0/9 [repair]=0/8 [vhd-write]=0/25
+    [vhdx-write]=0/34 [write]=0/3 [undo]=0/5 [commit]=0/5 [output]=0/6
 )
 groups=("$@"); [ ${#groups[@]} -gt 0 ] || groups=(eval ntfs-plan undo)
 
@@ -78,6 +90,8 @@ for g in "${groups[@]}"; do
     echo "== $g: $file${re:+ (functions: $re)}; cargo test ${args[*]}"
     re=${MUTANTS_RE:-$re}
     sel=(-f "$file"); [ -n "$re" ] && sel+=(--re "$re")
+    shard=${MUTANTS_SHARD-${S[$g]:-}}
+    [ -n "$shard" ] && [ -z "${MUTANTS_RE:-}" ] && sel+=(--shard "$shard" --sharding round-robin) && echo "   sample: shard $shard"
     start=$SECONDS
     nice cargo mutants --in-place --no-shuffle --timeout "$timeout" --build-timeout 600 \
         "${sel[@]}" --output "$dir/out/$g" -- "${args[@]}" >"$dir/out/$g.log" 2>&1 || true

@@ -48,10 +48,54 @@ fn sweep() -> Option<Sweep> {
     let bl = fx["images"].as_array().unwrap().iter().find(|i| i["file"] == "images/bitlocker-mbr.raw.gz").unwrap();
     let p = bl["partitions"].as_array().unwrap().iter().find(|p| p["filesystem"] == "bitlocker").unwrap();
     let locked_err = format!("fs at offset {:#x}: unsupported: no readable Windows volume for the SYSTEM hive: partition(s) {} BitLocker-encrypted", p["start"].as_u64().unwrap(), p["index"]);
-    // (The orphan's offset, 0x210028, is its parent locator's first entry in
-    // the metadata region: still taken from rdprescue, see issue 18's report.)
-    let (cut_err, locked_err): (&'static str, &'static str) = (cut_err.leak(), locked_err.leak());
-    Some(Sweep { good, bad: vec![(cut, cut_err), (orphan, "image/vhdx at offset 0x210028: parent disk missing"), (locked, locked_err)] })
+    // The orphan's error names the file offset of its parent locator item,
+    // found here by walking the MS-VHDX structures by hand.
+    let orphan_err = format!("image/vhdx at offset {:#x}: parent disk missing", vhdx_parent_locator_offset(&head(&orphan, 3 << 20)));
+    let (cut_err, locked_err, orphan_err): (&'static str, &'static str, &'static str) = (cut_err.leak(), locked_err.leak(), orphan_err.leak());
+    Some(Sweep { good, bad: vec![(cut, cut_err), (orphan, orphan_err), (locked, locked_err)] })
+}
+
+/// The first `n` bytes of a file.
+fn head(p: &std::path::Path, n: usize) -> Vec<u8> {
+    use std::io::Read;
+    let mut b = vec![0u8; n];
+    std::fs::File::open(p).unwrap().read_exact(&mut b).unwrap();
+    b
+}
+
+/// File offset of a VHDX's parent locator metadata item, by MS-VHDX 2.2-2.6
+/// (an oracle independent of image/vhdx): the region table at 192 KiB
+/// ('regi', count at +8, 32-byte entries from +16: GUID, file offset u64)
+/// names the metadata region (GUID 8B7CA206-4790-4B9A-B8FE-575F050F886E);
+/// its table ('metadata', count u16 at +10, 32-byte entries from +32: item
+/// GUID, offset u32 from the region start) names the parent locator
+/// (A8D35F2D-B30B-454D-ABF7-D3D84834AB0C).
+fn vhdx_parent_locator_offset(f: &[u8]) -> u64 {
+    let guid = |s: &str| -> [u8; 16] {
+        let h: Vec<u8> = (0..16).map(|i| u8::from_str_radix(&s.replace('-', "")[2 * i..2 * i + 2], 16).unwrap()).collect();
+        // Mixed-endian GUID layout: the first three fields little-endian.
+        let mut b = [0u8; 16];
+        b[..4].copy_from_slice(&[h[3], h[2], h[1], h[0]]);
+        b[4..6].copy_from_slice(&[h[5], h[4]]);
+        b[6..8].copy_from_slice(&[h[7], h[6]]);
+        b[8..].copy_from_slice(&h[8..]);
+        b
+    };
+    let u32_at = |o: usize| u32::from_le_bytes(f[o..o + 4].try_into().unwrap());
+    let rt = 192 * 1024;
+    assert_eq!(&f[rt..rt + 4], b"regi");
+    let meta = (0..u32_at(rt + 8) as usize)
+        .map(|i| rt + 16 + 32 * i)
+        .find(|&e| f[e..e + 16] == guid("8B7CA206-4790-4B9A-B8FE-575F050F886E"))
+        .map(|e| u64::from_le_bytes(f[e + 16..e + 24].try_into().unwrap()) as usize)
+        .expect("metadata region");
+    assert_eq!(&f[meta..meta + 8], b"metadata");
+    let count = u16::from_le_bytes([f[meta + 10], f[meta + 11]]) as usize;
+    (0..count)
+        .map(|i| meta + 32 + 32 * i)
+        .find(|&e| f[e..e + 16] == guid("A8D35F2D-B30B-454D-ABF7-D3D84834AB0C"))
+        .map(|e| (meta + u32_at(e + 16) as usize) as u64)
+        .expect("parent locator item")
 }
 
 fn paths(s: &Sweep) -> Vec<String> {

@@ -224,3 +224,42 @@ fn reg_query_refuses_none_offsets_without_panic() {
     let o = rdp_on(&file, &["reg", "query", file.to_str().unwrap(), r"HKLM\SOFTWARE\Microsoft\Windows NT\CurrentVersion"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
 }
+
+/// Every key and value of the real BCD, SAM and SECURITY hives (the hive
+/// kinds the SAM/LSA records and the BCD elements are read from) against
+/// libhivex (tests/oracles/hivex_trees.json, made by hivex_trees.py): the same
+/// key paths, last-write times, value names, types, sizes and data.
+#[test]
+#[cfg_attr(not(shared_data), ignore = "needs ../shared/data")]
+fn bcd_sam_security_trees_match_hivex() {
+    let data = shared_data().expect("../shared/data");
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oracles/hivex_trees.json");
+    let oracle: J = serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap();
+    let (mut hives, mut keys, mut values) = (0, 0, 0);
+    for (rel, exp) in oracle.as_object().unwrap() {
+        let hive = rdprescue::machine::load_file(&data.join("hives").join(rel)).unwrap();
+        let exp = exp.as_object().unwrap();
+        let walked = hive.walk("").unwrap();
+        let ours: std::collections::BTreeSet<&str> = walked.iter().map(|k| k.path.as_str()).collect();
+        let theirs: std::collections::BTreeSet<&str> = exp.keys().map(String::as_str).collect();
+        assert_eq!(ours, theirs, "{rel}: key paths");
+        for k in &walked {
+            let e = &exp[&k.path];
+            assert_eq!(k.last_write.as_deref(), e["t"].as_str(), "{rel} {}: last write", k.path);
+            let ev = e["values"].as_object().unwrap();
+            assert_eq!(k.values.len(), ev.len(), "{rel} {}: value count", k.path);
+            for v in &k.values {
+                let e = ev.get(&v.name).unwrap_or_else(|| panic!("{rel} {}: value {:?} not in hivex", k.path, v.name));
+                assert_eq!(v.kind as u64, e[0].as_u64().unwrap(), "{rel} {} {}: type", k.path, v.name);
+                assert_eq!(v.raw.len() as u64, e[1].as_u64().unwrap(), "{rel} {} {}: size", k.path, v.name);
+                assert_eq!(&sha256(&v.raw)[..16], e[2].as_str().unwrap(), "{rel} {} {}: data", k.path, v.name);
+                values += 1;
+            }
+            keys += 1;
+        }
+        hives += 1;
+    }
+    eprintln!("{hives} hives, {keys} keys, {values} values identical to libhivex");
+    assert_eq!(hives, 18);
+    assert!(keys > 1500 && values > 1500, "{keys} keys, {values} values");
+}
