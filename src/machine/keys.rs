@@ -90,6 +90,9 @@ const ROOTS: [&str; 11] = [
 /// The closest of `names` to `typed` (Damerau-Levenshtein via `strsim`), when
 /// close enough to be a typo: at most 2 edits, fewer than half the letters.
 pub fn did_you_mean<'a>(typed: &str, names: &[&'a str]) -> Option<&'a str> {
+    if typed.len() > 64 {
+        return None; // no name is that long; and the distance matrix stays small
+    }
     let t = typed.to_ascii_uppercase();
     names
         .iter()
