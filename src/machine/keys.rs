@@ -53,10 +53,14 @@ pub fn normalize_key(key: &str) -> String {
         None if k.eq_ignore_ascii_case("Computer") => String::new(),
         None => k,
     };
-    // `HKLM:` / `HKLM:\...` (PowerShell drives): the colon goes.
+    // `HKLM:\...`, `HKLM:...` (PowerShell drives): the colon separates the root.
     let first_end = k.find('\\').unwrap_or(k.len());
-    if first_end > 1 && k[..first_end].ends_with(':') && k[..first_end - 1].to_ascii_uppercase().starts_with("HK") {
-        k.remove(first_end - 1);
+    if let Some(colon) = k[..first_end].find(':').filter(|&c| k[..c].to_ascii_uppercase().starts_with("HK")) {
+        if colon + 1 == first_end {
+            k.remove(colon);
+        } else {
+            k.replace_range(colon..colon + 1, "\\");
+        }
     }
     k
 }
