@@ -145,7 +145,7 @@ pub fn delete(source_path: &Path, key: &str, name: Option<&str>, all_values: boo
 /// Nothing to write: the message, or the JSON record of an empty plan.
 fn nothing(m: &Machine, o: &Output, msg: &str) -> anyhow::Result<i32> {
     if o.json {
-        let doc = json!({"source": m.path(), "plan": [], "message": msg, "dry_run": o.dry_run, "output": null, "written": false, "verified": false});
+        let doc = json!({"source": m.path().display().to_string(), "plan": [], "message": msg, "dry_run": o.dry_run, "output": null, "written": false, "verified": false});
         println!("{}", serde_json::to_string_pretty(&doc)?);
     } else {
         println!("{msg}");
@@ -211,7 +211,7 @@ fn apply(m: &Machine, actions: Vec<Edit>, o: Output, note: Option<String>) -> an
     if plan.edits.is_empty() {
         return nothing(m, &o, "Nothing to change: the value already has that data.");
     }
-    let mut doc = json!({"source": m.path(), "plan": plan_json(m, &plan)});
+    let mut doc = json!({"source": m.path().display().to_string(), "plan": plan_json(m, &plan)});
     if let Some(n) = &note {
         doc["note"] = json!(n);
     }
@@ -224,7 +224,7 @@ fn apply(m: &Machine, actions: Vec<Edit>, o: Output, note: Option<String>) -> an
     }
     let finish = |doc: &mut serde_json::Value, out: Option<&Path>, kind: Option<&str>| -> anyhow::Result<i32> {
         if o.json {
-            doc["output"] = json!(out);
+            doc["output"] = json!(out.map(|p| p.display().to_string())); // lossy: never fail after writing
             doc["output_kind"] = json!(kind);
             doc["written"] = json!(out.is_some());
             doc["verified"] = json!(out.is_some());

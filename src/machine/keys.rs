@@ -53,10 +53,14 @@ pub fn normalize_key(key: &str) -> String {
         None if k.eq_ignore_ascii_case("Computer") => String::new(),
         None => k,
     };
-    // `HKLM:` / `HKLM:\...` (PowerShell drives): the colon goes.
+    // `HKLM:\...`, `HKLM:...` (PowerShell drives): the colon separates the root.
     let first_end = k.find('\\').unwrap_or(k.len());
-    if first_end > 1 && k[..first_end].ends_with(':') && k[..first_end - 1].to_ascii_uppercase().starts_with("HK") {
-        k.remove(first_end - 1);
+    if let Some(colon) = k[..first_end].find(':').filter(|&c| k[..c].to_ascii_uppercase().starts_with("HK")) {
+        if colon + 1 == first_end {
+            k.remove(colon);
+        } else {
+            k.replace_range(colon..colon + 1, "\\");
+        }
     }
     k
 }
@@ -90,6 +94,9 @@ const ROOTS: [&str; 11] = [
 /// The closest of `names` to `typed` (Damerau-Levenshtein via `strsim`), when
 /// close enough to be a typo: at most 2 edits, fewer than half the letters.
 pub fn did_you_mean<'a>(typed: &str, names: &[&'a str]) -> Option<&'a str> {
+    if typed.len() > 64 {
+        return None; // no name is that long; and the distance matrix stays small
+    }
     let t = typed.to_ascii_uppercase();
     names
         .iter()
