@@ -59,6 +59,8 @@ fn make_source(dir: &Path) -> PathBuf {
     for (i, (off, n)) in pieces().into_iter().enumerate() {
         let mut d = pattern(i as u64 + 1, off, n);
         if off == 0 {
+            // An MBR without partitions.
+            d[446..510].fill(0);
             d[510] = 0x55;
             d[511] = 0xAA;
         }

@@ -498,8 +498,13 @@ fn errors_are_clean() {
     let mut f = new_file(&dir.path().join("x.vhd"));
     assert!(full_copy(&img, &p, &mut f, &mut |_, _| {}).is_err());
     assert!(diff_child(&img, &p, &mut f, &dir.path().join("x.vhd")).is_err());
-    // A raw input has no VHD child.
-    let rimg = image::open(&raw).unwrap();
+    // A raw input has no VHD child (the random source gets a boot-sector
+    // signature: unknown bytes are no longer opened as raw).
+    let mut signed = std::fs::read(&raw).unwrap();
+    signed[510..512].copy_from_slice(&[0x55, 0xAA]);
+    let signed_raw = dir.path().join("signed.raw");
+    std::fs::write(&signed_raw, &signed).unwrap();
+    let rimg = image::open(&signed_raw).unwrap();
     let e = diff_child(&rimg, &Patch::default(), &mut f, &dir.path().join("x.vhd")).unwrap_err();
     assert!(e.to_string().contains("raw"), "{e}");
     // The input truncated between open and write: the writers read through
