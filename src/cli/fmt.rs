@@ -79,6 +79,13 @@ pub fn severity(name: &str) -> String {
     paint(term().colour, name)
 }
 
+/// A severity name padded to `width` columns (the padding is measured on
+/// the name: escape codes take no columns), coloured on a colour terminal.
+pub fn severity_padded(name: &str, width: usize) -> String {
+    let pad = " ".repeat(width.saturating_sub(name.chars().count()));
+    format!("{}{pad}", severity(name))
+}
+
 /// `name` in its severity colour when `colour`.
 pub fn paint(colour: bool, name: &str) -> String {
     let st = severity_style(name);
