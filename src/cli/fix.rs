@@ -203,16 +203,16 @@ fn preflight(o: &Options) -> anyhow::Result<()> {
             bail!("--in-place writes the disk itself: no --out or --diff-child");
         }
         match &o.undo {
-            Some(u) => preflight::new_path("--undo", u)?,
+            Some(u) => preflight::new_path("--undo", u, &[&o.image])?,
             None => bail!("--in-place needs --undo FILE (where the original bytes are saved first)"),
         }
     } else if o.out.is_none() && o.diff_child {
-        preflight::new_path("the default --diff-child output", &default_child_name(&o.image))?;
+        preflight::new_path("the default --diff-child output", &default_child_name(&o.image), &[&o.image])?;
     } else if o.out.is_none() && !o.dry_run {
         bail!("--out NEW is required (or --dry-run, or --in-place --undo FILE for a raw device)");
     }
     if let Some(out) = &o.out {
-        preflight::new_path("--out", out)?;
+        preflight::new_path("--out", out, &[&o.image])?;
     }
     Ok(())
 }

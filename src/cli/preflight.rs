@@ -57,31 +57,21 @@ pub fn symptom(text: Option<&str>) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A file or directory `flag` will create: it must not exist (rdprescue never
-/// replaces anything), and the folder it goes in must exist.
-pub fn new_path(flag: &str, p: &Path) -> anyhow::Result<()> {
+/// A file or directory `flag` will create: not one of `inputs`, not
+/// existing (rdprescue never replaces anything), in a folder that exists
+/// (the library's own check, `repair::output::preflight`, run early).
+pub fn new_path(flag: &str, p: &Path, inputs: &[&Path]) -> anyhow::Result<()> {
     if p.as_os_str().is_empty() {
         bail!("{flag}: empty path");
     }
-    // A dangling symbolic link exists too: creating through it would write elsewhere.
-    if p.symlink_metadata().is_ok() {
-        bail!("{flag} {}: already exists; rdprescue never replaces a file: name a new one", p.display());
-    }
-    let dir = match p.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    if !dir.is_dir() {
-        bail!("{flag} {}: the folder {} does not exist", p.display(), dir.display());
-    }
-    Ok(())
+    rdprescue::repair::output::preflight(p, inputs).map_err(|e| anyhow::Error::from(e).context(flag.to_string()))
 }
 
 /// The output of `reg set|delete|import`: a new file, required unless
 /// `--dry-run`.
-pub fn reg_output(out: Option<&Path>, dry_run: bool) -> anyhow::Result<()> {
+pub fn reg_output(input: &Path, out: Option<&Path>, dry_run: bool) -> anyhow::Result<()> {
     match out {
-        Some(p) => new_path("--out", p),
+        Some(p) => new_path("--out", p, &[input]),
         None if dry_run => Ok(()),
         None => bail!("--out NEW is required (or --dry-run): the input is never written"),
     }
@@ -116,9 +106,10 @@ mod tests {
     #[test]
     fn new_paths_must_be_new_and_have_a_folder() {
         let d = std::env::temp_dir();
-        assert!(new_path("--out", &d).is_err(), "an existing directory");
-        assert!(new_path("--out", &d.join("rdprescue-no-such-dir-5d1c/x.vhdx")).unwrap_err().to_string().contains("does not exist"));
-        assert!(new_path("--out", &d.join("rdprescue-preflight-new-5d1c.vhdx")).is_ok());
-        assert!(new_path("--out", Path::new("relative-new-5d1c.vhdx")).is_ok());
+        assert!(new_path("--out", &d, &[]).is_err(), "an existing directory");
+        let e = format!("{:#}", new_path("--out", &d.join("rdprescue-no-such-dir-5d1c/x.vhdx"), &[]).unwrap_err());
+        assert!(e.starts_with("--out: ") && e.contains("does not exist"), "{e}");
+        assert!(new_path("--out", &d.join("rdprescue-preflight-new-5d1c.vhdx"), &[]).is_ok());
+        assert!(new_path("--out", Path::new("relative-new-5d1c.vhdx"), &[]).is_ok());
     }
 }

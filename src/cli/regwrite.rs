@@ -71,7 +71,7 @@ pub fn set(
     data: &str,
     o: Output,
 ) -> anyhow::Result<i32> {
-    super::preflight::reg_output(o.out.as_deref(), o.dry_run)?;
+    super::preflight::reg_output(source_path, o.out.as_deref(), o.dry_run)?;
     let m = Machine::open(source_path)?;
     let (kind, path, _) = locate(&m, key)?;
     let a = Edit::set(kind, path, name, parse_data(ty, data)?);
@@ -79,7 +79,7 @@ pub fn set(
 }
 
 pub fn delete(source_path: &Path, key: &str, name: Option<&str>, o: Output) -> anyhow::Result<i32> {
-    super::preflight::reg_output(o.out.as_deref(), o.dry_run)?;
+    super::preflight::reg_output(source_path, o.out.as_deref(), o.dry_run)?;
     let m = Machine::open(source_path)?;
     let (kind, path, t) = locate(&m, key)?;
     let a = match name {
@@ -153,7 +153,7 @@ fn apply(m: &Machine, actions: Vec<Edit>, o: Output) -> anyhow::Result<i32> {
 /// `reg import SOURCE FILE.reg`: every key and value of a .reg file (as regedit
 /// or `reg export` writes it), applied to a new copy.
 pub fn import(source_path: &Path, reg: &Path, o: Output) -> anyhow::Result<i32> {
-    super::preflight::reg_output(o.out.as_deref(), o.dry_run)?;
+    super::preflight::reg_output(source_path, o.out.as_deref(), o.dry_run)?;
     use rdprescue::hive::regfile::{self, RegOp};
     use rdprescue::hive::tree::TYPE_NAMES;
     let bytes = std::fs::read(reg).with_context(|| format!("cannot read {}", reg.display()))?;
