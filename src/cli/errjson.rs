@@ -72,6 +72,8 @@ pub fn redact(text: &str) -> String {
         out.push_str(&rest[..at]);
         let url = &rest[at..];
         let end = url.find(|c: char| c.is_whitespace() || c == '"' || c == '\'' || c == '>' || c == ')').unwrap_or(url.len());
+        // Punctuation that ends a sentence or a message part is not the URL's.
+        let end = url[..end].trim_end_matches([':', ',', ';', '.']).len();
         let (u, tail) = url.split_at(end);
         out.push_str(u.split(['?', '#']).next().unwrap_or(u));
         rest = tail;

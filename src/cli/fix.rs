@@ -176,40 +176,40 @@ fn preflight(o: &Options) -> anyhow::Result<()> {
     }
     if o.checks.is_empty() && !o.all && o.profiles.is_empty() {
         let names: Vec<&str> = profiles::PROFILES.iter().map(|p| p.name).collect();
-        bail!("say what to fix: --check ID (repeatable), --all, or --profile NAME ({})", names.join(", "));
+        preflight::usage!("say what to fix: --check ID (repeatable), --all, or --profile NAME ({})", names.join(", "));
     }
     if let Some(u) = &o.user {
         if !o.profiles.iter().any(|p| p.eq_ignore_ascii_case(profiles::UNLOCK_ADMIN)) {
-            bail!("--user {u} applies to --profile {} only", profiles::UNLOCK_ADMIN);
+            preflight::usage!("--user {u} applies to --profile {} only", profiles::UNLOCK_ADMIN);
         }
     }
     // A directory is a mounted Windows volume or a hive directory: its hive files are written.
     let files = o.image.is_dir();
     if files {
         if o.undo.is_some() {
-            bail!("--undo FILE is for disks: on a mounted volume each original hive file is kept beside it as <hive>{} (undo with `rdprescue undo {}`)", repair::commit::UNDO_SUFFIX, o.image.display());
+            preflight::usage!("--undo FILE is for disks: on a mounted volume each original hive file is kept beside it as <hive>{} (undo with `rdprescue undo {}`)", repair::commit::UNDO_SUFFIX, o.image.display());
         }
         if o.diff_child {
-            bail!("--diff-child needs a VHD or VHDX image; {} is a directory", o.image.display());
+            preflight::usage!("--diff-child needs a VHD or VHDX image; {} is a directory", o.image.display());
         }
         if o.in_place && o.out.is_some() {
-            bail!("--in-place writes the hive files themselves: no --out");
+            preflight::usage!("--in-place writes the hive files themselves: no --out");
         }
         if !o.in_place && o.out.is_none() && !o.dry_run {
-            bail!("--out NEWDIR (a new directory for the edited hive files) or --in-place is required (or --dry-run)");
+            preflight::usage!("--out NEWDIR (a new directory for the edited hive files) or --in-place is required (or --dry-run)");
         }
     } else if o.in_place {
         if o.out.is_some() || o.diff_child {
-            bail!("--in-place writes the disk itself: no --out or --diff-child");
+            preflight::usage!("--in-place writes the disk itself: no --out or --diff-child");
         }
         match &o.undo {
             Some(u) => preflight::new_path("--undo", u, &[&o.image])?,
-            None => bail!("--in-place needs --undo FILE (where the original bytes are saved first)"),
+            None => preflight::usage!("--in-place needs --undo FILE (where the original bytes are saved first)"),
         }
     } else if o.out.is_none() && o.diff_child {
         preflight::new_path("the default --diff-child output", &default_child_name(&o.image), &[&o.image])?;
     } else if o.out.is_none() && !o.dry_run {
-        bail!("--out NEW is required (or --dry-run, or --in-place --undo FILE for a raw device)");
+        preflight::usage!("--out NEW is required (or --dry-run, or --in-place --undo FILE for a raw device)");
     }
     if let Some(out) = &o.out {
         preflight::new_path("--out", out, &[&o.image])?;

@@ -104,7 +104,7 @@ mod tests {
     fn middle_keeps_both_ends() {
         assert_eq!(middle("short", 10), "short");
         assert_eq!(middle("abcdefghij", 10), "abcdefghij");
-        assert_eq!(middle("abcdefghijk", 10), "abcd…hijk");
+        assert_eq!(middle("abcdefghijk", 10), "abcd…ghijk");
         let p = r"FirewallRules\RemoteDesktop-UserMode-In-TCP\Enabled";
         let m = middle(p, 24);
         assert_eq!(m.chars().count(), 24);

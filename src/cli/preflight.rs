@@ -6,7 +6,14 @@
 //! replaces a file); this only says so first. Every write command (`fix`,
 //! `reg set/delete/import`, `undo`) calls into this one module.
 
-use anyhow::bail;
+/// `bail!` with a typed usage error (`Error::Usage`): `--json` reports it
+/// with the layer "usage".
+macro_rules! usage {
+    ($($t:tt)*) => {
+        return Err(anyhow::Error::from(rdprescue::Error::Usage(format!($($t)*))))
+    };
+}
+pub(crate) use usage;
 use rdprescue::rdp::{catalog, profiles, symptoms};
 use std::path::Path;
 
@@ -28,7 +35,7 @@ pub fn check_id(id: &str) -> anyhow::Result<&'static str> {
     let ids = catalog::ids();
     match ids.iter().find(|i| i.eq_ignore_ascii_case(id)) {
         Some(i) => Ok(i),
-        None => bail!("--check {id}: unknown check id{}; `rdprescue checks` lists them", did_you_mean(id, ids.iter().copied())),
+        None => usage!("--check {id}: unknown check id{}; `rdprescue checks` lists them", did_you_mean(id, ids.iter().copied())),
     }
 }
 
@@ -38,7 +45,7 @@ pub fn profile(name: &str) -> anyhow::Result<&'static profiles::Profile> {
         Some(p) => Ok(p),
         None => {
             let names: Vec<&str> = profiles::PROFILES.iter().map(|p| p.name).collect();
-            bail!("--profile {name}: unknown profile{} ({}); `rdprescue checks --profiles` describes them", did_you_mean(name, names.iter().copied()), names.join(", "))
+            usage!("--profile {name}: unknown profile{} ({}); `rdprescue checks --profiles` describes them", did_you_mean(name, names.iter().copied()), names.join(", "))
         }
     }
 }
@@ -49,7 +56,7 @@ pub fn symptom(text: Option<&str>) -> anyhow::Result<()> {
     let Some(text) = text else { return Ok(()) };
     if symptoms::match_text(text).is_empty() {
         let ids = symptoms::SYMPTOMS.iter().map(|s| s.id);
-        bail!(
+        usage!(
             "--symptom {text:?}: no known symptom id or RDP client message matches{}; `rdprescue checks --symptoms` lists them",
             did_you_mean(text, ids)
         );
@@ -62,7 +69,7 @@ pub fn symptom(text: Option<&str>) -> anyhow::Result<()> {
 /// (the library's own check, `repair::output::preflight`, run early).
 pub fn new_path(flag: &str, p: &Path, inputs: &[&Path]) -> anyhow::Result<()> {
     if p.as_os_str().is_empty() {
-        bail!("{flag}: empty path");
+        usage!("{flag}: empty path");
     }
     rdprescue::repair::output::preflight(p, inputs).map_err(|e| anyhow::Error::from(e).context(flag.to_string()))
 }
@@ -73,7 +80,7 @@ pub fn reg_output(input: &Path, out: Option<&Path>, dry_run: bool) -> anyhow::Re
     match out {
         Some(p) => new_path("--out", p, &[input]),
         None if dry_run => Ok(()),
-        None => bail!("--out NEW is required (or --dry-run): the input is never written"),
+        None => usage!("--out NEW is required (or --dry-run): the input is never written"),
     }
 }
 
@@ -81,11 +88,11 @@ pub fn reg_output(input: &Path, out: Option<&Path>, dry_run: bool) -> anyhow::Re
 /// exists (a mounted volume's undo copies are beside its hive files).
 pub fn undo(dev: &Path, file: Option<&Path>) -> anyhow::Result<()> {
     if dev.symlink_metadata().is_err() {
-        bail!("{}: no such device, image or volume", dev.display());
+        usage!("{}: no such device, image or volume", dev.display());
     }
     match file {
-        None if !dev.is_dir() => bail!("name the undo file: rdprescue undo DEVICE UNDO_FILE"),
-        Some(f) if !dev.is_dir() && !f.is_file() => bail!("undo file {}: not found (it is the FILE of `fix --in-place --undo FILE`)", f.display()),
+        None if !dev.is_dir() => usage!("name the undo file: rdprescue undo DEVICE UNDO_FILE"),
+        Some(f) if !dev.is_dir() && !f.is_file() => usage!("undo file {}: not found (it is the FILE of `fix --in-place --undo FILE`)", f.display()),
         _ => Ok(()),
     }
 }
