@@ -62,6 +62,25 @@ pub fn middle(s: &str, width: usize) -> String {
     out
 }
 
+/// A registry path (`key\...\name`) in at most `width` characters: the
+/// key part cut (two thirds kept from its start) and the last part kept whole when it leaves
+/// room for a few characters of the key; otherwise [`middle`].
+pub fn middle_path(s: &str, width: usize) -> String {
+    if s.chars().count() <= width {
+        return s.to_string();
+    }
+    match s.rsplit_once('\\') {
+        // The key's first part tells rows apart (`TLS 1.2\Server`): it keeps two thirds.
+        Some((key, name)) if name.chars().count() + 10 <= width => {
+            let keep = width - name.chars().count() - 2;
+            let head = (keep * 2).div_ceil(3);
+            let k: Vec<char> = key.chars().collect();
+            format!("{}…{}\\{name}", k[..head].iter().collect::<String>(), k[k.len() - (keep - head)..].iter().collect::<String>())
+        }
+        _ => middle(s, width),
+    }
+}
+
 /// The ANSI style of a severity name.
 fn severity_style(name: &str) -> anstyle::Style {
     use anstyle::{AnsiColor, Style};
@@ -112,6 +131,18 @@ mod tests {
         assert_eq!(middle("äöüßäöüß", 5), "äö…üß");
         assert_eq!(middle("abc", 1), "…");
         assert_eq!(middle("abc", 0), "");
+    }
+
+    #[test]
+    fn middle_path_keeps_the_value_name() {
+        let p = r"Terminal Server\WinStations\RDP-Tcp\fAllowSecProtocolNegotiation";
+        let m = middle_path(p, 40);
+        assert_eq!(m.chars().count(), 40);
+        assert!(m.ends_with(r"\fAllowSecProtocolNegotiation") && m.starts_with("Term"), "{m}");
+        assert_eq!(middle_path(r"a\b", 10), r"a\b");
+        assert_eq!(middle_path(r"TLS 1.2\Server\Enabled", 20), r"TLS 1.2\…ver\Enabled");
+        // No room for the whole name: plain middle cut.
+        assert_eq!(middle_path(r"Terminal Server\fDenyTSConnections", 16).chars().count(), 16);
     }
 
     #[test]

@@ -55,7 +55,7 @@ fn unique_labels(settings: &[rdprescue::rdp::Setting]) -> Vec<String> {
 
 /// Widest a LOCAL or POLICY column grows for alignment; a longer value is
 /// shown whole and pushes the rest of its row right.
-const VALUE_COLUMN_MAX: usize = 24;
+const VALUE_COLUMN_MAX: usize = 16;
 
 /// The settings table: every value whole; on a terminal the VALUE labels
 /// (registry paths) are cut in the middle so the table fits its width.
@@ -67,14 +67,15 @@ fn settings_table(o: &mut String, settings: &[rdprescue::rdp::Setting], width: O
     let w = |head: &str, v: &[String], cap: usize| v.iter().map(|x| x.chars().count()).max().unwrap_or(0).min(cap).max(head.len());
     let check_w = settings.iter().map(|s| s.id.len()).max().unwrap_or(0).max(5);
     let (local_w, policy_w) = (w("LOCAL", &locals, VALUE_COLUMN_MAX), w("POLICY", &policies, VALUE_COLUMN_MAX));
-    let eff_w = w("EFFECTIVE (SOURCE)", &effs, VALUE_COLUMN_MAX);
+    // The last column is not padded: this is the room kept for it on a terminal.
+    let eff_w = w("EFFECTIVE (SOURCE)", &effs, VALUE_COLUMN_MAX + 8);
     let natural = w("VALUE", &labels, usize::MAX);
     let label_w = match width {
-        Some(tw) => natural.min(tw.saturating_sub(2 + check_w + 1 + 1 + local_w + 1 + policy_w + 1 + eff_w).max(16)),
+        Some(tw) => natural.min(tw.saturating_sub(2 + check_w + 1 + 1 + local_w + 1 + policy_w + 1 + eff_w).max(24)),
         None => natural,
     };
     let line = |o: &mut String, c: &str, l: &str, lo: &str, p: &str, e: &str| {
-        let row = format!("  {c:<check_w$} {:<label_w$} {lo:<local_w$} {p:<policy_w$} {e}", super::fmt::middle(l, label_w));
+        let row = format!("  {c:<check_w$} {:<label_w$} {lo:<local_w$} {p:<policy_w$} {e}", super::fmt::middle_path(l, label_w));
         outln!(o, "{}", row.trim_end());
     };
     line(o, "CHECK", "VALUE", "LOCAL", "POLICY", "EFFECTIVE (SOURCE)");
