@@ -74,14 +74,8 @@ struct Selection {
     notes: Vec<String>,
 }
 
+/// (The arguments were validated by [`preflight`] before the image was opened.)
 fn select(o: &Options, m: &Machine, ins: &rdp::eval::Inspection) -> anyhow::Result<Selection> {
-    if o.checks.is_empty() && !o.all && o.profiles.is_empty() {
-        let names: Vec<&str> = profiles::PROFILES.iter().map(|p| p.name).collect();
-        bail!(
-            "say what to fix: --check ID (repeatable), --all, or --profile NAME ({})",
-            names.join(", ")
-        );
-    }
     let mut s = Selection {
         actions: Vec::new(),
         files: Vec::new(),
@@ -144,11 +138,6 @@ fn select(o: &Options, m: &Machine, ins: &rdp::eval::Inspection) -> anyhow::Resu
         let po = profiles::Options { reset_port: o.reset_port };
         push(&mut s, &p.actions_for(m, ins, &po, o.user.as_deref()).map_err(anyhow::Error::msg)?);
         s.notes.extend(p.notes(m, &po));
-    }
-    if let Some(u) = &o.user {
-        if !o.profiles.iter().any(|p| p.eq_ignore_ascii_case(profiles::UNLOCK_ADMIN)) {
-            bail!("--user {u} applies to --profile {} only", profiles::UNLOCK_ADMIN);
-        }
     }
     // Group Policy files that would write a targeted finding's bad value back.
     for f in ins.findings.iter().filter(|f| s.targeted.contains(f.check.as_ref())) {
