@@ -223,7 +223,9 @@ fn json_errors_are_one_object_on_stdout() {
 
 #[test]
 fn fix_and_undo_speak_json() {
-    let tmp = tempfile::tempdir().unwrap();
+    // On the input's volume: a differencing child names its parent by a
+    // relative path too (under wine the system temp folder is another drive).
+    let tmp = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let img = demo();
     let child = tmp.path().join("child.vhdx");
     let o = rdp_on(&img, &["fix", s(&img), "--check", "rdp-deny-local", "--diff-child", "--out", s(&child), "--json"]);
