@@ -15,6 +15,9 @@
 //!
 //! It compiles nothing and changes no library code; the library itself uses
 //! none of these conditions.
+//!
+//! It also sets `RDPRESCUE_COMMIT` (`git describe --always --dirty`, or
+//! "unknown" without git or outside a checkout) for `rdprescue --version`.
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -89,7 +92,35 @@ fn main() {
     if data && SCENARIO_TOOLS.iter().all(|t| have(t)) {
         println!("cargo::rustc-cfg=scenarios");
     }
+    git_version();
     if unix_target && std::process::Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.trim_ascii() == b"0") {
         println!("cargo::rustc-cfg=root");
+    }
+}
+
+/// `git` with these arguments in the manifest directory: its trimmed stdout
+/// when it succeeds.
+fn git(args: &[&str]) -> Option<String> {
+    let dir = env::var_os("CARGO_MANIFEST_DIR")?;
+    let o = std::process::Command::new("git").arg("-C").arg(dir).args(args).output().ok()?;
+    let s = String::from_utf8(o.stdout).ok()?;
+    (o.status.success() && !s.trim().is_empty()).then(|| s.trim().to_string())
+}
+
+/// `RDPRESCUE_COMMIT` for `--version`; re-run when HEAD, the branch it names
+/// or the index (staged/committed changes) move.
+fn git_version() {
+    let commit = git(&["describe", "--always", "--dirty"]).unwrap_or_else(|| "unknown".into());
+    println!("cargo::rustc-env=RDPRESCUE_COMMIT={commit}");
+    let mut watch = vec!["HEAD".to_string(), "index".to_string(), "packed-refs".to_string()];
+    if let Some(r) = git(&["symbolic-ref", "-q", "HEAD"]) {
+        watch.push(r);
+    }
+    for w in watch {
+        if let Some(p) = git(&["rev-parse", "--path-format=absolute", "--git-path", &w]) {
+            if Path::new(&p).exists() {
+                println!("cargo::rerun-if-changed={p}");
+            }
+        }
     }
 }

@@ -226,9 +226,13 @@ fn unreadable_images_exit_2() {
     std::fs::write(&junk, vec![0u8; 1 << 20]).unwrap();
     assert_clean_error(&rdp_on(&junk, &["inspect", junk.to_str().unwrap()]), "zero-filled image");
     let bl = gunzip(&testdata().join("images/bitlocker-mbr.raw.gz"), dir.path());
+    assert_clean_error(&rdp_on(&bl, &["inspect", bl.to_str().unwrap()]), "BitLocker");
+    // With --json the error is one JSON object on stdout (issue 14), nothing on stderr.
     let o = rdp_on(&bl, &["inspect", bl.to_str().unwrap(), "--json"]);
-    assert_clean_error(&o, "BitLocker");
-    assert!(o.stdout.is_empty());
+    assert_eq!(o.status.code(), Some(2));
+    let doc: J = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", stdout(&o)));
+    assert!(doc["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{doc}");
+    assert!(o.stderr.is_empty(), "{}", stderr(&o));
 }
 
 #[test]

@@ -9,7 +9,9 @@ use anyhow::{bail, Context};
 use rdprescue::hive::edit::Edit;
 use rdprescue::image;
 use rdprescue::machine::{Machine, Origin};
-use rdprescue::rdp::{self, catalog, profiles};
+use super::preflight;
+use rdprescue::rdp::{self, profiles};
+use serde_json::{json, Value as J};
 use rdprescue::repair::{self, Destination};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -55,6 +57,10 @@ pub struct Options {
     /// With --in-place: save the original bytes to this new file first (for `rdprescue undo`).
     #[arg(long, value_name = "FILE")]
     pub undo: Option<PathBuf>,
+    /// Print JSON (the plan, each targeted check before and after, the output, the
+    /// verification) instead of text; errors too: {"error": {...}} on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// What to fix, from --check / --all / --profile.
@@ -68,14 +74,8 @@ struct Selection {
     notes: Vec<String>,
 }
 
+/// (The arguments were validated by [`preflight`] before the image was opened.)
 fn select(o: &Options, m: &Machine, ins: &rdp::eval::Inspection) -> anyhow::Result<Selection> {
-    if o.checks.is_empty() && !o.all && o.profiles.is_empty() {
-        let names: Vec<&str> = profiles::PROFILES.iter().map(|p| p.name).collect();
-        bail!(
-            "say what to fix: --check ID (repeatable), --all, or --profile NAME ({})",
-            names.join(", ")
-        );
-    }
     let mut s = Selection {
         actions: Vec::new(),
         files: Vec::new(),
@@ -89,11 +89,8 @@ fn select(o: &Options, m: &Machine, ins: &rdp::eval::Inspection) -> anyhow::Resu
             }
         }
     };
-    let ids = catalog::ids();
     for c in &o.checks {
-        let Some(id) = ids.iter().find(|i| i.eq_ignore_ascii_case(c)) else {
-            bail!("--check {c}: unknown check id (see `rdprescue inspect` or README)")
-        };
+        let id = preflight::check_id(c)?;
         let found: Vec<_> = ins.findings.iter().filter(|f| f.check == *id).collect();
         if found.is_empty() {
             s.notes
@@ -120,10 +117,7 @@ fn select(o: &Options, m: &Machine, ins: &rdp::eval::Inspection) -> anyhow::Resu
         }
     }
     for name in &o.profiles {
-        let Some(p) = profiles::find(name) else {
-            let names: Vec<&str> = profiles::PROFILES.iter().map(|p| p.name).collect();
-            bail!("--profile {name}: unknown profile ({})", names.join(", "));
-        };
+        let p = preflight::profile(name)?;
         for f in ins
             .findings
             .iter()
@@ -145,11 +139,6 @@ fn select(o: &Options, m: &Machine, ins: &rdp::eval::Inspection) -> anyhow::Resu
         push(&mut s, &p.actions_for(m, ins, &po, o.user.as_deref()).map_err(anyhow::Error::msg)?);
         s.notes.extend(p.notes(m, &po));
     }
-    if let Some(u) = &o.user {
-        if !o.profiles.iter().any(|p| p.eq_ignore_ascii_case(profiles::UNLOCK_ADMIN)) {
-            bail!("--user {u} applies to --profile {} only", profiles::UNLOCK_ADMIN);
-        }
-    }
     // Group Policy files that would write a targeted finding's bad value back.
     for f in ins.findings.iter().filter(|f| s.targeted.contains(f.check.as_ref())) {
         for r in &f.reapplied_by {
@@ -164,7 +153,111 @@ fn select(o: &Options, m: &Machine, ins: &rdp::eval::Inspection) -> anyhow::Resu
     Ok(s)
 }
 
+/// Everything `fix` can refuse from its arguments alone, before the image is
+/// opened (see `preflight`): unknown ids and profiles, nothing selected,
+/// contradictory flags, a missing, existing or homeless output or undo file.
+fn preflight(o: &Options) -> anyhow::Result<()> {
+    for c in &o.checks {
+        preflight::check_id(c)?;
+    }
+    for p in &o.profiles {
+        preflight::profile(p)?;
+    }
+    if o.checks.is_empty() && !o.all && o.profiles.is_empty() {
+        let names: Vec<&str> = profiles::PROFILES.iter().map(|p| p.name).collect();
+        preflight::usage!("say what to fix: --check ID (repeatable), --all, or --profile NAME ({})", names.join(", "));
+    }
+    if let Some(u) = &o.user {
+        if !o.profiles.iter().any(|p| p.eq_ignore_ascii_case(profiles::UNLOCK_ADMIN)) {
+            preflight::usage!("--user {u} applies to --profile {} only", profiles::UNLOCK_ADMIN);
+        }
+    }
+    // A directory is a mounted Windows volume or a hive directory: its hive files are written.
+    let files = o.image.is_dir();
+    if files {
+        if o.undo.is_some() {
+            preflight::usage!("--undo FILE is for disks: on a mounted volume each original hive file is kept beside it as <hive>{} (undo with `rdprescue undo {}`)", repair::commit::UNDO_SUFFIX, o.image.display());
+        }
+        if o.diff_child {
+            preflight::usage!("--diff-child needs a VHD or VHDX image; {} is a directory", o.image.display());
+        }
+        if o.in_place && o.out.is_some() {
+            preflight::usage!("--in-place writes the hive files themselves: no --out");
+        }
+        if !o.in_place && o.out.is_none() && !o.dry_run {
+            preflight::usage!("--out NEWDIR (a new directory for the edited hive files) or --in-place is required (or --dry-run)");
+        }
+    } else if o.in_place {
+        if o.out.is_some() || o.diff_child {
+            preflight::usage!("--in-place writes the disk itself: no --out or --diff-child");
+        }
+        match &o.undo {
+            Some(u) => preflight::new_path("--undo", u, &[&o.image])?,
+            None => preflight::usage!("--in-place needs --undo FILE (where the original bytes are saved first)"),
+        }
+    } else if o.out.is_none() && o.diff_child {
+        preflight::new_path("the default --diff-child output", &default_child_name(&o.image), &[&o.image])?;
+    } else if o.out.is_none() && !o.dry_run {
+        preflight::usage!("--out NEW is required (or --dry-run, or --in-place --undo FILE for a raw device)");
+    }
+    if let Some(out) = &o.out {
+        preflight::new_path("--out", out, &[&o.image])?;
+    }
+    Ok(())
+}
+
+fn dest_json(d: Option<&Destination>) -> J {
+    let (kind, path) = match d {
+        None => return J::Null,
+        Some(Destination::Copy(p)) => ("copy", Some(*p)),
+        Some(Destination::DiffChild(p)) => ("diff-child", Some(*p)),
+        Some(Destination::HiveFile(p)) => ("hive-file", Some(*p)),
+        Some(Destination::InPlace { undo }) => ("in-place", Some(*undo)),
+        Some(Destination::InPlaceFiles) => ("in-place-files", None),
+        Some(Destination::HiveDir(p)) => ("hive-dir", Some(*p)),
+    };
+    let key = if kind == "in-place" { "undo" } else { "path" };
+    json!({"kind": kind, key: path.map(|p| p.display().to_string())})
+}
+
+/// The plan as data: per hive its changes (old and new data), per file its
+/// byte edits, and the size of the disk patch.
+fn plan_json(plan: &repair::Plan, files: bool) -> J {
+    use rdprescue::hive::edit::EditOp;
+    let hives: Vec<J> = plan
+        .edits
+        .iter()
+        .map(|e| {
+            let changes: Vec<J> = e
+                .changes
+                .iter()
+                .map(|c| {
+                    let key = format!("{}\\{}", c.action.hive.short_root(), c.action.key);
+                    match &c.action.op {
+                        EditOp::SetValue { name, data } => json!({"op": "set", "key": key, "name": name, "old": c.old, "new": data.json(), "type": data.type_name()}),
+                        EditOp::DeleteValue { name } => json!({"op": "delete-value", "key": key, "name": name, "old": c.old, "new": null}),
+                        EditOp::DeleteKey => json!({"op": "delete-key", "key": key, "old": c.old}),
+                        EditOp::CreateKey => json!({"op": "create-key", "key": key}),
+                    }
+                })
+                .collect();
+            json!({"hive": e.hive.name(), "location": e.location.to_string(), "changes": changes, "bytes_changed": e.bytes_changed, "new_sequence": e.new_sequence})
+        })
+        .collect();
+    let file_plans: Vec<J> = plan
+        .files
+        .iter()
+        .map(|p| {
+            let edits: Vec<J> = p.edits.iter().map(|e| json!({"offset": e.offset, "old": hex::encode(&e.old), "new": hex::encode(&e.new), "what": e.what})).collect();
+            json!({"partition": p.partition, "path": p.path, "edits": edits, "bytes_changed": p.bytes_changed})
+        })
+        .collect();
+    let disk = (!files).then(|| json!({"bytes": plan.patch.len(), "ranges": plan.patch.ranges().count()}));
+    json!({"hives": hives, "files": file_plans, "disk": disk})
+}
+
 pub fn run(o: Options) -> anyhow::Result<i32> {
+    preflight(&o)?;
     let m = Machine::open(&o.image)?;
     // A mounted Windows volume or a hive directory: its hive files are written.
     let files = matches!(m.origin(), Origin::MountedVolume | Origin::Directory);
@@ -174,10 +267,34 @@ pub fn run(o: Options) -> anyhow::Result<i32> {
     let mut before = rdp::inspect(&m);
     rdprescue::policy::annotate(&m, &mut before);
     let sel = select(&o, &m, &before)?;
-    for n in &sel.notes {
-        eprintln!("note: {n}");
+    // With --json, everything goes into one document printed at the end.
+    let mut doc = json!({
+        "image": o.image.display().to_string(),
+        "dry_run": o.dry_run,
+        "notes": sel.notes,
+        "destination": null,
+        "plan": null,
+        "checks": [],
+        "output": null,
+        "verified": false,
+        "remaining_findings": null,
+        "result": "nothing-to-change",
+    });
+    let finish = |doc: &J, code: i32| -> anyhow::Result<i32> {
+        let mut s = serde_json::to_string_pretty(doc)?;
+        s.push('\n');
+        super::emit(s.as_bytes())?;
+        Ok(code)
+    };
+    if !o.json {
+        for n in &sel.notes {
+            eprintln!("note: {n}");
+        }
     }
     if sel.actions.is_empty() {
+        if o.json {
+            return finish(&doc, 0);
+        }
         println!("Nothing to change.");
         return Ok(0);
     }
@@ -208,70 +325,99 @@ pub fn run(o: Options) -> anyhow::Result<i32> {
     if let (Some(Destination::Copy(_) | Destination::DiffChild(_)), Some(img)) = (dest, m.image()) {
         image::write::writable(img)?;
     }
+    doc["destination"] = dest_json(dest.as_ref());
     let plan = repair::plan_with_files(&m, &sel.actions, &sel.files)?;
     if plan.edits.is_empty() && plan.files.is_empty() {
+        if o.json {
+            return finish(&doc, 0);
+        }
         println!("Nothing to change: every value already has the data the fix would write.");
         return Ok(0);
     }
-    print!("{plan}");
-    if !files {
-        println!(
-            "Disk: {} bytes in {} range(s) change.",
-            plan.patch.len(),
-            plan.patch.ranges().count()
-        );
+    doc["plan"] = plan_json(&plan, files);
+    let sev_of = |id: &str| before.findings.iter().find(|f| f.check == id).map_or("-", |f| f.severity.name());
+    let before_of = |id: &str| before.findings.iter().find(|f| f.check == id).map(|f| f.message.clone());
+    doc["checks"] = sel.targeted.iter().map(|id| json!({"id": id, "severity": sev_of(id), "before": before_of(id), "after": null, "fixed": null})).collect();
+    if !o.json {
+        print!("{plan}");
+        if !files {
+            println!(
+                "Disk: {} bytes in {} range(s) change.",
+                plan.patch.len(),
+                plan.patch.ranges().count()
+            );
+        }
     }
     let Some(dest) = dest.filter(|_| !o.dry_run) else {
+        if o.json {
+            doc["result"] = J::from("dry-run");
+            return finish(&doc, 0);
+        }
         println!("Dry run: nothing written.");
         return Ok(0);
     };
-    let after = super::commit(&m, &plan, dest)?
+    let committed = super::commit(&m, &plan, dest)?;
+    doc["output"] = J::from(committed.path.display().to_string());
+    let after = committed
         .after
         .context("verification: the output was not inspected")?;
-    match dest {
-        Destination::InPlace { undo } => println!(
-            "Wrote {} in place, verified by reading it back; undo with `rdprescue undo {} {}`.",
-            o.image.display(),
-            o.image.display(),
-            undo.display()
-        ),
-        Destination::DiffChild(out) => println!(
-            "Wrote {} (differencing child of the input), verified by reading it back.",
-            out.display()
-        ),
-        Destination::InPlaceFiles => println!(
-            "Wrote the hive file(s) of {} in place, verified by reading them back; the originals are kept beside them as <hive>{}: undo with `rdprescue undo {}`.",
-            o.image.display(),
-            repair::commit::UNDO_SUFFIX,
-            o.image.display()
-        ),
-        Destination::HiveDir(out) => println!(
-            "Wrote {} (the edited hive files), verified by reading them back.",
-            out.display()
-        ),
-        Destination::Copy(out) | Destination::HiveFile(out) => println!(
-            "Wrote {} (full copy), verified by reading it back.",
-            out.display()
-        ),
+    doc["verified"] = J::from(true);
+    if !o.json {
+        match dest {
+            Destination::InPlace { undo } => println!(
+                "Wrote {} in place, verified by reading it back; undo with `rdprescue undo {} {}`.",
+                o.image.display(),
+                o.image.display(),
+                undo.display()
+            ),
+            Destination::DiffChild(out) => println!(
+                "Wrote {} (differencing child of the input), verified by reading it back.",
+                out.display()
+            ),
+            Destination::InPlaceFiles => println!(
+                "Wrote the hive file(s) of {} in place, verified by reading them back; the originals are kept beside them as <hive>{}: undo with `rdprescue undo {}`.",
+                o.image.display(),
+                repair::commit::UNDO_SUFFIX,
+                o.image.display()
+            ),
+            Destination::HiveDir(out) => println!(
+                "Wrote {} (the edited hive files), verified by reading them back.",
+                out.display()
+            ),
+            Destination::Copy(out) | Destination::HiveFile(out) => println!(
+                "Wrote {} (full copy), verified by reading it back.",
+                out.display()
+            ),
+        }
     }
     let mut still = Vec::new();
-    println!("Checks:");
-    for id in &sel.targeted {
-        let sev = before
-            .findings
-            .iter()
-            .find(|f| f.check == id.as_str())
-            .map_or("-", |f| f.severity.name());
+    let mut lines = String::new();
+    let colour = !o.json && super::fmt::term().colour;
+    for (i, id) in sel.targeted.iter().enumerate() {
+        let sev = sev_of(id);
+        // Padding is measured on the plain name: escape codes take no columns.
+        let pad = " ".repeat(8usize.saturating_sub(sev.len()));
+        let sev_shown = super::fmt::paint(colour, sev);
         let now = after.findings.iter().find(|f| f.check == id.as_str());
+        doc["checks"][i]["after"] = now.map_or(J::Null, |f| J::from(f.message.clone()));
+        doc["checks"][i]["fixed"] = J::from(now.is_none());
         match now {
-            None => println!("  {id:<28} {sev:<8} -> fixed"),
+            None => super::outln!(lines, "  {id:<28} {sev_shown}{pad} -> fixed"),
             Some(f) => {
-                println!("  {id:<28} {sev:<8} -> still reported: {}", f.message);
+                super::outln!(lines, "  {id:<28} {sev_shown}{pad} -> still reported: {}", f.message);
                 still.push(id.clone());
             }
         }
     }
     let rest = after.findings.len();
+    let code = if still.is_empty() { 0 } else { 1 };
+    doc["remaining_findings"] = J::from(rest);
+    doc["result"] = J::from(if still.is_empty() { "fixed" } else { "still-reported" });
+    if o.json {
+        return finish(&doc, code);
+    }
+    println!("Checks:");
+    print!("{lines}");
     println!(
         "{rest} finding(s) remain on the output{}",
         if rest > 0 {
@@ -280,7 +426,7 @@ pub fn run(o: Options) -> anyhow::Result<i32> {
             ""
         }
     );
-    Ok(if still.is_empty() { 0 } else { 1 })
+    Ok(code)
 }
 
 /// The differencing child `--diff-child` writes without `--out`: beside the
@@ -311,30 +457,47 @@ fn files_destination(o: &Options) -> anyhow::Result<Option<Destination<'_>>> {
     })
 }
 
-/// `rdprescue undo DEVICE UNDO_FILE [--force]`, or `rdprescue undo DIR` for
-/// the hive files of a mounted volume (their undo copies are beside them).
-pub fn undo(dev: &Path, file: Option<&Path>, force: bool) -> anyhow::Result<i32> {
+/// `rdprescue undo DEVICE UNDO_FILE [--force] [--json]`, or `rdprescue undo
+/// DIR` for the hive files of a mounted volume (their undo copies are beside them).
+pub fn undo(dev: &Path, file: Option<&Path>, force: bool, json_out: bool) -> anyhow::Result<i32> {
+    preflight::undo(dev, file)?;
+    let report = |kind: &str, written: usize, already: usize, text: String| -> anyhow::Result<i32> {
+        let mut s = if json_out {
+            serde_json::to_string_pretty(&json!({
+                "device": dev.display().to_string(),
+                "kind": kind,
+                "undo_file": file.map(|f| f.display().to_string()),
+                "restored": written,
+                "already": already,
+            }))?
+        } else {
+            text
+        };
+        s.push('\n');
+        super::emit(s.as_bytes())?;
+        Ok(0)
+    };
     if dev.is_dir() {
         if let Some(f) = file {
             bail!("{} is a directory: its undo copies are the <hive>{} files beside its hive files, not {}", dev.display(), repair::commit::UNDO_SUFFIX, f.display());
         }
         let r = repair::commit::undo_files(dev)?;
-        println!(
+        let text = format!(
             "Restored {} hive file(s) of {} from their undo copies ({} already held the original bytes); the undo copies are removed.",
             r.written,
             dev.display(),
             r.already
         );
-        return Ok(0);
+        return report("hive-files", r.written as usize, r.already as usize, text);
     }
     let Some(file) = file else { bail!("name the undo file: rdprescue undo DEVICE UNDO_FILE") };
     let r = repair::undo(dev, file, force)?;
-    println!(
+    let text = format!(
         "Restored {} range(s) of {} from {} ({} already held the original bytes).",
         r.written,
         dev.display(),
         file.display(),
         r.already
     );
-    Ok(0)
+    report("ranges", r.written as usize, r.already as usize, text)
 }

@@ -7,6 +7,7 @@ use rdprescue::rdp::report::Inspected;
 use std::path::Path;
 
 pub fn run(src: &Path, json_out: bool, symptom: Option<&str>) -> anyhow::Result<i32> {
+    super::preflight::symptom(symptom)?;
     let opened = Inspected::open(src)?;
     let report = opened.report(opened.inspect(), symptom);
     let out = if json_out {

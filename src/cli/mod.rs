@@ -3,6 +3,9 @@
 
 mod audit;
 mod cat;
+mod checks;
+mod errjson;
+mod preflight;
 mod disk;
 mod disks;
 mod fix;
@@ -15,10 +18,14 @@ mod render;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
+/// `--version`: the crate version and the commit it was built from
+/// (`git describe --always --dirty`, set by build.rs; "unknown" without git).
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("RDPRESCUE_COMMIT"), ")");
+
 #[derive(Parser)]
 #[command(
     name = "rdprescue",
-    version,
+    version = VERSION,
     about = "Offline diagnosis and repair of Windows VM disks that cannot be reached over Remote Desktop"
 )]
 struct Cli {
@@ -82,6 +89,9 @@ enum Cmd {
         /// Restore even where the disk changed since the fix.
         #[arg(long)]
         force: bool,
+        /// Print JSON instead of text (errors too: {"error": {...}} on stdout).
+        #[arg(long)]
+        json: bool,
     },
     /// Inspect many images in parallel, optionally against a baseline; one record per image and a
     /// summary. Exit 0: all pass; 1: some fail; 2: some could not be read.
@@ -93,6 +103,31 @@ enum Cmd {
     /// A missing key or value: exit 1 (as reg.exe).
     #[command(subcommand)]
     Reg(RegCmd),
+    // ---- issue 14: discoverability (checks, completions, man)
+    /// List every check (id, title, severity, registry location, fix); with --profiles the fix
+    /// profiles, with --symptoms the RDP client messages `inspect --symptom` knows.
+    Checks {
+        /// List the fix profiles (`fix --profile NAME`) and the checks they target.
+        #[arg(long, conflicts_with = "symptoms")]
+        profiles: bool,
+        /// List the symptom ids (`inspect --symptom ID`) and the checks that can cause each.
+        #[arg(long)]
+        symptoms: bool,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a shell completion script, e.g. `rdprescue completions bash > /etc/bash_completion.d/rdprescue`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) on standard output, or write one page per command into DIR.
+    Man {
+        /// Write rdprescue.1 and rdprescue-COMMAND.1 into this existing directory.
+        #[arg(short, long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -275,11 +310,17 @@ pub fn main() -> i32 {
             .unwrap_or_default();
         eprintln!("rdprescue: internal error: {msg}{loc}");
     }));
+    // With --json an error is a JSON object on stdout (errjson.rs).
+    let json = errjson::wanted(std::env::args_os());
     let cli = match Cli::try_parse_from(regcmd::reg_exe_args(std::env::args_os().collect())) {
         Ok(c) => c,
         Err(e) => {
             let code = if e.use_stderr() { 2 } else { 0 };
-            let _ = e.print();
+            if json && e.use_stderr() {
+                errjson::print_usage(&e.to_string());
+            } else {
+                let _ = e.print();
+            }
             return code;
         }
     };
@@ -301,7 +342,8 @@ pub fn main() -> i32 {
             device,
             undo_file,
             force,
-        } => fix::undo(&device, undo_file.as_deref(), force),
+            json,
+        } => fix::undo(&device, undo_file.as_deref(), force, json),
         Cmd::Audit(o) => audit::run(o),
         Cmd::Reg(RegCmd::Query {
             source,
@@ -337,14 +379,26 @@ pub fn main() -> i32 {
             out,
             utf8,
         }) => regcmd::export(&source, &key, out.or(file).as_deref(), utf8),
+        Cmd::Checks { profiles, symptoms, json } => checks::run(profiles, symptoms, json),
+        Cmd::Completions { shell } => checks::completions(shell, &mut <Cli as clap::CommandFactory>::command()),
+        Cmd::Man { out } => checks::man(<Cli as clap::CommandFactory>::command(), out.as_deref()),
     });
     match r {
         Ok(Ok(code)) => code,
-        Ok(Err(e)) => {
-            eprintln!("rdprescue: error: {}", one_line(&e));
+        Ok(Err(e)) if json => {
+            errjson::print(&e);
             2
         }
-        Err(_) => 2,
+        Ok(Err(e)) => {
+            eprintln!("rdprescue: error: {}", errjson::redact(&one_line(&e)));
+            2
+        }
+        Err(_) => {
+            if json {
+                errjson::print_internal();
+            }
+            2
+        }
     }
 }
 

@@ -97,6 +97,7 @@ pub fn set(
     sep: Option<&str>,
     o: Output,
 ) -> anyhow::Result<i32> {
+    super::preflight::reg_output(source_path, o.out.as_deref(), o.dry_run)?;
     let m = Machine::open(source_path)?;
     let (kind, path, t) = locate(&m, key)?;
     let existing = t.hive.key(&path).ok().and_then(|k| k.values.into_iter().find(|v| v.name.eq_ignore_ascii_case(name)));
@@ -113,6 +114,7 @@ pub fn set(
 }
 
 pub fn delete(source_path: &Path, key: &str, name: Option<&str>, all_values: bool, o: Output) -> anyhow::Result<i32> {
+    super::preflight::reg_output(source_path, o.out.as_deref(), o.dry_run)?;
     let m = Machine::open(source_path)?;
     let (kind, path, t) = locate(&m, key)?;
     let full = format!("{}\\{path}", t.root);
@@ -273,6 +275,7 @@ fn apply(m: &Machine, actions: Vec<Edit>, o: Output, note: Option<String>) -> an
 /// `reg import SOURCE FILE.reg`: every key and value of a .reg file (as regedit
 /// or `reg export` writes it), applied to a new copy.
 pub fn import(source_path: &Path, reg: &Path, o: Output) -> anyhow::Result<i32> {
+    super::preflight::reg_output(source_path, o.out.as_deref(), o.dry_run)?;
     use rdprescue::hive::regfile::{self, RegOp};
     use rdprescue::hive::tree::TYPE_NAMES;
     let bytes = std::fs::read(reg).with_context(|| format!("cannot read {}", reg.display()))?;

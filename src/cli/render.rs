@@ -24,10 +24,64 @@ fn cell(v: &J, width: usize) -> String {
     }
 }
 
-/// `leaf\name` of a setting, for the VALUE column.
-fn value_label(path: &str, name: &str) -> String {
-    let leaf = path.rsplit('\\').next().unwrap_or_default();
-    format!("{leaf}\\{name}")
+/// A value as a table cell, never truncated (a cut value would mislead).
+fn value_cell(v: &J) -> String {
+    match v {
+        J::Null => "-".to_string(),
+        J::String(s) if s.is_empty() => "\"\"".to_string(),
+        J::String(s) => s.clone(),
+        v => show_json(v),
+    }
+}
+
+/// The VALUE column of each setting: `leaf\name`, with as many parent keys
+/// as it takes to tell apart rows of different paths (`TLS 1.2\Server\Enabled`
+/// vs `TLS 1.1\Server\Enabled`).
+fn unique_labels(settings: &[rdprescue::rdp::Setting]) -> Vec<String> {
+    let parts: Vec<Vec<&str>> = settings.iter().map(|s| s.path.split('\\').chain(std::iter::once(s.name.as_str())).collect()).collect();
+    let suffix = |p: &[&str], k: usize| p[p.len().saturating_sub(k)..].join("\\");
+    parts
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let mut k = 2;
+            while k < p.len() && parts.iter().enumerate().any(|(j, q)| j != i && q != p && suffix(q, k).eq_ignore_ascii_case(&suffix(p, k))) {
+                k += 1;
+            }
+            suffix(p, k)
+        })
+        .collect()
+}
+
+/// Widest a LOCAL or POLICY column grows for alignment; a longer value is
+/// shown whole and pushes the rest of its row right.
+const VALUE_COLUMN_MAX: usize = 16;
+
+/// The settings table: every value whole; on a terminal the VALUE labels
+/// (registry paths) are cut in the middle so the table fits its width.
+fn settings_table(o: &mut String, settings: &[rdprescue::rdp::Setting], width: Option<usize>) {
+    let labels = unique_labels(settings);
+    let locals: Vec<String> = settings.iter().map(|s| value_cell(&s.local)).collect();
+    let policies: Vec<String> = settings.iter().map(|s| value_cell(&s.policy)).collect();
+    let effs: Vec<String> = settings.iter().map(|s| format!("{} ({})", value_cell(&s.effective), s.source)).collect();
+    let w = |head: &str, v: &[String], cap: usize| v.iter().map(|x| x.chars().count()).max().unwrap_or(0).min(cap).max(head.len());
+    let check_w = settings.iter().map(|s| s.id.len()).max().unwrap_or(0).max(5);
+    let (local_w, policy_w) = (w("LOCAL", &locals, VALUE_COLUMN_MAX), w("POLICY", &policies, VALUE_COLUMN_MAX));
+    // The last column is not padded: this is the room kept for it on a terminal.
+    let eff_w = w("EFFECTIVE (SOURCE)", &effs, VALUE_COLUMN_MAX + 8);
+    let natural = w("VALUE", &labels, usize::MAX);
+    let label_w = match width {
+        Some(tw) => natural.min(tw.saturating_sub(2 + check_w + 1 + 1 + local_w + 1 + policy_w + 1 + eff_w).max(24)),
+        None => natural,
+    };
+    let line = |o: &mut String, c: &str, l: &str, lo: &str, p: &str, e: &str| {
+        let row = format!("  {c:<check_w$} {:<label_w$} {lo:<local_w$} {p:<policy_w$} {e}", super::fmt::middle_path(l, label_w));
+        outln!(o, "{}", row.trim_end());
+    };
+    line(o, "CHECK", "VALUE", "LOCAL", "POLICY", "EFFECTIVE (SOURCE)");
+    for (i, s) in settings.iter().enumerate() {
+        line(o, s.id, &labels[i], &locals[i], &policies[i], &effs[i]);
+    }
 }
 
 /// A serde value as a table cell (enum names as they appear in the JSON).
@@ -102,11 +156,7 @@ pub fn inspect_text(src: &Path, r: &InspectReport) -> String {
     }
     outln!(o);
     outln!(o, "Settings:");
-    outln!(o, "  {:<26} {:<40} {:<14} {:<14} EFFECTIVE (SOURCE)", "CHECK", "VALUE", "LOCAL", "POLICY");
-    for s in &r.settings {
-        let eff = format!("{} ({})", cell(&s.effective, 24), s.source);
-        outln!(o, "  {:<26} {:<40} {:<14} {:<14} {eff}", s.id, cell(&J::from(value_label(&s.path, &s.name)), 40), cell(&s.local, 14), cell(&s.policy, 14));
-    }
+    settings_table(&mut o, &r.settings, super::fmt::term().width);
     outln!(o);
     if r.findings.is_empty() {
         outln!(o, "Findings: none. Nothing on this disk blocks RDP.");
@@ -114,7 +164,7 @@ pub fn inspect_text(src: &Path, r: &InspectReport) -> String {
         let count = |sev: Severity| r.findings.iter().filter(|f| f.severity == sev).count();
         outln!(o, "Findings: {} ({} critical, {} high, {} medium, {} low)", r.findings.len(), count(Severity::Critical), count(Severity::High), count(Severity::Medium), count(Severity::Low));
         for f in &r.findings {
-            outln!(o, "  [{}] {}: {}", f.severity.name(), f.check, f.message);
+            outln!(o, "  [{}] {}: {}", super::fmt::severity(f.severity.name()), f.check, f.message);
             outln!(o, "      fix: {}", f.fix);
             for r in &f.reapplied_by {
                 let who = match (r.source, &r.gpo, &r.name) {
@@ -192,11 +242,22 @@ pub fn audit_table_row(r: &AuditRecord) -> String {
         format!("\n       {}", check_ids(r).join(", "))
     };
     let Some(res) = r.result.as_ref().filter(|_| r.status != AuditStatus::Error) else {
-        return format!("{:<6} {:>4} {:>4} {:>4} {:>4}  {:<12} {:<14} {image}{detail}\n", "ERROR", "-", "-", "-", "-", "-", "-");
+        return format!("{:<6} {:>4} {:>4} {:>4} {:>4}  {:<12} {:<14} {image}{detail}\n", "ERROR", "-", "-", "-", "-", "-", "-", image = audit_image(image));
     };
     let build = res.windows.build.as_deref().unwrap_or("-");
     let n = |s| count(r, s);
-    format!("{:<6} {:>4} {:>4} {:>4} {:>4}  {:<12} {:<14} {image}{detail}\n", r.status.name().to_uppercase(), n(Severity::Critical), n(Severity::High), n(Severity::Medium), n(Severity::Low), build, res.format)
+    format!("{:<6} {:>4} {:>4} {:>4} {:>4}  {:<12} {:<14} {image}{detail}\n", r.status.name().to_uppercase(), n(Severity::Critical), n(Severity::High), n(Severity::Medium), n(Severity::Low), build, res.format, image = audit_image(image))
+}
+
+/// Columns before IMAGE in the audit table.
+const AUDIT_PREFIX: usize = 56;
+
+/// The IMAGE cell: the whole path, or on a terminal its middle cut to fit.
+fn audit_image(image: &str) -> String {
+    match super::fmt::term().width {
+        Some(w) => super::fmt::middle(image, w.saturating_sub(AUDIT_PREFIX).max(24)),
+        None => image.to_string(),
+    }
 }
 
 /// The summary after the `audit` table (on stderr with `jsonl`).
@@ -216,7 +277,7 @@ pub fn audit_summary_text(s: &AuditSummary) -> String {
     if !s.checks.is_empty() {
         outln!(o, "  {:<34} {:<9} IMAGES", "CHECK", "SEVERITY");
         for c in &s.checks {
-            outln!(o, "  {:<34} {:<9} {}", c.check, c.severity.name(), c.images);
+            outln!(o, "  {:<34} {} {}", c.check, super::fmt::severity_padded(c.severity.name(), 9), c.images);
         }
     }
     o
@@ -278,4 +339,51 @@ pub fn audit_csv(records: &[AuditRecord]) -> anyhow::Result<Vec<u8>> {
         w.write_record(&row)?;
     }
     w.into_inner().map_err(|e| anyhow::anyhow!("writing CSV: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rdprescue::rdp::Setting;
+
+    fn setting(id: &'static str, path: &str, name: &str, local: J) -> Setting {
+        Setting { id, path: path.into(), name: name.into(), local: local.clone(), policy_path: None, policy: J::Null, effective: local, source: "local" }
+    }
+
+    fn tls() -> Vec<Setting> {
+        let p = r"HKLM\SYSTEM\ControlSet001\Control\SecurityProviders\SCHANNEL\Protocols";
+        vec![
+            setting("tls12-server-disabled", &format!(r"{p}\TLS 1.2\Server"), "Enabled", J::Null),
+            setting("tls11-server-disabled", &format!(r"{p}\TLS 1.1\Server"), "Enabled", J::Null),
+            setting("rdp-port", r"HKLM\SYSTEM\ControlSet001\Control\Terminal Server\WinStations\RDP-Tcp", "PortNumber", J::from(3389)),
+            setting("fw-rdp-rule-inactive", r"HKLM\SYSTEM\ControlSet001\Services\SharedAccess\Parameters\FirewallPolicy\FirewallRules", "RemoteDesktop-UserMode-In-TCP", J::from("v2.31|Action=Allow|Active=TRUE|Dir=In|Protocol=6|LPort=3389|App=%SystemRoot%\\system32\\svchost.exe|Svc=termservice|Name=@FirewallAPI.dll,-28775|")),
+        ]
+    }
+
+    #[test]
+    fn labels_tell_the_tls_rows_apart() {
+        let l = unique_labels(&tls());
+        assert_eq!(l[0], r"TLS 1.2\Server\Enabled");
+        assert_eq!(l[1], r"TLS 1.1\Server\Enabled");
+        assert_eq!(l[2], r"RDP-Tcp\PortNumber");
+    }
+
+    #[test]
+    fn a_terminal_cuts_labels_never_values() {
+        let s = tls();
+        let mut wide = String::new();
+        settings_table(&mut wide, &s, None);
+        assert!(wide.contains(r"FirewallRules\RemoteDesktop-UserMode-In-TCP"), "{wide}");
+        let mut narrow = String::new();
+        settings_table(&mut narrow, &s, Some(100));
+        for line in narrow.lines().filter(|l| !l.contains("fw-rdp-rule")) {
+            assert!(line.chars().count() <= 100, "{line:?} is wider than 100 columns");
+        }
+        // The firewall rule value is whole, the label cut in the middle.
+        assert!(narrow.contains("Svc=termservice|Name=@FirewallAPI.dll,-28775|"), "{narrow}");
+        assert!(narrow.contains('…') && narrow.contains("TCP"), "{narrow}");
+        assert!(narrow.contains("3389 (0xd3d)") || narrow.contains("3389"), "{narrow}");
+        // The TLS rows stay told apart even when cut.
+        assert!(narrow.contains("1.2") && narrow.contains("1.1"), "{narrow}");
+    }
 }

@@ -143,6 +143,10 @@ pub static SYMPTOMS: &[Symptom] = &[
 /// The symptoms whose fragments occur in `text` (case-insensitive); the
 /// longest matching fragment wins ties, so a full message maps to one symptom.
 pub fn match_text(text: &str) -> Vec<&'static Symptom> {
+    // A symptom id, as `rdprescue checks --symptoms` prints it, names that symptom.
+    if let Some(s) = SYMPTOMS.iter().find(|s| s.id.eq_ignore_ascii_case(text.trim())) {
+        return vec![s];
+    }
     let t = text.to_lowercase().replace('\u{2019}', "'");
     let mut scored: Vec<(usize, &'static Symptom)> = SYMPTOMS
         .iter()

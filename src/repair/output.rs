@@ -168,6 +168,29 @@ pub fn remove_stale(dir: &Path, name: &str) -> usize {
     n
 }
 
+/// Whether `target` can become a new output, checked before anything is
+/// opened or planned (the CLI's validation) and again by [`NewFile::create`]:
+/// it is not one of `inputs`, does not exist (any kind of file, a dangling
+/// symlink included), and its folder exists.
+pub fn preflight(target: &Path, inputs: &[&Path]) -> Result<()> {
+    for i in inputs {
+        if same_file(target, i) {
+            return Err(refused(format!("{} already exists: it is the input, and the input is never written", target.display())));
+        }
+    }
+    if std::fs::symlink_metadata(target).is_ok() {
+        return Err(refused(format!("{} already exists; rdprescue never overwrites (choose a new path)", target.display())));
+    }
+    let dir = match target.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if !dir.is_dir() {
+        return Err(refused(format!("{}: the folder {} does not exist", target.display(), dir.display())));
+    }
+    Ok(())
+}
+
 impl NewFile {
     /// Start a new output at `target`. Refuses a target that exists (any kind
     /// of file, a dangling symlink included) or that is one of `inputs`.
@@ -185,14 +208,7 @@ impl NewFile {
 
     fn create_inner(target: &Path, inputs: &[&Path], named: bool) -> Result<NewFile> {
         let name = target.file_name().and_then(|n| n.to_str()).ok_or_else(|| refused(format!("{}: the output needs a file name (UTF-8)", target.display())))?.to_string();
-        for i in inputs {
-            if same_file(target, i) {
-                return Err(refused(format!("{} already exists: it is the input, and the input is never written", target.display())));
-            }
-        }
-        if std::fs::symlink_metadata(target).is_ok() {
-            return Err(refused(format!("{} already exists; rdprescue never overwrites (choose a new path)", target.display())));
-        }
+        preflight(target, inputs)?;
         let dir = match target.parent() {
             Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
             _ => PathBuf::from("."),
