@@ -318,7 +318,7 @@ pub fn export(
     };
     match out {
         // UTF-16 on a terminal is unreadable noise: only when asked for with `-o -`.
-        None if !utf8 && std::io::IsTerminal::is_terminal(&std::io::stdout()) => bail!("reg export: refusing to write UTF-16 .reg data to a terminal: give -o FILE, --utf8, or -o - to write it anyway"),
+        None if !utf8 && std::io::IsTerminal::is_terminal(&std::io::stdout()) => anyhow::bail!("reg export: refusing to write UTF-16 .reg data to a terminal: give -o FILE, --utf8, or -o - to write it anyway"),
         None => super::emit(&bytes)?,
         Some(p) if p.as_os_str() == "-" => super::emit(&bytes)?,
         Some(p) => write_atomic(p, source_path, &bytes)?,
