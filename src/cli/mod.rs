@@ -67,6 +67,10 @@ enum Cmd {
         /// causes outside the disk.
         #[arg(long, value_name = "TEXT")]
         symptom: Option<String>,
+        /// Order of the findings in the text output: `severity` (default, most severe first) or
+        /// `last-write` (newest last-write time of the finding's registry key first, with that time).
+        #[arg(long, value_name = "ORDER", value_parser = ["severity", "last-write"])]
+        sort: Option<String>,
     },
     /// Write the fixes of chosen findings to a NEW image (full copy, or a differencing child of
     /// the untouched input), verify it by reading it back, then move it into place.
@@ -272,7 +276,8 @@ pub fn main() -> i32 {
             source,
             json,
             symptom,
-        } => inspect::run(&source, json, symptom.as_deref()),
+            sort,
+        } => inspect::run(&source, json, symptom.as_deref(), sort.as_deref() == Some("last-write")),
         Cmd::Fix(o) => fix::run(o),
         Cmd::Undo {
             device,
