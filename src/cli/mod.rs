@@ -3,6 +3,7 @@
 
 mod audit;
 mod cat;
+mod diff;
 mod disk;
 mod disks;
 mod fix;
@@ -93,6 +94,11 @@ enum Cmd {
     /// Read the registry of an image or of a hive file, like reg.exe.
     #[command(subcommand)]
     Reg(RegCmd),
+    /// Compare two snapshots (images, an image and its differencing child or checkpoint, hive
+    /// directories or files): every RDP setting, account, logon right, firewall rule and finding
+    /// that differs, with the key last-write times on both sides; --all diffs the whole hives.
+    /// Exit 0: no differences; 1: differences; 2: error.
+    Diff(diff::Options),
 }
 
 #[derive(Subcommand)]
@@ -285,6 +291,7 @@ pub fn main() -> i32 {
             force,
         } => fix::undo(&device, undo_file.as_deref(), force),
         Cmd::Audit(o) => audit::run(o),
+        Cmd::Diff(o) => diff::run(o),
         Cmd::Reg(RegCmd::Query {
             source,
             key,
