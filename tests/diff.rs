@@ -105,6 +105,24 @@ fn two_scenarios_differ_in_exactly_their_patched_settings() {
     let (_, back) = diff_json(&b, &a, &[]);
     assert!(list(&back, "findings").iter().all(|f| f["change"] == "resolved"));
     assert_eq!(back["differences"], d["differences"]);
+    // --all: the SYSTEM hives differ in exactly those values (SOFTWARE and BCD are the same bytes).
+    let (_, all) = diff_json(&a, &b, &["--all"]);
+    let mut hive_changes = BTreeSet::new();
+    for h in list(&all, "hives") {
+        match h["hive"].as_str().unwrap() {
+            "SYSTEM" => {
+                assert_eq!(h["status"], "compared");
+                assert!(h["keys_a"].as_u64().unwrap() > 10_000 && h["keys_a"] == h["keys_b"], "{h}");
+                for c in h["changes"].as_array().unwrap() {
+                    assert_eq!(c["change"], "value-changed", "{c}");
+                    let k = c["key"].as_str().unwrap().strip_prefix(r"HKLM\SYSTEM\").unwrap().replace("ControlSet001", "CurrentControlSet");
+                    hive_changes.insert((k.to_lowercase(), c["name"].as_str().unwrap().to_string()));
+                }
+            }
+            _ => assert!(h["status"] == "identical" || h["status"] == "missing", "{h}"),
+        }
+    }
+    assert_eq!(hive_changes, want.iter().map(|(k, n)| (k.to_lowercase(), n.clone())).collect(), "diff --all vs the patches");
     // Text: one line per change, the exit code the same.
     let o = rdp(&["diff", s(&a), s(&b)]);
     assert_eq!(o.status.code(), Some(1));
