@@ -193,3 +193,65 @@ impl HiveDiff {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hive::edit::{Edit, HiveEditor, RegData};
+
+    fn hive(bytes: Vec<u8>) -> Hive {
+        Hive::new("SOFTWARE", crate::hive::load(bytes, None, None).unwrap())
+    }
+
+    /// Every kind of change, made by the hive editor on the committed SOFTWARE
+    /// test hive, is found, with nothing else (the keys it touched only have
+    /// newer times, which are not differences).
+    #[test]
+    fn every_change_kind_and_nothing_else() {
+        let a_bytes = include_bytes!("../../testdata/hives/SOFTWARE").to_vec();
+        let a = hive(a_bytes.clone());
+        let cv = r"Microsoft\Windows NT\CurrentVersion";
+        let old_name = a.key(cv).unwrap().values.iter().find(|v| v.kind == 1).unwrap().clone();
+        let some_key = a.key(cv).unwrap().subkeys.first().cloned();
+        let mut ed = HiveEditor::new(a_bytes, 0).unwrap();
+        let mut edits = vec![
+            Edit::set(HiveKind::Software, cv, &old_name.name, RegData::Sz("changed".into())),
+            Edit::set(HiveKind::Software, cv, "rdprescue-new", RegData::Dword(7)),
+            Edit::create_key(HiveKind::Software, r"rdprescue\new key"),
+        ];
+        if let Some(k) = &some_key {
+            edits.push(Edit::delete_key(HiveKind::Software, format!(r"{cv}\{k}")));
+        }
+        let other = a.key(cv).unwrap().values.iter().find(|v| v.name != old_name.name).unwrap().name.clone();
+        edits.push(Edit::delete_value(HiveKind::Software, cv, &other));
+        ed.apply_all(&edits).unwrap();
+        let b = hive(ed.finish().unwrap());
+        let d = diff_hive(HiveKind::Software, Some(&a), Some(&b), 100).unwrap();
+        assert_eq!(d.status, "compared");
+        let root = r"HKLM\SOFTWARE";
+        let got: Vec<(&str, String, Option<String>)> = d.changes.iter().map(|c| (c.change, c.key.clone(), c.name.clone())).collect();
+        let full = |k: &str| format!(r"{root}\{k}");
+        assert!(got.contains(&("value-changed", full(cv), Some(old_name.name.clone()))), "{got:?}");
+        assert!(got.contains(&("value-added", full(cv), Some("rdprescue-new".into()))), "{got:?}");
+        assert!(got.contains(&("value-removed", full(cv), Some(other.clone()))), "{got:?}");
+        assert!(got.contains(&("key-added", full("rdprescue"), None)), "{got:?}");
+        assert!(got.contains(&("key-added", full(r"rdprescue\new key"), None)), "{got:?}");
+        let removed = got.iter().filter(|c| c.0 == "key-removed").count();
+        assert_eq!(removed > 0, some_key.is_some());
+        // Nothing else: each listed change is one of the edits (a deleted key lists its subtree).
+        for (ch, key, _) in &got {
+            let ok = key == &full(cv) || key.starts_with(&full("rdprescue")) || some_key.as_ref().is_some_and(|k| key.starts_with(&full(&format!(r"{cv}\{k}"))));
+            assert!(ok, "unexpected {ch} {key}");
+        }
+        let changed = d.changes.iter().find(|c| c.change == "value-changed").unwrap();
+        assert_eq!(changed.new.as_ref().unwrap().data, J::from("changed"));
+        assert_eq!(changed.old.as_ref().unwrap().ty, "REG_SZ");
+        assert!(changed.b_last_write > changed.a_last_write, "the editor stamps the key it writes");
+        // The cap counts the rest; the same hive is identical without a walk.
+        let capped = diff_hive(HiveKind::Software, Some(&a), Some(&b), 2).unwrap();
+        assert_eq!((capped.changes.len(), capped.omitted), (2, d.changes.len() - 2));
+        let same = diff_hive(HiveKind::Software, Some(&a), Some(&a), 100).unwrap();
+        assert_eq!((same.status, same.count()), ("identical", 0));
+        assert_eq!(diff_hive(HiveKind::Software, Some(&a), None, 100).unwrap().count(), 1);
+    }
+}
