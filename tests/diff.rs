@@ -310,3 +310,28 @@ fn unreadable_side_is_one_error_line() {
         assert_clean_error(&o, "diff of an unreadable side");
     }
 }
+
+/// `last_write` is read after log recovery: a dirty hive with its logs gives
+/// the key times of Windows' own replay of it (yarp's RecoveredHive_Windows10
+/// oracle), and the primary alone gives other (stale) times.
+#[test]
+#[cfg_attr(not(shared_data), ignore = "needs ../shared/data")]
+fn last_write_is_read_after_log_recovery() {
+    let Some(data) = shared_data() else { return };
+    let dir = data.join("hives/yarp/NewDirtyHive1");
+    let times = |hive: &Path| -> Vec<(String, J)> {
+        let o = rdp_on(hive, &["reg", "query", s(hive), r"\", "-s", "--json"]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let d: J = serde_json::from_slice(&o.stdout).unwrap();
+        // Key paths below the root (the root's name is the file's).
+        d["keys"].as_array().unwrap().iter().map(|k| (k["key"].as_str().unwrap().splitn(3, '\\').nth(2).unwrap_or("").to_string(), k["last_write"].clone())).collect()
+    };
+    let recovered = times(&dir.join("NewDirtyHive"));
+    let oracle = times(&dir.join("RecoveredHive_Windows10"));
+    assert!(recovered.len() >= 5 && recovered.iter().all(|(_, t)| t.is_string()));
+    assert_eq!(recovered, oracle);
+    let tmp = tempfile::tempdir().unwrap();
+    let alone = tmp.path().join("NewDirtyHive");
+    std::fs::copy(dir.join("NewDirtyHive"), &alone).unwrap();
+    assert_ne!(times(&alone), oracle, "without its logs the hive must read differently (else this test proves nothing)");
+}
