@@ -11,6 +11,7 @@
 //! * [`policy`] — Group Policy files (`Registry.pol`, `GptTmpl.inf`) that re-apply values
 //! * [`rdp`]    — the RDP check catalog and its evaluation over a machine's hives
 //! * [`repair`] — edits → disk patch, and the one verified write pipeline
+//! * [`diff`]   — two snapshots compared: RDP settings, accounts, rights, firewall, findings; whole hives
 //!
 //! `ARCHITECTURE.md` is the one-page map.
 //!
@@ -19,6 +20,7 @@
 #![deny(unsafe_code)]
 
 pub mod bytes;
+pub mod diff;
 pub mod disks;
 pub mod error;
 pub mod fs;

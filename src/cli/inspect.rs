@@ -6,12 +6,15 @@
 use rdprescue::rdp::report::Inspected;
 use std::path::Path;
 
-pub fn run(src: &Path, json_out: bool, symptom: Option<&str>) -> anyhow::Result<i32> {
+/// `by_last_write`: `--sort last-write` (text: findings newest key write first).
+pub fn run(src: &Path, json_out: bool, symptom: Option<&str>, by_last_write: bool) -> anyhow::Result<i32> {
     super::preflight::symptom(symptom)?;
     let opened = Inspected::open(src)?;
     let report = opened.report(opened.inspect(), symptom);
     let out = if json_out {
         report.to_json()?
+    } else if by_last_write {
+        super::render::inspect_text_by_last_write(src, &report)
     } else {
         super::render::inspect_text(src, &report)
     };

@@ -6,6 +6,7 @@ mod cat;
 mod checks;
 mod errjson;
 mod preflight;
+mod diff;
 mod disk;
 mod disks;
 mod fix;
@@ -74,6 +75,10 @@ enum Cmd {
         /// causes outside the disk.
         #[arg(long, value_name = "TEXT")]
         symptom: Option<String>,
+        /// Order of the findings in the text output: `severity` (default, most severe first) or
+        /// `last-write` (newest last-write time of the finding's registry key first, with that time).
+        #[arg(long, value_name = "ORDER", value_parser = ["severity", "last-write"])]
+        sort: Option<String>,
     },
     /// Write the fixes of chosen findings to a NEW image (full copy, or a differencing child of
     /// the untouched input), verify it by reading it back, then move it into place.
@@ -128,6 +133,11 @@ enum Cmd {
         #[arg(short, long, value_name = "DIR")]
         out: Option<PathBuf>,
     },
+    /// Compare two snapshots (images, an image and its differencing child or checkpoint, hive
+    /// directories or files): every RDP setting, account, logon right, firewall rule and finding
+    /// that differs, with the key last-write times on both sides; --all diffs the whole hives.
+    /// Exit 0: no differences; 1: differences; 2: error.
+    Diff(diff::Options),
 }
 
 #[derive(Subcommand)]
@@ -336,7 +346,8 @@ pub fn main() -> i32 {
             source,
             json,
             symptom,
-        } => inspect::run(&source, json, symptom.as_deref()),
+            sort,
+        } => inspect::run(&source, json, symptom.as_deref(), sort.as_deref() == Some("last-write")),
         Cmd::Fix(o) => fix::run(o),
         Cmd::Undo {
             device,
@@ -345,6 +356,7 @@ pub fn main() -> i32 {
             json,
         } => fix::undo(&device, undo_file.as_deref(), force, json),
         Cmd::Audit(o) => audit::run(o),
+        Cmd::Diff(o) => diff::run(o),
         Cmd::Reg(RegCmd::Query {
             source,
             key,

@@ -91,6 +91,12 @@ fn json_cell<T: serde::Serialize>(v: &T, width: usize) -> String {
 
 /// The `inspect` report as text.
 pub fn inspect_text(src: &Path, r: &InspectReport) -> String {
+    inspect_text_dated(src, r, false)
+}
+
+/// The `inspect` report as text; with `dated`, each finding line ends with
+/// the last-write time of its key (`inspect --sort last-write`).
+fn inspect_text_dated(src: &Path, r: &InspectReport, dated: bool) -> String {
     let mut o = String::new();
     let w = &r.windows;
     outln!(o, "Source:   {}", src.display());
@@ -156,7 +162,8 @@ pub fn inspect_text(src: &Path, r: &InspectReport) -> String {
     }
     outln!(o);
     outln!(o, "Settings:");
-    settings_table(&mut o, &r.settings, super::fmt::term().width);
+    let rows: Vec<rdprescue::rdp::Setting> = r.settings.iter().map(|d| d.item.clone()).collect();
+    settings_table(&mut o, &rows, super::fmt::term().width);
     outln!(o);
     if r.findings.is_empty() {
         outln!(o, "Findings: none. Nothing on this disk blocks RDP.");
@@ -164,7 +171,8 @@ pub fn inspect_text(src: &Path, r: &InspectReport) -> String {
         let count = |sev: Severity| r.findings.iter().filter(|f| f.severity == sev).count();
         outln!(o, "Findings: {} ({} critical, {} high, {} medium, {} low)", r.findings.len(), count(Severity::Critical), count(Severity::High), count(Severity::Medium), count(Severity::Low));
         for f in &r.findings {
-            outln!(o, "  [{}] {}: {}", super::fmt::severity(f.severity.name()), f.check, f.message);
+            let when = if dated { format!(" (key written {})", f.last_write.as_deref().unwrap_or("-")) } else { String::new() };
+            outln!(o, "  [{}] {}: {}{when}", super::fmt::severity(f.severity.name()), f.check, f.message);
             outln!(o, "      fix: {}", f.fix);
             for r in &f.reapplied_by {
                 let who = match (r.source, &r.gpo, &r.name) {
@@ -193,6 +201,15 @@ pub fn inspect_text(src: &Path, r: &InspectReport) -> String {
         symptom_text(&mut o, s);
     }
     o
+}
+
+/// `inspect --sort last-write`: the text report with the findings ordered by
+/// the last-write time of their keys, newest first (undated ones last), each
+/// line showing that time.
+pub fn inspect_text_by_last_write(src: &Path, r: &InspectReport) -> String {
+    let mut sorted = r.clone();
+    sorted.sort_findings_by_last_write();
+    inspect_text_dated(src, &sorted, true)
 }
 
 fn symptom_text(o: &mut String, s: &SymptomReport) {

@@ -37,7 +37,7 @@ pub struct Key {
     /// Path inside the hive, `\`-separated, as stored (empty for the root).
     pub path: String,
     pub name: String,
-    /// Last write time, ISO 8601 UTC.
+    /// Last write time, RFC 3339 UTC (whole seconds).
     pub last_write: Option<String>,
     pub class: Option<String>,
     pub values: Vec<Value>,
@@ -124,24 +124,16 @@ pub fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-/// FILETIME (100 ns since 1601) as ISO 8601 UTC.
+/// FILETIME (100 ns since 1601) as RFC 3339 UTC in whole seconds
+/// (`2024-01-01T00:00:00Z`), by the `time` crate; `None` for 0 (never
+/// written) and for times past the year 9999 (not a real write time).
 pub fn filetime_iso(ft: u64) -> Option<String> {
     if ft == 0 {
         return None;
     }
     let secs = (ft / 10_000_000) as i64 - 11_644_473_600;
-    let (days, sod) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    Some(format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", sod / 3600, sod % 3600 / 60, sod % 60))
+    let t = time::OffsetDateTime::from_unix_timestamp(secs).ok()?;
+    t.format(&time::format_description::well_known::Rfc3339).ok()
 }
 
 impl Hive {
@@ -227,6 +219,18 @@ impl Hive {
             subkeys,
             path,
         })
+    }
+
+    /// The last-write FILETIME of the key at `path` (hive-relative, `\\`
+    /// separated, case-insensitive), read from its nk cell alone: no value,
+    /// subkey list or class is read, so stamping many report rows stays cheap.
+    /// `None` when the key is absent (or the path is deeper than [`MAX_DEPTH`]).
+    pub fn last_write(&self, path: &str) -> Option<u64> {
+        let comps = split(path);
+        if comps.len() > MAX_DEPTH {
+            return None;
+        }
+        key_timestamp(&self.bytes, &comps)
     }
 
     /// `path` and, depth first, every key below it.
@@ -432,15 +436,23 @@ fn key_timestamp(bytes: &[u8], comps: &[&str]) -> Option<u64> {
     find_nk(bytes, comps).map(|k| le_u64(k, nk::TIMESTAMP))
 }
 
+/// Key names compare case-insensitively; ASCII names (nearly all) without
+/// allocating.
+fn same_name(stored: &str, want: &str) -> bool {
+    if stored.is_ascii() && want.is_ascii() {
+        stored.eq_ignore_ascii_case(want)
+    } else {
+        stored.to_uppercase() == want.to_uppercase()
+    }
+}
+
 /// The nk cell of the key at `comps`.
 fn find_nk<'a>(bytes: &'a [u8], comps: &[&str]) -> Option<&'a [u8]> {
     let mut key = cell(bytes, le_u32(bytes, base::ROOT))?;
     for c in comps {
         let mut offs = Vec::new();
         subkey_offsets(bytes, le_u32(key, nk::SUBKEYS_LIST), 0, &mut offs);
-        key = offs.into_iter().filter_map(|o| cell(bytes, o)).find(|k| {
-            k.get(0..2) == Some(nk::SIGNATURE) && nk_name(k).is_some_and(|n| n.to_uppercase() == c.to_uppercase())
-        })?;
+        key = offs.into_iter().filter_map(|o| cell(bytes, o)).find(|k| k.get(0..2) == Some(nk::SIGNATURE) && nk_name(k).is_some_and(|n| same_name(&n, c)))?;
     }
     Some(key)
 }
@@ -454,6 +466,11 @@ mod tests {
         // 2024-01-01T00:00:00Z
         assert_eq!(filetime_iso((1_704_067_200 + 11_644_473_600) * 10_000_000).as_deref(), Some("2024-01-01T00:00:00Z"));
         assert_eq!(filetime_iso(0), None);
+        // 1601-01-01 itself, and a FILETIME past the year 9999 (garbage).
+        assert_eq!(filetime_iso(1).as_deref(), Some("1601-01-01T00:00:00Z"));
+        assert_eq!(filetime_iso(u64::MAX), None);
+        // Sub-second ticks are dropped, not rounded.
+        assert_eq!(filetime_iso((1_704_067_200 + 11_644_473_600) * 10_000_000 + 9_999_999).as_deref(), Some("2024-01-01T00:00:00Z"));
     }
 
     #[test]

@@ -10,10 +10,10 @@
 
 use super::eval::{Inspection, NotEvaluated, WindowsInfo};
 use super::symptoms::{self, SYMPTOMS};
-use super::{Finding, Setting, Severity};
+use super::{Finding, Hives, Setting, Severity};
 use crate::fs::FsState;
 use crate::hive::kind::HiveKind;
-use crate::hive::tree::Hive;
+use crate::hive::tree::{filetime_iso, Hive};
 use crate::hive::{HiveReport, HiveState};
 use crate::image::ContainerInfo;
 use crate::locate::BcdLocation;
@@ -139,7 +139,9 @@ impl Inspected {
 
     /// The full report of an inspection of these hives.
     pub fn report(&self, ins: Inspection, symptom: Option<&str>) -> InspectReport {
-        InspectReport::new(self.image.clone(), self.hives.clone(), ins, symptom)
+        let mut r = InspectReport::new(self.image.clone(), self.hives.clone(), ins, symptom);
+        r.stamp(&self.machine);
+        r
     }
 }
 
@@ -231,11 +233,11 @@ pub struct InspectReport {
     pub image: ImageFacts,
     pub windows: WindowsInfo,
     pub hives: Vec<HiveStatus>,
-    pub settings: Vec<Setting>,
+    pub settings: Vec<Dated<Setting>>,
     /// Severity critical..low, most severe first.
-    pub findings: Vec<Finding>,
+    pub findings: Vec<Dated<Finding>>,
     /// Severity info: not faults.
-    pub notes: Vec<Finding>,
+    pub notes: Vec<Dated<Finding>>,
     pub not_evaluated: Vec<NotEvaluated>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub symptom: Option<SymptomReport>,
@@ -244,7 +246,7 @@ pub struct InspectReport {
 impl InspectReport {
     pub fn new(image: ImageFacts, hives: Vec<HiveStatus>, ins: Inspection, symptom: Option<&str>) -> InspectReport {
         let symptom = symptom.map(|t| SymptomReport::new(t, &ins.findings));
-        InspectReport { image, windows: ins.windows, hives, settings: ins.settings, findings: ins.findings, notes: ins.notes, not_evaluated: ins.not_evaluated, symptom }
+        InspectReport { image, windows: ins.windows, hives, settings: undated(ins.settings), findings: undated(ins.findings), notes: undated(ins.notes), not_evaluated: ins.not_evaluated, symptom }
     }
 
     /// The report as pretty JSON with a final newline (`inspect --json`).
@@ -338,8 +340,8 @@ impl AuditRecord {
             control_set: r.windows.control_sets.as_ref().map(|c| c.current_key.clone()),
             windows: r.windows,
             hives: r.hives.iter().map(|h| AuditHive { name: h.name, state: h.state }).collect(),
-            settings: r.settings.into_iter().map(|s| AuditSetting { id: s.id, path: s.path, name: s.name, effective: s.effective, source: s.source }).collect(),
-            findings: r.findings.into_iter().map(|f| AuditFinding { check: f.check, severity: f.severity, message: f.message, fix: f.fix }).collect(),
+            settings: r.settings.into_iter().map(|s| s.item).map(|s| AuditSetting { id: s.id, path: s.path, name: s.name, effective: s.effective, source: s.source }).collect(),
+            findings: r.findings.into_iter().map(|f| f.item).map(|f| AuditFinding { check: f.check, severity: f.severity, message: f.message, fix: f.fix }).collect(),
             ignored,
             not_evaluated: r.not_evaluated,
         };
@@ -383,6 +385,96 @@ pub struct CheckCount {
 pub struct AuditReport<'a> {
     pub records: &'a [AuditRecord],
     pub summary: &'a AuditSummary,
+}
+
+// ---- Key last-write times on rows and findings (issue 15, "since when") ----
+
+/// A report row with the last-write time of the registry key it was read
+/// from: serialized as the row's own fields followed by `last_write` (RFC 3339
+/// UTC, whole seconds; `null` when the key is absent or the row is not read
+/// from a registry key). Reads as the row itself (`Deref`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Dated<T> {
+    #[serde(flatten)]
+    pub item: T,
+    pub last_write: Option<String>,
+}
+
+impl<T> std::ops::Deref for Dated<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.item
+    }
+}
+
+fn undated<T>(items: Vec<T>) -> Vec<Dated<T>> {
+    items.into_iter().map(|item| Dated { item, last_write: None }).collect()
+}
+
+/// The hive and hive-relative key of a path as reports print it
+/// (`HKLM\SYSTEM\ControlSet001\...`, `BCD\Objects\...`); `None` for anything
+/// else (a file such as `\Windows\System32\tspkg.dll`, "Windows volume").
+pub fn split_report_path(path: &str) -> Option<(HiveKind, &str)> {
+    HiveKind::ALL.into_iter().find_map(|kind| {
+        let root = kind.short_root();
+        let head = path.get(..root.len()).filter(|h| h.eq_ignore_ascii_case(&root))?;
+        match &path[head.len()..] {
+            "" => Some((kind, "")),
+            rest => rest.strip_prefix('\\').map(|r| (kind, r)),
+        }
+    })
+}
+
+/// The last-write FILETIME of the key at report path `path`, from the nk
+/// cell of the loaded (log-recovered) hive; `None` when the hive or the key
+/// is absent, or `path` is not a registry path.
+pub fn key_time(hives: &dyn Hives, path: &str) -> Option<u64> {
+    let (kind, key) = split_report_path(path)?;
+    hives.hive(kind)?.last_write(key)
+}
+
+/// The key a settings row's effective value came from: the policy key when
+/// the policy decides (`source` "policy"), else the row's own key. SAM rows
+/// name the user's (or the account domain's) key, whose time is when its
+/// `F`/`V` record was last written; SECURITY rows the account's `ActSysAc`
+/// key; rows that are not registry values (a file version, free space) have
+/// none.
+pub fn setting_time(hives: &dyn Hives, s: &Setting) -> Option<u64> {
+    let path = if s.source == "policy" { s.policy_path.as_deref().unwrap_or(&s.path) } else { &s.path };
+    key_time(hives, path)
+}
+
+/// A finding's time: the newest last-write among the existing keys its fix
+/// writes (its `actions`: the keys holding the bad values); for a finding
+/// without actions, the newest among the rows of its check.
+pub fn finding_time(hives: &dyn Hives, f: &Finding, settings: &[Dated<Setting>]) -> Option<u64> {
+    let from_actions = f.actions.iter().filter_map(|a| hives.hive(a.hive).and_then(|h| h.last_write(&a.key))).max();
+    from_actions.or_else(|| settings.iter().filter(|s| s.id == f.check).filter_map(|s| setting_time(hives, s)).max())
+}
+
+impl InspectReport {
+    /// Fill `last_write` of every settings row, finding and note from `hives`
+    /// (the hives the report was made from).
+    pub fn stamp(&mut self, hives: &dyn Hives) {
+        for s in &mut self.settings {
+            s.last_write = setting_time(hives, &s.item).and_then(filetime_iso);
+        }
+        let settings = &self.settings;
+        for f in self.findings.iter_mut().chain(self.notes.iter_mut()) {
+            f.last_write = finding_time(hives, &f.item, settings).and_then(filetime_iso);
+        }
+    }
+
+    /// Findings newest key last-write first (RFC 3339 UTC strings sort as
+    /// times); findings without a time last; ties keep their order.
+    pub fn sort_findings_by_last_write(&mut self) {
+        self.findings.sort_by(|a, b| match (&a.last_write, &b.last_write) {
+            (Some(x), Some(y)) => y.cmp(x),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (None, None) => std::cmp::Ordering::Equal,
+        });
+    }
 }
 
 #[cfg(test)]
