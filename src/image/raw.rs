@@ -1,9 +1,12 @@
 //! Raw images and block devices: the virtual disk is the source itself.
 //!
 //! Also the full-copy writer for raw images and fixed VHDs (whose data is a
-//! raw disk followed by a 512-byte footer): the input's bytes are copied with
-//! zero regions left as holes, then the patch is written at its virtual
-//! offsets (the same file offsets).
+//! raw disk followed by a 512-byte footer): a regular input file's data
+//! extents (`SEEK_DATA`/`SEEK_HOLE`) are copied by the kernel
+//! (`copy_file_range`, a reflink where the file system can) and its holes
+//! stay holes unread; other sources are read with zero regions left as
+//! holes. Then only the patch's bytes are written at their virtual offsets
+//! (the same file offsets).
 
 use super::write::{fault_point, Patch, Progress};
 use super::{ContainerInfo, Disk, Format, Image, Source};
@@ -99,6 +102,33 @@ pub fn full_copy(image: &Image, patch: &Patch, out: &mut File, progress: Progres
         Format::VhdFixed => src.len(),
         _ => image.disk.len(),
     };
+    if let Some(file) = super::write::source_file(src.as_ref()) {
+        // The input is a regular file: its data extents go through the
+        // kernel, its holes stay holes without being read.
+        let extents = super::write::data_extents(&file, 0, total).map_err(|e| io(0, "finding the data of", e))?;
+        let sum: u64 = extents.iter().map(|(a, b)| b - a).sum();
+        let mut done = 0u64;
+        progress(0, sum);
+        for (a, b) in extents {
+            super::write::copy_range(&file, a, out, a, b - a).map_err(|e| io(a, "copying", e))?;
+            done += b - a;
+            progress(done, sum);
+        }
+    } else {
+        copy_reading(src.as_ref(), layer, total, out, progress, &io)?;
+    }
+    out.set_len(total).map_err(|e| io(total, "sizing copy of", e))?;
+    fault_point("raw-data");
+    // Only the changed bytes are written over the copy.
+    for (off, data) in patch.ranges() {
+        super::write::write_all_at(out, data, off).map_err(|e| io(off, "patching copy of", e))?;
+    }
+    Ok(())
+}
+
+/// The copy through user space, for sources that are not a regular file
+/// (block devices, memory): zero stretches become holes.
+fn copy_reading(src: &dyn Source, layer: Layer, total: u64, out: &mut File, progress: Progress, io: &dyn Fn(u64, &str, std::io::Error) -> Error) -> Result<()> {
     let mut buf = vec![0u8; CHUNK];
     let mut done = 0u64;
     while done < total {
@@ -125,13 +155,6 @@ pub fn full_copy(image: &Image, patch: &Patch, out: &mut File, progress: Progres
         if done % (64 * CHUNK as u64) == 0 || done == total {
             progress(done, total);
         }
-    }
-    out.set_len(total).map_err(|e| io(total, "sizing copy of", e))?;
-    fault_point("raw-data");
-    for (off, data) in patch.ranges() {
-        out.seek(SeekFrom::Start(off))
-            .and_then(|_| out.write_all(data))
-            .map_err(|e| io(off, "patching copy of", e))?;
     }
     Ok(())
 }

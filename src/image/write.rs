@@ -108,6 +108,128 @@ fn check_patch(image: &Image, patch: &Patch) -> Result<()> {
     Ok(())
 }
 
+// ------------------------------------------------------------------ file-range copies
+
+/// The regular file a source reads, opened again read-only, when it is the
+/// very file the source opened (same device and inode): the full-copy writers
+/// hand its untouched ranges to the kernel (`copy_file_range`, a reflink
+/// where the file system shares extents) instead of reading them through the
+/// container. `None` for block devices, memory sources, other platforms, or a
+/// path that now names another file: the writers then read as before.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) fn source_file(src: &dyn super::Source) -> Option<File> {
+    use std::os::unix::fs::MetadataExt;
+    let f = File::open(src.path()).ok()?;
+    let m = f.metadata().ok()?;
+    let same = m.is_file() && m.len() == src.len() && src.identity().0 == format!("file:{}:{}", m.dev(), m.ino());
+    same.then_some(f)
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub(crate) fn source_file(_src: &dyn super::Source) -> Option<File> {
+    None
+}
+
+/// The data extents of `f` within `[start, end)` (`SEEK_DATA`/`SEEK_HOLE`):
+/// holes are never read. A file system without them reports the whole range
+/// as data (the kernel's default), which is still correct.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) fn data_extents(f: &File, start: u64, end: u64) -> std::io::Result<Vec<(u64, u64)>> {
+    use rustix::fs::{seek, SeekFrom};
+    let mut v = Vec::new();
+    let mut at = start;
+    while at < end {
+        let d = match seek(f, SeekFrom::Data(at)) {
+            Ok(d) => d,
+            // No data at or after `at`.
+            Err(rustix::io::Errno::NXIO) => break,
+            Err(e) => return Err(e.into()),
+        };
+        if d >= end {
+            break;
+        }
+        let h = seek(f, SeekFrom::Hole(d)).map_err(std::io::Error::from)?.min(end);
+        if h <= d {
+            // A file changing under us; never loop.
+            return Err(std::io::Error::other(format!("SEEK_HOLE at {d} returned {h}")));
+        }
+        v.push((d, h));
+        at = h;
+    }
+    Ok(v)
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub(crate) fn data_extents(_f: &File, start: u64, end: u64) -> std::io::Result<Vec<(u64, u64)>> {
+    Ok(if start < end { vec![(start, end)] } else { Vec::new() })
+}
+
+/// Copy `len` bytes of `from` at `from_off` to `to` at `to_off`: in the
+/// kernel with `copy_file_range` (no copy through user space; a reflink on
+/// XFS/Btrfs), with positional reads and writes where the kernel cannot
+/// (another file system, an old kernel). The bytes are not zero-checked:
+/// callers pass data extents only.
+pub(crate) fn copy_range(from: &File, from_off: u64, to: &File, to_off: u64, len: u64) -> std::io::Result<()> {
+    let (mut fo, mut too, end) = (from_off, to_off, from_off + len);
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    while fo < end {
+        let n = (end - fo).min(1 << 30) as usize;
+        match rustix::fs::copy_file_range(from, Some(&mut fo), to, Some(&mut too), n) {
+            Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            Ok(_) => {}
+            Err(rustix::io::Errno::XDEV | rustix::io::Errno::NOSYS | rustix::io::Errno::OPNOTSUPP | rustix::io::Errno::INVAL) => break,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let mut buf = vec![0u8; (end - fo).min(4 << 20) as usize];
+    while fo < end {
+        let n = (end - fo).min(buf.len() as u64) as usize;
+        read_exact_at(from, &mut buf[..n], fo)?;
+        write_all_at(to, &buf[..n], too)?;
+        fo += n as u64;
+        too += n as u64;
+    }
+    Ok(())
+}
+
+#[cfg(unix)]
+fn read_exact_at(f: &File, buf: &mut [u8], off: u64) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(f, buf, off)
+}
+
+#[cfg(unix)]
+pub(crate) fn write_all_at(f: &File, buf: &[u8], off: u64) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::write_all_at(f, buf, off)
+}
+
+#[cfg(windows)]
+fn read_exact_at(f: &File, mut buf: &mut [u8], mut off: u64) -> std::io::Result<()> {
+    use std::os::windows::fs::FileExt;
+    while !buf.is_empty() {
+        let n = f.seek_read(buf, off)?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        off += n as u64;
+        buf = &mut buf[n..];
+    }
+    Ok(())
+}
+
+#[cfg(windows)]
+pub(crate) fn write_all_at(f: &File, mut buf: &[u8], mut off: u64) -> std::io::Result<()> {
+    use std::os::windows::fs::FileExt;
+    while !buf.is_empty() {
+        let n = f.seek_write(buf, off)?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        off += n as u64;
+        buf = &buf[n..];
+    }
+    Ok(())
+}
+
 /// Test hook for fault injection: when the environment variable
 /// `RDPRESCUE_FAULT` names this step, the process aborts here, as if killed.
 pub fn fault_point(step: &str) {

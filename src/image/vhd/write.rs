@@ -130,10 +130,43 @@ pub fn full_copy(image: &Image, patch: &Patch, out: &mut File, progress: Progres
     let mut o = Out::new(out, "the output VHD");
     let mut buf = vec![0u8; CHUNK.min(bs) as usize];
     let ones = vec![0xFFu8; bitmap_size as usize];
+    // The input file itself, for blocks the kernel copies (dynamic input:
+    // an allocated block's data is all in this file, bitmaps aside).
+    let src_file = (image.info.format == Format::VhdDynamic)
+        .then(|| crate::image::vhd::source_of(image.disk.as_ref()))
+        .flatten()
+        .and_then(|src| crate::image::write::source_file(src.as_ref()).map(|f| (f, src.len())));
     for b in (0..nblocks as u64).filter(|&b| wanted[b as usize]) {
         let start = b * bs;
         let end = block_end(b);
         let mut placed: Option<u64> = None;
+        let in_bat = lay.sparse.and_then(|(_, bat)| bat.get(b as usize).copied()).unwrap_or(UNALLOCATED);
+        let untouched = ranges.partition_point(|(o, d)| o + d.len() as u64 <= start) == ranges.partition_point(|(o, _)| *o < end);
+        let from = u64::from(in_bat) * SECTOR + bitmap_size;
+        // A block cut short by the end of the file is read (and reported) as before.
+        let inside = src_file.as_ref().is_some_and(|(_, len)| from + (end - start) <= *len);
+        if let (Some((f, _)), true, true, true) = (&src_file, in_bat != UNALLOCATED, untouched, inside) {
+            let io = |e| Error::Io { layer: L, offset: from, path: image.info.path.display().to_string(), source: e };
+            let extents = crate::image::write::data_extents(f, from, from + (end - start)).map_err(io)?;
+            for (a, e) in extents {
+                let at = match placed {
+                    Some(at) => at,
+                    None => {
+                        let at = place_block(next, bitmap_size);
+                        bat[b as usize] = sector_number(at)?;
+                        o.write_at(at, &ones)?;
+                        next = at + bitmap_size + bs;
+                        placed = Some(at);
+                        at
+                    }
+                };
+                let to = at + bitmap_size + (a - from);
+                crate::image::write::copy_range(f, a, o.file, to, e - a).map_err(|e| o.io(to, e))?;
+            }
+            done += end - start;
+            progress(done, total);
+            continue;
+        }
         let mut off = start;
         while off < end {
             let n = (end - off).min(CHUNK) as usize;
