@@ -28,6 +28,8 @@ pub struct Options {
     /// disk.avhdx gets disk-rdprescue.avhdx).
     #[arg(long)]
     pub diff_child: bool,
+    #[command(flatten)]
+    pub format: super::FormatArg,
     /// Fix this check's findings (repeatable), e.g. --check rdp-deny-local.
     #[arg(long = "check", value_name = "ID")]
     pub checks: Vec<String>,

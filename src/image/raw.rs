@@ -158,3 +158,25 @@ fn copy_reading(src: &dyn Source, layer: Layer, total: u64, out: &mut File, prog
     }
     Ok(())
 }
+
+/// Write the content of any `image` with `patch` applied as a raw image (a
+/// sparse file: only non-zero 64 KiB stretches of the ranges that may hold
+/// data are written), or, with `vhd_fixed`, as a fixed VHD: the size rounded
+/// up to a whole MiB (Azure takes no other), then a fresh footer.
+pub fn convert(image: &Image, patch: &Patch, out: &mut File, vhd_fixed: bool, progress: Progress) -> Result<()> {
+    let layer = if vhd_fixed { Layer::Vhd } else { Layer::Raw };
+    let vsize = image.disk.len();
+    let size = if vhd_fixed { vsize.div_ceil(1 << 20) << 20 } else { vsize };
+    let io = |offset: u64, e: std::io::Error| Error::Io { layer, offset, path: "the copy being written".into(), source: e };
+    super::write::feed(image, patch, 4 << 20, progress, &mut |off, data| super::write::write_all_at(out, data, off).map_err(|e| io(off, e)))?;
+    fault_point("raw-data");
+    out.set_len(size).map_err(|e| io(size, e))?;
+    if vhd_fixed {
+        if size > 2040 << 30 {
+            return Err(Error::unsupported(Layer::Vhd, 48, format!("a {size}-byte disk cannot be a VHD (at most 2040 GiB): write VHDX or raw (--format)")));
+        }
+        let footer = super::vhd::write::fresh_footer(size, 2);
+        super::write::write_all_at(out, &footer, size).map_err(|e| io(size, e))?;
+    }
+    Ok(())
+}

@@ -575,6 +575,64 @@ fn is_zero(b: &[u8]) -> bool {
     acc == 0 && words.remainder().iter().all(|x| *x == 0)
 }
 
+// ------------------------------------------------------------------ conversion
+
+/// Block size of a VHDX converted from another format (Hyper-V's default).
+const CONVERT_BLOCK: u64 = 32 * MIB;
+
+/// Write the content of any `image` (another container format) with `patch`
+/// applied as a new dynamic VHDX: 32 MiB blocks, the input's logical and
+/// physical sector sizes, the virtual size rounded up to a whole logical
+/// sector, a new disk id; only blocks holding non-zero bytes are allocated,
+/// and within them only the non-zero 64 KiB stretches are written.
+pub(crate) fn convert(image: &Image, patch: &Patch, out: &mut File, progress: Progress) -> Result<()> {
+    let ls = if image.disk.sector_size() == 4096 { 4096 } else { 512 };
+    let vsize = image.disk.len().div_ceil(ls) * ls;
+    let g = Geometry::new(vsize, CONVERT_BLOCK, ls as u32, image.info.physical_sector_size, false)?;
+    let bs = g.block_size;
+    let mut out = Out { f: out, name: "the VHDX being written".into() };
+    let mut bat: BTreeMap<u64, u64> = BTreeMap::new();
+    let mut next = g.data_start();
+    crate::image::write::feed(image, patch, bs, progress, &mut |off, data| {
+        let idx = g.payload_index(off / bs);
+        let fo = *bat.entry(idx).or_insert_with(|| {
+            let o = next;
+            next += bs;
+            o | rd::FULLY_PRESENT
+        }) >> 20
+            << 20;
+        out.write_at(fo + off % bs, data)
+    })?;
+    out.sync()?;
+    fault_point("vhdx-data");
+    write_bat(&mut out, bat.into_iter())?;
+    let meta = metadata(&disk_items(&g, 0, Uuid::new_v4()))?;
+    finish(&mut out, &g, &meta, next, 1)
+}
+
+/// The virtual ranges a dynamic or differencing VHDX chain may hold data in
+/// (`None`: some layer has no allocation map here, so anywhere).
+pub(crate) fn allocated(image: &Image) -> Option<Vec<(u64, u64)>> {
+    let vs = image.disk.len();
+    let mut v = Vec::new();
+    let mut layer: Option<&dyn Disk> = Some(image.disk.as_ref());
+    for _ in 0..=crate::image::MAX_CHAIN_DEPTH {
+        let Some(d) = layer else { return Some(v) };
+        let f = InputFile::of(d, &image.info.path).ok()?;
+        if !f.sparse() || f.disk.meta.virtual_size != vs {
+            return None;
+        }
+        let lbs = u64::from(f.disk.meta.block_size);
+        f.payload_states(|b, state| {
+            if matches!(state, rd::FULLY_PRESENT | rd::PARTIALLY_PRESENT) {
+                v.push((b * lbs, ((b + 1) * lbs).min(vs)));
+            }
+        });
+        layer = f.disk.parent.as_deref();
+    }
+    None
+}
+
 // ------------------------------------------------------------------ differencing child
 
 /// `target` relative to the directory `from`, Windows style (`.\name.vhdx`,
