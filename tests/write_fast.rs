@@ -1,8 +1,9 @@
-//! Full copies through the kernel (`copy_file_range` over the input file's
-//! data extents) against the copy through user space that every source
+//! Full copies that read the input file's data extents only (`SEEK_DATA`/
+//! `SEEK_HOLE`; a reflink where the file system shares extents) against the
+//! copy that reads everything through the container, which every source
 //! without a file behind it still takes (the previous implementation, used
 //! here as the oracle by opening the same bytes from memory): same bytes,
-//! same allocation, and a sparse input stays sparse.
+//! same allocated blocks, and a sparse input stays sparse.
 
 mod common;
 
@@ -75,13 +76,13 @@ fn raw_copy_stays_sparse_and_equals_the_read_path() {
     write::full_copy(&img, &p, &mut fresh(&fast), &mut |_, _| {}).unwrap();
     let slow = dir.path().join("slow.raw");
     write::full_copy(&from_memory(&src), &p, &mut fresh(&slow), &mut |_, _| {}).unwrap();
-    assert!(std::fs::read(&fast).unwrap() == want, "kernel copy + patch = input + patch");
+    assert!(std::fs::read(&fast).unwrap() == want, "file-extent copy + patch = input + patch");
     assert!(std::fs::read(&slow).unwrap() == want, "read path = input + patch");
     assert_eq!(common::sha256_file(&src), before, "input unchanged");
 
     let used = |p: &Path| allocated_bytes(&std::fs::metadata(p).unwrap());
     let (u_in, u_fast) = (used(&src), used(&fast));
-    eprintln!("allocated: input {u_in}, kernel copy {u_fast}, read path {}", used(&slow));
+    eprintln!("allocated: input {u_in}, extent copy {u_fast}, read path {}", used(&slow));
     #[cfg(unix)]
     {
         // The holes stay holes (3.3 MiB of data plus the patch, not 96 MiB);
@@ -92,7 +93,7 @@ fn raw_copy_stays_sparse_and_equals_the_read_path() {
 }
 
 /// VHD (dynamic, fixed) and VHDX (dynamic) inputs, made from the raw disk by
-/// the conversion writer: the kernel-copied full copy reads exactly like the
+/// the conversion writer: the extent-reading full copy reads exactly like the
 /// read path's, allocates the same blocks, and stays sparse.
 #[test]
 fn container_copies_equal_the_read_path() {
@@ -124,7 +125,7 @@ fn container_copies_equal_the_read_path() {
         let (f, s) = (image::open(&fast).unwrap(), image::open(&slow).unwrap());
         assert_eq!((f.info.format, f.info.virtual_size), (s.info.format, s.info.virtual_size), "{}", fmt.name());
         assert_eq!(f.info.allocated_blocks, s.info.allocated_blocks, "{}: same blocks allocated", fmt.name());
-        assert!(all(&f) == want, "{}: kernel copy = input + patch", fmt.name());
+        assert!(all(&f) == want, "{}: extent copy = input + patch", fmt.name());
         assert!(all(&s) == want, "{}: read path = input + patch", fmt.name());
         if expect == Format::VhdFixed {
             // A fixed VHD is copied whole: byte for byte the read path's file.

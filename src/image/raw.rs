@@ -1,12 +1,12 @@
 //! Raw images and block devices: the virtual disk is the source itself.
 //!
 //! Also the full-copy writer for raw images and fixed VHDs (whose data is a
-//! raw disk followed by a 512-byte footer): a regular input file's data
-//! extents (`SEEK_DATA`/`SEEK_HOLE`) are copied by the kernel
-//! (`copy_file_range`, a reflink where the file system can) and its holes
-//! stay holes unread; other sources are read with zero regions left as
-//! holes. Then only the patch's bytes are written at their virtual offsets
-//! (the same file offsets).
+//! raw disk followed by a 512-byte footer): a regular input file is
+//! reflinked where the file system can (`FICLONE`), else only its data
+//! extents (`SEEK_DATA`/`SEEK_HOLE`) are read, its holes never, with zero
+//! stretches left as holes; other sources are read whole, likewise. Then only
+//! the patch's bytes are written at their virtual offsets (the same file
+//! offsets).
 
 use super::write::{fault_point, Patch, Progress};
 use super::{ContainerInfo, Disk, Format, Image, Source};
@@ -103,16 +103,22 @@ pub fn full_copy(image: &Image, patch: &Patch, out: &mut File, progress: Progres
         _ => image.disk.len(),
     };
     if let Some(file) = super::write::source_file(src.as_ref()) {
-        // The input is a regular file: its data extents go through the
-        // kernel, its holes stay holes without being read.
-        let extents = super::write::data_extents(&file, 0, total).map_err(|e| io(0, "finding the data of", e))?;
-        let sum: u64 = extents.iter().map(|(a, b)| b - a).sum();
-        let mut done = 0u64;
-        progress(0, sum);
-        for (a, b) in extents {
-            super::write::copy_range(&file, a, out, a, b - a).map_err(|e| io(a, "copying", e))?;
-            done += b - a;
-            progress(done, sum);
+        // The input is a regular file: a reflink where the file system
+        // shares extents; else its data extents are read (its holes never)
+        // and zero stretches stay holes.
+        if !super::write::clone_whole(&file, out) {
+            let mut done = 0u64;
+            progress(0, total);
+            let err = |o: u64, e: std::io::Error| io(o, "copying", e);
+            super::write::each_nonzero(&file, 0, total, 0, &mut |o, d| {
+                super::write::write_all_at(out, d, o).map_err(|e| io(o, "writing copy of", e))?;
+                done = o + d.len() as u64;
+                if done % (16 * CHUNK as u64) < d.len() as u64 {
+                    progress(done, total);
+                }
+                Ok(())
+            }, &err)?;
+            progress(total, total);
         }
     } else {
         copy_reading(src.as_ref(), layer, total, out, progress, &io)?;

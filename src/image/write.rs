@@ -378,30 +378,74 @@ pub(crate) fn data_extents(_f: &File, start: u64, end: u64) -> std::io::Result<V
     Ok(if start < end { vec![(start, end)] } else { Vec::new() })
 }
 
-/// Copy `len` bytes of `from` at `from_off` to `to` at `to_off`: in the
-/// kernel with `copy_file_range` (no copy through user space; a reflink on
-/// XFS/Btrfs), with positional reads and writes where the kernel cannot
-/// (another file system, an old kernel). The bytes are not zero-checked:
-/// callers pass data extents only.
-pub(crate) fn copy_range(from: &File, from_off: u64, to: &File, to_off: u64, len: u64) -> std::io::Result<()> {
-    let (mut fo, mut too, end) = (from_off, to_off, from_off + len);
+/// Make `to` (new, empty) a reflink of all of `from` (`FICLONE`: Btrfs, XFS,
+/// others that share extents): no byte is copied and the holes stay holes.
+/// `false` where the file system cannot (ext4, another file system, not
+/// Linux): the caller copies.
+pub(crate) fn clone_whole(from: &File, to: &File) -> bool {
     #[cfg(any(target_os = "linux", target_os = "android"))]
-    while fo < end {
-        let n = (end - fo).min(1 << 30) as usize;
-        match rustix::fs::copy_file_range(from, Some(&mut fo), to, Some(&mut too), n) {
-            Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
-            Ok(_) => {}
-            Err(rustix::io::Errno::XDEV | rustix::io::Errno::NOSYS | rustix::io::Errno::OPNOTSUPP | rustix::io::Errno::INVAL) => break,
-            Err(e) => return Err(e.into()),
-        }
+    {
+        rustix::fs::ioctl_ficlone(to, from).is_ok()
     }
-    let mut buf = vec![0u8; (end - fo).min(4 << 20) as usize];
-    while fo < end {
-        let n = (end - fo).min(buf.len() as u64) as usize;
-        read_exact_at(from, &mut buf[..n], fo)?;
-        write_all_at(to, &buf[..n], too)?;
-        fo += n as u64;
-        too += n as u64;
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    {
+        let _ = (from, to);
+        false
+    }
+}
+
+/// Unit of the zero check: a stretch of zeros this long (aligned to the
+/// caller's base) is left a hole, as `cp --sparse=always` does.
+const GRAIN: u64 = 64 << 10;
+/// Bytes read at once.
+const PIECE: u64 = 4 << 20;
+
+/// Call `put(offset, bytes)` for the non-zero data of `from` in
+/// `[start, end)`: only its data extents are read (never its holes), in
+/// [`PIECE`]s, and runs of [`GRAIN`]s (aligned to `base` <= `start`) that
+/// hold a non-zero byte are handed over, so zero stretches become holes in
+/// the output exactly as the reading copy made them.
+///
+/// Why not `copy_file_range`: on file systems without shared extents (ext4,
+/// the common case) it copies allocated zeros as data, and measured on a
+/// scenario image the copy then occupied 52 MiB where the zero-checking copy
+/// occupied 14; where extents can be shared, [`clone_whole`] does better.
+pub(crate) fn each_nonzero(from: &File, start: u64, end: u64, base: u64, put: &mut dyn FnMut(u64, &[u8]) -> Result<()>, io: &dyn Fn(u64, std::io::Error) -> Error) -> Result<()> {
+    let mut buf = vec![0u8; PIECE.min(end.saturating_sub(start)) as usize];
+    let next_grain = |i: u64| base + ((i - base) / GRAIN + 1) * GRAIN;
+    for (a, e) in data_extents(from, start, end).map_err(|x| io(start, x))? {
+        let mut at = a;
+        while at < e {
+            // A piece ends on a grain boundary, unless the extent ends first.
+            let mut pe = (at + PIECE).min(e);
+            if pe < e {
+                let g = base + (pe - base) / GRAIN * GRAIN;
+                if g > at {
+                    pe = g;
+                }
+            }
+            let p = &mut buf[..(pe - at) as usize];
+            read_exact_at(from, p, at).map_err(|x| io(at, x))?;
+            let mut i = at;
+            while i < pe {
+                let g_end = next_grain(i).min(pe);
+                if zero(&p[(i - at) as usize..(g_end - at) as usize]) {
+                    i = g_end;
+                    continue;
+                }
+                let run = i;
+                i = g_end;
+                while i < pe {
+                    let g_end = next_grain(i).min(pe);
+                    if zero(&p[(i - at) as usize..(g_end - at) as usize]) {
+                        break;
+                    }
+                    i = g_end;
+                }
+                put(run, &p[(run - at) as usize..(i - at) as usize])?;
+            }
+            at = pe;
+        }
     }
     Ok(())
 }

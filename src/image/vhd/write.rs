@@ -130,8 +130,9 @@ pub fn full_copy(image: &Image, patch: &Patch, out: &mut File, progress: Progres
     let mut o = Out::new(out, "the output VHD");
     let mut buf = vec![0u8; CHUNK.min(bs) as usize];
     let ones = vec![0xFFu8; bitmap_size as usize];
-    // The input file itself, for blocks the kernel copies (dynamic input:
-    // an allocated block's data is all in this file, bitmaps aside).
+    // The input file itself, for blocks read from it directly, holes skipped
+    // (dynamic input: an allocated block's data is all in this file, bitmaps
+    // aside).
     let src_file = (image.info.format == Format::VhdDynamic)
         .then(|| crate::image::vhd::source_of(image.disk.as_ref()))
         .flatten()
@@ -146,9 +147,9 @@ pub fn full_copy(image: &Image, patch: &Patch, out: &mut File, progress: Progres
         // A block cut short by the end of the file is read (and reported) as before.
         let inside = src_file.as_ref().is_some_and(|(_, len)| from + (end - start) <= *len);
         if let (Some((f, _)), true, true, true) = (&src_file, in_bat != UNALLOCATED, untouched, inside) {
-            let io = |e| Error::Io { layer: L, offset: from, path: image.info.path.display().to_string(), source: e };
-            let extents = crate::image::write::data_extents(f, from, from + (end - start)).map_err(io)?;
-            for (a, e) in extents {
+            let path = image.info.path.display().to_string();
+            let io = |at: u64, e| Error::Io { layer: L, offset: at, path: path.clone(), source: e };
+            crate::image::write::each_nonzero(f, from, from + (end - start), from, &mut |a, d| {
                 let at = match placed {
                     Some(at) => at,
                     None => {
@@ -160,9 +161,8 @@ pub fn full_copy(image: &Image, patch: &Patch, out: &mut File, progress: Progres
                         at
                     }
                 };
-                let to = at + bitmap_size + (a - from);
-                crate::image::write::copy_range(f, a, o.file, to, e - a).map_err(|e| o.io(to, e))?;
-            }
+                o.write_at(at + bitmap_size + (a - from), d)
+            }, &io)?;
             done += end - start;
             progress(done, total);
             continue;

@@ -469,23 +469,24 @@ pub fn full_copy(image: &Image, patch: &Patch, out: &mut File, progress: Progres
     let mut buf = vec![0u8; PIECE.min(bs) as usize];
     let mut next = g.data_start();
     let mut bat: BTreeMap<u64, u64> = BTreeMap::new();
-    // The input file itself, for blocks copied by the kernel (see `direct`).
+    // The input file itself, for blocks read from it directly (see `direct`).
     let src_file = crate::image::write::source_file(top.disk.view.src.as_ref());
     for b in (0..g.data_blocks).filter(|b| want.get(*b)) {
         let start = b * bs;
         let end = (start + bs).min(g.virtual_size);
         let mut file_off = fixed.then(|| g.data_start() + b * bs);
-        let direct = src_file.as_ref().and_then(|f| direct(&top, f, b, end - start, &ranges, start).map(|x| (f, x)));
-        if let Some((f, extents)) = direct {
-            let (from, extents) = extents.map_err(|e| out.err(start, e))?;
-            for (a, e) in extents {
+        let direct = src_file.as_ref().and_then(|f| direct(&top, b, end - start, &ranges, start).map(|from| (f, from)));
+        if let Some((f, from)) = direct {
+            let io = |at: u64, e| out.err(at, e);
+            let mut put = |a: u64, d: &[u8]| {
                 let fo = *file_off.get_or_insert_with(|| {
                     let o = next;
                     next += bs;
                     o
                 });
-                crate::image::write::copy_range(f, a, out.f, fo + (a - from), e - a).map_err(|x| out.err(fo + (a - from), x))?;
-            }
+                crate::image::write::write_all_at(out.f, d, fo + (a - from)).map_err(|x| Error::Io { layer: L, offset: fo + (a - from), path: out.name.clone(), source: x })
+            };
+            crate::image::write::each_nonzero(f, from, from + (end - start), from, &mut put, &io)?;
         } else {
             read_block(image, &ranges, start, end, &mut buf, &mut out, &mut file_off, &mut next, bs)?;
         }
@@ -521,12 +522,11 @@ pub fn full_copy(image: &Image, patch: &Patch, out: &mut File, progress: Progres
     finish(&mut out, &g, &meta, file_len, seq)
 }
 
-/// Block `b` (`len` bytes at virtual `start`) of the top file, when the
-/// kernel can copy it from the input file as it is: FULLY_PRESENT there, no
-/// patch byte in it, no page of a replayed log over it, inside the file.
-/// Returns its file offset and its data extents there (none: it reads as
-/// zeros, so it is not allocated in the copy, as a read block of zeros).
-fn direct(top: &InputFile, f: &File, b: u64, len: u64, ranges: &Ranges, start: u64) -> Option<std::io::Result<(u64, Vec<(u64, u64)>)>> {
+/// Block `b` (`len` bytes at virtual `start`) of the top file, when it can
+/// be read from the input file as it is: FULLY_PRESENT there, no patch byte
+/// in it, no page of a replayed log over it, inside the file. Returns its
+/// file offset.
+fn direct(top: &InputFile, b: u64, len: u64, ranges: &Ranges, start: u64) -> Option<u64> {
     let d = top.disk;
     let e = d.bat.get((b + b / d.chunk_ratio) as usize).copied().unwrap_or(rd::NOT_PRESENT);
     if e & 7 != rd::FULLY_PRESENT || !ranges.within(start, len).is_empty() {
@@ -537,7 +537,7 @@ fn direct(top: &InputFile, f: &File, b: u64, len: u64, ranges: &Ranges, start: u
     if from.checked_add(len).is_none_or(|end| end > d.view.src.len()) || d.view.pages.range(from.saturating_sub(4095)..from + len).next().is_some() {
         return None;
     }
-    Some(crate::image::write::data_extents(f, from, from + len).map(|x| (from, x)))
+    Some(from)
 }
 
 /// Block `[start, end)` read through the input's disk with the patch laid
