@@ -7,7 +7,9 @@
 #     same input: the 127 GiB VHDX, a raw scenario image, and that raw image
 #     with 1 GiB of random data appended (throughput on real data).
 # Each figure is the median of RUNS runs (whole command: inspect, plan, write,
-# read-back verification, rename). Writes target/bench/fix.txt.
+# read-back verification, rename), runs interleaved; printed as the issue-16
+# ratios: child time / inspect time, child apparent size, cp time / fix time
+# (>= 0.9 is the goal). Writes target/bench/fix.txt.
 #
 # Usage: bench/fix.sh [RUNS]   (default 10). Builds the images on first use
 # (needs the tools of testdata/make-scenarios.py).
@@ -29,13 +31,16 @@ if [ ! -f "$dir/data1g.raw" ]; then
     mv "$dir/data1g.raw.tmp" "$dir/data1g.raw"
 fi
 
-python3 - "$bin" "$dir" "$runs" <<'PY' | tee "$dir/fix.txt"
+# BEFORE=path/to/older/rdprescue adds its figures side by side (same run,
+# interleaved), e.g. BEFORE=/tmp/rdprescue-main bench/fix.sh 3.
+python3 - "$bin" "$dir" "$runs" "${BEFORE:-}" <<'PY' | tee "$dir/fix.txt"
 import os, statistics, subprocess, sys, time
-bin_, d, runs = sys.argv[1], sys.argv[2], int(sys.argv[3])
+bin_, d, runs, before = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+bins = [("after", bin_)] + ([("before", before)] if before else [])
 out = f"{d}/fix-out"
 
 def timed(cmd, dest):
-    if os.path.exists(dest):
+    if dest and os.path.exists(dest):
         os.remove(dest)
     t0 = time.perf_counter()
     p = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -46,24 +51,47 @@ def timed(cmd, dest):
 def used(path):
     return os.stat(path).st_blocks * 512
 
-def median(cmd, dest):
-    timed(cmd, dest)  # warm the page cache
-    return statistics.median(timed(cmd, dest) for _ in range(runs))
+def medians(cmds):
+    """cmds: {label: (argv, dest)}; runs interleaved, one warm-up each; {label: median ms}."""
+    for c, dest in cmds.values():
+        timed(c, dest)
+    acc = {k: [] for k in cmds}
+    for _ in range(runs):
+        for k, (c, dest) in cmds.items():
+            acc[k].append(timed(c, dest))
+    return {k: statistics.median(v) for k, v in acc.items()}
 
-print(f"fix  {time.strftime('%Y-%m-%dT%H:%MZ', time.gmtime())}  {os.cpu_count()} cores  runs={runs}  (medians, whole command)")
-print("--diff-child (rdp-deny-local on the dirty Windows 10 SYSTEM hive):")
-for name, gib in (("big4-dirty", 4), ("big127-dirty", 127)):
-    src, dest = f"{d}/{name}.vhdx", f"{out}/{name}.avhdx"
-    ms = median([bin_, "fix", src, "--check", "rdp-deny-local", "--diff-child", "--out", dest], dest)
-    print(f"  {gib:>4} GiB dynamic VHDX: {ms:7.1f} ms   child {os.path.getsize(dest) / 2**20:.0f} MiB file, {used(dest) / 2**20:.1f} MiB allocated")
-print("full copy vs cp --sparse=always:")
+print(f"fix  {time.strftime('%Y-%m-%dT%H:%MZ', time.gmtime())}  {os.cpu_count()} cores  runs={runs}  (medians, whole command, interleaved)")
+big = f"{d}/big127-dirty.vhdx"
+print("--diff-child vs inspect --json (rdp-deny-local on the dirty Windows 10 SYSTEM hive, 127 GiB dynamic VHDX):")
+cmds = {}
+for tag, b in bins:
+    cmds[f"{tag} child"] = ([b, "fix", big, "--check", "rdp-deny-local", "--diff-child", "--out", f"{out}/{tag}.avhdx"], f"{out}/{tag}.avhdx")
+    cmds[f"{tag} inspect"] = ([b, "inspect", "--json", big], None)
+m = medians(cmds)
+for tag, _ in bins:
+    c, i = m[f"{tag} child"], m[f"{tag} inspect"]
+    dest = f"{out}/{tag}.avhdx"
+    print(f"  {tag:6}: child {c:7.1f} ms, inspect {i:6.1f} ms = {c / i:4.1f}x inspect; child file {os.path.getsize(dest) / 2**20:.0f} MiB apparent, {used(dest) / 2**20:.1f} MiB allocated")
+for name in ("big4-dirty",):
+    src = f"{d}/{name}.vhdx"
+    if os.path.exists(src):
+        m = medians({tag: ([b, "fix", src, "--check", "rdp-deny-local", "--diff-child", "--out", f"{out}/{tag}-4.avhdx"], f"{out}/{tag}-4.avhdx") for tag, b in bins})
+        print("  4 GiB dynamic VHDX, child: " + ", ".join(f"{tag} {v:.1f} ms" for tag, v in m.items()))
+print("full copy vs cp --sparse=always of the same file:")
 raw = next(l for l in open(f"{d}/scenarios/manifest.json").read().split('"') if l.endswith("win10-as-shipped.raw"))
-for src, ext in ((f"{d}/big127-dirty.vhdx", "vhdx"), (raw, "raw"), (f"{d}/data1g.raw", "raw")):
-    dest, cpd = f"{out}/copy.{ext}", f"{out}/cp.{ext}"
+for src, ext in ((big, "vhdx"), (raw, "raw"), (f"{d}/data1g.raw", "raw")):
     check = "security-layer" if "data1g" in src else "rdp-deny-local"
-    ms = median([bin_, "fix", src, "--check", check, "--out", dest], dest)
-    cp = median(["cp", "--sparse=always", src, cpd], cpd)
+    cmds = {tag: ([b, "fix", src, "--check", check, "--out", f"{out}/{tag}.{ext}"], f"{out}/{tag}.{ext}") for tag, b in bins}
+    cmds["cp"] = (["cp", "--sparse=always", src, f"{out}/cp.{ext}"], f"{out}/cp.{ext}")
+    m = medians(cmds)
     mb = used(src) / 2**20
-    print(f"  {os.path.basename(src)} ({mb:.0f} MiB allocated): fix {ms:7.1f} ms ({mb / ms * 1000:6.0f} MiB/s), "
-          f"cp {cp:6.1f} ms ({mb / cp * 1000:6.0f} MiB/s); output {used(dest) / 2**20:.0f} MiB vs cp {used(cpd) / 2**20:.0f} MiB allocated")
+    line = f"  {os.path.basename(src)} ({mb:.0f} MiB allocated): cp {m['cp']:6.1f} ms"
+    for tag, _ in bins:
+        line += f"; {tag} {m[tag]:7.1f} ms = {m['cp'] / m[tag]:.2f}x cp (output {used(f'{out}/{tag}.{ext}') / 2**20:.0f} MiB allocated)"
+    print(line)
+    for tag in [t for t, _ in bins] + ["cp"]:
+        p = f"{out}/{tag}.{ext}"
+        if os.path.exists(p):
+            os.remove(p)
 PY

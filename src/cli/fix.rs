@@ -30,6 +30,8 @@ pub struct Options {
     /// disk.avhdx gets disk-rdprescue.avhdx).
     #[arg(long)]
     pub diff_child: bool,
+    #[command(flatten)]
+    pub format: super::FormatArg,
     /// Fix this check's findings (repeatable), e.g. --check rdp-deny-local.
     #[arg(long = "check", value_name = "ID")]
     pub checks: Vec<String>,
@@ -322,8 +324,10 @@ pub fn run(o: Options) -> anyhow::Result<i32> {
         }
     }
     // A container this tool reads but does not write: refused before the plan.
-    if let (Some(Destination::Copy(_) | Destination::DiffChild(_)), Some(img)) = (dest, m.image()) {
-        image::write::writable(img)?;
+    match (dest, m.image()) {
+        (Some(Destination::Copy(p)), Some(img)) => image::write::writable(img, p, super::out_format(), false)?,
+        (Some(Destination::DiffChild(p)), Some(img)) => image::write::writable(img, p, super::out_format(), true)?,
+        _ => {}
     }
     doc["destination"] = dest_json(dest.as_ref());
     let plan = repair::plan_with_files(&m, &sel.actions, &sel.files)?;

@@ -240,10 +240,13 @@ struct WriteArgs {
     /// Print the plan and the result as JSON.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    format: FormatArg,
 }
 
 impl From<WriteArgs> for regwrite::Output {
     fn from(w: WriteArgs) -> Self {
+        set_out_format(w.format.format);
         regwrite::Output {
             out: w.out,
             diff_child: w.diff_child,
@@ -251,6 +254,34 @@ impl From<WriteArgs> for regwrite::Output {
             json: w.json,
         }
     }
+}
+
+/// `--format` of the commands that write a new image (`fix`, `reg set/delete/import`).
+#[derive(clap::Args, Clone, Copy, Debug, Default)]
+pub struct FormatArg {
+    /// Container format of the new image: vhd (dynamic), vhd-fixed (size rounded up to a whole
+    /// MiB, as Azure requires for upload), vhdx (dynamic), raw. Default: from the --out extension
+    /// (.vhd, .vhdx/.avhdx, .raw/.img), else the input's format. A --diff-child is always in its
+    /// parent's format.
+    #[arg(long, value_name = "FORMAT", value_parser = parse_out_format)]
+    pub format: Option<rdprescue::image::write::OutFormat>,
+}
+
+fn parse_out_format(s: &str) -> Result<rdprescue::image::write::OutFormat, String> {
+    use rdprescue::image::write::OutFormat;
+    OutFormat::parse(s).ok_or_else(|| format!("unknown format {s:?} (one of: {})", OutFormat::NAMES.join(", ")))
+}
+
+/// The `--format` of this run (set once, when the arguments are dispatched).
+static OUT_FORMAT: std::sync::OnceLock<Option<rdprescue::image::write::OutFormat>> = std::sync::OnceLock::new();
+
+fn set_out_format(f: Option<rdprescue::image::write::OutFormat>) {
+    let _ = OUT_FORMAT.set(f);
+}
+
+/// The `--format` of this run (`None`: from the --out extension or the input).
+pub(crate) fn out_format() -> Option<rdprescue::image::write::OutFormat> {
+    OUT_FORMAT.get().copied().flatten()
 }
 
 /// `writeln!` into a `String` (which cannot fail).
@@ -283,7 +314,8 @@ pub(crate) fn commit(
         )
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
-    let done = rdprescue::repair::commit(m, plan, dest, &mut |done, total| {
+    let format = out_format();
+    let done = rdprescue::repair::commit::commit_as(m, plan, dest, format, &mut |done, total| {
         bar.set_length(total);
         bar.set_position(done);
     });
@@ -348,7 +380,10 @@ pub fn main() -> i32 {
             symptom,
             sort,
         } => inspect::run(&source, json, symptom.as_deref(), sort.as_deref() == Some("last-write")),
-        Cmd::Fix(o) => fix::run(o),
+        Cmd::Fix(o) => {
+            set_out_format(o.format.format);
+            fix::run(o)
+        }
         Cmd::Undo {
             device,
             undo_file,

@@ -206,8 +206,8 @@ fn apply(m: &Machine, actions: Vec<Edit>, o: Output, note: Option<String>) -> an
         );
     }
     // A container this tool reads but does not write: refused before the plan.
-    if let (false, Some(img)) = (o.dry_run, m.image()) {
-        rdprescue::image::write::writable(img)?;
+    if let (false, Some(img), Some(out)) = (o.dry_run, m.image(), o.out.as_deref()) {
+        rdprescue::image::write::writable(img, out, super::out_format(), o.diff_child)?;
     }
     let plan = repair::plan(m, &actions)?;
     if plan.edits.is_empty() {

@@ -1,9 +1,12 @@
 //! Raw images and block devices: the virtual disk is the source itself.
 //!
 //! Also the full-copy writer for raw images and fixed VHDs (whose data is a
-//! raw disk followed by a 512-byte footer): the input's bytes are copied with
-//! zero regions left as holes, then the patch is written at its virtual
-//! offsets (the same file offsets).
+//! raw disk followed by a 512-byte footer): a regular input file is
+//! reflinked where the file system can (`FICLONE`), else only its data
+//! extents (`SEEK_DATA`/`SEEK_HOLE`) are read, its holes never, with zero
+//! stretches left as holes; other sources are read whole, likewise. Then only
+//! the patch's bytes are written at their virtual offsets (the same file
+//! offsets).
 
 use super::write::{fault_point, Patch, Progress};
 use super::{ContainerInfo, Disk, Format, Image, Source};
@@ -99,6 +102,39 @@ pub fn full_copy(image: &Image, patch: &Patch, out: &mut File, progress: Progres
         Format::VhdFixed => src.len(),
         _ => image.disk.len(),
     };
+    if let Some(file) = super::write::source_file(src.as_ref()) {
+        // The input is a regular file: a reflink where the file system
+        // shares extents; else its data extents are read (its holes never)
+        // and zero stretches stay holes.
+        if !super::write::clone_whole(&file, out) {
+            let mut done = 0u64;
+            progress(0, total);
+            let err = |o: u64, e: std::io::Error| io(o, "copying", e);
+            super::write::each_nonzero(&file, 0, total, 0, &mut |o, d| {
+                super::write::write_all_at(out, d, o).map_err(|e| io(o, "writing copy of", e))?;
+                done = o + d.len() as u64;
+                if done % (16 * CHUNK as u64) < d.len() as u64 {
+                    progress(done, total);
+                }
+                Ok(())
+            }, &err)?;
+            progress(total, total);
+        }
+    } else {
+        copy_reading(src.as_ref(), layer, total, out, progress, &io)?;
+    }
+    out.set_len(total).map_err(|e| io(total, "sizing copy of", e))?;
+    fault_point("raw-data");
+    // Only the changed bytes are written over the copy.
+    for (off, data) in patch.ranges() {
+        super::write::write_all_at(out, data, off).map_err(|e| io(off, "patching copy of", e))?;
+    }
+    Ok(())
+}
+
+/// The copy through user space, for sources that are not a regular file
+/// (block devices, memory): zero stretches become holes.
+fn copy_reading(src: &dyn Source, layer: Layer, total: u64, out: &mut File, progress: Progress, io: &dyn Fn(u64, &str, std::io::Error) -> Error) -> Result<()> {
     let mut buf = vec![0u8; CHUNK];
     let mut done = 0u64;
     while done < total {
@@ -126,12 +162,27 @@ pub fn full_copy(image: &Image, patch: &Patch, out: &mut File, progress: Progres
             progress(done, total);
         }
     }
-    out.set_len(total).map_err(|e| io(total, "sizing copy of", e))?;
+    Ok(())
+}
+
+/// Write the content of any `image` with `patch` applied as a raw image (a
+/// sparse file: only non-zero 64 KiB stretches of the ranges that may hold
+/// data are written), or, with `vhd_fixed`, as a fixed VHD: the size rounded
+/// up to a whole MiB (Azure takes no other), then a fresh footer.
+pub fn convert(image: &Image, patch: &Patch, out: &mut File, vhd_fixed: bool, progress: Progress) -> Result<()> {
+    let layer = if vhd_fixed { Layer::Vhd } else { Layer::Raw };
+    let vsize = image.disk.len();
+    let size = if vhd_fixed { vsize.div_ceil(1 << 20) << 20 } else { vsize };
+    let io = |offset: u64, e: std::io::Error| Error::Io { layer, offset, path: "the copy being written".into(), source: e };
+    super::write::feed(image, patch, 4 << 20, progress, &mut |off, data| super::write::write_all_at(out, data, off).map_err(|e| io(off, e)))?;
     fault_point("raw-data");
-    for (off, data) in patch.ranges() {
-        out.seek(SeekFrom::Start(off))
-            .and_then(|_| out.write_all(data))
-            .map_err(|e| io(off, "patching copy of", e))?;
+    out.set_len(size).map_err(|e| io(size, e))?;
+    if vhd_fixed {
+        if size > 2040 << 30 {
+            return Err(Error::unsupported(Layer::Vhd, 48, format!("a {size}-byte disk cannot be a VHD (at most 2040 GiB): write VHDX or raw (--format)")));
+        }
+        let footer = super::vhd::write::fresh_footer(size, 2);
+        super::write::write_all_at(out, &footer, size).map_err(|e| io(size, e))?;
     }
     Ok(())
 }

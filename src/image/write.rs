@@ -80,13 +80,12 @@ pub type Progress<'a> = &'a mut dyn FnMut(u64, u64);
 /// file), in the input's container format. Sparse-aware: unallocated or zero
 /// regions are not written.
 pub fn full_copy(image: &Image, patch: &Patch, out: &mut File, progress: Progress) -> Result<()> {
-    writable(image)?;
     check_patch(image, patch)?;
     match image.info.format {
         Format::Raw | Format::VhdFixed => raw::full_copy(image, patch, out, progress),
         Format::VhdDynamic | Format::VhdDifferencing => vhd::write::full_copy(image, patch, out, progress),
         Format::VhdxFixed | Format::VhdxDynamic | Format::VhdxDifferencing => vhdx::write::full_copy(image, patch, out, progress),
-        Format::VmdkSparse | Format::VmdkStream | Format::VmdkFlat | Format::Qcow2 => unreachable_refused(image),
+        Format::VmdkSparse | Format::VmdkStream | Format::VmdkFlat | Format::Qcow2 => Err(no_writer(image)),
     }
 }
 
@@ -95,43 +94,428 @@ pub fn full_copy(image: &Image, patch: &Patch, out: &mut File, progress: Progres
 /// at the input (relative path first). VHD inputs get a VHD child, VHDX inputs
 /// a VHDX child; a raw input has no differencing format.
 pub fn diff_child(image: &Image, patch: &Patch, out: &mut File, out_path: &Path) -> Result<()> {
-    writable(image)?;
     check_patch(image, patch)?;
     match image.info.format {
         Format::VhdFixed | Format::VhdDynamic | Format::VhdDifferencing => vhd::write::diff_child(image, patch, out, out_path),
         Format::VhdxFixed | Format::VhdxDynamic | Format::VhdxDifferencing => vhdx::write::diff_child(image, patch, out, out_path),
-        Format::VmdkSparse | Format::VmdkStream | Format::VmdkFlat | Format::Qcow2 => unreachable_refused(image),
+        Format::VmdkSparse | Format::VmdkStream | Format::VmdkFlat | Format::Qcow2 => Err(no_writer(image)),
         Format::Raw => Err(Error::Refused { layer: crate::error::Layer::Raw, msg: "a raw image cannot have a differencing child: write a full copy instead (without --diff-child)".into() }),
     }
 }
 
-/// Whether this layer can write an image of `image`'s format (a full copy or
-/// a differencing child). VMDK and QCOW2 are read only: a fix of one must
-/// name an output format. The one place this is decided; commands call it
-/// before planning so the refusal comes first.
-pub fn writable(image: &Image) -> Result<()> {
-    match image.info.format {
-        Format::VmdkSparse | Format::VmdkStream | Format::VmdkFlat | Format::Qcow2 => Err(Error::Refused {
+// ------------------------------------------------------------------ output formats
+
+/// A container format a full copy can be written in (`--format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutFormat {
+    /// A flat disk image (sparse file).
+    Raw,
+    /// A fixed VHD: the disk, its size rounded up to a whole MiB (what Azure
+    /// takes for upload), then the footer.
+    VhdFixed,
+    /// A dynamic VHD (2 MiB blocks).
+    VhdDynamic,
+    /// A dynamic VHDX (32 MiB blocks, Hyper-V's default).
+    VhdxDynamic,
+}
+
+impl OutFormat {
+    /// The `--format` spellings, in the order the help lists them.
+    pub const NAMES: [&'static str; 4] = ["vhd", "vhd-fixed", "vhdx", "raw"];
+
+    pub fn parse(s: &str) -> Option<OutFormat> {
+        match s.to_ascii_lowercase().as_str() {
+            "vhd" | "vhd-dynamic" => Some(OutFormat::VhdDynamic),
+            "vhd-fixed" => Some(OutFormat::VhdFixed),
+            "vhdx" | "vhdx-dynamic" => Some(OutFormat::VhdxDynamic),
+            "raw" | "img" => Some(OutFormat::Raw),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            OutFormat::Raw => "raw",
+            OutFormat::VhdFixed => "vhd-fixed",
+            OutFormat::VhdDynamic => "vhd",
+            OutFormat::VhdxDynamic => "vhdx",
+        }
+    }
+
+    /// What today's full copy of `input` writes without conversion (`None`:
+    /// a format with no writer of its own, or a fixed VHDX, which has no
+    /// `--format` name: it is copied as fixed VHDX unless asked otherwise).
+    fn native(input: Format) -> Option<OutFormat> {
+        match input {
+            Format::Raw => Some(OutFormat::Raw),
+            Format::VhdFixed => Some(OutFormat::VhdFixed),
+            Format::VhdDynamic | Format::VhdDifferencing => Some(OutFormat::VhdDynamic),
+            Format::VhdxFixed => None,
+            Format::VhdxDynamic | Format::VhdxDifferencing => Some(OutFormat::VhdxDynamic),
+            // Read only: every copy of these is a conversion.
+            Format::VmdkSparse | Format::VmdkStream | Format::VmdkFlat | Format::Qcow2 => None,
+        }
+    }
+}
+
+fn is_vhd(f: Format) -> bool {
+    matches!(f, Format::VhdFixed | Format::VhdDynamic | Format::VhdDifferencing)
+}
+
+fn is_vhdx(f: Format) -> bool {
+    matches!(f, Format::VhdxFixed | Format::VhdxDynamic | Format::VhdxDifferencing)
+}
+
+/// The lower-case extension of `out`.
+fn extension(out: &Path) -> String {
+    out.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase()
+}
+
+/// The conversion a full copy of `input` (virtual size `vsize`) to `out`
+/// needs: `None` when the input's own writer makes what is asked (the copy is
+/// then what it always was), else the format to convert to. Asked means
+/// `explicit` (`--format`), else the extension of `out`: `.vhd` a VHD (the
+/// input's own subtype if it is one, else dynamic), `.vhdx`/`.avhdx` a VHDX
+/// (likewise), `.raw`/`.img`/`.bin`/`.dd` a raw image; any other name keeps
+/// the input's format. An explicit `vhd-fixed` of a fixed VHD whose size is
+/// not a whole MiB is converted too (its size rounded up, as Azure needs).
+pub fn conversion(input: Format, vsize: u64, out: &Path, explicit: Option<OutFormat>) -> Option<OutFormat> {
+    let want = match explicit {
+        Some(f) => f,
+        None => match extension(out).as_str() {
+            "vhd" if is_vhd(input) => return None,
+            "vhd" => OutFormat::VhdDynamic,
+            "vhdx" | "avhdx" if is_vhdx(input) => return None,
+            "vhdx" | "avhdx" => OutFormat::VhdxDynamic,
+            "raw" | "img" | "bin" | "dd" => OutFormat::Raw,
+            _ => return None,
+        },
+    };
+    let rounds = want == OutFormat::VhdFixed && explicit.is_some() && vsize % (1 << 20) != 0;
+    (OutFormat::native(input) != Some(want) || rounds).then_some(want)
+}
+
+/// Refuse a differencing child in another family than its parent's: asked
+/// with `--format`, or named `.vhd` for a VHDX parent / `.vhdx`, `.avhdx`
+/// for a VHD parent (a child is always in its parent's format).
+pub fn check_child_format(input: Format, out: &Path, explicit: Option<OutFormat>) -> Result<()> {
+    let refuse = |what: String| {
+        Err(Error::Refused {
             layer: crate::error::Layer::Repair,
-            msg: format!(
-                "{} is {}, which this tool reads but does not write: choose an output format (--out NAME.vhdx, or --format vhdx|vhd|raw), or convert it first: {}",
-                image.info.path.display(),
-                image.info.format.name(),
-                super::convert_command(&image.info.path.display().to_string(), "vhdx")
-            ),
-        }),
+            msg: format!("a differencing child is written in its parent's format ({}), not {what}: drop --format, or write a full copy (without --diff-child) to convert", input.name()),
+        })
+    };
+    match explicit {
+        Some(f @ OutFormat::VhdDynamic) if !is_vhd(input) => return refuse(f.name().into()),
+        Some(f @ OutFormat::VhdxDynamic) if !is_vhdx(input) => return refuse(f.name().into()),
+        Some(f @ (OutFormat::VhdFixed | OutFormat::Raw)) => return refuse(f.name().into()),
+        _ => {}
+    }
+    match extension(out).as_str() {
+        "vhd" if is_vhdx(input) => refuse(format!("a .vhd file ({})", out.display())),
+        "vhdx" | "avhdx" if is_vhd(input) => refuse(format!("a .{} file ({})", extension(out), out.display())),
         _ => Ok(()),
     }
 }
 
-fn unreachable_refused(image: &Image) -> Result<()> {
-    writable(image)?;
-    Err(Error::Usage(format!("no writer for {}", image.info.format.name())))
+/// Write a full copy of `image` with `patch` applied into `out` as
+/// `format` (see [`conversion`]; `None`: the input's own format, as
+/// [`full_copy`]).
+pub fn full_copy_as(image: &Image, patch: &Patch, out: &mut File, format: Option<OutFormat>, progress: Progress) -> Result<()> {
+    let Some(format) = format else { return full_copy(image, patch, out, progress) };
+    check_patch(image, patch)?;
+    match format {
+        OutFormat::Raw | OutFormat::VhdFixed => raw::convert(image, patch, out, format == OutFormat::VhdFixed, progress),
+        OutFormat::VhdDynamic => vhd::write::convert(image, patch, out, progress),
+        OutFormat::VhdxDynamic => vhdx::write::convert(image, patch, out, progress),
+    }
+}
+
+/// Feed the content of `image` with `patch` applied to `put`, as runs of
+/// non-zero bytes at virtual offsets (64 KiB granules; each run lies within
+/// one `align`-byte block). Only the virtual ranges that may hold data are
+/// read: the extents of a raw or fixed-VHD file, the blocks a dynamic or
+/// differencing chain allocates (everything for other disks), and the patch.
+pub(crate) fn feed(image: &Image, patch: &Patch, align: u64, progress: Progress, put: &mut dyn FnMut(u64, &[u8]) -> Result<()>) -> Result<()> {
+    const GRAIN: u64 = 64 << 10;
+    let vsize = image.disk.len();
+    let mut spans = allocated(image)?;
+    spans.extend(patch.ranges().map(|(o, d)| (o, o + d.len() as u64)));
+    // Whole granules, sorted and merged.
+    let mut spans: Vec<(u64, u64)> = spans.into_iter().map(|(a, b)| (a / GRAIN * GRAIN, b.div_ceil(GRAIN).saturating_mul(GRAIN).min(vsize))).filter(|(a, b)| a < b).collect();
+    spans.sort_unstable();
+    let mut merged: Vec<(u64, u64)> = Vec::with_capacity(spans.len());
+    for (a, b) in spans {
+        match merged.last_mut() {
+            Some(l) if a <= l.1 => l.1 = l.1.max(b),
+            _ => merged.push((a, b)),
+        }
+    }
+    let ranges: Vec<(u64, &[u8])> = patch.ranges().collect();
+    let total: u64 = merged.iter().map(|(a, b)| b - a).sum();
+    let mut done = 0;
+    progress(0, total);
+    let piece = align.clamp(GRAIN, 4 << 20);
+    let mut buf = vec![0u8; piece as usize];
+    for (a, b) in merged {
+        let mut at = a;
+        while at < b {
+            // Pieces never cross an `align` boundary.
+            let n = (b - at).min(piece - at % piece).min((at / align + 1) * align - at);
+            let p = &mut buf[..n as usize];
+            image.disk.read_at(at, p)?;
+            let first = ranges.partition_point(|(o, d)| o + d.len() as u64 <= at);
+            for (o, d) in ranges[first..].iter().take_while(|(o, _)| *o < at + n) {
+                let lo = (*o).max(at);
+                let hi = (o + d.len() as u64).min(at + n);
+                p[(lo - at) as usize..(hi - at) as usize].copy_from_slice(&d[(lo - o) as usize..(hi - o) as usize]);
+            }
+            // Runs of non-zero granules.
+            let mut i = 0usize;
+            while i < p.len() {
+                let g = |i: usize| &p[i..(i + GRAIN as usize).min(p.len())];
+                if zero(g(i)) {
+                    i += g(i).len();
+                    continue;
+                }
+                let start = i;
+                while i < p.len() && !zero(g(i)) {
+                    i += g(i).len();
+                }
+                put(at + start as u64, &p[start..i])?;
+            }
+            at += n;
+            done += n;
+            progress(done, total);
+        }
+    }
+    Ok(())
+}
+
+fn zero(b: &[u8]) -> bool {
+    let mut words = b.chunks_exact(16);
+    let acc = words.by_ref().fold(0u128, |a, c| a | u128::from_ne_bytes(c.try_into().unwrap_or([0xFF; 16])));
+    acc == 0 && words.remainder().iter().all(|x| *x == 0)
+}
+
+/// The virtual ranges of `image` that may hold data (see [`feed`]).
+fn allocated(image: &Image) -> Result<Vec<(u64, u64)>> {
+    let vsize = image.disk.len();
+    let whole = vec![(0, vsize)];
+    Ok(match image.info.format {
+        Format::Raw | Format::VhdFixed => {
+            let src = match image.info.format {
+                Format::Raw => image.disk.as_any().and_then(|a| a.downcast_ref::<raw::RawDisk>()).map(|d| d.source().clone()),
+                _ => vhd::source_of(image.disk.as_ref()),
+            };
+            match src.as_deref().and_then(source_file) {
+                Some(f) => data_extents(&f, 0, vsize).map_err(|e| Error::Io { layer: crate::error::Layer::Raw, offset: 0, path: image.info.path.display().to_string(), source: e })?,
+                None => whole,
+            }
+        }
+        Format::VhdDynamic | Format::VhdDifferencing => vhd::write::allocated(image).unwrap_or(whole),
+        Format::VhdxDynamic | Format::VhdxDifferencing => vhdx::write::allocated(image).unwrap_or(whole),
+        // Every virtual byte is read (zero granules still become holes).
+        Format::VhdxFixed | Format::VmdkSparse | Format::VmdkStream | Format::VmdkFlat | Format::Qcow2 => whole,
+    })
+}
+
+/// Whether a new image of `image` can be written to `out` (`child`: as a
+/// differencing child; `explicit`: the `--format` asked for). VMDK and QCOW2
+/// are read only: a full copy of one must be a conversion (a `--format`, or an
+/// `--out` extension that names one), and a child of one cannot be written.
+/// The one place this is decided; commands call it before planning so the
+/// refusal comes first.
+pub fn writable(image: &Image, out: &Path, explicit: Option<OutFormat>, child: bool) -> Result<()> {
+    let read_only = matches!(image.info.format, Format::VmdkSparse | Format::VmdkStream | Format::VmdkFlat | Format::Qcow2);
+    if read_only && (child || conversion(image.info.format, image.disk.len(), out, explicit).is_none()) {
+        return Err(no_writer(image));
+    }
+    Ok(())
+}
+
+/// The refusal for a format this layer reads but does not write.
+fn no_writer(image: &Image) -> Error {
+    Error::Refused {
+        layer: crate::error::Layer::Repair,
+        msg: format!(
+            "{} is {}, which this tool reads but does not write: choose an output format (--out NAME.vhdx, or --format vhdx|vhd|raw), or convert it first: {}",
+            image.info.path.display(),
+            image.info.format.name(),
+            super::convert_command(&image.info.path.display().to_string(), "vhdx")
+        ),
+    }
 }
 
 fn check_patch(image: &Image, patch: &Patch) -> Result<()> {
     if patch.end() > image.disk.len() {
         return Err(Error::Usage(format!("patch ends at {:#x}, past the end of the {}-byte virtual disk", patch.end(), image.disk.len())));
+    }
+    Ok(())
+}
+
+// ------------------------------------------------------------------ file-range copies
+
+/// The regular file a source reads, opened again read-only, when it is the
+/// very file the source opened (same device and inode): the full-copy writers
+/// hand its untouched ranges to the kernel (`copy_file_range`, a reflink
+/// where the file system shares extents) instead of reading them through the
+/// container. `None` for block devices, memory sources, other platforms, or a
+/// path that now names another file: the writers then read as before.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) fn source_file(src: &dyn super::Source) -> Option<File> {
+    use std::os::unix::fs::MetadataExt;
+    let f = File::open(src.path()).ok()?;
+    let m = f.metadata().ok()?;
+    let same = m.is_file() && m.len() == src.len() && src.identity().0 == format!("file:{}:{}", m.dev(), m.ino());
+    same.then_some(f)
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub(crate) fn source_file(_src: &dyn super::Source) -> Option<File> {
+    None
+}
+
+/// The data extents of `f` within `[start, end)` (`SEEK_DATA`/`SEEK_HOLE`):
+/// holes are never read. A file system without them reports the whole range
+/// as data (the kernel's default), which is still correct.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) fn data_extents(f: &File, start: u64, end: u64) -> std::io::Result<Vec<(u64, u64)>> {
+    use rustix::fs::{seek, SeekFrom};
+    let mut v = Vec::new();
+    let mut at = start;
+    while at < end {
+        let d = match seek(f, SeekFrom::Data(at)) {
+            Ok(d) => d,
+            // No data at or after `at`.
+            Err(rustix::io::Errno::NXIO) => break,
+            Err(e) => return Err(e.into()),
+        };
+        if d >= end {
+            break;
+        }
+        let h = seek(f, SeekFrom::Hole(d)).map_err(std::io::Error::from)?.min(end);
+        if h <= d {
+            // A file changing under us; never loop.
+            return Err(std::io::Error::other(format!("SEEK_HOLE at {d} returned {h}")));
+        }
+        v.push((d, h));
+        at = h;
+    }
+    Ok(v)
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub(crate) fn data_extents(_f: &File, start: u64, end: u64) -> std::io::Result<Vec<(u64, u64)>> {
+    Ok(if start < end { vec![(start, end)] } else { Vec::new() })
+}
+
+/// Make `to` (new, empty) a reflink of all of `from` (`FICLONE`: Btrfs, XFS,
+/// others that share extents): no byte is copied and the holes stay holes.
+/// `false` where the file system cannot (ext4, another file system, not
+/// Linux): the caller copies.
+pub(crate) fn clone_whole(from: &File, to: &File) -> bool {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        rustix::fs::ioctl_ficlone(to, from).is_ok()
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    {
+        let _ = (from, to);
+        false
+    }
+}
+
+/// Unit of the zero check: a stretch of zeros this long (aligned to the
+/// caller's base) is left a hole, as `cp --sparse=always` does.
+const GRAIN: u64 = 64 << 10;
+/// Bytes read at once.
+const PIECE: u64 = 4 << 20;
+
+/// Call `put(offset, bytes)` for the non-zero data of `from` in
+/// `[start, end)`: only its data extents are read (never its holes), in
+/// [`PIECE`]s, and runs of [`GRAIN`]s (aligned to `base` <= `start`) that
+/// hold a non-zero byte are handed over, so zero stretches become holes in
+/// the output exactly as the reading copy made them.
+///
+/// Why not `copy_file_range`: on file systems without shared extents (ext4,
+/// the common case) it copies allocated zeros as data, and measured on a
+/// scenario image the copy then occupied 52 MiB where the zero-checking copy
+/// occupied 14; where extents can be shared, [`clone_whole`] does better.
+pub(crate) fn each_nonzero(from: &File, start: u64, end: u64, base: u64, put: &mut dyn FnMut(u64, &[u8]) -> Result<()>, io: &dyn Fn(u64, std::io::Error) -> Error) -> Result<()> {
+    let mut buf = vec![0u8; PIECE.min(end.saturating_sub(start)) as usize];
+    let next_grain = |i: u64| base + ((i - base) / GRAIN + 1) * GRAIN;
+    for (a, e) in data_extents(from, start, end).map_err(|x| io(start, x))? {
+        let mut at = a;
+        while at < e {
+            // A piece ends on a grain boundary, unless the extent ends first.
+            let mut pe = (at + PIECE).min(e);
+            if pe < e {
+                let g = base + (pe - base) / GRAIN * GRAIN;
+                if g > at {
+                    pe = g;
+                }
+            }
+            let p = &mut buf[..(pe - at) as usize];
+            read_exact_at(from, p, at).map_err(|x| io(at, x))?;
+            let mut i = at;
+            while i < pe {
+                let g_end = next_grain(i).min(pe);
+                if zero(&p[(i - at) as usize..(g_end - at) as usize]) {
+                    i = g_end;
+                    continue;
+                }
+                let run = i;
+                i = g_end;
+                while i < pe {
+                    let g_end = next_grain(i).min(pe);
+                    if zero(&p[(i - at) as usize..(g_end - at) as usize]) {
+                        break;
+                    }
+                    i = g_end;
+                }
+                put(run, &p[(run - at) as usize..(i - at) as usize])?;
+            }
+            at = pe;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(unix)]
+fn read_exact_at(f: &File, buf: &mut [u8], off: u64) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(f, buf, off)
+}
+
+#[cfg(unix)]
+pub(crate) fn write_all_at(f: &File, buf: &[u8], off: u64) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::write_all_at(f, buf, off)
+}
+
+#[cfg(windows)]
+fn read_exact_at(f: &File, mut buf: &mut [u8], mut off: u64) -> std::io::Result<()> {
+    use std::os::windows::fs::FileExt;
+    while !buf.is_empty() {
+        let n = f.seek_read(buf, off)?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        off += n as u64;
+        buf = &mut buf[n..];
+    }
+    Ok(())
+}
+
+#[cfg(windows)]
+pub(crate) fn write_all_at(f: &File, mut buf: &[u8], mut off: u64) -> std::io::Result<()> {
+    use std::os::windows::fs::FileExt;
+    while !buf.is_empty() {
+        let n = f.seek_write(buf, off)?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        off += n as u64;
+        buf = &buf[n..];
     }
     Ok(())
 }

@@ -88,11 +88,23 @@ pub struct Committed {
     pub after: Option<Inspection>,
 }
 
-/// Write `plan` to `dest` (see the module documentation).
+/// Write `plan` to `dest` (see the module documentation). A full copy takes
+/// the format its name's extension says ([`write::conversion`]).
 pub fn commit(machine: &Machine, plan: &Plan, dest: Destination, progress: Progress) -> Result<Committed> {
+    commit_as(machine, plan, dest, None, progress)
+}
+
+/// [`commit`], with the container format of a new image chosen (`--format`):
+/// a full copy is converted to it where the input's format differs; a
+/// differencing child is refused in any format but its parent's. `None`:
+/// from the output's extension, else the input's format.
+pub fn commit_as(machine: &Machine, plan: &Plan, dest: Destination, format: Option<write::OutFormat>, progress: Progress) -> Result<Committed> {
+    if format.is_some() && !matches!(dest, Destination::Copy(_) | Destination::DiffChild(_)) {
+        return Err(Error::Usage("--format applies to a new image (--out, with or without --diff-child), not to hive files or in-place writes".into()));
+    }
     match dest {
-        Destination::Copy(target) => to_image(machine, plan, target, false, progress),
-        Destination::DiffChild(target) => to_image(machine, plan, target, true, progress),
+        Destination::Copy(target) => to_image(machine, plan, target, false, format, progress),
+        Destination::DiffChild(target) => to_image(machine, plan, target, true, format, progress),
         Destination::HiveFile(target) => to_hive_file(machine, plan, target),
         Destination::InPlace { undo } => in_place(machine, plan, undo),
         Destination::InPlaceFiles => files_in_place(machine, plan),
@@ -298,18 +310,25 @@ pub fn undo_files(root: &Path) -> Result<Restored> {
 }
 
 /// A new image (full copy or differencing child) at `target`.
-fn to_image(machine: &Machine, plan: &Plan, target: &Path, child: bool, progress: Progress) -> Result<Committed> {
+fn to_image(machine: &Machine, plan: &Plan, target: &Path, child: bool, format: Option<write::OutFormat>, progress: Progress) -> Result<Committed> {
     let image = machine.image().ok_or_else(|| Error::Usage(format!("{} is not a disk image: its hives are written with a hive-file destination", machine.path().display())))?;
     if plan.edits.iter().any(|e| !matches!(e.location, HiveLocation::Volume { .. })) {
         return Err(Error::Usage("the plan edits hive files, not an image".into()));
     }
+    // Decided (and a mismatched child refused) before anything is created.
+    let convert = if child {
+        write::check_child_format(image.info.format, target, format)?;
+        None
+    } else {
+        write::conversion(image.info.format, image.disk.len(), target, format)
+    };
     // A differencing child is read back through a path beside its target
     // (its parent locator is relative to its directory): a named temporary.
     let mut out = if child { NewFile::create_named(target, &[machine.path()])? } else { NewFile::create(target, &[machine.path()])? };
     if child {
         write::diff_child(image, &plan.patch, out.file_mut(), target)?;
     } else {
-        write::full_copy(image, &plan.patch, out.file_mut(), progress)?;
+        write::full_copy_as(image, &plan.patch, out.file_mut(), convert, progress)?;
     }
     out.sync()?;
     fault_point("before-verify");

@@ -130,10 +130,43 @@ pub fn full_copy(image: &Image, patch: &Patch, out: &mut File, progress: Progres
     let mut o = Out::new(out, "the output VHD");
     let mut buf = vec![0u8; CHUNK.min(bs) as usize];
     let ones = vec![0xFFu8; bitmap_size as usize];
+    // The input file itself, for blocks read from it directly, holes skipped
+    // (dynamic input: an allocated block's data is all in this file, bitmaps
+    // aside).
+    let src_file = (image.info.format == Format::VhdDynamic)
+        .then(|| crate::image::vhd::source_of(image.disk.as_ref()))
+        .flatten()
+        .and_then(|src| crate::image::write::source_file(src.as_ref()).map(|f| (f, src.len())));
     for b in (0..nblocks as u64).filter(|&b| wanted[b as usize]) {
         let start = b * bs;
         let end = block_end(b);
         let mut placed: Option<u64> = None;
+        let in_bat = lay.sparse.and_then(|(_, bat)| bat.get(b as usize).copied()).unwrap_or(UNALLOCATED);
+        let untouched = ranges.partition_point(|(o, d)| o + d.len() as u64 <= start) == ranges.partition_point(|(o, _)| *o < end);
+        let from = u64::from(in_bat) * SECTOR + bitmap_size;
+        // A block cut short by the end of the file is read (and reported) as before.
+        let inside = src_file.as_ref().is_some_and(|(_, len)| from + (end - start) <= *len);
+        if let (Some((f, _)), true, true, true) = (&src_file, in_bat != UNALLOCATED, untouched, inside) {
+            let path = image.info.path.display().to_string();
+            let io = |at: u64, e| Error::Io { layer: L, offset: at, path: path.clone(), source: e };
+            crate::image::write::each_nonzero(f, from, from + (end - start), from, &mut |a, d| {
+                let at = match placed {
+                    Some(at) => at,
+                    None => {
+                        let at = place_block(next, bitmap_size);
+                        bat[b as usize] = sector_number(at)?;
+                        o.write_at(at, &ones)?;
+                        next = at + bitmap_size + bs;
+                        placed = Some(at);
+                        at
+                    }
+                };
+                o.write_at(at + bitmap_size + (a - from), d)
+            }, &io)?;
+            done += end - start;
+            progress(done, total);
+            continue;
+        }
         let mut off = start;
         while off < end {
             let n = (end - off).min(CHUNK) as usize;
@@ -255,6 +288,125 @@ pub fn diff_child(image: &Image, patch: &Patch, out: &mut File, out_path: &Path)
     let footer = new_footer(lay.footer, TYPE_DIFFERENCING, 0);
     let header = new_header(entries, CHILD_BLOCK, Some(&parent));
     finish(&mut o, &bat, &header, &footer, next)
+}
+
+// ----------------------------------------------------------------------
+// Conversion (any input)
+// ----------------------------------------------------------------------
+
+/// Largest VHD: 2040 GiB (the spec's limit; the CHS geometry tops out there).
+const MAX_VHD_SIZE: u64 = 2040 << 30;
+
+/// Write the content of any `image` (another container format) with `patch`
+/// applied as a new dynamic VHD with 2 MiB blocks; a fresh footer (see
+/// [`fresh_footer`]); its virtual size is the input's, rounded up to a whole
+/// sector.
+pub(crate) fn convert(image: &Image, patch: &Patch, out: &mut File, progress: Progress) -> Result<()> {
+    let vsize = image.disk.len().div_ceil(SECTOR) * SECTOR;
+    check_size(vsize)?;
+    let bs = u64::from(CHILD_BLOCK);
+    let entries = vsize.div_ceil(bs) as u32; // <= 2040 GiB / 2 MiB
+    let bitmap_size = bitmap_size(bs);
+    let mut bat = vec![UNALLOCATED; entries as usize];
+    let mut next = BAT_OFFSET + bat_len(entries);
+    let ones = vec![0xFFu8; bitmap_size as usize];
+    let mut o = Out::new(out, "the VHD being written");
+    crate::image::write::feed(image, patch, bs, progress, &mut |off, data| {
+        let b = (off / bs) as usize;
+        if bat[b] == UNALLOCATED {
+            let at = place_block(next, bitmap_size);
+            bat[b] = sector_number(at)?;
+            o.write_at(at, &ones)?;
+            next = at + bitmap_size + bs;
+        }
+        o.write_at(u64::from(bat[b]) * SECTOR + bitmap_size + off % bs, data)
+    })?;
+    fault_point("vhd-data");
+    let footer = fresh_footer(vsize, TYPE_DYNAMIC);
+    let header = new_header(entries, CHILD_BLOCK, None);
+    finish(&mut o, &bat, &header, &footer, next)
+}
+
+fn check_size(size: u64) -> Result<()> {
+    if size == 0 || size > MAX_VHD_SIZE {
+        return Err(Error::unsupported(L, 48, format!("a {size}-byte disk cannot be a VHD (at most 2040 GiB): write VHDX or raw (--format)")));
+    }
+    Ok(())
+}
+
+/// A footer for a VHD converted from another format, of virtual size `size`
+/// (a multiple of 512): current and original size `size`, the CHS geometry
+/// of the VHD specification's algorithm, type `disk_type` (2 fixed: data
+/// offset all ones; 3 dynamic: 512), a new unique id. Creator `win `
+/// (Hyper-V's): every reader (qemu, libvhdi, Azure, ours) then takes the
+/// current size as the disk's size, where an unknown creator makes qemu use
+/// CHS × 512, which is smaller whenever the size is not a whole number of
+/// cylinders.
+pub(crate) fn fresh_footer(size: u64, disk_type: u32) -> [u8; FOOTER_LEN] {
+    let mut t = [0u8; FOOTER_LEN];
+    t[0..8].copy_from_slice(b"conectix");
+    t[8..12].copy_from_slice(&2u32.to_be_bytes());
+    t[12..16].copy_from_slice(&0x0001_0000u32.to_be_bytes());
+    t[28..32].copy_from_slice(b"win ");
+    t[32..36].copy_from_slice(&0x000A_0000u32.to_be_bytes());
+    t[36..40].copy_from_slice(b"Wi2k");
+    t[40..48].copy_from_slice(&size.to_be_bytes());
+    t[48..56].copy_from_slice(&size.to_be_bytes());
+    let (c, h, spt) = chs(size / SECTOR);
+    t[56..58].copy_from_slice(&c.to_be_bytes());
+    t[58] = h;
+    t[59] = spt;
+    let mut f = new_footer(&t, disk_type, 0);
+    if disk_type == 2 {
+        f[16..24].fill(0xFF);
+        set_checksum(&mut f, 64);
+    }
+    f
+}
+
+/// CHS geometry for `sectors` (VHD specification, appendix "CHS
+/// calculation"): cylinders, heads, sectors per track.
+fn chs(sectors: u64) -> (u16, u8, u8) {
+    let total = sectors.min(65535 * 16 * 255);
+    let (spt, heads, cth);
+    if total >= 65535 * 16 * 63 {
+        spt = 255;
+        heads = 16;
+        cth = total / spt;
+    } else {
+        let mut s = 17;
+        let mut c = total / s;
+        let mut h = c.div_ceil(1024).max(4);
+        if c >= h * 1024 || h > 16 {
+            s = 31;
+            h = 16;
+            c = total / s;
+        }
+        if c >= h * 1024 {
+            s = 63;
+            h = 16;
+            c = total / s;
+        }
+        spt = s;
+        heads = h;
+        cth = c;
+    }
+    ((cth / heads).min(65535) as u16, heads as u8, spt as u8)
+}
+
+/// The virtual ranges a dynamic or differencing VHD chain may hold data in
+/// (`None`: a layer without an allocation map, so anywhere).
+pub(crate) fn allocated(image: &Image) -> Option<Vec<(u64, u64)>> {
+    let lay = layout_of(image).ok()?;
+    let (bs, _) = lay.sparse?;
+    let bs = u64::from(bs);
+    let n = lay.virtual_size.div_ceil(bs) as usize;
+    let mut wanted = vec![false; n];
+    mark_chain(&lay, bs, lay.virtual_size, &mut wanted);
+    if wanted.iter().all(|w| *w) && n > 0 {
+        return None;
+    }
+    Some((0..n as u64).filter(|b| wanted[*b as usize]).map(|b| (b * bs, ((b + 1) * bs).min(lay.virtual_size))).collect())
 }
 
 // ----------------------------------------------------------------------

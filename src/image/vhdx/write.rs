@@ -28,7 +28,8 @@
 //!   said so or had it allocated, NOT_PRESENT otherwise).
 //! * [`diff_child`]: a differencing VHDX over the input holding exactly the
 //!   logical sectors the patch touches, in PARTIALLY_PRESENT blocks with
-//!   sector bitmaps; partial sectors are completed from the parent. Work and
+//!   sector bitmaps, 2 MiB blocks whatever the parent's (as Hyper-V makes
+//!   differencing disks); partial sectors are completed from the parent. Work and
 //!   output size depend on the patch, not on the disk size (the BAT is a file
 //!   hole except for the pages holding entries).
 
@@ -52,6 +53,8 @@ const META_LENGTH: u64 = MIB;
 const BAT_OFFSET: u64 = 3 * MIB;
 /// Unit of reading and writing payload data (divides every valid block size).
 const PIECE: u64 = 4 * MIB;
+/// Block size of a differencing child (Hyper-V's for differencing disks).
+const CHILD_BLOCK: u64 = 2 * MIB;
 /// Sector bitmap block: present (MS-VHDX 2.5.1.2).
 const SB_BLOCK_PRESENT: u64 = 6;
 /// Sectors described by one 1 MiB sector bitmap block.
@@ -466,32 +469,29 @@ pub fn full_copy(image: &Image, patch: &Patch, out: &mut File, progress: Progres
     let mut buf = vec![0u8; PIECE.min(bs) as usize];
     let mut next = g.data_start();
     let mut bat: BTreeMap<u64, u64> = BTreeMap::new();
+    // The input file itself, for blocks read from it directly (see `direct`).
+    let src_file = crate::image::write::source_file(top.disk.view.src.as_ref());
     for b in (0..g.data_blocks).filter(|b| want.get(*b)) {
         let start = b * bs;
         let end = (start + bs).min(g.virtual_size);
         let mut file_off = fixed.then(|| g.data_start() + b * bs);
-        let mut p = start;
-        while p < end {
-            let n = (end - p).min(buf.len() as u64);
-            let piece = &mut buf[..n as usize];
-            image.disk.read_at(p, piece)?;
-            ranges.overlay(p, piece);
-            // Write only the 64 KiB stretches holding data: the rest of the
-            // block stays a hole in the output file (reads as zero).
-            for (i, sub) in piece.chunks(64 << 10).enumerate() {
-                if sub.iter().any(|x| *x != 0) {
-                    let fo = *file_off.get_or_insert_with(|| {
-                        let o = next;
-                        next += bs;
-                        o
-                    });
-                    out.write_at(fo + (p - start) + (i as u64) * (64 << 10), sub)?;
-                }
-            }
-            p += n;
-            done += n;
-            progress(done, total);
+        let direct = src_file.as_ref().and_then(|f| direct(&top, b, end - start, &ranges, start).map(|from| (f, from)));
+        if let Some((f, from)) = direct {
+            let io = |at: u64, e| out.err(at, e);
+            let mut put = |a: u64, d: &[u8]| {
+                let fo = *file_off.get_or_insert_with(|| {
+                    let o = next;
+                    next += bs;
+                    o
+                });
+                crate::image::write::write_all_at(out.f, d, fo + (a - from)).map_err(|x| Error::Io { layer: L, offset: fo + (a - from), path: out.name.clone(), source: x })
+            };
+            crate::image::write::each_nonzero(f, from, from + (end - start), from, &mut put, &io)?;
+        } else {
+            read_block(image, &ranges, start, end, &mut buf, &mut out, &mut file_off, &mut next, bs)?;
         }
+        done += end - start;
+        progress(done, total);
         if !fixed {
             match file_off {
                 Some(fo) => {
@@ -520,6 +520,117 @@ pub fn full_copy(image: &Image, patch: &Patch, out: &mut File, progress: Progres
     // Continue the input's header sequence (any value is valid in a new file).
     let seq = top.disk.header.seq.checked_add(1).filter(|s| *s < u64::MAX).unwrap_or(1);
     finish(&mut out, &g, &meta, file_len, seq)
+}
+
+/// Block `b` (`len` bytes at virtual `start`) of the top file, when it can
+/// be read from the input file as it is: FULLY_PRESENT there, no patch byte
+/// in it, no page of a replayed log over it, inside the file. Returns its
+/// file offset.
+fn direct(top: &InputFile, b: u64, len: u64, ranges: &Ranges, start: u64) -> Option<u64> {
+    let d = top.disk;
+    let e = d.bat.get((b + b / d.chunk_ratio) as usize).copied().unwrap_or(rd::NOT_PRESENT);
+    if e & 7 != rd::FULLY_PRESENT || !ranges.within(start, len).is_empty() {
+        return None;
+    }
+    let from = (e >> 20) << 20;
+    // Replayed log pages are 4 KiB, keyed by their file offset.
+    if from.checked_add(len).is_none_or(|end| end > d.view.src.len()) || d.view.pages.range(from.saturating_sub(4095)..from + len).next().is_some() {
+        return None;
+    }
+    Some(from)
+}
+
+/// Block `[start, end)` read through the input's disk with the patch laid
+/// over it; only its 64 KiB stretches holding data are written (the rest of
+/// the block stays a hole in the output file, reading as zero).
+#[allow(clippy::too_many_arguments)]
+fn read_block(image: &Image, ranges: &Ranges, start: u64, end: u64, buf: &mut [u8], out: &mut Out, file_off: &mut Option<u64>, next: &mut u64, bs: u64) -> Result<()> {
+        let mut p = start;
+        while p < end {
+            let n = (end - p).min(buf.len() as u64);
+            let piece = &mut buf[..n as usize];
+            image.disk.read_at(p, piece)?;
+            ranges.overlay(p, piece);
+            // Write only the 64 KiB stretches holding data: the rest of the
+            // block stays a hole in the output file (reads as zero).
+            for (i, sub) in piece.chunks(64 << 10).enumerate() {
+                if !is_zero(sub) {
+                    let fo = *file_off.get_or_insert_with(|| {
+                        let o = *next;
+                        *next += bs;
+                        o
+                    });
+                    out.write_at(fo + (p - start) + (i as u64) * (64 << 10), sub)?;
+                }
+            }
+            p += n;
+        }
+        Ok(())
+}
+
+/// Whether every byte is zero (word-wise: the compiler vectorises it).
+fn is_zero(b: &[u8]) -> bool {
+    let mut words = b.chunks_exact(16);
+    let acc = words.by_ref().fold(0u128, |a, c| a | u128::from_ne_bytes(c.try_into().unwrap_or([0xFF; 16])));
+    acc == 0 && words.remainder().iter().all(|x| *x == 0)
+}
+
+// ------------------------------------------------------------------ conversion
+
+/// Block size of a VHDX converted from another format (Hyper-V's default).
+const CONVERT_BLOCK: u64 = 32 * MIB;
+
+/// Write the content of any `image` (another container format) with `patch`
+/// applied as a new dynamic VHDX: 32 MiB blocks, the input's logical and
+/// physical sector sizes, the virtual size rounded up to a whole logical
+/// sector, a new disk id; only blocks holding non-zero bytes are allocated,
+/// and within them only the non-zero 64 KiB stretches are written.
+pub(crate) fn convert(image: &Image, patch: &Patch, out: &mut File, progress: Progress) -> Result<()> {
+    let ls = if image.disk.sector_size() == 4096 { 4096 } else { 512 };
+    let vsize = image.disk.len().div_ceil(ls) * ls;
+    let g = Geometry::new(vsize, CONVERT_BLOCK, ls as u32, image.info.physical_sector_size, false)?;
+    let bs = g.block_size;
+    let mut out = Out { f: out, name: "the VHDX being written".into() };
+    let mut bat: BTreeMap<u64, u64> = BTreeMap::new();
+    let mut next = g.data_start();
+    crate::image::write::feed(image, patch, bs, progress, &mut |off, data| {
+        let idx = g.payload_index(off / bs);
+        let fo = *bat.entry(idx).or_insert_with(|| {
+            let o = next;
+            next += bs;
+            o | rd::FULLY_PRESENT
+        }) >> 20
+            << 20;
+        out.write_at(fo + off % bs, data)
+    })?;
+    out.sync()?;
+    fault_point("vhdx-data");
+    write_bat(&mut out, bat.into_iter())?;
+    let meta = metadata(&disk_items(&g, 0, Uuid::new_v4()))?;
+    finish(&mut out, &g, &meta, next, 1)
+}
+
+/// The virtual ranges a dynamic or differencing VHDX chain may hold data in
+/// (`None`: some layer has no allocation map here, so anywhere).
+pub(crate) fn allocated(image: &Image) -> Option<Vec<(u64, u64)>> {
+    let vs = image.disk.len();
+    let mut v = Vec::new();
+    let mut layer: Option<&dyn Disk> = Some(image.disk.as_ref());
+    for _ in 0..=crate::image::MAX_CHAIN_DEPTH {
+        let Some(d) = layer else { return Some(v) };
+        let f = InputFile::of(d, &image.info.path).ok()?;
+        if !f.sparse() || f.disk.meta.virtual_size != vs {
+            return None;
+        }
+        let lbs = u64::from(f.disk.meta.block_size);
+        f.payload_states(|b, state| {
+            if matches!(state, rd::FULLY_PRESENT | rd::PARTIALLY_PRESENT) {
+                v.push((b * lbs, ((b + 1) * lbs).min(vs)));
+            }
+        });
+        layer = f.disk.parent.as_deref();
+    }
+    None
 }
 
 // ------------------------------------------------------------------ differencing child
@@ -599,10 +710,11 @@ fn parent_locator(pairs: &[(&str, String)]) -> Result<Vec<u8>> {
 /// input and which holds exactly the logical sectors the patch touches.
 pub fn diff_child(image: &Image, patch: &Patch, out: &mut File, out_path: &Path) -> Result<()> {
     let info = &image.info;
-    let bs = match (info.format, info.block_size) {
-        (Format::VhdxFixed, _) | (_, None) => 2 * MIB,
-        (_, Some(b)) => b as u64,
-    };
+    // 2 MiB blocks whatever the parent's, as Hyper-V makes differencing
+    // disks: the file's apparent size stays near the patch's (a 32 MiB block
+    // per touched hive page made children of 100 MiB, mostly holes that a
+    // copy to Windows or an upload fills in).
+    let bs = CHILD_BLOCK;
     let g = Geometry::new(image.disk.len(), bs, info.logical_sector_size, info.physical_sector_size, true)?;
     let sector = g.logical_sector;
 
