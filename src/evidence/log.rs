@@ -1,0 +1,282 @@
+//! One `.evtx` file read newest first and bounded: the file header, then
+//! 64 KiB chunks from the current one backwards (circularly), each handed
+//! to the `evtx` crate, stopping at the first chunk wholly older than the
+//! window. Only the pieces needed are read (through [`LogFile::read_at`]),
+//! never the whole file.
+//!
+//! Nothing here fails on bad bytes: a chunk that is not one (bad magic) is
+//! skipped and counted, a record the crate cannot render is counted, a
+//! truncated file ends the walk; the caps (chunks, records, bytes) end it
+//! too, and say so in the log's status.
+
+use super::extract::{self, Raw};
+use serde_json::Value as J;
+use std::sync::Arc;
+
+/// EVTX layout (formats: libevtx "Windows XML Event Log (EVTX) format").
+pub const FILE_HEADER: u64 = 4096;
+pub const CHUNK: u64 = 65536;
+const CHUNK_HEADER: usize = 512;
+
+/// Where the bytes of one log come from.
+pub trait LogFile {
+    fn len(&self) -> u64;
+    /// Fill `buf` from `offset`; returns the bytes read (short at the end).
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> crate::Result<usize>;
+}
+
+/// A log held in memory (tests, the fuzz target).
+impl LogFile for [u8] {
+    fn len(&self) -> u64 {
+        <[u8]>::len(self) as u64
+    }
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> crate::Result<usize> {
+        let start = (offset.min(<[u8]>::len(self) as u64)) as usize;
+        let n = buf.len().min(<[u8]>::len(self) - start);
+        buf[..n].copy_from_slice(&self[start..start + n]);
+        Ok(n)
+    }
+}
+
+/// Bounds on the work spent on one log and on all of them.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Chunks read from one log (64 KiB each).
+    pub chunks_per_log: usize,
+    /// Records looked at in one log.
+    pub records_per_log: usize,
+    /// Bytes read from all logs together.
+    pub total_bytes: u64,
+    /// Events of one (log, event id) kept individually (newest first); the rest are counted.
+    pub kept_per_id: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        // A 14-day window of a busy server's Security log fits in 128 MiB
+        // (its default maximum is 20 MiB; Azure images often set 128 MiB+).
+        Limits { chunks_per_log: 2048, records_per_log: 1_000_000, total_bytes: 512 << 20, kept_per_id: 50 }
+    }
+}
+
+/// What reading one log did.
+#[derive(Debug, Clone, Default)]
+pub struct Walk {
+    /// Chunks read and parsed.
+    pub chunks_read: usize,
+    /// Chunks skipped: bad magic, header past the data, unparsable.
+    pub chunks_damaged: usize,
+    /// Records in the window that the crate rendered.
+    pub records: usize,
+    /// Records the crate could not render.
+    pub records_damaged: usize,
+    /// Bytes read.
+    pub bytes: u64,
+    /// Why the walk stopped early (a cap, a truncated file), if it did.
+    pub stopped: Option<String>,
+    /// The file header was missing or bad (chunks were found by position).
+    pub bad_header: bool,
+    /// Newest record time seen (µs since the Unix epoch).
+    pub newest: Option<i64>,
+}
+
+/// The chunk order: newest first, circularly from the header's current
+/// chunk; without a usable header, last to first.
+pub fn chunk_order(header: &[u8], chunks: u64) -> (Vec<u64>, bool) {
+    let current = (header.len() >= 128 && &header[..8] == b"ElfFile\0").then(|| u64::from_le_bytes(header[16..24].try_into().unwrap_or([0; 8])));
+    match current.filter(|c| *c < chunks) {
+        Some(c) => ((0..chunks).map(|i| (c + chunks - i) % chunks).collect(), false),
+        None => ((0..chunks).rev().collect(), true),
+    }
+}
+
+/// Time (µs since the Unix epoch) of the newest record in a chunk, by its
+/// record headers alone (no rendering); None for an empty or bad chunk.
+pub fn chunk_newest(chunk: &[u8]) -> Option<i64> {
+    if chunk.len() < CHUNK_HEADER || &chunk[..8] != b"ElfChnk\0" {
+        return None;
+    }
+    let free = (u32::from_le_bytes(chunk[48..52].try_into().ok()?) as usize).min(chunk.len());
+    let mut at = CHUNK_HEADER;
+    let mut newest = None;
+    while at + 24 <= free {
+        if chunk[at..at + 4] != [0x2a, 0x2a, 0, 0] {
+            break;
+        }
+        let size = u32::from_le_bytes(chunk[at + 4..at + 8].try_into().ok()?) as usize;
+        let ft = u64::from_le_bytes(chunk[at + 16..at + 24].try_into().ok()?);
+        if let Some(t) = filetime_micros(ft) {
+            newest = newest.max(Some(t));
+        }
+        if size < 24 {
+            break;
+        }
+        at += size;
+    }
+    newest
+}
+
+/// FILETIME (100 ns since 1601) to µs since 1970; None outside 1601..30828.
+pub fn filetime_micros(ft: u64) -> Option<i64> {
+    const EPOCH_DIFF_US: i64 = 11_644_473_600_000_000;
+    if ft == 0 || ft > 0x7FFF_FFFF_FFFF_FFFF {
+        return None;
+    }
+    Some((ft / 10) as i64 - EPOCH_DIFF_US)
+}
+
+/// The newest record time of a log: the first chunks in [`chunk_order`]
+/// (up to four, for a current chunk just started or damaged).
+pub fn newest(file: &dyn LogFile, budget: &mut u64) -> (Option<i64>, u64) {
+    let mut header = vec![0u8; FILE_HEADER as usize];
+    let got = file.read_at(0, &mut header).unwrap_or(0);
+    header.truncate(got);
+    let chunks = file.len().saturating_sub(FILE_HEADER) / CHUNK;
+    let (order, _) = chunk_order(&header, chunks);
+    let mut read = got as u64;
+    let mut best = None;
+    let mut buf = vec![0u8; CHUNK as usize];
+    for &i in order.iter().take(4) {
+        if *budget < CHUNK {
+            break;
+        }
+        *budget -= CHUNK;
+        let n = file.read_at(FILE_HEADER + i * CHUNK, &mut buf).unwrap_or(0);
+        read += n as u64;
+        if let Some(t) = chunk_newest(&buf[..n]) {
+            best = best.max(Some(t));
+            break;
+        }
+    }
+    (best, read)
+}
+
+/// Read `file` newest first, handing each rendered record in the window
+/// `[since, until]` (µs) to `sink`.
+pub fn walk(file: &dyn LogFile, since: i64, limits: &Limits, budget: &mut u64, sink: &mut dyn FnMut(Raw)) -> Walk {
+    let mut w = Walk::default();
+    let mut header = vec![0u8; FILE_HEADER as usize];
+    let got = match file.read_at(0, &mut header) {
+        Ok(n) => n,
+        Err(e) => {
+            w.stopped = Some(format!("file header unreadable: {e}"));
+            return w;
+        }
+    };
+    w.bytes += got as u64;
+    header.truncate(got);
+    let chunks = file.len().saturating_sub(FILE_HEADER) / CHUNK;
+    let (order, bad_header) = chunk_order(&header, chunks);
+    w.bad_header = bad_header;
+    if file.len() < FILE_HEADER + CHUNK {
+        w.stopped = Some(format!("truncated: {} bytes, no complete chunk", file.len()));
+        return w;
+    }
+    if file.len() > FILE_HEADER && (file.len() - FILE_HEADER) % CHUNK != 0 {
+        w.stopped = Some(format!("truncated: {} bytes after the last whole chunk ignored", (file.len() - FILE_HEADER) % CHUNK));
+    }
+    let settings = Arc::new(evtx::ParserSettings::default().indent(false));
+    let mut looked = 0usize;
+    for (n, &i) in order.iter().enumerate() {
+        if n >= limits.chunks_per_log {
+            w.stopped = Some(format!("stopped after {} chunks (cap)", limits.chunks_per_log));
+            break;
+        }
+        if *budget < CHUNK {
+            w.stopped = Some("stopped: the byte budget of all logs is spent".into());
+            break;
+        }
+        if looked >= limits.records_per_log {
+            w.stopped = Some(format!("stopped after {} records (cap)", limits.records_per_log));
+            break;
+        }
+        let mut data = vec![0u8; CHUNK as usize];
+        let got = match file.read_at(FILE_HEADER + i * CHUNK, &mut data) {
+            Ok(n) => n,
+            Err(e) => {
+                w.stopped = Some(format!("chunk {i} unreadable: {e}"));
+                break;
+            }
+        };
+        *budget -= CHUNK;
+        w.bytes += got as u64;
+        if got < CHUNK as usize {
+            w.stopped = Some(format!("truncated at chunk {i}"));
+            break;
+        }
+        if data[..8].iter().all(|&b| b == 0) {
+            // Never written (a preallocated log not yet full).
+            continue;
+        }
+        let Ok(mut cd) = evtx::EvtxChunkData::new(data, false) else {
+            w.chunks_damaged += 1;
+            continue;
+        };
+        let Ok(mut chunk) = cd.parse(settings.clone()) else {
+            w.chunks_damaged += 1;
+            continue;
+        };
+        w.chunks_read += 1;
+        let (mut in_window, mut dated) = (false, false);
+        for rec in chunk.iter() {
+            looked += 1;
+            if looked > limits.records_per_log {
+                break;
+            }
+            let rec = match rec {
+                Ok(r) => r,
+                Err(_) => {
+                    w.records_damaged += 1;
+                    continue;
+                }
+            };
+            let t = rec.timestamp.as_microsecond();
+            dated = true;
+            w.newest = w.newest.max(Some(t));
+            if t < since {
+                continue;
+            }
+            in_window = true;
+            let id = rec.event_record_id;
+            match rec.into_json_value() {
+                Ok(s) => {
+                    w.records += 1;
+                    sink(Raw { record_id: id, micros: t, json: s.data });
+                }
+                Err(_) => w.records_damaged += 1,
+            }
+        }
+        if dated && !in_window {
+            // Wholly older than the window: the chunks behind it are older still.
+            break;
+        }
+    }
+    w
+}
+
+/// The fields of a rendered record that the extraction reads: provider,
+/// event id, and EventData / UserData flattened to name → value.
+pub fn fields(json: &J) -> Option<(String, u32, serde_json::Map<String, J>)> {
+    let sys = json.get("Event")?.get("System")?;
+    let id = match sys.get("EventID")? {
+        J::Number(n) => n.as_u64()?,
+        J::Object(o) => o.get("#text").and_then(|t| t.as_u64().or_else(|| t.as_str().and_then(|s| s.parse().ok())))?,
+        J::String(s) => s.parse().ok()?,
+        _ => return None,
+    };
+    let provider = sys.get("Provider").and_then(|p| p.get("#attributes")).and_then(|a| a.get("Name")).and_then(J::as_str).unwrap_or_default().to_string();
+    let mut out = serde_json::Map::new();
+    let ev = json.get("Event")?;
+    if let Some(J::Object(d)) = ev.get("EventData") {
+        extract::flatten(d, &mut out);
+    }
+    if let Some(J::Object(u)) = ev.get("UserData") {
+        // One element (EventXML, LogFileCleared, ...) holding the fields.
+        for v in u.values() {
+            if let J::Object(inner) = v {
+                extract::flatten(inner, &mut out);
+            }
+        }
+    }
+    Some((provider, u32::try_from(id).ok()?, out))
+}
