@@ -61,6 +61,22 @@ pub struct Event {
     pub micros: i64,
 }
 
+/// A finding's `confirmed_by`: the event that shows it happened.
+#[derive(Debug, Clone, Serialize)]
+pub struct Confirmation {
+    pub log: String,
+    pub event_id: u32,
+    pub time: String,
+    pub record_id: u64,
+    pub summary: String,
+}
+
+impl Confirmation {
+    pub fn of(e: &Event) -> Confirmation {
+        Confirmation { log: e.log.clone(), event_id: e.event_id, time: e.time.clone(), record_id: e.record_id, summary: e.summary.clone() }
+    }
+}
+
 /// What reading one log did.
 #[derive(Debug, Clone, Serialize)]
 pub struct LogStatus {
