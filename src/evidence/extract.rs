@@ -250,7 +250,8 @@ fn scm(id: u32, f: &Map<String, J>) -> Option<Decoded> {
     // Where the service name is: param2 for the timeouts, param1 otherwise.
     let named = if matches!(id, 7009 | 7011) { text(f, "param2") } else { text(f, "param1") };
     let key = binary_name(f).as_deref().and_then(service_key).or_else(|| text(f, "param4").as_deref().and_then(service_key)).or_else(|| named.as_deref().and_then(service_key))?;
-    let shown = named.clone().unwrap_or_else(|| key.to_string());
+    // The display name when it names the same service, else the key name.
+    let shown = named.clone().filter(|n| service_key(n) == Some(key)).unwrap_or_else(|| key.to_string());
     let p = |n: &str| text(f, n).unwrap_or_default();
     let mut data = pick(f, &["param1", "param2", "param3", "param4", "param5"]);
     data.insert("service".into(), J::from(key));
@@ -289,8 +290,8 @@ fn rcm(id: u32, f: &Map<String, J>) -> Option<Decoded> {
 }
 
 fn rdpcore(id: u32, f: &Map<String, J>) -> Option<Decoded> {
-    let ip = text(f, "ClientIP").or_else(|| text(f, "ClientIp")).unwrap_or_default();
-    let data = pick(f, &["ClientIP", "ClientIp"]);
+    let ip = text(f, "ClientIP").or_else(|| text(f, "IPString")).unwrap_or_default();
+    let data = pick(f, &["ClientIP", "IPString", "ConnType"]);
     match id {
         131 => ev(format!("the server accepted a new connection from {ip}"), false, data),
         _ => ev(format!("the connection from {ip} failed: user name or password not correct"), true, data),

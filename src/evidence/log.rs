@@ -80,14 +80,61 @@ pub struct Walk {
     pub newest: Option<i64>,
 }
 
-/// The chunk order: newest first, circularly from the header's current
-/// chunk; without a usable header, last to first.
-pub fn chunk_order(header: &[u8], chunks: u64) -> (Vec<u64>, bool) {
-    let current = (header.len() >= 128 && &header[..8] == b"ElfFile\0").then(|| u64::from_le_bytes(header[16..24].try_into().unwrap_or([0; 8])));
-    match current.filter(|c| *c < chunks) {
-        Some(c) => ((0..chunks).map(|i| (c + chunks - i) % chunks).collect(), false),
-        None => ((0..chunks).rev().collect(), true),
+/// How to read one log: its chunks newest first, and which all-zero
+/// chunks are damage rather than space not yet used.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub order: Vec<u64>,
+    /// The file header is missing or bad: chunks ordered by their own record numbers.
+    pub bad_header: bool,
+    /// Chunks the header says are in use (an all-zero chunk below it is damage).
+    pub in_use: u64,
+}
+
+/// First and last event record ids of the chunk at `i`, by its header.
+fn chunk_ids(file: &dyn LogFile, i: u64) -> Option<(u64, u64)> {
+    let mut h = [0u8; 64];
+    let n = file.read_at(FILE_HEADER + i * CHUNK, &mut h).ok()?;
+    if n < 64 || &h[..8] != b"ElfChnk\0" {
+        return None;
     }
+    let first = u64::from_le_bytes(h[24..32].try_into().ok()?);
+    let last = u64::from_le_bytes(h[32..40].try_into().ok()?);
+    (first <= last).then_some((first, last))
+}
+
+/// The chunk order, newest first. The header names the current chunk, but
+/// a log Windows did not close (a crash, a snapshot of a running VM) has a
+/// stale header: the chunks after it that continue its record numbers are
+/// newer, so the walk starts at the last of them. Without a usable header
+/// every chunk header is read and the one with the highest record number
+/// starts the walk. Then backwards, circularly.
+pub fn plan(file: &dyn LogFile, header: &[u8]) -> Plan {
+    let chunks = file.len().saturating_sub(FILE_HEADER) / CHUNK;
+    let valid = header.len() >= 128 && &header[..8] == b"ElfFile\0";
+    let field = |at: usize| u64::from_le_bytes(header[at..at + 8].try_into().unwrap_or([0; 8]));
+    let in_use = if valid { u64::from(u16::from_le_bytes([header[42], header[43]])).min(chunks) } else { chunks };
+    let current = valid.then(|| field(16)).filter(|c| *c < chunks);
+    let mut newest = None;
+    if let Some(c) = current {
+        if let Some((_, mut last)) = chunk_ids(file, c) {
+            let mut j = c;
+            for _ in 1..chunks {
+                let next = (j + 1) % chunks;
+                match chunk_ids(file, next) {
+                    Some((f, l)) if f == last.wrapping_add(1) => {
+                        j = next;
+                        last = l;
+                    }
+                    _ => break,
+                }
+            }
+            newest = Some(j);
+        }
+    }
+    let bad_header = newest.is_none();
+    let newest = newest.or_else(|| (0..chunks).filter_map(|i| chunk_ids(file, i).map(|(_, l)| (l, i))).max().map(|(_, i)| i)).unwrap_or(chunks.saturating_sub(1));
+    Plan { order: (0..chunks).map(|i| (newest + chunks - i) % chunks).collect(), bad_header: bad_header && !valid, in_use }
 }
 
 /// Time (µs since the Unix epoch) of the newest record in a chunk, by its
@@ -125,49 +172,36 @@ pub fn filetime_micros(ft: u64) -> Option<i64> {
     Some((ft / 10) as i64 - EPOCH_DIFF_US)
 }
 
-/// The newest record time of a log: the first chunks in [`chunk_order`]
-/// (up to four, for a current chunk just started or damaged).
-pub fn newest(file: &dyn LogFile, budget: &mut u64) -> (Option<i64>, u64) {
-    let mut header = vec![0u8; FILE_HEADER as usize];
-    let got = file.read_at(0, &mut header).unwrap_or(0);
-    header.truncate(got);
-    let chunks = file.len().saturating_sub(FILE_HEADER) / CHUNK;
-    let (order, _) = chunk_order(&header, chunks);
-    let mut read = got as u64;
-    let mut best = None;
+/// The file header (up to 4 KiB; short for a truncated file).
+pub fn header(file: &dyn LogFile) -> crate::Result<Vec<u8>> {
+    let mut h = vec![0u8; FILE_HEADER as usize];
+    let n = file.read_at(0, &mut h)?;
+    h.truncate(n);
+    Ok(h)
+}
+
+/// The newest record time of a log: the first chunks of its plan (up to
+/// four, for a current chunk just started or damaged).
+pub fn newest(file: &dyn LogFile, plan: &Plan, budget: &mut u64) -> Option<i64> {
     let mut buf = vec![0u8; CHUNK as usize];
-    for &i in order.iter().take(4) {
+    for &i in plan.order.iter().take(4) {
         if *budget < CHUNK {
             break;
         }
         *budget -= CHUNK;
         let n = file.read_at(FILE_HEADER + i * CHUNK, &mut buf).unwrap_or(0);
-        read += n as u64;
         if let Some(t) = chunk_newest(&buf[..n]) {
-            best = best.max(Some(t));
-            break;
+            return Some(t);
         }
     }
-    (best, read)
+    None
 }
 
 /// Read `file` newest first, handing each rendered record in the window
 /// `[since, until]` (µs) to `sink`.
-pub fn walk(file: &dyn LogFile, since: i64, limits: &Limits, budget: &mut u64, sink: &mut dyn FnMut(Raw)) -> Walk {
-    let mut w = Walk::default();
-    let mut header = vec![0u8; FILE_HEADER as usize];
-    let got = match file.read_at(0, &mut header) {
-        Ok(n) => n,
-        Err(e) => {
-            w.stopped = Some(format!("file header unreadable: {e}"));
-            return w;
-        }
-    };
-    w.bytes += got as u64;
-    header.truncate(got);
-    let chunks = file.len().saturating_sub(FILE_HEADER) / CHUNK;
-    let (order, bad_header) = chunk_order(&header, chunks);
-    w.bad_header = bad_header;
+pub fn walk(file: &dyn LogFile, plan: &Plan, since: i64, limits: &Limits, budget: &mut u64, sink: &mut dyn FnMut(Raw)) -> Walk {
+    let mut w = Walk { bad_header: plan.bad_header, ..Walk::default() };
+    let order = &plan.order;
     if file.len() < FILE_HEADER + CHUNK {
         w.stopped = Some(format!("truncated: {} bytes, no complete chunk", file.len()));
         return w;
@@ -205,7 +239,11 @@ pub fn walk(file: &dyn LogFile, since: i64, limits: &Limits, budget: &mut u64, s
             break;
         }
         if data[..8].iter().all(|&b| b == 0) {
-            // Never written (a preallocated log not yet full).
+            // Never written (a preallocated log not yet full), unless the
+            // header counts it as in use: then it was wiped.
+            if i < plan.in_use {
+                w.chunks_damaged += 1;
+            }
             continue;
         }
         let Ok(mut cd) = evtx::EvtxChunkData::new(data, false) else {

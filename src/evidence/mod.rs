@@ -216,21 +216,30 @@ pub fn collect(fs: &dyn FileSystem, opts: &Options) -> Evidence {
 pub fn collect_files(files: &[(&str, String, Result<&dyn LogFile, String>)], opts: &Options) -> Evidence {
     let mut budget = opts.limits.total_bytes;
     let mut newest = None;
+    let mut plans = Vec::new();
     for (_, _, f) in files {
-        if let Ok(f) = f {
-            let (t, _) = log::newest(*f, &mut budget);
-            newest = newest.max(t);
-        }
+        let p = match f {
+            Ok(f) => match log::header(*f) {
+                Ok(h) => {
+                    let p = log::plan(*f, &h);
+                    newest = newest.max(log::newest(*f, &p, &mut budget));
+                    Ok(p)
+                }
+                Err(e) => Err(format!("file header unreadable: {e}")),
+            },
+            Err(e) => Err(e.clone()),
+        };
+        plans.push(p);
     }
     let span = (opts.days * 86_400_000_000.0) as i64;
     let since = newest.map_or(i64::MIN, |n| n.saturating_sub(span));
     let mut ev = Evidence::none("read");
     ev.window = newest.map(|n| Window { from: iso(since), to: iso(n), days: opts.days });
     let mut per_id: BTreeMap<(String, u32), (usize, Vec<Event>)> = BTreeMap::new();
-    for (log, path, f) in files {
-        let f = match f {
-            Ok(f) => *f,
-            Err(why) => {
+    for ((log, path, f), p) in files.iter().zip(&plans) {
+        let (f, p) = match (f, p) {
+            (Ok(f), Ok(p)) => (*f, p),
+            (Err(why), _) | (_, Err(why)) => {
                 let (status, detail) = if why.is_empty() { ("missing", None) } else { ("unreadable", Some(why.clone())) };
                 ev.logs.push(LogStatus { log: log.to_string(), file: path.clone(), status, detail, chunks_read: 0, chunks_damaged: 0, records: 0, events: 0 });
                 continue;
@@ -255,7 +264,7 @@ pub fn collect_files(files: &[(&str, String, Result<&dyn LogFile, String>)], opt
                 slot.1.truncate(cap);
             }
         };
-        let w = log::walk(f, since, &opts.limits, &mut budget, &mut sink);
+        let w = log::walk(f, p, since, &opts.limits, &mut budget, &mut sink);
         let mut detail = Vec::new();
         if w.bad_header {
             detail.push("no valid file header (chunks read by position)".to_string());
