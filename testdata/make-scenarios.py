@@ -546,11 +546,17 @@ def event_logs(sc, work):
     "service" entry renames the service key name an SCM record carries in its
     binary data (UTF-16LE, NUL-terminated; NEW no longer than OLD, padded
     with NULs) and recomputes the chunk's CRC32s, as Windows writes them:
-    a real record that now names a service a check is about."""
+    a real record that now names a service a check is about. "header_chunks":
+    true zeroes the chunks past the header's chunk count (a log snapshot
+    whose later chunks were written after the header: keeps it to one
+    period)."""
     import zlib
     out = {}
     for i, (name, spec) in enumerate(sorted(sc.get("event_logs", {}).items())):
         data = bytearray(open(os.path.join(EVTX, spec["from"]), "rb").read())
+        if spec.get("header_chunks"):
+            count = struct.unpack_from("<H", data, 42)[0]
+            data[4096 + count * 65536:] = bytes(len(data) - 4096 - count * 65536)
         for rec_id, old, new in spec.get("service", []):
             assert len(new) <= len(old)
             pat = (old + "\0").encode("utf-16-le")
