@@ -246,44 +246,52 @@ pub fn walk(file: &dyn LogFile, plan: &Plan, since: i64, limits: &Limits, budget
             }
             continue;
         }
-        let Ok(mut cd) = evtx::EvtxChunkData::new(data, false) else {
-            w.chunks_damaged += 1;
-            continue;
-        };
-        let Ok(mut chunk) = cd.parse(settings.clone()) else {
+        // The crate is fuzzed and forbids unsafe code; should it panic on
+        // some chunk all the same, the chunk counts as damaged.
+        let r = crate::fs::guard(crate::Layer::Fs, FILE_HEADER + i * CHUNK, || {
+            let Ok(mut cd) = evtx::EvtxChunkData::new(data, false) else { return Ok(None) };
+            let Ok(mut chunk) = cd.parse(settings.clone()) else { return Ok(None) };
+            let (mut in_window, mut dated, mut bad) = (false, false, 0usize);
+            let mut newest = w.newest;
+            let mut records = 0usize;
+            for rec in chunk.iter() {
+                looked += 1;
+                if looked > limits.records_per_log {
+                    break;
+                }
+                let rec = match rec {
+                    Ok(r) => r,
+                    Err(_) => {
+                        bad += 1;
+                        continue;
+                    }
+                };
+                let t = rec.timestamp.as_microsecond();
+                dated = true;
+                newest = newest.max(Some(t));
+                if t < since {
+                    continue;
+                }
+                in_window = true;
+                let id = rec.event_record_id;
+                match rec.into_json_value() {
+                    Ok(s) => {
+                        records += 1;
+                        sink(Raw { record_id: id, micros: t, json: s.data });
+                    }
+                    Err(_) => bad += 1,
+                }
+            }
+            Ok(Some((in_window, dated, bad, newest, records)))
+        });
+        let Ok(Some((in_window, dated, bad, newest, records))) = r else {
             w.chunks_damaged += 1;
             continue;
         };
         w.chunks_read += 1;
-        let (mut in_window, mut dated) = (false, false);
-        for rec in chunk.iter() {
-            looked += 1;
-            if looked > limits.records_per_log {
-                break;
-            }
-            let rec = match rec {
-                Ok(r) => r,
-                Err(_) => {
-                    w.records_damaged += 1;
-                    continue;
-                }
-            };
-            let t = rec.timestamp.as_microsecond();
-            dated = true;
-            w.newest = w.newest.max(Some(t));
-            if t < since {
-                continue;
-            }
-            in_window = true;
-            let id = rec.event_record_id;
-            match rec.into_json_value() {
-                Ok(s) => {
-                    w.records += 1;
-                    sink(Raw { record_id: id, micros: t, json: s.data });
-                }
-                Err(_) => w.records_damaged += 1,
-            }
-        }
+        w.records_damaged += bad;
+        w.records += records;
+        w.newest = newest;
         if dated && !in_window {
             // Wholly older than the window: the chunks behind it are older still.
             break;
