@@ -274,10 +274,18 @@ pub fn walk(file: &dyn LogFile, plan: &Plan, since: i64, limits: &Limits, budget
                 }
                 in_window = true;
                 let id = rec.event_record_id;
-                match rec.into_json_value() {
+                match rec.into_json_bytes() {
                     Ok(s) => {
                         records += 1;
-                        sink(Raw { record_id: id, micros: t, json: s.data });
+                        // Parse only what the evidence table may want (most
+                        // records are not evidence).
+                        if quick_unwanted(&s.data) {
+                            continue;
+                        }
+                        match serde_json::from_slice(&s.data) {
+                            Ok(json) => sink(Raw { record_id: id, micros: t, json }),
+                            Err(_) => bad += 1,
+                        }
                     }
                     Err(_) => bad += 1,
                 }
@@ -298,6 +306,29 @@ pub fn walk(file: &dyn LogFile, plan: &Plan, since: i64, limits: &Limits, budget
         }
     }
     w
+}
+
+/// Whether a rendered record (compact JSON from the evtx crate) is surely
+/// not evidence: its provider and event id, found by a plain scan, name no
+/// row of the table. False when the scan cannot tell (then it is parsed).
+pub fn quick_unwanted(json: &[u8]) -> bool {
+    fn after<'a>(h: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
+        h.windows(key.len()).position(|w| w == key).map(|i| &h[i + key.len()..])
+    }
+    let Some(p) = after(json, br##""Provider":{"#attributes":{"Name":""##) else { return false };
+    let Some(end) = p.iter().position(|&b| b == b'"' || b == b'\\') else { return false };
+    if p[end] != b'"' {
+        return false;
+    }
+    let Ok(provider) = std::str::from_utf8(&p[..end]) else { return false };
+    let Some(mut e) = after(json, br##""EventID":"##) else { return false };
+    if e.first() == Some(&b'{') {
+        let Some(t) = after(e, br##""#text":"##) else { return false };
+        e = t;
+    }
+    let digits = e.iter().take_while(|b| b.is_ascii_digit()).count();
+    let Some(id) = std::str::from_utf8(&e[..digits]).ok().and_then(|d| d.parse::<u32>().ok()) else { return false };
+    extract::wanted(provider, id).is_none()
 }
 
 /// The fields of a rendered record that the extraction reads: provider,
@@ -325,4 +356,28 @@ pub fn fields(json: &J) -> Option<(String, u32, serde_json::Map<String, J>)> {
         }
     }
     Some((provider, u32::try_from(id).ok()?, out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quick_filter_keeps_what_the_table_wants() {
+        let rec = |prov: &str, id: &str| format!(r##"{{"Event":{{"System":{{"Provider":{{"#attributes":{{"Name":"{prov}"}}}},"EventID":{id}}}}}}}"##);
+        assert!(!quick_unwanted(rec("Service Control Manager", r##"{"#attributes":{"Qualifiers":49152},"#text":7023}"##).as_bytes()));
+        assert!(quick_unwanted(rec("Service Control Manager", r##"{"#attributes":{"Qualifiers":16384},"#text":7036}"##).as_bytes()));
+        assert!(!quick_unwanted(rec("Microsoft-Windows-RemoteDesktopServices-RdpCoreTS", "140").as_bytes()));
+        assert!(quick_unwanted(rec("Microsoft-Windows-RemoteDesktopServices-RdpCoreTS", "148").as_bytes()));
+        // Cannot tell: parsed.
+        assert!(!quick_unwanted(b"{}"));
+        assert!(!quick_unwanted(rec("A\\\"B", "1").as_bytes()));
+    }
+
+    #[test]
+    fn filetimes() {
+        assert_eq!(filetime_micros(116_444_736_000_000_000), Some(0));
+        assert_eq!(filetime_micros(0), None);
+        assert_eq!(filetime_micros(u64::MAX), None);
+    }
 }
