@@ -30,7 +30,7 @@ const REAL: &[(&str, &str)] = &[
 /// Every record of the window of one log file (newest - 14 days), as
 /// (record id, µs), and the evidence events, by our reader.
 fn ours(bytes: &[u8], channel: &str) -> (i64, Vec<(u64, i64)>, Vec<rdprescue::evidence::Event>, rdprescue::evidence::LogStatus) {
-    let f: &dyn LogFile = bytes;
+    let f: &dyn LogFile = &bytes;
     let plan = log::plan(f, &log::header(f).unwrap());
     let mut budget = u64::MAX;
     let newest = log::newest(f, &plan, &mut budget).expect("a dated record");
@@ -175,7 +175,7 @@ fn damaged_and_truncated_logs_are_status_lines() {
     // Cut the Security log in the middle of its third chunk: the first two still read.
     let sec = std::fs::read(dir.join("security.evtx")).unwrap();
     let cut = &sec[..4096 + 2 * 65536 + 3000];
-    let ev = collect_files(&[("Security", "s".into(), Ok(cut as &dyn LogFile))], &Options { days: 3650.0, ..Default::default() });
+    let ev = collect_files(&[("Security", "s".into(), Ok(&cut as &dyn LogFile))], &Options { days: 3650.0, ..Default::default() });
     assert_eq!(ev.logs[0].status, "damaged");
     assert!(ev.logs[0].detail.as_deref().unwrap().contains("truncated"), "{:?}", ev.logs[0]);
     assert!(ev.logs[0].records > 100, "{:?}", ev.logs[0]);
@@ -186,7 +186,8 @@ fn damaged_and_truncated_logs_are_status_lines() {
     let mut zero = sec[..4096 + 3 * 65536].to_vec();
     zero[..4096].fill(0);
     for (what, b) in [("lying header", &lie), ("zeroed header", &zero)] {
-        let ev = collect_files(&[("Security", "s".into(), Ok(b.as_slice() as &dyn LogFile))], &Options { days: 3650.0, ..Default::default() });
+        let b = b.as_slice();
+        let ev = collect_files(&[("Security", "s".into(), Ok(&b as &dyn LogFile))], &Options { days: 3650.0, ..Default::default() });
         assert!(ev.logs[0].records > 0, "{what}: {:?}", ev.logs[0]);
     }
 }
@@ -211,14 +212,14 @@ fn hostile_chunks_are_bounded() {
         f[r + 16..r + 24].copy_from_slice(&131_000_000_000_000_000u64.to_le_bytes());
     }
     let t = std::time::Instant::now();
-    let ev = collect_files(&[("System", "s".into(), Ok(f.as_slice() as &dyn LogFile))], &Options::default());
+    let fs = f.as_slice();
+    let ev = collect_files(&[("System", "s".into(), Ok(&fs as &dyn LogFile))], &Options::default());
     assert!(t.elapsed().as_secs() < 2);
     assert!(ev.events.is_empty());
     assert_eq!(ev.logs.len(), 1);
     // Byte budget: nothing read once it is spent, and the status says so.
-    let sec: Vec<u8> = f.clone();
     let opts = Options { limits: Limits { total_bytes: 65536, ..Limits::default() }, ..Default::default() };
-    let ev = collect_files(&[("System", "s".into(), Ok(sec.as_slice() as &dyn LogFile))], &opts);
+    let ev = collect_files(&[("System", "s".into(), Ok(&fs as &dyn LogFile))], &opts);
     assert!(ev.logs[0].detail.as_deref().unwrap_or_default().contains("budget"), "{:?}", ev.logs[0]);
 }
 

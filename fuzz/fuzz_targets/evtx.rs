@@ -29,7 +29,7 @@ fuzz_target!(init: init(), |data: &[u8]| {
     };
     let limits = Limits { chunks_per_log: 64, records_per_log: 20_000, total_bytes: 8 << 20, kept_per_id: 8 };
     let opts = Options { days: if mode & 0x80 != 0 { 36500.0 } else { 14.0 }, limits };
-    let mut ev = collect_files(&[(channel, "fuzz.evtx".into(), Ok(rest as &dyn LogFile))], &opts);
+    let mut ev = collect_files(&[(channel, "fuzz.evtx".into(), Ok(&rest as &dyn LogFile))], &opts);
     assert_eq!(ev.logs.len(), 1);
     assert!(ev.logs[0].chunks_read <= 64);
     for c in &ev.counts {

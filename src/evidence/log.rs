@@ -26,7 +26,7 @@ pub trait LogFile {
 }
 
 /// A log held in memory (tests, the fuzz target).
-impl LogFile for [u8] {
+impl LogFile for &[u8] {
     fn len(&self) -> u64 {
         <[u8]>::len(self) as u64
     }

@@ -375,9 +375,10 @@ mod tests {
     fn garbage_is_a_status_not_an_error() {
         let junk: Vec<u8> = (0..200_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
         let short = b"ElfFile\0".to_vec();
+        let (junk, short) = (junk.as_slice(), short.as_slice());
         let files: Vec<(&str, String, Result<&dyn LogFile, String>)> = vec![
-            ("System", "a".into(), Ok(junk.as_slice() as &dyn LogFile)),
-            ("Security", "b".into(), Ok(short.as_slice() as &dyn LogFile)),
+            ("System", "a".into(), Ok(&junk as &dyn LogFile)),
+            ("Security", "b".into(), Ok(&short as &dyn LogFile)),
             ("X", "c".into(), Err(String::new())),
         ];
         let ev = collect_files(&files, &Options::default());
