@@ -36,7 +36,7 @@ fn ours(bytes: &[u8], channel: &str, days: f64) -> (i64, Vec<(u64, i64)>, Vec<rd
     let newest = log::newest(f, &plan, &mut budget).expect("a dated record");
     let since = newest - (days * 86_400_000_000.0) as i64;
     let mut all = Vec::new();
-    log::walk(f, &plan, since, &Limits::default(), &mut budget, &mut |r| all.push((r.record_id, r.micros)));
+    log::walk(f, &plan, since, &Limits::default(), &mut budget, false, &mut |r| all.push((r.record_id, r.micros)));
     let ev = collect_files(&[(channel, "x".into(), Ok(f))], &Options { days, ..Default::default() });
     (since, all, ev.events, ev.logs[0].clone())
 }

@@ -197,9 +197,10 @@ pub fn newest(file: &dyn LogFile, plan: &Plan, budget: &mut u64) -> Option<i64> 
     None
 }
 
-/// Read `file` newest first, handing each rendered record in the window
-/// `[since, until]` (µs) to `sink`.
-pub fn walk(file: &dyn LogFile, plan: &Plan, since: i64, limits: &Limits, budget: &mut u64, sink: &mut dyn FnMut(Raw)) -> Walk {
+/// Read `file` newest first, handing each rendered record from `since`
+/// (µs) on to `sink`; with `prefilter`, only those the evidence table may
+/// want ([`quick_unwanted`]).
+pub fn walk(file: &dyn LogFile, plan: &Plan, since: i64, limits: &Limits, budget: &mut u64, prefilter: bool, sink: &mut dyn FnMut(Raw)) -> Walk {
     let mut w = Walk { bad_header: plan.bad_header, ..Walk::default() };
     let order = &plan.order;
     if file.len() < FILE_HEADER + CHUNK {
@@ -279,7 +280,7 @@ pub fn walk(file: &dyn LogFile, plan: &Plan, since: i64, limits: &Limits, budget
                         records += 1;
                         // Parse only what the evidence table may want (most
                         // records are not evidence).
-                        if quick_unwanted(&s.data) {
+                        if prefilter && quick_unwanted(&s.data) {
                             continue;
                         }
                         match serde_json::from_slice(&s.data) {

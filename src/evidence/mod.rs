@@ -264,7 +264,7 @@ pub fn collect_files(files: &[(&str, String, Result<&dyn LogFile, String>)], opt
                 slot.1.truncate(cap);
             }
         };
-        let w = log::walk(f, p, since, &opts.limits, &mut budget, &mut sink);
+        let w = log::walk(f, p, since, &opts.limits, &mut budget, true, &mut sink);
         let mut detail = Vec::new();
         if w.bad_header {
             detail.push("no valid file header (chunks read by position)".to_string());
