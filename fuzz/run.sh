@@ -8,10 +8,10 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 secs=${1:-120}; shift || true
-targets=("$@"); [ ${#targets[@]} -gt 0 ] || targets=(volume fat ntfs image hive hive_edit regfile write sam preg gpttmpl baseline undo inspect overwrite_plan system_files vmdk qcow2)
+targets=("$@"); [ ${#targets[@]} -gt 0 ] || targets=(volume fat ntfs image hive hive_edit regfile write sam preg gpttmpl baseline undo inspect overwrite_plan system_files vmdk qcow2 evtx)
 export RUSTC_BOOTSTRAP=1
 seeds=$(mktemp -d); trap 'rm -rf "$seeds"' EXIT
-mkdir -p corpus/{image,volume,ntfs,fat,hive,hive_edit,regfile,write,baseline,undo,inspect,overwrite_plan,sam,preg,gpttmpl,system_files,vmdk,qcow2}
+mkdir -p corpus/{image,volume,ntfs,fat,hive,hive_edit,regfile,write,baseline,undo,inspect,overwrite_plan,sam,preg,gpttmpl,system_files,vmdk,qcow2,evtx}
 shared=../../shared/data
 # Little-endian u32 / u8 as raw bytes.
 le32() { printf "$(printf '\\x%02x\\x%02x\\x%02x\\x%02x' $(($1 & 255)) $(($1 >> 8 & 255)) $(($1 >> 16 & 255)) $(($1 >> 24 & 255)))"; }
@@ -326,6 +326,16 @@ for i in 4 5 6 7 8 9; do
     { le8 $i; printf "$ranges_op"; cat "$seeds/refusals.img"; } > "corpus/overwrite_plan/seed-refusals-$i"
 done
 { le8 3; printf "$ranges_op"; cat "$seeds/f.img"; } > corpus/overwrite_plan/seed-fat12-bcd
+
+# Event logs (target evtx: [mode byte][.evtx]): the real logs of ../shared/data
+# (damaged one included), each cut to its header and first two chunks.
+if [ -d "$shared/evtx" ]; then
+    i=0
+    for f in "$shared"/evtx/*.evtx; do
+        { le8 $((i % 3)); head -c $((4096 + 2 * 65536)) "$f"; } > "corpus/evtx/shared-$i"
+        i=$((i + 1))
+    done
+fi
 
 cargo fuzz build -O "${targets[@]/#/}" >/dev/null 2>&1 || cargo fuzz build -O
 if [[ " ${targets[*]} " == *" write "* ]]; then

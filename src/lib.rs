@@ -23,6 +23,7 @@ pub mod bytes;
 pub mod diff;
 pub mod disks;
 pub mod error;
+pub mod evidence;
 pub mod fs;
 pub mod hive;
 pub mod image;

@@ -494,6 +494,8 @@ def build(sc, out_dir, work):
         local = os.path.join(work, f"extra-{i}")
         extra_file(local, text)
         win_files[path] = local
+    # Event logs (issue 15, see event_logs): real .evtx files of ../shared/data.
+    win_files.update(event_logs(sc, work))
     # Group Policy files (see gpo_files): Registry.pol written here from
     # [key, value, type, data] rows, GptTmpl.inf as UTF-16LE with a BOM.
     win_files.update(gpo_files(sc, work))
@@ -529,6 +531,57 @@ def gpo_files(sc, work):
         with open(local, "wb") as f:
             f.write(b"\xff\xfe" + text.replace("\n", "\r\n").encode("utf-16-le"))
         out[path] = local
+    return out
+
+
+# ------------------------------------------------------------------ issue 15 event logs
+
+EVTX = os.path.join(HERE, "..", "..", "shared", "data", "evtx")
+
+
+def event_logs(sc, work):
+    """Real event logs on the Windows volume, by file name under
+    Windows\\System32\\winevt\\Logs: "event_logs" {NAME: {"from": FILE of
+    ../shared/data/evtx, "service": [[RECORD_ID, OLD, NEW], ...]}}. A
+    "service" entry renames the service key name an SCM record carries in its
+    binary data (UTF-16LE, NUL-terminated; NEW no longer than OLD, padded
+    with NULs) and recomputes the chunk's CRC32s, as Windows writes them:
+    a real record that now names a service a check is about. "header_chunks":
+    true zeroes the chunks past the header's chunk count (a log snapshot
+    whose later chunks were written after the header: keeps it to one
+    period)."""
+    import zlib
+    out = {}
+    for i, (name, spec) in enumerate(sorted(sc.get("event_logs", {}).items())):
+        data = bytearray(open(os.path.join(EVTX, spec["from"]), "rb").read())
+        if spec.get("header_chunks"):
+            count = struct.unpack_from("<H", data, 42)[0]
+            data[4096 + count * 65536:] = bytes(len(data) - 4096 - count * 65536)
+        for rec_id, old, new in spec.get("service", []):
+            assert len(new) <= len(old)
+            pat = (old + "\0").encode("utf-16-le")
+            rep = (new + "\0").encode("utf-16-le").ljust(len(pat), b"\0")
+            done = False
+            for c in range(4096, len(data) - 65535, 65536):
+                if data[c:c + 8] != b"ElfChnk\0":
+                    continue
+                free = struct.unpack_from("<I", data, c + 48)[0]
+                at = c + 512
+                while at + 24 <= c + free and data[at:at + 4] == b"\x2a\x2a\0\0":
+                    size, rid = struct.unpack_from("<IQ", data, at + 4)
+                    if rid == rec_id:
+                        k = data.find(pat, at, at + size)
+                        assert k >= 0, f"record {rec_id} has no {old!r}"
+                        data[k:k + len(pat)] = rep
+                        struct.pack_into("<I", data, c + 52, zlib.crc32(bytes(data[c + 512:c + free])))
+                        struct.pack_into("<I", data, c + 124, zlib.crc32(bytes(data[c:c + 120]) + bytes(data[c + 128:c + 512])))
+                        done = True
+                    at += max(size, 24)
+            assert done, f"no record {rec_id} in {spec['from']}"
+        local = os.path.join(work, f"evtx-{i}")
+        with open(local, "wb") as f:
+            f.write(data)
+        out["\\Windows\\System32\\winevt\\Logs\\" + name] = local
     return out
 
 

@@ -153,7 +153,7 @@ fn security_hive_with(sid: &str, mask: u32) -> Option<HiveSet> {
 }
 
 fn finding_with(actions: Vec<Edit>) -> Finding {
-    Finding { check: "test".into(), severity: Severity::High, title: "t", message: String::new(), fix: String::new(), actions, reapplied_by: Vec::new() }
+    Finding { check: "test".into(), severity: Severity::High, title: "t", message: String::new(), fix: String::new(), actions, reapplied_by: Vec::new(), confirmed_by: None }
 }
 
 fn policies(inf: &str, source: &'static str) -> Policies {

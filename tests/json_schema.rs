@@ -249,7 +249,7 @@ fn readme_schemas_parse() {
         Schema::Object(e) => e.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>().join(","),
         other => panic!("not an object: {other:?}"),
     };
-    assert_eq!(keys(&inspect), "image,windows,hives,settings,findings,notes,not_evaluated,symptom");
+    assert_eq!(keys(&inspect), "image,windows,hives,settings,findings,notes,not_evaluated,symptom,evidence,event_logs");
     assert_eq!(keys(&record), "image,status,error,size,format,virtual_size,windows,control_set,hives,settings,findings,ignored,not_evaluated");
     assert_eq!(keys(&summary), "images,pass,fail,error,jobs,seconds,checks");
 }

@@ -79,6 +79,13 @@ enum Cmd {
         /// `last-write` (newest last-write time of the finding's registry key first, with that time).
         #[arg(long, value_name = "ORDER", value_parser = ["severity", "last-write"])]
         sort: Option<String>,
+        /// Event-log window: read the guest's logs (System, Security, RDP) for this long before
+        /// their newest event: 14d, 36h, 2w, or a number of days.
+        #[arg(long, value_name = "DURATION", default_value = "14d", value_parser = parse_since)]
+        since: f64,
+        /// Do not read the event logs (no evidence, no confirmed_by).
+        #[arg(long)]
+        no_events: bool,
     },
     /// Write the fixes of chosen findings to a NEW image (full copy, or a differencing child of
     /// the untouched input), verify it by reading it back, then move it into place.
@@ -284,6 +291,11 @@ pub(crate) fn out_format() -> Option<rdprescue::image::write::OutFormat> {
     OUT_FORMAT.get().copied().flatten()
 }
 
+/// `--since`: a duration in days (see `evidence::parse_since`).
+fn parse_since(s: &str) -> Result<f64, String> {
+    rdprescue::evidence::parse_since(s).ok_or_else(|| format!("{s:?} is not a duration such as 14d, 36h, 2w or 3"))
+}
+
 /// `writeln!` into a `String` (which cannot fail).
 macro_rules! outln {
     ($o:expr) => {
@@ -379,7 +391,9 @@ pub fn main() -> i32 {
             json,
             symptom,
             sort,
-        } => inspect::run(&source, json, symptom.as_deref(), sort.as_deref() == Some("last-write")),
+            since,
+            no_events,
+        } => inspect::run(&source, json, symptom.as_deref(), sort.as_deref() == Some("last-write"), (!no_events).then_some(since)),
         Cmd::Fix(o) => {
             set_out_format(o.format.format);
             fix::run(o)

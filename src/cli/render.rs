@@ -184,6 +184,9 @@ fn inspect_text_dated(src: &Path, r: &InspectReport, dated: bool) -> String {
                 };
                 outln!(o, "      re-applied by {who}: {} sets {}; {}", r.file, r.value, r.remedy);
             }
+            if let Some(c) = &f.confirmed_by {
+                outln!(o, "      confirmed by: {} {} {}: {}", c.time, short_log(&c.log), c.event_id, c.summary);
+            }
         }
     }
     if !r.notes.is_empty() {
@@ -196,9 +199,11 @@ fn inspect_text_dated(src: &Path, r: &InspectReport, dated: bool) -> String {
         let ids: Vec<String> = r.not_evaluated.iter().map(|n| format!("{} ({})", n.check, n.reason)).collect();
         outln!(o, "Not evaluated: {}", ids.join(", "));
     }
+    evidence_text(&mut o, r);
     if let Some(s) = &r.symptom {
         outln!(o);
         symptom_text(&mut o, s);
+        symptom_evidence_text(&mut o, s, &r.evidence);
     }
     o
 }
@@ -210,6 +215,76 @@ pub fn inspect_text_by_last_write(src: &Path, r: &InspectReport) -> String {
     let mut sorted = r.clone();
     sorted.sort_findings_by_last_write();
     inspect_text_dated(src, &sorted, true)
+}
+
+// ---- evidence (issue 15): the event logs' section of the inspect text.
+
+/// A channel name without its provider prefix (`RdpCoreTS/Operational`).
+fn short_log(log: &str) -> &str {
+    log.rsplit_once("-Windows-").map_or(log, |(_, l)| l.split_once('-').map_or(l, |(_, r)| r))
+}
+
+/// Events listed in the text report (the JSON has them all, up to the per-id cap).
+const TEXT_EVENTS: usize = 40;
+
+fn evidence_text(o: &mut String, r: &InspectReport) {
+    let ev = &r.event_logs;
+    match ev.status {
+        "skipped" => return,
+        "no-volume" => {
+            outln!(o, "Evidence: none (hive files: no event logs)");
+            return;
+        }
+        "no-logs" => {
+            outln!(o, "Evidence: none (no Windows\\System32\\winevt\\Logs on any readable volume)");
+            return;
+        }
+        _ => {}
+    }
+    outln!(o);
+    match &ev.window {
+        Some(w) => outln!(o, "Evidence (event logs, {} days before the newest event: {} .. {}):", w.days, w.from, w.to),
+        None => outln!(o, "Evidence (event logs: no dated record in any of them):"),
+    }
+    for l in &ev.logs {
+        let detail = l.detail.as_ref().map(|d| format!(" ({d})")).unwrap_or_default();
+        if l.status == "missing" {
+            outln!(o, "  {:<44} missing", short_log(&l.log));
+        } else {
+            outln!(o, "  {:<44} {}: {} records in the window, {} events{detail}", short_log(&l.log), l.status, l.records, l.events);
+        }
+    }
+    let lg = &ev.logons;
+    if lg.failed_rdp + lg.failed_network + lg.failed_other + lg.successful_rdp > 0 {
+        let reasons: Vec<String> = lg.failed_by_reason.iter().map(|(k, v)| format!("{v} {k}")).collect();
+        outln!(o, "  logons: {} failed RDP (type 10), {} failed network (type 3), {} failed other{}; {} successful RDP{}", lg.failed_rdp, lg.failed_network, lg.failed_other,
+            if reasons.is_empty() { String::new() } else { format!(" [{}]", reasons.join(", ")) }, lg.successful_rdp,
+            lg.last_successful_rdp.as_ref().map(|t| format!(", last {t}")).unwrap_or_default());
+    }
+    for e in r.evidence.iter().take(TEXT_EVENTS) {
+        let tag = if !e.confirms.is_empty() { format!("  [confirms {}]", e.confirms.join(", ")) } else if e.unexplained { "  [UNEXPLAINED: no check explains it]".to_string() } else { String::new() };
+        outln!(o, "  {} {:<22} {:>5} {}{tag}", e.time, short_log(&e.log), e.event_id, e.summary);
+    }
+    if r.evidence.len() > TEXT_EVENTS {
+        outln!(o, "  ... {} more (--json lists them)", r.evidence.len() - TEXT_EVENTS);
+    }
+    let unexplained: Vec<&rdprescue::evidence::Event> = r.evidence.iter().filter(|e| e.unexplained).collect();
+    if !unexplained.is_empty() {
+        outln!(o, "Unexplained evidence: {} failure event(s) that no check on this disk explains; newest: {} {} {}: {}", unexplained.len(), unexplained[0].time, short_log(&unexplained[0].log), unexplained[0].event_id, unexplained[0].summary);
+    }
+}
+
+/// Under `--symptom`: the events that bear on each matched message.
+fn symptom_evidence_text(o: &mut String, s: &SymptomReport, events: &[rdprescue::evidence::Event]) {
+    for m in &s.matches {
+        let rel: Vec<&rdprescue::evidence::Event> = events.iter().filter(|e| rdprescue::rdp::symptoms::event_bears_on(m.id, e, &m.checks.iter().map(|c| c.check).collect::<Vec<_>>())).take(5).collect();
+        if !rel.is_empty() {
+            outln!(o, "  Evidence in the logs for \"{}\":", m.id);
+            for e in rel {
+                outln!(o, "    {} {} {}: {}", e.time, short_log(&e.log), e.event_id, e.summary);
+            }
+        }
+    }
 }
 
 fn symptom_text(o: &mut String, s: &SymptomReport) {

@@ -301,7 +301,7 @@ mod tests {
 
     fn finding(check: &'static str, severity: Severity, message: &str) -> Dated<Finding> {
         Dated {
-            item: Finding { check: check.into(), severity, title: "", message: message.into(), fix: String::new(), actions: vec![], reapplied_by: vec![] },
+            item: Finding { check: check.into(), severity, title: "", message: message.into(), fix: String::new(), actions: vec![], reapplied_by: vec![], confirmed_by: None },
             last_write: None,
         }
     }

@@ -90,6 +90,20 @@ pub trait FileSystem {
         Err(Error::unsupported(Layer::Fs, 0, format!("{path}: listing directories is not supported on this file system")))
     }
 
+    /// Up to `buf.len()` bytes of file `path` from byte `offset` (short only
+    /// at the end of the file); returns how many. For readers that need a
+    /// few pieces of a large file (event-log chunks, newest first). The
+    /// default streams the file up to the range; NTFS and host directories
+    /// seek.
+    fn read_at(&self, path: &str, offset: u64, buf: &mut [u8]) -> Result<usize> {
+        let mut w = RangeWriter { skip: offset, buf, filled: 0 };
+        match self.read_to(path, &mut w) {
+            Ok(_) => Ok(w.filled),
+            Err(Error::Output { .. }) if w.filled == w.buf.len() => Ok(w.filled),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Whether `path` exists (errors other than "not found" are reported as absent).
     fn exists(&self, path: &str) -> bool {
         self.stat(path).is_ok()
@@ -106,6 +120,31 @@ pub trait FileSystem {
         let mut v = Vec::with_capacity(st.size as usize);
         self.read_to(path, &mut v)?;
         Ok(v)
+    }
+}
+
+/// The writer behind the default [`FileSystem::read_at`]: drops `skip`
+/// bytes, fills `buf`, then stops the stream with an error.
+struct RangeWriter<'a> {
+    skip: u64,
+    buf: &'a mut [u8],
+    filled: usize,
+}
+
+impl Write for RangeWriter<'_> {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        if self.filled == self.buf.len() {
+            return Err(std::io::Error::other("range read complete"));
+        }
+        let drop = self.skip.min(data.len() as u64) as usize;
+        self.skip -= drop as u64;
+        let take = (data.len() - drop).min(self.buf.len() - self.filled);
+        self.buf[self.filled..self.filled + take].copy_from_slice(&data[drop..drop + take]);
+        self.filled += take;
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 

@@ -281,6 +281,10 @@ impl FileSystem for NtfsFs {
         })
     }
 
+    fn read_at(&self, path: &str, offset: u64, buf: &mut [u8]) -> Result<usize> {
+        self.read_range(path, offset, buf)
+    }
+
     /// Read a whole file straight into its final buffer (no bounce copy: hives
     /// are megabytes and every copy costs page faults).
     fn read_file(&self, path: &str, limit: u64) -> Result<Vec<u8>> {
@@ -620,6 +624,53 @@ impl NtfsFs {
                 });
             }
             Ok(done)
+        })
+    }
+}
+
+impl NtfsFs {
+    /// [`FileSystem::read_at`]: seek in the unnamed `$DATA` (or walk the
+    /// runs of a listed one) and read only the range asked for.
+    fn read_range(&self, path: &str, offset: u64, buf: &mut [u8]) -> Result<usize> {
+        guard(Layer::Ntfs, self.base, || {
+            let mut inner = self.inner.borrow_mut();
+            let Inner { ntfs, r } = &mut *inner;
+            r.refuel();
+            let base = self.base;
+            let file = lookup(ntfs, r, base, path)?;
+            if file.is_directory() {
+                return Err(Error::Usage(format!("{path} is a directory")));
+            }
+            if let Some((size, initialized, runs)) = listed_data(ntfs, r, base, &file, path)? {
+                let n = size.saturating_sub(offset).min(buf.len() as u64) as usize;
+                let buf = &mut buf[..n];
+                buf.fill(0);
+                let end = offset + n as u64;
+                for &(at, pos, len) in &runs {
+                    let (lo, hi) = (at.max(offset), at.saturating_add(len).min(end).min(initialized));
+                    let Some(p) = pos else { continue };
+                    if lo >= hi {
+                        continue;
+                    }
+                    std::io::Seek::seek(r, std::io::SeekFrom::Start(p.saturating_add(lo - at))).map_err(|e| io_conv(r, base, e))?;
+                    std::io::Read::read_exact(r, &mut buf[(lo - offset) as usize..(hi - offset) as usize]).map_err(|e| io_conv(r, base, e))?;
+                }
+                return Ok(n);
+            }
+            let Some(item) = file.data(r, "") else { return Ok(0) };
+            let item = item.map_err(|e| conv(r, base, e))?;
+            let attr = item.to_attribute().map_err(|e| conv(r, base, e))?;
+            raw_readable(&attr, base, path)?;
+            let value = attr.value(r).map_err(|e| conv(r, base, e))?;
+            let n = value.len().saturating_sub(offset).min(buf.len() as u64) as usize;
+            if n == 0 {
+                return Ok(0);
+            }
+            let mut v = value.attach(r);
+            let res = std::io::Seek::seek(&mut v, std::io::SeekFrom::Start(offset)).and_then(|_| std::io::Read::read_exact(&mut v, &mut buf[..n]));
+            drop(v);
+            res.map_err(|e| io_conv(r, base, e))?;
+            Ok(n)
         })
     }
 }

@@ -107,6 +107,24 @@ impl FileSystem for HostDir {
         std::io::copy(&mut f, out).map_err(|source| Error::Io { layer: Layer::Fs, offset: 0, path: p.display().to_string(), source })
     }
 
+    fn read_at(&self, path: &str, offset: u64, buf: &mut [u8]) -> Result<usize> {
+        use std::io::{Read, Seek};
+        let p = self.resolve(path)?;
+        let mut f = std::fs::File::open(&p).map_err(|e| self.io(&p, e))?;
+        let io = |source| Error::Io { layer: Layer::Fs, offset, path: p.display().to_string(), source };
+        f.seek(std::io::SeekFrom::Start(offset)).map_err(io)?;
+        let mut done = 0;
+        while done < buf.len() {
+            match f.read(&mut buf[done..]) {
+                Ok(0) => break,
+                Ok(n) => done += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(io(e)),
+            }
+        }
+        Ok(done)
+    }
+
     /// The host's directory listing (names as the host gives them), at most
     /// [`MAX_DIR_ENTRIES`](crate::fs::MAX_DIR_ENTRIES) like NTFS's: the
     /// Group Policy readers list `History` to find unnamed GPO folders.

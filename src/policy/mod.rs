@@ -250,6 +250,7 @@ fn note(message: String) -> Finding {
         fix: "manual: none needed".into(),
         actions: Vec::new(),
         reapplied_by: Vec::new(),
+        confirmed_by: None,
     }
 }
 

@@ -364,6 +364,7 @@ impl Expect {
             fix: format!("manual: make it {} (baseline)", self.want.show()),
             actions: Vec::new(),
             reapplied_by: Vec::new(),
+            confirmed_by: None,
         }))
     }
 }

@@ -183,7 +183,7 @@ impl Out {
             Remedy::Actions(a) => (a.iter().map(Edit::describe).collect::<Vec<_>>().join("; "), a),
             Remedy::Manual(t) => (format!("manual: {t}"), Vec::new()),
         };
-        self.findings.push(Finding { check: id.into(), severity, title: c.title, message, fix, actions, reapplied_by: Vec::new() });
+        self.findings.push(Finding { check: id.into(), severity, title: c.title, message, fix, actions, reapplied_by: Vec::new(), confirmed_by: None });
     }
 
     pub fn note(&mut self, c: &Check, message: String) {

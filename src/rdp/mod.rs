@@ -132,6 +132,10 @@ pub struct Finding {
     /// (filled by `policy::annotate`; omitted from JSON when empty).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub reapplied_by: Vec<crate::policy::Reapply>,
+    /// The newest event-log entry that confirms it (filled by
+    /// `report::InspectReport::add_evidence`; omitted from JSON when none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confirmed_by: Option<crate::evidence::Confirmation>,
 }
 
 /// Access to the hives for the checks: control-set resolution and a cache of

@@ -137,6 +137,17 @@ impl Inspected {
         ins
     }
 
+    /// The event-log evidence of this machine (see [`crate::evidence`]):
+    /// the logs of its Windows volume, or a `no-volume` status for hive
+    /// files and directories.
+    pub fn evidence(&self, opts: &crate::evidence::Options) -> crate::evidence::Evidence {
+        match self.machine.find_file(None, crate::evidence::LOGS_DIR) {
+            Ok((_, fs)) => crate::evidence::collect(fs, opts),
+            Err(_) if self.machine.survey().is_none() && self.machine.host_volume().is_none() => crate::evidence::Evidence::none("no-volume"),
+            Err(_) => crate::evidence::Evidence::none("no-logs"),
+        }
+    }
+
     /// The full report of an inspection of these hives.
     pub fn report(&self, ins: Inspection, symptom: Option<&str>) -> InspectReport {
         let mut r = InspectReport::new(self.image.clone(), self.hives.clone(), ins, symptom);
@@ -241,12 +252,50 @@ pub struct InspectReport {
     pub not_evaluated: Vec<NotEvaluated>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub symptom: Option<SymptomReport>,
+    /// What the guest's event logs show in the window, newest first
+    /// ([`InspectReport::add_evidence`]).
+    pub evidence: Vec<crate::evidence::Event>,
+    /// How the event logs were read: window, per-log status, counts.
+    pub event_logs: crate::evidence::Evidence,
 }
 
 impl InspectReport {
     pub fn new(image: ImageFacts, hives: Vec<HiveStatus>, ins: Inspection, symptom: Option<&str>) -> InspectReport {
         let symptom = symptom.map(|t| SymptomReport::new(t, &ins.findings));
-        InspectReport { image, windows: ins.windows, hives, settings: undated(ins.settings), findings: undated(ins.findings), notes: undated(ins.notes), not_evaluated: ins.not_evaluated, symptom }
+        InspectReport {
+            image,
+            windows: ins.windows,
+            hives,
+            settings: undated(ins.settings),
+            findings: undated(ins.findings),
+            notes: undated(ins.notes),
+            not_evaluated: ins.not_evaluated,
+            symptom,
+            evidence: Vec::new(),
+            event_logs: crate::evidence::Evidence::none("skipped"),
+        }
+    }
+
+    /// Join the event-log evidence with the findings: each finding an event
+    /// confirms gets `confirmed_by` (the newest such event), each event the
+    /// checks it confirms, and a failure that no check that fired explains
+    /// is `unexplained`; a symptom's checks that have events come first.
+    pub fn add_evidence(&mut self, mut ev: crate::evidence::Evidence) {
+        use crate::evidence::{links, Confirmation};
+        let mut events = std::mem::take(&mut ev.events);
+        let fired: std::collections::BTreeSet<String> = self.findings.iter().map(|f| f.check.to_string()).collect();
+        links::explain(&mut events, &|c| fired.contains(c));
+        for f in &mut self.findings {
+            f.item.confirmed_by = links::confirming(&f.check, &events).map(Confirmation::of);
+        }
+        if let Some(s) = &mut self.symptom {
+            for m in &mut s.matches {
+                // Stable: checks with events first, in their order.
+                m.checks.sort_by_key(|c| links::confirming(c.check, &events).is_none());
+            }
+        }
+        self.evidence = events;
+        self.event_logs = ev;
     }
 
     /// The report as pretty JSON with a final newline (`inspect --json`).

@@ -140,6 +140,29 @@ pub static SYMPTOMS: &[Symptom] = &[
     },
 ];
 
+// ---- evidence (issue 15): events that bear on a symptom. Those linked to
+// one of its checks (evidence::links) raise that check among its
+// candidates; these rows add the causes no check covers (a wrong password,
+// a failed TLS handshake of the client).
+
+/// (symptom id, provider, event ids) beyond the check links.
+pub static EVENT_SYMPTOMS: &[(&str, &str, &[u32])] = &[
+    ("credentials-did-not-work", crate::evidence::extract::SECURITY, &[4625, 4740]),
+    ("credentials-did-not-work", crate::evidence::extract::RDPCORE, &[140]),
+    ("account-locked-out", crate::evidence::extract::SECURITY, &[4740]),
+    ("internal-error", crate::evidence::extract::SCHANNEL, &[36870, 36871, 36874, 36887, 36888]),
+    ("this-computer-cant-connect", crate::evidence::extract::SCHANNEL, &[36871, 36874, 36888]),
+    ("nla-lsa", crate::evidence::extract::SCHANNEL, &[36871, 36874]),
+    ("cant-connect", crate::evidence::extract::SCM, &[7000, 7001, 7022, 7023, 7024, 7031, 7034]),
+];
+
+/// Whether event `e` bears on symptom `id` (whose candidate checks are
+/// `checks`): it confirms one of them, or a row above names it.
+pub fn event_bears_on(id: &str, e: &crate::evidence::Event, checks: &[&str]) -> bool {
+    crate::evidence::links::checks_of(e).any(|c| checks.contains(&c))
+        || EVENT_SYMPTOMS.iter().any(|(s, p, ids)| *s == id && p.eq_ignore_ascii_case(&e.provider) && ids.contains(&e.event_id) && (e.fault || e.event_id != 7040))
+}
+
 /// The symptoms whose fragments occur in `text` (case-insensitive); the
 /// longest matching fragment wins ties, so a full message maps to one symptom.
 pub fn match_text(text: &str) -> Vec<&'static Symptom> {
