@@ -31,6 +31,7 @@ pub enum Layer {
     Vmdk,
     /// QCOW2 containers.
     Qcow2,
+    Http,
 }
 
 impl fmt::Display for Layer {
@@ -53,6 +54,7 @@ impl fmt::Display for Layer {
             Layer::Image => "image",
             Layer::Vmdk => "image/vmdk",
             Layer::Qcow2 => "image/qcow2",
+            Layer::Http => "image/http",
         })
     }
 }

@@ -175,8 +175,12 @@ fn image_list(o: &Options) -> anyhow::Result<Vec<PathBuf>> {
 
 fn audit_one(path: &Path, baseline: &Baseline) -> AuditRecord {
     let size = std::fs::metadata(path).map(|m| m.len()).ok();
+    // A URL is shown without its query string (a SAS token is a secret).
+    let shown = rdprescue::image::http::shown_path(path);
     let run = || -> anyhow::Result<AuditRecord> {
         let loaded = Inspected::open(path)?;
+        // A URL's size is the remote file's.
+        let size = size.or_else(|| loaded.machine.image().filter(|_| shown != path).map(|i| i.info.file_size));
         let mut ins = loaded.inspect();
         let ignored = baseline.apply(&loaded.machine, &mut ins);
         let status = if baseline.fails(&ins.findings) {
@@ -185,7 +189,7 @@ fn audit_one(path: &Path, baseline: &Baseline) -> AuditRecord {
             Status::Pass
         };
         Ok(AuditRecord::new(
-            path.display().to_string(),
+            shown.display().to_string(),
             size,
             status,
             ignored,
@@ -194,7 +198,7 @@ fn audit_one(path: &Path, baseline: &Baseline) -> AuditRecord {
     };
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run))
         .unwrap_or_else(|_| Err(anyhow::anyhow!("internal error while reading this image")));
-    r.unwrap_or_else(|e| AuditRecord::error(path.display().to_string(), size, super::one_line(&e)))
+    r.unwrap_or_else(|e| AuditRecord::error(shown.display().to_string(), size, super::one_line(&e)))
 }
 
 pub fn run(o: Options) -> anyhow::Result<i32> {

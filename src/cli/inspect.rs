@@ -18,11 +18,11 @@ pub fn run(src: &Path, json_out: bool, symptom: Option<&str>, by_last_write: boo
         report.add_evidence(opened.evidence(&opts));
     }
     let out = if json_out {
-        report.to_json()?
+        rdprescue::image::http::with_transfer(src, report.to_json()?)
     } else if by_last_write {
-        super::render::inspect_text_by_last_write(src, &report)
+        super::render::inspect_text_by_last_write(&rdprescue::image::http::shown_path(src), &report)
     } else {
-        super::render::inspect_text(src, &report)
+        super::render::inspect_text(&rdprescue::image::http::shown_path(src), &report)
     };
     super::emit(out.as_bytes())?;
     Ok(if report.findings.is_empty() { 0 } else { 1 })

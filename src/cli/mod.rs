@@ -32,6 +32,10 @@ const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("RDPRESCUE_C
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
+    /// More detail on stderr: hive facts (reg query), and for an http(s):// image the
+    /// requests made and bytes received.
+    #[arg(long, global = true)]
+    verbose: bool,
 }
 
 #[derive(Subcommand)]
@@ -164,9 +168,6 @@ enum RegCmd {
         /// JSON output (includes hive facts: dirty/recovered, sequence numbers, control sets).
         #[arg(long)]
         json: bool,
-        /// Print hive facts (state, logs applied, control sets) on stderr.
-        #[arg(long)]
-        verbose: bool,
     },
     /// Set a value (creating missing keys) in a NEW copy of the image or hive file.
     #[command(visible_alias = "add")]
@@ -378,6 +379,7 @@ pub fn main() -> i32 {
             return code;
         }
     };
+    let verbose = cli.verbose;
     let r = std::panic::catch_unwind(|| match cli.cmd {
         Cmd::Disk { image, json } => disk::run(&image, json),
         Cmd::Disks { json } => disks::run(json),
@@ -412,7 +414,6 @@ pub fn main() -> i32 {
             value,
             recursive,
             json,
-            verbose,
         }) => regcmd::query(&source, &key, value.as_deref(), recursive, json, verbose),
         Cmd::Reg(RegCmd::Set {
             source,
@@ -444,6 +445,11 @@ pub fn main() -> i32 {
         Cmd::Completions { shell } => checks::completions(shell, &mut <Cli as clap::CommandFactory>::command()),
         Cmd::Man { out } => checks::man(<Cli as clap::CommandFactory>::command(), out.as_deref()),
     });
+    // What an http(s):// image cost (requests, bytes), for --verbose.
+    let t = rdprescue::image::http::transfer();
+    if verbose && t.requests > 0 {
+        eprintln!("rdprescue: http: {} requests, {} bytes received", t.requests, t.bytes);
+    }
     match r {
         Ok(Ok(code)) => code,
         Ok(Err(e)) if json => {

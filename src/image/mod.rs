@@ -12,6 +12,7 @@
 mod detect;
 pub mod device;
 pub mod qcow2;
+pub mod http;
 pub mod raw;
 mod source;
 pub mod vhd;
