@@ -55,6 +55,12 @@ pub struct Options {
     /// With --in-place: save the original bytes to this new file first (for `rdprescue undo`).
     #[arg(long, value_name = "FILE")]
     pub undo: Option<PathBuf>,
+    /// Write the fixed disk to this NEW Azure page blob (a SAS URL allowing create, write,
+    /// read and delete; it must not exist). IMAGE is then the SAS URL of a page blob or
+    /// snapshot holding a fixed VHD: the storage service copies it server-side, and only the
+    /// changed 512-byte pages are uploaded, then read back and verified.
+    #[arg(long, value_name = "URL")]
+    pub out_url: Option<String>,
 }
 
 /// What to fix, from --check / --all / --profile.
@@ -181,8 +187,10 @@ pub fn run(o: Options) -> anyhow::Result<i32> {
         println!("Nothing to change.");
         return Ok(0);
     }
+    let blob = o.out_url.as_deref().map(|u| blob_urls(&o, u)).transpose()?;
     let default_child = (o.diff_child && o.out.is_none() && !o.in_place && !files).then(|| default_child_name(&o.image));
     let dest = match (&o.out, &o.undo) {
+        _ if blob.is_some() => blob.as_ref().map(|(source, dest)| Destination::PageBlob { source, dest }),
         _ if files => files_destination(&o)?,
         (None, _) if default_child.is_some() => default_child.as_deref().map(Destination::DiffChild),
         _ if o.in_place && (o.out.is_some() || o.diff_child) => {
@@ -245,6 +253,13 @@ pub fn run(o: Options) -> anyhow::Result<i32> {
             "Wrote {} (the edited hive files), verified by reading them back.",
             out.display()
         ),
+        Destination::PageBlob { dest, .. } => {
+            let st = repair::blob::stats();
+            println!(
+                "Wrote {dest} (a server-side copy of the source with {} bytes of changed pages uploaded; {} request(s) to blob storage), verified by reading it back.",
+                st.uploaded, st.requests
+            )
+        }
         Destination::Copy(out) | Destination::HiveFile(out) => println!(
             "Wrote {} (full copy), verified by reading it back.",
             out.display()
@@ -305,6 +320,20 @@ fn files_destination(o: &Options) -> anyhow::Result<Option<Destination<'_>>> {
         None if o.dry_run => None,
         None => bail!("--out NEWDIR (a new directory for the edited hive files) or --in-place is required (or --dry-run)"),
     })
+}
+
+/// The source and destination blobs of `--out-url` (a remote fix): the source
+/// is IMAGE's URL, the destination must be another blob; no other output.
+fn blob_urls(o: &Options, dest: &str) -> anyhow::Result<(repair::blob::BlobUrl, repair::blob::BlobUrl)> {
+    if o.out.is_some() || o.in_place || o.diff_child || o.undo.is_some() {
+        bail!("--out-url writes a new page blob: no --out, --in-place, --undo or --diff-child with it");
+    }
+    let dest = repair::blob::BlobUrl::parse(dest).context("--out-url")?;
+    let Some(source) = o.image.to_str().filter(|s| s.starts_with("https://") || s.starts_with("http://")) else {
+        bail!("--out-url needs the source as a URL the storage service can copy (the SAS URL of a page blob or snapshot); for a local image use --out");
+    };
+    let source = repair::blob::BlobUrl::parse(source).context("the source")?;
+    Ok((source, dest))
 }
 
 /// `rdprescue undo DEVICE UNDO_FILE [--force]`, or `rdprescue undo DIR` for
