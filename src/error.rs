@@ -25,6 +25,7 @@ pub enum Layer {
     PolicyPreg,
     /// Group Policy security templates (`GptTmpl.inf`).
     PolicyInf,
+    Http,
 }
 
 impl fmt::Display for Layer {
@@ -44,6 +45,7 @@ impl fmt::Display for Layer {
             Layer::Repair => "repair",
             Layer::PolicyPreg => "policy/preg",
             Layer::PolicyInf => "policy/inf",
+            Layer::Http => "image/http",
         })
     }
 }

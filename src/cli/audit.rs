@@ -175,6 +175,8 @@ fn image_list(o: &Options) -> anyhow::Result<Vec<PathBuf>> {
 
 fn audit_one(path: &Path, baseline: &Baseline) -> AuditRecord {
     let size = std::fs::metadata(path).map(|m| m.len()).ok();
+    // A URL is shown without its query string (a SAS token is a secret).
+    let shown = rdprescue::image::http::shown_path(path);
     let run = || -> anyhow::Result<AuditRecord> {
         let loaded = Inspected::open(path)?;
         let mut ins = loaded.inspect();
@@ -185,7 +187,7 @@ fn audit_one(path: &Path, baseline: &Baseline) -> AuditRecord {
             Status::Pass
         };
         Ok(AuditRecord::new(
-            path.display().to_string(),
+            shown.display().to_string(),
             size,
             status,
             ignored,
@@ -194,7 +196,7 @@ fn audit_one(path: &Path, baseline: &Baseline) -> AuditRecord {
     };
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run))
         .unwrap_or_else(|_| Err(anyhow::anyhow!("internal error while reading this image")));
-    r.unwrap_or_else(|e| AuditRecord::error(path.display().to_string(), size, super::one_line(&e)))
+    r.unwrap_or_else(|e| AuditRecord::error(shown.display().to_string(), size, super::one_line(&e)))
 }
 
 pub fn run(o: Options) -> anyhow::Result<i32> {

@@ -12,7 +12,7 @@ pub fn run(src: &Path, json_out: bool, symptom: Option<&str>) -> anyhow::Result<
     let out = if json_out {
         report.to_json()?
     } else {
-        super::render::inspect_text(src, &report)
+        super::render::inspect_text(&rdprescue::image::http::shown_path(src), &report)
     };
     super::emit(out.as_bytes())?;
     Ok(if report.findings.is_empty() { 0 } else { 1 })

@@ -10,6 +10,7 @@
 //! [`write`] dispatches a [`write::Patch`] to the writer of the input's format.
 
 pub mod device;
+pub mod http;
 pub mod raw;
 mod source;
 pub mod vhd;

@@ -38,8 +38,13 @@ pub(crate) fn count_read(n: usize) {
 
 /// Open `path` as a source: on Windows a disk or volume device name
 /// (`\\.\PhysicalDrive2`, `\\.\F:`, see [`super::device::classify`]) opens
-/// the device; anything else is a file or block device ([`FileSource`]).
+/// the device; an `http(s)://` URL opens a [`super::http::HttpSource`];
+/// anything else is a file or block device ([`FileSource`]).
 pub fn open_path(path: &Path) -> Result<Arc<dyn Source>> {
+    // An http(s):// URL: a remote image read with range requests.
+    if let Some(url) = path.to_str().filter(|s| super::http::is_url(s)) {
+        return super::http::HttpSource::open_arc(url);
+    }
     #[cfg(windows)]
     if let Some(dev) = path.to_str().and_then(super::device::classify) {
         return Ok(Arc::new(super::device::WinDevice::open(path, &dev)?));

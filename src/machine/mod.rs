@@ -111,6 +111,11 @@ impl Machine {
     /// Open `path`: a directory of hive files, a hive file, or else an image
     /// (raw, VHD, VHDX, block device), read-only.
     pub fn open(path: &Path) -> Result<Machine> {
+        // An http(s):// URL is a remote image; the machine is named by the
+        // URL without its query string (a SAS token is a secret).
+        if path.to_str().is_some_and(image::http::is_url) {
+            return Machine::open_image(path);
+        }
         // A Windows disk or volume (`\\.\PhysicalDrive2`) is an image; it has no metadata to ask.
         if cfg!(windows) && path.to_str().is_some_and(image::device::is_windows_device_path) {
             return Machine::open_image(path);
@@ -130,6 +135,11 @@ impl Machine {
 
     /// Open `path` as a disk image or device, whatever its first bytes.
     pub fn open_image(path: &Path) -> Result<Machine> {
+        if path.to_str().is_some_and(image::http::is_url) {
+            let image = image::open(path)?;
+            let shown = image.info.path.clone();
+            return Machine::from_image(&shown, image);
+        }
         Machine::from_image(path, image::open(path)?)
     }
 
