@@ -179,6 +179,8 @@ fn audit_one(path: &Path, baseline: &Baseline) -> AuditRecord {
     let shown = rdprescue::image::http::shown_path(path);
     let run = || -> anyhow::Result<AuditRecord> {
         let loaded = Inspected::open(path)?;
+        // A URL's size is the remote file's.
+        let size = size.or_else(|| loaded.machine.image().filter(|_| shown != path).map(|i| i.info.file_size));
         let mut ins = loaded.inspect();
         let ignored = baseline.apply(&loaded.machine, &mut ins);
         let status = if baseline.fails(&ins.findings) {

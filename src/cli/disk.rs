@@ -19,6 +19,7 @@ pub fn run(image_path: &Path, json: bool) -> anyhow::Result<i32> {
     if json {
         o = serde_json::to_string_pretty(report)?;
         o.push('\n');
+        o = rdprescue::image::http::with_transfer(image_path, o);
     } else {
         text(&mut o, report);
     }

@@ -10,7 +10,7 @@ pub fn run(src: &Path, json_out: bool, symptom: Option<&str>) -> anyhow::Result<
     let opened = Inspected::open(src)?;
     let report = opened.report(opened.inspect(), symptom);
     let out = if json_out {
-        report.to_json()?
+        rdprescue::image::http::with_transfer(src, report.to_json()?)
     } else {
         super::render::inspect_text(&rdprescue::image::http::shown_path(src), &report)
     };

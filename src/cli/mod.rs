@@ -24,6 +24,10 @@ use std::path::PathBuf;
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
+    /// More detail on stderr: hive facts (reg query), and for an http(s):// image the
+    /// requests made and bytes received.
+    #[arg(long, global = true)]
+    verbose: bool,
 }
 
 #[derive(Subcommand)]
@@ -108,9 +112,6 @@ enum RegCmd {
         /// JSON output (includes hive facts: dirty/recovered, sequence numbers, control sets).
         #[arg(long)]
         json: bool,
-        /// Print hive facts (state, logs applied, control sets) on stderr.
-        #[arg(long)]
-        verbose: bool,
     },
     /// Set a value (creating missing keys) in a NEW copy of the image or hive file.
     Set {
@@ -260,6 +261,7 @@ pub fn main() -> i32 {
             return code;
         }
     };
+    let verbose = cli.verbose;
     let r = std::panic::catch_unwind(|| match cli.cmd {
         Cmd::Disk { image, json } => disk::run(&image, json),
         Cmd::Disks { json } => disks::run(json),
@@ -286,7 +288,6 @@ pub fn main() -> i32 {
             value,
             recursive,
             json,
-            verbose,
         }) => regcmd::query(&source, &key, value.as_deref(), recursive, json, verbose),
         Cmd::Reg(RegCmd::Set {
             source,
@@ -312,6 +313,11 @@ pub fn main() -> i32 {
             utf8,
         }) => regcmd::export(&source, &key, out.as_deref(), utf8),
     });
+    // What an http(s):// image cost (requests, bytes), for --verbose.
+    let t = rdprescue::image::http::transfer();
+    if verbose && t.requests > 0 {
+        eprintln!("rdprescue: http: {} requests, {} bytes received", t.requests, t.bytes);
+    }
     match r {
         Ok(Ok(code)) => code,
         Ok(Err(e)) => {

@@ -81,6 +81,25 @@ pub fn shown_path(p: &std::path::Path) -> PathBuf {
     }
 }
 
+/// For an http(s):// `source`, `json` (one pretty-printed object) with a
+/// `transfer` member (requests made, bytes received so far); anything else
+/// unchanged.
+pub fn with_transfer(source: &std::path::Path, json: String) -> String {
+    if !source.to_str().is_some_and(is_url) {
+        return json;
+    }
+    let Ok(serde_json::Value::Object(mut o)) = serde_json::from_str::<serde_json::Value>(&json) else { return json };
+    let t = transfer();
+    o.insert("transfer".into(), serde_json::json!({ "requests": t.requests, "bytes": t.bytes }));
+    match serde_json::to_string_pretty(&serde_json::Value::Object(o)) {
+        Ok(mut s) => {
+            s.push('\n');
+            s
+        }
+        Err(_) => json,
+    }
+}
+
 /// Timeouts and retry bounds.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -389,6 +408,9 @@ impl HttpSource {
         let head = self.with_retries(|| {
             let resp = self.agent.head(&self.url.full()).call().map_err(|e| client_failure(&e))?;
             let status = resp.status().as_u16();
+            if matches!(status, 408 | 429 | 500..=599) {
+                return Err(status_failure(status));
+            }
             if !(200..300).contains(&status) {
                 return Ok(Err(status));
             }
@@ -401,8 +423,6 @@ impl HttpSource {
             Ok(Some(len)) => return Ok(len),
             // Not found is not found, whatever the method.
             Err(404 | 410) => return Err(status_failure(404)),
-            // Transient failures were retried already.
-            Err(s @ (408 | 429 | 500..=599)) => return Err(status_failure(s)),
             // No length, or HEAD refused (a presigned URL signs GET only): ask with GET.
             _ => {}
         }
@@ -485,6 +505,8 @@ impl HttpSource {
                     Ok(0) => break,
                     Ok(k) => got += k,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    // A body cut short of its Content-Length.
+                    Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => break,
                     Err(e) => {
                         BYTES.fetch_add(got as u64, Ordering::Relaxed);
                         return Err(Failure::transient(format!("reading bytes {offset}-{last} failed ({})", io_kind(e.kind()))));
