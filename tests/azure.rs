@@ -367,8 +367,13 @@ fn a_source_that_is_not_a_fixed_vhd_is_refused_before_anything_is_written() {
 fn a_failure_after_the_copy_began_deletes_the_destination() {
     let f = fixture();
     for (i, step) in ["blob-copied", "blob-first-page", "blob-before-verify"].iter().enumerate() {
-        own_source(f, &format!("source-fault-{i}.vhd"));
-        let src = f.url(&format!("source-fault-{i}.vhd"), "r");
+        // A step after a page was written needs a source of its own (see own_source).
+        let src = if i == 0 {
+            f.url("source.vhd", "r")
+        } else {
+            own_source(f, &format!("source-fault-{i}.vhd"));
+            f.url(&format!("source-fault-{i}.vhd"), "r")
+        };
         let name = format!("fault-{i}.vhd");
         let dst = f.url(&name, "racwd");
         let o = run(&["fix", &src, "--out-url", &dst, "--check", "rdp-deny-local"], &[("RDPRESCUE_FAULT", step)]);
@@ -379,8 +384,8 @@ fn a_failure_after_the_copy_began_deletes_the_destination() {
     }
     // A real refusal by the service mid-way: a destination SAS that may
     // create (the copy) but not write pages.
-    own_source(f, "source-fault-w.vhd");
-    let src = f.url("source-fault-w.vhd", "r");
+    // (Put Page is refused: the shared source stays as it is.)
+    let src = f.url("source.vhd", "r");
     let dst = f.url("no-write.vhd", "rcd");
     let o = run(&["fix", &src, "--out-url", &dst, "--check", "rdp-deny-local"], &[]);
     assert_clean_error(&o, "no write permission");
