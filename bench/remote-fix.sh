@@ -86,6 +86,7 @@ requests=$(sed -E 's/.*; ([0-9]+) request\(s\) to blob storage.*/\1/' <<<"$line"
 size=$(stat -c %s "$work/source.vhd")
 printf 'remote-fix: %s (%d bytes as a fixed VHD): uploaded %d bytes (%.1f KiB; goal < 1 MiB) in %d blob requests; %s\n' \
     "$(basename "$img")" "$size" "$uploaded" "$(echo "$uploaded / 1024" | bc -l)" "$requests" "$(grep -m1 'Disk:' "$work/fix.out")"
+sed -E 's/.*\(([0-9]+) bytes read in ([0-9]+) range request.*/remote-fix: read \1 bytes in \2 HTTP range requests (source survey + hives, then the read-back of the copy)/' <<<"$line"
 printf 'remote-fix: wall time %.2f s (source read over HTTP, server-side copy, Put Page, read-back verification)\n' "$(echo "$t1 - $t0" | bc -l)"
 [ "$uploaded" -lt $((1 << 20)) ] || { echo "remote-fix: over the 1 MiB goal" >&2; exit 1; }
 rm -f "$work/source.vhd"

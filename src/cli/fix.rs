@@ -254,10 +254,10 @@ pub fn run(o: Options) -> anyhow::Result<i32> {
             out.display()
         ),
         Destination::PageBlob { dest, .. } => {
-            let st = repair::blob::stats();
+            let (st, read) = (repair::blob::stats(), image::http::transfer());
             println!(
-                "Wrote {dest} (a server-side copy of the source with {} bytes of changed pages uploaded; {} request(s) to blob storage), verified by reading it back.",
-                st.uploaded, st.requests
+                "Wrote {dest} (a server-side copy of the source with {} bytes of changed pages uploaded; {} request(s) to blob storage), verified by reading it back ({} bytes read in {} range request(s) from the source and the copy).",
+                st.uploaded, st.requests, read.bytes, read.requests
             )
         }
         Destination::Copy(out) | Destination::HiveFile(out) => println!(
