@@ -93,6 +93,15 @@ fn main() {
         println!("cargo::rustc-cfg=scenarios");
     }
     git_version();
+    // `azurite`: .ci/run started the Azure Storage emulator and says so with
+    // RDPRESCUE_AZURITE=1 (its endpoint, which changes from run to run, is
+    // read by tests/azure.rs at run time from RDPRESCUE_AZURITE_BLOB, so a new
+    // port rebuilds nothing). Linux target only, like the tools.
+    println!("cargo::rustc-check-cfg=cfg(azurite)");
+    println!("cargo::rerun-if-env-changed=RDPRESCUE_AZURITE");
+    if unix_target && env::var("RDPRESCUE_AZURITE").is_ok_and(|v| v == "1") {
+        println!("cargo::rustc-cfg=azurite");
+    }
     if unix_target && std::process::Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.trim_ascii() == b"0") {
         println!("cargo::rustc-cfg=root");
     }

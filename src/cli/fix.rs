@@ -63,6 +63,12 @@ pub struct Options {
     /// verification) instead of text; errors too: {"error": {...}} on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Write the fixed disk to this NEW Azure page blob (a SAS URL allowing create, write,
+    /// read and delete; it must not exist). IMAGE is then the SAS URL of a page blob or
+    /// snapshot holding a fixed VHD: the storage service copies it server-side, and only the
+    /// changed 512-byte pages are uploaded, then read back and verified.
+    #[arg(long, value_name = "URL")]
+    pub out_url: Option<String>,
 }
 
 /// What to fix, from --check / --all / --profile.
@@ -189,6 +195,10 @@ fn preflight(o: &Options) -> anyhow::Result<()> {
         if !o.in_place && o.out.is_none() && !o.dry_run {
             preflight::usage!("--out NEWDIR (a new directory for the edited hive files) or --in-place is required (or --dry-run)");
         }
+    } else if o.out_url.is_some() {
+        if o.out.is_some() || o.in_place || o.diff_child || o.undo.is_some() {
+            preflight::usage!("--out-url writes a new page blob: no --out, --in-place, --undo or --diff-child with it");
+        }
     } else if o.in_place {
         if o.out.is_some() || o.diff_child {
             preflight::usage!("--in-place writes the disk itself: no --out or --diff-child");
@@ -217,6 +227,8 @@ fn dest_json(d: Option<&Destination>) -> J {
         Some(Destination::InPlace { undo }) => ("in-place", Some(*undo)),
         Some(Destination::InPlaceFiles) => ("in-place-files", None),
         Some(Destination::HiveDir(p)) => ("hive-dir", Some(*p)),
+        // The blob's URL as Display shows it: without its SAS query.
+        Some(Destination::PageBlob { dest, .. }) => return json!({"kind": "page-blob", "url": dest.to_string()}),
     };
     let key = if kind == "in-place" { "undo" } else { "path" };
     json!({"kind": kind, key: path.map(|p| p.display().to_string())})
@@ -300,8 +312,10 @@ pub fn run(o: Options) -> anyhow::Result<i32> {
         println!("Nothing to change.");
         return Ok(0);
     }
+    let blob = o.out_url.as_deref().map(|u| blob_urls(&o, u)).transpose()?;
     let default_child = (o.diff_child && o.out.is_none() && !o.in_place && !files).then(|| default_child_name(&o.image));
     let dest = match (&o.out, &o.undo) {
+        _ if blob.is_some() => blob.as_ref().map(|(source, dest)| Destination::PageBlob { source, dest }),
         _ if files => files_destination(&o)?,
         (None, _) if default_child.is_some() => default_child.as_deref().map(Destination::DiffChild),
         _ if o.in_place && (o.out.is_some() || o.diff_child) => {
@@ -388,6 +402,13 @@ pub fn run(o: Options) -> anyhow::Result<i32> {
                 "Wrote {} (the edited hive files), verified by reading them back.",
                 out.display()
             ),
+            Destination::PageBlob { dest, .. } => {
+                let (st, read) = (repair::blob::stats(), image::http::transfer());
+                println!(
+                    "Wrote {dest} (a server-side copy of the source with {} bytes of changed pages uploaded; {} request(s) to blob storage), verified by reading it back ({} bytes read in {} range request(s) from the source and the copy).",
+                    st.uploaded, st.requests, read.bytes, read.requests
+                )
+            }
             Destination::Copy(out) | Destination::HiveFile(out) => println!(
                 "Wrote {} (full copy), verified by reading it back.",
                 out.display()
@@ -459,6 +480,20 @@ fn files_destination(o: &Options) -> anyhow::Result<Option<Destination<'_>>> {
         None if o.dry_run => None,
         None => bail!("--out NEWDIR (a new directory for the edited hive files) or --in-place is required (or --dry-run)"),
     })
+}
+
+/// The source and destination blobs of `--out-url` (a remote fix): the source
+/// is IMAGE's URL, the destination must be another blob; no other output.
+fn blob_urls(o: &Options, dest: &str) -> anyhow::Result<(repair::blob::BlobUrl, repair::blob::BlobUrl)> {
+    if o.out.is_some() || o.in_place || o.diff_child || o.undo.is_some() {
+        bail!("--out-url writes a new page blob: no --out, --in-place, --undo or --diff-child with it");
+    }
+    let dest = repair::blob::BlobUrl::parse(dest).context("--out-url")?;
+    let Some(source) = o.image.to_str().filter(|s| s.starts_with("https://") || s.starts_with("http://")) else {
+        bail!("--out-url needs the source as a URL the storage service can copy (the SAS URL of a page blob or snapshot); for a local image use --out");
+    };
+    let source = repair::blob::BlobUrl::parse(source).context("the source")?;
+    Ok((source, dest))
 }
 
 /// `rdprescue undo DEVICE UNDO_FILE [--force] [--json]`, or `rdprescue undo

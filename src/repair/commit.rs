@@ -67,6 +67,10 @@ pub enum Destination<'a> {
     /// A new directory (must not exist) holding the edited hive files under
     /// their own names (the input is a mounted volume or a hive directory).
     HiveDir(&'a Path),
+    /// A new Azure page blob `dest` (must not exist): a server-side copy of
+    /// the fixed VHD page blob `source` the machine was opened from, then Put
+    /// Page of the changed pages only (`repair/remote.rs`).
+    PageBlob { source: &'a super::blob::BlobUrl, dest: &'a super::blob::BlobUrl },
 }
 
 /// What an undo copy's name adds to its hive file's name.
@@ -109,6 +113,7 @@ pub fn commit_as(machine: &Machine, plan: &Plan, dest: Destination, format: Opti
         Destination::InPlace { undo } => in_place(machine, plan, undo),
         Destination::InPlaceFiles => files_in_place(machine, plan),
         Destination::HiveDir(dir) => to_hive_dir(machine, plan, dir),
+        Destination::PageBlob { source, dest } => super::remote::to_page_blob(machine, plan, source, dest, progress),
     }
 }
 
@@ -473,7 +478,7 @@ fn read_capped(file: &Path) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
-fn in_verification(e: &Error) -> Error {
+pub(super) fn in_verification(e: &Error) -> Error {
     Error::corrupt(Layer::Repair, 0, format!("verification: reading the output back: {e}"))
 }
 

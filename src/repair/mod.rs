@@ -25,6 +25,10 @@ use serde_json::Value as J;
 pub mod device;
 pub mod output;
 pub mod undo;
+// Remote fix into an Azure page blob (issue 17): the blob client and the destination.
+pub mod blob;
+mod remote;
+pub use remote::page_writes;
 
 /// One value or key change, with the data before and after, for `--dry-run`
 /// and for the report.
