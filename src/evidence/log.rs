@@ -133,8 +133,18 @@ pub fn plan(file: &dyn LogFile, header: &[u8]) -> Plan {
         }
     }
     let bad_header = newest.is_none();
-    let newest = newest.or_else(|| (0..chunks).filter_map(|i| chunk_ids(file, i).map(|(_, l)| (l, i))).max().map(|(_, i)| i)).unwrap_or(chunks.saturating_sub(1));
-    Plan { order: (0..chunks).map(|i| (newest + chunks - i) % chunks).collect(), bad_header: bad_header && !valid, in_use }
+    // A log Windows wrapped (or a snapshot taken while it rewrote chunks)
+    // holds its chunks out of file order: read every chunk header (64
+    // bytes) and order by last record number, newest first, starting with
+    // the chunk the header sequence found; chunks without a header go last
+    // (they are read, and counted as damaged or unused).
+    let mut ids: Vec<(u64, u64)> = (0..chunks).filter_map(|i| chunk_ids(file, i).map(|(_, l)| (l, i))).collect();
+    ids.sort_by(|a, b| b.cmp(a));
+    let mut order: Vec<u64> = newest.into_iter().collect();
+    order.extend(ids.iter().map(|&(_, i)| i).filter(|i| Some(*i) != newest));
+    let seen: std::collections::BTreeSet<u64> = order.iter().copied().collect();
+    order.extend((0..chunks).rev().filter(|i| !seen.contains(i)));
+    Plan { order, bad_header: bad_header && !valid, in_use }
 }
 
 /// Time (µs since the Unix epoch) of the newest record in a chunk, by its
