@@ -265,6 +265,19 @@ fn demo_image_as_vmdk_and_qcow2_gives_the_same_findings() {
         let o = rdp_on(&p, &["reg", "set", s, r"HKLM\SYSTEM\CurrentControlSet\Control\Terminal Server", "-v", "fDenyTSConnections", "-t", "REG_DWORD", "-d", "0", "--out", out.to_str().unwrap()]);
         assert_clean_error(&o, "reg set on a read-only format");
         assert!(!out.exists());
+        // An --out that names a writable format makes the copy a conversion.
+        let conv = t.join(format!("{name}-fixed.vhdx"));
+        let o = rdp_on(&p, &["fix", s, "--all", "--out", conv.to_str().unwrap()]);
+        assert!(o.status.success(), "{name}: fix --out .vhdx: {}", stderr(&o));
+        let o = rdp_on(&conv, &["disk", "--json", conv.to_str().unwrap()]);
+        let got: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+        assert_eq!(got["container"]["format"], "vhdx-dynamic", "{name}");
+        assert_eq!(got["windows_volumes"], want_disk["windows_volumes"], "{name}: the converted copy");
+        let o = rdp_on(&conv, &["inspect", "--json", conv.to_str().unwrap()]);
+        let fixed: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+        let count = |v: &serde_json::Value| v["findings"].as_array().map_or(0, Vec::len);
+        assert!(count(&want) > 0 && count(&fixed) < count(&want), "{name}: {} findings after the fix, {} before", count(&fixed), count(&want));
+        std::fs::remove_file(&conv).unwrap();
         std::fs::remove_file(&p).unwrap();
     }
 }
@@ -317,6 +330,17 @@ fn unreadable_containers_are_named() {
             vec!["fix", s, "--all", "--out", out.to_str().unwrap()],
         ] {
             let o = rdp_on(p, &args);
+            if args.contains(&"--json") {
+                // With --json the error is one JSON object on stdout.
+                assert_eq!(o.status.code(), Some(2), "{args:?}");
+                let j: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap_or_else(|e| panic!("{args:?}: {e}: {}", stdout(&o)));
+                assert_eq!(j["error"]["layer"], "image", "{args:?}");
+                assert_eq!(j["error"]["offset"], 0, "{args:?}");
+                let m = j["error"]["message"].as_str().unwrap();
+                assert!(m.contains(want) && m.contains(s), "{args:?}: want {want:?} in {m}");
+                assert!(!out.exists(), "{args:?} wrote {}", out.display());
+                continue;
+            }
             assert_clean_error(&o, &format!("{args:?}"));
             let e = stderr(&o);
             assert!(e.contains(want) && e.contains(s), "{args:?}: want {want:?} in {e}");

@@ -241,7 +241,8 @@ fn entries_grow_the_hive_and_set_flags() {
     let h = load(p, Some(l1), None).unwrap();
     assert_eq!(h.bytes.len(), 4096 + 3 * 4096);
     assert_eq!(le_u32(&h.bytes, OFF_HBINS), 3 * 4096);
-    assert_eq!(le_u32(&h.bytes, OFF_FLAGS) & 1, 1);
+    // Bit 0 comes from the entry; the other bits stay the primary's (0).
+    assert_eq!(le_u32(&h.bytes, OFF_FLAGS), 1);
     assert_eq!(fill_at(&h.bytes, 2), 0x32);
     assert!(!has_note(&h, "read as zeros"), "{:?}", h.report.notes);
     assert!(!has_note(&h, "hbin chain"), "{:?}", h.report.notes);
@@ -591,4 +592,23 @@ fn random_bytes_are_rejected_or_loaded_consistently() {
             }
         }
     }
+}
+
+/// The hbin chain stops at an hbin whose size is not a whole number of 4 KiB
+/// pages, even when that size is larger than a page (and so would pass a
+/// "too small" test alone), and at one that runs past the limit.
+#[test]
+fn hbin_chain_stops_at_misaligned_or_overlong_sizes() {
+    let mut p = primary(1, 1, 4, 0x11);
+    assert_eq!(hbin_chain(&p, 4 * 4096), (4 * 4096, None));
+    // The second hbin claims 0x1800 bytes: >= 4096, but not page-aligned.
+    put_u32(&mut p, BASE_BLOCK_LEN + 4096 + 8, 0x1800);
+    let (len, why) = hbin_chain(&p, 4 * 4096);
+    assert_eq!(len, 4096);
+    assert!(why.unwrap().contains("bad size 0x1800"));
+    // A page-aligned size that runs past the limit.
+    put_u32(&mut p, BASE_BLOCK_LEN + 4096 + 8, 4 * 4096);
+    let (len, why) = hbin_chain(&p, 4 * 4096);
+    assert_eq!(len, 4096);
+    assert!(why.unwrap().contains("bad size 0x4000"));
 }
