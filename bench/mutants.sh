@@ -19,11 +19,12 @@
 #                         0/8 for one in eight; the groups' default samples
 #                         are in S below (a whole run is hours on 2 cores)
 #
-# Measured (2 cores shared): a mutant costs 15-140 s of rebuild; the dev
-# profile makes the whole lib test binary take ~50 s and write_safety time
-# out at 120 s (the unmutated baseline then fails and nothing is tested), so
-# groups name test filters, and MUTANTS_TIMEOUT=600 is needed for groups
-# that run write_safety.
+# Measured (2 cores shared): a mutant costs 15-140 s of rebuild; in the dev
+# profile the whole lib test binary takes ~50 s and write_safety/write_vhdx
+# time out even at 300 s (the unmutated baseline then fails and nothing is
+# tested), so the runs use the `mutants` profile of Cargo.toml (opt-level 1,
+# dependencies optimised; MUTANTS_PROFILE overrides) and groups name test
+# filters.
 #
 # Each group mutates one file (optionally narrowed to functions by a
 # regex) and runs only the tests that can see it (`cargo test` arguments),
@@ -93,7 +94,7 @@ for g in "${groups[@]}"; do
     shard=${MUTANTS_SHARD-${S[$g]:-}}
     [ -n "$shard" ] && [ -z "${MUTANTS_RE:-}" ] && sel+=(--shard "$shard" --sharding round-robin) && echo "   sample: shard $shard"
     start=$SECONDS
-    nice cargo mutants --in-place --no-shuffle --timeout "$timeout" --build-timeout 600 \
+    nice cargo mutants --in-place --no-shuffle --timeout "$timeout" --build-timeout 600 --profile "${MUTANTS_PROFILE:-mutants}" \
         "${sel[@]}" --output "$dir/out/$g" -- "${args[@]}" >"$dir/out/$g.log" 2>&1 || true
     o=$dir/out/$g/mutants.out
     n() { [ -f "$o/$1.txt" ] && wc -l <"$o/$1.txt" || echo 0; }

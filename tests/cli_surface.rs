@@ -50,6 +50,7 @@ fn bad_arguments_are_refused_before_anything_happens() {
     let homeless = d.join("no-such-folder").join("new.vhdx");
     let no_undo = d.join("no-undo.json");
     let key = r"HKLM\SYSTEM\CurrentControlSet\Control\Terminal Server";
+    let child_vhd = d.join("child.vhd");
     let before = listing(d);
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (vec!["fix", s(&img), "--all"], "--out NEW is required"),
@@ -58,6 +59,9 @@ fn bad_arguments_are_refused_before_anything_happens() {
         (vec!["fix", s(&img), "--all", "--in-place", "--undo", s(&undo), "--out", s(&new)], "--in-place writes the disk itself"),
         (vec!["fix", s(&img), "--all", "--in-place", "--undo", s(&existing)], "already exists"),
         (vec!["fix", s(&img), "--all", "--in-place"], "--in-place needs --undo"),
+        (vec!["fix", s(&img), "--all", "--in-place", "--undo", s(&undo), "--format", "vhd"], "--format names the container of a new image"),
+        (vec!["fix", s(&img), "--all", "--diff-child", "--format", "vhd", "--out", s(&child_vhd)], "a differencing child is written in its parent's format"),
+        (vec!["fix", s(&img), "--all", "--diff-child", "--out", s(&child_vhd)], "a differencing child is written in its parent's format"),
         (vec!["fix", s(&img), "--check", "rdp-deny-locl", "--out", s(&new)], "did you mean rdp-deny-local?"),
         (vec!["fix", s(&img), "--profile", "reset-rpd", "--out", s(&new)], "did you mean reset-rdp?"),
         (vec!["fix", s(&img), "--out", s(&new)], "say what to fix"),

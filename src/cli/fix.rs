@@ -182,6 +182,9 @@ fn preflight(o: &Options) -> anyhow::Result<()> {
     }
     // A directory is a mounted Windows volume or a hive directory: its hive files are written.
     let files = o.image.is_dir();
+    if o.format.format.is_some() && (files || o.in_place || o.out_url.is_some()) {
+        preflight::usage!("--format names the container of a new image (--out NEW): not with --in-place, --out-url or a directory of hive files");
+    }
     if files {
         if o.undo.is_some() {
             preflight::usage!("--undo FILE is for disks: on a mounted volume each original hive file is kept beside it as <hive>{} (undo with `rdprescue undo {}`)", repair::commit::UNDO_SUFFIX, o.image.display());
@@ -340,7 +343,10 @@ pub fn run(o: Options) -> anyhow::Result<i32> {
     // A container this tool reads but does not write: refused before the plan.
     match (dest, m.image()) {
         (Some(Destination::Copy(p)), Some(img)) => image::write::writable(img, p, super::out_format(), false)?,
-        (Some(Destination::DiffChild(p)), Some(img)) => image::write::writable(img, p, super::out_format(), true)?,
+        (Some(Destination::DiffChild(p)), Some(img)) => {
+            image::write::writable(img, p, super::out_format(), true)?;
+            image::write::check_child_format(img.info.format, p, super::out_format())?;
+        }
         _ => {}
     }
     doc["destination"] = dest_json(dest.as_ref());

@@ -205,6 +205,9 @@ fn apply(m: &Machine, actions: Vec<Edit>, o: Output, note: Option<String>) -> an
             m.path().display()
         );
     }
+    if super::out_format().is_some() && !image {
+        bail!("--format names the container of a new image: {} is a hive file (its output is a hive file)", m.path().display());
+    }
     // A container this tool reads but does not write: refused before the plan.
     if let (false, Some(img), Some(out)) = (o.dry_run, m.image(), o.out.as_deref()) {
         rdprescue::image::write::writable(img, out, super::out_format(), o.diff_child)?;
