@@ -443,7 +443,12 @@ fn corrupt_truncated_xp_system_has_a_defined_outcome() {
             let doc: Value = serde_json::from_slice(&o.stdout).unwrap();
             assert!(!doc["keys"].as_array().unwrap().is_empty(), "listed nothing");
         }
-        Some(2) => assert!(err.trim_end().lines().count() == 1 && err.contains("hive"), "{err}"),
+        Some(2) => {
+            // --json: the error is one JSON object on stdout.
+            let doc: Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stdout)));
+            assert_eq!(doc["error"]["layer"], "hive", "{doc}");
+            assert!(err.is_empty(), "{err}");
+        }
         other => panic!("exit {other:?}: {err}"),
     }
 }

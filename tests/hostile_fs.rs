@@ -80,7 +80,7 @@ fn damaged_volumes() {
     std::fs::write(&trunc, &d[..WINDOWS_VOLUME + 1024 * 1024]).unwrap();
     let o = rdp_on(&trunc, &["disk", "--json", trunc.to_str().unwrap()]);
     assert_layer_error(&o, "truncated");
-    assert!(stderr(&o).contains("past the end"), "{}", stderr(&o));
+    assert!(error_line(&o).contains("past the end"), "{}", error_line(&o));
 }
 
 /// Found by `fuzz/run.sh ntfs`: an index entry shorter than its header makes

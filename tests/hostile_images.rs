@@ -21,7 +21,7 @@ fn write(tmp: &Path, name: &str, bytes: &[u8]) -> PathBuf {
 fn expect_error(img: &Path, what: &str, needle: &str) {
     let o = rdp_on(img, &["disk", "--json", img.to_str().unwrap()]);
     assert_layer_error(&o, what);
-    assert!(stderr(&o).contains(needle), "{what}: expected {needle:?} in: {}", stderr(&o));
+    assert!(error_line(&o).contains(needle), "{what}: expected {needle:?} in: {}", error_line(&o));
 }
 
 fn le32(b: &[u8], o: usize) -> u32 {
@@ -161,7 +161,7 @@ fn fifo_and_special_files_are_refused() {
     for args in [vec!["disk", f], vec!["disk", "--json", f], vec!["inspect", f], vec!["cat", f, r"\Windows\System32\config\SYSTEM"]] {
         let o = rdp_timeout(&args, 20);
         assert_clean_error(&o, &format!("{args:?}"));
-        assert!(stderr(&o).contains(&want), "{args:?}: {}", stderr(&o));
+        assert!(error_line(&o).contains(&want), "{args:?}: {}", error_line(&o));
     }
     // A character device.
     let o = rdp_timeout(&["disk", "/dev/null"], 20);

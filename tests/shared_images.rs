@@ -45,7 +45,7 @@ fn windows_made_images() {
         if exp.get("parent_missing").is_some() {
             let o = rdp_on(&img, &["disk", "--json", imgs]);
             assert_layer_error(&o, name);
-            let err = stderr(&o);
+            let err = error_line(&o);
             assert!(err.contains("parent disk missing"), "{name}: {err}");
             if name.ends_with(".vhd") {
                 assert!(err.to_lowercase().contains("fat-parent.vhd"), "{name}: does not name the parent: {err}");

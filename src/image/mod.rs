@@ -49,6 +49,30 @@ pub trait Disk: Send + Sync {
     }
 }
 
+/// Read `out.len()` bytes of a parent or backing disk at `off`; bytes past
+/// its end read as zeros (a child may be larger than its parent). Shared by
+/// the VHD, VMDK and QCOW2 readers.
+pub(crate) fn read_zero_extended(p: &dyn Disk, off: u64, out: &mut [u8]) -> Result<()> {
+    let plen = p.len();
+    if off >= plen {
+        out.fill(0);
+        return Ok(());
+    }
+    let k = (out.len() as u64).min(plen - off) as usize;
+    p.read_at(off, &mut out[..k])?;
+    out[k..].fill(0);
+    Ok(())
+}
+
+/// The bounds check of every container's [`Disk::read_at`]: `len` bytes at
+/// `offset` must lie within the `size`-byte virtual disk.
+pub(crate) fn check_virtual_read(layer: Layer, offset: u64, len: usize, size: u64) -> Result<()> {
+    if offset.checked_add(len as u64).is_none_or(|e| e > size) {
+        return Err(Error::corrupt(layer, offset, format!("read of {len} bytes past the end of the virtual disk ({size} bytes)")));
+    }
+    Ok(())
+}
+
 /// Container format, as reported by `rdprescue disk`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]

@@ -148,9 +148,24 @@ pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-/// Assert a failed run: exit code 2, one line on stderr naming a layer and an offset, no panic.
-pub fn assert_clean_error(o: &Output, what: &str) {
+/// The error line of a failed run: stderr, or, for a run with `--json`
+/// (whose errors are one JSON object on stdout and nothing on stderr), the
+/// object's message in the same form, `rdprescue: error: MESSAGE`.
+pub fn error_line(o: &Output) -> String {
     let err = stderr(o);
+    if !err.is_empty() {
+        return err;
+    }
+    match serde_json::from_slice::<serde_json::Value>(&o.stdout) {
+        Ok(j) if j["error"]["message"].is_string() => format!("rdprescue: error: {}\n", j["error"]["message"].as_str().unwrap_or_default()),
+        _ => err,
+    }
+}
+
+/// Assert a failed run: exit code 2, one line on stderr (or one JSON error
+/// object on stdout under `--json`) naming a layer and an offset, no panic.
+pub fn assert_clean_error(o: &Output, what: &str) {
+    let err = error_line(o);
     assert_eq!(o.status.code(), Some(2), "{what}: expected exit 2, got {:?}; stderr: {err}", o.status.code());
     assert!(!err.contains("panicked") && !err.contains("internal error"), "{what}: panic: {err}");
     assert_eq!(err.trim_end().lines().count(), 1, "{what}: error is not one line: {err}");
@@ -160,7 +175,7 @@ pub fn assert_clean_error(o: &Output, what: &str) {
 /// Like `assert_clean_error`, and the message names a layer and an offset.
 pub fn assert_layer_error(o: &Output, what: &str) {
     assert_clean_error(o, what);
-    let err = stderr(o);
+    let err = error_line(o);
     let layers = ["image/", "volume", "fs/", "fs:"];
     assert!(layers.iter().any(|l| err.contains(l)), "{what}: no layer named: {err}");
     assert!(err.contains("offset 0x") || err.contains("not found"), "{what}: no offset named: {err}");

@@ -155,7 +155,8 @@ impl Qcow2Disk {
         let host = entry & OFFSET_MASK;
         if host == 0 {
             return match &self.backing {
-                Some(b) => read_backing(b.as_ref(), vofs, out),
+                // Bytes past the backing file's end read as zeros (as qemu).
+                Some(b) => crate::image::read_zero_extended(b.as_ref(), vofs, out),
                 None => {
                     out.fill(0);
                     Ok(())
@@ -223,28 +224,9 @@ impl Qcow2Disk {
     }
 }
 
-/// Read from the backing file; bytes past its end read as zeros (as qemu).
-fn read_backing(b: &dyn Disk, off: u64, out: &mut [u8]) -> Result<()> {
-    let blen = b.len();
-    if off >= blen {
-        out.fill(0);
-        return Ok(());
-    }
-    let k = (out.len() as u64).min(blen - off) as usize;
-    b.read_at(off, &mut out[..k])?;
-    out[k..].fill(0);
-    Ok(())
-}
-
 impl Disk for Qcow2Disk {
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
-        if offset.checked_add(buf.len() as u64).is_none_or(|e| e > self.size) {
-            return Err(Error::corrupt(
-                L,
-                offset,
-                format!("read of {} bytes past the end of the virtual disk ({} bytes)", buf.len(), self.size),
-            ));
-        }
+        crate::image::check_virtual_read(L, offset, buf.len(), self.size)?;
         let cs = self.cluster();
         let mut done = 0usize;
         while done < buf.len() {

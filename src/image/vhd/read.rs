@@ -294,7 +294,9 @@ impl Sparse {
                     out.fill(0);
                     Ok(())
                 }
-                Some(p) => read_parent(p.as_ref(), vofs, out),
+                // Past the parent's end only when parent and child follow
+                // different size conventions (see `virtual_size`).
+                Some(p) => crate::image::read_zero_extended(p.as_ref(), vofs, out),
             };
         }
         let block_off = u64::from(entry) * SECTOR;
@@ -326,7 +328,7 @@ impl Sparse {
             if here {
                 self.read_file(src, blk, entry, data_off + lo, part, vofs)?;
             } else {
-                read_parent(parent.as_ref(), blk * self.block_size + lo, part)?;
+                crate::image::read_zero_extended(parent.as_ref(), blk * self.block_size + lo, part)?;
             }
             s = t + 1;
         }
@@ -334,30 +336,9 @@ impl Sparse {
     }
 }
 
-/// Read from the parent; bytes past the parent's end read as zeros (only
-/// possible when parent and child follow different size conventions, see
-/// [`virtual_size`]; the recorded sizes themselves were checked at open).
-fn read_parent(p: &dyn Disk, off: u64, out: &mut [u8]) -> Result<()> {
-    let plen = p.len();
-    if off >= plen {
-        out.fill(0);
-        return Ok(());
-    }
-    let k = (out.len() as u64).min(plen - off) as usize;
-    p.read_at(off, &mut out[..k])?;
-    out[k..].fill(0);
-    Ok(())
-}
-
 impl Disk for VhdDisk {
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
-        if offset.checked_add(buf.len() as u64).is_none_or(|e| e > self.size) {
-            return Err(Error::corrupt(
-                L,
-                offset,
-                format!("read of {} bytes past the end of the virtual disk ({} bytes)", buf.len(), self.size),
-            ));
-        }
+        crate::image::check_virtual_read(L, offset, buf.len(), self.size)?;
         let Some(sp) = &self.sparse else {
             // Fixed: the data before the footer is the disk (size checked at open).
             return self.src.read(L, offset, buf);

@@ -222,27 +222,13 @@ impl VmdkDisk {
             out.fill(0);
             return Ok(());
         };
-        let plen = p.len();
-        if off >= plen {
-            out.fill(0);
-            return Ok(());
-        }
-        let k = (out.len() as u64).min(plen - off) as usize;
-        p.read_at(off, &mut out[..k])?;
-        out[k..].fill(0);
-        Ok(())
+        crate::image::read_zero_extended(p.as_ref(), off, out)
     }
 }
 
 impl Disk for VmdkDisk {
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
-        if offset.checked_add(buf.len() as u64).is_none_or(|e| e > self.size) {
-            return Err(Error::corrupt(
-                L,
-                offset,
-                format!("read of {} bytes past the end of the virtual disk ({} bytes)", buf.len(), self.size),
-            ));
-        }
+        crate::image::check_virtual_read(L, offset, buf.len(), self.size)?;
         let mut done = 0usize;
         while done < buf.len() {
             let v = offset + done as u64;
