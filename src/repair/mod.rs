@@ -405,6 +405,41 @@ pub fn verify_loaded(hives: &dyn crate::rdp::Hives, edits: &[HiveEdit]) -> Resul
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hive::edit::RegData;
+
+    fn change(action: Edit) -> Change {
+        Change { action, old: J::Null }
+    }
+
+    /// The read-back check refuses every change that did not take, on the
+    /// repo's own SYSTEM hive (Select\Current = 1, Setup exists, no Nope key),
+    /// and accepts the ones that did.
+    #[test]
+    fn check_edit_refuses_changes_that_did_not_take() {
+        let hive = include_bytes!("../../testdata/hives/SYSTEM");
+        let k = HiveKind::System;
+        let ok = |e: Edit| check_edit("SYSTEM", k, hive, &[change(e)]);
+        // Held: the value has that type and data; deleted things are absent;
+        // a created key exists.
+        ok(Edit::set(k, "Select", "Current", RegData::Dword(1))).unwrap();
+        ok(Edit::delete_value(k, "Select", "Nope")).unwrap();
+        ok(Edit::delete_key(k, "Nope")).unwrap();
+        ok(Edit::create_key(k, "Setup")).unwrap();
+        // Not held: other data, other type, still there, missing.
+        for e in [
+            Edit::set(k, "Select", "Current", RegData::Dword(2)),
+            Edit::set(k, "Select", "Current", RegData::Qword(1)),
+            Edit::set(k, "Select", "Absent", RegData::Dword(1)),
+            Edit::delete_value(k, "Select", "Current"),
+            Edit::delete_key(k, "Setup"),
+            Edit::create_key(k, "Nope"),
+        ] {
+            let what = format!("{e:?}");
+            assert!(ok(e).is_err(), "{what} passed the read-back check");
+        }
+        // A key deleted and then created again is checked by its creation.
+        check_edit("SYSTEM", k, hive, &[change(Edit::delete_key(k, "Setup")), change(Edit::create_key(k, "Setup"))]).unwrap();
+    }
 
     #[test]
     fn diff_is_sector_granular() {
