@@ -64,6 +64,20 @@ pub(crate) fn read_zero_extended(p: &dyn Disk, off: u64, out: &mut [u8]) -> Resu
     Ok(())
 }
 
+/// Split a read of `buf` at virtual `offset` at every multiple of `block`
+/// (non-zero) and hand each piece, with its virtual offset, to `read`: the
+/// block walk of the VHD, VHDX and QCOW2 readers.
+pub(crate) fn by_blocks(offset: u64, buf: &mut [u8], block: u64, mut read: impl FnMut(u64, &mut [u8]) -> Result<()>) -> Result<()> {
+    let mut done = 0usize;
+    while done < buf.len() {
+        let v = offset + done as u64;
+        let n = ((buf.len() - done) as u64).min(block - v % block) as usize;
+        read(v, &mut buf[done..done + n])?;
+        done += n;
+    }
+    Ok(())
+}
+
 /// The bounds check of every container's [`Disk::read_at`]: `len` bytes at
 /// `offset` must lie within the `size`-byte virtual disk.
 pub(crate) fn check_virtual_read(layer: Layer, offset: u64, len: usize, size: u64) -> Result<()> {

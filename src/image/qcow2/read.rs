@@ -228,15 +228,7 @@ impl Disk for Qcow2Disk {
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
         crate::image::check_virtual_read(L, offset, buf.len(), self.size)?;
         let cs = self.cluster();
-        let mut done = 0usize;
-        while done < buf.len() {
-            let v = offset + done as u64;
-            let in_cl = v % cs;
-            let n = ((buf.len() - done) as u64).min(cs - in_cl) as usize;
-            self.read_cluster(v / cs, in_cl, &mut buf[done..done + n])?;
-            done += n;
-        }
-        Ok(())
+        crate::image::by_blocks(offset, buf, cs, |v, piece| self.read_cluster(v / cs, v % cs, piece))
     }
     fn len(&self) -> u64 {
         self.size

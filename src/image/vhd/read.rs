@@ -343,16 +343,8 @@ impl Disk for VhdDisk {
             // Fixed: the data before the footer is the disk (size checked at open).
             return self.src.read(L, offset, buf);
         };
-        let mut done = 0usize;
-        while done < buf.len() {
-            let v = offset + done as u64;
-            let blk = v / sp.block_size;
-            let in_blk = v % sp.block_size;
-            let n = ((buf.len() - done) as u64).min(sp.block_size - in_blk) as usize;
-            sp.read_block(self.src.as_ref(), blk, in_blk, &mut buf[done..done + n])?;
-            done += n;
-        }
-        Ok(())
+        let bs = sp.block_size;
+        crate::image::by_blocks(offset, buf, bs, |v, piece| sp.read_block(self.src.as_ref(), v / bs, v % bs, piece))
     }
     fn len(&self) -> u64 {
         self.size

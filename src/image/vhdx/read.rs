@@ -633,14 +633,7 @@ impl Disk for VhdxDisk {
         if offset.checked_add(buf.len() as u64).is_none_or(|e| e > self.virtual_size) {
             return Err(Error::corrupt(L, offset, format!("read of {} bytes past the end of the {}-byte virtual disk", buf.len(), self.virtual_size)));
         }
-        let mut pos = 0usize;
-        while pos < buf.len() {
-            let v = offset + pos as u64;
-            let n = ((self.block_size - v % self.block_size) as usize).min(buf.len() - pos);
-            self.read_block(v, &mut buf[pos..pos + n])?;
-            pos += n;
-        }
-        Ok(())
+        crate::image::by_blocks(offset, buf, self.block_size, |v, piece| self.read_block(v, piece))
     }
     fn len(&self) -> u64 {
         self.virtual_size
