@@ -492,16 +492,9 @@ impl NtfsFs {
     /// Data runs and initialized size of the unnamed `$DATA` of `path`, after
     /// checking it can be overwritten in place (formats.md E.3).
     fn runs(&self, path: &str) -> Result<(Runs, u64)> {
-        guard(Layer::Ntfs, self.base, || {
-            let mut inner = self.inner.borrow_mut();
-            let Inner { ntfs, r } = &mut *inner;
-            r.refuel();
+        self.with_file(path, |_, r, file| {
             let base = self.base;
             let refuse = |msg: String| Error::unsupported(Layer::Ntfs, base, format!("{path}: {msg}"));
-            let file = lookup(ntfs, r, base, path)?;
-            if file.is_directory() {
-                return Err(Error::Usage(format!("{path} is a directory")));
-            }
             let mut attrs = file.attributes();
             while let Some(item) = attrs.next(r) {
                 let item = item.map_err(|e| conv(r, base, e))?;
@@ -543,33 +536,25 @@ impl NtfsFs {
     }
 
     fn read_data(&self, path: &str, mut out: Out<'_>) -> Result<u64> {
-        guard(Layer::Ntfs, self.base, || {
-            let mut inner = self.inner.borrow_mut();
-            let Inner { ntfs, r } = &mut *inner;
-            r.refuel();
-            let base = self.base;
-            let file = lookup(ntfs, r, base, path)?;
-            if file.is_directory() {
-                return Err(Error::Usage(format!("{path} is a directory")));
-            }
-            if let Some((size, initialized, runs)) = listed_data(ntfs, r, base, &file, path)? {
-                return match out {
-                    Out::Stream(w) => read_listed(r, base, size, initialized, &runs, w),
-                    Out::Whole(v, limit) => {
-                        if size > limit {
-                            return Err(Error::unsupported(Layer::Ntfs, 0, format!("{path} is {size} bytes, more than the {limit}-byte limit")));
+        let base = self.base;
+        self.with_data(path, |r, file, data| {
+            let value = match data {
+                Data::Empty => return Ok(0),
+                Data::Listed { size, initialized, runs } => {
+                    return match out {
+                        Out::Stream(w) => read_listed(r, base, size, initialized, &runs, w),
+                        Out::Whole(v, limit) => {
+                            if size > limit {
+                                return Err(Error::unsupported(Layer::Ntfs, 0, format!("{path} is {size} bytes, more than the {limit}-byte limit")));
+                            }
+                            v.clear();
+                            v.reserve_exact(size as usize);
+                            read_listed(r, base, size, initialized, &runs, v)
                         }
-                        v.clear();
-                        v.reserve_exact(size as usize);
-                        read_listed(r, base, size, initialized, &runs, v)
-                    }
-                };
-            }
-            let Some(item) = file.data(r, "") else { return Ok(0) };
-            let item = item.map_err(|e| conv(r, base, e))?;
-            let attr = item.to_attribute().map_err(|e| conv(r, base, e))?;
-            raw_readable(&attr, base, path)?;
-            let value = attr.value(r).map_err(|e| conv(r, base, e))?;
+                    };
+                }
+                Data::Value(value) => value,
+            };
             let total = value.len();
             if let Out::Whole(v, limit) = &mut out {
                 if total > *limit {
@@ -628,40 +613,78 @@ impl NtfsFs {
     }
 }
 
+/// The unnamed `$DATA` of a file as the readers meet it.
+enum Data<'n, 'i> {
+    /// No unnamed `$DATA`: an empty file.
+    Empty,
+    /// Spread over several MFT records (`$ATTRIBUTE_LIST`): size, initialized
+    /// size and the runs gathered from every record.
+    Listed { size: u64, initialized: u64, runs: Runs },
+    /// In the file's own record, checked to be readable raw ([`raw_readable`]).
+    Value(ntfs::attribute_value::NtfsAttributeValue<'n, 'i>),
+}
+
 impl NtfsFs {
-    /// [`FileSystem::read_at`]: seek in the unnamed `$DATA` (or walk the
-    /// runs of a listed one) and read only the range asked for.
-    fn read_range(&self, path: &str, offset: u64, buf: &mut [u8]) -> Result<usize> {
+    /// The opening every reader of a file shares: panic guard, borrow of the
+    /// parser, a refuelled read budget, lookup of `path`, refusal of a
+    /// directory; then `f` on the file.
+    fn with_file<T>(&self, path: &str, f: impl for<'n> FnOnce(&'n Ntfs, &mut DiskReader, NtfsFile<'n>) -> Result<T>) -> Result<T> {
         guard(Layer::Ntfs, self.base, || {
             let mut inner = self.inner.borrow_mut();
             let Inner { ntfs, r } = &mut *inner;
             r.refuel();
-            let base = self.base;
-            let file = lookup(ntfs, r, base, path)?;
+            let file = lookup(ntfs, r, self.base, path)?;
             if file.is_directory() {
                 return Err(Error::Usage(format!("{path} is a directory")));
             }
+            f(ntfs, r, file)
+        })
+    }
+
+    /// [`Self::with_file`], then `f` on the file's unnamed `$DATA`: the
+    /// attribute-list branch or the value in the file's own record.
+    fn with_data<T>(&self, path: &str, f: impl FnOnce(&mut DiskReader, &NtfsFile, Data<'_, '_>) -> Result<T>) -> Result<T> {
+        let base = self.base;
+        self.with_file(path, |ntfs, r, file| {
             if let Some((size, initialized, runs)) = listed_data(ntfs, r, base, &file, path)? {
-                let n = size.saturating_sub(offset).min(buf.len() as u64) as usize;
-                let buf = &mut buf[..n];
-                buf.fill(0);
-                let end = offset + n as u64;
-                for &(at, pos, len) in &runs {
-                    let (lo, hi) = (at.max(offset), at.saturating_add(len).min(end).min(initialized));
-                    let Some(p) = pos else { continue };
-                    if lo >= hi {
-                        continue;
-                    }
-                    std::io::Seek::seek(r, std::io::SeekFrom::Start(p.saturating_add(lo - at))).map_err(|e| io_conv(r, base, e))?;
-                    std::io::Read::read_exact(r, &mut buf[(lo - offset) as usize..(hi - offset) as usize]).map_err(|e| io_conv(r, base, e))?;
-                }
-                return Ok(n);
+                return f(r, &file, Data::Listed { size, initialized, runs });
             }
-            let Some(item) = file.data(r, "") else { return Ok(0) };
+            let Some(item) = file.data(r, "") else { return f(r, &file, Data::Empty) };
             let item = item.map_err(|e| conv(r, base, e))?;
             let attr = item.to_attribute().map_err(|e| conv(r, base, e))?;
             raw_readable(&attr, base, path)?;
             let value = attr.value(r).map_err(|e| conv(r, base, e))?;
+            f(r, &file, Data::Value(value))
+        })
+    }
+}
+
+impl NtfsFs {
+    /// [`FileSystem::read_at`]: seek in the unnamed `$DATA` (or walk the
+    /// runs of a listed one) and read only the range asked for.
+    fn read_range(&self, path: &str, offset: u64, buf: &mut [u8]) -> Result<usize> {
+        let base = self.base;
+        self.with_data(path, |r, _, data| {
+            let value = match data {
+                Data::Empty => return Ok(0),
+                Data::Listed { size, initialized, runs } => {
+                    let n = size.saturating_sub(offset).min(buf.len() as u64) as usize;
+                    let buf = &mut buf[..n];
+                    buf.fill(0);
+                    let end = offset + n as u64;
+                    for &(at, pos, len) in &runs {
+                        let (lo, hi) = (at.max(offset), at.saturating_add(len).min(end).min(initialized));
+                        let Some(p) = pos else { continue };
+                        if lo >= hi {
+                            continue;
+                        }
+                        std::io::Seek::seek(r, std::io::SeekFrom::Start(p.saturating_add(lo - at))).map_err(|e| io_conv(r, base, e))?;
+                        std::io::Read::read_exact(r, &mut buf[(lo - offset) as usize..(hi - offset) as usize]).map_err(|e| io_conv(r, base, e))?;
+                    }
+                    return Ok(n);
+                }
+                Data::Value(value) => value,
+            };
             let n = value.len().saturating_sub(offset).min(buf.len() as u64) as usize;
             if n == 0 {
                 return Ok(0);
