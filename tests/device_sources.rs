@@ -7,72 +7,13 @@
 mod common;
 
 use common::*;
-use rdprescue::error::{Error, Result};
-use rdprescue::image::{self, FileSource, Source, SourceId};
+use rdprescue::error::Error;
+use rdprescue::image::{self, FileSource, Source};
 use rdprescue::machine::Machine;
 use rdprescue::repair::{self, Destination};
-use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
-
-/// A device that refuses reads whose offset or length is not a multiple of
-/// `align`, counting refusals; or, once `after` reads were served (or
-/// `vanish` is set), fails every read as a detached disk does (ENXIO on
-/// Linux, ERROR_DEVICE_NOT_CONNECTED on Windows).
-struct Device {
-    inner: Arc<dyn Source>,
-    name: String,
-    align: u32,
-    sector: u32,
-    reads: AtomicU64,
-    rejected: AtomicU64,
-    after: u64,
-    vanish: Arc<AtomicBool>,
-}
-
-impl Device {
-    fn new(inner: Arc<dyn Source>, name: &str, align: u32) -> Device {
-        let sector = inner.sector_size();
-        Device { inner, name: name.into(), align, sector, reads: AtomicU64::new(0), rejected: AtomicU64::new(0), after: u64::MAX, vanish: Arc::default() }
-    }
-}
-
-fn gone() -> io::Error {
-    io::Error::from_raw_os_error(if cfg!(windows) { 1167 } else { 6 })
-}
-
-impl Source for Device {
-    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
-        let a = u64::from(self.align);
-        if offset % a != 0 || (buf.len() as u64 % a != 0 && offset + buf.len() as u64 != self.inner.len()) {
-            self.rejected.fetch_add(1, Ordering::Relaxed);
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("unaligned read of {} bytes at {offset:#x}", buf.len())));
-        }
-        if self.vanish.load(Ordering::Relaxed) || self.reads.fetch_add(1, Ordering::Relaxed) >= self.after {
-            return Err(gone());
-        }
-        self.inner.read_at(offset, buf)
-    }
-    fn len(&self) -> u64 {
-        self.inner.len()
-    }
-    fn sector_size(&self) -> u32 {
-        self.sector
-    }
-    fn alignment(&self) -> u32 {
-        self.align
-    }
-    fn name(&self) -> String {
-        self.name.clone()
-    }
-    fn identity(&self) -> SourceId {
-        SourceId(format!("test-device:{}", self.name))
-    }
-    fn sibling(&self, name: &str) -> Result<Arc<dyn Source>> {
-        Err(Error::Open { layer: rdprescue::Layer::Raw, path: PathBuf::from(name), source: io::ErrorKind::NotFound.into() })
-    }
-}
 
 fn fixture(name: &str, dir: &Path) -> PathBuf {
     gunzip(&testdata().join("images").join(format!("{name}.gz")), dir)
@@ -98,7 +39,7 @@ fn the_whole_read_path_works_on_a_device_that_rejects_unaligned_reads() {
         let path = fixture(name, tmp.path());
         let plain = facts(&Machine::open_image(&path).unwrap());
         for align in [512, 4096] {
-            let dev = Arc::new(Device::new(FileSource::open_arc(&path).unwrap(), name, align));
+            let dev = Arc::new(StrictDevice::named(FileSource::open_arc(&path).unwrap(), name, align));
             // Unaligned reads are really refused by the device itself.
             assert!(dev.read_at(1, &mut [0u8; 3]).is_err());
             let m = Machine::from_image(&path, image::open_source(dev.clone()).unwrap()).unwrap();
@@ -109,8 +50,8 @@ fn the_whole_read_path_works_on_a_device_that_rejects_unaligned_reads() {
             assert_eq!(got["hives"], plain["hives"], "{name} at {align}");
             assert_eq!(got["survey"]["volumes"], plain["survey"]["volumes"], "{name} at {align}");
             assert_eq!(got["survey"]["partition_table"], plain["survey"]["partition_table"], "{name} at {align}");
-            assert_eq!(dev.rejected.load(Ordering::Relaxed), 1, "{name} at {align}: an unaligned read reached the device");
-            assert!(dev.reads.load(Ordering::Relaxed) > 10);
+            assert_eq!(dev.stats.rejected.load(Ordering::Relaxed), 1, "{name} at {align}: an unaligned read reached the device");
+            assert!(dev.stats.calls.load(Ordering::Relaxed) > 10);
             // Every file the checks need was read: the Windows hives are there.
             if name != "mbr-extended.raw" {
                 assert_ne!(got["hives"][0], "-", "{name}: SYSTEM not read");
@@ -180,7 +121,7 @@ fn a_4kn_device_that_takes_only_whole_4k_sectors_reads_like_the_512_byte_origina
     let plain = facts(&Machine::open_image(&path).unwrap());
     let dir = image::MemDir::new().with_sector_size(4096);
     dir.insert("4kn.raw", to_4kn(&std::fs::read(&path).unwrap()));
-    let dev = Arc::new(Device::new(Arc::new(dir.open("4kn.raw").unwrap()), "4kn.raw", 4096));
+    let dev = Arc::new(StrictDevice::named(Arc::new(dir.open("4kn.raw").unwrap()), "4kn.raw", 4096));
     assert_eq!(dev.sector_size(), 4096);
     let m = Machine::from_image(Path::new("4kn.raw"), image::open_source(dev.clone()).unwrap()).unwrap();
     assert_eq!(m.image().unwrap().disk.sector_size(), 4096);
@@ -192,7 +133,7 @@ fn a_4kn_device_that_takes_only_whole_4k_sectors_reads_like_the_512_byte_origina
     assert_eq!(got["survey"]["partition_table"], plain["survey"]["partition_table"]);
     assert_eq!(got["survey"]["bcd"], plain["survey"]["bcd"]);
     assert_ne!(got["hives"][4], "-", "BCD read from the 4Kn ESP");
-    assert_eq!(dev.rejected.load(Ordering::Relaxed), 0, "an unaligned read reached the device");
+    assert_eq!(dev.stats.rejected.load(Ordering::Relaxed), 0, "an unaligned read reached the device");
     // Read as a 512-byte-sector disk, the same bytes have no usable GPT at
     // LBA 1: the sector size really decides.
     let dir512 = image::MemDir::new();
@@ -215,15 +156,15 @@ fn a_disk_that_vanishes_mid_read_gives_one_line_naming_it() {
     let path = fixture("gen2-gpt.raw", tmp.path());
     let name = r"\\.\PhysicalDrive3";
     // How many reads a full inspection takes.
-    let probe = Arc::new(Device::new(FileSource::open_arc(&path).unwrap(), name, 512));
+    let probe = Arc::new(StrictDevice::named(FileSource::open_arc(&path).unwrap(), name, 512));
     let m = Machine::from_image(&path, image::open_source(probe.clone()).unwrap()).unwrap();
     let _ = facts(&m);
-    let total = probe.reads.load(Ordering::Relaxed);
+    let total = probe.stats.calls.load(Ordering::Relaxed);
     assert!(total > 20, "{total}");
     let mut at_open = 0;
     let mut later = 0;
     for after in (0..total).step_by((total / 40).max(1) as usize).chain([total - 1]) {
-        let mut dev = Device::new(FileSource::open_arc(&path).unwrap(), name, 512);
+        let mut dev = StrictDevice::named(FileSource::open_arc(&path).unwrap(), name, 512);
         dev.after = after;
         let opened = image::open_source(Arc::new(dev)).and_then(|img| Machine::from_image(&path, img));
         match opened {
@@ -253,7 +194,7 @@ fn a_disk_that_vanishes_while_a_fix_is_written_leaves_nothing_behind() {
     let path = fixture("gen1-mbr.raw", tmp.path());
     let before = sha256_file(&path);
     let open = || {
-        let dev = Arc::new(Device::new(FileSource::open_arc(&path).unwrap(), r"\\.\PhysicalDrive4", 512));
+        let dev = Arc::new(StrictDevice::named(FileSource::open_arc(&path).unwrap(), r"\\.\PhysicalDrive4", 512));
         let vanish = dev.vanish.clone();
         (Machine::from_image(&path, image::open_source(dev).unwrap()).unwrap(), vanish)
     };

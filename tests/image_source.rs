@@ -7,82 +7,13 @@
 mod common;
 
 use common::*;
-use rdprescue::error::Result;
 use rdprescue::image::write::{diff_child, Patch};
-use rdprescue::image::{self, AlignedReader, FileSource, Format, MemSource, Source, SourceId, MAX_BOUNCE};
-use std::io;
+use rdprescue::image::{self, AlignedReader, FileSource, Format, MemSource, Source, MAX_BOUNCE};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 const MIB: u64 = 1 << 20;
-
-/// Reads made through a source: calls, bytes, the largest single read.
-#[derive(Default)]
-struct Stats {
-    calls: AtomicU64,
-    bytes: AtomicU64,
-    max: AtomicU64,
-    rejected: AtomicU64,
-}
-
-/// A device that refuses reads whose offset or length is not a multiple of
-/// `align` (a read may end short of a multiple only at the end of the
-/// device), as an `O_DIRECT` file or a 4Kn disk would. Its siblings are
-/// strict too.
-struct Strict {
-    inner: Arc<dyn Source>,
-    align: u32,
-    stats: Arc<Stats>,
-}
-
-impl Strict {
-    fn new(inner: Arc<dyn Source>, align: u32) -> Self {
-        Strict { inner, align, stats: Arc::default() }
-    }
-}
-
-impl Source for Strict {
-    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
-        let a = u64::from(self.align);
-        let end = offset + buf.len() as u64;
-        if offset % a != 0 || (buf.len() as u64 % a != 0 && end != self.inner.len()) {
-            self.stats.rejected.fetch_add(1, Ordering::Relaxed);
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("unaligned read of {} bytes at {offset:#x}", buf.len())));
-        }
-        self.stats.calls.fetch_add(1, Ordering::Relaxed);
-        self.stats.bytes.fetch_add(buf.len() as u64, Ordering::Relaxed);
-        self.stats.max.fetch_max(buf.len() as u64, Ordering::Relaxed);
-        self.inner.read_at(offset, buf)
-    }
-    fn len(&self) -> u64 {
-        self.inner.len()
-    }
-    fn sector_size(&self) -> u32 {
-        self.inner.sector_size()
-    }
-    fn alignment(&self) -> u32 {
-        self.align
-    }
-    fn name(&self) -> String {
-        self.inner.name()
-    }
-    fn path(&self) -> PathBuf {
-        self.inner.path()
-    }
-    fn identity(&self) -> SourceId {
-        self.inner.identity()
-    }
-    fn sibling(&self, name: &str) -> Result<Arc<dyn Source>> {
-        Ok(Arc::new(Strict { inner: self.inner.sibling(name)?, align: self.align, stats: self.stats.clone() }))
-    }
-    fn sibling_name(&self, name: &str) -> String {
-        self.inner.sibling_name(name)
-    }
-    fn open_absolute(&self, path: &Path) -> Result<Arc<dyn Source>> {
-        Ok(Arc::new(Strict { inner: self.inner.open_absolute(path)?, align: self.align, stats: self.stats.clone() }))
-    }
-}
 
 fn fixture(name: &str, dir: &Path) -> PathBuf {
     gunzip(&testdata().join("images").join(format!("{name}.gz")), dir)
@@ -131,7 +62,7 @@ fn make_4kn(src: &Path, out: &Path) {
 fn same_through_strict(path: &Path, format: Format, align: u32) {
     let plain = image::open(path).unwrap();
     assert_eq!(plain.info.format, format, "{}", path.display());
-    let strict = Strict::new(FileSource::open_arc(path).unwrap(), align);
+    let strict = StrictDevice::new(FileSource::open_arc(path).unwrap(), align);
     let stats = strict.stats.clone();
     // Unaligned reads are really refused by the device itself.
     let mut b = [0u8; 3];
@@ -190,7 +121,7 @@ fn every_container_reads_the_same_through_a_strict_device() {
         }
     }
     // The 4Kn child really has 4 KiB sectors and a parent found through the source.
-    let c = image::open_source(Arc::new(Strict::new(FileSource::open_arc(&vhdx_diff_4kn).unwrap(), 4096))).unwrap();
+    let c = image::open_source(Arc::new(StrictDevice::new(FileSource::open_arc(&vhdx_diff_4kn).unwrap(), 4096))).unwrap();
     assert_eq!(c.info.logical_sector_size, 4096);
     assert_eq!(c.info.parent.as_ref().unwrap().path, vhdx_4kn);
 }
@@ -206,9 +137,9 @@ fn counted_byte(i: usize) -> u8 {
 }
 
 /// A source that counts what is read from it, and wants 4 KiB alignment.
-fn counted(len: usize) -> (Arc<dyn Source>, Arc<Stats>) {
+fn counted(len: usize) -> (Arc<dyn Source>, Arc<ReadStats>) {
     let data: Vec<u8> = (0..len).map(counted_byte).collect();
-    let s = Strict::new(MemSource::arc("counted.img", data), 4096);
+    let s = StrictDevice::new(MemSource::arc("counted.img", data), 4096);
     let stats = s.stats.clone();
     (Arc::new(s), stats)
 }

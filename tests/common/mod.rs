@@ -6,6 +6,10 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+mod device;
+#[allow(unused_imports)]
+pub use device::{ReadStats, StrictDevice};
+
 // Skips are visible: a test that needs ../shared/data or a tool is marked
 //     #[cfg_attr(not(shared_data), ignore = "needs ../shared/data")]
 // (conditions set by build.rs: shared_data, scenarios, tool_NAME, root), so
