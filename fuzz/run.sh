@@ -268,21 +268,8 @@ cp "$seeds/t.inf" corpus/gpttmpl/seed-ansi
 
 # The README's example (kept in step by hand), then small variants.
 awk '/^\*\*Baseline\*\*/ { f = 1 } f && /^```toml$/ { g = 1; next } g && /^```$/ { exit } g' ../README.md > corpus/baseline/seed-readme
-cat > corpus/baseline/seed-full <<'TOML'
-fail_on = "high"
-ignore = ["static-ip", "rdp-deny-local"]
-[severity]
-"fw-rdp-rule-inactive" = "low"
-"nla-disabled" = "info"
-[[expect]]
-check = "rdp-port"
-value = 3389
-severity = "critical"
-[[expect]]
-id = "encryption"
-path = 'HKLM\SYSTEM\CurrentControlSet\Control\Terminal Server\WinStations\RDP-Tcp'
-name = "MinEncryptionLevel"
-range = [2, 4]
+# The baseline of tests/audit.rs, with the rule kinds it lacks (allowed, absent).
+{ cat ../testdata/audit-baseline.toml; cat <<'TOML'; } > corpus/baseline/seed-full
 [[expect]]
 path = 'HKLM\SOFTWARE\Microsoft\Windows NT\CurrentVersion'
 name = "ProductName"

@@ -222,25 +222,7 @@ fn baseline_ignores_overrides_and_expects() {
     let Some(s) = sweep() else { return };
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
     let baseline = dir.join("audit-baseline.toml");
-    std::fs::write(
-        &baseline,
-        r#"
-fail_on = "high"
-ignore = ["fw-rdp-rule-inactive"]
-[severity]
-"rdp-port" = "low"
-[[expect]]
-check = "rdp-port"
-value = 3389
-severity = "critical"
-[[expect]]
-id = "encryption"
-path = 'HKLM\SYSTEM\CurrentControlSet\Control\Terminal Server\WinStations\RDP-Tcp'
-name = "MinEncryptionLevel"
-range = [2, 4]
-"#,
-    )
-    .unwrap();
+    std::fs::copy(testdata().join("audit-baseline.toml"), &baseline).unwrap();
     let b = baseline.to_str().unwrap();
     let img = |n: &str| s.good.iter().find(|(p, _)| p.file_stem().unwrap() == n).unwrap().0.to_str().unwrap().to_string();
     let (rdp_enabled, moved, crypto) = (img("win7-rdp-enabled-gen1"), img("port-moved"), img("crypto"));
