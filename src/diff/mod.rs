@@ -19,6 +19,7 @@ use crate::rdp::report::{Dated, Inspected, InspectReport};
 use crate::rdp::{Finding, Setting, Severity};
 use serde::Serialize;
 use serde_json::Value as J;
+use std::collections::{BTreeMap, VecDeque};
 use std::path::Path;
 
 /// What to compare.
@@ -58,14 +59,16 @@ pub struct SideHive {
     pub location: String,
 }
 
-/// A settings row's values on one side.
+/// A settings row's values on one side, with the time of its key.
+pub type RowValue = Dated<Values>;
+
+/// What a settings row holds on one side (compared without the key's time).
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct RowValue {
+pub struct Values {
     pub local: J,
     pub policy: J,
     pub effective: J,
     pub source: &'static str,
-    pub last_write: Option<String>,
 }
 
 /// A row that differs: present on one side only, or with other values.
@@ -82,12 +85,13 @@ pub struct RowChange {
     pub b: Option<RowValue>,
 }
 
-/// A finding on one side.
+/// A finding on one side, with its time.
+pub type FindingSide = Dated<FindingText>;
+
 #[derive(Debug, Clone, Serialize)]
-pub struct FindingSide {
+pub struct FindingText {
     pub severity: Severity,
     pub message: String,
-    pub last_write: Option<String>,
 }
 
 /// A finding that appeared, was resolved, or changed.
@@ -212,68 +216,83 @@ fn normalize(path: &str, set: Option<&str>) -> String {
 }
 
 fn value_of(s: &Dated<Setting>) -> RowValue {
-    RowValue { local: s.local.clone(), policy: s.policy.clone(), effective: s.effective.clone(), source: s.source, last_write: s.last_write.clone() }
+    let item = Values { local: s.local.clone(), policy: s.policy.clone(), effective: s.effective.clone(), source: s.source };
+    Dated { item, last_write: s.last_write.clone() }
 }
 
-/// Whether two row values differ in anything but the key's time.
-fn same_value(x: &RowValue, y: &RowValue) -> bool {
-    x.local == y.local && x.policy == y.policy && x.effective == y.effective && x.source == y.source
+/// The items of one side handed out by key: each goes to the first asker
+/// with an equal key, once; what nobody asked for is listed after, in order.
+struct Pairing<K> {
+    free: BTreeMap<K, VecDeque<usize>>,
 }
 
+impl<K: Ord> Pairing<K> {
+    /// `items`: (index, key) in their order.
+    fn new(items: impl IntoIterator<Item = (usize, K)>) -> Self {
+        let mut free: BTreeMap<K, VecDeque<usize>> = BTreeMap::new();
+        for (i, k) in items {
+            free.entry(k).or_default().push_back(i);
+        }
+        Pairing { free }
+    }
+
+    /// The first item with key `k` not handed out yet.
+    fn take(&mut self, k: &K) -> Option<usize> {
+        self.free.get_mut(k)?.pop_front()
+    }
+
+    /// The indices never handed out, in order.
+    fn unpaired(self) -> Vec<usize> {
+        let mut left: Vec<usize> = self.free.into_values().flatten().collect();
+        left.sort_unstable();
+        left
+    }
+}
+
+/// Settings rows paired by (check, key, value name), the key with the side's
+/// current control set written `CurrentControlSet`, key and name without case.
 fn row_changes(a: &Snapshot, b: &Snapshot) -> Vec<RowChange> {
     let key = |s: &Dated<Setting>, set: Option<&str>| (s.id, normalize(&s.path, set).to_lowercase(), s.name.to_lowercase());
     let (sa, sb) = (a.current_set(), b.current_set());
-    let bkeys: Vec<_> = b.report.settings.iter().map(|s| key(s, sb)).collect();
-    let mut used = vec![false; bkeys.len()];
+    let mut pairing = Pairing::new(b.report.settings.iter().enumerate().map(|(i, s)| (i, key(s, sb))));
     let mut out = Vec::new();
     for ra in &a.report.settings {
-        let k = key(ra, sa);
-        let hit = (0..bkeys.len()).find(|&i| !used[i] && bkeys[i] == k);
-        let (va, vb) = (Some(value_of(ra)), hit.map(|i| value_of(&b.report.settings[i])));
-        if let Some(i) = hit {
-            used[i] = true;
-        }
-        let change = match &vb {
-            None => "removed",
-            Some(v) if !same_value(va.as_ref().unwrap_or(v), v) => "changed",
+        let va = value_of(ra);
+        let change = match pairing.take(&key(ra, sa)).map(|i| value_of(&b.report.settings[i])) {
+            None => ("removed", None),
+            Some(vb) if va.item != vb.item => ("changed", Some(vb)),
             Some(_) => continue,
         };
-        out.push(RowChange { id: ra.id, path: normalize(&ra.path, sa), name: ra.name.clone(), change, a: va, b: vb });
+        out.push(RowChange { id: ra.id, path: normalize(&ra.path, sa), name: ra.name.clone(), change: change.0, a: Some(va), b: change.1 });
     }
-    for rb in b.report.settings.iter().zip(&used).filter(|(_, u)| !**u).map(|(r, _)| r) {
+    for rb in pairing.unpaired().into_iter().map(|i| &b.report.settings[i]) {
         out.push(RowChange { id: rb.id, path: normalize(&rb.path, sb), name: rb.name.clone(), change: "added", a: None, b: Some(value_of(rb)) });
     }
     out
 }
 
 fn finding_side(f: &Dated<Finding>) -> FindingSide {
-    FindingSide { severity: f.severity, message: f.message.clone(), last_write: f.last_write.clone() }
+    Dated { item: FindingText { severity: f.severity, message: f.message.clone() }, last_write: f.last_write.clone() }
 }
 
 /// Pair the findings of each check: same message first (unchanged), then in
 /// order (changed severity or message); the rest appeared or were resolved.
 fn finding_changes(a: &[Dated<Finding>], b: &[Dated<Finding>]) -> Vec<FindingChange> {
-    let mut used_a = vec![false; a.len()];
-    let mut used_b = vec![false; b.len()];
-    for (i, fa) in a.iter().enumerate() {
-        if let Some(j) = (0..b.len()).find(|&j| !used_b[j] && b[j].check == fa.check && b[j].message == fa.message && b[j].severity == fa.severity) {
-            used_a[i] = true;
-            used_b[j] = true;
-        }
-    }
+    let same = |f: &Dated<Finding>| (f.check.clone(), f.message.clone(), f.severity);
+    let mut unchanged = Pairing::new(b.iter().map(same).enumerate());
+    let changed_a: Vec<&Dated<Finding>> = a.iter().filter(|fa| unchanged.take(&same(fa)).is_none()).collect();
+    let mut by_check = Pairing::new(unchanged.unpaired().into_iter().map(|j| (j, b[j].check.clone())));
     let mut out = Vec::new();
-    for fa in a.iter().zip(&used_a).filter(|(_, u)| !**u).map(|(f, _)| f) {
-        let hit = (0..b.len()).find(|&j| !used_b[j] && b[j].check == fa.check);
-        match hit {
+    for fa in changed_a {
+        match by_check.take(&fa.check) {
             Some(j) => {
-                used_b[j] = true;
                 let change = if b[j].severity != fa.severity { "severity-changed" } else { "changed" };
                 out.push(FindingChange { check: fa.check.to_string(), change, a: Some(finding_side(fa)), b: Some(finding_side(&b[j])) });
             }
             None => out.push(FindingChange { check: fa.check.to_string(), change: "resolved", a: Some(finding_side(fa)), b: None }),
         }
     }
-    for fb in b.iter().zip(&used_b).filter(|(_, u)| !**u).map(|(f, _)| f) {
+    for fb in by_check.unpaired().into_iter().map(|j| &b[j]) {
         out.push(FindingChange { check: fb.check.to_string(), change: "appeared", a: None, b: Some(finding_side(fb)) });
     }
     out
