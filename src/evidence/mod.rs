@@ -215,14 +215,14 @@ pub fn collect(fs: &dyn FileSystem, opts: &Options) -> Evidence {
 /// each log is walked back to it.
 pub fn collect_files(files: &[(&str, String, Result<&dyn LogFile, String>)], opts: &Options) -> Evidence {
     let mut budget = opts.limits.total_bytes;
-    let mut newest = None;
+    let mut witnesses = Vec::new();
     let mut plans = Vec::new();
     for (_, _, f) in files {
         let p = match f {
             Ok(f) => match log::header(*f) {
                 Ok(h) => {
                     let p = log::plan(*f, &h);
-                    newest = newest.max(log::newest(*f, &p, &mut budget));
+                    witnesses.push((log::newest(*f, &p, &mut budget), ()));
                     Ok(p)
                 }
                 Err(e) => Err(format!("file header unreadable: {e}")),
@@ -231,6 +231,8 @@ pub fn collect_files(files: &[(&str, String, Result<&dyn LogFile, String>)], opt
         };
         plans.push(p);
     }
+    // "Now" (crate::rdp::now): the newest event of all logs.
+    let newest = crate::rdp::now::newest(witnesses).map(|(t, ())| t);
     let span = (opts.days * 86_400_000_000.0) as i64;
     let since = newest.map_or(i64::MIN, |n| n.saturating_sub(span));
     let mut ev = Evidence::none("read");

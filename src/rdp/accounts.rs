@@ -43,7 +43,6 @@ use std::collections::{BTreeMap, BTreeSet};
 
 const PASSWORD_RESET: &str = "rdprescue never writes passwords: to reset one, boot the VM and use the VMAccess extension (`az vm user update -u NAME -p PASSWORD`, or \"Reset password\" in the portal)";
 const NTDS_PARAMETERS: &str = r"{CCS}\Services\NTDS\Parameters";
-const SHUTDOWN: &str = r"{CCS}\Control\Windows";
 
 /// "Name (SID)" for a SID, with the local account name when it is one.
 fn sid_name(sid: &Sid, sam: Option<&Sam>) -> String {
@@ -58,10 +57,6 @@ fn account_name(a: &Account) -> String {
         Some(s) => format!("{} ({s})", a.name),
         None => format!("{} (RID {})", a.name, a.rid),
     }
-}
-
-fn ft(t: u64) -> FileTime {
-    FileTime(t)
 }
 
 // ------------------------------------------------------------------ reading
@@ -82,25 +77,6 @@ pub(crate) struct SamView {
 pub(crate) fn nla_on(ctx: &Ctx) -> bool {
     let pol = if ctx.has(Software) { ctx.dword(Software, TS_POLICY, "UserAuthentication") } else { None };
     pol.or_else(|| ctx.dword(System, RDP_TCP, "UserAuthentication")).unwrap_or(1) == 1
-}
-
-/// The newest time Windows wrote while it ran (see the module doc).
-pub(crate) fn snapshot_time(ctx: &Ctx, sam: Option<&Sam>) -> Option<(FileTime, String)> {
-    let mut best: Option<(u64, String)> = None;
-    let mut see = |t: u64, what: String| {
-        if !ft(t).is_never() && best.as_ref().is_none_or(|b| t > b.0) {
-            best = Some((t, what));
-        }
-    };
-    if let Some(v) = ctx.value(System, SHUTDOWN, "ShutdownTime").filter(|v| v.raw.len() == 8) {
-        see(u64::from_le_bytes(v.raw[..8].try_into().unwrap_or_default()), format!("{}\\ShutdownTime", ctx.full(System, SHUTDOWN)));
-    }
-    for a in sam.map_or(&[][..], |s| &s.accounts[..]) {
-        see(a.last_logon.0, format!("{}'s last logon", a.name));
-        see(a.last_failed_logon.0, format!("{}'s last bad password", a.name));
-        see(a.password_last_set.0, format!("{}'s last password change", a.name));
-    }
-    best.map(|(t, w)| (ft(t), w))
 }
 
 /// "now = 2024-01-01T00:00:00Z (the newest ...: X)".
@@ -133,7 +109,7 @@ impl SamView {
         if ctx.key(System, NTDS_PARAMETERS).is_some() {
             sam.mark_domain_controller(format!("{} exists (Active Directory Domain Services is installed)", ctx.full(System, NTDS_PARAMETERS)));
         }
-        let now = snapshot_time(ctx, Some(&sam));
+        let now = super::now::windows_ran(ctx, Some(&sam));
         let mut v = SamView { sam, now, nla: nla_on(ctx), enable: BTreeSet::new() };
         let mut enable: BTreeSet<u32> = v.disabled_in_use().iter().map(|a| a.rid).collect();
         if let Some(a) = v.no_usable_admin_target() {

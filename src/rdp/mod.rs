@@ -22,6 +22,7 @@ pub mod os;
 pub mod profiles;
 pub mod report;
 pub mod symptoms;
+pub mod now;
 
 use crate::hive::edit::{Edit, RegData};
 use crate::hive::source::{control_set_name, control_sets, ControlSets, HiveKind};

@@ -10,7 +10,6 @@ use super::custom::listener_port;
 use super::{Ctx, Setting};
 use crate::fs::FileSystem;
 use crate::hive::edit::{Edit, RegData};
-use crate::hive::regf;
 use crate::hive::source::HiveKind::{self, Software, System};
 use crate::hive::tree::{hex, Value};
 use serde_json::Value as J;
@@ -65,18 +64,6 @@ fn system32(ctx: &Ctx, file: &str) -> String {
     };
     let rel = if rel.is_empty() { "Windows".to_string() } else { rel };
     format!(r"{rel}\System32\{file}")
-}
-
-/// The newest last-written time (FILETIME) of the SYSTEM and SOFTWARE base
-/// blocks: "now" for the machine, as far as the disk can tell.
-fn newest_hive_time(ctx: &Ctx) -> Option<u64> {
-    [System, Software]
-        .into_iter()
-        .filter_map(|k| ctx.hive(k))
-        .filter(|h| h.bytes.len() >= regf::base::TIMESTAMP + 8)
-        .map(|h| crate::bytes::le_u64(&h.bytes, regf::base::TIMESTAMP))
-        .filter(|&t| t != 0)
-        .max()
 }
 
 /// FILETIME to seconds since 1970 (None before 1970).
@@ -308,7 +295,7 @@ const MY_STORE: &str = r"Microsoft\SystemCertificates\MY\Certificates";
 /// decodable, or stored under a thumbprint that is not its SHA-1.
 pub(crate) fn listener_cert(ctx: &Ctx, c: &Check, out: &mut Out) {
     let pin = ctx.value(System, RDP_TCP, "SSLCertificateSHA1Hash").filter(|v| v.raw.len() == 20).map(|v| hex(&v.raw).to_uppercase());
-    let now = newest_hive_time(ctx).and_then(filetime_unix);
+    let now = super::now::hives_written(ctx).and_then(filetime_unix);
     // (store key, thumbprint, pinned)
     let mut certs: Vec<(&str, String, bool)> = Vec::new();
     if let Some(p) = &pin {
