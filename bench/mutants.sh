@@ -59,7 +59,7 @@ declare -A G=(
 # chosen so that each group costs ~10-15 mutants on two shared cores.
 declare -A S=(
     [hive-recover]=0/12 [hive-edit]=0/9 [repair]=0/8 [vhd-write]=0/25
-    [vhdx-write]=0/34 [write]=0/3 [undo]=0/5 [commit]=0/5 [output]=0/6
+    [vhdx-write]=0/34 [write]=0/18 [undo]=0/5 [commit]=0/5 [output]=0/6
 )
 groups=("$@"); [ ${#groups[@]} -gt 0 ] || groups=(eval ntfs-plan undo)
 
