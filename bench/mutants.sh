@@ -19,7 +19,9 @@
 #                         0/8 for one in eight; the groups' default samples
 #                         are in S below (a whole run is hours on 2 cores)
 #
-# Measured (2 cores shared): a mutant costs 15-140 s of rebuild; in the dev
+# Measured (2 cores shared): a mutant costs 15-140 s of rebuild (55 s on a
+# quiet machine, up to 600 s, the build timeout, with 7 agents building;
+# stop 23); in the dev
 # profile the whole lib test binary takes ~50 s and write_safety/write_vhdx
 # time out even at 300 s (the unmutated baseline then fails and nothing is
 # tested), so the runs use the `mutants` profile of Cargo.toml (opt-level 1,
@@ -27,10 +29,12 @@
 # filters.
 #
 # Each group mutates one file (optionally narrowed to functions by a
-# regex) and runs only the tests that can see it (`cargo test` arguments),
-# in the dev profile with incremental builds: a mutant costs one rebuild of
-# the crate and those test binaries. The whole tree is ~2000 mutants, hours
-# on two cores: run groups, not everything. Results: $MUTANTS_DIR/out/GROUP/
+# regex) and runs only the tests that can see it (`cargo test` arguments;
+# after a `--`, test-binary arguments: the undo group runs its one slow,
+# ignored test, the 2^20-range undo file, with --include-ignored),
+# in the `mutants` profile with incremental builds: a mutant costs one
+# rebuild of the crate and those test binaries. The whole tree is ~10000
+# mutants (stop 23), days on two cores: run groups, not everything. Results: $MUTANTS_DIR/out/GROUP/
 # (cargo-mutants' mutants.out: caught.txt, missed.txt, timeout.txt, ...).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -43,23 +47,25 @@ command -v cargo-mutants >/dev/null || { echo "SKIP: cargo-mutants not installed
 # whose file is missing, e.g. on an older revision, is dropped)
 declare -A G=(
     [eval]="src/rdp/eval.rs;;--lib rdp::"
-    [ntfs-plan]="src/fs/ntfs.rs;NtfsFs::runs;--test ntfs_refusals"
-    [fat-plan]="src/fs/fat.rs;overwrite_plan;--lib --test hostile_fs --test write_safety"
-    [undo]="src/repair/undo.rs;;--lib repair::undo"
-    [repair]="src/repair/mod.rs;;--lib --test write_safety --test pipeline --test gpo"
-    [hive-edit]="src/hive/edit/mod.rs;;--lib --test hive_edit"
+    [ntfs-plan]="src/fs/ntfs.rs;NtfsFs::runs;--test ntfs_refusals --test ntfs_state"
+    [fat-plan]="src/fs/fat.rs;overwrite_plan;--lib --test hostile_fs --test write_safety --test fat_plan"
+    [undo]="src/repair/undo.rs;;--lib repair::undo --test undo_limits -- --include-ignored"
+    [repair]="src/repair/mod.rs;;--lib --test write_safety --test pipeline --test gpo --test repair_plan"
+    [hive-edit]="src/hive/edit/mod.rs;;--lib --test hive_edit --test hive_edit_hostile"
     [hive-recover]="src/hive/recover/mod.rs;;--lib --test hive_recovery"
     [vhd-write]="src/image/vhd/write.rs;;--lib --test write_vhd --test convert --test write_fast"
-    [vhdx-write]="src/image/vhdx/write.rs;;--lib --test write_vhdx --test convert --test write_fast"
+    [vhdx-write]="src/image/vhdx/write.rs;;--lib --test write_vhdx --test convert --test write_fast --test vhdx_copy_states"
     [write]="src/image/write.rs;;--lib --test write_vhd --test write_vhdx --test convert --test write_fast"
     [commit]="src/repair/commit.rs;;--lib --test write_safety --test pipeline"
     [output]="src/repair/output.rs;;--lib repair:: --test write_safety"
 )
 # Default sample per group (K/N of its mutants, round-robin; '' = all),
-# chosen so that each group costs ~10-15 mutants on two shared cores.
+# chosen so that each group costs ~10-15 mutants on two shared cores
+# (stop 23: vhd/write.rs has 421 mutants, image/write.rs 269, commit.rs 57,
+# output.rs 76, fat.rs overwrite_plan 13).
 declare -A S=(
     [hive-recover]=0/12 [hive-edit]=0/9 [repair]=0/8 [vhd-write]=0/25
-    [vhdx-write]=0/34 [write]=0/3 [undo]=0/5 [commit]=0/5 [output]=0/6
+    [vhdx-write]=0/34 [write]=0/18 [undo]=0/5 [commit]=0/5 [output]=0/6
 )
 groups=("$@"); [ ${#groups[@]} -gt 0 ] || groups=(eval ntfs-plan undo)
 
