@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{build_scenarios, rdp_on, sha256_file, stderr, stdout, Rng};
+use common::{find_scenario, rdp_on, sha256_file, stderr, stdout, Rng};
 use rdprescue::image::write::{self, conversion, OutFormat, Patch};
 use rdprescue::image::{self, Format};
 use std::fs::File;
@@ -208,9 +208,7 @@ fn libvhdi_agrees() {
 }
 
 fn scenario(name: &str) -> Option<PathBuf> {
-    let (_, all) = build_scenarios("convert")?;
-    let sc = all.iter().find(|s| s["name"] == name).unwrap_or_else(|| panic!("no scenario {name}"));
-    Some(PathBuf::from(sc["image"].as_str().unwrap()))
+    Some(find_scenario("convert", name)?.0)
 }
 
 /// The command line: `--out x.vhd` of a VHDX writes a VHD, `--format` wins,

@@ -13,9 +13,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 fn scenario(name: &str) -> Option<(PathBuf, &'static J)> {
-    let (_, all) = build_scenarios("diff")?;
-    let sc = all.iter().find(|s| s["name"] == name).unwrap_or_else(|| panic!("no scenario {name}"));
-    Some((PathBuf::from(sc["image"].as_str().unwrap()), sc))
+    find_scenario("diff", name)
 }
 
 fn s(p: &Path) -> &str {

@@ -12,9 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn scenario(name: &str) -> Option<PathBuf> {
-    let (_, all) = build_scenarios("fix")?;
-    let sc = all.iter().find(|s| s["name"] == name).unwrap_or_else(|| panic!("no scenario {name}"));
-    Some(PathBuf::from(sc["image"].as_str().unwrap()))
+    Some(find_scenario("fix", name)?.0)
 }
 
 fn out_dir(test: &str) -> PathBuf {

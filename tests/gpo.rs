@@ -22,9 +22,7 @@ const GUID: &str = "{4E8A1B52-7C4D-4B8A-9F3E-2D1C0B9A8E7F}";
 const LOCAL_POL: &str = r"Windows\System32\GroupPolicy\Machine\Registry.pol";
 
 fn scenario(name: &str) -> Option<PathBuf> {
-    let (_, all) = build_scenarios("gpo")?;
-    let sc = all.iter().find(|s| s["name"] == name).unwrap_or_else(|| panic!("no scenario {name}"));
-    Some(PathBuf::from(sc["image"].as_str().unwrap()))
+    Some(find_scenario("gpo", name)?.0)
 }
 
 fn work(test: &str) -> PathBuf {

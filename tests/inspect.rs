@@ -15,9 +15,7 @@ fn scenarios() -> Option<&'static (PathBuf, Vec<J>)> {
 }
 
 fn scenario(name: &str) -> Option<(PathBuf, &'static J)> {
-    let (_, all) = scenarios()?;
-    let sc = all.iter().find(|s| s["name"] == name).unwrap_or_else(|| panic!("no scenario {name}"));
-    Some((PathBuf::from(sc["image"].as_str().unwrap()), sc))
+    find_scenario("inspect", name)
 }
 
 fn inspect_json(src: &Path, extra: &[&str]) -> (i32, J) {

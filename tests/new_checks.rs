@@ -14,9 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn scenario(name: &str) -> Option<PathBuf> {
-    let (_, all) = build_scenarios("new_checks")?;
-    let sc = all.iter().find(|s| s["name"] == name).unwrap_or_else(|| panic!("no scenario {name}"));
-    Some(PathBuf::from(sc["image"].as_str().unwrap()))
+    Some(find_scenario("new_checks", name)?.0)
 }
 
 fn inspect(img: &Path) -> J {

@@ -6,21 +6,11 @@
 //! panic, and stays within its caps.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
+use rdprescue_fuzz::keep_guarded_panics;
 use rdprescue::evidence::log::{LogFile, Limits};
 use rdprescue::evidence::{collect_files, links, Options};
 
-// The evtx crate runs inside `fs::guard`, which turns its panics into a
-// damaged chunk; keep libFuzzer's hook for panics in our own code only.
-fn init() {
-    let default = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        if !rdprescue::fs::in_guard() {
-            default(info);
-        }
-    }));
-}
-
-fuzz_target!(init: init(), |data: &[u8]| {
+fuzz_target!(init: keep_guarded_panics(), |data: &[u8]| {
     let Some((&mode, rest)) = data.split_first() else { return };
     let channel = match mode % 3 {
         0 => "System",

@@ -18,27 +18,7 @@
 use libfuzzer_sys::fuzz_target;
 use rdprescue::hive::recover::{base_block_checksum, marvin32, HVLE_SEED};
 use rdprescue::hive::{load, HiveState};
-use std::cell::Cell;
-use std::sync::Once;
-
-thread_local! {
-    static IN_NT_HIVE: Cell<bool> = const { Cell::new(false) };
-}
-
-fn install_hook() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        if std::env::var_os("HIVE_FUZZ_STRICT_NTHIVE").is_some() {
-            return;
-        }
-        let abort_hook = std::panic::take_hook(); // libfuzzer-sys' hook: print, then abort
-        std::panic::set_hook(Box::new(move |info| {
-            if !IN_NT_HIVE.with(|f| f.get()) {
-                abort_hook(info);
-            }
-        }));
-    });
-}
+use rdprescue_fuzz::{in_nt_hive, tolerate_nt_hive_panics};
 
 fn split(data: &[u8]) -> (Vec<u8>, Option<Vec<u8>>, Option<Vec<u8>>, bool) {
     let len = |at: usize| {
@@ -119,7 +99,7 @@ fn walk(bytes: &[u8]) -> usize {
 }
 
 fuzz_target!(|data: &[u8]| {
-    install_hook();
+    tolerate_nt_hive_panics(false);
     let (mut primary, mut log1, mut log2, fix) = split(data);
     if fix {
         fix_base(&mut primary);
@@ -141,7 +121,5 @@ fuzz_target!(|data: &[u8]| {
         let hbins = u32::from_le_bytes(b[40..44].try_into().unwrap()) as usize;
         assert_eq!(b.len(), 4096 + hbins);
     }
-    IN_NT_HIVE.with(|f| f.set(true));
-    let _ = std::panic::catch_unwind(|| walk(b));
-    IN_NT_HIVE.with(|f| f.set(false));
+    let _ = in_nt_hive(|| walk(b));
 });

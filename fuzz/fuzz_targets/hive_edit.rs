@@ -53,39 +53,7 @@ use rdprescue::hive::edit::HiveEditor;
 use rdprescue::hive::recover::base_block_checksum;
 use rdprescue::hive::tree::{Hive, Key};
 use rdprescue::hive::{load, HiveReport, HiveState, LoadedHive};
-use std::cell::Cell;
-use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::Once;
-
-thread_local! {
-    static IN_NT_HIVE: Cell<bool> = const { Cell::new(false) };
-}
-
-/// Panics are fatal (libfuzzer-sys' hook aborts) except those raised inside
-/// the nt-hive crate's own source while we are calling into it.
-fn install_hook() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        if std::env::var_os("HIVE_FUZZ_STRICT_NTHIVE").is_some() {
-            return;
-        }
-        let abort_hook = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            let in_crate = info.location().is_some_and(|l| l.file().contains("nt-hive-"));
-            if !(in_crate && IN_NT_HIVE.with(|f| f.get())) {
-                abort_hook(info);
-            }
-        }));
-    });
-}
-
-/// Run `f` (which calls into nt-hive); None if nt-hive panicked.
-fn nt<T>(f: impl FnOnce() -> T) -> Option<T> {
-    IN_NT_HIVE.with(|c| c.set(true));
-    let r = catch_unwind(AssertUnwindSafe(f)).ok();
-    IN_NT_HIVE.with(|c| c.set(false));
-    r
-}
+use rdprescue_fuzz::{in_nt_hive as nt, tolerate_nt_hive_panics};
 
 fn le32(b: &[u8], off: usize) -> u32 {
     u32::from_le_bytes(b[off..off + 4].try_into().unwrap())
@@ -525,7 +493,7 @@ fn decode_op(s: &mut Script, sv: &Survey) -> Op {
 }
 
 fuzz_target!(|data: &[u8]| {
-    install_hook();
+    tolerate_nt_hive_panics(true);
     let (&flags, rest) = data.split_first().unwrap_or((&0, &[]));
     let (&slen, rest) = rest.split_first().unwrap_or((&0, &[]));
     let (script, hive) = rest.split_at((slen as usize).min(rest.len()));

@@ -7,7 +7,7 @@
 //! the path is one of the hive locations or the names in fuzz/run.sh's seeds.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use rdprescue::image::{raw, MemSource};
+use rdprescue_fuzz::{keep_guarded_panics, raw_volume};
 
 const PATHS: &[&str] = &[
     r"\Windows\System32\config\SYSTEM",
@@ -22,16 +22,7 @@ const PATHS: &[&str] = &[
     "/encrypted.bin",
 ];
 
-fn init() {
-    let default = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        if !rdprescue::fs::in_guard() {
-            default(info);
-        }
-    }));
-}
-
-fuzz_target!(init: init(), |data: &[u8]| {
+fuzz_target!(init: keep_guarded_panics(), |data: &[u8]| {
     if data.len() < 19 {
         return;
     }
@@ -46,8 +37,7 @@ fuzz_target!(init: init(), |data: &[u8]| {
         .filter(|(_, d): &(u64, Vec<u8>)| !d.is_empty())
         .collect();
     let vol = &data[19..];
-    let Ok(img) = raw::open(MemSource::arc("fuzz.raw", vol.to_vec())) else { return };
-    let Ok(fs) = rdprescue::fs::open(img.disk.clone(), 0) else { return };
+    let Some(fs) = raw_volume(vol) else { return };
     let Ok(plan) = fs.overwrite_plan(path, &changes) else { return };
     let want: Vec<u8> = changes.iter().flat_map(|(_, d)| d.iter().copied()).collect();
     let got: Vec<u8> = plan.iter().flat_map(|(_, d)| d.iter().copied()).collect();

@@ -5,20 +5,9 @@
 //! volume's free space (`free_bytes`: `$Bitmap` streamed through a counter).
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use rdprescue::image::{raw, MemSource};
+use rdprescue_fuzz::{keep_guarded_panics, raw_volume};
 
-// pelite and ntfs run inside `fs::guard`, which turns their panics into
-// errors; keep libFuzzer's hook for panics in our own code only.
-fn init() {
-    let default = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        if !rdprescue::fs::in_guard() {
-            default(info);
-        }
-    }));
-}
-
-fuzz_target!(init: init(), |data: &[u8]| {
+fuzz_target!(init: keep_guarded_panics(), |data: &[u8]| {
     let Some((&mode, rest)) = data.split_first() else { return };
     match mode % 3 {
         0 => {
@@ -28,8 +17,7 @@ fuzz_target!(init: init(), |data: &[u8]| {
             let _ = rdprescue::rdp::system::cert_facts(rest);
         }
         _ => {
-            let Ok(img) = raw::open(MemSource::arc("fuzz.raw", rest.to_vec())) else { return };
-            let Ok(fs) = rdprescue::fs::open(img.disk.clone(), 0) else { return };
+            let Some(fs) = raw_volume(rest) else { return };
             if let Ok(Some(free)) = fs.free_bytes() {
                 assert!(free <= fs.state().size, "more free bytes than the volume holds");
             }

@@ -4,30 +4,6 @@
 //! uses for an extent or a parent (`b.vmdk`, `b-flat.vmdk`, `b-s001.vmdk`).
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use rdprescue::image::{open_source, MemDir};
-use std::sync::Arc;
+use rdprescue_fuzz::open_pair;
 
-fuzz_target!(|data: &[u8]| {
-    if data.len() < 4 {
-        return;
-    }
-    let split = (u32::from_le_bytes([data[0], data[1], data[2], data[3]]) as usize).min(data.len() - 4);
-    let (a, b) = data[4..].split_at(split);
-    let dir = MemDir::new();
-    dir.insert("vm/a.vmdk", a.to_vec());
-    for n in ["vm/b.vmdk", "vm/b-flat.vmdk", "vm/b-s001.vmdk"] {
-        dir.insert(n, b.to_vec());
-    }
-    let Ok(src) = dir.open("vm/a.vmdk") else { return };
-    if let Ok(img) = open_source(Arc::new(src)) {
-        let len = img.disk.len();
-        let mut buf = vec![0u8; 65536.min(len as usize)];
-        let _ = img.disk.read_at(0, &mut buf);
-        if len > 4096 {
-            let mut tail = [0u8; 4096];
-            let _ = img.disk.read_at(len - 4096, &mut tail);
-            let _ = img.disk.read_at(len / 2 - 1, &mut tail[..3]);
-        }
-        let _ = rdprescue::volume::read_partitions(img.disk.as_ref());
-    }
-});
+fuzz_target!(|data: &[u8]| open_pair(data, "vm/a.vmdk", &["vm/b.vmdk", "vm/b-flat.vmdk", "vm/b-s001.vmdk"]));

@@ -235,6 +235,14 @@ pub fn build_scenarios(tag: &str) -> Option<&'static (PathBuf, Vec<serde_json::V
         .as_ref()
 }
 
+/// The scenario image called `name` and its scenarios.json entry, the images
+/// built first ([`build_scenarios`], `tag` as there); an unknown name panics.
+pub fn find_scenario(tag: &str, name: &str) -> Option<(PathBuf, &'static serde_json::Value)> {
+    let (_, all) = build_scenarios(tag)?;
+    let sc = all.iter().find(|s| s["name"] == name).unwrap_or_else(|| panic!("no scenario {name}"));
+    Some((PathBuf::from(sc["image"].as_str().unwrap()), sc))
+}
+
 /// Debian's python3 (where apt puts python3-libvhdi), not a pyenv one.
 pub const SYSTEM_PYTHON: &str = "/usr/bin/python3";
 
