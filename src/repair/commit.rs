@@ -478,14 +478,14 @@ fn verify_changed(machine: &Machine, input: &crate::image::Image, plan: &Plan, p
         }
     }
     let ranges: Vec<(u64, &[u8])> = plan.patch.ranges().collect();
-    let (mut want, mut got) = (Vec::new(), Vec::new());
+    let most = merged.iter().map(|(s, e)| e - s).max().unwrap_or(0).min(READBACK_CHUNK) as usize;
+    let (mut want_buf, mut got_buf) = (vec![0u8; most], vec![0u8; most]);
     for (s, e) in merged {
         let mut a = s;
         while a < e {
             let n = (e - a).min(READBACK_CHUNK) as usize;
-            want.resize(n, 0);
-            got.resize(n, 0);
-            input.disk.read_at(a, &mut want)?;
+            let (want, got) = (&mut want_buf[..n], &mut got_buf[..n]);
+            input.disk.read_at(a, want)?;
             // Patch ranges overlapping [a, a + n), laid over the input's bytes.
             let first = ranges.partition_point(|(o, d)| o + d.len() as u64 <= a);
             for (o, d) in ranges[first..].iter().take_while(|(o, _)| *o < a + n as u64) {
@@ -493,8 +493,9 @@ fn verify_changed(machine: &Machine, input: &crate::image::Image, plan: &Plan, p
                 let to = (a + n as u64).min(o + d.len() as u64);
                 want[(from - a) as usize..(to - a) as usize].copy_from_slice(&d[(from - o) as usize..(to - o) as usize]);
             }
-            written.disk.read_at(a, &mut got)?;
-            if let Some(i) = want.iter().zip(&got).position(|(x, y)| x != y) {
+            written.disk.read_at(a, got)?;
+            if want != got {
+                let i = want.iter().zip(got.iter()).position(|(x, y)| x != y).unwrap_or(0);
                 return Err(Error::corrupt(Layer::Repair, a + i as u64, format!("the output's disk does not hold the planned bytes at disk offset {:#x}", a + i as u64)));
             }
             a += n as u64;

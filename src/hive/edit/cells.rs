@@ -17,14 +17,17 @@ impl CellSet {
     pub(super) fn with_capacity(hbins: u32) -> Self {
         CellSet { bits: vec![0; (hbins as usize / 8).div_ceil(64)] }
     }
+    #[inline]
     pub(super) fn slot(off: u32) -> (usize, u64) {
         let unit = (off / 8) as usize;
         (unit / 64, 1u64 << (unit % 64))
     }
+    #[inline]
     pub(super) fn contains(&self, off: &u32) -> bool {
         let (w, m) = Self::slot(*off);
         off % 8 == 0 && self.bits.get(w).is_some_and(|b| b & m != 0)
     }
+    #[inline]
     pub(super) fn insert(&mut self, off: u32) -> bool {
         let (w, m) = Self::slot(off);
         if w >= self.bits.len() {
@@ -103,11 +106,13 @@ impl HiveEditor {
         }
     }
 
+    #[cfg(test)]
     pub(super) fn is_allocated(&self, off: u32) -> bool {
         self.cells.contains(&off) && (le_u32(&self.b, BASE + off as usize) as i32) < 0
     }
 
     /// File range of the data of the allocated cell starting at `off`.
+    #[inline]
     pub(super) fn cell_range(&self, off: u32) -> Result<Range<usize>> {
         if !self.cells.contains(&off) {
             return Err(bad_cell(off, format!("offset {off:#x} does not point at a cell")));
@@ -120,6 +125,7 @@ impl HiveEditor {
         Ok(p + 4..p + raw.unsigned_abs() as usize)
     }
 
+    #[inline]
     pub(super) fn cell(&self, off: u32) -> Result<&[u8]> {
         let r = self.cell_range(off)?;
         self.b.get(r).ok_or_else(|| bad_cell(off, "cell runs past the end of the file"))

@@ -256,19 +256,33 @@ impl HiveEditor {
     /// still in use, and a record inside a "free" cell (a damaged size field
     /// swallowing its neighbours) would be allocated over.
     fn check_ownership(&self) -> Result<()> {
+        // One bit per 8-byte unit, like `cells`: every cell start is inside it.
         let mut owned = CellSet::with_capacity(self.hbins_end);
+        // The bitmap word and bit are computed once per reference: this runs
+        // for every cell of the hive (hundreds of thousands) on every plan.
         let claim = |owned: &mut CellSet, off: u32, what: &str, from: u32| -> Result<()> {
-            if !self.cells.contains(&off) {
+            let (w, m) = CellSet::slot(off);
+            if off % 8 != 0 || self.cells.bits.get(w).is_none_or(|b| b & m == 0) {
                 return Err(bad_cell(off, format!("{what} at {off:#x} (referenced by cell {from:#x}) is not the start of a cell")));
             }
-            if !self.is_allocated(off) {
+            if (le_u32(&self.b, BASE + off as usize) as i32) >= 0 {
                 return Err(bad_cell(off, format!("{what} at {off:#x} (referenced by cell {from:#x}) is a free cell")));
             }
-            if !owned.insert(off) {
+            let fresh = match owned.bits.get_mut(w) {
+                Some(o) => {
+                    let had = *o & m != 0;
+                    *o |= m;
+                    !had
+                }
+                None => owned.insert(off),
+            };
+            if !fresh {
                 return Err(bad_cell(off, format!("{what} at {off:#x} is referenced twice (again by cell {from:#x})")));
             }
             Ok(())
         };
+        // Keys share a few security cells: each distinct run checked once.
+        let mut last_sk = None;
         claim(&mut owned, self.root, "root key node", self.root)?;
         // Raw field reads, no per-key allocation: this runs on every open of
         // hives with hundreds of thousands of cells. The checks are those of
@@ -284,7 +298,11 @@ impl HiveEditor {
             if NK_NAME + le_u16(c, NK_NAME_LEN) as usize > c.len() {
                 return Err(bad_cell(k, "key name runs past its cell"));
             }
-            self.sk_cell(le_u32(c, NK_SK))?;
+            let sk = le_u32(c, NK_SK);
+            if last_sk != Some(sk) {
+                self.sk_cell(sk)?;
+                last_sk = Some(sk);
+            }
             if class != NONE && class_len > 0 {
                 claim(&mut owned, class, "class name", k)?;
             }
@@ -321,21 +339,23 @@ impl HiveEditor {
             // An index root over leaves, or one leaf.
             let top = self.cell(list)?;
             claim(&mut owned, list, if top.get(0..2) == Some(list::RI) { "subkey index root" } else { "subkey list" }, k)?;
-            let leaves: Vec<u32> = if top.get(0..2) == Some(list::RI) {
+            // The leaves: an index root's entries (all claimed before any is
+            // read), or the list itself; no allocation per key.
+            let (ri, n_leaves) = if top.get(0..2) == Some(list::RI) {
                 let n = le_u16(top, list::COUNT) as usize;
                 if list::ENTRIES + 4 * n > top.len() {
                     return Err(bad_cell(list, format!("index root with {n} entries is longer than its cell")));
                 }
-                let leaves: Vec<u32> = (0..n).map(|i| le_u32(top, list::ENTRIES + 4 * i)).collect();
-                for &l in &leaves {
-                    claim(&mut owned, l, "subkey list", list)?;
+                for i in 0..n {
+                    claim(&mut owned, le_u32(top, list::ENTRIES + 4 * i), "subkey list", list)?;
                 }
-                leaves
+                (true, n)
             } else {
-                vec![list]
+                (false, 1)
             };
             let mut total = 0usize;
-            for l in leaves {
+            for j in 0..n_leaves {
+                let l = if ri { le_u32(top, list::ENTRIES + 4 * j) } else { list };
                 let c = self.cell(l)?;
                 let step = match c.get(0..2) {
                     Some(s) if s == list::LI => 4,
