@@ -63,6 +63,24 @@ impl CellSet {
     }
 }
 
+/// The errors of [`HiveEditor::cell_range`], out of line: the lookups are
+/// the hot path of every walk of the hive, their errors are not.
+#[cold]
+#[inline(never)]
+fn not_a_cell(off: u32, free: bool) -> Error {
+    if free {
+        bad_cell(off, format!("cell {off:#x} is free but still referenced"))
+    } else {
+        bad_cell(off, format!("offset {off:#x} does not point at a cell"))
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn past_end(off: u32) -> Error {
+    bad_cell(off, "cell runs past the end of the file")
+}
+
 #[derive(Clone, Default)]
 pub(super) struct Journal {
     /// Page index → its bytes before the edit (pages inside the original length only).
@@ -115,12 +133,12 @@ impl HiveEditor {
     #[inline]
     pub(super) fn cell_range(&self, off: u32) -> Result<Range<usize>> {
         if !self.cells.contains(&off) {
-            return Err(bad_cell(off, format!("offset {off:#x} does not point at a cell")));
+            return Err(not_a_cell(off, false));
         }
         let p = BASE + off as usize;
         let raw = le_u32(&self.b, p) as i32;
         if raw >= 0 {
-            return Err(bad_cell(off, format!("cell {off:#x} is free but still referenced")));
+            return Err(not_a_cell(off, true));
         }
         Ok(p + 4..p + raw.unsigned_abs() as usize)
     }
@@ -128,7 +146,10 @@ impl HiveEditor {
     #[inline]
     pub(super) fn cell(&self, off: u32) -> Result<&[u8]> {
         let r = self.cell_range(off)?;
-        self.b.get(r).ok_or_else(|| bad_cell(off, "cell runs past the end of the file"))
+        match self.b.get(r) {
+            Some(c) => Ok(c),
+            None => Err(past_end(off)),
+        }
     }
 
     pub(super) fn put(&mut self, pos: usize, d: &[u8]) {
