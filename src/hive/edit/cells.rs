@@ -30,12 +30,23 @@ impl CellSet {
     #[inline]
     pub(super) fn insert(&mut self, off: u32) -> bool {
         let (w, m) = Self::slot(off);
-        if w >= self.bits.len() {
-            self.bits.resize(w + 1, 0);
+        match self.bits.get_mut(w) {
+            Some(b) => {
+                let had = *b & m != 0;
+                *b |= m;
+                !had
+            }
+            None => self.grow_insert(off),
         }
-        let had = self.bits[w] & m != 0;
+    }
+    /// [`insert`](Self::insert) past the end (a new hbin): the rare case.
+    #[cold]
+    #[inline(never)]
+    fn grow_insert(&mut self, off: u32) -> bool {
+        let (w, m) = Self::slot(off);
+        self.bits.resize(w + 1, 0);
         self.bits[w] |= m;
-        !had
+        true
     }
     pub(super) fn remove(&mut self, off: &u32) -> bool {
         let (w, m) = Self::slot(*off);
