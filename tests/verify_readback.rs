@@ -60,13 +60,16 @@ fn one_wrong_byte_in_a_patched_page_fails_the_commit() {
         vec!["fix", s(&vhd), "--profile", "reset-rdp", "--diff-child", "--out", s(&child_vhd)],
         vec!["reg", "set", s(&input), r"HKLM\SYSTEM\Select", "-v", "Zz", "-t", "REG_DWORD", "-d", "6", "--diff-child", "--out", s(&child_vhdx)],
     ];
-    for args in &cases {
+    // The whole-machine reopen (--verify full) catches it too: checked on
+    // one full copy and one child (it is the slower path).
+    for (i, args) in cases.iter().enumerate() {
         for verify in ["changed", "full"] {
             let mut a = args.clone();
+            if verify == "full" && !(i == 0 || i == 3) {
+                continue;
+            }
             if a[0] == "fix" {
                 a.extend(["--verify", verify]);
-            } else if verify == "full" {
-                continue;
             }
             let o = wrong_byte(&a);
             assert_eq!(o.status.code(), Some(2), "{a:?}: a wrong byte was published: {}{}", stdout(&o), stderr(&o));
@@ -77,6 +80,9 @@ fn one_wrong_byte_in_a_patched_page_fails_the_commit() {
             }
             let now: Vec<String> = names(d.path()).into_iter().filter(|n| !(n.contains(".rdprescue-") && n.ends_with(".tmp"))).collect();
             assert_eq!(now, before, "{a:?}: something was left behind");
+            if verify == "full" {
+                continue;
+            }
             // Without the fault the same command writes a verified output.
             let o = rdp(&a);
             assert_eq!(o.status.code(), Some(0), "{a:?}: {}", stderr(&o));
