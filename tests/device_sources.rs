@@ -206,7 +206,7 @@ fn a_disk_that_vanishes_while_a_fix_is_written_leaves_nothing_behind() {
     // A full copy: the disk goes away before the copy reads it.
     vanish.store(true, Ordering::Relaxed);
     let out = tmp.path().join("fixed.raw");
-    let e = repair::commit(&m, &plan, Destination::Copy(&out), &mut |_, _| {}).unwrap_err();
+    let e = repair::commit(&m, &plan, Destination::Copy { path: &out, format: None }, &mut |_, _| {}).unwrap_err();
     assert_vanished(&e, r"\\.\PhysicalDrive4", "full copy");
     // In place: the original bytes cannot be recorded, so nothing is written,
     // not even the undo file.

@@ -69,6 +69,28 @@ pub struct Options {
     /// changed 512-byte pages are uploaded, then read back and verified.
     #[arg(long, value_name = "URL")]
     pub out_url: Option<String>,
+    /// How a new image (--out) is read back before it is published: `changed` reopens the
+    /// container and compares every changed range, the partition table and the written volume's
+    /// first sectors byte for byte; `full` opens it as a new machine and re-reads and re-recovers
+    /// every hive (slower).
+    #[arg(long, value_enum, value_name = "HOW", default_value_t = VerifyArg::Changed)]
+    pub verify: VerifyArg,
+}
+
+/// `--verify`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VerifyArg {
+    Changed,
+    Full,
+}
+
+impl From<VerifyArg> for repair::Verify {
+    fn from(v: VerifyArg) -> Self {
+        match v {
+            VerifyArg::Changed => repair::Verify::Changed,
+            VerifyArg::Full => repair::Verify::Full,
+        }
+    }
 }
 
 /// What to fix, from --check / --all / --profile.
@@ -224,8 +246,8 @@ fn preflight(o: &Options) -> anyhow::Result<()> {
 fn dest_json(d: Option<&Destination>) -> J {
     let (kind, path) = match d {
         None => return J::Null,
-        Some(Destination::Copy(p)) => ("copy", Some(*p)),
-        Some(Destination::DiffChild(p)) => ("diff-child", Some(*p)),
+        Some(Destination::Copy { path, .. }) => ("copy", Some(*path)),
+        Some(Destination::DiffChild { path, .. }) => ("diff-child", Some(*path)),
         Some(Destination::HiveFile(p)) => ("hive-file", Some(*p)),
         Some(Destination::InPlace { undo }) => ("in-place", Some(*undo)),
         Some(Destination::InPlaceFiles) => ("in-place-files", None),
@@ -316,11 +338,12 @@ pub fn run(o: Options) -> anyhow::Result<i32> {
         return Ok(0);
     }
     let blob = o.out_url.as_deref().map(|u| blob_urls(&o, u)).transpose()?;
+    let format = o.format.format;
     let default_child = (o.diff_child && o.out.is_none() && !o.in_place && !files).then(|| default_child_name(&o.image));
     let dest = match (&o.out, &o.undo) {
         _ if blob.is_some() => blob.as_ref().map(|(source, dest)| Destination::PageBlob { source, dest }),
         _ if files => files_destination(&o)?,
-        (None, _) if default_child.is_some() => default_child.as_deref().map(Destination::DiffChild),
+        (None, _) if default_child.is_some() => default_child.as_deref().map(|path| Destination::DiffChild { path, format }),
         _ if o.in_place && (o.out.is_some() || o.diff_child) => {
             bail!("--in-place writes the disk itself: no --out or --diff-child")
         }
@@ -328,8 +351,8 @@ pub fn run(o: Options) -> anyhow::Result<i32> {
         _ if o.in_place => {
             bail!("--in-place needs --undo FILE (where the original bytes are saved first)")
         }
-        (Some(out), _) if o.diff_child => Some(Destination::DiffChild(out)),
-        (Some(out), _) => Some(Destination::Copy(out)),
+        (Some(out), _) if o.diff_child => Some(Destination::DiffChild { path: out, format }),
+        (Some(out), _) => Some(Destination::Copy { path: out, format }),
         (None, _) if o.dry_run => None,
         (None, _) => bail!(
             "--out NEW is required (or --dry-run, or --in-place --undo FILE for a raw device)"
@@ -342,10 +365,10 @@ pub fn run(o: Options) -> anyhow::Result<i32> {
     }
     // A container this tool reads but does not write: refused before the plan.
     match (dest, m.image()) {
-        (Some(Destination::Copy(p)), Some(img)) => image::write::writable(img, p, super::out_format(), false)?,
-        (Some(Destination::DiffChild(p)), Some(img)) => {
-            image::write::writable(img, p, super::out_format(), true)?;
-            image::write::check_child_format(img.info.format, p, super::out_format())?;
+        (Some(Destination::Copy { path, format }), Some(img)) => image::write::writable(img, path, format, false)?,
+        (Some(Destination::DiffChild { path, format }), Some(img)) => {
+            image::write::writable(img, path, format, true)?;
+            image::write::check_child_format(img.info.format, path, format)?;
         }
         _ => {}
     }
@@ -380,7 +403,10 @@ pub fn run(o: Options) -> anyhow::Result<i32> {
         println!("Dry run: nothing written.");
         return Ok(0);
     };
-    let committed = super::commit(&m, &plan, dest)?;
+    if format.is_some() && !matches!(dest, Destination::Copy { .. } | Destination::DiffChild { .. }) {
+        return Err(rdprescue::Error::Usage("--format applies to a new image (--out, with or without --diff-child), not to hive files or in-place writes".into()).into());
+    }
+    let committed = super::commit(&m, &plan, dest, o.verify.into())?;
     doc["output"] = J::from(committed.path.display().to_string());
     let after = committed
         .after
@@ -394,7 +420,7 @@ pub fn run(o: Options) -> anyhow::Result<i32> {
                 o.image.display(),
                 undo.display()
             ),
-            Destination::DiffChild(out) => println!(
+            Destination::DiffChild { path: out, .. } => println!(
                 "Wrote {} (differencing child of the input), verified by reading it back.",
                 out.display()
             ),
@@ -415,7 +441,7 @@ pub fn run(o: Options) -> anyhow::Result<i32> {
                     st.uploaded, st.requests, read.bytes, read.requests
                 )
             }
-            Destination::Copy(out) | Destination::HiveFile(out) => println!(
+            Destination::Copy { path: out, .. } | Destination::HiveFile(out) => println!(
                 "Wrote {} (full copy), verified by reading it back.",
                 out.display()
             ),

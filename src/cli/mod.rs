@@ -254,8 +254,8 @@ struct WriteArgs {
 
 impl From<WriteArgs> for regwrite::Output {
     fn from(w: WriteArgs) -> Self {
-        set_out_format(w.format.format);
         regwrite::Output {
+            format: w.format.format,
             out: w.out,
             diff_child: w.diff_child,
             dry_run: w.dry_run,
@@ -278,18 +278,6 @@ pub struct FormatArg {
 fn parse_out_format(s: &str) -> Result<rdprescue::image::write::OutFormat, String> {
     use rdprescue::image::write::OutFormat;
     OutFormat::parse(s).ok_or_else(|| format!("unknown format {s:?} (one of: {})", OutFormat::NAMES.join(", ")))
-}
-
-/// The `--format` of this run (set once, when the arguments are dispatched).
-static OUT_FORMAT: std::sync::OnceLock<Option<rdprescue::image::write::OutFormat>> = std::sync::OnceLock::new();
-
-fn set_out_format(f: Option<rdprescue::image::write::OutFormat>) {
-    let _ = OUT_FORMAT.set(f);
-}
-
-/// The `--format` of this run (`None`: from the --out extension or the input).
-pub(crate) fn out_format() -> Option<rdprescue::image::write::OutFormat> {
-    OUT_FORMAT.get().copied().flatten()
 }
 
 /// `--since`: a duration in days (see `evidence::parse_since`).
@@ -315,6 +303,7 @@ pub(crate) fn commit(
     m: &rdprescue::machine::Machine,
     plan: &rdprescue::repair::Plan,
     dest: rdprescue::repair::Destination,
+    verify: rdprescue::repair::Verify,
 ) -> rdprescue::Result<rdprescue::repair::Committed> {
     let total = m.image().map_or(0, |i| i.disk.len());
     let bar = indicatif::ProgressBar::with_draw_target(
@@ -327,8 +316,7 @@ pub(crate) fn commit(
         )
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
-    let format = out_format();
-    let done = rdprescue::repair::commit::commit_as(m, plan, dest, format, &mut |done, total| {
+    let done = rdprescue::repair::commit_verified(m, plan, dest, verify, &mut |done, total| {
         bar.set_length(total);
         bar.set_position(done);
     });
@@ -396,10 +384,7 @@ pub fn main() -> i32 {
             since,
             no_events,
         } => inspect::run(&source, json, symptom.as_deref(), sort.as_deref() == Some("last-write"), (!no_events).then_some(since)),
-        Cmd::Fix(o) => {
-            set_out_format(o.format.format);
-            fix::run(o)
-        }
+        Cmd::Fix(o) => fix::run(o),
         Cmd::Undo {
             device,
             undo_file,

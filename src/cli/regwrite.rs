@@ -12,6 +12,8 @@ use serde_json::json;
 use std::path::{Path, PathBuf};
 
 pub struct Output {
+    /// `--format`: the container of a new image.
+    pub format: Option<rdprescue::image::write::OutFormat>,
     pub out: Option<PathBuf>,
     pub diff_child: bool,
     pub dry_run: bool,
@@ -205,12 +207,12 @@ fn apply(m: &Machine, actions: Vec<Edit>, o: Output, note: Option<String>) -> an
             m.path().display()
         );
     }
-    if super::out_format().is_some() && !image {
+    if o.format.is_some() && !image {
         bail!("--format names the container of a new image: {} is a hive file (its output is a hive file)", m.path().display());
     }
     // A container this tool reads but does not write: refused before the plan.
     if let (false, Some(img), Some(out)) = (o.dry_run, m.image(), o.out.as_deref()) {
-        rdprescue::image::write::writable(img, out, super::out_format(), o.diff_child)?;
+        rdprescue::image::write::writable(img, out, o.format, o.diff_child)?;
     }
     let plan = repair::plan(m, &actions)?;
     if plan.edits.is_empty() {
@@ -251,10 +253,11 @@ fn apply(m: &Machine, actions: Vec<Edit>, o: Output, note: Option<String>) -> an
             m,
             &plan,
             if o.diff_child {
-                Destination::DiffChild(out)
+                Destination::DiffChild { path: out, format: o.format }
             } else {
-                Destination::Copy(out)
+                Destination::Copy { path: out, format: o.format }
             },
+            repair::Verify::Changed,
         )?;
         let what = if o.diff_child {
             "differencing child of the input"
@@ -266,7 +269,7 @@ fn apply(m: &Machine, actions: Vec<Edit>, o: Output, note: Option<String>) -> an
         }
         what
     } else {
-        super::commit(m, &plan, Destination::HiveFile(out))?;
+        super::commit(m, &plan, Destination::HiveFile(out), repair::Verify::Changed)?;
         if !o.json {
             println!("Wrote {} (clean hive), verified by reading it back. Its old .LOG1/.LOG2 do not apply to it.", out.display());
         }

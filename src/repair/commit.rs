@@ -6,8 +6,19 @@
 //!    existing file, never over the input), with [`NewFile`],
 //! 2. writes it (a full copy, a differencing child, or a hive file),
 //! 3. flushes it to stable storage,
-//! 4. opens it again as a fresh input and checks that every edited hive reads
-//!    back byte for byte and clean (and, for images, runs the checks again),
+//! 4. reads it back: a new image is opened again through the image layer (a
+//!    fresh read of its headers, BAT and parent locator) and every range of
+//!    the plan's [`Patch`](crate::image::write::Patch), widened to whole 4 KiB
+//!    pages, plus the disk's partition-table area and the first 8 KiB of each
+//!    volume written, must hold exactly the input's bytes with the patch laid
+//!    over them ([`Verify::Changed`], the default; the flush runs meanwhile on
+//!    another thread, and both must succeed). The checks are then run on the
+//!    machine already loaded, its edited hives replaced by the plan's (which
+//!    were loaded back and checked when the plan was made). [`Verify::Full`]
+//!    instead opens the output as a whole new machine, re-reads and re-recovers
+//!    every hive through the file system, compares each edited hive and file
+//!    byte for byte and runs the checks on that (`fix --verify full`). Hive
+//!    files and in-place writes are always read back in full.
 //! 5. only then makes it visible under its name, without replacing anything
 //!    that appeared there meanwhile, and flushes the directory.
 //!
@@ -49,11 +60,13 @@ use std::path::{Path, PathBuf};
 /// Where a plan is written.
 #[derive(Debug, Clone, Copy)]
 pub enum Destination<'a> {
-    /// A new image: a full copy of the input with the changes, in the
-    /// input's container format.
-    Copy(&'a Path),
-    /// A new differencing child (VHD or VHDX) of the untouched input.
-    DiffChild(&'a Path),
+    /// A new image: a full copy of the input with the changes, in `format`
+    /// (`--format`; `None`: from the path's extension, else the input's
+    /// container format: [`write::conversion`]).
+    Copy { path: &'a Path, format: Option<write::OutFormat> },
+    /// A new differencing child (VHD or VHDX) of the untouched input; a
+    /// `format` other than its parent's is refused.
+    DiffChild { path: &'a Path, format: Option<write::OutFormat> },
     /// A new hive file (the input machine is a hive file or a directory of
     /// them; the plan edits exactly one hive).
     HiveFile(&'a Path),
@@ -92,23 +105,31 @@ pub struct Committed {
     pub after: Option<Inspection>,
 }
 
-/// Write `plan` to `dest` (see the module documentation). A full copy takes
-/// the format its name's extension says ([`write::conversion`]).
-pub fn commit(machine: &Machine, plan: &Plan, dest: Destination, progress: Progress) -> Result<Committed> {
-    commit_as(machine, plan, dest, None, progress)
+/// How a new image is read back before it is published (see the module
+/// documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Verify {
+    /// The container reopened, the patched ranges (and the partition-table
+    /// and volume headers) compared byte for byte; the checks run on the
+    /// loaded machine with the edited hives substituted.
+    #[default]
+    Changed,
+    /// The output opened as a new machine: every hive re-read and
+    /// re-recovered, the edited ones compared whole, the checks run on it.
+    Full,
 }
 
-/// [`commit`], with the container format of a new image chosen (`--format`):
-/// a full copy is converted to it where the input's format differs; a
-/// differencing child is refused in any format but its parent's. `None`:
-/// from the output's extension, else the input's format.
-pub fn commit_as(machine: &Machine, plan: &Plan, dest: Destination, format: Option<write::OutFormat>, progress: Progress) -> Result<Committed> {
-    if format.is_some() && !matches!(dest, Destination::Copy(_) | Destination::DiffChild(_)) {
-        return Err(Error::Usage("--format applies to a new image (--out, with or without --diff-child), not to hive files or in-place writes".into()));
-    }
+/// Write `plan` to `dest` (see the module documentation), verified with
+/// [`Verify::Changed`].
+pub fn commit(machine: &Machine, plan: &Plan, dest: Destination, progress: Progress) -> Result<Committed> {
+    commit_verified(machine, plan, dest, Verify::Changed, progress)
+}
+
+/// [`commit`], with the read-back of a new image chosen (`--verify`).
+pub fn commit_verified(machine: &Machine, plan: &Plan, dest: Destination, verify: Verify, progress: Progress) -> Result<Committed> {
     match dest {
-        Destination::Copy(target) => to_image(machine, plan, target, false, format, progress),
-        Destination::DiffChild(target) => to_image(machine, plan, target, true, format, progress),
+        Destination::Copy { path, format } => to_image(machine, plan, path, false, format, verify, progress),
+        Destination::DiffChild { path, format } => to_image(machine, plan, path, true, format, verify, progress),
         Destination::HiveFile(target) => to_hive_file(machine, plan, target),
         Destination::InPlace { undo } => in_place(machine, plan, undo),
         Destination::InPlaceFiles => files_in_place(machine, plan),
@@ -315,7 +336,8 @@ pub fn undo_files(root: &Path) -> Result<Restored> {
 }
 
 /// A new image (full copy or differencing child) at `target`.
-fn to_image(machine: &Machine, plan: &Plan, target: &Path, child: bool, format: Option<write::OutFormat>, progress: Progress) -> Result<Committed> {
+#[allow(clippy::too_many_arguments)]
+fn to_image(machine: &Machine, plan: &Plan, target: &Path, child: bool, format: Option<write::OutFormat>, verify: Verify, progress: Progress) -> Result<Committed> {
     let image = machine.image().ok_or_else(|| Error::Usage(format!("{} is not a disk image: its hives are written with a hive-file destination", machine.path().display())))?;
     if plan.edits.iter().any(|e| !matches!(e.location, HiveLocation::Volume { .. })) {
         return Err(Error::Usage("the plan edits hive files, not an image".into()));
@@ -330,21 +352,172 @@ fn to_image(machine: &Machine, plan: &Plan, target: &Path, child: bool, format: 
     // A differencing child is read back through a path beside its target
     // (its parent locator is relative to its directory): a named temporary.
     let mut out = if child { NewFile::create_named(target, &[machine.path()])? } else { NewFile::create(target, &[machine.path()])? };
-    if child {
-        write::diff_child(image, &plan.patch, out.file_mut(), target)?;
+    // Test hook: the writer is handed one wrong byte inside a patched page;
+    // the read-back must refuse the output.
+    let wrong;
+    let patch = if wrong_byte_armed() {
+        wrong = with_wrong_byte(&plan.patch);
+        &wrong
     } else {
-        write::full_copy_as(image, &plan.patch, out.file_mut(), convert, progress)?;
+        &plan.patch
+    };
+    if child {
+        write::diff_child(image, patch, out.file_mut(), target)?;
+    } else {
+        write::full_copy_as(image, patch, out.file_mut(), convert, progress)?;
     }
-    out.sync()?;
-    fault_point("before-verify");
-    // Read the output back like any input: the container, the volumes, the
-    // hive files (byte-exact and clean), and the checks.
-    let written = Machine::open_image(&out.path()).map_err(|e| in_verification(&e))?;
-    verify_loaded(&written, &plan.edits).map_err(|e| in_verification(&e))?;
-    verify_files(&written, &plan.files).map_err(|e| in_verification(&e))?;
-    let after = crate::rdp::inspect(&written);
+    let after = match verify {
+        Verify::Changed => {
+            // The flush runs while the output is read back; both must succeed.
+            let (synced, checked) = std::thread::scope(|s| {
+                let sync = s.spawn(|| out.sync());
+                let checked = (|| {
+                    fault_point("before-verify");
+                    verify_changed(machine, image, plan, &out.path()).map_err(|e| in_verification(&e))?;
+                    check_sequences(machine, &plan.edits)?;
+                    Ok::<_, Error>(crate::rdp::inspect(&Edited { machine, edits: &plan.edits }))
+                })();
+                (sync.join(), checked)
+            });
+            synced.map_err(|_| Error::corrupt(Layer::Repair, 0, "flushing the output: the flushing thread failed"))??;
+            checked?
+        }
+        Verify::Full => {
+            out.sync()?;
+            fault_point("before-verify");
+            // Read the output back like any input: the container, the volumes, the
+            // hive files (byte-exact and clean), and the checks.
+            let written = Machine::open_image(&out.path()).map_err(|e| in_verification(&e))?;
+            verify_loaded(&written, &plan.edits).map_err(|e| in_verification(&e))?;
+            verify_files(&written, &plan.files).map_err(|e| in_verification(&e))?;
+            crate::rdp::inspect(&written)
+        }
+    };
     publish(out)?;
     Ok(Committed { path: target.to_path_buf(), after: Some(after) })
+}
+
+/// The machine as the plan leaves it: its edited hives replaced by the
+/// plan's (loaded back and checked when the plan was made), everything else
+/// (the other hives, the Windows volume's files the checks read) as loaded.
+struct Edited<'a> {
+    machine: &'a Machine,
+    edits: &'a [HiveEdit],
+}
+
+impl crate::rdp::Hives for Edited<'_> {
+    fn hive(&self, kind: crate::hive::HiveKind) -> Option<&crate::hive::tree::Hive> {
+        match self.edits.iter().find(|e| e.hive == kind) {
+            Some(e) => Some(&e.loaded),
+            None => self.machine.hive(kind),
+        }
+    }
+    fn windows_fs(&self) -> Option<&dyn FileSystem> {
+        crate::rdp::Hives::windows_fs(self.machine)
+    }
+}
+
+/// Each edited hive is written clean at a sequence number above every one
+/// its logs hold: the stale .LOG1/.LOG2 left on the volume cannot apply.
+fn check_sequences(machine: &Machine, edits: &[HiveEdit]) -> Result<()> {
+    for e in edits {
+        let seen = machine.require(e.hive)?.report.max_sequence_seen;
+        if e.new_sequence <= seen || e.loaded.report.state != crate::hive::HiveState::Clean {
+            return Err(Error::corrupt(Layer::Hive, 0, format!("verification: the edited {} is not clean above sequence {seen}: its logs could apply", e.path)));
+        }
+    }
+    Ok(())
+}
+
+/// Whole pages around each read-back range: a writer that damages the bytes
+/// beside a patched range (a torn sector, a shifted block) is caught too.
+const READBACK_PAGE: u64 = 4096;
+/// The start of the disk read back whatever the patch (MBR, GPT header and
+/// entries for 512- and 4096-byte sectors).
+const TABLE_AREA: u64 = 64 * 1024;
+/// The start of each written volume read back (boot sector and its backup
+/// area of a FAT volume, the NTFS boot sectors).
+const VOLUME_HEAD: u64 = 8 * 1024;
+/// Largest span read back at once.
+const READBACK_CHUNK: u64 = 1 << 20;
+
+/// Read back a new image at `path` through the image layer (a fresh open:
+/// headers, BAT, parent locator and linkage) and check that every range
+/// the plan patched, the partition-table area and the head of every written
+/// volume hold the input's bytes with the patch laid over them.
+fn verify_changed(machine: &Machine, input: &crate::image::Image, plan: &Plan, path: &Path) -> Result<()> {
+    let written = crate::image::open(path)?;
+    let len = input.disk.len();
+    if written.disk.len() < len {
+        return Err(Error::corrupt(Layer::Repair, written.disk.len(), format!("the output's disk is {} bytes, the input's {len}", written.disk.len())));
+    }
+    let mut spans: Vec<(u64, u64)> = plan.patch.ranges().map(|(o, d)| (o, o + d.len() as u64)).collect();
+    spans.push((0, TABLE_AREA));
+    let mut parts: Vec<u32> = plan.edits.iter().filter_map(|e| match &e.location {
+        HiveLocation::Volume { partition, .. } => Some(*partition),
+        HiveLocation::File(_) => None,
+    }).collect();
+    parts.extend(plan.files.iter().map(|f| f.partition));
+    for p in parts {
+        if let Some(at) = machine.survey().and_then(|s| s.partition_table.partitions.iter().find(|x| x.index == p)).map(|x| x.offset) {
+            spans.push((at, at.saturating_add(VOLUME_HEAD)));
+        }
+    }
+    // Widened to whole pages inside the disk, sorted, merged.
+    let mut spans: Vec<(u64, u64)> = spans
+        .into_iter()
+        .map(|(s, e)| (s / READBACK_PAGE * READBACK_PAGE, e.div_ceil(READBACK_PAGE).saturating_mul(READBACK_PAGE).min(len)))
+        .filter(|(s, e)| s < e)
+        .collect();
+    spans.sort_unstable();
+    let mut merged: Vec<(u64, u64)> = Vec::with_capacity(spans.len());
+    for (s, e) in spans {
+        match merged.last_mut() {
+            Some(last) if s <= last.1 => last.1 = last.1.max(e),
+            _ => merged.push((s, e)),
+        }
+    }
+    let ranges: Vec<(u64, &[u8])> = plan.patch.ranges().collect();
+    let most = merged.iter().map(|(s, e)| e - s).max().unwrap_or(0).min(READBACK_CHUNK) as usize;
+    let (mut want_buf, mut got_buf) = (vec![0u8; most], vec![0u8; most]);
+    for (s, e) in merged {
+        let mut a = s;
+        while a < e {
+            let n = (e - a).min(READBACK_CHUNK) as usize;
+            let (want, got) = (&mut want_buf[..n], &mut got_buf[..n]);
+            input.disk.read_at(a, want)?;
+            // Patch ranges overlapping [a, a + n), laid over the input's bytes.
+            let first = ranges.partition_point(|(o, d)| o + d.len() as u64 <= a);
+            for (o, d) in ranges[first..].iter().take_while(|(o, _)| *o < a + n as u64) {
+                let from = a.max(*o);
+                let to = (a + n as u64).min(o + d.len() as u64);
+                want[(from - a) as usize..(to - a) as usize].copy_from_slice(&d[(from - o) as usize..(to - o) as usize]);
+            }
+            written.disk.read_at(a, got)?;
+            if want != got {
+                let i = want.iter().zip(got.iter()).position(|(x, y)| x != y).unwrap_or(0);
+                return Err(Error::corrupt(Layer::Repair, a + i as u64, format!("the output's disk does not hold the planned bytes at disk offset {:#x}", a + i as u64)));
+            }
+            a += n as u64;
+        }
+    }
+    Ok(())
+}
+
+
+/// Test hook: `RDPRESCUE_FAULT=wrong-byte` hands the image writer a patch with
+/// one byte changed in the middle of its largest range (inside a hive page).
+fn wrong_byte_armed() -> bool {
+    std::env::var_os("RDPRESCUE_FAULT").is_some_and(|v| v == "wrong-byte")
+}
+
+fn with_wrong_byte(patch: &write::Patch) -> write::Patch {
+    let mut p = patch.clone();
+    if let Some((o, d)) = patch.ranges().max_by_key(|(_, d)| d.len()) {
+        let at = d.len() / 2;
+        p.write(o + at as u64, &[d[at] ^ 0x5a]);
+    }
+    p
 }
 
 /// A new hive file at `target` holding the plan's one edited hive.

@@ -10,7 +10,7 @@
 
 pub mod commit;
 
-pub use commit::{commit, undo, Committed, Destination, Restored};
+pub use commit::{commit, commit_verified, undo, Committed, Destination, Restored, Verify};
 
 use crate::error::{Error, Layer, Result};
 use crate::fs::{FileSystem, FsKind};
@@ -53,6 +53,26 @@ pub struct HiveEdit {
     pub bytes_changed: u64,
     pub new_sequence: u32,
     pub new_bytes: Vec<u8>,
+    /// `new_bytes` loaded back as a hive (clean, every change checked) when
+    /// the plan was made: what the checks read after the fix.
+    pub loaded: Loaded,
+}
+
+/// An edited hive as loaded back at planning time (shared, not copied).
+#[derive(Clone)]
+pub struct Loaded(pub std::sync::Arc<Hive>);
+
+impl std::ops::Deref for Loaded {
+    type Target = Hive;
+    fn deref(&self) -> &Hive {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Loaded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Loaded({}, {} bytes, {:?})", self.0.name, self.0.bytes.len(), self.0.report.state)
+    }
 }
 
 /// A complete repair: what changes, and the disk patch that does it.
@@ -272,7 +292,7 @@ pub fn plan_with_files(machine: &Machine, actions: &[Edit], files: &[FileEdit]) 
         let mut ed = HiveEditor::new(hive.bytes.clone(), hive.report.max_sequence_seen)?;
         ed.apply_all(&changes.iter().map(|c| c.action.clone()).collect::<Vec<_>>())?;
         let new = ed.finish()?;
-        check_edit(&path, kind, &new, &changes)?;
+        let loaded = Loaded(std::sync::Arc::new(check_edit(&path, kind, &new, &changes)?));
         let new_sequence = crate::bytes::le_u32(&new, 4);
         let bytes_changed = match volume {
             Some((fs, offset, primary)) => {
@@ -291,7 +311,7 @@ pub fn plan_with_files(machine: &Machine, actions: &[Edit], files: &[FileEdit]) 
             }
             None => new.len() as u64,
         };
-        edits.push(HiveEdit { hive: kind, location, path, changes, bytes_changed, new_sequence, new_bytes: new });
+        edits.push(HiveEdit { hive: kind, location, path, changes, bytes_changed, new_sequence, new_bytes: new, loaded });
     }
     let files = if files.is_empty() { Vec::new() } else { plan_files(machine, files, &mut patch)? };
     Ok(Plan { edits, files, patch })
@@ -299,13 +319,17 @@ pub fn plan_with_files(machine: &Machine, actions: &[Edit], files: &[FileEdit]) 
 
 /// Read the edited hive back (a fresh load, as Windows would) and check every
 /// change took: set values hold their new type and data, deleted ones and
-/// deleted keys are gone, created keys exist. A hostile hive that misleads
-/// the editor is refused here, before anything is written.
-fn check_edit(path: &str, kind: HiveKind, new: &[u8], changes: &[Change]) -> Result<()> {
+/// deleted keys are gone, created keys exist; and it loads clean. A hostile
+/// hive that misleads the editor is refused here, before anything is
+/// written. Returns the loaded hive (what the checks read after the fix).
+fn check_edit(path: &str, kind: HiveKind, new: &[u8], changes: &[Change]) -> Result<Hive> {
     let loaded = crate::hive::load(new.to_vec(), None, None)?;
     let h = Hive::new(kind.name(), loaded);
-    let mut after = Lookup::new(&h);
     let fail = |what: String| Error::corrupt(Layer::Hive, 0, format!("{path}: after editing, {what}; the hive is damaged in a way the editor cannot handle, nothing was written"));
+    if h.report.state != crate::hive::HiveState::Clean {
+        return Err(fail("it does not load clean".into()));
+    }
+    let mut after = Lookup::new(&h);
     for (i, c) in changes.iter().enumerate() {
         let key = &c.action.key;
         match &c.action.op {
@@ -333,7 +357,8 @@ fn check_edit(path: &str, kind: HiveKind, new: &[u8], changes: &[Change]) -> Res
             }
         }
     }
-    Ok(())
+    drop(after);
+    Ok(h)
 }
 
 /// Whether key path `k` is `top` or below it (case-insensitive).

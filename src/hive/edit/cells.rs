@@ -17,22 +17,36 @@ impl CellSet {
     pub(super) fn with_capacity(hbins: u32) -> Self {
         CellSet { bits: vec![0; (hbins as usize / 8).div_ceil(64)] }
     }
+    #[inline]
     pub(super) fn slot(off: u32) -> (usize, u64) {
         let unit = (off / 8) as usize;
         (unit / 64, 1u64 << (unit % 64))
     }
+    #[inline]
     pub(super) fn contains(&self, off: &u32) -> bool {
         let (w, m) = Self::slot(*off);
         off % 8 == 0 && self.bits.get(w).is_some_and(|b| b & m != 0)
     }
+    #[inline]
     pub(super) fn insert(&mut self, off: u32) -> bool {
         let (w, m) = Self::slot(off);
-        if w >= self.bits.len() {
-            self.bits.resize(w + 1, 0);
+        match self.bits.get_mut(w) {
+            Some(b) => {
+                let had = *b & m != 0;
+                *b |= m;
+                !had
+            }
+            None => self.grow_insert(off),
         }
-        let had = self.bits[w] & m != 0;
+    }
+    /// [`insert`](Self::insert) past the end (a new hbin): the rare case.
+    #[cold]
+    #[inline(never)]
+    fn grow_insert(&mut self, off: u32) -> bool {
+        let (w, m) = Self::slot(off);
+        self.bits.resize(w + 1, 0);
         self.bits[w] |= m;
-        !had
+        true
     }
     pub(super) fn remove(&mut self, off: &u32) -> bool {
         let (w, m) = Self::slot(*off);
@@ -58,6 +72,24 @@ impl CellSet {
             })
         })
     }
+}
+
+/// The errors of [`HiveEditor::cell_range`], out of line: the lookups are
+/// the hot path of every walk of the hive, their errors are not.
+#[cold]
+#[inline(never)]
+fn not_a_cell(off: u32, free: bool) -> Error {
+    if free {
+        bad_cell(off, format!("cell {off:#x} is free but still referenced"))
+    } else {
+        bad_cell(off, format!("offset {off:#x} does not point at a cell"))
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn past_end(off: u32) -> Error {
+    bad_cell(off, "cell runs past the end of the file")
 }
 
 #[derive(Clone, Default)]
@@ -103,26 +135,32 @@ impl HiveEditor {
         }
     }
 
+    #[cfg(test)]
     pub(super) fn is_allocated(&self, off: u32) -> bool {
         self.cells.contains(&off) && (le_u32(&self.b, BASE + off as usize) as i32) < 0
     }
 
     /// File range of the data of the allocated cell starting at `off`.
+    #[inline]
     pub(super) fn cell_range(&self, off: u32) -> Result<Range<usize>> {
         if !self.cells.contains(&off) {
-            return Err(bad_cell(off, format!("offset {off:#x} does not point at a cell")));
+            return Err(not_a_cell(off, false));
         }
         let p = BASE + off as usize;
         let raw = le_u32(&self.b, p) as i32;
         if raw >= 0 {
-            return Err(bad_cell(off, format!("cell {off:#x} is free but still referenced")));
+            return Err(not_a_cell(off, true));
         }
         Ok(p + 4..p + raw.unsigned_abs() as usize)
     }
 
+    #[inline]
     pub(super) fn cell(&self, off: u32) -> Result<&[u8]> {
         let r = self.cell_range(off)?;
-        self.b.get(r).ok_or_else(|| bad_cell(off, "cell runs past the end of the file"))
+        match self.b.get(r) {
+            Some(c) => Ok(c),
+            None => Err(past_end(off)),
+        }
     }
 
     pub(super) fn put(&mut self, pos: usize, d: &[u8]) {

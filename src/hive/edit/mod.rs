@@ -256,20 +256,50 @@ impl HiveEditor {
     /// still in use, and a record inside a "free" cell (a damaged size field
     /// swallowing its neighbours) would be allocated over.
     fn check_ownership(&self) -> Result<()> {
+        // One bit per 8-byte unit, like `cells`: every cell start is inside it.
         let mut owned = CellSet::with_capacity(self.hbins_end);
-        let claim = |owned: &mut CellSet, off: u32, what: &str, from: u32| -> Result<()> {
-            if !self.cells.contains(&off) {
-                return Err(bad_cell(off, format!("{what} at {off:#x} (referenced by cell {from:#x}) is not the start of a cell")));
+        // The bitmap word and bit are computed once per reference: this runs
+        // for every cell of the hive (hundreds of thousands) on every plan.
+        #[cold]
+        #[inline(never)]
+        fn refused(off: u32, what: &str, from: u32, why: u8) -> Error {
+            bad_cell(
+                off,
+                match why {
+                    0 => format!("{what} at {off:#x} (referenced by cell {from:#x}) is not the start of a cell"),
+                    1 => format!("{what} at {off:#x} (referenced by cell {from:#x}) is a free cell"),
+                    _ => format!("{what} at {off:#x} is referenced twice (again by cell {from:#x})"),
+                },
+            )
+        }
+        /// Claim cell `off` for one owner: it must start a cell, be
+        /// allocated and not be claimed yet. Inlined into every call site.
+        #[inline(always)]
+        fn claim_in(cells: &[u64], b: &[u8], owned: &mut CellSet, off: u32, what: &str, from: u32) -> Result<()> {
+            let (w, m) = CellSet::slot(off);
+            if off % 8 != 0 || cells.get(w).is_none_or(|x| x & m == 0) {
+                return Err(refused(off, what, from, 0));
             }
-            if !self.is_allocated(off) {
-                return Err(bad_cell(off, format!("{what} at {off:#x} (referenced by cell {from:#x}) is a free cell")));
+            if (le_u32(b, BASE + off as usize) as i32) >= 0 {
+                return Err(refused(off, what, from, 1));
             }
-            if !owned.insert(off) {
-                return Err(bad_cell(off, format!("{what} at {off:#x} is referenced twice (again by cell {from:#x})")));
+            let fresh = match owned.bits.get_mut(w) {
+                Some(o) => {
+                    let had = *o & m != 0;
+                    *o |= m;
+                    !had
+                }
+                None => owned.insert(off),
+            };
+            if !fresh {
+                return Err(refused(off, what, from, 2));
             }
             Ok(())
-        };
-        claim(&mut owned, self.root, "root key node", self.root)?;
+        }
+        let (cells, b) = (&self.cells.bits[..], &self.b[..]);
+        // Keys share a few security cells: each distinct run checked once.
+        let mut last_sk = None;
+        claim_in(cells, b, &mut owned, self.root, "root key node", self.root)?;
         // Raw field reads, no per-key allocation: this runs on every open of
         // hives with hundreds of thousands of cells. The checks are those of
         // nk(), value_list(), storage() and subkeys(), which edits rely on.
@@ -284,19 +314,23 @@ impl HiveEditor {
             if NK_NAME + le_u16(c, NK_NAME_LEN) as usize > c.len() {
                 return Err(bad_cell(k, "key name runs past its cell"));
             }
-            self.sk_cell(le_u32(c, NK_SK))?;
+            let sk = le_u32(c, NK_SK);
+            if last_sk != Some(sk) {
+                self.sk_cell(sk)?;
+                last_sk = Some(sk);
+            }
             if class != NONE && class_len > 0 {
-                claim(&mut owned, class, "class name", k)?;
+                claim_in(cells, b, &mut owned, class, "class name", k)?;
             }
             if nval > 0 {
-                claim(&mut owned, vlist, "value list", k)?;
+                claim_in(cells, b, &mut owned, vlist, "value list", k)?;
                 let l = self.cell(vlist)?;
                 if (nval as usize).checked_mul(4).is_none_or(|need| need > l.len()) {
                     return Err(bad_cell(vlist, format!("value list of key {k:#x} is shorter than its {nval} values")));
                 }
                 for i in 0..nval as usize {
                     let v = le_u32(l, 4 * i);
-                    claim(&mut owned, v, "key value", vlist)?;
+                    claim_in(cells, b, &mut owned, v, "key value", vlist)?;
                     let c = self.cell(v)?;
                     if c.len() < VK_NAME || c.get(0..2) != Some(VK_SIG) {
                         return Err(bad_cell(v, format!("cell {v:#x} is not a key value (vk)")));
@@ -304,12 +338,12 @@ impl HiveEditor {
                     let vk = Vk { off: v, name: Vec::new(), dsize: le_u32(c, VK_DSIZE), doff: le_u32(c, VK_DOFF), ty: le_u32(c, VK_TYPE) };
                     match self.storage(&vk)? {
                         Storage::Inline | Storage::Empty => {}
-                        Storage::Cell(d) => claim(&mut owned, d, "value data", v)?,
+                        Storage::Cell(d) => claim_in(cells, b, &mut owned, d, "value data", v)?,
                         Storage::Big { db, list, segs } => {
-                            claim(&mut owned, db, "big-data record", v)?;
-                            claim(&mut owned, list, "big-data segment list", db)?;
+                            claim_in(cells, b, &mut owned, db, "big-data record", v)?;
+                            claim_in(cells, b, &mut owned, list, "big-data segment list", db)?;
                             for s in segs {
-                                claim(&mut owned, s, "big-data segment", list)?;
+                                claim_in(cells, b, &mut owned, s, "big-data segment", list)?;
                             }
                         }
                     }
@@ -320,22 +354,24 @@ impl HiveEditor {
             }
             // An index root over leaves, or one leaf.
             let top = self.cell(list)?;
-            claim(&mut owned, list, if top.get(0..2) == Some(list::RI) { "subkey index root" } else { "subkey list" }, k)?;
-            let leaves: Vec<u32> = if top.get(0..2) == Some(list::RI) {
+            claim_in(cells, b, &mut owned, list, if top.get(0..2) == Some(list::RI) { "subkey index root" } else { "subkey list" }, k)?;
+            // The leaves: an index root's entries (all claimed before any is
+            // read), or the list itself; no allocation per key.
+            let (ri, n_leaves) = if top.get(0..2) == Some(list::RI) {
                 let n = le_u16(top, list::COUNT) as usize;
                 if list::ENTRIES + 4 * n > top.len() {
                     return Err(bad_cell(list, format!("index root with {n} entries is longer than its cell")));
                 }
-                let leaves: Vec<u32> = (0..n).map(|i| le_u32(top, list::ENTRIES + 4 * i)).collect();
-                for &l in &leaves {
-                    claim(&mut owned, l, "subkey list", list)?;
+                for i in 0..n {
+                    claim_in(cells, b, &mut owned, le_u32(top, list::ENTRIES + 4 * i), "subkey list", list)?;
                 }
-                leaves
+                (true, n)
             } else {
-                vec![list]
+                (false, 1)
             };
             let mut total = 0usize;
-            for l in leaves {
+            for j in 0..n_leaves {
+                let l = if ri { le_u32(top, list::ENTRIES + 4 * j) } else { list };
                 let c = self.cell(l)?;
                 let step = match c.get(0..2) {
                     Some(s) if s == list::LI => 4,
@@ -349,7 +385,7 @@ impl HiveEditor {
                 total += n;
                 for i in 0..n {
                     let child = le_u32(c, list::ENTRIES + step * i);
-                    claim(&mut owned, child, "key node", l)?;
+                    claim_in(cells, b, &mut owned, child, "key node", l)?;
                     stack.push(child);
                 }
             }

@@ -816,7 +816,9 @@ pub fn diff_child(image: &Image, patch: &Patch, out: &mut File, out_path: &Path)
     if let Some((start, r)) = run {
         out.write_at(start, &r)?;
     }
-    out.sync()?;
+    // No flush of its own here: the child is invisible until the commit has
+    // flushed it whole and read it back (the VHD child writer works the same
+    // way), so ordering its data before its BAT on disk protects nothing.
     fault_point("vhdx-data");
 
     write_bat(&mut out, bat.into_iter())?;
