@@ -576,7 +576,6 @@ impl NtfsFs {
                     return Err(Error::unsupported(Layer::Ntfs, 0, format!("{path} is {total} bytes, more than the {limit}-byte limit")));
                 }
                 v.clear();
-                v.reserve_exact(total as usize);
             }
             if file.file_record_number() == BOOT_RECORD {
                 // `$Boot` starts at LCN 0, which the ntfs crate cannot represent
@@ -591,9 +590,10 @@ impl NtfsFs {
             let mut v = value.attach(r);
             match out {
                 Out::Whole(whole, _) => {
-                    // Zeroed pages come from the kernel untouched, so the read is
+                    // Zeroed pages come from the kernel untouched (`vec!` of 0
+                    // is calloc: no memset of a 12.8 MB hive), so the read is
                     // the first and only write to them.
-                    whole.resize(total as usize, 0);
+                    *whole = vec![0u8; total as usize];
                     for part in whole.chunks_mut(4 << 20) {
                         if let Err(e) = std::io::Read::read_exact(&mut v, part) {
                             failed = Some(e);
