@@ -590,10 +590,10 @@ impl NtfsFs {
             let mut v = value.attach(r);
             match out {
                 Out::Whole(whole, _) => {
-                    // Zeroed pages come from the kernel untouched (`vec!` of 0
-                    // is calloc: no memset of a 12.8 MB hive), so the read is
-                    // the first and only write to them.
-                    *whole = vec![0u8; total as usize];
+                    // A buffer recycled on this thread, or zeroed pages from
+                    // the kernel (calloc: no memset of a 12.8 MB hive); the
+                    // read overwrites every byte.
+                    *whole = crate::fs::reader::whole_buffer(total as usize);
                     for part in whole.chunks_mut(4 << 20) {
                         if let Err(e) = std::io::Read::read_exact(&mut v, part) {
                             failed = Some(e);
