@@ -64,14 +64,17 @@ before=${BEFORE:-}
 
 # Interleaved runs, timed in-process by Python (no shell fork per sample).
 read -r om omin omax tm tmin tmax ratio cm cmin cmax fm fmin fmax bm bmin bmax < <(python3 - "$runs" "$bin" "$img" "$dir/venv/bin/target-reg" "$key" "$floor" "$before" <<'PY'
-import os, statistics, subprocess, sys, time
+import mmap, os, statistics, subprocess, sys, time
 runs, bin_, img, treg, key, floor, before = int(sys.argv[1]), *sys.argv[2:]
 files = [os.path.join(floor, f) for f in ("SYSTEM", "SYSTEM.LOG1", "SYSTEM.LOG2")]
 def read_fresh():
-    # One read(2) per file into a new buffer: page-cache copy + page faults.
+    # One read(2) per file into a fresh anonymous mapping (not memory the
+    # allocator kept from the last run): page-cache copy + page faults.
     for f in files:
         with open(f, "rb", buffering=0) as fh:
-            fh.read()
+            m = mmap.mmap(-1, os.fstat(fh.fileno()).st_size)
+            fh.readinto(m)
+            m.close()
 cmds = [[bin_, "inspect", "--json", img], [treg, img, "-k", key, "-d", "0"], ["cat", *files], read_fresh]
 if before:
     cmds.append([before, "inspect", "--json", img])
