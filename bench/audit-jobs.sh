@@ -9,6 +9,9 @@
 #    hive with its logs (target/bench/big127-dirty.vhdx), listed 40 times.
 # Runs alternate between the job counts; medians of RUNS runs.
 #
+# BEFORE=/path/to/old/rdprescue also runs that binary's sweeps in the same
+# interleaved runs and prints its figures beside the new ones.
+#
 # Usage: bench/audit-jobs.sh [RUNS]   (default 5). Needs the tools of
 # testdata/make-scenarios.py the first time. Writes target/bench/audit-jobs.txt.
 set -euo pipefail
@@ -22,18 +25,18 @@ bin=target/release/rdprescue
 [ -f "$dir/big127-dirty.vhdx" ] || python3 testdata/make-scenarios.py "$dir" big127-dirty >&2
 [ -f "$dir/scenarios/manifest.json" ] || python3 testdata/make-scenarios.py "$dir/scenarios" >&2
 
-python3 - "$bin" "$dir" "$runs" <<'PY' | tee "$dir/audit-jobs.txt"
+python3 - "$bin" "$dir" "$runs" "${BEFORE:-}" <<'PY' | tee "$dir/audit-jobs.txt"
 import json, os, resource, statistics, subprocess, sys, time
-bin_, d, runs = sys.argv[1], sys.argv[2], int(sys.argv[3])
+bin_, d, runs, before = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 scen = [s["image"] for s in json.load(open(f"{d}/scenarios/manifest.json"))]
 sweeps = {"scenarios": scen * 10, "big": [f"{d}/big127-dirty.vhdx"] * 40}
 
-def audit(images, jobs):
+def audit(images, jobs, b=bin_):
     lst = f"{d}/audit-list.txt"
     with open(lst, "w") as f:
         f.write("\n".join(images) + "\n")
     t0 = time.perf_counter()
-    p = subprocess.run([bin_, "audit", "--from-list", lst, "--format", "jsonl", "--jobs", str(jobs)],
+    p = subprocess.run([b, "audit", "--from-list", lst, "--format", "jsonl", "--jobs", str(jobs)],
                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     dt = time.perf_counter() - t0
     assert p.returncode in (0, 1), p.returncode
@@ -56,12 +59,15 @@ print(f"audit-jobs  {time.strftime('%Y-%m-%dT%H:%MZ', time.gmtime())}  {os.cpu_c
 print(f"{'sweep':<10} {'images':>6} {'jobs 1 img/s':>13} {'jobs 2 img/s':>13} {'speed-up':>9}")
 for name, images in sweeps.items():
     audit(images[:5], 2)  # warm the page cache
-    t = {1: [], 2: []}
+    bins = [("", bin_)] + ([("BEFORE ", before)] if before else [])
+    t = {(b, j): [] for b, _ in bins for j in (1, 2)}
     for _ in range(runs):
-        for j in (1, 2):
-            t[j].append(audit(images, j))
-    r1, r2 = (len(images) / statistics.median(t[j]) for j in (1, 2))
-    print(f"{name:<10} {len(images):>6} {r1:>13.1f} {r2:>13.1f} {r2 / r1:>8.2f}x")
+        for b, path in bins:
+            for j in (1, 2):
+                t[(b, j)].append(audit(images, j, path))
+    for b, _ in bins:
+        r1, r2 = (len(images) / statistics.median(t[(b, j)]) for j in (1, 2))
+        print(f"{b + name:<10} {len(images):>6} {r1:>13.1f} {r2:>13.1f} {r2 / r1:>8.2f}x")
 big20 = sweeps["big"][:20]
 print(f"peak RSS, 20 x big127-dirty: --jobs 1 {peak_rss(big20, 1):.0f} MiB, "
       f"--jobs 20 (20 images in flight) {peak_rss(big20, 20):.0f} MiB")

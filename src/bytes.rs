@@ -47,6 +47,14 @@ pub fn utf16le_name(b: &[u8]) -> String {
 }
 
 pub fn utf16le(b: &[u8]) -> String {
+    // ASCII text (nearly every registry string: firewall rules, paths, names)
+    // is built from its low bytes directly, without a u16 buffer.
+    let n = b.chunks_exact(2).position(|c| c == [0, 0]).unwrap_or(b.len() / 2);
+    let text = &b[..2 * n];
+    if text.chunks_exact(2).all(|c| c[1] == 0 && c[0] < 0x80) {
+        let ascii: Vec<u8> = text.iter().step_by(2).copied().collect();
+        return String::from_utf8(ascii).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+    }
     let units: Vec<u16> = b
         .chunks_exact(2)
         .map(|c| u16::from_le_bytes([c[0], c[1]]))

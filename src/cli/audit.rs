@@ -188,12 +188,15 @@ fn audit_one(path: &Path, baseline: &Baseline) -> AuditRecord {
         } else {
             Status::Pass
         };
+        let report = loaded.report(ins, None);
+        // This worker's next image reads into the hive buffers of this one.
+        loaded.machine.recycle();
         Ok(AuditRecord::new(
             shown.display().to_string(),
             size,
             status,
             ignored,
-            loaded.report(ins, None),
+            report,
         ))
     };
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run))

@@ -4,7 +4,7 @@
 
 pub mod fat;
 pub mod ntfs;
-mod reader;
+pub(crate) mod reader;
 
 pub use reader::DiskReader;
 

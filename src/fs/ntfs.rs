@@ -561,7 +561,6 @@ impl NtfsFs {
                     return Err(Error::unsupported(Layer::Ntfs, 0, format!("{path} is {total} bytes, more than the {limit}-byte limit")));
                 }
                 v.clear();
-                v.reserve_exact(total as usize);
             }
             if file.file_record_number() == BOOT_RECORD {
                 // `$Boot` starts at LCN 0, which the ntfs crate cannot represent
@@ -576,9 +575,10 @@ impl NtfsFs {
             let mut v = value.attach(r);
             match out {
                 Out::Whole(whole, _) => {
-                    // Zeroed pages come from the kernel untouched, so the read is
-                    // the first and only write to them.
-                    whole.resize(total as usize, 0);
+                    // A buffer recycled on this thread, or zeroed pages from
+                    // the kernel (calloc: no memset of a 12.8 MB hive); the
+                    // read overwrites every byte.
+                    *whole = crate::fs::reader::whole_buffer(total as usize);
                     for part in whole.chunks_mut(4 << 20) {
                         if let Err(e) = std::io::Read::read_exact(&mut v, part) {
                             failed = Some(e);

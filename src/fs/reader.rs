@@ -159,3 +159,82 @@ impl Write for DiskReader {
         Ok(())
     }
 }
+
+// ---- whole-file buffers, recycled per thread ----
+//
+// `audit` reads the same-sized hives and logs (tens of MB) image after image
+// on each worker thread. A fresh buffer faults in every page (a fault per
+// 4 KiB, zeroed by the kernel, and concurrent faults of two workers contend
+// on the process's memory map); a buffer kept from the previous image is
+// already mapped. The pool is per thread, holds at most SPARE_MAX buffers
+// and SPARE_BYTES bytes, and is filled only by an explicit `recycle`.
+
+const SPARE_MAX: usize = 4;
+const SPARE_BYTES: usize = 256 << 20;
+
+thread_local! {
+    static SPARE: std::cell::RefCell<Vec<Vec<u8>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A vector of exactly `len` initialized bytes for a whole-file read that
+/// overwrites all of them: a recycled buffer of this thread when one is large
+/// enough (its old bytes are left for the read to overwrite: no memset), else
+/// a fresh zeroed one (calloc: pages come from the kernel untouched).
+pub fn whole_buffer(len: usize) -> Vec<u8> {
+    let recycled = SPARE.with(|s| {
+        let mut s = s.borrow_mut();
+        let best = s.iter().enumerate().filter(|(_, v)| v.capacity() >= len).min_by_key(|(_, v)| v.capacity()).map(|(i, _)| i)?;
+        Some(s.swap_remove(best))
+    });
+    match recycled {
+        Some(mut v) => {
+            v.truncate(len);
+            v.resize(len, 0);
+            v
+        }
+        None => vec![0u8; len],
+    }
+}
+
+/// Give a whole-file buffer back for [`whole_buffer`] on this thread (kept
+/// only while the pool has room; small buffers are not worth keeping).
+pub fn recycle(v: Vec<u8>) {
+    if v.capacity() < 1 << 20 {
+        return;
+    }
+    SPARE.with(|s| {
+        let mut s = s.borrow_mut();
+        let held: usize = s.iter().map(|b| b.capacity()).sum();
+        if s.len() < SPARE_MAX && held + v.capacity() <= SPARE_BYTES {
+            s.push(v);
+        }
+    });
+}
+
+#[cfg(test)]
+mod spare_tests {
+    use super::*;
+
+    #[test]
+    fn recycled_buffers_are_reused_and_sized_exactly() {
+        let a = whole_buffer(2 << 20);
+        assert_eq!(a.len(), 2 << 20);
+        assert!(a.iter().all(|&b| b == 0));
+        let mut a = a;
+        a[0] = 7;
+        let ptr = a.as_ptr();
+        recycle(a);
+        // A smaller read reuses it, with exactly the length asked for.
+        let b = whole_buffer(1 << 20);
+        assert_eq!(b.as_ptr(), ptr);
+        assert_eq!(b.len(), 1 << 20);
+        recycle(b);
+        // A larger one than any spare gets a fresh, zeroed buffer.
+        let c = whole_buffer(3 << 20);
+        assert_ne!(c.as_ptr(), ptr);
+        assert!(c.iter().all(|&b| b == 0));
+        // Small buffers are not kept.
+        recycle(vec![1u8; 100]);
+        assert_eq!(SPARE.with(|s| s.borrow().len()), 1);
+    }
+}

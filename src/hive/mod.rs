@@ -76,4 +76,4 @@ pub struct LoadedHive {
     pub report: HiveReport,
 }
 
-pub use recover::load;
+pub use recover::{load, load_logs};

@@ -288,6 +288,11 @@ fn nk_name_is(nk: &[u8], name: &str) -> bool {
     let len = le_u16(nk, nk::NAME_LEN) as usize;
     let Some(raw) = nk.get(nk::NAME..nk::NAME + len) else { return false };
     if le_u16(nk, nk::FLAGS) & nk::FLAG_COMP_NAME != 0 {
+        // Latin-1: a byte >= 0x80 never equals an ASCII char, so an ASCII
+        // name (nearly all) compares as bytes, length first.
+        if name.is_ascii() {
+            return raw == name.as_bytes();
+        }
         raw.iter().map(|&b| b as char).eq(name.chars())
     } else {
         let units = raw.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]]));
@@ -313,15 +318,14 @@ fn child_cells(bytes: &[u8], parents: &[u32], name: &str) -> Vec<u32> {
             subkey_offsets(bytes, le_u32(nk, nk::SUBKEYS_LIST), 0, &mut all);
         }
     }
-    all.sort_unstable();
-    all.dedup();
-    let named: Vec<u32> =
+    // Sorted and deduplicated either way; only the (usually one) match is
+    // sorted when there is one, not the whole sibling list.
+    let mut named: Vec<u32> =
         all.iter().copied().filter(|&o| cell(bytes, o).is_some_and(|k| k.get(0..2) == Some(nk::SIGNATURE) && nk_name_is(k, name))).collect();
-    if named.is_empty() {
-        all
-    } else {
-        named
-    }
+    let mut out = if named.is_empty() { all } else { std::mem::take(&mut named) };
+    out.sort_unstable();
+    out.dedup();
+    out
 }
 
 /// Refuse, as a `hive` error naming the field's file offset, a cell offset of
@@ -446,13 +450,25 @@ fn same_name(stored: &str, want: &str) -> bool {
     }
 }
 
+/// Whether key cell `nk`'s name is `want`, as [`same_name`] of its decoded
+/// name says; an ASCII compressed name against an ASCII `want` (nearly every
+/// sibling of every lookup) without decoding it into a string.
+fn nk_name_matches(nk: &[u8], want: &str) -> bool {
+    let len = le_u16(nk, nk::NAME_LEN) as usize;
+    let Some(raw) = nk.get(nk::NAME..nk::NAME + len) else { return false };
+    if le_u16(nk, nk::FLAGS) & nk::FLAG_COMP_NAME != 0 && raw.is_ascii() && want.is_ascii() {
+        return raw.eq_ignore_ascii_case(want.as_bytes());
+    }
+    nk_name(nk).is_some_and(|n| same_name(&n, want))
+}
+
 /// The nk cell of the key at `comps`.
 fn find_nk<'a>(bytes: &'a [u8], comps: &[&str]) -> Option<&'a [u8]> {
     let mut key = cell(bytes, le_u32(bytes, base::ROOT))?;
     for c in comps {
         let mut offs = Vec::new();
         subkey_offsets(bytes, le_u32(key, nk::SUBKEYS_LIST), 0, &mut offs);
-        key = offs.into_iter().filter_map(|o| cell(bytes, o)).find(|k| k.get(0..2) == Some(nk::SIGNATURE) && nk_name(k).is_some_and(|n| same_name(&n, c)))?;
+        key = offs.into_iter().filter_map(|o| cell(bytes, o)).find(|k| k.get(0..2) == Some(nk::SIGNATURE) && nk_name_matches(k, c))?;
     }
     Some(key)
 }

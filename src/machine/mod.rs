@@ -422,6 +422,15 @@ impl Machine {
         }
     }
 
+    /// Drop the machine, handing the loaded hives' buffers to this thread's
+    /// pool of whole-file buffers, so the next image read on this thread
+    /// (`audit`) reuses mapped memory instead of faulting in fresh pages.
+    pub fn recycle(self) {
+        for h in self.hives.into_iter().chain([self.other]).filter_map(|c| c.into_inner()?.ok()) {
+            crate::fs::reader::recycle(h.bytes);
+        }
+    }
+
     /// The hive of a single hive file, whatever its kind.
     pub fn file_hive(&self) -> Result<&Hive> {
         if let Some(k) = self.file_kind() {
@@ -455,7 +464,10 @@ pub fn load_from_fs(fs: &dyn FileSystem, path: &str, name: &str) -> Result<Hive>
         l => l,
     };
     let log2 = read_optional(fs, &format!("{path}.LOG2"))?;
-    Ok(Hive::new(name, hive::load(primary, log1, log2)?))
+    let loaded = hive::load_logs(primary, log1.as_deref(), log2.as_deref());
+    // The logs' buffers serve the next image's reads on this thread (audit).
+    log1.into_iter().chain(log2).for_each(crate::fs::reader::recycle);
+    Ok(Hive::new(name, loaded?))
 }
 
 /// Load a plain hive file from the local file system, with sibling

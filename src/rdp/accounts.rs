@@ -106,7 +106,7 @@ impl SamView {
         if let Some(Ok(r)) = rights(ctx) {
             sam.apply_security(&r);
         }
-        if ctx.key(System, NTDS_PARAMETERS).is_some() {
+        if ctx.shared_key(System, NTDS_PARAMETERS).is_some() {
             sam.mark_domain_controller(format!("{} exists (Active Directory Domain Services is installed)", ctx.full(System, NTDS_PARAMETERS)));
         }
         let now = super::now::windows_ran(ctx, Some(&sam));

@@ -30,8 +30,8 @@ pub(crate) fn listener_port(ctx: &Ctx) -> u32 {
 }
 
 pub(crate) fn listener_missing(ctx: &Ctx, c: &Check, out: &mut Out) {
-    if ctx.key(System, RDP_TCP).is_none() {
-        let ts = ctx.key(System, TS).is_some();
+    if ctx.shared_key(System, RDP_TCP).is_none() {
+        let ts = ctx.shared_key(System, TS).is_some();
         let msg = if ts {
             format!("{} ({} not found)", c.explain, ctx.full(System, RDP_TCP))
         } else {
@@ -44,10 +44,10 @@ pub(crate) fn listener_missing(ctx: &Ctx, c: &Check, out: &mut Out) {
 pub(crate) fn rdp_port(ctx: &Ctx, c: &Check, out: &mut Out) {
     out.setting(local_setting(ctx, c.id, System, RDP_TCP, "PortNumber", Some(J::from(3389))));
     let tds = r"{CCS}\Control\Terminal Server\Wds\rdpwd\Tds\tcp";
-    if ctx.key(System, tds).is_some() {
+    if ctx.shared_key(System, tds).is_some() {
         out.setting(local_setting(ctx, c.id, System, tds, "PortNumber", None));
     }
-    if ctx.key(System, RDP_TCP).is_none() {
+    if ctx.shared_key(System, RDP_TCP).is_none() {
         return;
     }
     let port = listener_port(ctx);
@@ -85,7 +85,7 @@ pub(crate) fn cert_pinned(ctx: &Ctx, c: &Check, out: &mut Out) {
         return out.note(c, format!("listener pinned to certificate {thumb}; without SOFTWARE the certificate stores cannot be checked"));
     }
     let stores = ["MY", "Remote Desktop"];
-    let found = stores.iter().find(|s| ctx.key(Software, &format!(r"Microsoft\SystemCertificates\{s}\Certificates\{thumb}")).is_some());
+    let found = stores.iter().find(|s| ctx.shared_key(Software, &format!(r"Microsoft\SystemCertificates\{s}\Certificates\{thumb}")).is_some());
     match found {
         Some(s) => out.note(c, format!("listener pinned to certificate {thumb} (found in the LocalMachine\\{s} store; its private key cannot be checked offline)")),
         None => out.finding(c, c.id, c.severity, format!("{} (thumbprint {thumb} is in neither the LocalMachine\\MY nor the Remote Desktop store); deleting the pin lets Windows create a self-signed certificate", c.explain), delete),
@@ -115,13 +115,13 @@ const CORE_NET: [(&str, u32, Severity, &str); 12] = [
 
 /// A VM that runs on Azure: the guest agent's services.
 fn azure_image(ctx: &Ctx) -> bool {
-    ["WindowsAzureGuestAgent", "RdAgent", "WindowsAzureTelemetryService"].iter().any(|s| ctx.key(System, &format!(r"{{CCS}}\Services\{s}")).is_some())
+    ["WindowsAzureGuestAgent", "RdAgent", "WindowsAzureTelemetryService"].iter().any(|s| ctx.shared_key(System, &format!(r"{{CCS}}\Services\{s}")).is_some())
 }
 
 pub(crate) fn core_net_stack(ctx: &Ctx, c: &Check, out: &mut Out) {
     for (svc, default, severity, what) in CORE_NET {
         let key = format!(r"{{CCS}}\Services\{svc}");
-        if ctx.key(System, &key).is_none() {
+        if ctx.shared_key(System, &key).is_none() {
             if svc == "netvsc" && azure_image(ctx) && !ctx.os().pre_vista() {
                 out.finding(c, c.id, Severity::Critical, format!("the netvsc driver key ({}) is missing on an Azure image: the Hyper-V network adapter has no driver and the VM has no network", ctx.full(System, &key)), Remedy::Manual("restore the netvsc service key (and System32\\drivers\\netvsc*.sys) from a healthy VM of the same build, or repair the OS with DISM/SFC from a rescue VM".into()));
             }
@@ -524,7 +524,7 @@ pub(crate) fn bcd_safeboot(ctx: &Ctx, c: &Check, out: &mut Out) {
         effective: sb.as_ref().and_then(bcd_integer).map_or_else(|| J::from("normal boot"), J::from),
         source: if sb.is_some() { "local" } else { "default" },
     });
-    if ctx.key(Bcd, &elements).is_none() {
+    if ctx.shared_key(Bcd, &elements).is_none() {
         return out.note(c, format!("the default boot entry {default} is not in the BCD store"));
     }
     let Some(v) = sb else { return };
@@ -535,7 +535,7 @@ pub(crate) fn bcd_safeboot(ctx: &Ctx, c: &Check, out: &mut Out) {
         other => format!("{other:?}"),
     };
     let mut actions = vec![Edit::delete_key(Bcd, ctx.expand(&sb_key))];
-    if ctx.key(Bcd, &shell_key).is_some() {
+    if ctx.shared_key(Bcd, &shell_key).is_some() {
         actions.push(Edit::delete_key(Bcd, ctx.expand(&shell_key)));
     }
     out.finding(c, c.id, c.severity, format!("{} (safeboot = {mode} on {default}; equivalent of `bcdedit /deletevalue {{default}} safeboot`)", c.explain), Remedy::Actions(actions));
@@ -593,12 +593,12 @@ pub(crate) fn setup_cmdline(ctx: &Ctx, c: &Check, out: &mut Out) {
 
 pub(crate) fn srp(ctx: &Ctx, c: &Check, out: &mut Out) {
     let safer = r"Policies\Microsoft\Windows\Safer\CodeIdentifiers";
-    if ctx.key(Software, safer).is_some() {
+    if ctx.shared_key(Software, safer).is_some() {
         out.setting(local_setting(ctx, c.id, Software, safer, "DefaultLevel", None));
     }
     if ctx.dword(Software, safer, "DefaultLevel") == Some(0) {
         let paths = format!(r"{safer}\262144\Paths");
-        let allows_windows = ctx.key(Software, &paths).is_some_and(|k| {
+        let allows_windows = ctx.shared_key(Software, &paths).is_some_and(|k| {
             k.subkeys.iter().any(|s| {
                 let d = ctx.string(Software, &format!(r"{paths}\{s}"), "ItemData").unwrap_or_default().to_lowercase();
                 d.contains("systemroot") || d.contains("windir") || d.contains(r":\windows")
@@ -610,7 +610,7 @@ pub(crate) fn srp(ctx: &Ctx, c: &Check, out: &mut Out) {
     }
     for coll in ["Exe", "Dll", "Script", "Msi", "Appx"] {
         let key = format!(r"Policies\Microsoft\Windows\SrpV2\{coll}");
-        let Some(k) = ctx.key(Software, &key) else { continue };
+        let Some(k) = ctx.shared_key(Software, &key) else { continue };
         if k.subkeys.is_empty() {
             continue; // an enforcing collection with zero rules allows everything
         }
@@ -632,7 +632,7 @@ pub(crate) fn srp(ctx: &Ctx, c: &Check, out: &mut Out) {
 pub(crate) fn winlogon(ctx: &Ctx, c: &Check, out: &mut Out) {
     out.setting(local_setting(ctx, c.id, Software, WINLOGON, "Userinit", None));
     out.setting(local_setting(ctx, c.id, Software, WINLOGON, "Shell", Some(J::from("explorer.exe"))));
-    if ctx.key(Software, WINLOGON).is_none() {
+    if ctx.shared_key(Software, WINLOGON).is_none() {
         return;
     }
     let root = ctx.string(Software, r"Microsoft\Windows NT\CurrentVersion", "SystemRoot").unwrap_or_else(|| r"C:\Windows".into());

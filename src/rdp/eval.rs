@@ -175,7 +175,7 @@ fn shown(v: &Value) -> String {
 fn local_fix(ctx: &Ctx, c: &Check) -> Remedy {
     match c.fix {
         Fix::Set(l) => {
-            if ctx.key(c.hive, c.key).is_none() {
+            if ctx.shared_key(c.hive, c.key).is_none() {
                 Remedy::Manual(format!("the key {} is missing; rdprescue does not fabricate it (restore it from a healthy VM of the same build)", ctx.full(c.hive, c.key)))
             } else {
                 Remedy::Actions(ctx.set_actions(c.hive, c.key, c.value, lit_data(l, c.ty)))

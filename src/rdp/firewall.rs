@@ -296,8 +296,8 @@ pub struct Firewall {
 }
 
 fn rules(ctx: &Ctx, store: &'static str, hive: HiveKind, key: &'static str) -> Vec<Rule> {
-    ctx.key(hive, key)
-        .map(|k| k.values.into_iter().filter(|v| matches!(v.kind, 1 | 2)).map(|v| Rule::new(store, hive, key, v.name.clone(), v.string())).collect())
+    ctx.shared_key(hive, key)
+        .map(|k| k.values.iter().filter(|v| matches!(v.kind, 1 | 2)).map(|v| Rule::new(store, hive, key, v.name.clone(), v.string())).collect())
         .unwrap_or_default()
 }
 

@@ -32,6 +32,7 @@ use serde_json::Value as J;
 use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::rc::Rc;
 
 pub use catalog::{Area, Check, CATALOG};
 pub use eval::inspect;
@@ -148,7 +149,7 @@ pub struct Ctx<'a> {
     pub ccs: String,
     /// Control sets a fix writes to: Current, plus Default when it differs and exists.
     pub fix_sets: Vec<String>,
-    cache: RefCell<HashMap<(&'static str, String), Option<Key>>>,
+    cache: RefCell<HashMap<(&'static str, String), Option<Rc<Key>>>>,
     firewall: std::cell::OnceCell<firewall::Firewall>,
     os: std::cell::OnceCell<os::OsInfo>,
 }
@@ -193,18 +194,24 @@ impl<'a> Ctx<'a> {
 
     /// The key at `path` (`{CCS}` allowed) of hive `kind`, if present.
     pub fn key(&self, kind: HiveKind, path: &str) -> Option<Key> {
+        self.shared_key(kind, path).map(|k| (*k).clone())
+    }
+
+    /// [`key`](Self::key) without copying it: the cached key itself, read
+    /// from the hive once per inspection.
+    pub fn shared_key(&self, kind: HiveKind, path: &str) -> Option<Rc<Key>> {
         let path = self.expand(path);
         let ck = (kind.name(), path.to_lowercase());
         if let Some(k) = self.cache.borrow().get(&ck) {
             return k.clone();
         }
-        let k = self.hives.hive(kind).and_then(|h| h.key(&path).ok());
+        let k = self.hives.hive(kind).and_then(|h| h.key(&path).ok()).map(Rc::new);
         self.cache.borrow_mut().insert(ck, k.clone());
         k
     }
 
     pub fn value(&self, kind: HiveKind, path: &str, name: &str) -> Option<Value> {
-        self.key(kind, path)?.values.into_iter().find(|v| v.name.eq_ignore_ascii_case(name))
+        self.shared_key(kind, path)?.values.iter().find(|v| v.name.eq_ignore_ascii_case(name)).cloned()
     }
 
     pub fn dword(&self, kind: HiveKind, path: &str, name: &str) -> Option<u32> {

@@ -146,10 +146,10 @@ impl OsInfo {
 fn infer_era(ctx: &Ctx) -> Option<Era> {
     ctx.hive(System)?;
     let policy = ctx.value(System, r"{CCS}\Control\ProductOptions", "ProductPolicy").is_some();
-    let mpssvc = ctx.key(System, r"{CCS}\Services\MpsSvc").is_some();
+    let mpssvc = ctx.shared_key(System, r"{CCS}\Services\MpsSvc").is_some();
     if !policy && !mpssvc {
         // Only say NT 5 when the hive looks like a Windows SYSTEM hive at all.
-        return ctx.key(System, r"{CCS}\Control\ProductOptions").is_some().then_some(Era::Nt5);
+        return ctx.shared_key(System, r"{CCS}\Control\ProductOptions").is_some().then_some(Era::Nt5);
     }
     // The newest firewall rule version written by this OS's own setup.
     let rules = r"{CCS}\Services\SharedAccess\Parameters\FirewallPolicy\FirewallRules";

@@ -37,7 +37,7 @@ const FW_RULES: &str = r"{CCS}\Services\SharedAccess\Parameters\FirewallPolicy\F
 /// value that says otherwise (policy wins over local [A1]).
 fn rdp_value(ctx: &Ctx, name: &str, want: u32) -> Vec<Edit> {
     let mut a = Vec::new();
-    if ctx.key(HiveKind::System, RDP_TCP).is_some() {
+    if ctx.shared_key(HiveKind::System, RDP_TCP).is_some() {
         a.extend(ctx.set_actions(HiveKind::System, RDP_TCP, name, RegData::Dword(want)));
     }
     if ctx.has(HiveKind::Software) && ctx.dword(HiveKind::Software, TS_POLICY, name).is_some_and(|d| d != want) {

@@ -85,7 +85,7 @@ pub(crate) fn portproxy(ctx: &Ctx, c: &Check, out: &mut Out) {
     let iphlp_off = ctx.dword(System, r"{CCS}\Services\iphlpsvc", "Start") == Some(4);
     for kind in ["v4tov4", "v4tov6", "v6tov4", "v6tov6"] {
         let key = format!(r"{PORTPROXY}\{kind}\tcp");
-        let Some(k) = ctx.key(System, &key) else { continue };
+        let Some(k) = ctx.shared_key(System, &key) else { continue };
         for v in &k.values {
             // Value name: "<listen address>/<listen port>", data: "<connect address>/<connect port>".
             let Some(lport) = v.name.rsplit_once('/').and_then(|(_, p)| p.trim().parse::<u32>().ok()) else { continue };
@@ -121,7 +121,7 @@ fn strings(v: Option<Value>) -> Vec<String> {
 /// Persistent default routes (`route -p add 0.0.0.0 mask 0.0.0.0 GW`).
 pub(crate) fn persistent_route(ctx: &Ctx, c: &Check, out: &mut Out) {
     let key = r"{CCS}\Services\Tcpip\Parameters\PersistentRoutes";
-    let Some(k) = ctx.key(System, key) else { return };
+    let Some(k) = ctx.shared_key(System, key) else { return };
     // (address, mask, gateways) of every interface, static and DHCP-assigned.
     let ifs_key = r"{CCS}\Services\Tcpip\Parameters\Interfaces";
     let mut nets: Vec<(u32, u32, Vec<u32>)> = Vec::new();
@@ -301,12 +301,12 @@ pub(crate) fn listener_cert(ctx: &Ctx, c: &Check, out: &mut Out) {
     if let Some(p) = &pin {
         // A pin names a certificate of MY (or Remote Desktop); listener-cert-pinned reports a missing one.
         for store in [MY_STORE, RD_STORE] {
-            if ctx.key(Software, &format!(r"{store}\{p}")).is_some() {
+            if ctx.shared_key(Software, &format!(r"{store}\{p}")).is_some() {
                 certs.push((store, p.clone(), true));
                 break;
             }
         }
-    } else if let Some(k) = ctx.key(Software, RD_STORE) {
+    } else if let Some(k) = ctx.shared_key(Software, RD_STORE) {
         certs.extend(k.subkeys.iter().map(|s| (RD_STORE, s.clone(), false)));
     }
     for (store, thumb, pinned) in certs {
@@ -453,7 +453,7 @@ pub(crate) fn pending_servicing(ctx: &Ctx, c: &Check, out: &mut Out) {
             why.push(format!(r"\{p} exists"));
         }
     }
-    if ctx.has(Software) && ctx.key(Software, cbs).is_some() {
+    if ctx.has(Software) && ctx.shared_key(Software, cbs).is_some() {
         why.push(format!("{} exists", ctx.full(Software, cbs)));
     }
     if !why.is_empty() {
@@ -513,7 +513,7 @@ pub(crate) fn free_space(ctx: &Ctx, c: &Check, out: &mut Out) {
 /// Hibernation / Fast Startup: a note on what it means for an offline fix.
 pub(crate) fn hibernation(ctx: &Ctx, c: &Check, out: &mut Out) {
     let pm = r"{CCS}\Control\Session Manager\Power";
-    if ctx.key(System, pm).is_some() {
+    if ctx.shared_key(System, pm).is_some() {
         out.setting(setting(ctx, c.id, System, pm, "HiberbootEnabled", None));
     }
     let hiberboot = ctx.dword(System, pm, "HiberbootEnabled") == Some(1);

@@ -263,6 +263,12 @@ fn hbin_chain(img: &[u8], limit: usize) -> (usize, Option<String>) {
 /// the exact rules. Errors name `Layer::Hive` (primary) with a primary-file
 /// offset.
 pub fn load(primary: Vec<u8>, log1: Option<Vec<u8>>, log2: Option<Vec<u8>>) -> Result<LoadedHive> {
+    load_logs(primary, log1.as_deref(), log2.as_deref())
+}
+
+/// [`load`] with the logs borrowed: the caller keeps (and may reuse) their
+/// buffers; recovery only reads them.
+pub fn load_logs(primary: Vec<u8>, log1: Option<&[u8]>, log2: Option<&[u8]>) -> Result<LoadedHive> {
     if primary.len() < BASE_BLOCK_LEN {
         return Err(Error::corrupt(
             Layer::Hive,
@@ -287,11 +293,11 @@ pub fn load(primary: Vec<u8>, log1: Option<Vec<u8>>, log2: Option<Vec<u8>>) -> R
     let slots = [
         Slot {
             name: "LOG1",
-            log: parse_log(log1.as_deref(), hbins_limit),
+            log: parse_log(log1, hbins_limit),
         },
         Slot {
             name: "LOG2",
-            log: parse_log(log2.as_deref(), hbins_limit),
+            log: parse_log(log2, hbins_limit),
         },
     ];
 
