@@ -133,3 +133,21 @@ fn a_multi_megabyte_file_can_be_edited() {
     assert_eq!(p.files[0].new_bytes.len(), old.len());
     assert_eq!(p.files[0].bytes_changed, 512);
 }
+
+/// The read-back check of file rewrites (`repair::verify_files`) compares the
+/// file as read from the written image with the planned bytes: against the
+/// untouched demo image, a plan that changes termsrv.dll must fail, and a plan
+/// whose new bytes are the file as it is must pass.
+#[test]
+fn file_verification_compares_the_written_bytes() {
+    let m = Machine::open(&testdata().join("demo.vhdx")).unwrap();
+    let path = r"\Windows\System32\termsrv.dll";
+    let old = m.mount(3).unwrap().read_file(path, 1 << 20).unwrap();
+    let fe = FileEdit { partition: 3, path: path.into(), offset: 8, old: old[8..12].to_vec(), new: old[8..12].iter().map(|x| !x).collect(), what: "test".into() };
+    let p = repair::plan_with_files(&m, &[], &[fe]).unwrap();
+    let e = repair::verify_files(&m, &p.files).err().expect("the unwritten image passed the read-back check").to_string();
+    assert!(e.contains("differs from the planned file"), "{e}");
+    let mut same = p.files.clone();
+    same[0].new_bytes = old;
+    repair::verify_files(&m, &same).unwrap();
+}
