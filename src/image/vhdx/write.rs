@@ -462,6 +462,8 @@ pub fn full_copy(image: &Image, patch: &Patch, out: &mut File, progress: Progres
         }
     }
 
+    // The disk starts writing the copy while it is being made.
+    let mut behind = crate::image::write::SyncBehind::new(out);
     let mut out = Out { f: out, name: "the VHDX copy being written".into() };
     let total: u64 = (0..g.data_blocks).filter(|b| want.get(*b)).map(|b| bs.min(g.virtual_size - b * bs)).sum();
     let mut done = 0u64;
@@ -484,11 +486,13 @@ pub fn full_copy(image: &Image, patch: &Patch, out: &mut File, progress: Progres
                     next += bs;
                     o
                 });
+                behind.wrote(d.len() as u64);
                 crate::image::write::write_all_at(out.f, d, fo + (a - from)).map_err(|x| Error::Io { layer: L, offset: fo + (a - from), path: out.name.clone(), source: x })
             };
             crate::image::write::each_nonzero(f, from, from + (end - start), from, &mut put, &io)?;
         } else {
             read_block(image, &ranges, start, end, &mut buf, &mut out, &mut file_off, &mut next, bs)?;
+            behind.wrote(end - start);
         }
         done += end - start;
         progress(done, total);
@@ -504,6 +508,7 @@ pub fn full_copy(image: &Image, patch: &Patch, out: &mut File, progress: Progres
             }
         }
     }
+    behind.finish().map_err(|e| out.err(0, e))?;
     out.sync()?;
     fault_point("vhdx-data");
 
@@ -590,10 +595,12 @@ pub(crate) fn convert(image: &Image, patch: &Patch, out: &mut File, progress: Pr
     let vsize = image.disk.len().div_ceil(ls) * ls;
     let g = Geometry::new(vsize, CONVERT_BLOCK, ls as u32, image.info.physical_sector_size, false)?;
     let bs = g.block_size;
+    let mut behind = crate::image::write::SyncBehind::new(out);
     let mut out = Out { f: out, name: "the VHDX being written".into() };
     let mut bat: BTreeMap<u64, u64> = BTreeMap::new();
     let mut next = g.data_start();
     crate::image::write::feed(image, patch, bs, progress, &mut |off, data| {
+        behind.wrote(data.len() as u64);
         let idx = g.payload_index(off / bs);
         let fo = *bat.entry(idx).or_insert_with(|| {
             let o = next;
@@ -603,6 +610,7 @@ pub(crate) fn convert(image: &Image, patch: &Patch, out: &mut File, progress: Pr
             << 20;
         out.write_at(fo + off % bs, data)
     })?;
+    behind.finish().map_err(|e| out.err(0, e))?;
     out.sync()?;
     fault_point("vhdx-data");
     write_bat(&mut out, bat.into_iter())?;
