@@ -508,8 +508,9 @@ pub fn full_copy(image: &Image, patch: &Patch, out: &mut File, progress: Progres
             }
         }
     }
+    // No flush of its own: the one in `finish` puts payload, BAT and
+    // metadata on disk before the headers are written.
     behind.finish().map_err(|e| out.err(0, e))?;
-    out.sync()?;
     fault_point("vhdx-data");
 
     let file_len = if fixed {
@@ -610,8 +611,9 @@ pub(crate) fn convert(image: &Image, patch: &Patch, out: &mut File, progress: Pr
             << 20;
         out.write_at(fo + off % bs, data)
     })?;
+    // No flush of its own: the one in `finish` puts payload, BAT and
+    // metadata on disk before the headers are written.
     behind.finish().map_err(|e| out.err(0, e))?;
-    out.sync()?;
     fault_point("vhdx-data");
     write_bat(&mut out, bat.into_iter())?;
     let meta = metadata(&disk_items(&g, 0, Uuid::new_v4()))?;
