@@ -485,7 +485,7 @@ pub(crate) fn each_nonzero(from: &File, start: u64, end: u64, base: u64, put: &m
 }
 
 #[cfg(unix)]
-fn read_exact_at(f: &File, buf: &mut [u8], off: u64) -> std::io::Result<()> {
+pub(crate) fn read_exact_at(f: &File, buf: &mut [u8], off: u64) -> std::io::Result<()> {
     std::os::unix::fs::FileExt::read_exact_at(f, buf, off)
 }
 
@@ -495,7 +495,7 @@ pub(crate) fn write_all_at(f: &File, buf: &[u8], off: u64) -> std::io::Result<()
 }
 
 #[cfg(windows)]
-fn read_exact_at(f: &File, mut buf: &mut [u8], mut off: u64) -> std::io::Result<()> {
+pub(crate) fn read_exact_at(f: &File, mut buf: &mut [u8], mut off: u64) -> std::io::Result<()> {
     use std::os::windows::fs::FileExt;
     while !buf.is_empty() {
         let n = f.seek_read(buf, off)?;
