@@ -4,12 +4,15 @@
 #     SYSTEM hive with its logs (target/bench/big127-dirty.vhdx), next to the
 #     same disk at 4 GiB: the time must not grow with disk size (target < 100 ms).
 #  2. Full copy (fix without --diff-child) next to `cp --sparse=always` of the
-#     same input: the 127 GiB VHDX, a raw scenario image, and that raw image
-#     with 1 GiB of random data appended (throughput on real data).
+#     same input, and next to that cp followed by `sync FILE` (a fix publishes
+#     its output only after fsync; cp alone leaves it in the page cache): the
+#     127 GiB VHDX, the issue's disk (big127-files: the same with 50k files and
+#     ~400 MiB of data, so cp takes ~200 ms), a raw scenario image, and that
+#     raw image with 1 GiB of random data appended (throughput on real data).
 # Each figure is the median of RUNS runs (whole command: inspect, plan, write,
 # read-back verification, rename), runs interleaved; printed as the issue-16
 # ratios: child time / inspect time, child apparent size, cp time / fix time
-# (>= 0.9 is the goal). Writes target/bench/fix.txt.
+# (>= 0.9 is the goal) and cp+sync time / fix time. Writes target/bench/fix.txt.
 #
 # Usage: bench/fix.sh [RUNS]   (default 10). Builds the images on first use
 # (needs the tools of testdata/make-scenarios.py).
@@ -23,6 +26,14 @@ bin=target/release/rdprescue
 for s in big127-dirty big4-dirty; do
     [ -f "$dir/$s.vhdx" ] || python3 testdata/make-scenarios.py "$dir" "$s" >&2
 done
+if [ ! -f "$dir/big127-files.vhdx" ]; then
+    # Built in a folder of its own: make-scenarios.py writes a manifest.json
+    # there, and $dir/manifest.json may be another checkout's (a symlink).
+    rm -rf "$dir/big127-files.d"
+    python3 testdata/make-scenarios.py "$dir/big127-files.d" big127-files >&2
+    mv "$dir/big127-files.d/big127-files.vhdx" "$dir/big127-files.vhdx"
+    rm -rf "$dir/big127-files.d"
+fi
 [ -f "$dir/scenarios/manifest.json" ] || python3 testdata/make-scenarios.py "$dir/scenarios" >&2
 if [ ! -f "$dir/data1g.raw" ]; then
     # A Gen1 (MBR) disk followed by 1 GiB of incompressible data.
@@ -78,19 +89,20 @@ for name in ("big4-dirty",):
     if os.path.exists(src):
         m = medians({tag: ([b, "fix", src, "--check", "rdp-deny-local", "--diff-child", "--out", f"{out}/{tag}-4.avhdx"], f"{out}/{tag}-4.avhdx") for tag, b in bins})
         print("  4 GiB dynamic VHDX, child: " + ", ".join(f"{tag} {v:.1f} ms" for tag, v in m.items()))
-print("full copy vs cp --sparse=always of the same file:")
+print("full copy vs cp --sparse=always of the same file, and vs that cp + sync FILE (rdprescue fsyncs its output):")
 raw = next(l for l in open(f"{d}/scenarios/manifest.json").read().split('"') if l.endswith("win10-as-shipped.raw"))
-for src, ext in ((big, "vhdx"), (raw, "raw"), (f"{d}/data1g.raw", "raw")):
+for src, ext in ((big, "vhdx"), (f"{d}/big127-files.vhdx", "vhdx"), (raw, "raw"), (f"{d}/data1g.raw", "raw")):
     check = "security-layer" if "data1g" in src else "rdp-deny-local"
     cmds = {tag: ([b, "fix", src, "--check", check, "--out", f"{out}/{tag}.{ext}"], f"{out}/{tag}.{ext}") for tag, b in bins}
     cmds["cp"] = (["cp", "--sparse=always", src, f"{out}/cp.{ext}"], f"{out}/cp.{ext}")
+    cmds["cp+sync"] = (["sh", "-c", 'cp --sparse=always "$1" "$2" && sync "$2"', "sh", src, f"{out}/cps.{ext}"], f"{out}/cps.{ext}")
     m = medians(cmds)
     mb = used(src) / 2**20
-    line = f"  {os.path.basename(src)} ({mb:.0f} MiB allocated): cp {m['cp']:6.1f} ms"
+    line = f"  {os.path.basename(src)} ({mb:.0f} MiB allocated): cp {m['cp']:6.1f} ms, cp+sync {m['cp+sync']:6.1f} ms"
     for tag, _ in bins:
-        line += f"; {tag} {m[tag]:7.1f} ms = {m['cp'] / m[tag]:.2f}x cp (output {used(f'{out}/{tag}.{ext}') / 2**20:.0f} MiB allocated)"
+        line += f"; {tag} {m[tag]:7.1f} ms = {m['cp'] / m[tag]:.2f}x cp, {m['cp+sync'] / m[tag]:.2f}x cp+sync (output {used(f'{out}/{tag}.{ext}') / 2**20:.0f} MiB allocated)"
     print(line)
-    for tag in [t for t, _ in bins] + ["cp"]:
+    for tag in [t for t, _ in bins] + ["cp", "cps"]:
         p = f"{out}/{tag}.{ext}"
         if os.path.exists(p):
             os.remove(p)

@@ -102,6 +102,8 @@ pub fn full_copy(image: &Image, patch: &Patch, out: &mut File, progress: Progres
         Format::VhdFixed => src.len(),
         _ => image.disk.len(),
     };
+    // The disk starts writing the copy while it is being made (see SyncBehind).
+    let mut behind = super::write::SyncBehind::new(out);
     if let Some(file) = super::write::source_file(src.as_ref()) {
         // The input is a regular file: a reflink where the file system
         // shares extents; else its data extents are read (its holes never)
@@ -112,6 +114,7 @@ pub fn full_copy(image: &Image, patch: &Patch, out: &mut File, progress: Progres
             let err = |o: u64, e: std::io::Error| io(o, "copying", e);
             super::write::each_nonzero(&file, 0, total, 0, &mut |o, d| {
                 super::write::write_all_at(out, d, o).map_err(|e| io(o, "writing copy of", e))?;
+                behind.wrote(d.len() as u64);
                 done = o + d.len() as u64;
                 if done % (16 * CHUNK as u64) < d.len() as u64 {
                     progress(done, total);
@@ -121,8 +124,9 @@ pub fn full_copy(image: &Image, patch: &Patch, out: &mut File, progress: Progres
             progress(total, total);
         }
     } else {
-        copy_reading(src.as_ref(), layer, total, out, progress, &io)?;
+        copy_reading(src.as_ref(), layer, total, out, &mut behind, progress, &io)?;
     }
+    behind.finish().map_err(|e| io(0, "flushing copy of", e))?;
     out.set_len(total).map_err(|e| io(total, "sizing copy of", e))?;
     fault_point("raw-data");
     // Only the changed bytes are written over the copy.
@@ -134,7 +138,7 @@ pub fn full_copy(image: &Image, patch: &Patch, out: &mut File, progress: Progres
 
 /// The copy through user space, for sources that are not a regular file
 /// (block devices, memory): zero stretches become holes.
-fn copy_reading(src: &dyn Source, layer: Layer, total: u64, out: &mut File, progress: Progress, io: &dyn Fn(u64, &str, std::io::Error) -> Error) -> Result<()> {
+fn copy_reading(src: &dyn Source, layer: Layer, total: u64, out: &mut File, behind: &mut super::write::SyncBehind, progress: Progress, io: &dyn Fn(u64, &str, std::io::Error) -> Error) -> Result<()> {
     let mut buf = vec![0u8; CHUNK];
     let mut done = 0u64;
     while done < total {
@@ -154,6 +158,7 @@ fn copy_reading(src: &dyn Source, layer: Layer, total: u64, out: &mut File, prog
                 out.seek(SeekFrom::Current((end - at) as i64)).map_err(|e| io(done, "seeking output for", e))?;
             } else {
                 out.write_all(&buf[at..end]).map_err(|e| io(done, "writing copy of", e))?;
+                behind.wrote((end - at) as u64);
             }
             at = end;
         }
@@ -174,7 +179,13 @@ pub fn convert(image: &Image, patch: &Patch, out: &mut File, vhd_fixed: bool, pr
     let vsize = image.disk.len();
     let size = if vhd_fixed { vsize.div_ceil(1 << 20) << 20 } else { vsize };
     let io = |offset: u64, e: std::io::Error| Error::Io { layer, offset, path: "the copy being written".into(), source: e };
-    super::write::feed(image, patch, 4 << 20, progress, &mut |off, data| super::write::write_all_at(out, data, off).map_err(|e| io(off, e)))?;
+    let mut behind = super::write::SyncBehind::new(out);
+    super::write::feed(image, patch, 4 << 20, progress, &mut |off, data| {
+        super::write::write_all_at(out, data, off).map_err(|e| io(off, e))?;
+        behind.wrote(data.len() as u64);
+        Ok(())
+    })?;
+    behind.finish().map_err(|e| io(0, e))?;
     fault_point("raw-data");
     out.set_len(size).map_err(|e| io(size, e))?;
     if vhd_fixed {

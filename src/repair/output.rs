@@ -28,6 +28,13 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+/// Write-behind for an output being written (a background thread flushes it
+/// every few MiB, so the final [`NewFile::sync`] is short): create it from
+/// [`NewFile::file`] before writing, report each write with `wrote(bytes)`,
+/// and call `finish()` (reporting its error) before `sync`. Defined with the
+/// image writers, which use it for full copies.
+pub use crate::image::write::SyncBehind;
+
 /// Named temporaries of this process that a signal must remove.
 static TEMPS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 
@@ -75,6 +82,9 @@ pub struct NewFile {
     dir: PathBuf,
     file: Option<File>,
     kind: Kind,
+    /// Synced, and not handed out for writing since ([`NewFile::file`],
+    /// [`NewFile::file_mut`]): `commit` need not flush it again.
+    synced: std::sync::atomic::AtomicBool,
 }
 
 fn io_err(what: &'static str, path: &Path, source: std::io::Error) -> Error {
@@ -220,7 +230,7 @@ impl NewFile {
         if !no_tmpfile {
             use rustix::fs::{Mode, OFlags};
             match rustix::fs::open(&dir, OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC, Mode::from_raw_mode(0o666)) {
-                Ok(fd) => return Ok(NewFile { target: target.to_path_buf(), dir, file: Some(File::from(fd)), kind: Kind::Anonymous }),
+                Ok(fd) => return Ok(NewFile { target: target.to_path_buf(), dir, file: Some(File::from(fd)), kind: Kind::Anonymous, synced: false.into() }),
                 // No O_TMPFILE on this file system (or kernel): fall back.
                 Err(rustix::io::Errno::OPNOTSUPP | rustix::io::Errno::ISDIR | rustix::io::Errno::INVAL | rustix::io::Errno::NOSYS) => {}
                 Err(e) => return Err(io_err("cannot create a file in", &dir, e.into())),
@@ -231,7 +241,7 @@ impl NewFile {
         // Registered before it exists, so a signal during the open removes it too.
         temps().push(tmp.clone());
         match std::fs::OpenOptions::new().read(true).write(true).create_new(true).open(&tmp) {
-            Ok(f) => Ok(NewFile { target: target.to_path_buf(), dir, file: Some(f), kind: Kind::Named(tmp) }),
+            Ok(f) => Ok(NewFile { target: target.to_path_buf(), dir, file: Some(f), kind: Kind::Named(tmp), synced: false.into() }),
             Err(e) => {
                 temps().retain(|p| *p != tmp);
                 Err(io_err("cannot create", &tmp, e))
@@ -241,11 +251,18 @@ impl NewFile {
 
     /// The file being written.
     pub fn file(&self) -> &File {
-        self.file.as_ref().expect("open until commit")
+        self.synced.store(false, std::sync::atomic::Ordering::Relaxed);
+        self.open_file()
     }
 
     pub fn file_mut(&mut self) -> &mut File {
+        *self.synced.get_mut() = false;
         self.file.as_mut().expect("open until commit")
+    }
+
+    /// The file, for reading its name or flushing it (not for writing).
+    fn open_file(&self) -> &File {
+        self.file.as_ref().expect("open until commit")
     }
 
     /// Where the output will appear.
@@ -260,7 +277,7 @@ impl NewFile {
             #[cfg(any(target_os = "linux", target_os = "android"))]
             Kind::Anonymous => {
                 use std::os::fd::AsRawFd;
-                PathBuf::from(format!("/proc/self/fd/{}", self.file().as_raw_fd()))
+                PathBuf::from(format!("/proc/self/fd/{}", self.open_file().as_raw_fd()))
             }
             Kind::Named(p) => p.clone(),
         }
@@ -273,7 +290,9 @@ impl NewFile {
 
     /// Flush the file's data and metadata to stable storage.
     pub fn sync(&self) -> Result<()> {
-        self.file().sync_all().map_err(|e| io_err("flushing", &self.target, e))
+        self.open_file().sync_all().map_err(|e| io_err("flushing", &self.target, e))?;
+        self.synced.store(true, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
     }
 
     /// Write all of `bytes` at the start of the (empty) file and sync it.
@@ -286,10 +305,15 @@ impl NewFile {
 
     /// Publish the file at the target, never replacing anything: fails (and
     /// removes the temporary) when the target appeared meanwhile. Syncs the
-    /// file and its directory.
+    /// file (unless [`sync`](NewFile::sync)ed and not handed out for
+    /// writing since) and its directory.
     pub fn commit(mut self) -> Result<()> {
         pause_hook();
-        self.sync()?;
+        // Once is enough: a caller that synced before verifying the output
+        // has not written to it since.
+        if !self.synced.load(std::sync::atomic::Ordering::Relaxed) {
+            self.sync()?;
+        }
         let appeared = || refused(format!("{} appeared while rdprescue was writing it; rdprescue never overwrites (nothing was written there)", self.target.display()));
         match &self.kind {
             #[cfg(any(target_os = "linux", target_os = "android"))]
@@ -300,7 +324,7 @@ impl NewFile {
                 let r = rustix::fs::linkat(CWD, &proc_path, CWD, &self.target, AtFlags::SYMLINK_FOLLOW);
                 let r = match r {
                     // No /proc: link the descriptor itself (needs CAP_DAC_READ_SEARCH).
-                    Err(rustix::io::Errno::NOENT) if !Path::new("/proc/self/fd").is_dir() => rustix::fs::linkat(self.file().as_fd(), "", CWD, &self.target, AtFlags::EMPTY_PATH),
+                    Err(rustix::io::Errno::NOENT) if !Path::new("/proc/self/fd").is_dir() => rustix::fs::linkat(self.open_file().as_fd(), "", CWD, &self.target, AtFlags::EMPTY_PATH),
                     r => r,
                 };
                 match r {

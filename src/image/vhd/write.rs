@@ -127,6 +127,8 @@ pub fn full_copy(image: &Image, patch: &Patch, out: &mut File, progress: Progres
     let total: u64 = (0..nblocks as u64).filter(|&b| wanted[b as usize]).map(|b| block_end(b) - b * bs).sum();
     let mut done = 0u64;
     progress(0, total);
+    // The disk starts writing the copy while it is being made.
+    let mut behind = crate::image::write::SyncBehind::new(out);
     let mut o = Out::new(out, "the output VHD");
     let mut buf = vec![0u8; CHUNK.min(bs) as usize];
     let ones = vec![0xFFu8; bitmap_size as usize];
@@ -161,6 +163,7 @@ pub fn full_copy(image: &Image, patch: &Patch, out: &mut File, progress: Progres
                         at
                     }
                 };
+                behind.wrote(d.len() as u64);
                 o.write_at(at + bitmap_size + (a - from), d)
             }, &io)?;
             done += end - start;
@@ -186,12 +189,14 @@ pub fn full_copy(image: &Image, patch: &Patch, out: &mut File, progress: Progres
                     }
                 };
                 o.write_at(at + bitmap_size + (off - start), piece)?;
+                behind.wrote(n as u64);
             }
             off += n as u64;
             done += n as u64;
             progress(done, total);
         }
     }
+    behind.finish().map_err(|e| o.io(0, e))?;
     fault_point("vhd-data");
 
     let footer = new_footer(lay.footer, TYPE_DYNAMIC, lay.footer[84]);
@@ -310,8 +315,10 @@ pub(crate) fn convert(image: &Image, patch: &Patch, out: &mut File, progress: Pr
     let mut bat = vec![UNALLOCATED; entries as usize];
     let mut next = BAT_OFFSET + bat_len(entries);
     let ones = vec![0xFFu8; bitmap_size as usize];
+    let mut behind = crate::image::write::SyncBehind::new(out);
     let mut o = Out::new(out, "the VHD being written");
     crate::image::write::feed(image, patch, bs, progress, &mut |off, data| {
+        behind.wrote(data.len() as u64);
         let b = (off / bs) as usize;
         if bat[b] == UNALLOCATED {
             let at = place_block(next, bitmap_size);
@@ -321,6 +328,7 @@ pub(crate) fn convert(image: &Image, patch: &Patch, out: &mut File, progress: Pr
         }
         o.write_at(u64::from(bat[b]) * SECTOR + bitmap_size + off % bs, data)
     })?;
+    behind.finish().map_err(|e| o.io(0, e))?;
     fault_point("vhd-data");
     let footer = fresh_footer(vsize, TYPE_DYNAMIC);
     let header = new_header(entries, CHILD_BLOCK, None);

@@ -53,6 +53,8 @@ const META_LENGTH: u64 = MIB;
 const BAT_OFFSET: u64 = 3 * MIB;
 /// Unit of reading and writing payload data (divides every valid block size).
 const PIECE: u64 = 4 * MIB;
+/// Unit of the zero check: a 64 KiB stretch of zeros stays a hole.
+const GRAIN: u64 = 64 * KIB;
 /// Block size of a differencing child (Hyper-V's for differencing disks).
 const CHILD_BLOCK: u64 = 2 * MIB;
 /// Sector bitmap block: present (MS-VHDX 2.5.1.2).
@@ -462,6 +464,8 @@ pub fn full_copy(image: &Image, patch: &Patch, out: &mut File, progress: Progres
         }
     }
 
+    // The disk starts writing the copy while it is being made.
+    let mut behind = crate::image::write::SyncBehind::new(out);
     let mut out = Out { f: out, name: "the VHDX copy being written".into() };
     let total: u64 = (0..g.data_blocks).filter(|b| want.get(*b)).map(|b| bs.min(g.virtual_size - b * bs)).sum();
     let mut done = 0u64;
@@ -475,20 +479,60 @@ pub fn full_copy(image: &Image, patch: &Patch, out: &mut File, progress: Progres
         let start = b * bs;
         let end = (start + bs).min(g.virtual_size);
         let mut file_off = fixed.then(|| g.data_start() + b * bs);
-        let direct = src_file.as_ref().and_then(|f| direct(&top, b, end - start, &ranges, start).map(|from| (f, from)));
+        let direct = src_file.as_ref().and_then(|f| direct(&top, b, end - start).map(|from| (f, from)));
         if let Some((f, from)) = direct {
-            let io = |at: u64, e| out.err(at, e);
-            let mut put = |a: u64, d: &[u8]| {
+            let len = end - start;
+            // The 64 KiB grains (offsets in the block) holding patch bytes:
+            // skipped by the extent copy, then composed from the input and
+            // the patch, so that the rest of a patched block is copied
+            // without reading its holes either.
+            let mut patched: Vec<u64> = Vec::new();
+            for (o, d) in ranges.within(start, len) {
+                let (lo, hi) = ((*o).max(start) - start, (o + d.len() as u64).min(end) - start);
+                for g in (lo / GRAIN..=(hi - 1) / GRAIN).map(|i| i * GRAIN) {
+                    if patched.last() != Some(&g) {
+                        patched.push(g);
+                    }
+                }
+            }
+            let io = |at: u64, e| Error::Io { layer: L, offset: at, path: info.path.display().to_string(), source: e };
+            let name = out.name.clone();
+            let mut write = |rel: u64, d: &[u8]| {
                 let fo = *file_off.get_or_insert_with(|| {
                     let o = next;
                     next += bs;
                     o
                 });
-                crate::image::write::write_all_at(out.f, d, fo + (a - from)).map_err(|x| Error::Io { layer: L, offset: fo + (a - from), path: out.name.clone(), source: x })
+                behind.wrote(d.len() as u64);
+                crate::image::write::write_all_at(out.f, d, fo + rel).map_err(|x| Error::Io { layer: L, offset: fo + rel, path: name.clone(), source: x })
             };
-            crate::image::write::each_nonzero(f, from, from + (end - start), from, &mut put, &io)?;
+            let mut put = |a: u64, d: &[u8]| {
+                let (rel, e) = (a - from, a - from + d.len() as u64);
+                let mut s = rel;
+                let first = patched.partition_point(|g| g + GRAIN <= rel);
+                for g in patched[first..].iter().take_while(|g| **g < e) {
+                    if *g > s {
+                        write(s, &d[(s - rel) as usize..(g - rel) as usize])?;
+                    }
+                    s = g + GRAIN;
+                }
+                if s < e {
+                    write(s, &d[(s - rel) as usize..])?;
+                }
+                Ok(())
+            };
+            crate::image::write::each_nonzero(f, from, from + len, from, &mut put, &io)?;
+            for g in patched {
+                let mut grain = vec![0u8; GRAIN.min(len - g) as usize];
+                crate::image::write::read_exact_at(f, &mut grain, from + g).map_err(|e| io(from + g, e))?;
+                ranges.overlay(start + g, &mut grain);
+                if !is_zero(&grain) {
+                    write(g, &grain)?;
+                }
+            }
         } else {
             read_block(image, &ranges, start, end, &mut buf, &mut out, &mut file_off, &mut next, bs)?;
+            behind.wrote(end - start);
         }
         done += end - start;
         progress(done, total);
@@ -504,7 +548,9 @@ pub fn full_copy(image: &Image, patch: &Patch, out: &mut File, progress: Progres
             }
         }
     }
-    out.sync()?;
+    // No flush of its own: the one in `finish` puts payload, BAT and
+    // metadata on disk before the headers are written.
+    behind.finish().map_err(|e| out.err(0, e))?;
     fault_point("vhdx-data");
 
     let file_len = if fixed {
@@ -522,14 +568,14 @@ pub fn full_copy(image: &Image, patch: &Patch, out: &mut File, progress: Progres
     finish(&mut out, &g, &meta, file_len, seq)
 }
 
-/// Block `b` (`len` bytes at virtual `start`) of the top file, when it can
-/// be read from the input file as it is: FULLY_PRESENT there, no patch byte
-/// in it, no page of a replayed log over it, inside the file. Returns its
-/// file offset.
-fn direct(top: &InputFile, b: u64, len: u64, ranges: &Ranges, start: u64) -> Option<u64> {
+/// Block `b` (`len` bytes) of the top file, when it can be read from the
+/// input file as it is: FULLY_PRESENT there, no page of a replayed log over
+/// it, inside the file (patch bytes are laid over it by the caller). Returns
+/// its file offset.
+fn direct(top: &InputFile, b: u64, len: u64) -> Option<u64> {
     let d = top.disk;
     let e = d.bat.get((b + b / d.chunk_ratio) as usize).copied().unwrap_or(rd::NOT_PRESENT);
-    if e & 7 != rd::FULLY_PRESENT || !ranges.within(start, len).is_empty() {
+    if e & 7 != rd::FULLY_PRESENT {
         return None;
     }
     let from = (e >> 20) << 20;
@@ -590,10 +636,12 @@ pub(crate) fn convert(image: &Image, patch: &Patch, out: &mut File, progress: Pr
     let vsize = image.disk.len().div_ceil(ls) * ls;
     let g = Geometry::new(vsize, CONVERT_BLOCK, ls as u32, image.info.physical_sector_size, false)?;
     let bs = g.block_size;
+    let mut behind = crate::image::write::SyncBehind::new(out);
     let mut out = Out { f: out, name: "the VHDX being written".into() };
     let mut bat: BTreeMap<u64, u64> = BTreeMap::new();
     let mut next = g.data_start();
     crate::image::write::feed(image, patch, bs, progress, &mut |off, data| {
+        behind.wrote(data.len() as u64);
         let idx = g.payload_index(off / bs);
         let fo = *bat.entry(idx).or_insert_with(|| {
             let o = next;
@@ -603,7 +651,9 @@ pub(crate) fn convert(image: &Image, patch: &Patch, out: &mut File, progress: Pr
             << 20;
         out.write_at(fo + off % bs, data)
     })?;
-    out.sync()?;
+    // No flush of its own: the one in `finish` puts payload, BAT and
+    // metadata on disk before the headers are written.
+    behind.finish().map_err(|e| out.err(0, e))?;
     fault_point("vhdx-data");
     write_bat(&mut out, bat.into_iter())?;
     let meta = metadata(&disk_items(&g, 0, Uuid::new_v4()))?;
