@@ -194,21 +194,22 @@ pub fn header(file: &dyn LogFile) -> crate::Result<Vec<u8>> {
     Ok(h)
 }
 
-/// The newest record time of a log: the first chunks of its plan (up to
-/// four, for a current chunk just started or damaged).
+/// The newest record time of a log: the newest of the first four chunks
+/// of its plan (the current chunk, and the chunks with the highest record
+/// numbers: a current chunk just started or damaged, an island chunk of
+/// newer records past zeroed ones).
 pub fn newest(file: &dyn LogFile, plan: &Plan, budget: &mut u64) -> Option<i64> {
     let mut buf = vec![0u8; CHUNK as usize];
+    let mut newest = None;
     for &i in plan.order.iter().take(4) {
         if *budget < CHUNK {
             break;
         }
         *budget -= CHUNK;
         let n = file.read_at(FILE_HEADER + i * CHUNK, &mut buf).unwrap_or(0);
-        if let Some(t) = chunk_newest(&buf[..n]) {
-            return Some(t);
-        }
+        newest = newest.max(chunk_newest(&buf[..n]));
     }
-    None
+    newest
 }
 
 /// What the record headers (and, with the prefilter, the binary XML) of
