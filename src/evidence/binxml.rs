@@ -121,7 +121,7 @@ fn utf16(b: &[u8]) -> String {
 }
 
 /// What the walk of an element tree found.
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Found {
     provider: Option<Src>,
     event_id: Option<Src>,
@@ -251,26 +251,43 @@ fn walk(c: &mut Cur<'_>, dep: bool) -> Result<Option<Found>> {
     Ok(Some(found))
 }
 
-/// The substitution values of a template instance: (type, bytes) each.
-fn values<'a>(c: &mut Cur<'a>) -> Result<Vec<(u8, &'a [u8])>> {
+/// The substitution values of a template instance: where its descriptors
+/// and values start, and how many; values are looked up by index.
+struct Values<'a> {
+    desc: &'a [u8],
+    data: &'a [u8],
+}
+
+fn values<'a>(c: &mut Cur<'a>) -> Result<Values<'a>> {
     let at = c.pos;
     let n = c.u32()? as usize;
     if n.saturating_mul(4) > c.end.saturating_sub(c.pos) {
         return Err(c.bad(at, format!("binary XML: {n} substitutions do not fit in the record")));
     }
     let desc = c.take(n * 4)?;
-    let mut out = Vec::with_capacity(n);
-    for d in desc.chunks_exact(4) {
-        let size = u16::from_le_bytes([d[0], d[1]]) as usize;
-        out.push((d[2], c.take(size)?));
-    }
-    Ok(out)
+    let data = &c.d[c.pos..c.end];
+    Ok(Values { desc, data })
 }
 
-fn resolve(src: Option<Src>, vals: &[(u8, &[u8])]) -> Option<Src> {
+impl<'a> Values<'a> {
+    /// Type and bytes of value `i` (None past the record).
+    fn get(&self, i: usize) -> Option<(u8, &'a [u8])> {
+        let mut at = 0usize;
+        for (k, d) in self.desc.chunks_exact(4).enumerate() {
+            let size = u16::from_le_bytes([d[0], d[1]]) as usize;
+            if k == i {
+                return Some((d[2], self.data.get(at..at + size)?));
+            }
+            at += size;
+        }
+        None
+    }
+}
+
+fn resolve(src: Option<&Src>, vals: &Values<'_>) -> Option<Src> {
     match src? {
         Src::Sub(i) => {
-            let (ty, b) = vals.get(i as usize)?;
+            let (ty, b) = vals.get(*i as usize)?;
             Some(match ty {
                 0x01 => Src::Text(utf16(b)),
                 // Unsigned integers (the event id's usual types).
@@ -282,13 +299,24 @@ fn resolve(src: Option<Src>, vals: &[(u8, &[u8])]) -> Option<Src> {
                 _ => return None,
             })
         }
-        other => Some(other),
+        other => Some(other.clone()),
     }
 }
+
+/// What the template definitions of one chunk say (by definition offset),
+/// so each is walked once per chunk.
+#[derive(Default)]
+pub struct Templates(std::collections::HashMap<usize, Option<Found>>);
 
 /// Provider name and event id of the record whose BinXml is
 /// `chunk[start..start + len]`; `base` is the chunk's offset in the file.
 pub fn system_ids(chunk: &[u8], start: usize, len: usize, base: u64) -> Result<SystemIds> {
+    system_ids_in(chunk, start, len, base, &mut Templates::default(), &|_| true)
+}
+
+/// [`system_ids`] with the chunk's template cache; the provider is read
+/// only when `need_provider(event id)` says so (None otherwise).
+pub fn system_ids_in(chunk: &[u8], start: usize, len: usize, base: u64, templates: &mut Templates, need_provider: &dyn Fn(u32) -> bool) -> Result<SystemIds> {
     let end = start.saturating_add(len).min(chunk.len());
     let mut c = Cur { d: chunk, pos: start.min(end), end, base };
     let mut first = c.u8()?;
@@ -307,8 +335,15 @@ pub fn system_ids(chunk: &[u8], start: usize, len: usize, base: u64) -> Result<S
         let size = h.u32()? as usize;
         let body = h.pos;
         let body_end = body.checked_add(size).filter(|&e| e <= chunk.len()).ok_or_else(|| h.bad(def, format!("binary XML: template definition of {size} bytes past the chunk")))?;
-        let mut t = Cur { d: chunk, pos: body, end: body_end, base };
-        let found = walk(&mut t, true)?;
+        let found = match templates.0.get(&def) {
+            Some(f) => f.clone(),
+            None => {
+                let mut t = Cur { d: chunk, pos: body, end: body_end, base };
+                let f = walk(&mut t, true)?;
+                templates.0.insert(def, f.clone());
+                f
+            }
+        };
         if inline {
             // The values follow the definition.
             if body_end > end {
@@ -320,15 +355,15 @@ pub fn system_ids(chunk: &[u8], start: usize, len: usize, base: u64) -> Result<S
     } else {
         // Elements written out (no template): no substitutions.
         c.pos -= 1;
-        (walk(&mut c, false)?, Vec::new())
+        (walk(&mut c, false)?, Values { desc: &[], data: &[] })
     };
     let Some(found) = found else { return Ok(SystemIds::default()) };
     let text = |s: Option<Src>| match s {
         Some(Src::Text(t)) => Some(t),
         _ => None,
     };
-    let provider = text(resolve(found.provider, &vals));
-    let event_id = text(resolve(found.event_id, &vals)).and_then(|t| t.trim().parse::<u32>().ok());
+    let event_id = text(resolve(found.event_id.as_ref(), &vals)).and_then(|t| t.trim().parse::<u32>().ok());
+    let provider = if event_id.is_none_or(need_provider) { text(resolve(found.provider.as_ref(), &vals)) } else { None };
     Ok(SystemIds { provider, event_id })
 }
 

@@ -248,6 +248,7 @@ fn peek(chunk: &[u8], base: u64, since: i64, prefilter: bool, index: usize, coun
     // (The crate resyncs past zeroes too, on a record further on.)
     p.torn = stop + 24 <= free;
     p.extend = peek_extend(chunk);
+    let mut templates = binxml::Templates::default();
     for r in &recs {
         let Some(t) = filetime_micros(r.filetime) else {
             // The crate decides about a record it cannot date.
@@ -266,7 +267,7 @@ fn peek(chunk: &[u8], base: u64, since: i64, prefilter: bool, index: usize, coun
             p.render += 1;
             continue;
         }
-        let ids = binxml::system_ids(chunk, at, r.size.saturating_sub(28), base).unwrap_or_default();
+        let ids = binxml::system_ids_in(chunk, at, r.size.saturating_sub(28), base, &mut templates, &|id| extract::WANTED.iter().any(|w| w.ids.contains(&id))).unwrap_or_default();
         if surely_unwanted(&ids) {
             p.skip.insert(at as u64);
             continue;
