@@ -221,6 +221,39 @@ fn damaged_and_truncated_logs_are_status_lines() {
     }
 }
 
+/// A chunk whose header Windows did not update (an unclosed log): its
+/// last record id says 300, but records 301..326 follow up to the free
+/// space. The evtx crate alone stops at the header's last record; we
+/// read to the free space, like python-evtx.
+#[test]
+#[cfg_attr(not(shared_data), ignore = "needs ../shared/data")]
+fn stale_chunk_header_is_read_to_its_free_space() {
+    let intact = std::fs::read(evtx_dir().join("system.evtx")).unwrap();
+    let all_ids = |b: &[u8]| {
+        let f: &dyn LogFile = &b;
+        let plan = log::plan(f, &log::header(f).unwrap());
+        let mut ids = Vec::new();
+        log::walk(f, &plan, i64::MIN, &Limits::default(), &mut u64::MAX.clone(), false, &mut |r| ids.push(r.record_id));
+        ids.sort_unstable();
+        ids
+    };
+    let mut sys = intact.clone();
+    let chunk = 4096 + 2 * 65536;
+    assert_eq!(u64::from_le_bytes(sys[chunk + 32..chunk + 40].try_into().unwrap()), 326);
+    sys[chunk + 32..chunk + 40].copy_from_slice(&300u64.to_le_bytes());
+    let ids = all_ids(&sys);
+    for id in 300..=326 {
+        assert!(ids.contains(&id), "record {id} not read");
+    }
+    assert_eq!(ids, all_ids(&intact));
+    // The crate by itself stops at the header's last record.
+    let data = sys[chunk..chunk + 65536].to_vec();
+    let mut cd = evtx::EvtxChunkData::new(data, false).unwrap();
+    let mut c = cd.parse(std::sync::Arc::new(evtx::ParserSettings::default())).unwrap();
+    let last = c.iter().filter_map(Result::ok).map(|r| r.event_record_id).max();
+    assert_eq!(last, Some(300));
+}
+
 #[test]
 fn hostile_chunks_are_bounded() {
     // A chunk whose records claim huge sizes, a record of size 0 (a loop),
