@@ -344,7 +344,7 @@ mkdir -p corpus/evtx_binxml
 if [ -d "$shared/evtx" ]; then
     for f in "$shared"/evtx/*.evtx; do
         for c in 0 1; do
-            tail -c +$((4096 + c * 65536 + 1)) "$f" | head -c 65536 > "corpus/evtx_binxml/shared-$(basename "$f" .evtx)-$c"
+            dd if="$f" of="corpus/evtx_binxml/shared-$(basename "$f" .evtx)-$c" bs=4096 skip=$((1 + c * 16)) count=16 status=none
         done
     done
 fi
