@@ -324,6 +324,18 @@ if [ -d "$shared/evtx" ]; then
     done
 fi
 
+# The evtx binary XML reader (target evtx_binxml: one 64 KiB chunk): the
+# first two chunks of each real log. Run by default with the others.
+[ $# -gt 0 ] || targets+=(evtx_binxml)
+mkdir -p corpus/evtx_binxml
+if [ -d "$shared/evtx" ]; then
+    for f in "$shared"/evtx/*.evtx; do
+        for c in 0 1; do
+            dd if="$f" of="corpus/evtx_binxml/shared-$(basename "$f" .evtx)-$c" bs=4096 skip=$((1 + c * 16)) count=16 status=none
+        done
+    done
+fi
+
 cargo fuzz build -O "${targets[@]/#/}" >/dev/null 2>&1 || cargo fuzz build -O
 if [[ " ${targets[*]} " == *" write "* ]]; then
     WRITE_FUZZ_SAVE_PAIRS=corpus/write cargo fuzz run -O write corpus/write/seed-* >/dev/null 2>&1 || true

@@ -32,6 +32,8 @@ pub enum Layer {
     /// QCOW2 containers.
     Qcow2,
     Http,
+    /// Windows event logs (`.evtx`) read for evidence.
+    Evtx,
 }
 
 impl fmt::Display for Layer {
@@ -55,6 +57,7 @@ impl fmt::Display for Layer {
             Layer::Vmdk => "image/vmdk",
             Layer::Qcow2 => "image/qcow2",
             Layer::Http => "image/http",
+            Layer::Evtx => "evidence/evtx",
         })
     }
 }

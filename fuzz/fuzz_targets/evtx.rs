@@ -17,7 +17,7 @@ fuzz_target!(init: keep_guarded_panics(), |data: &[u8]| {
         1 => "Security",
         _ => "Microsoft-Windows-RemoteDesktopServices-RdpCoreTS/Operational",
     };
-    let limits = Limits { chunks_per_log: 64, records_per_log: 20_000, total_bytes: 8 << 20, kept_per_id: 8 };
+    let limits = Limits { chunks_per_log: 64, records_per_log: 20_000, total_bytes: 8 << 20, kept_per_id: 8, tail_chunks: 8 };
     let opts = Options { days: if mode & 0x80 != 0 { 36500.0 } else { 14.0 }, limits };
     let mut ev = collect_files(&[(channel, "fuzz.evtx".into(), Ok(&rest as &dyn LogFile))], &opts);
     assert_eq!(ev.logs.len(), 1);

@@ -10,7 +10,11 @@ pub struct Raw {
     pub record_id: u64,
     /// µs since the Unix epoch.
     pub micros: i64,
+    /// The rendered record; `Null` for one only counted (see `counted`).
     pub json: J,
+    /// A record of a [`countable`] row past the newest `kept_per_id` of its
+    /// event id: not rendered, only counted (provider as in the table, id).
+    pub counted: Option<(&'static str, u32)>,
 }
 
 /// What a decoder makes of a record: None when the record is not evidence
@@ -52,6 +56,15 @@ pub static WANTED: &[Wanted] = &[
     Wanted { provider: "User32", ids: &[1074], decode: restart },
     Wanted { provider: "Microsoft-Windows-Kernel-Boot", ids: &[27], decode: boot_type },
 ];
+
+/// Whether every record of the row is an event (its decoder never says
+/// None) and nothing but the listed events needs its data: then records
+/// past the newest `kept_per_id` of an id need not be rendered, only
+/// counted. Not so for services (kept for some services only) and Security
+/// (4624 of logon type 10 only; every 4624/4625 feeds the logon counts).
+pub fn countable(w: &Wanted) -> bool {
+    w.provider != SCM && w.provider != SECURITY
+}
 
 /// The row for (provider, id), if any.
 pub fn wanted(provider: &str, id: u32) -> Option<&'static Wanted> {
@@ -117,6 +130,28 @@ pub fn number(f: &Map<String, J>, name: &str) -> Option<u64> {
 
 fn ev(summary: String, fault: bool, data: Map<String, J>) -> Option<Decoded> {
     Some(Decoded { summary, data, fault })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn countable_rows_always_decode_and_ids_are_unique() {
+        // Count-only records are grouped by event id: no id in two rows.
+        let mut ids: Vec<u32> = WANTED.iter().flat_map(|w| w.ids.iter().copied()).collect();
+        let n = ids.len();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), n);
+        for w in WANTED.iter().filter(|w| countable(w)) {
+            for id in w.ids {
+                assert!((w.decode)(*id, &Map::new()).is_some(), "{} {id}", w.provider);
+            }
+        }
+        // And those that are not countable can say None.
+        assert!(scm(7036, &Map::new()).is_none() && security(4624, &Map::new()).is_none());
+    }
 }
 
 fn pick(f: &Map<String, J>, names: &[&str]) -> Map<String, J> {

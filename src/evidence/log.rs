@@ -9,6 +9,7 @@
 //! truncated file ends the walk; the caps (chunks, records, bytes) end it
 //! too, and say so in the log's status.
 
+use super::binxml;
 use super::extract::{self, Raw};
 use serde_json::Value as J;
 use std::sync::Arc;
@@ -49,13 +50,16 @@ pub struct Limits {
     pub total_bytes: u64,
     /// Events of one (log, event id) kept individually (newest first); the rest are counted.
     pub kept_per_id: usize,
+    /// Chunks peeked at (record headers only) past the first chunk wholly
+    /// older than the window, for newer records in torn copies.
+    pub tail_chunks: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         // A 14-day window of a busy server's Security log fits in 128 MiB
         // (its default maximum is 20 MiB; Azure images often set 128 MiB+).
-        Limits { chunks_per_log: 2048, records_per_log: 1_000_000, total_bytes: 512 << 20, kept_per_id: 50 }
+        Limits { chunks_per_log: 2048, records_per_log: 1_000_000, total_bytes: 512 << 20, kept_per_id: 50, tail_chunks: 64 }
     }
 }
 
@@ -190,29 +194,153 @@ pub fn header(file: &dyn LogFile) -> crate::Result<Vec<u8>> {
     Ok(h)
 }
 
-/// The newest record time of a log: the first chunks of its plan (up to
-/// four, for a current chunk just started or damaged).
+/// The newest record time of a log: the newest of the first four chunks
+/// of its plan (the current chunk, and the chunks with the highest record
+/// numbers: a current chunk just started or damaged, an island chunk of
+/// newer records past zeroed ones).
 pub fn newest(file: &dyn LogFile, plan: &Plan, budget: &mut u64) -> Option<i64> {
     let mut buf = vec![0u8; CHUNK as usize];
+    let mut newest = None;
     for &i in plan.order.iter().take(4) {
         if *budget < CHUNK {
             break;
         }
         *budget -= CHUNK;
         let n = file.read_at(FILE_HEADER + i * CHUNK, &mut buf).unwrap_or(0);
-        if let Some(t) = chunk_newest(&buf[..n]) {
-            return Some(t);
+        newest = newest.max(chunk_newest(&buf[..n]));
+    }
+    newest
+}
+
+/// What the record headers (and, with the prefilter, the binary XML) of
+/// one chunk say, before the crate is asked to render any of it.
+struct Peek {
+    /// A record with a valid time was found.
+    dated: bool,
+    /// A record from `since` on was found.
+    in_window: bool,
+    newest: Option<i64>,
+    /// Records walked.
+    walked: usize,
+    /// Records in the window that the prefilter says are surely not evidence
+    /// (binary XML offset of each: the crate's `binxml_offset`).
+    skip: std::collections::HashSet<u64>,
+    /// Records in the window the crate must render (may be evidence).
+    render: usize,
+    /// The walk ended before the free space (a torn or damaged chunk): the
+    /// crate may find more records.
+    torn: bool,
+    /// The record that carries the header's last record id is not the last
+    /// one before the free space: (last id, its offset) of the walk.
+    extend: Option<(u64, u32)>,
+    /// Records in the window.
+    in_window_count: usize,
+}
+
+/// Walk one chunk's record headers up to its free space; with `prefilter`,
+/// read each in-window record's provider and event id from its binary XML
+/// ([`binxml::system_ids`]) and note those no evidence row wants.
+fn peek(chunk: &[u8], base: u64, since: i64, prefilter: bool, index: usize, countables: &mut Vec<Countable>) -> Peek {
+    let recs = binxml::records(chunk);
+    let mut p = Peek { dated: false, in_window: false, newest: None, walked: recs.len(), skip: Default::default(), render: 0, torn: false, extend: None, in_window_count: 0 };
+    let free = (u32::from_le_bytes([chunk[48], chunk[49], chunk[50], chunk[51]]) as usize).min(chunk.len());
+    let stop = recs.last().map_or(CHUNK_HEADER, |r| r.offset + r.size);
+    // (The crate resyncs past zeroes too, on a record further on.)
+    p.torn = stop + 24 <= free;
+    p.extend = peek_extend(chunk);
+    let mut templates = binxml::Templates::default();
+    for r in &recs {
+        let Some(t) = filetime_micros(r.filetime) else {
+            // The crate decides about a record it cannot date.
+            p.render += 1;
+            continue;
+        };
+        p.dated = true;
+        p.newest = p.newest.max(Some(t));
+        if t < since {
+            continue;
+        }
+        p.in_window = true;
+        p.in_window_count += 1;
+        let at = r.offset + 24;
+        if !prefilter {
+            p.render += 1;
+            continue;
+        }
+        let ids = binxml::system_ids_in(chunk, at, r.size.saturating_sub(28), base, &mut templates, &|id| extract::WANTED.iter().any(|w| w.ids.contains(&id))).unwrap_or_default();
+        if surely_unwanted(&ids) {
+            p.skip.insert(at as u64);
+            continue;
+        }
+        let row = ids.event_id.zip(ids.provider.as_deref()).and_then(|(id, prov)| extract::wanted(prov, id).map(|w| (w, id)));
+        match row {
+            // (In a torn chunk the crate goes through every record and has
+            // the last word on which are readable: rendered there.)
+            Some((w, id)) if extract::countable(w) && !p.torn => {
+                // Counted, or rendered if among the newest (decided after the walk).
+                p.skip.insert(at as u64);
+                countables.push(Countable { id, micros: t, record_id: r.id, provider: w.provider, chunk: index, at: at as u64 });
+            }
+            _ => p.render += 1,
         }
     }
-    None
+    p
+}
+
+/// Whether a record with these System ids names no row of the evidence
+/// table: its event id is known and no row lists it, or its provider is
+/// known too and no row names both.
+pub fn surely_unwanted(s: &binxml::SystemIds) -> bool {
+    let Some(id) = s.event_id else { return false };
+    if !extract::WANTED.iter().any(|w| w.ids.contains(&id)) {
+        return true;
+    }
+    s.provider.as_deref().is_some_and(|p| extract::wanted(p, id).is_none())
+}
+
+/// A record the peek found in the window that a countable row wants.
+struct Countable {
+    id: u32,
+    micros: i64,
+    record_id: u64,
+    provider: &'static str,
+    /// Index in the walk's list of chunks, binary XML offset in the chunk.
+    chunk: usize,
+    at: u64,
+}
+
+/// One chunk the first pass looked at.
+struct Seen {
+    i: u64,
+    /// Offsets (binary XML) of records not to render: surely not evidence,
+    /// or only counted.
+    skip: std::collections::HashSet<u64>,
+    /// The crate must go through it: records to render, a torn chunk, or
+    /// a bad chunk (for the damage count).
+    crate_needed: bool,
+    /// In-window records found by the peek (for chunks the crate skips).
+    in_window: usize,
+    /// Peeked past the window's edge (damage is not counted there).
+    tail: bool,
 }
 
 /// Read `file` newest first, handing each rendered record from `since`
-/// (µs) on to `sink`; with `prefilter`, only those the evidence table may
-/// want ([`quick_unwanted`]).
+/// (µs) on to `sink`.
+///
+/// With `prefilter`, only records the evidence table may want are
+/// rendered. A first pass reads each chunk's record headers and, for
+/// records in the window, their provider and event id from the binary XML
+/// ([`peek`]): records no row wants are not rendered, and records of
+/// [`extract::countable`] rows past the newest `kept_per_id` of their event
+/// id are handed to `sink` as counted only. The second pass hands the
+/// crate only the chunks that hold a record to render.
+///
+/// Past the first chunk wholly older than the window, up to
+/// `limits.tail_chunks` more chunks are peeked at: a log copied while
+/// Windows wrote it (a volume shadow copy, a running VM's disk) holds
+/// newer records in chunks whose headers still say old.
 pub fn walk(file: &dyn LogFile, plan: &Plan, since: i64, limits: &Limits, budget: &mut u64, prefilter: bool, sink: &mut dyn FnMut(Raw)) -> Walk {
     let mut w = Walk { bad_header: plan.bad_header, ..Walk::default() };
-    let order = &plan.order;
     if file.len() < FILE_HEADER + CHUNK {
         w.stopped = Some(format!("truncated: {} bytes, no complete chunk", file.len()));
         return w;
@@ -220,11 +348,20 @@ pub fn walk(file: &dyn LogFile, plan: &Plan, since: i64, limits: &Limits, budget
     if file.len() > FILE_HEADER && (file.len() - FILE_HEADER) % CHUNK != 0 {
         w.stopped = Some(format!("truncated: {} bytes after the last whole chunk ignored", (file.len() - FILE_HEADER) % CHUNK));
     }
-    let settings = Arc::new(evtx::ParserSettings::default().indent(false));
+    // Pass 1: record headers and System ids, newest chunk first.
     let mut looked = 0usize;
-    for (n, &i) in order.iter().enumerate() {
+    let mut tail: Option<usize> = None;
+    let mut seen: Vec<Seen> = Vec::new();
+    let mut countables: Vec<Countable> = Vec::new();
+    let mut data = vec![0u8; CHUNK as usize];
+    for (n, &i) in plan.order.iter().enumerate() {
         if n >= limits.chunks_per_log {
-            w.stopped = Some(format!("stopped after {} chunks (cap)", limits.chunks_per_log));
+            if tail.is_none() {
+                w.stopped = Some(format!("stopped after {} chunks (cap)", limits.chunks_per_log));
+            }
+            break;
+        }
+        if tail.is_some_and(|t| t >= limits.tail_chunks) {
             break;
         }
         if *budget < CHUNK {
@@ -235,7 +372,6 @@ pub fn walk(file: &dyn LogFile, plan: &Plan, since: i64, limits: &Limits, budget
             w.stopped = Some(format!("stopped after {} records (cap)", limits.records_per_log));
             break;
         }
-        let mut data = vec![0u8; CHUNK as usize];
         let got = match file.read_at(FILE_HEADER + i * CHUNK, &mut data) {
             Ok(n) => n,
             Err(e) => {
@@ -249,25 +385,85 @@ pub fn walk(file: &dyn LogFile, plan: &Plan, since: i64, limits: &Limits, budget
             w.stopped = Some(format!("truncated at chunk {i}"));
             break;
         }
+        let in_tail = tail.is_some();
+        if let Some(t) = tail.as_mut() {
+            *t += 1;
+        }
         if data[..8].iter().all(|&b| b == 0) {
             // Never written (a preallocated log not yet full), unless the
             // header counts it as in use: then it was wiped.
-            if i < plan.in_use {
+            if i < plan.in_use && !in_tail {
                 w.chunks_damaged += 1;
             }
             continue;
         }
+        if &data[..8] != b"ElfChnk\0" {
+            if !in_tail {
+                // The crate says why (and counts it as damaged).
+                seen.push(Seen { i, skip: Default::default(), crate_needed: true, in_window: 0, tail: false });
+            }
+            continue;
+        }
+        let base = FILE_HEADER + i * CHUNK;
+        let p = peek(&data, base, since, prefilter, seen.len(), &mut countables);
+        looked += p.walked;
+        w.newest = w.newest.max(p.newest);
+        if in_tail && !p.in_window && !p.torn {
+            // Nothing new in this old chunk.
+            continue;
+        }
+        if p.dated && !p.in_window && !in_tail {
+            // Wholly older than the window: the chunks behind it are older
+            // still, but for torn copies (see above).
+            tail = Some(0);
+        }
+        let crate_needed = p.render > 0 || p.torn || p.extend.is_some();
+        seen.push(Seen { i, skip: p.skip, crate_needed, in_window: p.in_window_count, tail: in_tail });
+    }
+    // The newest `kept_per_id` records of each countable event id are
+    // rendered; the others are only counted.
+    countables.sort_by(|a, b| a.id.cmp(&b.id).then(b.micros.cmp(&a.micros)).then(b.record_id.cmp(&a.record_id)));
+    let mut run = (u32::MAX, 0usize);
+    for c in &countables {
+        run = if run.0 == c.id { (c.id, run.1 + 1) } else { (c.id, 1) };
+        if run.1 <= limits.kept_per_id.max(1) {
+            seen[c.chunk].skip.remove(&c.at);
+            seen[c.chunk].crate_needed = true;
+        } else {
+            sink(Raw { record_id: c.record_id, micros: c.micros, json: J::Null, counted: Some((c.provider, c.id)) });
+        }
+    }
+    drop(countables);
+    // Pass 2: the crate renders what is left, chunk by chunk.
+    let settings = Arc::new(evtx::ParserSettings::default().indent(false));
+    for s in &seen {
+        if !s.crate_needed {
+            w.chunks_read += 1;
+            w.records += s.in_window;
+            continue;
+        }
+        let mut data = vec![0u8; CHUNK as usize];
+        match file.read_at(FILE_HEADER + s.i * CHUNK, &mut data) {
+            Ok(n) if n == CHUNK as usize => {}
+            _ => continue,
+        }
+        let base = FILE_HEADER + s.i * CHUNK;
+        let extend = if &data[..8] == b"ElfChnk\0" { peek_extend(&data) } else { None };
         // The crate is fuzzed and forbids unsafe code; should it panic on
         // some chunk all the same, the chunk counts as damaged.
-        let r = crate::fs::guard(crate::Layer::Fs, FILE_HEADER + i * CHUNK, || {
+        let r = crate::fs::guard(crate::Layer::Fs, base, || {
             let Ok(mut cd) = evtx::EvtxChunkData::new(data, false) else { return Ok(None) };
+            if let Some((last, at)) = extend {
+                // Windows appended records past the last one its (stale)
+                // header names: read them, up to the free space.
+                cd.header.last_event_record_id = last;
+                cd.header.last_event_record_data_offset = at;
+            }
             let Ok(mut chunk) = cd.parse(settings.clone()) else { return Ok(None) };
-            let (mut in_window, mut dated, mut bad) = (false, false, 0usize);
-            let mut newest = w.newest;
-            let mut records = 0usize;
+            let (mut in_window, mut bad, mut records, mut n) = (false, 0usize, 0usize, 0usize);
             for rec in chunk.iter() {
-                looked += 1;
-                if looked > limits.records_per_log {
+                n += 1;
+                if n > limits.records_per_log {
                     break;
                 }
                 let rec = match rec {
@@ -278,45 +474,56 @@ pub fn walk(file: &dyn LogFile, plan: &Plan, since: i64, limits: &Limits, budget
                     }
                 };
                 let t = rec.timestamp.as_microsecond();
-                dated = true;
-                newest = newest.max(Some(t));
                 if t < since {
                     continue;
                 }
                 in_window = true;
+                if s.skip.contains(&rec.binxml_offset) {
+                    // Not evidence, or counted in pass 1: not rendered.
+                    records += 1;
+                    continue;
+                }
                 let id = rec.event_record_id;
                 match rec.into_json_bytes() {
-                    Ok(s) => {
+                    Ok(r) => {
                         records += 1;
-                        // Parse only what the evidence table may want (most
-                        // records are not evidence).
-                        if prefilter && quick_unwanted(&s.data) {
+                        // Parse only what the evidence table may want.
+                        if prefilter && quick_unwanted(&r.data) {
                             continue;
                         }
-                        match serde_json::from_slice(&s.data) {
-                            Ok(json) => sink(Raw { record_id: id, micros: t, json }),
+                        match serde_json::from_slice(&r.data) {
+                            Ok(json) => sink(Raw { record_id: id, micros: t, json, counted: None }),
                             Err(_) => bad += 1,
                         }
                     }
                     Err(_) => bad += 1,
                 }
             }
-            Ok(Some((in_window, dated, bad, newest, records)))
+            Ok(Some((in_window, bad, records)))
         });
-        let Ok(Some((in_window, dated, bad, newest, records))) = r else {
-            w.chunks_damaged += 1;
+        let Ok(Some((in_window, bad, records))) = r else {
+            if !s.tail {
+                w.chunks_damaged += 1;
+            }
             continue;
         };
+        if s.tail && !in_window {
+            continue;
+        }
         w.chunks_read += 1;
         w.records_damaged += bad;
         w.records += records;
-        w.newest = newest;
-        if dated && !in_window {
-            // Wholly older than the window: the chunks behind it are older still.
-            break;
-        }
     }
     w
+}
+
+/// The header fix of [`Peek::extend`] for a chunk about to be parsed.
+fn peek_extend(chunk: &[u8]) -> Option<(u64, u32)> {
+    let recs = binxml::records(chunk);
+    let header_last = u64::from_le_bytes(chunk[32..40].try_into().ok()?);
+    let pos = recs.iter().position(|r| r.id == header_last)?;
+    let last = recs.last()?;
+    (pos + 1 < recs.len() && last.id > header_last).then_some((last.id, last.offset as u32))
 }
 
 /// Whether a rendered record (compact JSON from the evtx crate) is surely

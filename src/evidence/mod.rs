@@ -11,6 +11,7 @@
 //! gets a status line (damaged chunks skipped and counted, truncated,
 //! capped) and the other logs are read as usual.
 
+pub mod binxml;
 pub mod extract;
 pub mod links;
 pub mod log;
@@ -249,6 +250,12 @@ pub fn collect_files(files: &[(&str, String, Result<&dyn LogFile, String>)], opt
         };
         let mut found = 0usize;
         let mut sink = |raw: extract::Raw| {
+            if let Some((_, id)) = raw.counted {
+                // Past the newest of its id (the walk rendered those): counted only.
+                found += 1;
+                per_id.entry((log.to_string(), id)).or_default().0 += 1;
+                return;
+            }
             let Some((provider, id, fields)) = log::fields(&raw.json) else { return };
             let Some(w) = extract::wanted(&provider, id) else { return };
             let Some(d) = (w.decode)(id, &fields) else { return };
