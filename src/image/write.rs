@@ -73,6 +73,38 @@ impl Patch {
     }
 }
 
+/// Lay the bytes of `ranges` (a patch's ranges, sorted by offset and
+/// non-overlapping) that fall in `[at, at + buf.len())` over `buf`, which
+/// holds the disk's bytes from virtual offset `at`. Returns how many bytes
+/// of `buf` the patch covers.
+pub(crate) fn overlay(ranges: &[(u64, &[u8])], at: u64, buf: &mut [u8]) -> u64 {
+    let end = at + buf.len() as u64;
+    let first = ranges.partition_point(|(o, d)| o + d.len() as u64 <= at);
+    let mut covered = 0;
+    for (o, d) in ranges[first..].iter().take_while(|(o, _)| *o < end) {
+        let from = (*o).max(at);
+        let to = (o + d.len() as u64).min(end);
+        buf[(from - at) as usize..(to - at) as usize].copy_from_slice(&d[(from - o) as usize..(to - o) as usize]);
+        covered += to - from;
+    }
+    covered
+}
+
+/// `spans` (start, end) widened to whole `unit`s, cut at `limit`, sorted,
+/// and merged where they overlap or touch.
+pub(crate) fn whole_units(spans: impl IntoIterator<Item = (u64, u64)>, unit: u64, limit: u64) -> Vec<(u64, u64)> {
+    let mut spans: Vec<(u64, u64)> = spans.into_iter().map(|(a, b)| (a / unit * unit, b.div_ceil(unit).saturating_mul(unit).min(limit))).filter(|(a, b)| a < b).collect();
+    spans.sort_unstable();
+    let mut merged: Vec<(u64, u64)> = Vec::with_capacity(spans.len());
+    for (a, b) in spans {
+        match merged.last_mut() {
+            Some(l) if a <= l.1 => l.1 = l.1.max(b),
+            _ => merged.push((a, b)),
+        }
+    }
+    merged
+}
+
 /// Progress callback: (bytes done, bytes total).
 pub type Progress<'a> = &'a mut dyn FnMut(u64, u64);
 
@@ -241,16 +273,7 @@ pub(crate) fn feed(image: &Image, patch: &Patch, align: u64, progress: Progress,
     let vsize = image.disk.len();
     let mut spans = allocated(image)?;
     spans.extend(patch.ranges().map(|(o, d)| (o, o + d.len() as u64)));
-    // Whole granules, sorted and merged.
-    let mut spans: Vec<(u64, u64)> = spans.into_iter().map(|(a, b)| (a / GRAIN * GRAIN, b.div_ceil(GRAIN).saturating_mul(GRAIN).min(vsize))).filter(|(a, b)| a < b).collect();
-    spans.sort_unstable();
-    let mut merged: Vec<(u64, u64)> = Vec::with_capacity(spans.len());
-    for (a, b) in spans {
-        match merged.last_mut() {
-            Some(l) if a <= l.1 => l.1 = l.1.max(b),
-            _ => merged.push((a, b)),
-        }
-    }
+    let merged = whole_units(spans, GRAIN, vsize);
     let ranges: Vec<(u64, &[u8])> = patch.ranges().collect();
     let total: u64 = merged.iter().map(|(a, b)| b - a).sum();
     let mut done = 0;
@@ -264,12 +287,7 @@ pub(crate) fn feed(image: &Image, patch: &Patch, align: u64, progress: Progress,
             let n = (b - at).min(piece - at % piece).min((at / align + 1) * align - at);
             let p = &mut buf[..n as usize];
             image.disk.read_at(at, p)?;
-            let first = ranges.partition_point(|(o, d)| o + d.len() as u64 <= at);
-            for (o, d) in ranges[first..].iter().take_while(|(o, _)| *o < at + n) {
-                let lo = (*o).max(at);
-                let hi = (o + d.len() as u64).min(at + n);
-                p[(lo - at) as usize..(hi - at) as usize].copy_from_slice(&d[(lo - o) as usize..(hi - o) as usize]);
-            }
+            overlay(&ranges, at, p);
             // Runs of non-zero granules.
             let mut i = 0usize;
             while i < p.len() {

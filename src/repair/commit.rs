@@ -464,19 +464,7 @@ fn verify_changed(machine: &Machine, input: &crate::image::Image, plan: &Plan, p
         }
     }
     // Widened to whole pages inside the disk, sorted, merged.
-    let mut spans: Vec<(u64, u64)> = spans
-        .into_iter()
-        .map(|(s, e)| (s / READBACK_PAGE * READBACK_PAGE, e.div_ceil(READBACK_PAGE).saturating_mul(READBACK_PAGE).min(len)))
-        .filter(|(s, e)| s < e)
-        .collect();
-    spans.sort_unstable();
-    let mut merged: Vec<(u64, u64)> = Vec::with_capacity(spans.len());
-    for (s, e) in spans {
-        match merged.last_mut() {
-            Some(last) if s <= last.1 => last.1 = last.1.max(e),
-            _ => merged.push((s, e)),
-        }
-    }
+    let merged = write::whole_units(spans, READBACK_PAGE, len);
     let ranges: Vec<(u64, &[u8])> = plan.patch.ranges().collect();
     let most = merged.iter().map(|(s, e)| e - s).max().unwrap_or(0).min(READBACK_CHUNK) as usize;
     let (mut want_buf, mut got_buf) = (vec![0u8; most], vec![0u8; most]);
@@ -487,12 +475,7 @@ fn verify_changed(machine: &Machine, input: &crate::image::Image, plan: &Plan, p
             let (want, got) = (&mut want_buf[..n], &mut got_buf[..n]);
             input.disk.read_at(a, want)?;
             // Patch ranges overlapping [a, a + n), laid over the input's bytes.
-            let first = ranges.partition_point(|(o, d)| o + d.len() as u64 <= a);
-            for (o, d) in ranges[first..].iter().take_while(|(o, _)| *o < a + n as u64) {
-                let from = a.max(*o);
-                let to = (a + n as u64).min(o + d.len() as u64);
-                want[(from - a) as usize..(to - a) as usize].copy_from_slice(&d[(from - o) as usize..(to - o) as usize]);
-            }
+            write::overlay(&ranges, a, want);
             written.disk.read_at(a, got)?;
             if want != got {
                 let i = want.iter().zip(got.iter()).position(|(x, y)| x != y).unwrap_or(0);

@@ -59,7 +59,7 @@ use crate::error::{Error, Layer, Result};
 use crate::image::vhd::{
     as_vhd, checksum, strip_verbatim, Layout, FOOTER_LEN, HEADER_LEN, MAX_BAT_ENTRIES, MAX_LOCATOR_BYTES, UNALLOCATED,
 };
-use crate::image::write::{fault_point, Patch, Progress};
+use crate::image::write::{fault_point, overlay, Patch, Progress};
 use crate::image::{Format, Image};
 use std::fs::File;
 use std::io::{Seek, SeekFrom, Write};
@@ -175,7 +175,7 @@ pub fn full_copy(image: &Image, patch: &Patch, out: &mut File, progress: Progres
             let n = (end - off).min(CHUNK) as usize;
             let piece = &mut buf[..n];
             image.disk.read_at(off, piece)?;
-            apply_patch(&ranges, off, piece);
+            overlay(&ranges, off, piece);
             if !is_zero(piece) {
                 let at = match placed {
                     Some(at) => at,
@@ -277,7 +277,7 @@ pub fn diff_child(image: &Image, patch: &Patch, out: &mut File, out_path: &Path)
                 let n = (end - off).min(CHUNK) as usize;
                 let piece = &mut buf[..n];
                 image.disk.read_at(off, piece)?;
-                apply_patch(&ranges, off, piece);
+                overlay(&ranges, off, piece);
                 o.write_at(at + bitmap_size + (off - blk * bs), piece)?;
                 off += n as u64;
             }
@@ -645,20 +645,6 @@ fn touched_runs(ranges: &[(u64, &[u8])], vsize: u64, bs: u64) -> Vec<(u64, Vec<(
     out
 }
 
-/// Overlay the patch bytes that fall in `[off, off + buf.len())`.
-fn apply_patch(ranges: &[(u64, &[u8])], off: u64, buf: &mut [u8]) {
-    let end = off + buf.len() as u64;
-    let first = ranges.partition_point(|(o, d)| o + d.len() as u64 <= off);
-    for (o, d) in &ranges[first..] {
-        if *o >= end {
-            break;
-        }
-        let lo = (*o).max(off);
-        let hi = (o + d.len() as u64).min(end);
-        buf[(lo - off) as usize..(hi - off) as usize].copy_from_slice(&d[(lo - o) as usize..(hi - o) as usize]);
-    }
-}
-
 fn is_zero(b: &[u8]) -> bool {
     b.chunks(4096).all(|c| c.iter().fold(0u8, |a, &x| a | x) == 0)
 }
@@ -789,9 +775,9 @@ mod tests {
         let runs = touched_runs(&ranges2, (1 << 30) - 2 * 512, bs);
         // Touching groups merge.
         assert_eq!(runs, vec![(0, vec![(0, 24)]), (511, vec![(4088, 4094)])]);
-        // apply_patch overlays only the part in the buffer.
+        // overlay lays only the part in the buffer.
         let mut buf = vec![0u8; 512];
-        apply_patch(&ranges, 512, &mut buf);
+        overlay(&ranges, 512, &mut buf);
         assert!(buf[..488].iter().all(|&x| x == 0) && buf[488..].iter().all(|&x| x == 2));
     }
 

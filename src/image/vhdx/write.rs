@@ -320,15 +320,7 @@ impl<'a> Ranges<'a> {
     /// Copy the patch bytes over `buf` (virtual offset `at`); returns how many
     /// bytes of `buf` the patch covers.
     fn overlay(&self, at: u64, buf: &mut [u8]) -> u64 {
-        let end = at + buf.len() as u64;
-        let mut covered = 0;
-        for (o, d) in self.within(at, buf.len() as u64) {
-            let from = (*o).max(at);
-            let to = (o + d.len() as u64).min(end);
-            buf[(from - at) as usize..(to - at) as usize].copy_from_slice(&d[(from - o) as usize..(to - o) as usize]);
-            covered += to - from;
-        }
-        covered
+        crate::image::write::overlay(&self.0, at, buf)
     }
 }
 
