@@ -53,7 +53,7 @@ key='HKLM\SYSTEM\CurrentControlSet\Control\Terminal Server'
 floor=$dir/floor
 mkdir -p "$floor"
 for f in SYSTEM SYSTEM.LOG1 SYSTEM.LOG2; do
-    [ -s "$floor/$f" ] || "$bin" cat "$img" "Windows\System32\config\$f" > "$floor/$f"
+    [ -s "$floor/$f" ] || "$bin" cat "$img" "Windows\\System32\\config\\$f" > "$floor/$f"
 done
 before=${BEFORE:-}
 [ -z "$before" ] || [ -x "$before" ] || { echo "BEFORE=$before is not an executable" >&2; exit 2; }
