@@ -620,10 +620,15 @@ impl Drop for SyncBehind {
     }
 }
 
+/// Whether the fault-injection test hook `RDPRESCUE_FAULT` names `step`.
+pub fn fault_armed(step: &str) -> bool {
+    std::env::var_os("RDPRESCUE_FAULT").is_some_and(|v| v == step)
+}
+
 /// Test hook for fault injection: when the environment variable
 /// `RDPRESCUE_FAULT` names this step, the process aborts here, as if killed.
 pub fn fault_point(step: &str) {
-    if std::env::var_os("RDPRESCUE_FAULT").is_some_and(|v| v == step) {
+    if fault_armed(step) {
         eprintln!("rdprescue: fault injected at {step}");
         std::process::abort();
     }

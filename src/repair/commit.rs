@@ -355,7 +355,9 @@ fn to_image(machine: &Machine, plan: &Plan, target: &Path, child: bool, format: 
     // Test hook: the writer is handed one wrong byte inside a patched page;
     // the read-back must refuse the output.
     let wrong;
-    let patch = if wrong_byte_armed() {
+    // (`RDPRESCUE_FAULT=wrong-byte`: one byte changed in the middle of the
+    // patch's largest range, inside a hive page.)
+    let patch = if write::fault_armed("wrong-byte") {
         wrong = with_wrong_byte(&plan.patch);
         &wrong
     } else {
@@ -485,13 +487,6 @@ fn verify_changed(machine: &Machine, input: &crate::image::Image, plan: &Plan, p
         }
     }
     Ok(())
-}
-
-
-/// Test hook: `RDPRESCUE_FAULT=wrong-byte` hands the image writer a patch with
-/// one byte changed in the middle of its largest range (inside a hive page).
-fn wrong_byte_armed() -> bool {
-    std::env::var_os("RDPRESCUE_FAULT").is_some_and(|v| v == "wrong-byte")
 }
 
 fn with_wrong_byte(patch: &write::Patch) -> write::Patch {

@@ -37,7 +37,7 @@ use std::path::{Path, PathBuf};
 /// (unlike [`fault_point`], which aborts the process), so the clean-up of a
 /// half-written destination can be tested.
 fn fault_error(step: &str) -> Result<()> {
-    if std::env::var_os("RDPRESCUE_FAULT").is_some_and(|v| v == step) {
+    if crate::image::write::fault_armed(step) {
         return Err(Error::corrupt(Layer::Repair, 0, format!("fault injected at {step}")));
     }
     Ok(())
