@@ -127,7 +127,7 @@ fn hivex_export(hive: &Path, key: &str) -> Option<String> {
         eprintln!("NOTICE: hivexregedit not installed; skipping the hivex read-back");
         return None;
     }
-    let o = Command::new("hivexregedit").args(["--export", hive.to_str().unwrap(), key]).output().unwrap();
+    let o = Command::new("hivexregedit").args(["--export", hive.to_str().unwrap(), key]).out().unwrap();
     assert!(o.status.success(), "hivexregedit {key}: {}", stderr(&o));
     Some(String::from_utf8_lossy(&o.stdout).into_owned())
 }

@@ -321,7 +321,7 @@ fn baseline_and_list_are_read_through_a_cap() {
             cmd.stdin(std::fs::File::open(f).unwrap());
         }
         let t = std::time::Instant::now();
-        let o = cmd.output().unwrap();
+        let o = cmd.out().unwrap();
         let err = stderr(&o);
         assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
         assert!(o.stdout.is_empty(), "{args:?}: wrote records before refusing its input");

@@ -102,14 +102,14 @@ while o < n:
     h.update(b); o += k
 print(h.hexdigest())
 "#;
-    let o = Command::new(SYSTEM_PYTHON).arg("-c").arg(script).args(chain.iter().map(|p| s(p))).output().unwrap();
+    let o = Command::new(SYSTEM_PYTHON).arg("-c").arg(script).args(chain.iter().map(|p| s(p))).out().unwrap();
     assert!(o.status.success(), "pyvhdi: {}", stderr(&o));
     Some(stdout(&o).trim().to_string())
 }
 
 /// vhdiinfo's field `name` for file `p`.
 fn vhdiinfo(p: &Path, name: &str) -> Option<String> {
-    let o = Command::new("vhdiinfo").arg(p).output().unwrap();
+    let o = Command::new("vhdiinfo").arg(p).out().unwrap();
     assert!(o.status.success(), "vhdiinfo {}: {}", p.display(), stderr(&o));
     stdout(&o).lines().find_map(|l| l.trim().strip_prefix(name).map(|v| v.trim().trim_start_matches(':').trim().to_string()))
 }

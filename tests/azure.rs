@@ -165,7 +165,7 @@ fn fixture() -> &'static Fixture {
             if !opts.is_empty() {
                 c.args(["-o", opts]);
             }
-            let o = c.arg(&img).arg(out).output().unwrap();
+            let o = c.arg(&img).arg(out).out().unwrap();
             assert!(o.status.success(), "qemu-img convert: {}", stderr(&o));
         }
         let container = format!("rdprescue-{}", std::process::id());
@@ -185,7 +185,7 @@ fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
     for (k, v) in env {
         c.env(k, v);
     }
-    c.output().unwrap()
+    c.out().unwrap()
 }
 
 /// No part of any SAS signature of `urls` is in the output.
@@ -253,11 +253,11 @@ fn remote_fix_uploads_only_the_changed_pages_and_equals_the_local_fix() {
     // Independent readers: qemu-img sees a valid VHD of the same virtual size;
     // ntfs-3g reads the SYSTEM hive out of it, and hivex reads the new value.
     // (A fixed VHD has its footer at the end only: qemu-img is told the format.)
-    let info = Command::new("qemu-img").args(["info", "-f", "vpc", "--output=json", got.to_str().unwrap()]).output().unwrap();
+    let info = Command::new("qemu-img").args(["info", "-f", "vpc", "--output=json", got.to_str().unwrap()]).out().unwrap();
     let info: J = serde_json::from_slice(&info.stdout).unwrap();
     assert_eq!(info["format"], "vpc");
     assert_eq!(info["virtual-size"].as_u64().unwrap(), (n - 512) as u64);
-    let cmp = Command::new("qemu-img").args(["compare", "-f", "vpc", "-F", "vpc", got.to_str().unwrap(), local.to_str().unwrap()]).output().unwrap();
+    let cmp = Command::new("qemu-img").args(["compare", "-f", "vpc", "-F", "vpc", got.to_str().unwrap(), local.to_str().unwrap()]).out().unwrap();
     assert_eq!(cmp.status.code(), Some(0), "qemu-img compare with the local fix: {}", stdout(&cmp));
     let d: J = serde_json::from_slice(&run(&["disk", "--json", got.to_str().unwrap()], &[]).stdout).unwrap();
     let w = d["windows_volumes"][0].as_u64().unwrap();
@@ -265,11 +265,11 @@ fn remote_fix_uploads_only_the_changed_pages_and_equals_the_local_fix() {
     let (off, size) = (p["offset"].as_u64().unwrap() as usize, p["size"].as_u64().unwrap() as usize);
     let part = f.dir.join("windows.ntfs");
     std::fs::write(&part, &a[off..off + size]).unwrap();
-    let cat = Command::new("ntfscat").arg(&part).arg("Windows/System32/config/SYSTEM").output().unwrap();
+    let cat = Command::new("ntfscat").arg(&part).arg("Windows/System32/config/SYSTEM").out().unwrap();
     assert!(cat.status.success(), "ntfscat: {}", stderr(&cat));
     let hive = f.dir.join("SYSTEM");
     std::fs::write(&hive, &cat.stdout).unwrap();
-    let v = Command::new("hivexget").arg(&hive).arg("ControlSet001\\Control\\Terminal Server").arg("fDenyTSConnections").output().unwrap();
+    let v = Command::new("hivexget").arg(&hive).arg("ControlSet001\\Control\\Terminal Server").arg("fDenyTSConnections").out().unwrap();
     assert_eq!(stdout(&v).trim(), "0", "hivexget: {}", stderr(&v));
     for p in [&got, &local, &part, &hive] {
         std::fs::remove_file(p).unwrap();

@@ -273,7 +273,7 @@ fn output_off_a_terminal_is_plain_and_whole() {
         if let Some(v) = no_color {
             c.env("NO_COLOR", v);
         }
-        let o = c.output().unwrap();
+        let o = c.out().unwrap();
         let text = stdout(&o);
         assert!(!text.contains('\x1b'), "escape codes off a terminal: {text}");
         // Nothing is cut when the output is not a terminal, and the TLS rows are told apart.

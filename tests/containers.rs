@@ -47,7 +47,7 @@ fn windows() -> Vec<(u64, usize)> {
 }
 
 fn run(c: &mut Command) {
-    let o = c.output().unwrap();
+    let o = c.out().unwrap();
     assert!(o.status.success(), "{c:?}: {}", stderr(&o));
 }
 

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{find_scenario, rdp_on, sha256_file, stderr, stdout, Rng};
+use common::{find_scenario, rdp_on, sha256_file, stderr, stdout, Rng, Start};
 use rdprescue::image::write::{self, conversion, OutFormat, Patch};
 use rdprescue::image::{self, Format};
 use std::fs::File;
@@ -139,11 +139,11 @@ fn every_conversion_reads_back_as_input_plus_patch() {
 }
 
 fn tool(name: &str) -> bool {
-    Command::new("sh").args(["-c", &format!("command -v {name}")]).output().is_ok_and(|o| o.status.success())
+    Command::new("sh").args(["-c", &format!("command -v {name}")]).out().is_ok_and(|o| o.status.success())
 }
 
 fn run(prog: &str, args: &[&str]) -> String {
-    let o = Command::new(prog).args(args).output().unwrap();
+    let o = Command::new(prog).args(args).out().unwrap();
     assert!(o.status.success(), "{prog} {args:?}: {}{}", stdout(&o), stderr(&o));
     stdout(&o)
 }
@@ -174,7 +174,7 @@ fn qemu_img_agrees() {
             assert_eq!(std::fs::metadata(&out).unwrap().len(), vsize + 512, "data, then the footer");
         }
         if qfmt != "raw" {
-            let o = Command::new("qemu-img").args(["check", "-f", qfmt, s(&out)]).output().unwrap();
+            let o = Command::new("qemu-img").args(["check", "-f", qfmt, s(&out)]).out().unwrap();
             // vpc has no check; the VHDX must check clean.
             assert!(o.status.success() || stderr(&o).contains("not support"), "{}: {}{}", f.name(), stdout(&o), stderr(&o));
         }
@@ -183,7 +183,7 @@ fn qemu_img_agrees() {
     let (raw_out, _) = &outs[0];
     for (out, qfmt) in &outs[1..] {
         // -s: a size difference (the fixed VHD's rounding) is an error unless the extra bytes are zero.
-        let o = Command::new("qemu-img").args(["compare", "-f", qfmt, "-F", "raw", s(out), s(raw_out)]).output().unwrap();
+        let o = Command::new("qemu-img").args(["compare", "-f", qfmt, "-F", "raw", s(out), s(raw_out)]).out().unwrap();
         assert!(o.status.success() && stdout(&o).contains("identical"), "{}: {}{}", out.display(), stdout(&o), stderr(&o));
     }
 }

@@ -17,7 +17,7 @@ use std::process::Command;
 
 /// Why loop devices cannot be used here, if they cannot.
 fn loop_unavailable() -> Option<String> {
-    let root = Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    let root = Command::new("id").arg("-u").out().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
     let missing: Vec<&str> = ["losetup"].into_iter().filter(|t| !have(t)).collect();
     (!root || !missing.is_empty()).then(|| format!("loop devices need root and losetup (root: {root}, missing: {missing:?})"))
 }
@@ -41,7 +41,7 @@ struct Loop {
 
 impl Loop {
     fn attach(file: &Path, extra: &[&str]) -> Loop {
-        let o = Command::new("losetup").args(["-f", "--show"]).args(extra).arg(file).output().unwrap();
+        let o = Command::new("losetup").args(["-f", "--show"]).args(extra).arg(file).out().unwrap();
         assert!(o.status.success(), "losetup {extra:?} {}: {}", file.display(), stderr(&o));
         let dev = stdout(&o).trim().to_string();
         assert!(dev.starts_with("/dev/loop"), "{dev}");
@@ -176,7 +176,7 @@ fn a_4kn_disk_is_read_in_4k_sectors() {
         // A 4Kn disk: the same partitions at the same byte offsets, the GPT
         // written by sfdisk in 4 KiB LBAs on a 4096-byte-sector loop device.
         let rw = Loop::attach(&disk, &["--sector-size", "4096"]);
-        let mut c = Command::new("sfdisk").args(["-q", "--no-reread", "--no-tell-kernel", &rw.dev]).stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+        let mut c = Command::new("sfdisk").args(["-q", "--no-reread", "--no-tell-kernel", &rw.dev]).stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).start().unwrap();
         use std::io::Write;
         c.stdin.take().unwrap().write_all(GPT_4KN.as_bytes()).unwrap();
         let o = c.wait_with_output().unwrap();
@@ -254,7 +254,7 @@ fn a_disk_the_user_may_not_open_says_run_as_root() {
     // Read-write: the kernel would take a write from anyone allowed to open it.
     let l = Loop::attach(&img, &[]);
     let undo = out.join("undo.bin");
-    let as_nobody = |args: &[&str]| Command::new("setpriv").args(["--reuid=65534", "--regid=65534", "--clear-groups", env!("CARGO_BIN_EXE_rdprescue")]).args(args).output().unwrap();
+    let as_nobody = |args: &[&str]| Command::new("setpriv").args(["--reuid=65534", "--regid=65534", "--clear-groups", env!("CARGO_BIN_EXE_rdprescue")]).args(args).out().unwrap();
     for args in [vec!["disk", &l.dev], vec!["inspect", &l.dev], vec!["fix", &l.dev, "--all", "--in-place", "--undo", undo.to_str().unwrap()]] {
         let o = as_nobody(&args);
         assert_clean_error(&o, &format!("{args:?} as nobody"));

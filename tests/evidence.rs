@@ -182,10 +182,10 @@ fn real_logs_agree_with_python_evtx() {
 #[ignore = "slow (~20 s of python-evtx): .ci/run runs it in its own step (RDPRESCUE_PYTHON_EVTX)"]
 fn evtx_oracle_is_python_evtx_output() {
     let py = std::env::var_os("RDPRESCUE_PYTHON_EVTX").map_or_else(|| PathBuf::from("python3"), PathBuf::from);
-    let have = std::process::Command::new(&py).args(["-c", "import Evtx.Evtx"]).output().is_ok_and(|o| o.status.success());
+    let have = std::process::Command::new(&py).args(["-c", "import Evtx.Evtx"]).out().is_ok_and(|o| o.status.success());
     assert!(have, "{} cannot import python-evtx (pip install python-evtx==0.8.1; RDPRESCUE_PYTHON_EVTX=that python)", py.display());
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oracles/evtx_records.py");
-    let o = std::process::Command::new(py).arg(&script).arg(evtx_dir()).arg("-").output().unwrap();
+    let o = std::process::Command::new(py).arg(&script).arg(evtx_dir()).arg("-").out().unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     let fresh: J = serde_json::from_slice(&o.stdout).unwrap();
     assert!(fresh == oracle(), "tests/oracles/evtx_records.json differs from python-evtx's output: regenerate it");

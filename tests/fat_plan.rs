@@ -54,7 +54,7 @@ fn planned_writes_change_exactly_the_file_bytes() {
     let got = esp.read_file(BCD, 1 << 20).unwrap();
     assert!(got == want, "our reader: the planned writes do not give the new file");
     if need_tool("mtype") {
-        let o = Command::new("mtype").arg("-i").arg(&copy).arg("::/EFI/Microsoft/Boot/BCD").output().unwrap();
+        let o = Command::new("mtype").arg("-i").arg(&copy).arg("::/EFI/Microsoft/Boot/BCD").out().unwrap();
         assert!(o.status.success(), "mtype: {}", String::from_utf8_lossy(&o.stderr));
         assert!(o.stdout == want, "mtools: the planned writes do not give the new file");
     }

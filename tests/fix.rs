@@ -31,7 +31,7 @@ fn fix(input: &Path, args: &[&str]) -> Output {
 /// `fix` with the clock fixed (SOURCE_DATE_EPOCH), so two runs write the same hive bytes.
 fn fix_at_fixed_time(input: &Path, args: &[&str]) -> Output {
     let before = sha256_file(input);
-    let o = Command::new(env!("CARGO_BIN_EXE_rdprescue")).arg("fix").arg(input).args(args).env("SOURCE_DATE_EPOCH", "1700000000").output().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_rdprescue")).arg("fix").arg(input).args(args).env("SOURCE_DATE_EPOCH", "1700000000").out().unwrap();
     assert_eq!(before, sha256_file(input), "fix modified its input");
     o
 }
@@ -67,7 +67,7 @@ fn qemu_check(img: &Path) {
         eprintln!("NOTICE: qemu-img not installed; skipping qemu-img check");
         return;
     }
-    let o = Command::new("qemu-img").args(["check", img.to_str().unwrap()]).output().unwrap();
+    let o = Command::new("qemu-img").args(["check", img.to_str().unwrap()]).out().unwrap();
     let text = format!("{}{}", stdout(&o), stderr(&o));
     if o.status.success() {
         return;
@@ -76,7 +76,7 @@ fn qemu_check(img: &Path) {
     // qemu's own reader must at least see the same disk as ours.
     assert!(text.contains("does not support checks"), "qemu-img check {}: {text}", img.display());
     let raw = img.with_extension("qemu.raw");
-    let o = Command::new("qemu-img").args(["convert", "-O", "raw", img.to_str().unwrap(), raw.to_str().unwrap()]).output().unwrap();
+    let o = Command::new("qemu-img").args(["convert", "-O", "raw", img.to_str().unwrap(), raw.to_str().unwrap()]).out().unwrap();
     assert!(o.status.success(), "qemu-img convert {}: {}", img.display(), stderr(&o));
     let ours = rdprescue::image::open(img).unwrap();
     let theirs = rdprescue::image::open(&raw).unwrap();
@@ -89,7 +89,7 @@ fn qemu_check(img: &Path) {
 fn cut_partition(img: &Path, index: u64, work: &Path, name: &str) -> PathBuf {
     let raw = work.join("flat.raw");
     let _ = std::fs::remove_file(&raw);
-    let o = Command::new("qemu-img").args(["convert", "-O", "raw", img.to_str().unwrap(), raw.to_str().unwrap()]).output().unwrap();
+    let o = Command::new("qemu-img").args(["convert", "-O", "raw", img.to_str().unwrap(), raw.to_str().unwrap()]).out().unwrap();
     assert!(o.status.success(), "qemu-img convert: {}", stderr(&o));
     let d: J = serde_json::from_slice(&rdp(&["disk", "--json", raw.to_str().unwrap()]).stdout).unwrap();
     let w = if index == 0 { d["windows_volumes"][0].as_u64().unwrap() } else { index };
@@ -109,7 +109,7 @@ fn ntfscat_system(img: &Path, work: &Path) -> Option<Vec<u8>> {
         return None;
     }
     let part = cut_partition(img, 0, work, "windows.ntfs");
-    let o = Command::new("ntfscat").args([part.to_str().unwrap(), "Windows/System32/config/SYSTEM"]).output().unwrap();
+    let o = Command::new("ntfscat").args([part.to_str().unwrap(), "Windows/System32/config/SYSTEM"]).out().unwrap();
     assert!(o.status.success(), "ntfscat: {}", stderr(&o));
     Some(o.stdout)
 }
@@ -141,7 +141,7 @@ fn assert_only_targeted_changed(input: &Path, output: &Path, root: &str, targete
 /// --export`): (key path, value name or "<key>"), lower-cased -> the .reg
 /// data text. An oracle independent of rdprescue's hive reader.
 fn hivex_tree(hive: &Path) -> BTreeMap<(String, String), String> {
-    let o = Command::new("hivexregedit").args(["--export", hive.to_str().unwrap(), "\\"]).output().unwrap();
+    let o = Command::new("hivexregedit").args(["--export", hive.to_str().unwrap(), "\\"]).out().unwrap();
     assert!(o.status.success(), "hivexregedit --export {}: {}", hive.display(), stderr(&o));
     let mut out = BTreeMap::new();
     let mut key = String::new();
@@ -179,11 +179,11 @@ fn hive_by_other_tools(img: &Path, part: u64, fs_path: &str, work: &Path, name: 
         return None;
     }
     let vol = cut_partition(img, part, work, &format!("{name}.vol"));
-    let o = Command::new("ntfscat").args([vol.to_str().unwrap(), fs_path]).output().unwrap();
+    let o = Command::new("ntfscat").args([vol.to_str().unwrap(), fs_path]).out().unwrap();
     let bytes = if o.status.success() {
         o.stdout
     } else {
-        let o = Command::new("mcopy").env("MTOOLS_SKIP_CHECK", "1").args(["-n", "-i", vol.to_str().unwrap(), &format!("::{fs_path}"), "-"]).output().unwrap();
+        let o = Command::new("mcopy").env("MTOOLS_SKIP_CHECK", "1").args(["-n", "-i", vol.to_str().unwrap(), &format!("::{fs_path}"), "-"]).out().unwrap();
         assert!(o.status.success(), "neither ntfscat nor mcopy reads {fs_path}: {}", stderr(&o));
         o.stdout
     };
@@ -210,7 +210,7 @@ with open(sys.argv[3], 'wb') as o:
         assert len(b) == k
         o.write(b); at += k
 "#;
-    let o = Command::new(SYSTEM_PYTHON).args(["-c", script, child.to_str().unwrap(), parent.to_str().unwrap(), out.to_str().unwrap()]).output().unwrap();
+    let o = Command::new(SYSTEM_PYTHON).args(["-c", script, child.to_str().unwrap(), parent.to_str().unwrap(), out.to_str().unwrap()]).out().unwrap();
     assert!(o.status.success(), "pyvhdi flatten {}: {}", child.display(), stderr(&o));
     Some(out.to_path_buf())
 }
@@ -282,7 +282,7 @@ fn full_copies_in_every_format_carry_exactly_the_fix() {
             // Gen2: the EFI system partition (FAT, written through fatfs) passes fsck.fat.
             if name.ends_with("gen2") && have("fsck.fat") && have("qemu-img") {
                 let esp = cut_partition(&out, 1, &d, "esp.fat");
-                let o = Command::new("fsck.fat").args(["-n", esp.to_str().unwrap()]).output().unwrap();
+                let o = Command::new("fsck.fat").args(["-n", esp.to_str().unwrap()]).out().unwrap();
                 assert!(o.status.success(), "fsck.fat: {}{}", stdout(&o), stderr(&o));
             }
             continue;
@@ -309,7 +309,7 @@ fn full_copies_in_every_format_carry_exactly_the_fix() {
                 std::fs::write(&f, &sys).unwrap();
                 let cs = "ControlSet001";
                 let key = if *value == "PortNumber" { format!(r"{cs}\Control\Terminal Server\WinStations\RDP-Tcp") } else if *value == "SetupType" { "Setup".into() } else { format!(r"{cs}\Control\Terminal Server") };
-                let o = Command::new("hivexget").args([f.to_str().unwrap(), &key, *value]).output().unwrap();
+                let o = Command::new("hivexget").args([f.to_str().unwrap(), &key, *value]).out().unwrap();
                 assert!(o.status.success(), "hivexget {key} {value}: {}", stderr(&o));
                 assert_eq!(stdout(&o).trim(), match data { J::Number(n) => n.to_string(), J::String(s) => s.clone(), _ => unreachable!() }, "{name}");
                 // regipy (its own parser) reads the same.
@@ -391,7 +391,7 @@ fn diff_child_holds_only_the_change_and_its_parent_is_untouched() {
         }
         assert!(!ids(&inspect(&child)).contains(&check.to_string()));
         if have("vhdiinfo") {
-            let o = Command::new("vhdiinfo").arg(&child).output().unwrap();
+            let o = Command::new("vhdiinfo").arg(&child).out().unwrap();
             assert!(o.status.success(), "vhdiinfo: {}{}", stdout(&o), stderr(&o));
             assert!(stdout(&o).to_lowercase().contains("parent"), "{}", stdout(&o));
         } else {
@@ -419,7 +419,7 @@ fn a_killed_fix_leaves_no_destination() {
         let o = Command::new(env!("CARGO_BIN_EXE_rdprescue"))
             .args(["fix", input.to_str().unwrap(), "--all", "--out", out.to_str().unwrap()])
             .env("RDPRESCUE_FAULT", step)
-            .output()
+            .out()
             .unwrap();
         assert!(o.status.code().is_none(), "{step}: not killed: {}", stderr(&o));
         assert!(stderr(&o).contains(&format!("fault injected at {step}")), "{step}: hook not reached: {}", stderr(&o));
@@ -516,7 +516,7 @@ fn reg_set_and_delete_write_a_copy() {
         let f = d.join("SYSTEM");
         std::fs::write(&f, &sys).unwrap();
         if have("hivexget") {
-            let o = Command::new("hivexget").args([f.to_str().unwrap(), r"controlset001\CONTROL\securityproviders\schannel\PROTOCOLS\tls 1.2\server", "Enabled"]).output().unwrap();
+            let o = Command::new("hivexget").args([f.to_str().unwrap(), r"controlset001\CONTROL\securityproviders\schannel\PROTOCOLS\tls 1.2\server", "Enabled"]).out().unwrap();
             assert!(o.status.success(), "hivexget: {}", stderr(&o));
             assert_eq!(stdout(&o).trim(), "1");
         }

@@ -47,7 +47,7 @@ fn finding<'a>(doc: &'a J, id: &str) -> &'a J {
 fn registrypol_python() -> Option<PathBuf> {
     let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("registrypol-venv");
     let py = venv.join("bin/python");
-    let ok = |c: &mut Command| c.output().is_ok_and(|o| o.status.success());
+    let ok = |c: &mut Command| c.out().is_ok_and(|o| o.status.success());
     if !ok(Command::new(&py).args(["-c", "import registrypol"])) {
         let made = ok(Command::new("python3").arg("-m").arg("venv").arg(&venv)) && ok(Command::new(venv.join("bin/pip")).args(["install", "-q", "registrypol==1.0.1"]));
         if !made {
@@ -64,7 +64,7 @@ fn registrypol_read(bytes: &[u8], dir: &Path) -> Option<Vec<(String, String, u32
     let f = dir.join("oracle.pol");
     std::fs::write(&f, bytes).unwrap();
     let script = "import json,sys,registrypol\np=registrypol.load(open(sys.argv[1],'rb'))\nprint(json.dumps([[v.key.rstrip('\\x00'),v.value.rstrip('\\x00'),v.type,v.size,v.data.hex()] for v in p.values]))";
-    let o = Command::new(py).arg("-c").arg(script).arg(&f).output().unwrap();
+    let o = Command::new(py).arg("-c").arg(script).arg(&f).out().unwrap();
     assert!(o.status.success(), "registrypol: {}", stderr(&o));
     let j: Vec<J> = serde_json::from_slice(&o.stdout).unwrap();
     Some(j.iter().map(|e| (e[0].as_str().unwrap().into(), e[1].as_str().unwrap().into(), e[2].as_u64().unwrap() as u32, e[3].as_u64().unwrap() as usize, e[4].as_str().unwrap().into())).collect())
@@ -299,7 +299,7 @@ fn ntfscat(raw_img: &Path, path: &str, dir: &Path) -> Option<Vec<u8>> {
     let (off, size) = (p["offset"].as_u64().unwrap() as usize, p["size"].as_u64().unwrap() as usize);
     let part = dir.join(format!("win-{}.ntfs", raw_img.file_stem().unwrap().to_string_lossy()));
     std::fs::write(&part, &std::fs::read(raw_img).unwrap()[off..off + size]).unwrap();
-    let o = Command::new("ntfscat").arg(&part).arg(path.replace('\\', "/")).output().unwrap();
+    let o = Command::new("ntfscat").arg(&part).arg(path.replace('\\', "/")).out().unwrap();
     assert!(o.status.success(), "ntfscat: {}", stderr(&o));
     std::fs::remove_file(&part).unwrap();
     Some(o.stdout)

@@ -234,7 +234,7 @@ fn edit_hive(data: &Path, rel: &str) -> (PathBuf, Vec<Probe>, bool) {
 /// hivexget output for a value, as bytes comparable with ours.
 fn hivex_matches(file: &Path, p: &Probe) -> bool {
     // Lower-cased path and upper-cased name: hivex must find them case-insensitively.
-    let out = Command::new("hivexget").arg(file).arg(p.key.to_lowercase()).arg(p.value.to_uppercase()).output().unwrap();
+    let out = Command::new("hivexget").arg(file).arg(p.key.to_lowercase()).arg(p.value.to_uppercase()).out().unwrap();
     assert!(out.status.success(), "hivexget {} {}: {}", p.key, p.value, stderr(&out));
     let got = stdout(&out);
     let got = got.trim_end_matches('\n');
@@ -250,7 +250,7 @@ fn hivex_matches(file: &Path, p: &Probe) -> bool {
 /// (type, data) of a value as `hivexregedit --export` of its key prints it
 /// (`dword:`, `hex:` or `hex(N):` data; names compared case-insensitively).
 fn hivex_export_value(file: &Path, key: &str, name: &str) -> Option<(u32, Vec<u8>)> {
-    let out = Command::new("hivexregedit").arg("--export").arg(file).arg(key.to_lowercase()).output().unwrap();
+    let out = Command::new("hivexregedit").arg("--export").arg(file).arg(key.to_lowercase()).out().unwrap();
     assert!(out.status.success(), "hivexregedit --export {key}: {}", stderr(&out));
     let text = stdout(&out);
     let want = if name.is_empty() { "@=".to_string() } else { format!("\"{}\"=", name.replace('\\', "\\\\").replace('"', "\\\"")).to_lowercase() };
@@ -293,7 +293,7 @@ fn edits_on_real_hives() {
             // The export of the new deep key's parent holds the new keys and values.
             let deep = &probes[3];
             let top = deep.key.rsplitn(3, '\\').nth(2).unwrap();
-            let out = Command::new("hivexregedit").args(["--export", "--prefix", "HKLM\\SYSTEM"]).arg(file).arg(top.to_uppercase()).output().unwrap();
+            let out = Command::new("hivexregedit").args(["--export", "--prefix", "HKLM\\SYSTEM"]).arg(file).arg(top.to_uppercase()).out().unwrap();
             assert!(out.status.success(), "hivexregedit: {}", stderr(&out));
             let reg = stdout(&out);
             assert!(reg.contains(&format!("[HKLM\\SYSTEM\\{}]", deep.key)), "{}", &reg[..reg.len().min(2000)]);

@@ -141,7 +141,7 @@ fn reg_export_round_trip_through_hivexregedit() {
         .args(["--merge", "--prefix", r"HKEY_LOCAL_MACHINE\SYSTEM"])
         .arg(&target)
         .arg(&utf8)
-        .output()
+        .out()
         .unwrap();
     assert!(m.status.success(), "hivexregedit: {}", String::from_utf8_lossy(&m.stderr));
     let ours = rdprescue::machine::load_file(&src).unwrap();

@@ -5,6 +5,8 @@
 //! independent recovery by yarp and regipy, recorded in
 //! tests/oracles/hive_recovery.json by tests/oracles/hive_walk.py.
 
+mod common;
+use common::Start;
 use rdprescue::hive::{load, HiveState, LoadedHive};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -435,7 +437,7 @@ fn corrupt_truncated_xp_system_has_a_defined_outcome() {
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("SYSTEM");
     std::fs::write(&f, &p).unwrap();
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_rdprescue")).args(["reg", "query", f.to_str().unwrap(), "\\", "-s", "--json"]).output().unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_rdprescue")).args(["reg", "query", f.to_str().unwrap(), "\\", "-s", "--json"]).out().unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!err.contains("panicked") && !err.contains("internal error"), "{err}");
     match o.status.code() {

@@ -215,7 +215,7 @@ fn run_env(args: &[&str], env: &[(&str, &str)]) -> Output {
     for (k, v) in env {
         c.env(k, v);
     }
-    c.output().unwrap()
+    c.out().unwrap()
 }
 
 fn run(args: &[&str]) -> Output {

@@ -17,7 +17,7 @@ fn shared_image_oracle_is_reproducible() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("oracle.json");
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oracles/shared_images.py");
-    let o = Command::new("python3").arg(&script).arg(&data).arg(&out).output().unwrap();
+    let o = Command::new("python3").arg(&script).arg(&data).arg(&out).out().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let fresh: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
     let committed: serde_json::Value =
@@ -41,7 +41,7 @@ fn ntfscat_agrees_on_fixture_files() {
     for (path, magic) in [(r"\Windows\System32\config\SYSTEM", &b"regf"[..]), (r"\Windows\System32\config\SOFTWARE", b"regf"), (r"\Windows\System32\drivers\etc\hosts", b"")] {
         let ours = rdp(&["cat", raw.to_str().unwrap(), path, "-p", "2"]);
         assert_eq!(ours.status.code(), Some(0), "rdprescue cat {path}: {}", stderr(&ours));
-        let theirs = Command::new("ntfscat").arg(&vol).arg(path.replace('\\', "/")).output().unwrap();
+        let theirs = Command::new("ntfscat").arg(&vol).arg(path.replace('\\', "/")).out().unwrap();
         assert!(theirs.status.success(), "ntfscat {path}");
         // Two empty outputs would agree too: each file has content of its kind.
         assert!(!theirs.stdout.is_empty() && theirs.stdout.starts_with(magic), "{path}: ntfscat read {} bytes", theirs.stdout.len());

@@ -82,7 +82,7 @@ fn hivex_dword(hive: &Path, key: &str, name: &str) -> Option<u64> {
     if !need_tool("hivexget") {
         return None;
     }
-    let o = Command::new("hivexget").arg(hive).arg(key).arg(name).output().unwrap();
+    let o = Command::new("hivexget").arg(hive).arg(key).arg(name).out().unwrap();
     assert!(o.status.success(), "hivexget {}: {}", hive.display(), stderr(&o));
     Some(stdout(&o).trim().parse().unwrap())
 }
@@ -254,7 +254,7 @@ fn a_killed_in_place_fix_is_undone_and_nothing_starts_before_the_undo_copy() {
         }
         copy(&testdata().join("hives/SOFTWARE"), &config.join("SOFTWARE"));
         let before = hashes(&root);
-        let o = Command::new(env!("CARGO_BIN_EXE_rdprescue")).args(["fix", s(&root), "--all", "--in-place"]).env("RDPRESCUE_FAULT", step).output().unwrap();
+        let o = Command::new(env!("CARGO_BIN_EXE_rdprescue")).args(["fix", s(&root), "--all", "--in-place"]).env("RDPRESCUE_FAULT", step).out().unwrap();
         assert!(!o.status.success(), "{step}: the fault must kill it");
         let undo = config.join("SYSTEM.rdprescue-undo");
         assert_eq!(sha256_file(&undo), before["windows/system32/CONFIG/SYSTEM"], "{step}: the undo copy is complete before any hive is touched");

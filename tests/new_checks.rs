@@ -45,7 +45,7 @@ fn fix_all(img: &Path, name: &str) -> J {
     let o = Command::new(env!("CARGO_BIN_EXE_rdprescue"))
         .args(["fix", img.to_str().unwrap(), "--all", "--out", out.to_str().unwrap()])
         .env("SOURCE_DATE_EPOCH", "1700000000")
-        .output()
+        .out()
         .unwrap();
     assert!(o.status.success(), "fix {name}: {}{}", stdout(&o), stderr(&o));
     assert_eq!(sha256_file(img), before, "{name}: the input changed");
@@ -147,13 +147,13 @@ fn free_bytes_agree_with_ntfs3g() {
     for (mib, cluster, fill) in [(16u64, 4096u32, 3u64 << 20), (9, 512, 1 << 20), (33, 8192, 7 << 20)] {
         let vol = dir.path().join(format!("v{mib}.img"));
         std::fs::File::create(&vol).unwrap().set_len(mib << 20).unwrap();
-        let o = Command::new("mkntfs").args(["-q", "-F", "-Q", "-c", &cluster.to_string(), "-s", "512", "-L", "Windows"]).arg(&vol).output().unwrap();
+        let o = Command::new("mkntfs").args(["-q", "-F", "-Q", "-c", &cluster.to_string(), "-s", "512", "-L", "Windows"]).arg(&vol).out().unwrap();
         assert!(o.status.success(), "{}", stderr(&o));
         let data = dir.path().join("data");
         std::fs::write(&data, pattern(mib, 0, fill as usize)).unwrap();
-        let o = Command::new("ntfscp").arg("-q").arg(&vol).arg(&data).arg("/data.bin").output().unwrap();
+        let o = Command::new("ntfscp").arg("-q").arg(&vol).arg(&data).arg("/data.bin").out().unwrap();
         assert!(o.status.success(), "{}", stderr(&o));
-        let bitmap = Command::new("ntfscat").arg(&vol).arg("$Bitmap").output().unwrap().stdout;
+        let bitmap = Command::new("ntfscat").arg(&vol).arg("$Bitmap").out().unwrap().stdout;
         let image = rdprescue::image::open(&vol).unwrap();
         let fs = rdprescue::fs::open(image.disk.clone(), 0).unwrap();
         let total = fs.state().size / u64::from(fs.state().cluster_size);
@@ -177,12 +177,12 @@ fn mingw_dll(dir: &Path, gcc: &str, windres: &str, version: [u16; 4]) -> Option<
     )
     .unwrap();
     let res = dir.join(format!("{gcc}.o"));
-    let o = Command::new(windres).arg(&rc).arg("-o").arg(&res).output().unwrap();
+    let o = Command::new(windres).arg(&rc).arg("-o").arg(&res).out().unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     let c = dir.join("t.c");
     std::fs::write(&c, "int __stdcall DllMain(void *h, unsigned r, void *p) { return 1; }\n").unwrap();
     let dll = dir.join(format!("{gcc}.dll"));
-    let o = Command::new(gcc).arg("-shared").arg("-o").arg(&dll).arg(&c).arg(&res).output().unwrap();
+    let o = Command::new(gcc).arg("-shared").arg("-o").arg(&dll).arg(&c).arg(&res).out().unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     Some(std::fs::read(dll).unwrap())
 }
@@ -246,16 +246,16 @@ fn self_signed(dir: &Path, days: &str) -> (Vec<u8>, String, u64) {
         .arg(dir.join("k.pem"))
         .arg("-out")
         .arg(&der)
-        .output()
+        .out()
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     let q = |arg: &str| {
-        let o = Command::new("openssl").args(["x509", "-inform", "DER", "-noout", arg]).arg("-in").arg(&der).output().unwrap();
+        let o = Command::new("openssl").args(["x509", "-inform", "DER", "-noout", arg]).arg("-in").arg(&der).out().unwrap();
         stdout(&o).trim().to_string()
     };
     let fp = q("-fingerprint").rsplit('=').next().unwrap().replace(':', "");
     let end = q("-enddate").trim_start_matches("notAfter=").to_string();
-    let o = Command::new("date").args(["-u", "-d", &end, "+%s"]).output().unwrap();
+    let o = Command::new("date").args(["-u", "-d", &end, "+%s"]).out().unwrap();
     (std::fs::read(der).unwrap(), fp, stdout(&o).trim().parse().unwrap())
 }
 

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn with_fault(step: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rdprescue")).args(args).env("RDPRESCUE_FAULT", step).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_rdprescue")).args(args).env("RDPRESCUE_FAULT", step).out().unwrap()
 }
 
 fn s(p: &Path) -> &str {

@@ -50,7 +50,7 @@ fn assert_missing(o: &std::process::Output, what: &str) {
 /// hivexget's .reg-style listing of `key` in `hive` (the independent oracle).
 fn hivex_key(hive: &Path, key: &str) -> String {
     require("hivexget");
-    let o = Command::new("hivexget").args([s(hive), key]).output().unwrap();
+    let o = Command::new("hivexget").args([s(hive), key]).out().unwrap();
     assert!(o.status.success(), "hivexget {key}: {}", stderr(&o));
     stdout(&o)
 }

@@ -23,7 +23,7 @@ fn demo_copy(dir: &Path) -> PathBuf {
 }
 
 fn wrong_byte(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rdprescue")).args(args).env("RDPRESCUE_FAULT", "wrong-byte").output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_rdprescue")).args(args).env("RDPRESCUE_FAULT", "wrong-byte").out().unwrap()
 }
 
 fn names(dir: &Path) -> Vec<String> {

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{disk_bytes, disk_sha256 as disk_sha, need_tool as have, pattern, sha256 as sha, vhd_set_checksum as set_checksum, Rng};
+use common::{disk_bytes, disk_sha256 as disk_sha, need_tool as have, pattern, sha256 as sha, vhd_set_checksum as set_checksum, Rng, Start};
 use rdprescue::error::{Error, Layer, Result};
 use rdprescue::image::{self, Disk, Format, Image, MemDir, MemSource};
 use std::sync::Arc;
@@ -28,14 +28,14 @@ fn gunzip(images: &Path, name: &str, dir: &Path) -> PathBuf {
 }
 
 fn run(cmd: &mut Command) {
-    let out = cmd.output().unwrap();
+    let out = cmd.out().unwrap();
     assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
 /// `qemu-img info` virtual size.
 fn qemu_size(path: &Path) -> u64 {
     let out =
-        Command::new("qemu-img").args(["info", "-f", "vpc", "--output=json"]).arg(path).output().unwrap();
+        Command::new("qemu-img").args(["info", "-f", "vpc", "--output=json"]).arg(path).out().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     v["virtual-size"].as_u64().unwrap()

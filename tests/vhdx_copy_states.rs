@@ -43,7 +43,7 @@ fn bat_states(p: &Path, n: usize) -> Vec<u64> {
 }
 
 fn run_ok(args: &[&str]) -> Vec<u8> {
-    let o = Command::new("qemu-img").args(args).output().unwrap();
+    let o = Command::new("qemu-img").args(args).out().unwrap();
     assert!(o.status.success(), "qemu-img {args:?}: {}", String::from_utf8_lossy(&o.stderr));
     o.stdout
 }

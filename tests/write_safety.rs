@@ -28,7 +28,7 @@ fn demo(dir: &Path) -> PathBuf {
 }
 
 fn run(args: &[&str]) -> Output {
-    Command::new(BIN).args(args).output().unwrap()
+    Command::new(BIN).args(args).out().unwrap()
 }
 
 fn s(p: &Path) -> &str {
@@ -86,8 +86,8 @@ fn two_fixes_to_one_out_exactly_one_wins() {
         // Odd rounds use the named temporary (no O_TMPFILE) path.
         let named = round % 2 == 1;
         let out = d.join(format!("out{round}.vhdx"));
-        let a = fix_cmd(&img, &out, named).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-        let b = fix_cmd(&img, &out, named).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        let a = fix_cmd(&img, &out, named).stdout(Stdio::piped()).stderr(Stdio::piped()).start().unwrap();
+        let b = fix_cmd(&img, &out, named).stdout(Stdio::piped()).stderr(Stdio::piped()).start().unwrap();
         let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
         let mut codes = [a.status.code(), b.status.code()];
         codes.sort();
@@ -104,7 +104,7 @@ fn two_fixes_to_one_out_exactly_one_wins() {
 /// Start `cmd` with the pause hook, wait until it is paused before commit
 /// (its output complete and verified), and return it.
 fn start_paused(mut cmd: Command) -> (Child, BufReader<std::process::ChildStderr>) {
-    let mut child = cmd.env("RDPRESCUE_PAUSE_BEFORE_COMMIT", "1").stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut child = cmd.env("RDPRESCUE_PAUSE_BEFORE_COMMIT", "1").stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped()).start().unwrap();
     let mut err = BufReader::new(child.stderr.take().unwrap());
     let mut seen = String::new();
     loop {
@@ -217,7 +217,7 @@ fn sigkill_at_random_points_is_crash_consistent() {
     // How long one run takes here, to spread the kills over all of it.
     let out = d.join("out.vhdx");
     let t = std::time::Instant::now();
-    let o = fix_cmd(&img, &out, false).output().unwrap();
+    let o = fix_cmd(&img, &out, false).out().unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let span = (t.elapsed().as_micros() as u64 * 13 / 10).max(1000);
     std::fs::remove_file(&out).unwrap();
@@ -229,7 +229,7 @@ fn sigkill_at_random_points_is_crash_consistent() {
     for i in 0..50 {
         // Even runs use the named temporary, odd runs O_TMPFILE.
         let named = i % 2 == 0;
-        let mut child = fix_cmd(&img, &out, named).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        let mut child = fix_cmd(&img, &out, named).stdout(Stdio::null()).stderr(Stdio::null()).start().unwrap();
         std::thread::sleep(std::time::Duration::from_micros(next(&mut rng) % span));
         let _ = child.kill();
         let st = child.wait().unwrap();
@@ -261,7 +261,7 @@ fn sigkill_at_random_points_is_crash_consistent() {
     }
     eprintln!("sigkill: {completed} completed, {killed} killed ({published_then_killed} after publishing)");
     // The next run removes the temporaries of dead runs and leaves none of its own.
-    let o = fix_cmd(&img, &out, true).output().unwrap();
+    let o = fix_cmd(&img, &out, true).out().unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(temps(&d).is_empty(), "left behind: {:?}", temps(&d));
     assert_eq!(sha256_file(&img), input);
@@ -392,7 +392,7 @@ fn a_damaged_undo_file_or_another_disk_is_refused_before_any_write() {
 // ------------------------------------------------------------ 5: mounted devices
 
 fn sh(cmd: &str, args: &[&str]) -> Result<String, String> {
-    match Command::new(cmd).args(args).output() {
+    match Command::new(cmd).args(args).out() {
         Ok(o) if o.status.success() => Ok(stdout(&o)),
         Ok(o) => Err(format!("{cmd} {args:?}: {}", stderr(&o).trim())),
         Err(e) => Err(format!("{cmd}: {e}")),

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{disk_bytes, have, sha256_file, Rng};
+use common::{disk_bytes, have, sha256_file, Rng, Start};
 use rdprescue::image::write::{diff_child, full_copy, Patch};
 use rdprescue::image::{self, Disk, Format, Image};
 use std::fs::File;
@@ -27,7 +27,7 @@ fn qemu() -> bool {
 }
 
 fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap();
+    let out = cmd.out().unwrap();
     assert!(
         out.status.success(),
         "{cmd:?} failed: {}{}",
@@ -54,7 +54,7 @@ fn to_vhd(raw: &Path, vhd: &Path, subformat: &str, force_size: bool) {
 
 /// `qemu-img check`, which qemu does not implement for vpc: report what it says.
 fn qemu_check(path: &Path) {
-    let out = Command::new("qemu-img").args(["check", "-f", "vpc"]).arg(path).output().unwrap();
+    let out = Command::new("qemu-img").args(["check", "-f", "vpc"]).arg(path).out().unwrap();
     let msg = String::from_utf8_lossy(&out.stderr);
     if out.status.success() {
         eprintln!("qemu-img check {}: ok", path.display());
@@ -178,7 +178,7 @@ fn vhdiinfo(path: &Path) -> Option<String> {
         eprintln!("NOTICE: vhdiinfo (libvhdi-utils) not installed; skipping its checks");
         return None;
     }
-    let out = Command::new("vhdiinfo").arg(path).output().unwrap();
+    let out = Command::new("vhdiinfo").arg(path).out().unwrap();
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "vhdiinfo {}: {text}", path.display());
     Some(text)
@@ -208,7 +208,7 @@ fn vhdimount(image: &Path, mnt: &Path) -> Option<Mounted> {
         return None;
     }
     std::fs::create_dir_all(mnt).unwrap();
-    let out = Command::new("vhdimount").arg(image).arg(mnt).output().unwrap();
+    let out = Command::new("vhdimount").arg(image).arg(mnt).out().unwrap();
     if !out.status.success() {
         // No FUSE, or a parent vhdimount cannot find: it ignores the locators
         // and looks only for the parent name's file name next to each child.

@@ -41,7 +41,7 @@ fn tmpdir() -> tempfile::TempDir {
 }
 
 fn run(prog: &str, args: &[&str]) -> Output {
-    Command::new(prog).args(args).output().unwrap_or_else(|e| panic!("{prog}: {e}"))
+    Command::new(prog).args(args).out().unwrap_or_else(|e| panic!("{prog}: {e}"))
 }
 
 fn ok(prog: &str, args: &[&str]) -> String {
@@ -755,7 +755,7 @@ fn fault_points_leave_no_valid_header() {
                 .args(["--exact", "fault_points_leave_no_valid_header", "--nocapture", "--test-threads=1"])
                 .env("WRITE_VHDX_FAULT_JOB", format!("{}|{}|{kind}", s(&src), s(&out)))
                 .env("RDPRESCUE_FAULT", step)
-                .output()
+                .out()
                 .unwrap();
             assert!(!o.status.success(), "{kind} did not abort at {step}");
             assert!(stderr(&o).contains(&format!("fault injected at {step}")), "{kind} {step}: {}", stderr(&o));

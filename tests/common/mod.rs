@@ -10,6 +10,42 @@ mod device;
 #[allow(unused_imports)]
 pub use device::{ReadStats, StrictDevice};
 
+/// `Command::output` and `Command::spawn` for every process a test starts,
+/// retried when wine could not start the process at all. Under wine, a new
+/// process sometimes dies before its first instruction (wine's preloader
+/// could not reserve its address space), and CreateProcess then fails with
+/// ERROR_INTERNAL_ERROR (1359); no code of the program ran, so starting it
+/// again is the honest thing to do. Any other error, and every error off
+/// Windows, is returned as it came.
+pub trait Start {
+    fn out(&mut self) -> std::io::Result<Output>;
+    fn start(&mut self) -> std::io::Result<std::process::Child>;
+}
+
+impl Start for Command {
+    fn out(&mut self) -> std::io::Result<Output> {
+        retry_start(|| self.output())
+    }
+    fn start(&mut self) -> std::io::Result<std::process::Child> {
+        retry_start(|| self.spawn())
+    }
+}
+
+fn retry_start<T>(mut f: impl FnMut() -> std::io::Result<T>) -> std::io::Result<T> {
+    const ERROR_INTERNAL_ERROR: i32 = 1359;
+    let mut tries = 0;
+    loop {
+        match f() {
+            Err(e) if cfg!(windows) && e.raw_os_error() == Some(ERROR_INTERNAL_ERROR) && tries < 4 => {
+                tries += 1;
+                eprintln!("wine could not start a process ({e}); try {} of 5", tries + 1);
+                std::thread::sleep(std::time::Duration::from_millis(250 * tries));
+            }
+            r => return r,
+        }
+    }
+}
+
 // Skips are visible: a test that needs ../shared/data or a tool is marked
 //     #[cfg_attr(not(shared_data), ignore = "needs ../shared/data")]
 // (conditions set by build.rs: shared_data, scenarios, tool_NAME, root), so
@@ -134,7 +170,7 @@ pub fn disk_sha256(disk: &dyn rdprescue::image::Disk) -> String {
 
 /// Run the rdprescue binary.
 pub fn rdp(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rdprescue")).args(args).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_rdprescue")).args(args).out().unwrap()
 }
 
 /// Run the binary on `image` and check the image file is byte-for-byte unchanged.
@@ -188,7 +224,7 @@ pub fn assert_layer_error(o: &Output, what: &str) {
 /// Whether the (Linux) tool is on PATH; never on Windows, where the tests run
 /// under wine and cannot use the host's Linux tools.
 pub fn have(tool: &str) -> bool {
-    cfg!(unix) && Command::new("sh").args(["-c", &format!("command -v {tool}")]).output().is_ok_and(|o| o.status.success())
+    cfg!(unix) && Command::new("sh").args(["-c", &format!("command -v {tool}")]).out().is_ok_and(|o| o.status.success())
 }
 
 /// Tools testdata/make-scenarios.py needs.
@@ -219,7 +255,7 @@ pub fn build_scenarios(tag: &str) -> Option<&'static (PathBuf, Vec<serde_json::V
             if !dir.join("manifest.json").exists() {
                 let tmp = root.join(format!("scenarios-building-{tag}-{}", std::process::id()));
                 let _ = std::fs::remove_dir_all(&tmp);
-                let out = Command::new("python3").arg(testdata().join("make-scenarios.py")).arg(&tmp).output().unwrap();
+                let out = Command::new("python3").arg(testdata().join("make-scenarios.py")).arg(&tmp).out().unwrap();
                 assert!(out.status.success(), "make-scenarios.py failed: {}{}", stdout(&out), stderr(&out));
                 // The manifest names images by path: point it at the final directory.
                 let m = std::fs::read_to_string(tmp.join("manifest.json")).unwrap();
@@ -248,7 +284,7 @@ pub const SYSTEM_PYTHON: &str = "/usr/bin/python3";
 
 /// Whether libvhdi's Python bindings are installed (else a notice).
 pub fn have_pyvhdi() -> bool {
-    let ok = Path::new(SYSTEM_PYTHON).exists() && Command::new(SYSTEM_PYTHON).args(["-c", "import pyvhdi"]).output().is_ok_and(|o| o.status.success());
+    let ok = Path::new(SYSTEM_PYTHON).exists() && Command::new(SYSTEM_PYTHON).args(["-c", "import pyvhdi"]).out().is_ok_and(|o| o.status.success());
     if !ok {
         eprintln!("NOTICE: python3-libvhdi (pyvhdi) not installed; libvhdi read-back skipped");
     }
@@ -276,7 +312,7 @@ print('sector=%d size=%d type=%d parent_id=%s parent=%s' % (f.bytes_per_sector, 
 "#;
     let mut args = vec!["-c".to_string(), script.to_string(), child.to_str().unwrap().to_string(), parent.map_or("-".into(), |p| p.to_str().unwrap().to_string())];
     args.extend(ranges.iter().map(|(o, n)| format!("{o}:{n}")));
-    let o = Command::new(SYSTEM_PYTHON).args(&args).output().unwrap();
+    let o = Command::new(SYSTEM_PYTHON).args(&args).out().unwrap();
     assert!(o.status.success(), "pyvhdi on {}: {}", child.display(), stderr(&o));
     let out = stdout(&o);
     let mut lines = out.lines();
@@ -304,7 +340,7 @@ print(json.dumps(out, default=str))
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
-        .spawn()
+        .start()
         .unwrap();
     use std::io::Write;
     child.stdin.take().unwrap().write_all(serde_json::to_string(queries).unwrap().as_bytes()).unwrap();
@@ -380,7 +416,7 @@ pub fn rdp_timeout(args: &[&str], secs: u64) -> Output {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .spawn()
+        .start()
         .unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
     loop {
@@ -403,7 +439,7 @@ pub fn rdp_timeout(args: &[&str], secs: u64) -> Output {
 pub fn regipy_python() -> Option<PathBuf> {
     let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("regipy-venv");
     let py = venv.join("bin/python");
-    let ok = |c: &mut Command| c.output().is_ok_and(|o| o.status.success());
+    let ok = |c: &mut Command| c.out().is_ok_and(|o| o.status.success());
     if !ok(Command::new(&py).args(["-c", "import regipy"])) {
         let made = ok(Command::new("python3").arg("-m").arg("venv").arg(&venv)) && ok(Command::new(venv.join("bin/pip")).args(["install", "-q", "regipy"]));
         assert!(made, "could not install regipy into {} (python3 -m venv; pip install regipy: network needed once)", venv.display());
@@ -415,7 +451,7 @@ pub fn regipy_python() -> Option<PathBuf> {
 /// Fails when regipy cannot be installed (see `regipy_python`); always Some.
 pub fn regipy_script(script: &str, args: &[&str]) -> Option<serde_json::Value> {
     let py = regipy_python()?;
-    let out = Command::new(&py).arg("-c").arg(script).args(args).output().unwrap();
+    let out = Command::new(&py).arg("-c").arg(script).args(args).out().unwrap();
     assert!(out.status.success(), "regipy script failed on {args:?}: {}", stderr(&out));
     Some(serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("regipy script output on {args:?}: {e}: {}", stdout(&out))))
 }
