@@ -17,6 +17,7 @@
 //! is `None` ("cannot tell": the caller renders the record); bytes that are
 //! not BinXml are an error naming the layer and the offset in the file.
 
+use crate::bytes::{le_u16, le_u32, le_u64};
 use crate::{Error, Layer, Result};
 
 /// Tokens walked in one template definition before giving up (System
@@ -78,12 +79,10 @@ impl<'a> Cur<'a> {
         Ok(self.take(1)?[0])
     }
     fn u16(&mut self) -> Result<u16> {
-        let b = self.take(2)?;
-        Ok(u16::from_le_bytes([b[0], b[1]]))
+        Ok(le_u16(self.take(2)?, 0))
     }
     fn u32(&mut self) -> Result<u32> {
-        let b = self.take(4)?;
-        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        Ok(le_u32(self.take(4)?, 0))
     }
     /// A name reference (chunk offset of the name); a name stored in place
     /// (its offset is where the reference ends) is stepped over.
@@ -107,7 +106,8 @@ impl<'a> Cur<'a> {
 /// count u16, UTF-16LE) is `want` (ASCII, exact: XML names are case-sensitive).
 fn name_is(chunk: &[u8], off: u32, want: &str) -> bool {
     let o = off as usize;
-    let Some(count) = chunk.get(o + 6..o + 8).map(|b| u16::from_le_bytes([b[0], b[1]]) as usize) else { return false };
+    // (0 past the chunk: no name wanted is empty.)
+    let count = le_u16(chunk, o + 6) as usize;
     if count != want.len() {
         return false;
     }
@@ -116,8 +116,7 @@ fn name_is(chunk: &[u8], off: u32, want: &str) -> bool {
 }
 
 fn utf16(b: &[u8]) -> String {
-    let units: Vec<u16> = b.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect();
-    String::from_utf16_lossy(&units).trim_end_matches('\0').to_string()
+    crate::bytes::utf16le_name(b).trim_end_matches('\0').to_string()
 }
 
 /// What the walk of an element tree found.
@@ -274,7 +273,7 @@ impl<'a> Values<'a> {
     fn get(&self, i: usize) -> Option<(u8, &'a [u8])> {
         let mut at = 0usize;
         for (k, d) in self.desc.chunks_exact(4).enumerate() {
-            let size = u16::from_le_bytes([d[0], d[1]]) as usize;
+            let size = le_u16(d, 0) as usize;
             if k == i {
                 return Some((d[2], self.data.get(at..at + size)?));
             }
@@ -367,6 +366,16 @@ pub fn system_ids_in(chunk: &[u8], start: usize, len: usize, base: u64, template
     Ok(SystemIds { provider, event_id })
 }
 
+/// The chunk header (formats: libevtx "EVTX chunk header"): records start
+/// after it.
+pub const CHUNK_HEADER: usize = 512;
+
+/// The chunk's free-space offset (header field at 48: where the next
+/// record would be written), at most the chunk's length.
+pub fn free_space(chunk: &[u8]) -> usize {
+    (le_u32(chunk, 48) as usize).min(chunk.len())
+}
+
 /// One record header found by walking a chunk: offset, size, id, FILETIME.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RecordAt {
@@ -379,27 +388,24 @@ pub struct RecordAt {
 /// The records of a chunk one after another from its header (512) up to
 /// its free-space offset, the way Windows appends them: each starts with
 /// the record magic and a size that stays in the chunk. Stops at the
-/// first that does not (zeroes, garbage); bounded by the chunk.
+/// first that does not (zeroes, garbage); bounded by the chunk. The one
+/// walk of a chunk's record headers: every reader of them goes through it.
 pub fn records(chunk: &[u8]) -> Vec<RecordAt> {
     let mut out = Vec::new();
-    if chunk.len() < 512 {
+    if chunk.len() < CHUNK_HEADER {
         return out;
     }
-    let free = u32::from_le_bytes([chunk[48], chunk[49], chunk[50], chunk[51]]) as usize;
-    let free = free.min(chunk.len());
-    let mut at = 512usize;
+    let free = free_space(chunk);
+    let mut at = CHUNK_HEADER;
     while at + 24 <= free {
-        let h = &chunk[at..at + 24];
-        if h[..4] != [0x2a, 0x2a, 0, 0] {
+        if chunk[at..at + 4] != [0x2a, 0x2a, 0, 0] {
             break;
         }
-        let size = u32::from_le_bytes([h[4], h[5], h[6], h[7]]) as usize;
+        let size = le_u32(chunk, at + 4) as usize;
         if size < 28 || size > chunk.len() - at {
             break;
         }
-        let id = u64::from_le_bytes(h[8..16].try_into().unwrap_or([0; 8]));
-        let filetime = u64::from_le_bytes(h[16..24].try_into().unwrap_or([0; 8]));
-        out.push(RecordAt { offset: at, size, id, filetime });
+        out.push(RecordAt { offset: at, size, id: le_u64(chunk, at + 8), filetime: le_u64(chunk, at + 16) });
         at += size;
     }
     out

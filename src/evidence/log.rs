@@ -9,7 +9,8 @@
 //! truncated file ends the walk; the caps (chunks, records, bytes) end it
 //! too, and say so in the log's status.
 
-use super::binxml;
+use super::binxml::{self, CHUNK_HEADER};
+use crate::bytes::{le_u16, le_u64};
 use super::extract::{self, Raw};
 use serde_json::Value as J;
 use std::sync::Arc;
@@ -17,7 +18,6 @@ use std::sync::Arc;
 /// EVTX layout (formats: libevtx "Windows XML Event Log (EVTX) format").
 pub const FILE_HEADER: u64 = 4096;
 pub const CHUNK: u64 = 65536;
-const CHUNK_HEADER: usize = 512;
 
 /// Where the bytes of one log come from.
 pub trait LogFile {
@@ -102,8 +102,7 @@ fn chunk_ids(file: &dyn LogFile, i: u64) -> Option<(u64, u64)> {
     if n < 64 || &h[..8] != b"ElfChnk\0" {
         return None;
     }
-    let first = u64::from_le_bytes(h[24..32].try_into().ok()?);
-    let last = u64::from_le_bytes(h[32..40].try_into().ok()?);
+    let (first, last) = (le_u64(&h, 24), le_u64(&h, 32));
     (first <= last).then_some((first, last))
 }
 
@@ -116,9 +115,8 @@ fn chunk_ids(file: &dyn LogFile, i: u64) -> Option<(u64, u64)> {
 pub fn plan(file: &dyn LogFile, header: &[u8]) -> Plan {
     let chunks = file.len().saturating_sub(FILE_HEADER) / CHUNK;
     let valid = header.len() >= 128 && &header[..8] == b"ElfFile\0";
-    let field = |at: usize| u64::from_le_bytes(header[at..at + 8].try_into().unwrap_or([0; 8]));
-    let in_use = if valid { u64::from(u16::from_le_bytes([header[42], header[43]])).min(chunks) } else { chunks };
-    let current = valid.then(|| field(16)).filter(|c| *c < chunks);
+    let in_use = if valid { u64::from(le_u16(header, 42)).min(chunks) } else { chunks };
+    let current = valid.then(|| le_u64(header, 16)).filter(|c| *c < chunks);
     let mut newest = None;
     if let Some(c) = current {
         if let Some((_, mut last)) = chunk_ids(file, c) {
@@ -152,29 +150,13 @@ pub fn plan(file: &dyn LogFile, header: &[u8]) -> Plan {
 }
 
 /// Time (µs since the Unix epoch) of the newest record in a chunk, by its
-/// record headers alone (no rendering); None for an empty or bad chunk.
+/// record headers alone ([`binxml::records`], no rendering); None for an
+/// empty or bad chunk.
 pub fn chunk_newest(chunk: &[u8]) -> Option<i64> {
     if chunk.len() < CHUNK_HEADER || &chunk[..8] != b"ElfChnk\0" {
         return None;
     }
-    let free = (u32::from_le_bytes(chunk[48..52].try_into().ok()?) as usize).min(chunk.len());
-    let mut at = CHUNK_HEADER;
-    let mut newest = None;
-    while at + 24 <= free {
-        if chunk[at..at + 4] != [0x2a, 0x2a, 0, 0] {
-            break;
-        }
-        let size = u32::from_le_bytes(chunk[at + 4..at + 8].try_into().ok()?) as usize;
-        let ft = u64::from_le_bytes(chunk[at + 16..at + 24].try_into().ok()?);
-        if let Some(t) = filetime_micros(ft) {
-            newest = newest.max(Some(t));
-        }
-        if size < 24 {
-            break;
-        }
-        at += size;
-    }
-    newest
+    binxml::records(chunk).iter().filter_map(|r| filetime_micros(r.filetime)).max()
 }
 
 /// FILETIME (100 ns since 1601) to µs since 1970; None outside 1601..30828.
@@ -215,10 +197,7 @@ pub fn newest(file: &dyn LogFile, plan: &Plan, budget: &mut u64) -> Option<i64> 
 /// What the record headers (and, with the prefilter, the binary XML) of
 /// one chunk say, before the crate is asked to render any of it.
 struct Peek {
-    /// A record with a valid time was found.
-    dated: bool,
-    /// A record from `since` on was found.
-    in_window: bool,
+    /// The newest record with a valid time (None: no record is dated).
     newest: Option<i64>,
     /// Records walked.
     walked: usize,
@@ -233,8 +212,8 @@ struct Peek {
     /// The record that carries the header's last record id is not the last
     /// one before the free space: (last id, its offset) of the walk.
     extend: Option<(u64, u32)>,
-    /// Records in the window.
-    in_window_count: usize,
+    /// Records in the window (from `since` on).
+    in_window: usize,
 }
 
 /// Walk one chunk's record headers up to its free space; with `prefilter`,
@@ -242,12 +221,9 @@ struct Peek {
 /// ([`binxml::system_ids`]) and note those no evidence row wants.
 fn peek(chunk: &[u8], base: u64, since: i64, prefilter: bool, index: usize, countables: &mut Vec<Countable>) -> Peek {
     let recs = binxml::records(chunk);
-    let mut p = Peek { dated: false, in_window: false, newest: None, walked: recs.len(), skip: Default::default(), render: 0, torn: false, extend: None, in_window_count: 0 };
-    let free = (u32::from_le_bytes([chunk[48], chunk[49], chunk[50], chunk[51]]) as usize).min(chunk.len());
-    let stop = recs.last().map_or(CHUNK_HEADER, |r| r.offset + r.size);
     // (The crate resyncs past zeroes too, on a record further on.)
-    p.torn = stop + 24 <= free;
-    p.extend = peek_extend(chunk);
+    let torn = torn(chunk, &recs);
+    let mut p = Peek { newest: None, walked: recs.len(), skip: Default::default(), render: 0, torn, extend: extend(chunk, &recs), in_window: 0 };
     let mut templates = binxml::Templates::default();
     for r in &recs {
         let Some(t) = filetime_micros(r.filetime) else {
@@ -255,13 +231,11 @@ fn peek(chunk: &[u8], base: u64, since: i64, prefilter: bool, index: usize, coun
             p.render += 1;
             continue;
         };
-        p.dated = true;
         p.newest = p.newest.max(Some(t));
         if t < since {
             continue;
         }
-        p.in_window = true;
-        p.in_window_count += 1;
+        p.in_window += 1;
         let at = r.offset + 24;
         if !prefilter {
             p.render += 1;
@@ -322,6 +296,8 @@ struct Seen {
     in_window: usize,
     /// Peeked past the window's edge (damage is not counted there).
     tail: bool,
+    /// [`Peek::extend`].
+    extend: Option<(u64, u32)>,
 }
 
 /// Read `file` newest first, handing each rendered record from `since`
@@ -400,7 +376,7 @@ pub fn walk(file: &dyn LogFile, plan: &Plan, since: i64, limits: &Limits, budget
         if &data[..8] != b"ElfChnk\0" {
             if !in_tail {
                 // The crate says why (and counts it as damaged).
-                seen.push(Seen { i, skip: Default::default(), crate_needed: true, in_window: 0, tail: false });
+                seen.push(Seen { i, skip: Default::default(), crate_needed: true, in_window: 0, tail: false, extend: None });
             }
             continue;
         }
@@ -408,17 +384,17 @@ pub fn walk(file: &dyn LogFile, plan: &Plan, since: i64, limits: &Limits, budget
         let p = peek(&data, base, since, prefilter, seen.len(), &mut countables);
         looked += p.walked;
         w.newest = w.newest.max(p.newest);
-        if in_tail && !p.in_window && !p.torn {
+        if in_tail && p.in_window == 0 && !p.torn {
             // Nothing new in this old chunk.
             continue;
         }
-        if p.dated && !p.in_window && !in_tail {
+        if p.newest.is_some() && p.in_window == 0 && !in_tail {
             // Wholly older than the window: the chunks behind it are older
             // still, but for torn copies (see above).
             tail = Some(0);
         }
         let crate_needed = p.render > 0 || p.torn || p.extend.is_some();
-        seen.push(Seen { i, skip: p.skip, crate_needed, in_window: p.in_window_count, tail: in_tail });
+        seen.push(Seen { i, skip: p.skip, crate_needed, in_window: p.in_window, tail: in_tail, extend: p.extend });
     }
     // The newest `kept_per_id` records of each countable event id are
     // rendered; the others are only counted.
@@ -448,12 +424,11 @@ pub fn walk(file: &dyn LogFile, plan: &Plan, since: i64, limits: &Limits, budget
             _ => continue,
         }
         let base = FILE_HEADER + s.i * CHUNK;
-        let extend = if &data[..8] == b"ElfChnk\0" { peek_extend(&data) } else { None };
         // The crate is fuzzed and forbids unsafe code; should it panic on
         // some chunk all the same, the chunk counts as damaged.
         let r = crate::fs::guard(crate::Layer::Fs, base, || {
             let Ok(mut cd) = evtx::EvtxChunkData::new(data, false) else { return Ok(None) };
-            if let Some((last, at)) = extend {
+            if let Some((last, at)) = s.extend {
                 // Windows appended records past the last one its (stale)
                 // header names: read them, up to the free space.
                 cd.header.last_event_record_id = last;
@@ -517,13 +492,22 @@ pub fn walk(file: &dyn LogFile, plan: &Plan, since: i64, limits: &Limits, budget
     w
 }
 
-/// The header fix of [`Peek::extend`] for a chunk about to be parsed.
-fn peek_extend(chunk: &[u8]) -> Option<(u64, u32)> {
-    let recs = binxml::records(chunk);
-    let header_last = u64::from_le_bytes(chunk[32..40].try_into().ok()?);
+/// The header fix of [`Peek::extend`] for a chunk about to be parsed,
+/// from its records (`recs`: [`binxml::records`]).
+fn extend(chunk: &[u8], recs: &[binxml::RecordAt]) -> Option<(u64, u32)> {
+    let header_last = le_u64(chunk, 32);
     let pos = recs.iter().position(|r| r.id == header_last)?;
     let last = recs.last()?;
     (pos + 1 < recs.len() && last.id > header_last).then_some((last.id, last.offset as u32))
+}
+
+/// Whether the walk of a chunk's records (`recs`: [`binxml::records`])
+/// ended before its free space: room for a record header is left between
+/// the last record and the free-space offset (garbage or zeroes where the
+/// next record should start).
+pub fn torn(chunk: &[u8], recs: &[binxml::RecordAt]) -> bool {
+    let stop = recs.last().map_or(CHUNK_HEADER, |r| r.offset + r.size);
+    stop + 24 <= binxml::free_space(chunk)
 }
 
 /// Whether a rendered record (compact JSON from the evtx crate) is surely
