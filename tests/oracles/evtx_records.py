@@ -7,7 +7,17 @@ file: `since` (the newest record time minus 14 days, the default window),
 every record as [record id, µs since 1970] (from the record header's
 FILETIME), and for each record in the window its provider, event id and
 EventData / UserData leaves (unnamed Data elements as Data, Data1, ...,
-other EventData children by tag), or the error python-evtx gave rendering it.
+other EventData children by tag; Binary as upper-case hex, the way Windows
+and the evtx crate write it, where python-evtx writes base64), or the error
+python-evtx gave rendering it.
+
+The default window of the System and Security samples holds few of their
+evidence events (none of Security's but 4624), so those logs (WHOLE) are
+rendered whole: every record outside the window whose event id is one of
+EVIDENCE_IDS (the System and Security rows of the evidence table,
+src/evidence/extract.rs WANTED; the test checks the list covers them)
+carries its provider, event id and fields too, or its error. The file's
+`whole_log_ids` says so.
 
 Output: evtx_records.json beside this script, read by tests/evidence.rs
 (real_logs_agree_with_python_evtx), which compares our reader's record set,
@@ -16,7 +26,7 @@ the committed JSON when python-evtx is importable.
 
 usage: python3 tests/oracles/evtx_records.py [EVTX_DIR [OUT]]   (OUT "-": stdout)
 """
-import json, os, struct, sys
+import base64, json, os, struct, sys
 from xml.etree import ElementTree as ET
 
 import Evtx.Evtx as evtx
@@ -35,6 +45,20 @@ FILES = [
     "sample_with_a_bad_chunk_magic.evtx",
 ]
 DAYS = 14
+# The System / Security logs, read whole for their evidence events.
+WHOLE = {"system.evtx", "2-vss_7-System.evtx", "security.evtx", "new-user-security.evtx"}
+# Event ids of the System and Security rows of the evidence table (any
+# provider: the test filters by the table's provider).
+EVIDENCE_IDS = sorted({
+    36870, 36871, 36874, 36887, 36888,  # Schannel
+    7000, 7001, 7009, 7011, 7022, 7023, 7024, 7031, 7034, 7040,  # Service Control Manager
+    4625, 4740, 4624,  # Microsoft-Windows-Security-Auditing
+    1102,  # Microsoft-Windows-Eventlog
+    41,  # Microsoft-Windows-Kernel-Power
+    6008,  # EventLog
+    1074,  # User32
+    27,  # Microsoft-Windows-Kernel-Boot
+})
 NS = {"e": "http://schemas.microsoft.com/win/2004/08/events/event"}
 EPOCH_US = 11644473600000000
 
@@ -59,6 +83,8 @@ def fields(x):
             elif tag(d) == "Data":
                 out["Data" if unnamed == 0 else "Data%d" % unnamed] = d.text or ""
                 unnamed += 1
+            elif tag(d) == "Binary" and d.text:
+                out["Binary"] = base64.b64decode(d.text).hex().upper()
             else:
                 out[tag(d)] = d.text or ""
     ud = x.find("e:UserData", NS)
@@ -69,7 +95,7 @@ def fields(x):
     return out
 
 
-def one(path):
+def one(path, whole):
     with evtx.Evtx(path) as log:
         buf = log._buf
         fh = log.get_file_header()
@@ -84,20 +110,25 @@ def one(path):
         out = []
         for r, us in recs:
             item = {"id": r.record_num(), "us": us}
-            if us >= since:
+            if us >= since or whole:
                 try:
                     x = ET.fromstring(r.xml())
-                    item["event_id"] = int(x.find("e:System/e:EventID", NS).text)
-                    item["provider"] = x.find("e:System/e:Provider", NS).get("Name")
-                    item["fields"] = fields(x)
+                    event_id = int(x.find("e:System/e:EventID", NS).text)
+                    if us >= since or event_id in EVIDENCE_IDS:
+                        item["event_id"] = event_id
+                        item["provider"] = x.find("e:System/e:Provider", NS).get("Name")
+                        item["fields"] = fields(x)
                 except Exception as e:  # a record python-evtx cannot render
                     item["error"] = type(e).__name__
             out.append(item)
-        return {"since": since, "newest": newest, "records": out}
+        res = {"since": since, "newest": newest, "records": out}
+        if whole:
+            res["whole_log_ids"] = EVIDENCE_IDS
+        return res
 
 
 def main():
-    result = {name: one(os.path.join(DIR, name)) for name in FILES}
+    result = {name: one(os.path.join(DIR, name), name in WHOLE) for name in FILES}
     text = json.dumps(result, indent=0, sort_keys=True) + "\n"
     if OUT == "-":
         sys.stdout.write(text)
