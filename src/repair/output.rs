@@ -28,13 +28,6 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-/// Write-behind for an output being written (a background thread flushes it
-/// every few MiB, so the final [`NewFile::sync`] is short): create it from
-/// [`NewFile::file`] before writing, report each write with `wrote(bytes)`,
-/// and call `finish()` (reporting its error) before `sync`. Defined with the
-/// image writers, which use it for full copies.
-pub use crate::image::write::SyncBehind;
-
 /// Named temporaries of this process that a signal must remove.
 static TEMPS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 
