@@ -576,6 +576,34 @@ mod tests {
         assert!(!quick_unwanted(rec("A\\\"B", "1").as_bytes()));
     }
 
+    /// The newest time of a chunk comes from the one record walk
+    /// (binxml::records): a record header whose size runs past the chunk
+    /// or is too small for a record does not set it, and the free-space
+    /// offset ends the walk.
+    #[test]
+    fn chunk_newest_counts_only_walked_records() {
+        let mut c = vec![0u8; CHUNK as usize];
+        c[..8].copy_from_slice(b"ElfChnk\0");
+        let ft = |us: i64| ((us + 11_644_473_600_000_000) * 10) as u64;
+        let mut at = CHUNK_HEADER;
+        for (size, us) in [(100u32, 5_000_000i64), (100, 7_000_000), (0x7FFF_FFF0, 9_000_000)] {
+            c[at..at + 4].copy_from_slice(&[0x2a, 0x2a, 0, 0]);
+            c[at + 4..at + 8].copy_from_slice(&size.to_le_bytes());
+            c[at + 16..at + 24].copy_from_slice(&ft(us).to_le_bytes());
+            at += 100;
+        }
+        c[48..52].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(chunk_newest(&c), Some(7_000_000));
+        let recs = binxml::records(&c);
+        assert!(torn(&c, &recs), "the walk stopped before the free space");
+        c[CHUNK_HEADER + 104..CHUNK_HEADER + 108].copy_from_slice(&24u32.to_le_bytes());
+        assert_eq!(chunk_newest(&c), Some(5_000_000));
+        c[48..52].copy_from_slice(&(CHUNK_HEADER as u32 + 100).to_le_bytes());
+        assert!(!torn(&c, &binxml::records(&c)));
+        c[..8].fill(0);
+        assert_eq!(chunk_newest(&c), None);
+    }
+
     #[test]
     fn filetimes() {
         assert_eq!(filetime_micros(116_444_736_000_000_000), Some(0));
