@@ -6,6 +6,7 @@
 pub mod edit;
 pub mod kind;
 pub mod lsa;
+pub mod pages;
 pub mod recover;
 pub mod regf;
 pub mod regfile;
@@ -76,4 +77,4 @@ pub struct LoadedHive {
     pub report: HiveReport,
 }
 
-pub use recover::{load, load_logs};
+pub use recover::{load, load_logs, load_paged};
