@@ -26,9 +26,8 @@
 # demand. RDPRESCUE_PAGE_TRACE=1 makes it name the chunks of SYSTEM it read;
 # the floor reads exactly those chunks and the two logs (which recovery
 # reads whole) into fresh memory, in the same interleaved runs. Left out of
-# it: recovery of a dirty hive also walks the hbin headers of the whole
-# primary (12.8 MB streamed through one reused 1 MiB window, no fresh
-# memory), for the hbin-chain check.
+# it: recovery of a dirty hive also checks the hbin chain of the whole
+# primary (the 12.8 MB file streamed once, keeping 32 bytes per 4 KiB page).
 #
 # BEFORE=/path/to/old/rdprescue also times that binary's inspect in the same
 # interleaved runs (before/after on the same machine state).

@@ -349,6 +349,7 @@ mod tests {
 #[cfg(test)]
 mod real_hive {
     use super::*;
+    use crate::error::{Error, Layer};
     use crate::hive::tree::Hive;
     use std::path::Path;
 
@@ -371,9 +372,17 @@ mod real_hive {
             buf[..n].copy_from_slice(&f[at..at + n]);
             Ok(n)
         });
-        let (data, report) = crate::hive::load_paged(at, file.len(), Some(log1), Some(log2)).unwrap();
+        let streamed = std::cell::Cell::new(0usize);
+        let stream = |w: &mut dyn std::io::Write| {
+            streamed.set(streamed.get() + 1);
+            w.write_all(&file).map_err(|e| Error::corrupt(Layer::Hive, 0, e.to_string()))?;
+            Ok(file.len() as u64)
+        };
+        let (data, report) = crate::hive::load_paged(at, &stream, file.len(), Some(log1), Some(log2)).unwrap();
         assert_eq!(format!("{report:?}"), format!("{:?}", whole.report));
-        // Recovery read the base block and streamed the hbin headers once.
+        // Recovery read the base block, and streamed the file once for the
+        // hbin headers.
+        assert_eq!((reads.get(), streamed.get()), (4096, 1));
         let after_load = reads.get();
         let paged = Hive::from_parts("SYSTEM", data, report);
         let key = r"ControlSet001\Control\Terminal Server";

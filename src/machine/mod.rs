@@ -478,9 +478,9 @@ pub fn load_from_fs(fs: &dyn FileSystem, path: &str, name: &str) -> Result<Hive>
 }
 
 /// [`load_from_fs`], with the primary read on demand ([`hive::load_paged`]):
-/// only the pages of the hive file that the cells read are in, and for a
-/// dirty hive its hbin headers, are read; the logs are read whole. The hive
-/// keeps `fs` to read its pages.
+/// only the chunks of the hive file that the cells read are in are read
+/// (and, for a dirty hive, the file is streamed once past its hbin-header
+/// check); the logs are read whole. The hive keeps `fs` to read its chunks.
 pub fn load_paged(fs: Rc<dyn FileSystem>, path: &str, name: &str) -> Result<Hive> {
     let st = fs.stat(path)?;
     if st.is_dir {
@@ -495,8 +495,10 @@ pub fn load_paged(fs: Rc<dyn FileSystem>, path: &str, name: &str) -> Result<Hive
     };
     let log2 = read_optional(&*fs, &format!("{path}.LOG2"))?;
     let file = path.to_string();
-    let read: hive::pages::ReadAt = Box::new(move |at, buf| fs.read_at(&file, at, buf));
-    let (data, report) = hive::load_paged(read, st.size as usize, log1, log2)?;
+    let stream = |w: &mut dyn std::io::Write| fs.read_to(path, w);
+    let pager = fs.clone();
+    let read: hive::pages::ReadAt = Box::new(move |at, buf| pager.read_at(&file, at, buf));
+    let (data, report) = hive::load_paged(read, &stream, st.size as usize, log1, log2)?;
     Ok(Hive::from_parts(name, data, report))
 }
 

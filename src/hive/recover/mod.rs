@@ -349,38 +349,41 @@ pub fn load_logs(primary: Vec<u8>, log1: Option<&[u8]>, log2: Option<&[u8]>) -> 
 }
 
 /// [`load_logs`] over a primary file read on demand: `read` fills a buffer
-/// from an offset of the primary file of `file_len` bytes. Recovery reads
-/// the base block, and for a dirty hive its hbin headers (streamed through
-/// one reused window); the image it returns reads the rest as cells are
-/// read, with the log pages laid over it straight from the log buffers,
-/// which it keeps.
-pub fn load_paged(read: ReadAt, file_len: usize, log1: Option<Vec<u8>>, log2: Option<Vec<u8>>) -> Result<(HiveBytes, HiveReport)> {
+/// from an offset of the primary file of `file_len` bytes; `stream` writes
+/// the whole file out once, in order. Recovery reads the base block, and
+/// for a dirty hive the hbin headers: the first 32 bytes of every 4 KiB page
+/// of the primary, kept as the file streams past (one pass, no buffer of the
+/// file's size). The image it returns reads the rest as cells are read, with
+/// the log pages laid over it straight from the log buffers, which it keeps.
+pub fn load_paged(
+    read: ReadAt,
+    stream: &dyn Fn(&mut dyn std::io::Write) -> Result<u64>,
+    file_len: usize,
+    log1: Option<Vec<u8>>,
+    log2: Option<Vec<u8>>,
+) -> Result<(HiveBytes, HiveReport)> {
     short_primary(file_len)?;
     let mut base = vec![0u8; BASE_BLOCK_LEN];
     fill_from(&read, 0, &mut base)?;
-    // Recovery's reads of the primary (hbin headers, in order) come from a
-    // window of WINDOW bytes, refilled as the walk moves on.
-    const WINDOW: usize = 1 << 20;
-    let window = std::cell::RefCell::new((0usize, Vec::new()));
-    let windowed = |at: usize, buf: &mut [u8]| -> Result<()> {
-        let mut w = window.borrow_mut();
-        if at < w.0 || at + buf.len() > w.0 + w.1.len() {
-            let n = WINDOW.max(buf.len()).min(file_len - at);
-            let mut v = std::mem::take(&mut w.1);
-            if v.is_empty() {
-                v = crate::fs::reader::whole_buffer(n);
-            }
-            v.resize(n, 0);
-            fill_from(&read, at, &mut v)?;
-            *w = (at, v);
+    // Every read recovery makes past the base block is inside the first 32
+    // bytes of a 4 KiB page (hbins are 4 KiB multiples from 4096); anything
+    // else is read directly.
+    let heads: std::cell::OnceCell<std::result::Result<Vec<u8>, Error>> = std::cell::OnceCell::new();
+    let primary = |at: usize, buf: &mut [u8]| -> Result<()> {
+        let in_page = at % HEAD_PAGE;
+        if in_page + buf.len() > HEAD_LEN {
+            return fill_from(&read, at, buf);
         }
-        let off = at - w.0;
-        buf.copy_from_slice(&w.1[off..off + buf.len()]);
+        let table = heads.get_or_init(|| {
+            let mut sink = Heads { pos: 0, table: vec![0u8; file_len.div_ceil(HEAD_PAGE) * HEAD_LEN] };
+            stream(&mut sink).map(|_| sink.table)
+        });
+        let t = table.as_ref().map_err(Error::duplicate)?;
+        let from = at / HEAD_PAGE * HEAD_LEN + in_page;
+        buf.copy_from_slice(&t[from..from + buf.len()]);
         Ok(())
     };
-    let outcome = recover(&base, file_len, &windowed, log1.as_deref(), log2.as_deref());
-    crate::fs::reader::recycle(window.into_inner().1);
-    match outcome? {
+    match recover(&base, file_len, &primary, log1.as_deref(), log2.as_deref())? {
         Outcome::Clean(report) => {
             log1.into_iter().chain(log2).for_each(crate::fs::reader::recycle);
             Ok((HiveBytes::paged(file_len, base, read, file_len, Overlay::default(), Vec::new()), report))
@@ -389,6 +392,41 @@ pub fn load_paged(read: ReadAt, file_len: usize, log1: Option<Vec<u8>>, log2: Op
             let logs = vec![log1.unwrap_or_default(), log2.unwrap_or_default()];
             Ok((HiveBytes::paged(len, base, read, file_len, overlay, logs), report))
         }
+    }
+}
+
+const HEAD_PAGE: usize = hbin::ALIGN as usize;
+const HEAD_LEN: usize = hbin::HEADER_LEN as usize;
+
+/// Keeps the first [`HEAD_LEN`] bytes of every [`HEAD_PAGE`] of what is
+/// written to it (a file streamed from its start).
+struct Heads {
+    pos: usize,
+    table: Vec<u8>,
+}
+
+impl std::io::Write for Heads {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        let mut i = 0;
+        while i < b.len() {
+            let at = self.pos + i;
+            let in_page = at % HEAD_PAGE;
+            if in_page < HEAD_LEN {
+                let n = (HEAD_LEN - in_page).min(b.len() - i);
+                let to = at / HEAD_PAGE * HEAD_LEN + in_page;
+                if let Some(d) = self.table.get_mut(to..to + n) {
+                    d.copy_from_slice(&b[i..i + n]);
+                }
+                i += n;
+            } else {
+                i += (HEAD_PAGE - in_page).min(b.len() - i);
+            }
+        }
+        self.pos += b.len();
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -884,3 +922,23 @@ fn not_recovered(
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod heads_tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn heads_keep_the_first_bytes_of_every_page_whatever_the_write_sizes() {
+        let file: Vec<u8> = (0..3 * HEAD_PAGE + 100).map(|i| (i % 253) as u8).collect();
+        for piece in [1, 7, 31, 32, 33, 4095, 4096, 5000, file.len()] {
+            let mut h = Heads { pos: 0, table: vec![0u8; file.len().div_ceil(HEAD_PAGE) * HEAD_LEN] };
+            for c in file.chunks(piece) {
+                h.write_all(c).unwrap();
+            }
+            for k in 0..4 {
+                assert_eq!(&h.table[k * HEAD_LEN..(k + 1) * HEAD_LEN], &file[k * HEAD_PAGE..k * HEAD_PAGE + HEAD_LEN], "piece {piece}, page {k}");
+            }
+        }
+    }
+}
