@@ -80,4 +80,4 @@ pub struct LoadedHive {
     pub report: HiveReport,
 }
 
-pub use recover::{load, load_logs, load_paged};
+pub use recover::{load, load_logs, load_paged, scan_primary, PrimaryScan};

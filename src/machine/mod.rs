@@ -477,10 +477,10 @@ pub fn load_from_fs(fs: &dyn FileSystem, path: &str, name: &str) -> Result<Hive>
     Ok(Hive::new(name, loaded?))
 }
 
-/// [`load_from_fs`], with the primary read on demand ([`hive::load_paged`]):
-/// only the chunks of the hive file that the cells read are in are read
-/// (and, for a dirty hive, the file is streamed once past its hbin-header
-/// check); the logs are read whole. The hive keeps `fs` to read its chunks.
+/// [`load_from_fs`], with the primary paged ([`hive::load_paged`]): the hive
+/// file is streamed once (read errors as before; its base block and hbin
+/// headers kept), then its chunks are read again as cells in them are read;
+/// the logs are read whole. The hive keeps `fs` to read its chunks.
 pub fn load_paged(fs: Rc<dyn FileSystem>, path: &str, name: &str) -> Result<Hive> {
     let st = fs.stat(path)?;
     if st.is_dir {
@@ -489,16 +489,18 @@ pub fn load_paged(fs: Rc<dyn FileSystem>, path: &str, name: &str) -> Result<Hive
     if st.size > MAX_HIVE_FILE {
         return Err(Error::unsupported(Layer::Fs, 0, format!("{path} is {} bytes, more than the {MAX_HIVE_FILE}-byte limit", st.size)));
     }
+    // The whole file is read once, as before (so an unreadable hive fails
+    // to load, as before, instead of reading as missing keys later), but
+    // only its base block and hbin headers are kept.
+    let scan = hive::scan_primary(&|w: &mut dyn std::io::Write| fs.read_to(path, w), st.size as usize)?;
     let log1 = match read_optional(&*fs, &format!("{path}.LOG1"))? {
         None => read_optional(&*fs, &format!("{path}.LOG"))?,
         l => l,
     };
     let log2 = read_optional(&*fs, &format!("{path}.LOG2"))?;
     let file = path.to_string();
-    let stream = |w: &mut dyn std::io::Write| fs.read_to(path, w);
-    let pager = fs.clone();
-    let read: hive::pages::ReadAt = Box::new(move |at, buf| pager.read_at(&file, at, buf));
-    let (data, report) = hive::load_paged(read, &stream, st.size as usize, log1, log2)?;
+    let read: hive::pages::ReadAt = Box::new(move |at, buf| fs.read_at(&file, at, buf));
+    let (data, report) = hive::load_paged(read, scan, log1, log2)?;
     Ok(Hive::from_parts(name, data, report))
 }
 

@@ -348,39 +348,46 @@ pub fn load_logs(primary: Vec<u8>, log1: Option<&[u8]>, log2: Option<&[u8]>) -> 
     }
 }
 
+/// What one pass over a primary file keeps for [`load_paged`]: its length,
+/// its base block, and the first 32 bytes of every 4 KiB page (where hbin
+/// headers are: hbins are 4 KiB multiples from offset 4096).
+pub struct PrimaryScan {
+    len: usize,
+    base: Vec<u8>,
+    heads: Vec<u8>,
+}
+
+/// Stream a primary file of `file_len` bytes once (`stream` writes it out
+/// from its start): the same read, with the same errors, as reading it
+/// whole, so a hive whose file cannot be read fails to load exactly as
+/// before; but nothing of its size is kept.
+pub fn scan_primary(stream: &dyn Fn(&mut dyn std::io::Write) -> Result<u64>, file_len: usize) -> Result<PrimaryScan> {
+    let mut sink = Heads { pos: 0, base: vec![0u8; BASE_BLOCK_LEN.min(file_len)], table: vec![0u8; file_len.div_ceil(HEAD_PAGE) * HEAD_LEN] };
+    stream(&mut sink)?;
+    Ok(PrimaryScan { len: file_len.min(sink.pos), base: sink.base, heads: sink.table })
+}
+
 /// [`load_logs`] over a primary file read on demand: `read` fills a buffer
-/// from an offset of the primary file of `file_len` bytes; `stream` writes
-/// the whole file out once, in order. Recovery reads the base block, and
-/// for a dirty hive the hbin headers: the first 32 bytes of every 4 KiB page
-/// of the primary, kept as the file streams past (one pass, no buffer of the
-/// file's size). The image it returns reads the rest as cells are read, with
-/// the log pages laid over it straight from the log buffers, which it keeps.
-pub fn load_paged(
-    read: ReadAt,
-    stream: &dyn Fn(&mut dyn std::io::Write) -> Result<u64>,
-    file_len: usize,
-    log1: Option<Vec<u8>>,
-    log2: Option<Vec<u8>>,
-) -> Result<(HiveBytes, HiveReport)> {
+/// from an offset of the primary file that `scan` went over. Recovery reads
+/// the base block and, for a dirty hive, the hbin headers from the scan; the
+/// image it returns reads the rest as cells are read, with the log pages
+/// laid over it straight from the log buffers, which it keeps.
+pub fn load_paged(read: ReadAt, scan: PrimaryScan, log1: Option<Vec<u8>>, log2: Option<Vec<u8>>) -> Result<(HiveBytes, HiveReport)> {
+    let file_len = scan.len;
     short_primary(file_len)?;
-    let mut base = vec![0u8; BASE_BLOCK_LEN];
-    fill_from(&read, 0, &mut base)?;
+    let base = scan.base;
     // Every read recovery makes past the base block is inside the first 32
-    // bytes of a 4 KiB page (hbins are 4 KiB multiples from 4096); anything
-    // else is read directly.
-    let heads: std::cell::OnceCell<std::result::Result<Vec<u8>, Error>> = std::cell::OnceCell::new();
+    // bytes of a 4 KiB page; anything else is read from the file.
     let primary = |at: usize, buf: &mut [u8]| -> Result<()> {
         let in_page = at % HEAD_PAGE;
         if in_page + buf.len() > HEAD_LEN {
             return fill_from(&read, at, buf);
         }
-        let table = heads.get_or_init(|| {
-            let mut sink = Heads { pos: 0, table: vec![0u8; file_len.div_ceil(HEAD_PAGE) * HEAD_LEN] };
-            stream(&mut sink).map(|_| sink.table)
-        });
-        let t = table.as_ref().map_err(Error::duplicate)?;
         let from = at / HEAD_PAGE * HEAD_LEN + in_page;
-        buf.copy_from_slice(&t[from..from + buf.len()]);
+        match scan.heads.get(from..from + buf.len()) {
+            Some(h) => buf.copy_from_slice(h),
+            None => fill_from(&read, at, buf)?,
+        }
         Ok(())
     };
     match recover(&base, file_len, &primary, log1.as_deref(), log2.as_deref())? {
@@ -398,15 +405,20 @@ pub fn load_paged(
 const HEAD_PAGE: usize = hbin::ALIGN as usize;
 const HEAD_LEN: usize = hbin::HEADER_LEN as usize;
 
-/// Keeps the first [`HEAD_LEN`] bytes of every [`HEAD_PAGE`] of what is
-/// written to it (a file streamed from its start).
+/// Keeps the base block and the first [`HEAD_LEN`] bytes of every
+/// [`HEAD_PAGE`] of what is written to it (a file streamed from its start).
 struct Heads {
     pos: usize,
+    base: Vec<u8>,
     table: Vec<u8>,
 }
 
 impl std::io::Write for Heads {
     fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        if self.pos < self.base.len() {
+            let n = (self.base.len() - self.pos).min(b.len());
+            self.base[self.pos..self.pos + n].copy_from_slice(&b[..n]);
+        }
         let mut i = 0;
         while i < b.len() {
             let at = self.pos + i;
@@ -932,13 +944,14 @@ mod heads_tests {
     fn heads_keep_the_first_bytes_of_every_page_whatever_the_write_sizes() {
         let file: Vec<u8> = (0..3 * HEAD_PAGE + 100).map(|i| (i % 253) as u8).collect();
         for piece in [1, 7, 31, 32, 33, 4095, 4096, 5000, file.len()] {
-            let mut h = Heads { pos: 0, table: vec![0u8; file.len().div_ceil(HEAD_PAGE) * HEAD_LEN] };
+            let mut h = Heads { pos: 0, base: vec![0u8; BASE_BLOCK_LEN], table: vec![0u8; file.len().div_ceil(HEAD_PAGE) * HEAD_LEN] };
             for c in file.chunks(piece) {
                 h.write_all(c).unwrap();
             }
             for k in 0..4 {
                 assert_eq!(&h.table[k * HEAD_LEN..(k + 1) * HEAD_LEN], &file[k * HEAD_PAGE..k * HEAD_PAGE + HEAD_LEN], "piece {piece}, page {k}");
             }
+            assert_eq!(h.base, &file[..BASE_BLOCK_LEN]);
         }
     }
 }
