@@ -19,8 +19,16 @@
 # then read from the page cache, timed in the same interleaved runs two ways:
 # `cat` of the three files (a process copying them, fork and exec included),
 # and an in-process read of each into fresh memory (the copy plus the page
-# faults of new buffers, no process start). inspect must hold the whole hive
-# in memory (nt-hive parses a slice), so the second is its real floor.
+# faults of new buffers, no process start). Those two are the floor of an
+# inspect that holds the whole hive in memory, as it did up to issue 16.
+#
+# The needed-bytes floor (issue 16): inspect now reads the hive's pages on
+# demand. RDPRESCUE_PAGE_TRACE=1 makes it name the chunks of SYSTEM it read;
+# the floor reads exactly those chunks and the two logs (which recovery
+# reads whole) into fresh memory, in the same interleaved runs, plus what
+# loading also reads: the whole primary streamed once through one reused
+# 1 MiB buffer (inspect keeps only its base block and hbin headers; the
+# stream makes an unreadable hive fail to load, as before).
 #
 # BEFORE=/path/to/old/rdprescue also times that binary's inspect in the same
 # interleaved runs (before/after on the same machine state).
@@ -55,6 +63,12 @@ mkdir -p "$floor"
 for f in SYSTEM SYSTEM.LOG1 SYSTEM.LOG2; do
     [ -s "$floor/$f" ] || "$bin" cat "$img" "Windows\\System32\\config\\$f" > "$floor/$f"
 done
+# The chunks of SYSTEM that inspect reads (offsets into the file), and their size.
+sys_len=$(stat -c %s "$floor/SYSTEM")
+trace=$(RDPRESCUE_PAGE_TRACE=1 "$bin" inspect --json "$img" 2>&1 >/dev/null | awk -v n="$sys_len" '$1 == "page-trace:" && $3 == n {print $5, $7; exit}' || true)
+[ -n "$trace" ] || { echo "inspect printed no page trace for SYSTEM ($sys_len bytes)" >&2; exit 2; }
+read -r chunk offsets <<<"$trace"
+needed=$(python3 -c 'import os,sys; c=int(sys.argv[1]); n=len(sys.argv[2].split(",")); print(n*c + sum(os.path.getsize(f) for f in sys.argv[3:]))' "$chunk" "$offsets" "$floor/SYSTEM.LOG1" "$floor/SYSTEM.LOG2")
 before=${BEFORE:-}
 [ -z "$before" ] || [ -x "$before" ] || { echo "BEFORE=$before is not an executable" >&2; exit 2; }
 
@@ -63,9 +77,10 @@ before=${BEFORE:-}
 "$dir/venv/bin/target-reg" "$img" -k "$key" -d 0 >/dev/null 2>&1
 
 # Interleaved runs, timed in-process by Python (no shell fork per sample).
-read -r om omin omax tm tmin tmax ratio cm cmin cmax fm fmin fmax bm bmin bmax < <(python3 - "$runs" "$bin" "$img" "$dir/venv/bin/target-reg" "$key" "$floor" "$before" <<'PY'
+read -r om omin omax tm tmin tmax ratio cm cmin cmax fm fmin fmax nm nmin nmax bm bmin bmax < <(python3 - "$runs" "$bin" "$img" "$dir/venv/bin/target-reg" "$key" "$floor" "$before" "$chunk" "$offsets" <<'PY'
 import mmap, os, statistics, subprocess, sys, time
-runs, bin_, img, treg, key, floor, before = int(sys.argv[1]), *sys.argv[2:]
+runs, bin_, img, treg, key, floor, before, chunk, offsets = int(sys.argv[1]), *sys.argv[2:]
+chunk, offsets = int(chunk), [int(o) for o in offsets.split(",")]
 files = [os.path.join(floor, f) for f in ("SYSTEM", "SYSTEM.LOG1", "SYSTEM.LOG2")]
 def read_fresh():
     # One read(2) per file into a fresh anonymous mapping (not memory the
@@ -75,7 +90,28 @@ def read_fresh():
             m = mmap.mmap(-1, os.fstat(fh.fileno()).st_size)
             fh.readinto(m)
             m.close()
-cmds = [[bin_, "inspect", "--json", img], [treg, img, "-k", key, "-d", "0"], ["cat", *files], read_fresh]
+scan = bytearray(1 << 20)
+def read_needed():
+    # What inspect reads now: the primary streamed once through a reused
+    # buffer, the two logs whole, and the chunks of the hive it touched,
+    # each into fresh memory.
+    with open(files[0], "rb", buffering=0) as fh:
+        while fh.readinto(scan):
+            pass
+    for f in files[1:]:
+        with open(f, "rb", buffering=0) as fh:
+            m = mmap.mmap(-1, os.fstat(fh.fileno()).st_size)
+            fh.readinto(m)
+            m.close()
+    with open(files[0], "rb", buffering=0) as fh:
+        m = mmap.mmap(-1, chunk * len(offsets))
+        v = memoryview(m)
+        for i, o in enumerate(offsets):
+            fh.seek(o)
+            fh.readinto(v[i * chunk:(i + 1) * chunk])
+        v.release()
+        m.close()
+cmds = [[bin_, "inspect", "--json", img], [treg, img, "-k", key, "-d", "0"], ["cat", *files], read_fresh, read_needed]
 if before:
     cmds.append([before, "inspect", "--json", img])
 times = [[] for _ in cmds]
@@ -108,7 +144,9 @@ dirty=$( ("$bin" inspect --json "$img" || true) | python3 -c 'import json,sys; d
     [ -z "$before" ] || printf '%-44s %9s %9s %9s\n' "BEFORE: $before" "$bm" "$bmin" "$bmax"
     printf '%-44s %9s %9s %9s\n' "floor: cat hive + logs (19.2 MB, a process)" "$cm" "$cmin" "$cmax"
     printf '%-44s %9s %9s %9s\n' "floor: read hive + logs into fresh memory" "$fm" "$fmin" "$fmax"
+    printf '%-44s %9s %9s %9s\n' "floor: needed ($(python3 -c "print(f'{$needed/1e6:.1f}')") MB fresh + hive streamed)" "$nm" "$nmin" "$nmax"
     echo "speed-up (median): ${ratio}x"
     python3 -c 'import sys; o,c,f=map(float,sys.argv[1:]); print(f"inspect / floor (median): {o/c:.1f}x the cat floor, {o/f:.1f}x the fresh-memory floor")' "$om" "$cm" "$fm"
+    python3 -c 'import sys; o,n=map(float,sys.argv[1:]); print(f"inspect / needed-bytes floor (median): {o/n:.1f}x")' "$om" "$nm"
     echo "hive state seen by inspect: $dirty (dissect reads the primary only)"
 } | tee "$out"

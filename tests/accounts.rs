@@ -474,11 +474,11 @@ fn hostile_account_records_give_notes_not_panics() {
     let sam = load(data.join("hives/sam-security/win10-regipy/SAM"));
     let sec = load(data.join("hives/sam-security/win10-regipy/SECURITY"));
     let planted = |h: &Hive, key: &str, name: &str, ty: u32, bytes: &[u8]| {
-        let mut ed = HiveEditor::new(h.bytes.clone(), h.report.max_sequence_seen).unwrap();
+        let mut ed = HiveEditor::new(h.bytes().unwrap().to_vec(), h.report.max_sequence_seen).unwrap();
         ed.set_value(key, name, ty, bytes).unwrap();
         Hive::new(h.name.clone(), LoadedHive { bytes: ed.finish().unwrap(), report: h.report.clone() })
     };
-    let copy = |h: &Hive| Hive::new(h.name.clone(), LoadedHive { bytes: h.bytes.clone(), report: h.report.clone() });
+    let copy = |h: &Hive| Hive::new(h.name.clone(), LoadedHive { bytes: h.bytes().unwrap().to_vec(), report: h.report.clone() });
     let raw = |h: &Hive, key: &str, name: &str| h.key(key).unwrap().values.iter().find(|v| v.name == name).unwrap().raw.clone();
     let run = |sam: Hive, sec: Hive| {
         let set = HiveSet { hives: vec![(HiveKind::System, copy(&system)), (HiveKind::Sam, sam), (HiveKind::Security, sec)] };

@@ -23,7 +23,7 @@ fn fixture(name: &str, dir: &Path) -> PathBuf {
 /// machine hive's bytes.
 fn facts(m: &Machine) -> serde_json::Value {
     let i = rdprescue::rdp::inspect(m);
-    let hives: Vec<String> = rdprescue::hive::HiveKind::ALL.iter().map(|k| m.hive(*k).map_or("-".into(), |h| sha256(&h.bytes))).collect();
+    let hives: Vec<String> = rdprescue::hive::HiveKind::ALL.iter().map(|k| m.hive(*k).map_or("-".into(), |h| sha256(h.bytes().unwrap()))).collect();
     serde_json::json!({
         "survey": serde_json::to_value(m.survey().unwrap()).unwrap(),
         "windows": serde_json::to_value(&i.windows).unwrap(),

@@ -344,7 +344,7 @@ fn product_type_marks_a_domain_controller() {
 
 /// A copy of `hive` with value `name` of `key` set to `data` (type `ty`).
 fn planted(hive: &Hive, key: &str, name: &str, ty: u32, data: &[u8]) -> Hive {
-    let mut ed = HiveEditor::new(hive.bytes.clone(), hive.report.max_sequence_seen).unwrap();
+    let mut ed = HiveEditor::new(hive.bytes().unwrap().to_vec(), hive.report.max_sequence_seen).unwrap();
     ed.set_value(key, name, ty, data).unwrap();
     Hive::new(hive.name.clone(), LoadedHive { bytes: ed.finish().unwrap(), report: hive.report.clone() })
 }

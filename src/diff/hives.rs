@@ -176,7 +176,7 @@ pub fn diff_hive(kind: HiveKind, a: Option<&Hive>, b: Option<&Hive>, max_changes
         (None, Some(_)) => return Ok(HiveDiff { status: "only-b", ..out }),
         (Some(a), Some(b)) => (a, b),
     };
-    if a.bytes == b.bytes {
+    if a.bytes()? == b.bytes()? {
         return Ok(HiveDiff { status: "identical", ..out });
     }
     let mut w = Walk { root: kind.short_root(), a, b, max: max_changes, out };

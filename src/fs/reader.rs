@@ -10,6 +10,12 @@ use std::sync::Arc;
 
 const CHUNK: u64 = 64 * 1024;
 const SLOTS: usize = 16;
+/// Reads of at least this many bytes go straight to the disk, not through the
+/// cache: file data, and the 16 KiB hive chunks of `hive::pages` (through the
+/// cache each would cost a 64 KiB read and a second copy). The file-system
+/// crates' metadata reads (MFT records, index records, FAT sectors) are
+/// smaller and stay cached.
+const BYPASS: usize = 16 * 1024;
 
 /// Read calls allowed for one file-system operation (a lookup, or a lookup and
 /// a file read). Far above any real need (a 100 MB file fragmented into 4 KiB
@@ -113,8 +119,8 @@ impl Read for DiskReader {
         }
         self.burn()?;
         let want = (buf.len() as u64).min(len - self.pos) as usize;
-        // Large reads (file data) bypass the cache.
-        if want as u64 >= CHUNK {
+        // Large reads (file data, hive chunks) bypass the cache.
+        if want >= BYPASS {
             if let Err(e) = self.disk.read_at(self.pos, &mut buf[..want]) {
                 let msg = e.to_string();
                 self.last_error = Some(e);

@@ -1,11 +1,14 @@
 //! Layer 4: registry hives (regf). Loading validates the base block, detects a
 //! dirty hive and replays its transaction logs (.LOG1/.LOG2, new HvLE or old
-//! DIRT format) **in memory**; reading then goes through `nt-hive` on the
-//! recovered bytes.
+//! DIRT format) **in memory**; keys and values are then read by our own cell
+//! reader (`tree.rs`) over the recovered image, which for a hive on an image
+//! is paged (`pages.rs`): only the parts of the hive file whose cells are
+//! read are read.
 
 pub mod edit;
 pub mod kind;
 pub mod lsa;
+pub mod pages;
 pub mod recover;
 pub mod regf;
 pub mod regfile;
@@ -69,11 +72,12 @@ pub struct HiveReport {
     pub notes: Vec<String>,
 }
 
-/// A hive's bytes after recovery, ready for `nt-hive`, and what was done.
+/// A hive's bytes after recovery (the whole image, readable by `nt-hive`
+/// too), and what was done.
 #[derive(Debug, Clone)]
 pub struct LoadedHive {
     pub bytes: Vec<u8>,
     pub report: HiveReport,
 }
 
-pub use recover::{load, load_logs};
+pub use recover::{load, load_logs, load_paged, scan_primary, PrimaryScan};

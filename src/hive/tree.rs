@@ -1,6 +1,6 @@
-//! Reading keys and values of a loaded hive through `nt-hive`, as owned
-//! snapshots, plus the few facts `nt-hive` 0.3 does not expose (a key's
-//! last-write time), read from the nk cell directly.
+//! Reading keys and values of a loaded hive as owned snapshots, by our own
+//! cell reader over the regf layouts (regf.rs): one walk per lookup, reading
+//! only the cells it touches (through the page store, pages.rs).
 
 use super::{HiveReport, LoadedHive};
 use crate::bytes::{le_u16, le_u32, le_u64};
@@ -12,11 +12,12 @@ pub const MAX_DEPTH: usize = 512;
 /// Most keys one recursive query returns.
 pub const MAX_KEYS: usize = 2_000_000;
 
-/// A loaded hive: recovered bytes plus what loading did.
+/// A loaded hive: recovered bytes (whole, or read on demand) plus what
+/// loading did.
 pub struct Hive {
     /// SYSTEM, SOFTWARE, SAM, SECURITY, BCD, or the file name of a plain hive.
     pub name: String,
-    pub bytes: Vec<u8>,
+    data: HiveBytes,
     pub report: HiveReport,
 }
 
@@ -42,10 +43,6 @@ pub struct Key {
     pub class: Option<String>,
     pub values: Vec<Value>,
     pub subkeys: Vec<String>,
-}
-
-fn nt_err(e: nt_hive::NtHiveError) -> Error {
-    Error::corrupt(Layer::Hive, 0, format!("{e}"))
 }
 
 pub const TYPE_NAMES: [&str; 12] = [
@@ -138,11 +135,43 @@ pub fn filetime_iso(ft: u64) -> Option<String> {
 
 impl Hive {
     pub fn new(name: impl Into<String>, loaded: LoadedHive) -> Self {
-        Hive { name: name.into(), bytes: loaded.bytes, report: loaded.report }
+        Hive { name: name.into(), data: HiveBytes::whole_vec(loaded.bytes), report: loaded.report }
     }
 
-    fn nt(&self) -> Result<nt_hive::Hive<&[u8]>> {
-        nt_hive::Hive::without_validation(&self.bytes[..]).map_err(nt_err)
+    /// A hive over bytes read on demand ([`HiveBytes::paged`]).
+    pub fn from_parts(name: impl Into<String>, data: HiveBytes, report: HiveReport) -> Self {
+        Hive { name: name.into(), data, report }
+    }
+
+    /// The whole recovered image (what editing, export and diff need): read
+    /// in full, once, when the hive is paged.
+    pub fn bytes(&self) -> Result<&[u8]> {
+        self.data.whole()
+    }
+
+    /// `len` bytes of the image at file offset `off` (`None` past its end),
+    /// reading only the pages they are in.
+    pub fn get(&self, off: usize, len: usize) -> Result<Option<std::borrow::Cow<'_, [u8]>>> {
+        self.data.get(off, len)
+    }
+
+    /// Length of the recovered image.
+    pub fn len(&self) -> usize {
+        self.data.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+
+    /// Chunks of the hive file read so far (0 for a whole image).
+    pub fn chunks_read(&self) -> usize {
+        self.data.chunks_read()
+    }
+
+    /// The buffers the hive holds, for the per-thread pool.
+    pub fn into_buffers(self) -> Vec<Vec<u8>> {
+        self.data.into_buffers()
     }
 
     /// The key at hive-relative `path` (components separated by `\`), or NotFound.
@@ -151,74 +180,7 @@ impl Hive {
         if comps.len() > MAX_DEPTH {
             return Err(Error::Usage(format!("key path deeper than {MAX_DEPTH} levels")));
         }
-        let hive = self.nt()?;
-        // nt-hive asserts (panics) on a cell offset of 0xFFFFFFFF in a list it
-        // follows; every key node is checked (check_node) before nt-hive reads
-        // its lists, so such a hive gives a named error instead. `raw` holds
-        // the nk cell(s) of the current key, found by its stored name.
-        let root = le_u32(&self.bytes, ROOT_FIELD);
-        if root == NO_CELL {
-            return Err(Error::corrupt(Layer::Hive, ROOT_FIELD as u64, "root cell offset is 0xffffffff (no cell)"));
-        }
-        let mut raw = vec![root];
-        check_node(&self.bytes, root)?;
-        let mut node = hive.root_key_node().map_err(nt_err)?;
-        let mut real = Vec::new();
-        for c in &comps {
-            node = match node.subkey(c) {
-                Some(n) => n.map_err(nt_err)?,
-                None => return Err(Error::NotFound { layer: Layer::Hive, path: format!("{}\\{}", self.name, comps.join("\\")) }),
-            };
-            let name = node.name().map_err(nt_err)?.to_string_lossy();
-            raw = child_cells(&self.bytes, &raw, &name);
-            for &k in &raw {
-                check_node(&self.bytes, k)?;
-            }
-            real.push(name);
-        }
-        let mut values = Vec::new();
-        let mut raw_types = None;
-        if let Some(vs) = node.values() {
-            for v in vs.map_err(nt_err)? {
-                let v = v.map_err(nt_err)?;
-                let name = v.name().map_err(nt_err)?.to_string_lossy();
-                // nt-hive names only the 12 standard types; read others from the vk.
-                let kind = match v.data_type() {
-                    Ok(t) => t as u32,
-                    Err(_) => raw_types
-                        .get_or_insert_with(|| value_types(&self.bytes, &comps))
-                        .iter()
-                        .find(|(n, _)| n.eq_ignore_ascii_case(&name))
-                        .map_or(0, |(_, t)| *t),
-                };
-                let raw = v.data().map_err(nt_err)?.into_vec().map_err(nt_err)?;
-                values.push(Value { name, kind, raw });
-            }
-        }
-        let mut subkeys = Vec::new();
-        if let Some(sk) = node.subkeys() {
-            for k in sk.map_err(nt_err)? {
-                subkeys.push(k.map_err(nt_err)?.name().map_err(nt_err)?.to_string_lossy());
-                if subkeys.len() > MAX_KEYS {
-                    return Err(Error::corrupt(Layer::Hive, 0, "a key with more than two million subkeys"));
-                }
-            }
-        }
-        let class = node.class_name().and_then(|c| c.ok()).map(|c| c.to_string_lossy());
-        let path = real.join("\\");
-        Ok(Key {
-            name: real.last().cloned().unwrap_or_default(),
-            last_write: match raw[..] {
-                // The nk cell found on the way down: no second walk.
-                [one] => cell(&self.bytes, one).map(|k| le_u64(k, nk::TIMESTAMP)),
-                _ => key_timestamp(&self.bytes, &comps),
-            }
-            .and_then(filetime_iso),
-            class,
-            values,
-            subkeys,
-            path,
-        })
+        key_at(&self.data, &self.name, &comps)
     }
 
     /// The last-write FILETIME of the key at `path` (hive-relative, `\\`
@@ -230,7 +192,7 @@ impl Hive {
         if comps.len() > MAX_DEPTH {
             return None;
         }
-        key_timestamp(&self.bytes, &comps)
+        find_nk(&self.data, &comps).ok().flatten().map(|(_, k)| le_u64(&k, nk::TIMESTAMP))
     }
 
     /// `path` and, depth first, every key below it.
@@ -253,7 +215,6 @@ impl Hive {
     }
 }
 
-
 pub fn split(path: &str) -> Vec<&str> {
     path.split('\\').filter(|c| !c.is_empty()).collect()
 }
@@ -266,118 +227,497 @@ pub fn join(a: &str, b: &str) -> String {
     }
 }
 
-// ---- nk cells, read directly (only for what nt-hive does not expose) ----
+// ---- the cell reader ----
+//
+// One walk per lookup over the regf layouts of regf.rs, through `Src` (whole
+// bytes or the page store), so only the cells a lookup touches are read. The
+// structural checks are those nt-hive 0.3 made on the same walk (cell
+// allocated and 8-aligned, signatures, counts that fit their cells), as
+// `hive` errors that name the file offset of the offending field; subkey
+// lookup is nt-hive's binary search by upper-cased name, preceded, in lh
+// leaves, by a scan of the stored name hashes (one nk cell read instead of
+// log2(n)); a key whose stored hash is wrong is still found by the search.
 
+use super::pages::{HiveBytes, Src};
 use super::regf::{base, cell::MAX_DATA as MAX_CELL_DATA, cell::NONE as NO_CELL, db, list, nk, vk};
+use std::borrow::Cow;
+use std::cmp::Ordering;
+
 const BASE: usize = base::LEN;
-
-fn cell(bytes: &[u8], off: u32) -> Option<&[u8]> {
-    let start = BASE.checked_add(off as usize)?;
-    let size = i32::from_le_bytes(bytes.get(start..start + 4)?.try_into().ok()?);
-    let len = size.checked_neg()? as usize;
-    if len < 4 {
-        return None;
-    }
-    bytes.get(start + 4..start + len)
-}
-
-/// Whether the stored name of key cell `nk` reads as `name` (decoded as
-/// `nk_name` does, lossily), without building a string: child lookups
-/// compare every sibling's name.
-fn nk_name_is(nk: &[u8], name: &str) -> bool {
-    let len = le_u16(nk, nk::NAME_LEN) as usize;
-    let Some(raw) = nk.get(nk::NAME..nk::NAME + len) else { return false };
-    if le_u16(nk, nk::FLAGS) & nk::FLAG_COMP_NAME != 0 {
-        // Latin-1: a byte >= 0x80 never equals an ASCII char, so an ASCII
-        // name (nearly all) compares as bytes, length first.
-        if name.is_ascii() {
-            return raw == name.as_bytes();
-        }
-        raw.iter().map(|&b| b as char).eq(name.chars())
-    } else {
-        let units = raw.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]]));
-        char::decode_utf16(units).map(|c| c.unwrap_or(char::REPLACEMENT_CHARACTER)).eq(name.chars())
-    }
-}
-
-fn nk_name(nk: &[u8]) -> Option<String> {
-    let len = le_u16(nk, nk::NAME_LEN) as usize;
-    let raw = nk.get(nk::NAME..nk::NAME + len)?;
-    Some(if le_u16(nk, nk::FLAGS) & nk::FLAG_COMP_NAME != 0 { raw.iter().map(|&b| b as char).collect() } else { crate::bytes::utf16le_name(raw) })
-}
-
 const ROOT_FIELD: usize = base::ROOT;
 
-/// The nk cells among the subkeys of the keys `parents` whose stored name is
-/// exactly `name` (one, unless the hive lists a name twice); every subkey when
-/// none matches, so that the check never misses the cell nt-hive went to.
-fn child_cells(bytes: &[u8], parents: &[u32], name: &str) -> Vec<u32> {
-    let mut all = Vec::new();
-    for &p in parents {
-        if let Some(nk) = cell(bytes, p) {
-            subkey_offsets(bytes, le_u32(nk, nk::SUBKEYS_LIST), 0, &mut all);
+type Bytes<'a> = Cow<'a, [u8]>;
+
+fn corrupt(at: usize, msg: impl Into<String>) -> Error {
+    Error::corrupt(Layer::Hive, at as u64, msg.into())
+}
+
+/// File offset of byte `at` of the data of cell `c`.
+fn pos(c: u32, at: usize) -> usize {
+    BASE + c as usize + 4 + at
+}
+
+/// The data of the allocated cell at `off`, or `None` when there is none
+/// there (free, too small, past the end); only read errors are errors.
+fn cell<S: Src + ?Sized>(s: &S, off: u32) -> Result<Option<Bytes<'_>>> {
+    let start = BASE + off as usize;
+    let Some(h) = s.get(start, 4)? else { return Ok(None) };
+    let size = i32::from_le_bytes([h[0], h[1], h[2], h[3]]);
+    match size.checked_neg() {
+        Some(len) if len >= 4 => s.get(start + 4, len as usize - 4),
+        _ => Ok(None),
+    }
+}
+
+/// The data of the cell at `off`, read from the field at file offset
+/// `field`, which must be an allocated, 8-aligned cell inside the hive.
+fn need<'a, S: Src + ?Sized>(s: &'a S, off: u32, field: usize, what: &str) -> Result<Bytes<'a>> {
+    if off == NO_CELL {
+        return Err(corrupt(field, format!("{what} offset is 0xffffffff (no cell)")));
+    }
+    let start = BASE + off as usize;
+    let Some(h) = s.get(start, 4)? else { return Err(corrupt(field, format!("{what} offset {off:#x} points past the end of the hive"))) };
+    let size = i32::from_le_bytes([h[0], h[1], h[2], h[3]]);
+    if size >= 0 {
+        return Err(corrupt(start, format!("{what} cell {off:#x} is not allocated (size {size})")));
+    }
+    let len = size.unsigned_abs() as usize;
+    if len % 8 != 0 || len < 8 {
+        return Err(corrupt(start, format!("{what} cell {off:#x} has a bad size {len:#x}")));
+    }
+    s.get(start + 4, len - 4)?.ok_or_else(|| corrupt(start, format!("{what} cell {off:#x} ({len:#x} bytes) runs past the end of the hive")))
+}
+
+/// The key node at `off` (signature and fixed part checked).
+fn node<'a, S: Src + ?Sized>(s: &'a S, off: u32, field: usize) -> Result<Bytes<'a>> {
+    let k = need(s, off, field, "key node")?;
+    if k.len() < nk::NAME || &k[0..2] != nk::SIGNATURE {
+        return Err(corrupt(pos(off, 0), format!("cell {off:#x} is not a key node (no nk signature)")));
+    }
+    Ok(k)
+}
+
+/// The stored name of key node `k` (cell `off`) and whether it is Latin-1.
+fn nk_raw_name(k: &[u8], off: u32) -> Result<(&[u8], bool)> {
+    let len = le_u16(k, nk::NAME_LEN) as usize;
+    let raw = k.get(nk::NAME..nk::NAME + len).ok_or_else(|| corrupt(pos(off, nk::NAME_LEN), format!("key name of {len} bytes does not fit its cell {off:#x}")))?;
+    Ok((raw, le_u16(k, nk::FLAGS) & nk::FLAG_COMP_NAME != 0))
+}
+
+/// A stored name, decoded lossily (Latin-1 or UTF-16LE).
+fn decode(raw: &[u8], latin1: bool) -> String {
+    if latin1 {
+        raw.iter().map(|&b| b as char).collect()
+    } else {
+        crate::bytes::utf16le_name(raw)
+    }
+}
+
+/// Upper case of one UTF-16 code unit, the way the registry compares names
+/// (unit by unit; a unit whose upper case is not one BMP unit is kept).
+fn upcase(u: u16) -> u16 {
+    if u < 0x80 {
+        return (u as u8).to_ascii_uppercase() as u16;
+    }
+    let Some(c) = char::from_u32(u as u32) else { return u };
+    let mut up = c.to_uppercase();
+    match (up.next(), up.next()) {
+        (Some(x), None) if (x as u32) < 0x1_0000 => x as u16,
+        _ => u,
+    }
+}
+
+fn cmp_units(a: impl Iterator<Item = u16>, mut b: impl Iterator<Item = u16>) -> Ordering {
+    for x in a {
+        match b.next() {
+            None => return Ordering::Greater,
+            Some(y) => match upcase(x).cmp(&upcase(y)) {
+                Ordering::Equal => {}
+                o => return o,
+            },
         }
     }
-    // Sorted and deduplicated either way; only the (usually one) match is
-    // sorted when there is one, not the whole sibling list.
-    let mut named: Vec<u32> =
-        all.iter().copied().filter(|&o| cell(bytes, o).is_some_and(|k| k.get(0..2) == Some(nk::SIGNATURE) && nk_name_is(k, name))).collect();
-    let mut out = if named.is_empty() { all } else { std::mem::take(&mut named) };
-    out.sort_unstable();
-    out.dedup();
-    out
+    if b.next().is_some() {
+        Ordering::Less
+    } else {
+        Ordering::Equal
+    }
+}
+
+/// How stored name `raw` sorts against `want` (upper-cased unit by unit).
+fn cmp_name(raw: &[u8], latin1: bool, want: &str) -> Ordering {
+    if latin1 {
+        if want.is_ascii() && raw.is_ascii() {
+            let (a, b) = (raw.iter().map(u8::to_ascii_uppercase), want.bytes().map(|c| c.to_ascii_uppercase()));
+            return a.cmp(b);
+        }
+        cmp_units(raw.iter().map(|&b| b as u16), want.encode_utf16())
+    } else {
+        cmp_units(raw.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])), want.encode_utf16())
+    }
+}
+
+/// The lh hash of a name: h = 37·h + upcase(unit).
+fn lh_hash(name: &str) -> u32 {
+    name.encode_utf16().fold(0u32, |h, u| h.wrapping_mul(37).wrapping_add(upcase(u) as u32))
+}
+
+/// A subkey leaf (li, lf, lh) with its entry width.
+struct Leaf<'a> {
+    off: u32,
+    data: Bytes<'a>,
+    width: usize,
+    n: usize,
+    hashed: bool,
+}
+
+impl Leaf<'_> {
+    fn entry(&self, i: usize) -> u32 {
+        le_u32(&self.data, list::ENTRIES + self.width * i)
+    }
+    fn field(&self, i: usize) -> usize {
+        pos(self.off, list::ENTRIES + self.width * i)
+    }
+}
+
+/// A subkey list: a leaf, or an index root's leaf offsets.
+enum List<'a> {
+    Leaf(Leaf<'a>),
+    Root { off: u32, data: Bytes<'a>, n: usize },
+}
+
+/// Leaf cell `off` (signature li/lf/lh and count checked).
+fn leaf<'a, S: Src + ?Sized>(s: &'a S, off: u32, field: usize) -> Result<Leaf<'a>> {
+    let data = need(s, off, field, "subkey list")?;
+    let (width, hashed) = match data.get(0..2) {
+        Some(x) if x == list::LF => (8, false),
+        Some(x) if x == list::LH => (8, true),
+        Some(x) if x == list::LI => (4, false),
+        _ => return Err(corrupt(pos(off, 0), format!("cell {off:#x} is not a subkey list leaf (li/lf/lh)"))),
+    };
+    let n = le_u16(&data, list::COUNT) as usize;
+    if list::ENTRIES + width * n > data.len() {
+        return Err(corrupt(pos(off, list::COUNT), format!("subkey list {off:#x}: {n} entries do not fit its {} bytes", data.len())));
+    }
+    Ok(Leaf { off, data, width, n, hashed })
+}
+
+/// The subkey list of key node `k` (cell `koff`), if it has one.
+fn subkey_list<'a, S: Src + ?Sized>(s: &'a S, koff: u32, k: &[u8]) -> Result<Option<List<'a>>> {
+    let off = le_u32(k, nk::SUBKEYS_LIST);
+    if off == NO_CELL {
+        return Ok(None);
+    }
+    let field = pos(koff, nk::SUBKEYS_LIST);
+    let data = need(s, off, field, "subkey list")?;
+    if data.get(0..2) == Some(&list::RI[..]) {
+        let n = le_u16(&data, list::COUNT) as usize;
+        if list::ENTRIES + 4 * n > data.len() {
+            return Err(corrupt(pos(off, list::COUNT), format!("index root {off:#x}: {n} entries do not fit its {} bytes", data.len())));
+        }
+        return Ok(Some(List::Root { off, data, n }));
+    }
+    drop(data);
+    leaf(s, off, field).map(|l| Some(List::Leaf(l)))
+}
+
+/// nt-hive's binary search of a sorted leaf.
+fn search_leaf<'a, S: Src + ?Sized>(s: &'a S, l: &Leaf<'_>, name: &str) -> Result<Option<(u32, Bytes<'a>)>> {
+    let (mut lo, mut hi) = (0i64, l.n as i64 - 1);
+    while lo <= hi {
+        let mid = ((lo + hi) / 2) as usize;
+        let off = l.entry(mid);
+        let k = node(s, off, l.field(mid))?;
+        let (raw, latin1) = nk_raw_name(&k, off)?;
+        match cmp_name(raw, latin1, name) {
+            Ordering::Equal => return Ok(Some((off, k))),
+            Ordering::Less => lo = mid as i64 + 1,
+            Ordering::Greater => hi = mid as i64 - 1,
+        }
+    }
+    Ok(None)
+}
+
+/// The entry of an lh leaf whose stored hash and name are `name`'s.
+fn hash_scan<'a, S: Src + ?Sized>(s: &'a S, l: &Leaf<'_>, name: &str, h: u32) -> Result<Option<(u32, Bytes<'a>)>> {
+    for i in 0..l.n {
+        if le_u32(&l.data, list::ENTRIES + 8 * i + 4) != h {
+            continue;
+        }
+        let off = l.entry(i);
+        let k = node(s, off, l.field(i))?;
+        let (raw, latin1) = nk_raw_name(&k, off)?;
+        if cmp_name(raw, latin1, name) == Ordering::Equal {
+            return Ok(Some((off, k)));
+        }
+    }
+    Ok(None)
+}
+
+/// The subkey `name` of key node `k` (cell `koff`): its offset and cell.
+fn child<'a, S: Src + ?Sized>(s: &'a S, koff: u32, k: &[u8], name: &str) -> Result<Option<(u32, Bytes<'a>)>> {
+    let Some(l) = subkey_list(s, koff, k)? else { return Ok(None) };
+    let h = lh_hash(name);
+    match l {
+        List::Leaf(l) => {
+            if l.hashed {
+                if let Some(hit) = hash_scan(s, &l, name, h)? {
+                    return Ok(Some(hit));
+                }
+            }
+            search_leaf(s, &l, name)
+        }
+        List::Root { off, data, n } => {
+            let leaves: Vec<Leaf<'_>> = (0..n).map(|i| leaf(s, le_u32(&data, list::ENTRIES + 4 * i), pos(off, list::ENTRIES + 4 * i))).collect::<Result<_>>()?;
+            for l in leaves.iter().filter(|l| l.hashed) {
+                if let Some(hit) = hash_scan(s, l, name, h)? {
+                    return Ok(Some(hit));
+                }
+            }
+            // nt-hive's search over the index root: by the first and last
+            // name of each leaf, then inside the one leaf that can hold it.
+            let (mut lo, mut hi) = (0i64, n as i64 - 1);
+            while lo <= hi {
+                let mid = ((lo + hi) / 2) as usize;
+                let l = &leaves[mid];
+                if l.n == 0 {
+                    hi = mid as i64 - 1;
+                    continue;
+                }
+                let (first, last) = (l.entry(0), l.entry(l.n - 1));
+                let fk = node(s, first, l.field(0))?;
+                let (raw, latin1) = nk_raw_name(&fk, first)?;
+                match cmp_name(raw, latin1, name) {
+                    Ordering::Equal => return Ok(Some((first, fk))),
+                    Ordering::Greater => {
+                        hi = mid as i64 - 1;
+                        continue;
+                    }
+                    Ordering::Less => {}
+                }
+                let lk = node(s, last, l.field(l.n - 1))?;
+                let (raw, latin1) = nk_raw_name(&lk, last)?;
+                match cmp_name(raw, latin1, name) {
+                    Ordering::Equal => return Ok(Some((last, lk))),
+                    Ordering::Less => {
+                        lo = mid as i64 + 1;
+                        continue;
+                    }
+                    Ordering::Greater => {}
+                }
+                return search_leaf(s, l, name);
+            }
+            Ok(None)
+        }
+    }
+}
+
+/// The root key node: its offset and cell.
+fn root<S: Src + ?Sized>(s: &S) -> Result<(u32, Bytes<'_>)> {
+    let h = s.get(ROOT_FIELD, 4)?.ok_or_else(|| corrupt(ROOT_FIELD, "no base block"))?;
+    let root = le_u32(&h, 0);
+    if root == NO_CELL {
+        return Err(corrupt(ROOT_FIELD, "root cell offset is 0xffffffff (no cell)"));
+    }
+    Ok((root, node(s, root, ROOT_FIELD)?))
+}
+
+/// The key node at `comps`, `None` when a component is absent.
+fn find_nk<'a, S: Src + ?Sized>(s: &'a S, comps: &[&str]) -> Result<Option<(u32, Bytes<'a>)>> {
+    let (mut off, mut k) = root(s)?;
+    for c in comps {
+        match child(s, off, &k, c)? {
+            Some((o, n)) => (off, k) = (o, n),
+            None => return Ok(None),
+        }
+    }
+    Ok(Some((off, k)))
+}
+
+/// The data of value `v` (cell `voff`), as nt-hive's `data().into_vec()` reads it.
+fn value_data<S: Src + ?Sized>(s: &S, voff: u32, v: &[u8]) -> Result<Vec<u8>> {
+    let raw_size = le_u32(v, vk::DATA_SIZE);
+    let size = (raw_size & !vk::DATA_INLINE) as usize;
+    let doff = le_u32(v, vk::DATA_OFFSET);
+    let size_field = pos(voff, vk::DATA_SIZE);
+    if raw_size & vk::DATA_INLINE != 0 {
+        if size > 4 {
+            return Err(corrupt(size_field, format!("value data of {size} bytes cannot be stored in its data-offset field")));
+        }
+        return Ok(v[vk::DATA_OFFSET..vk::DATA_OFFSET + size].to_vec());
+    }
+    let d = need(s, doff, pos(voff, vk::DATA_OFFSET), "value data")?;
+    if size <= MAX_CELL_DATA {
+        return d.get(..size).map(<[u8]>::to_vec).ok_or_else(|| corrupt(pos(doff, 0), format!("value data cell {doff:#x} holds {} bytes, the value says {size}", d.len())));
+    }
+    // Big data: a db record and its list of segments of 16344 bytes each.
+    if d.len() < db::LEN || &d[0..2] != db::SIGNATURE {
+        return Err(corrupt(pos(doff, 0), format!("cell {doff:#x} is not a big-data record (db)")));
+    }
+    let count = le_u16(&d, db::SEGMENT_COUNT) as usize;
+    if count * MAX_CELL_DATA < size {
+        return Err(corrupt(pos(doff, db::SEGMENT_COUNT), format!("{count} big-data segments cannot hold {size} bytes")));
+    }
+    let loff = le_u32(&d, db::SEGMENT_LIST);
+    let segs = need(s, loff, pos(doff, db::SEGMENT_LIST), "big-data segment list")?;
+    if segs.len() < 4 * count {
+        return Err(corrupt(pos(doff, db::SEGMENT_COUNT), format!("big-data segment list {loff:#x}: {count} entries do not fit its {} bytes", segs.len())));
+    }
+    let mut out = Vec::with_capacity(size);
+    for j in 0..count {
+        let want = (size - out.len()).min(MAX_CELL_DATA);
+        if want == 0 {
+            break;
+        }
+        let so = le_u32(&segs, 4 * j);
+        let seg = need(s, so, pos(loff, 4 * j), "big-data segment")?;
+        let part = seg.get(..want).ok_or_else(|| corrupt(pos(so, 0), format!("big-data segment {so:#x} holds {} bytes, {want} expected", seg.len())))?;
+        out.extend_from_slice(part);
+    }
+    Ok(out)
+}
+
+/// The values of key node `k` (cell `koff`), in list order.
+fn values<S: Src + ?Sized>(s: &S, koff: u32, k: &[u8]) -> Result<Vec<Value>> {
+    let loff = le_u32(k, nk::VALUES_LIST);
+    if loff == NO_CELL {
+        return Ok(Vec::new());
+    }
+    let l = need(s, loff, pos(koff, nk::VALUES_LIST), "value list")?;
+    let count = le_u32(k, nk::VALUE_COUNT) as usize;
+    if count.saturating_mul(4) > l.len() {
+        return Err(corrupt(pos(koff, nk::VALUE_COUNT), format!("{count} values do not fit the {}-byte value list {loff:#x}", l.len())));
+    }
+    let mut out = Vec::with_capacity(count);
+    for i in 0..count {
+        let voff = le_u32(&l, 4 * i);
+        let v = need(s, voff, pos(loff, 4 * i), "value")?;
+        if v.len() < vk::NAME || &v[0..2] != vk::SIGNATURE {
+            return Err(corrupt(pos(voff, 0), format!("cell {voff:#x} is not a value (no vk signature)")));
+        }
+        let len = le_u16(&v, vk::NAME_LEN) as usize;
+        let raw = v.get(vk::NAME..vk::NAME + len).ok_or_else(|| corrupt(pos(voff, vk::NAME_LEN), format!("value name of {len} bytes does not fit its cell {voff:#x}")))?;
+        let name = decode(raw, le_u16(&v, vk::FLAGS) & vk::FLAG_COMP_NAME != 0);
+        let kind = le_u32(&v, vk::TYPE);
+        let raw = value_data(s, voff, &v)?;
+        out.push(Value { name, kind, raw });
+    }
+    Ok(out)
+}
+
+/// The names of the subkeys of key node `k` (cell `koff`), in list order.
+fn subkey_names<S: Src + ?Sized>(s: &S, koff: u32, k: &[u8]) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    let leaves = match subkey_list(s, koff, k)? {
+        None => return Ok(out),
+        Some(List::Leaf(l)) => vec![l],
+        Some(List::Root { off, data, n }) => (0..n).map(|i| leaf(s, le_u32(&data, list::ENTRIES + 4 * i), pos(off, list::ENTRIES + 4 * i))).collect::<Result<_>>()?,
+    };
+    for l in &leaves {
+        for i in 0..l.n {
+            let off = l.entry(i);
+            let c = node(s, off, l.field(i))?;
+            let (raw, latin1) = nk_raw_name(&c, off)?;
+            out.push(decode(raw, latin1));
+            if out.len() > MAX_KEYS {
+                return Err(corrupt(0, "a key with more than two million subkeys"));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The class name of key node `k`, when it has a readable one.
+fn class_name<S: Src + ?Sized>(s: &S, k: &[u8]) -> Result<Option<String>> {
+    let off = le_u32(k, nk::CLASS_NAME);
+    if off == NO_CELL {
+        return Ok(None);
+    }
+    let len = le_u16(k, nk::CLASS_NAME_LEN) as usize;
+    let start = BASE + off as usize;
+    let Some(h) = s.get(start, 4)? else { return Ok(None) };
+    let size = i32::from_le_bytes([h[0], h[1], h[2], h[3]]);
+    if size >= 0 || size.unsigned_abs() % 8 != 0 {
+        return Ok(None);
+    }
+    Ok(cell(s, off)?.and_then(|c| c.get(..len).map(crate::bytes::utf16le_name)))
+}
+
+/// The key at `comps` of the hive in `s`, named `hive` in errors.
+fn key_at<S: Src + ?Sized>(s: &S, hive: &str, comps: &[&str]) -> Result<Key> {
+    let (mut off, mut k) = root(s)?;
+    check_node(s, off)?;
+    let mut real = Vec::with_capacity(comps.len());
+    for c in comps {
+        let Some((o, n)) = child(s, off, &k, c)? else {
+            return Err(Error::NotFound { layer: Layer::Hive, path: format!("{hive}\\{}", comps.join("\\")) });
+        };
+        (off, k) = (o, n);
+        check_node(s, off)?;
+        let (raw, latin1) = nk_raw_name(&k, off)?;
+        real.push(decode(raw, latin1));
+    }
+    Ok(Key {
+        name: real.last().cloned().unwrap_or_default(),
+        last_write: filetime_iso(le_u64(&k, nk::TIMESTAMP)),
+        class: class_name(s, &k)?,
+        values: values(s, off, &k)?,
+        subkeys: subkey_names(s, off, &k)?,
+        path: real.join("\\"),
+    })
 }
 
 /// Refuse, as a `hive` error naming the field's file offset, a cell offset of
-/// 0xFFFFFFFF anywhere nt-hive would follow it from key node `nk`: subkey list
-/// entries (ri and its leaves), value list entries, value data offsets and
-/// big-data segment lists. nt-hive 0.3 asserts on such offsets
-/// (`data_offset != u32::MAX`) instead of returning an error.
-fn check_node(bytes: &[u8], nk: u32) -> Result<()> {
-    let Some(k) = cell(bytes, nk) else { return Ok(()) };
-    // File offset of byte `at` of the data of cell `c`.
-    let pos = |c: u32, at: usize| (BASE + c as usize + 4 + at) as u64;
-    let none = |c: u32, at: usize, what: &str| {
-        Error::corrupt(Layer::Hive, pos(c, at), format!("{what} in cell {c:#x} is 0xffffffff (no cell)"))
-    };
+/// 0xFFFFFFFF anywhere a reader would follow it from key node `nk`: subkey
+/// list entries (ri and its leaves), value list entries, value data offsets
+/// and big-data segment lists. (nt-hive 0.3 asserted on such offsets; every
+/// key on a looked-up path is checked, as it was when nt-hive read them.)
+fn check_node<S: Src + ?Sized>(s: &S, nk: u32) -> Result<()> {
+    let Some(k) = cell(s, nk)? else { return Ok(()) };
+    let none = |c: u32, at: usize, what: &str| corrupt(pos(c, at), format!("{what} in cell {c:#x} is 0xffffffff (no cell)"));
     // Entries 0..n at 4 + step*i of list cell `l`.
     let entries = |l: u32, c: &[u8], step: usize, what: &str| -> Result<Vec<u32>> {
         let n = (le_u16(c, list::COUNT) as usize).min(c.len().saturating_sub(list::ENTRIES) / step);
-        (0..n).map(|i| match le_u32(c, list::ENTRIES + step * i) {
-            NO_CELL => Err(none(l, list::ENTRIES + step * i, &format!("{what} entry {i}"))),
-            o => Ok(o),
-        }).collect()
+        (0..n)
+            .map(|i| match le_u32(c, list::ENTRIES + step * i) {
+                NO_CELL => Err(none(l, list::ENTRIES + step * i, &format!("{what} entry {i}"))),
+                o => Ok(o),
+            })
+            .collect()
     };
-    let list_off = le_u32(k, nk::SUBKEYS_LIST);
+    let list_off = le_u32(&k, nk::SUBKEYS_LIST);
     // Entry width of a leaf (lf/lh 8, li 4).
     let width = |c: &[u8]| match c.get(0..2) {
-        Some(s) if s == list::LF || s == list::LH => Some(8),
-        Some(s) if s == list::LI => Some(4),
+        Some(x) if x == list::LF || x == list::LH => Some(8),
+        Some(x) if x == list::LI => Some(4),
         _ => None,
     };
-    if let Some(l) = (list_off != NO_CELL).then(|| cell(bytes, list_off)).flatten() {
-        if l.get(0..2) == Some(list::RI) {
-            for leaf in entries(list_off, l, 4, "index root")? {
-                if let Some((c, w)) = cell(bytes, leaf).and_then(|c| Some((c, width(c)?))) {
-                    entries(leaf, c, w, "subkey list")?;
+    let l = if list_off != NO_CELL { cell(s, list_off)? } else { None };
+    if let Some(l) = l {
+        if l.get(0..2) == Some(&list::RI[..]) {
+            for leaf in entries(list_off, &l, 4, "index root")? {
+                if let Some(c) = cell(s, leaf)? {
+                    if let Some(w) = width(&c) {
+                        entries(leaf, &c, w, "subkey list")?;
+                    }
                 }
             }
-        } else if let Some(w) = width(l) {
-            entries(list_off, l, w, "subkey list")?;
+        } else if let Some(w) = width(&l) {
+            entries(list_off, &l, w, "subkey list")?;
         }
     }
-    let (count, vlist) = (le_u32(k, nk::VALUE_COUNT) as usize, le_u32(k, nk::VALUES_LIST));
+    let (count, vlist) = (le_u32(&k, nk::VALUE_COUNT) as usize, le_u32(&k, nk::VALUES_LIST));
     if count == 0 || vlist == NO_CELL {
         return Ok(());
     }
-    let Some(l) = cell(bytes, vlist) else { return Ok(()) };
+    let Some(l) = cell(s, vlist)? else { return Ok(()) };
     for i in 0..count.min(l.len() / 4) {
-        let v = le_u32(l, 4 * i);
+        let v = le_u32(&l, 4 * i);
         if v == NO_CELL {
             return Err(none(vlist, 4 * i, &format!("value list entry {i}")));
         }
-        let Some(value) = cell(bytes, v).filter(|c| c.len() >= vk::NAME) else { continue };
-        let (dsize, doff) = (le_u32(value, vk::DATA_SIZE), le_u32(value, vk::DATA_OFFSET));
+        let Some(value) = cell(s, v)?.filter(|c| c.len() >= vk::NAME) else { continue };
+        let (dsize, doff) = (le_u32(&value, vk::DATA_SIZE), le_u32(&value, vk::DATA_OFFSET));
         if dsize & vk::DATA_INLINE != 0 {
             continue;
         }
@@ -385,14 +725,14 @@ fn check_node(bytes: &[u8], nk: u32) -> Result<()> {
             return Err(none(v, vk::DATA_OFFSET, "value data offset"));
         }
         if dsize as usize > MAX_CELL_DATA {
-            let Some(big) = cell(bytes, doff).filter(|c| c.len() >= db::LEN) else { continue };
-            let segs = le_u32(big, db::SEGMENT_LIST);
+            let Some(big) = cell(s, doff)?.filter(|c| c.len() >= db::LEN) else { continue };
+            let segs = le_u32(&big, db::SEGMENT_LIST);
             if segs == NO_CELL {
                 return Err(none(doff, db::SEGMENT_LIST, "big-data segment list offset"));
             }
-            if let Some(sl) = cell(bytes, segs) {
-                for j in 0..(le_u16(big, db::SEGMENT_COUNT) as usize).min(sl.len() / 4) {
-                    if le_u32(sl, 4 * j) == NO_CELL {
+            if let Some(sl) = cell(s, segs)? {
+                for j in 0..(le_u16(&big, db::SEGMENT_COUNT) as usize).min(sl.len() / 4) {
+                    if le_u32(&sl, 4 * j) == NO_CELL {
                         return Err(none(segs, 4 * j, &format!("big-data segment {j}")));
                     }
                 }
@@ -401,78 +741,6 @@ fn check_node(bytes: &[u8], nk: u32) -> Result<()> {
     }
     Ok(())
 }
-
-/// Offsets of the subkeys of nk `nk` (following ri → li/lf/lh).
-fn subkey_offsets(bytes: &[u8], list: u32, depth: u8, out: &mut Vec<u32>) {
-    let Some(l) = cell(bytes, list) else { return };
-    let count = le_u16(l, list::COUNT) as usize;
-    let entry = |i: usize, w: usize| le_u32(l, list::ENTRIES + w * i);
-    match l.get(0..2) {
-        Some(s) if s == list::LF || s == list::LH => out.extend((0..count).map(|i| entry(i, 8))),
-        Some(s) if s == list::LI => out.extend((0..count).map(|i| entry(i, 4))),
-        Some(s) if s == list::RI && depth == 0 => {
-            for i in 0..count {
-                subkey_offsets(bytes, entry(i, 4), 1, out);
-            }
-        }
-        _ => {}
-    }
-}
-
-/// (name, type) of every value of the key at `comps`.
-fn value_types(bytes: &[u8], comps: &[&str]) -> Vec<(String, u32)> {
-    let Some(nk) = find_nk(bytes, comps) else { return vec![] };
-    let (count, vlist) = (le_u32(nk, nk::VALUE_COUNT) as usize, le_u32(nk, nk::VALUES_LIST));
-    let Some(l) = cell(bytes, vlist) else { return vec![] };
-    (0..count.min(l.len() / 4))
-        .filter_map(|i| cell(bytes, le_u32(l, 4 * i)))
-        .filter(|v| v.get(0..2) == Some(vk::SIGNATURE))
-        .map(|v| {
-            let n = v.get(vk::NAME..vk::NAME + le_u16(v, vk::NAME_LEN) as usize).unwrap_or(&[]);
-            let name = if le_u16(v, vk::FLAGS) & vk::FLAG_COMP_NAME != 0 { n.iter().map(|&b| b as char).collect() } else { crate::bytes::utf16le_name(n) };
-            (name, le_u32(v, vk::TYPE))
-        })
-        .collect()
-}
-
-/// Last-write FILETIME of the key at `comps`.
-fn key_timestamp(bytes: &[u8], comps: &[&str]) -> Option<u64> {
-    find_nk(bytes, comps).map(|k| le_u64(k, nk::TIMESTAMP))
-}
-
-/// Key names compare case-insensitively; ASCII names (nearly all) without
-/// allocating.
-fn same_name(stored: &str, want: &str) -> bool {
-    if stored.is_ascii() && want.is_ascii() {
-        stored.eq_ignore_ascii_case(want)
-    } else {
-        stored.to_uppercase() == want.to_uppercase()
-    }
-}
-
-/// Whether key cell `nk`'s name is `want`, as [`same_name`] of its decoded
-/// name says; an ASCII compressed name against an ASCII `want` (nearly every
-/// sibling of every lookup) without decoding it into a string.
-fn nk_name_matches(nk: &[u8], want: &str) -> bool {
-    let len = le_u16(nk, nk::NAME_LEN) as usize;
-    let Some(raw) = nk.get(nk::NAME..nk::NAME + len) else { return false };
-    if le_u16(nk, nk::FLAGS) & nk::FLAG_COMP_NAME != 0 && raw.is_ascii() && want.is_ascii() {
-        return raw.eq_ignore_ascii_case(want.as_bytes());
-    }
-    nk_name(nk).is_some_and(|n| same_name(&n, want))
-}
-
-/// The nk cell of the key at `comps`.
-fn find_nk<'a>(bytes: &'a [u8], comps: &[&str]) -> Option<&'a [u8]> {
-    let mut key = cell(bytes, le_u32(bytes, base::ROOT))?;
-    for c in comps {
-        let mut offs = Vec::new();
-        subkey_offsets(bytes, le_u32(key, nk::SUBKEYS_LIST), 0, &mut offs);
-        key = offs.into_iter().filter_map(|o| cell(bytes, o)).find(|k| k.get(0..2) == Some(nk::SIGNATURE) && nk_name_matches(k, c))?;
-    }
-    Some(key)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -23,6 +23,7 @@ use crate::hive::{self, HiveKind};
 use crate::image::{self, Image};
 use crate::locate::{self, DiskReport};
 use std::cell::OnceCell;
+use std::rc::Rc;
 use std::path::{Path, PathBuf};
 
 /// Largest hive (or log) file we read: Windows refuses hives above 2 GiB.
@@ -76,7 +77,8 @@ impl std::fmt::Display for HiveLocation {
 /// A mounted volume, kept for the life of the machine.
 struct Mount {
     partition: u32,
-    fs: OnceCell<std::result::Result<Box<dyn FileSystem>, Error>>,
+    /// Shared with the hives read from it (their pages are read on demand).
+    fs: OnceCell<std::result::Result<Rc<dyn FileSystem>, Error>>,
 }
 
 enum Inner {
@@ -153,7 +155,7 @@ impl Machine {
             .map(|p| {
                 let fs = OnceCell::new();
                 if let Some(i) = mounted.iter().position(|(ix, _)| *ix == p.index) {
-                    let _ = fs.set(Ok(mounted.swap_remove(i).1));
+                    let _ = fs.set(Ok(Rc::from(mounted.swap_remove(i).1)));
                 }
                 Mount { partition: p.index, fs }
             })
@@ -305,14 +307,19 @@ impl Machine {
 
     /// The file system of partition `index`, mounted once.
     pub fn mount(&self, index: u32) -> Result<&dyn FileSystem> {
+        self.mount_shared(index).map(|fs| &**fs)
+    }
+
+    /// [`Machine::mount`], as the shared handle a paged hive keeps.
+    fn mount_shared(&self, index: u32) -> Result<&Rc<dyn FileSystem>> {
         let Inner::Image { image, survey, mounts } = &self.inner else { return Err(self.not_an_image("reading a volume")) };
         let m = mounts.iter().find(|m| m.partition == index).ok_or_else(|| Error::Usage(format!("no partition {index} (partitions: {})", list(survey))))?;
         let fs = m.fs.get_or_init(|| {
             let p = survey.partition_table.partitions.iter().find(|p| p.index == index).ok_or_else(|| Error::Usage(format!("no partition {index}")))?;
-            locate::mount(image, p)
+            locate::mount(image, p).map(Rc::from)
         });
         match fs {
-            Ok(fs) => Ok(fs.as_ref()),
+            Ok(fs) => Ok(fs),
             Err(e) => Err(e.duplicate()),
         }
     }
@@ -394,7 +401,7 @@ impl Machine {
 
     fn load(&self, kind: HiveKind) -> Result<Hive> {
         match self.hive_location(kind)? {
-            HiveLocation::Volume { partition, path } => load_from_fs(self.mount(partition)?, &path, kind.name()),
+            HiveLocation::Volume { partition, path } => load_paged(self.mount_shared(partition)?.clone(), &path, kind.name()),
             HiveLocation::File(p) => load_file(&p),
         }
     }
@@ -427,7 +434,7 @@ impl Machine {
     /// (`audit`) reuses mapped memory instead of faulting in fresh pages.
     pub fn recycle(self) {
         for h in self.hives.into_iter().chain([self.other]).filter_map(|c| c.into_inner()?.ok()) {
-            crate::fs::reader::recycle(h.bytes);
+            h.into_buffers().into_iter().for_each(crate::fs::reader::recycle);
         }
     }
 
@@ -468,6 +475,33 @@ pub fn load_from_fs(fs: &dyn FileSystem, path: &str, name: &str) -> Result<Hive>
     // The logs' buffers serve the next image's reads on this thread (audit).
     log1.into_iter().chain(log2).for_each(crate::fs::reader::recycle);
     Ok(Hive::new(name, loaded?))
+}
+
+/// [`load_from_fs`], with the primary paged ([`hive::load_paged`]): the hive
+/// file is streamed once (read errors as before; its base block and hbin
+/// headers kept), then its chunks are read again as cells in them are read;
+/// the logs are read whole. The hive keeps `fs` to read its chunks.
+pub fn load_paged(fs: Rc<dyn FileSystem>, path: &str, name: &str) -> Result<Hive> {
+    let st = fs.stat(path)?;
+    if st.is_dir {
+        return Err(Error::Usage(format!("{path} is a directory")));
+    }
+    if st.size > MAX_HIVE_FILE {
+        return Err(Error::unsupported(Layer::Fs, 0, format!("{path} is {} bytes, more than the {MAX_HIVE_FILE}-byte limit", st.size)));
+    }
+    // The whole file is read once, as before (so an unreadable hive fails
+    // to load, as before, instead of reading as missing keys later), but
+    // only its base block and hbin headers are kept.
+    let scan = hive::scan_primary(&|w: &mut dyn std::io::Write| fs.read_to(path, w), st.size as usize)?;
+    let log1 = match read_optional(&*fs, &format!("{path}.LOG1"))? {
+        None => read_optional(&*fs, &format!("{path}.LOG"))?,
+        l => l,
+    };
+    let log2 = read_optional(&*fs, &format!("{path}.LOG2"))?;
+    let file = path.to_string();
+    let read: hive::pages::ReadAt = Box::new(move |at, buf| fs.read_at(&file, at, buf));
+    let (data, report) = hive::load_paged(read, scan, log1, log2)?;
+    Ok(Hive::from_parts(name, data, report))
 }
 
 /// Load a plain hive file from the local file system, with sibling

@@ -69,8 +69,8 @@ pub(crate) fn hives_written(ctx: &Ctx) -> Option<u64> {
     let stamps = [System, Software]
         .into_iter()
         .filter_map(|k| ctx.hive(k))
-        .filter(|h| h.bytes.len() >= regf::base::TIMESTAMP + 8)
-        .map(|h| (filetime(crate::bytes::le_u64(&h.bytes, regf::base::TIMESTAMP)), ()));
+        .filter_map(|h| h.get(regf::base::TIMESTAMP, 8).ok().flatten())
+        .map(|b| (filetime(crate::bytes::le_u64(&b, 0)), ()));
     newest(stamps).map(|(t, ())| t)
 }
 

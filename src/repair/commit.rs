@@ -212,7 +212,7 @@ fn files_in_place(machine: &Machine, plan: &Plan) -> Result<Committed> {
         std::fs::OpenOptions::new().write(true).open(p).map_err(|source| Error::Output { layer: Layer::Repair, what: "opening for writing (nothing was written)", path: p.to_path_buf(), source })?;
         let raw = read_hive_file(p)?;
         let now = crate::machine::load_file(p)?;
-        if now.bytes != machine.require(e.hive)?.bytes {
+        if now.bytes()? != machine.require(e.hive)?.bytes()? {
             return Err(Error::Refused { layer: Layer::Repair, msg: format!("{} changed since rdprescue read it; nothing was written (run the fix again)", p.display()) });
         }
         originals.push(raw);

@@ -71,7 +71,7 @@ impl std::ops::Deref for Loaded {
 
 impl std::fmt::Debug for Loaded {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Loaded({}, {} bytes, {:?})", self.0.name, self.0.bytes.len(), self.0.report.state)
+        write!(f, "Loaded({}, {} bytes, {:?})", self.0.name, self.0.len(), self.0.report.state)
     }
 }
 
@@ -289,7 +289,7 @@ pub fn plan_with_files(machine: &Machine, actions: &[Edit], files: &[FileEdit]) 
         if changes.is_empty() {
             continue;
         }
-        let mut ed = HiveEditor::new(hive.bytes.clone(), hive.report.max_sequence_seen)?;
+        let mut ed = HiveEditor::new(hive.bytes()?.to_vec(), hive.report.max_sequence_seen)?;
         ed.apply_all(&changes.iter().map(|c| c.action.clone()).collect::<Vec<_>>())?;
         let new = ed.finish()?;
         let loaded = Loaded(std::sync::Arc::new(check_edit(&path, kind, &new, &changes)?));
@@ -418,9 +418,10 @@ pub fn verify_loaded(hives: &dyn crate::rdp::Hives, edits: &[HiveEdit]) -> Resul
         if h.report.state != crate::hive::HiveState::Clean {
             return Err(Error::corrupt(Layer::Hive, 0, format!("verification: {} is not clean in the output", e.path)));
         }
-        let n = e.new_bytes.len().min(h.bytes.len());
-        if h.bytes[..n] != e.new_bytes[..n] || h.bytes.len() < 4096 {
-            let at = h.bytes.iter().zip(&e.new_bytes).position(|(a, b)| a != b).unwrap_or(n);
+        let bytes = h.bytes()?;
+        let n = e.new_bytes.len().min(bytes.len());
+        if bytes[..n] != e.new_bytes[..n] || bytes.len() < 4096 {
+            let at = bytes.iter().zip(&e.new_bytes).position(|(a, b)| a != b).unwrap_or(n);
             return Err(Error::corrupt(Layer::Hive, at as u64, format!("verification: {} read back from the output differs from the edited hive", e.path)));
         }
     }

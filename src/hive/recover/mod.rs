@@ -76,6 +76,7 @@ pub use base::{checksum as base_block_checksum, MAX_HBINS_SIZE};
 pub use marvin32::{marvin32, HVLE_SEED};
 
 use super::regf::{self, hbin};
+use super::pages::{HiveBytes, Overlay, ReadAt};
 use super::{HiveReport, HiveState, LoadedHive, LogApplied};
 use crate::bytes::{le_u32, le_u64};
 use crate::error::{Error, Layer, Result};
@@ -152,50 +153,89 @@ fn seq_max(seqs: impl IntoIterator<Item = u32>) -> Option<u32> {
     seqs.into_iter().reduce(|m, s| if seq_after(s, m) { s } else { m })
 }
 
-/// The hive image being rebuilt, and which of its bytes past the end of the
-/// original primary file were actually supplied by log pages.
-struct Work {
-    img: Vec<u8>,
+/// Reads `buf.len()` bytes of the primary file at an offset below its length.
+type ReadPrimary<'a> = &'a dyn Fn(usize, &mut [u8]) -> Result<()>;
+
+/// The hive image being rebuilt: its base block, its length, the log pages
+/// laid over the primary (by reference into the log buffers: nothing is
+/// copied until the image is read), and which of its bytes past the end of
+/// the original primary file were actually supplied by log pages.
+struct Work<'a> {
+    base: Vec<u8>,
+    len: usize,
     orig_len: usize,
     filled: Vec<(usize, usize)>,
+    overlay: Overlay,
+    logs: [&'a [u8]; 2],
+    primary: ReadPrimary<'a>,
 }
 
-impl Work {
-    fn new(img: Vec<u8>) -> Self {
-        let orig_len = img.len();
+impl<'a> Work<'a> {
+    fn new(base: &[u8], orig_len: usize, primary: ReadPrimary<'a>, logs: [&'a [u8]; 2]) -> Self {
         Work {
-            img,
+            base: base[..BASE_BLOCK_LEN].to_vec(),
+            len: orig_len,
             orig_len,
             filled: Vec::new(),
+            overlay: Overlay::default(),
+            logs,
+            primary,
         }
     }
 
     /// Make room for `hbins` bytes of hive bins (zero-filled growth).
     fn grow_to(&mut self, hbins: u32) {
-        let need = BASE_BLOCK_LEN + hbins as usize;
-        if self.img.len() < need {
-            self.img.resize(need, 0);
-        }
+        self.len = self.len.max(BASE_BLOCK_LEN + hbins as usize);
     }
 
-    /// Copy a page to hive-bins offset `rel`. Callers grew the image first.
+    /// Lay a page (a slice of one of the logs) at hive-bins offset `rel`.
+    /// Callers grew the image first.
     fn write(&mut self, rel: usize, page: &[u8]) {
         let dst = BASE_BLOCK_LEN + rel;
         let end = dst + page.len();
-        if let Some(d) = self.img.get_mut(dst..end) {
-            d.copy_from_slice(page);
-            if end > self.orig_len {
-                self.filled.push((dst.max(self.orig_len), end));
-            }
+        if end > self.len {
+            return;
         }
+        // Which log buffer the page is in, and where (address arithmetic
+        // on the two slices, no unsafe).
+        let p = page.as_ptr() as usize;
+        let Some((i, src)) = self.logs.iter().enumerate().find_map(|(i, l)| {
+            let lp = l.as_ptr() as usize;
+            (p >= lp && p + page.len() <= lp + l.len()).then(|| (i, p - lp))
+        }) else {
+            return;
+        };
+        self.overlay.push(dst, i as u8, src, page.len());
+        if end > self.orig_len {
+            self.filled.push((dst.max(self.orig_len), end));
+        }
+    }
+
+    /// `n` bytes of the image at `at` (primary, zeros past it, base block,
+    /// log pages), `None` past the end of the image.
+    fn read(&self, at: usize, n: usize) -> Result<Option<Vec<u8>>> {
+        if at + n > self.len {
+            return Ok(None);
+        }
+        let mut buf = vec![0u8; n];
+        let from_file = (at + n).min(self.orig_len).saturating_sub(at);
+        if from_file > 0 {
+            (self.primary)(at, &mut buf[..from_file])?;
+        }
+        if at < BASE_BLOCK_LEN {
+            let k = (BASE_BLOCK_LEN - at).min(n);
+            buf[..k].copy_from_slice(&self.base[at..at + k]);
+        }
+        self.overlay.apply(&self.logs, at, &mut buf);
+        Ok(Some(buf))
     }
 
     /// Replace the base block by a log's 512-byte copy (rest zero, file type 0).
     fn take_base_from_log(&mut self, log_base: &[u8]) {
         let n = log_base.len().min(LOG_BASE_LEN);
-        self.img[..BASE_BLOCK_LEN].fill(0);
-        self.img[..n].copy_from_slice(&log_base[..n]);
-        put_u32(&mut self.img, OFF_FILE_TYPE, FILE_TYPE_PRIMARY);
+        self.base.fill(0);
+        self.base[..n].copy_from_slice(&log_base[..n]);
+        put_u32(&mut self.base, OFF_FILE_TYPE, FILE_TYPE_PRIMARY);
     }
 
     /// Bytes of `[orig_len, end)` that no applied page supplied.
@@ -217,45 +257,67 @@ impl Work {
 
     /// Set the final base-block fields, cut the image to 4096 + hbins, fix the checksum.
     fn finish(&mut self, seq: u32, hbins: u32) {
-        self.img.resize(BASE_BLOCK_LEN + hbins as usize, 0);
-        put_u32(&mut self.img, OFF_SEQ1, seq);
-        put_u32(&mut self.img, OFF_SEQ2, seq);
-        put_u32(&mut self.img, OFF_HBINS, hbins);
-        put_u32(&mut self.img, OFF_CLUSTER, 1);
-        fix_checksum(&mut self.img);
+        self.len = BASE_BLOCK_LEN + hbins as usize;
+        put_u32(&mut self.base, OFF_SEQ1, seq);
+        put_u32(&mut self.base, OFF_SEQ2, seq);
+        put_u32(&mut self.base, OFF_HBINS, hbins);
+        put_u32(&mut self.base, OFF_CLUSTER, 1);
+        fix_checksum(&mut self.base);
     }
 }
 
-/// Length of the intact chain of hbins from the start of the hive-bins data,
-/// at most `limit` bytes, and why it stopped short (if it did).
+/// What recovery made of a primary and its logs.
+enum Outcome {
+    /// The primary, unchanged.
+    Clean(HiveReport),
+    /// An image of `len` bytes: `base` as its base block, the primary's bytes
+    /// after it (zeros past its end), `overlay` (pages of the logs) over them.
+    Rebuilt { base: Vec<u8>, len: usize, overlay: Overlay, report: HiveReport },
+}
+
+/// Length of the intact chain of hbins from the start of the hive-bins data
+/// of image `img`, at most `limit` bytes, and why it stopped short (if it did).
+#[cfg(test)]
 fn hbin_chain(img: &[u8], limit: usize) -> (usize, Option<String>) {
+    let read = |at: usize, n: usize| Ok(img.get(at..at + n).map(<[u8]>::to_vec));
+    chain(&read, img.len(), limit).unwrap_or((0, None))
+}
+
+/// The hbin chain of the image being rebuilt.
+fn work_chain(work: &Work<'_>, limit: usize) -> Result<(usize, Option<String>)> {
+    chain(&|at, n| work.read(at, n), work.len, limit)
+}
+
+/// The hbin chain of an image of `len` bytes that `read(at, n)` reads
+/// (`None` past its end).
+fn chain(read: &dyn Fn(usize, usize) -> Result<Option<Vec<u8>>>, len: usize, limit: usize) -> Result<(usize, Option<String>)> {
     let mut pos = 0usize;
     // Each hbin is at least 4096 bytes, so this runs at most limit/4096 times.
     while pos < limit {
         let at = BASE_BLOCK_LEN + pos;
-        let Some(h) = img.get(at..at + hbin::HEADER_LEN as usize) else {
-            return (
+        let Some(h) = read(at, hbin::HEADER_LEN as usize)? else {
+            return Ok((
                 pos,
-                Some(format!("the file ends at {:#x}, inside the hive bins data", img.len())),
-            );
+                Some(format!("the file ends at {len:#x}, inside the hive bins data")),
+            ));
         };
         if &h[0..4] != hbin::SIGNATURE {
-            return (pos, Some(format!("no hbin signature at file offset {at:#x}")));
+            return Ok((pos, Some(format!("no hbin signature at file offset {at:#x}"))));
         }
-        let (off, size) = (le_u32(h, hbin::OFFSET) as usize, le_u32(h, hbin::SIZE) as usize);
+        let (off, size) = (le_u32(&h, hbin::OFFSET) as usize, le_u32(&h, hbin::SIZE) as usize);
         if off != pos {
-            return (pos, Some(format!("hbin at file offset {at:#x} says it is at {off:#x}")));
+            return Ok((pos, Some(format!("hbin at file offset {at:#x} says it is at {off:#x}"))));
         }
         let align = hbin::ALIGN as usize;
         if size < align || size % align != 0 || pos + size > limit {
-            return (
+            return Ok((
                 pos,
                 Some(format!("hbin at file offset {at:#x} has a bad size {size:#x}")),
-            );
+            ));
         }
         pos += size;
     }
-    (pos, None)
+    Ok((pos, None))
 }
 
 /// Load a hive from its primary file and optional .LOG1 / .LOG2 contents
@@ -269,18 +331,149 @@ pub fn load(primary: Vec<u8>, log1: Option<Vec<u8>>, log2: Option<Vec<u8>>) -> R
 /// [`load`] with the logs borrowed: the caller keeps (and may reuse) their
 /// buffers; recovery only reads them.
 pub fn load_logs(primary: Vec<u8>, log1: Option<&[u8]>, log2: Option<&[u8]>) -> Result<LoadedHive> {
-    if primary.len() < BASE_BLOCK_LEN {
+    short_primary(primary.len())?;
+    let read = |at: usize, buf: &mut [u8]| -> Result<()> {
+        buf.copy_from_slice(&primary[at..at + buf.len()]);
+        Ok(())
+    };
+    match recover(&primary[..BASE_BLOCK_LEN], primary.len(), &read, log1, log2)? {
+        Outcome::Clean(report) => Ok(LoadedHive { bytes: primary, report }),
+        Outcome::Rebuilt { base, len, overlay, report } => {
+            let mut img = primary;
+            img.resize(len, 0);
+            img[..BASE_BLOCK_LEN].copy_from_slice(&base);
+            overlay.apply(&[log1.unwrap_or_default(), log2.unwrap_or_default()], 0, &mut img);
+            Ok(LoadedHive { bytes: img, report })
+        }
+    }
+}
+
+/// What one pass over a primary file keeps for [`load_paged`]: its length,
+/// its base block, and the first 32 bytes of every 4 KiB page (where hbin
+/// headers are: hbins are 4 KiB multiples from offset 4096).
+pub struct PrimaryScan {
+    len: usize,
+    base: Vec<u8>,
+    heads: Vec<u8>,
+}
+
+/// Stream a primary file of `file_len` bytes once (`stream` writes it out
+/// from its start): the same read, with the same errors, as reading it
+/// whole, so a hive whose file cannot be read fails to load exactly as
+/// before; but nothing of its size is kept.
+pub fn scan_primary(stream: &dyn Fn(&mut dyn std::io::Write) -> Result<u64>, file_len: usize) -> Result<PrimaryScan> {
+    let mut sink = Heads { pos: 0, base: vec![0u8; BASE_BLOCK_LEN.min(file_len)], table: vec![0u8; file_len.div_ceil(HEAD_PAGE) * HEAD_LEN] };
+    stream(&mut sink)?;
+    Ok(PrimaryScan { len: file_len.min(sink.pos), base: sink.base, heads: sink.table })
+}
+
+/// [`load_logs`] over a primary file read on demand: `read` fills a buffer
+/// from an offset of the primary file that `scan` went over. Recovery reads
+/// the base block and, for a dirty hive, the hbin headers from the scan; the
+/// image it returns reads the rest as cells are read, with the log pages
+/// laid over it straight from the log buffers, which it keeps.
+pub fn load_paged(read: ReadAt, scan: PrimaryScan, log1: Option<Vec<u8>>, log2: Option<Vec<u8>>) -> Result<(HiveBytes, HiveReport)> {
+    let file_len = scan.len;
+    short_primary(file_len)?;
+    let base = scan.base;
+    // Every read recovery makes past the base block is inside the first 32
+    // bytes of a 4 KiB page; anything else is read from the file.
+    let primary = |at: usize, buf: &mut [u8]| -> Result<()> {
+        let in_page = at % HEAD_PAGE;
+        if in_page + buf.len() > HEAD_LEN {
+            return fill_from(&read, at, buf);
+        }
+        let from = at / HEAD_PAGE * HEAD_LEN + in_page;
+        match scan.heads.get(from..from + buf.len()) {
+            Some(h) => buf.copy_from_slice(h),
+            None => fill_from(&read, at, buf)?,
+        }
+        Ok(())
+    };
+    match recover(&base, file_len, &primary, log1.as_deref(), log2.as_deref())? {
+        Outcome::Clean(report) => {
+            log1.into_iter().chain(log2).for_each(crate::fs::reader::recycle);
+            Ok((HiveBytes::paged(file_len, base, read, file_len, Overlay::default(), Vec::new()), report))
+        }
+        Outcome::Rebuilt { base, len, overlay, report } => {
+            let logs = vec![log1.unwrap_or_default(), log2.unwrap_or_default()];
+            Ok((HiveBytes::paged(len, base, read, file_len, overlay, logs), report))
+        }
+    }
+}
+
+const HEAD_PAGE: usize = hbin::ALIGN as usize;
+const HEAD_LEN: usize = hbin::HEADER_LEN as usize;
+
+/// Keeps the base block and the first [`HEAD_LEN`] bytes of every
+/// [`HEAD_PAGE`] of what is written to it (a file streamed from its start).
+struct Heads {
+    pos: usize,
+    base: Vec<u8>,
+    table: Vec<u8>,
+}
+
+impl std::io::Write for Heads {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        if self.pos < self.base.len() {
+            let n = (self.base.len() - self.pos).min(b.len());
+            self.base[self.pos..self.pos + n].copy_from_slice(&b[..n]);
+        }
+        let mut i = 0;
+        while i < b.len() {
+            let at = self.pos + i;
+            let in_page = at % HEAD_PAGE;
+            if in_page < HEAD_LEN {
+                let n = (HEAD_LEN - in_page).min(b.len() - i);
+                let to = at / HEAD_PAGE * HEAD_LEN + in_page;
+                if let Some(d) = self.table.get_mut(to..to + n) {
+                    d.copy_from_slice(&b[i..i + n]);
+                }
+                i += n;
+            } else {
+                i += (HEAD_PAGE - in_page).min(b.len() - i);
+            }
+        }
+        self.pos += b.len();
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Fill `buf` from the primary at `at`; a short read is an error.
+fn fill_from(read: &ReadAt, at: usize, buf: &mut [u8]) -> Result<()> {
+    let mut got = 0;
+    while got < buf.len() {
+        let n = read((at + got) as u64, &mut buf[got..])?;
+        if n == 0 {
+            return Err(Error::corrupt(Layer::Hive, (at + got) as u64, "the hive file ended early while it was being read"));
+        }
+        got += n;
+    }
+    Ok(())
+}
+
+fn short_primary(len: usize) -> Result<()> {
+    if len < BASE_BLOCK_LEN {
         return Err(Error::corrupt(
             Layer::Hive,
-            primary.len() as u64,
-            format!("file is {} bytes, shorter than the 4096-byte base block", primary.len()),
+            len as u64,
+            format!("file is {len} bytes, shorter than the 4096-byte base block"),
         ));
     }
-    let pf = Fields::read(&primary);
+    Ok(())
+}
+
+/// Recovery proper: `primary` is the primary's base block, `plen` its file
+/// length, `read` its other bytes.
+fn recover(primary: &[u8], plen: usize, read: ReadPrimary<'_>, log1: Option<&[u8]>, log2: Option<&[u8]>) -> Result<Outcome> {
+    let pf = Fields::read(primary);
     let sig_ok = primary.get(0..4) == Some(&regf::base::SIGNATURE[..]);
-    let cks_ok = checksum_ok(&primary);
+    let cks_ok = checksum_ok(primary);
     let primary_valid = sig_ok && cks_ok;
-    let primary_fields = check_primary_fields(&primary);
+    let primary_fields = check_primary_fields(primary);
     if primary_valid {
         if let Err(bad) = &primary_fields {
             return Err(to_error(Layer::Hive, bad.clone(), ""));
@@ -288,7 +481,7 @@ pub fn load_logs(primary: Vec<u8>, log1: Option<&[u8]>, log2: Option<&[u8]>) -> 
     }
     let dirty = !primary_valid || pf.seq1 != pf.seq2;
 
-    let avail_hbins = ((primary.len() - BASE_BLOCK_LEN) / 4096 * 4096).min(MAX_HBINS_SIZE as usize) as u32;
+    let avail_hbins = ((plen - BASE_BLOCK_LEN) / 4096 * 4096).min(MAX_HBINS_SIZE as usize) as u32;
     let hbins_limit = MAX_LOG_HBINS_SIZE.max(avail_hbins);
     let slots = [
         Slot {
@@ -335,13 +528,13 @@ pub fn load_logs(primary: Vec<u8>, log1: Option<&[u8]>, log2: Option<&[u8]>) -> 
 
     if !dirty {
         let hbins = pf.hbins as usize;
-        if hbins > primary.len() - BASE_BLOCK_LEN {
+        if hbins > plen - BASE_BLOCK_LEN {
             return Err(Error::corrupt(
                 Layer::Hive,
                 OFF_HBINS as u64,
                 format!(
                     "hive bins data size {hbins:#x} exceeds the {:#x} bytes after the base block: truncated hive (clean, so no log can complete it)",
-                    primary.len() - BASE_BLOCK_LEN
+                    plen - BASE_BLOCK_LEN
                 ),
             ));
         }
@@ -363,7 +556,7 @@ pub fn load_logs(primary: Vec<u8>, log1: Option<&[u8]>, log2: Option<&[u8]>) -> 
             }
         }
         report.max_sequence_seen = seq_max(seen).unwrap_or(pf.seq1);
-        return Ok(LoadedHive { bytes: primary, report });
+        return Ok(Outcome::Clean(report));
     }
 
     // Dirty.
@@ -372,17 +565,17 @@ pub fn load_logs(primary: Vec<u8>, log1: Option<&[u8]>, log2: Option<&[u8]>) -> 
     } else if !cks_ok {
         format!(
             "primary base block checksum {:#010x} is wrong (computed {:#010x}): dirty, base block damaged",
-            le_u32(&primary, OFF_CHECKSUM),
-            checksum(&primary)
+            le_u32(primary, OFF_CHECKSUM),
+            checksum(primary)
         )
     } else {
         format!("primary is dirty: seq1 {} != seq2 {}", pf.seq1, pf.seq2)
     });
-    if pf.hbins as usize > primary.len() - BASE_BLOCK_LEN && primary_fields.is_ok() {
+    if pf.hbins as usize > plen - BASE_BLOCK_LEN && primary_fields.is_ok() {
         report.notes.push(format!(
             "primary file is truncated: hive bins data size {:#x} but only {:#x} bytes follow the base block",
             pf.hbins,
-            primary.len() - BASE_BLOCK_LEN
+            plen - BASE_BLOCK_LEN
         ));
     }
     for s in &slots {
@@ -393,7 +586,7 @@ pub fn load_logs(primary: Vec<u8>, log1: Option<&[u8]>, log2: Option<&[u8]>) -> 
         }
     }
 
-    let mut work = Work::new(primary);
+    let mut work = Work::new(primary, plen, read, [log1.unwrap_or_default(), log2.unwrap_or_default()]);
     let outcome = recover_new(&mut work, &pf, primary_valid, &slots, &mut report)
         .or_else(|| recover_old(&mut work, &pf, primary_valid, &slots, &mut report));
 
@@ -403,10 +596,10 @@ pub fn load_logs(primary: Vec<u8>, log1: Option<&[u8]>, log2: Option<&[u8]>) -> 
             seen.push(seq);
             report.state = HiveState::Recovered;
             report.recovered_sequence = Some(seq);
-            if let Err(bad) = check_primary_fields(&work.img) {
+            if let Err(bad) = check_primary_fields(&work.base) {
                 return Err(to_error(Layer::Hive, bad, " (in the recovered base block)"));
             }
-            let end = work.img.len();
+            let end = work.len;
             let missing = work.missing_before(end);
             if missing > 0 {
                 report.notes.push(format!(
@@ -414,7 +607,7 @@ pub fn load_logs(primary: Vec<u8>, log1: Option<&[u8]>, log2: Option<&[u8]>) -> 
                     work.orig_len
                 ));
             }
-            if let (pos, Some(why)) = hbin_chain(&work.img, hbins as usize) {
+            if let (pos, Some(why)) = work_chain(&work, hbins as usize)? {
                 report.notes.push(format!(
                     "after recovery the hbin chain breaks at hive bins offset {pos:#x} ({why}): data past it may be unreadable"
                 ));
@@ -426,10 +619,7 @@ pub fn load_logs(primary: Vec<u8>, log1: Option<&[u8]>, log2: Option<&[u8]>) -> 
         }
     }
     report.max_sequence_seen = seq_max(seen).unwrap_or(0);
-    Ok(LoadedHive {
-        bytes: work.img,
-        report,
-    })
+    Ok(Outcome::Rebuilt { base: work.base, len: work.len, overlay: work.overlay, report })
 }
 
 /// New-format recovery. Returns the final (sequence number, hive-bins size)
@@ -541,8 +731,8 @@ fn recover_new(
         return None;
     }
 
-    let mut hbins = le_u32(&work.img, OFF_HBINS);
-    let mut flags = le_u32(&work.img, OFF_FLAGS);
+    let mut hbins = le_u32(&work.base, OFF_HBINS);
+    let mut flags = le_u32(&work.base, OFF_FLAGS);
     let mut last = 0;
     for &(name, l) in &steps {
         for e in &l.entries {
@@ -562,7 +752,7 @@ fn recover_new(
             last_sequence: l.last_seq(),
         });
     }
-    put_u32(&mut work.img, OFF_FLAGS, flags);
+    put_u32(&mut work.base, OFF_FLAGS, flags);
 
     let first = steps[0].1.entries[0].seq;
     if primary_valid && first != pf.seq2 {
@@ -604,7 +794,7 @@ fn recover_old(
     let (reference, what) = if primary_valid {
         (pf.timestamp, "primary's")
     } else {
-        (le_u64(&work.img, BASE_BLOCK_LEN + 20), "first hbin's")
+        (work.read(BASE_BLOCK_LEN + 20, 8).ok().flatten().map_or(0, |b| le_u64(&b, 0)), "first hbin's")
     };
     let mut best: Option<(&'static str, &OldLog<'_>)> = None;
     for &(name, l) in &logs {
@@ -632,8 +822,8 @@ fn recover_old(
         ));
     }
     let seq = if primary_valid {
-        put_u32(&mut work.img, OFF_ROOT, l.fields.root);
-        put_u32(&mut work.img, OFF_FLAGS, le_u32(l.base, OFF_FLAGS));
+        put_u32(&mut work.base, OFF_ROOT, l.fields.root);
+        put_u32(&mut work.base, OFF_FLAGS, le_u32(l.base, OFF_FLAGS));
         pf.seq1
     } else {
         work.take_base_from_log(l.base);
@@ -687,7 +877,7 @@ fn not_recovered(
             }
             let Some((name, b, _)) = best else {
                 return Err(if !sig_ok {
-                    let sig = &work.img[..4];
+                    let sig = &work.base[..4];
                     Error::corrupt(
                         Layer::Hive,
                         0,
@@ -707,12 +897,12 @@ fn not_recovered(
             work.take_base_from_log(b);
             report.base_block_from_log = true;
             report.notes.push(format!("base block taken from {name}"));
-            Fields::read(&work.img)
+            Fields::read(&work.base)
         }
     };
     let declared = fields.hbins as usize;
-    let avail = (work.img.len() - BASE_BLOCK_LEN) / 4096 * 4096;
-    let (hbins, why) = hbin_chain(&work.img, declared.min(avail));
+    let avail = (work.len - BASE_BLOCK_LEN) / 4096 * 4096;
+    let (hbins, why) = work_chain(work, declared.min(avail))?;
     let why = why.unwrap_or_else(|| "the file ends there".into());
     if hbins == 0 {
         return Err(Error::corrupt(
@@ -729,11 +919,11 @@ fn not_recovered(
     if let Err(bad) = check_root(fields.root, hbins as u32) {
         return Err(to_error(Layer::Hive, bad, ""));
     }
-    put_u32(&mut work.img, OFF_SEQ2, fields.seq1);
-    put_u32(&mut work.img, OFF_SEQ1, fields.seq1);
-    put_u32(&mut work.img, OFF_HBINS, hbins as u32);
-    put_u32(&mut work.img, OFF_CLUSTER, 1);
-    fix_checksum(&mut work.img);
+    put_u32(&mut work.base, OFF_SEQ2, fields.seq1);
+    put_u32(&mut work.base, OFF_SEQ1, fields.seq1);
+    put_u32(&mut work.base, OFF_HBINS, hbins as u32);
+    put_u32(&mut work.base, OFF_CLUSTER, 1);
+    fix_checksum(&mut work.base);
     report.state = HiveState::DirtyNotRecovered;
     report.notes.push(
         "dirty hive and no transaction log could be applied: read as-is; changes that only reached the logs are missing, so the data may be stale"
@@ -744,3 +934,24 @@ fn not_recovered(
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod heads_tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn heads_keep_the_first_bytes_of_every_page_whatever_the_write_sizes() {
+        let file: Vec<u8> = (0..3 * HEAD_PAGE + 100).map(|i| (i % 253) as u8).collect();
+        for piece in [1, 7, 31, 32, 33, 4095, 4096, 5000, file.len()] {
+            let mut h = Heads { pos: 0, base: vec![0u8; BASE_BLOCK_LEN], table: vec![0u8; file.len().div_ceil(HEAD_PAGE) * HEAD_LEN] };
+            for c in file.chunks(piece) {
+                h.write_all(c).unwrap();
+            }
+            for k in 0..4 {
+                assert_eq!(&h.table[k * HEAD_LEN..(k + 1) * HEAD_LEN], &file[k * HEAD_PAGE..k * HEAD_PAGE + HEAD_LEN], "piece {piece}, page {k}");
+            }
+            assert_eq!(h.base, &file[..BASE_BLOCK_LEN]);
+        }
+    }
+}
