@@ -298,12 +298,33 @@ fn plan_json(plan: &repair::Plan, files: bool) -> J {
 pub fn run(o: Options) -> anyhow::Result<i32> {
     preflight(&o)?;
     let m = Machine::open(&o.image)?;
+    // A full copy starts now, on a thread of its own, while the image is
+    // inspected and the fix planned (issue 16); the plan is laid over it.
+    std::thread::scope(|s| {
+        let started = early_copy(&o, &m, s);
+        run_opened(&o, &m, started)
+    })
+}
+
+/// The full copy `fix` will write, begun before the plan (`None`: the output
+/// is not a same-format full copy, see `repair::commit::start_copy`).
+fn early_copy<'s, 'e>(o: &Options, m: &'e Machine, s: &'s std::thread::Scope<'s, 'e>) -> Option<repair::commit::Started<'s>> {
+    let files = matches!(m.origin(), Origin::MountedVolume | Origin::Directory);
+    if o.dry_run || o.in_place || o.diff_child || o.out_url.is_some() || files {
+        return None;
+    }
+    let (out, img) = (o.out.as_deref()?, m.image()?);
+    image::write::writable(img, out, o.format.format, false).ok()?;
+    repair::commit::start_copy(s, m, out, o.format.format)
+}
+
+fn run_opened(o: &Options, m: &Machine, started: Option<repair::commit::Started>) -> anyhow::Result<i32> {
     // A mounted Windows volume or a hive directory: its hive files are written.
     let files = matches!(m.origin(), Origin::MountedVolume | Origin::Directory);
     if m.image().is_none() && !files {
         bail!("fix needs a disk image or device; {} is a hive file or directory (use `rdprescue reg set` on a copy of it)", o.image.display());
     }
-    let mut before = rdp::inspect(&m);
+    let mut before = rdp::inspect(m);
     rdprescue::policy::annotate(&m, &mut before);
     let sel = select(&o, &m, &before)?;
     // With --json, everything goes into one document printed at the end.
@@ -406,7 +427,13 @@ pub fn run(o: Options) -> anyhow::Result<i32> {
     if format.is_some() && !matches!(dest, Destination::Copy { .. } | Destination::DiffChild { .. }) {
         return Err(rdprescue::Error::Usage("--format applies to a new image (--out, with or without --diff-child), not to hive files or in-place writes".into()).into());
     }
-    let committed = super::commit(&m, &plan, dest, o.verify.into())?;
+    let committed = match (started, dest) {
+        (Some(st), Destination::Copy { path, .. }) if st.target() == Some(path) => commit_started(m, &plan, st, o.verify.into())?,
+        (st, _) => {
+            drop(st);
+            super::commit(m, &plan, dest, o.verify.into())?
+        }
+    };
     doc["output"] = J::from(committed.path.display().to_string());
     let after = committed
         .after
@@ -571,4 +598,21 @@ pub fn undo(dev: &Path, file: Option<&Path>, force: bool, json_out: bool) -> any
         r.already
     );
     report("ranges", r.written as usize, r.already as usize, text)
+}
+
+/// `super::commit` for a full copy begun before the plan: the same progress
+/// bar while the copy finishes.
+fn commit_started(m: &Machine, plan: &repair::Plan, started: repair::commit::Started, verify: repair::Verify) -> rdprescue::Result<repair::Committed> {
+    let total = m.image().map_or(0, |i| i.disk.len());
+    let bar = indicatif::ProgressBar::with_draw_target(Some(total), indicatif::ProgressDrawTarget::stderr());
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("copying {bar:30} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let done = repair::commit::commit_started(m, plan, started, verify, &mut |done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
+    });
+    bar.finish_and_clear();
+    done
 }

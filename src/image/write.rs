@@ -263,6 +263,47 @@ pub fn full_copy_as(image: &Image, patch: &Patch, out: &mut File, format: Option
     }
 }
 
+/// A full copy begun before its patch is known ([`begin_copy`]): the
+/// untouched content written; [`finish_copy`] lays the patch over it.
+pub struct Begun(BegunKind);
+
+enum BegunKind {
+    Raw,
+    Vhdx(vhdx::write::Payload),
+}
+
+/// Whether a full copy of `image` written as `convert` (see [`conversion`])
+/// can be begun before its patch is known: the same-format copies whose
+/// layout does not depend on the patch (raw, fixed VHD, VHDX). Dynamic VHDs
+/// and conversions are written whole once the patch is known.
+pub fn can_begin(image: &Image, convert: Option<OutFormat>) -> bool {
+    convert.is_none() && matches!(image.info.format, Format::Raw | Format::VhdFixed | Format::VhdxFixed | Format::VhdxDynamic | Format::VhdxDifferencing)
+}
+
+/// Write the part of a full copy of `image` that does not depend on the
+/// patch into `out` (a new, empty file): the data of a raw image or fixed
+/// VHD, the payload blocks of a VHDX. Stops with an error soon after `stop`
+/// is set. Only for images [`can_begin`] accepts.
+pub fn begin_copy(image: &Image, out: &mut File, stop: &std::sync::atomic::AtomicBool, progress: Progress) -> Result<Begun> {
+    match image.info.format {
+        Format::Raw | Format::VhdFixed => raw::begin(image, out, stop, progress).map(|()| Begun(BegunKind::Raw)),
+        Format::VhdxFixed | Format::VhdxDynamic | Format::VhdxDifferencing => vhdx::write::begin(image, out, stop, progress).map(|p| Begun(BegunKind::Vhdx(p))),
+        _ => Err(Error::Usage(format!("a copy of {} is not begun before its patch is known", image.info.format.name()))),
+    }
+}
+
+/// Complete a copy [`begin_copy`] made in `out`: the result is the file
+/// [`full_copy`] writes with `patch`. `Ok(false)` when the patch would
+/// change the layout of the copy (a VHDX block the input leaves unallocated):
+/// `out` must then be written again with [`full_copy`].
+pub fn finish_copy(image: &Image, begun: Begun, patch: &Patch, out: &mut File) -> Result<bool> {
+    check_patch(image, patch)?;
+    match begun.0 {
+        BegunKind::Raw => raw::lay_patch(image, patch, out).map(|()| true),
+        BegunKind::Vhdx(p) => vhdx::write::lay_patch(image, p, patch, out),
+    }
+}
+
 /// Feed the content of `image` with `patch` applied to `put`, as runs of
 /// non-zero bytes at virtual offsets (64 KiB granules; each run lies within
 /// one `align`-byte block). Only the virtual ranges that may hold data are
