@@ -693,6 +693,36 @@ mod tests {
         assert_eq!(p.end(), 22);
     }
 
+    /// A raw copy begun before its patch and finished with it holds the
+    /// bytes of the one-pass copy; a stopped copy ends with an error.
+    #[test]
+    fn a_begun_raw_copy_finishes_as_the_one_pass_copy() {
+        let mut disk = vec![0u8; 3 << 20];
+        disk[1000..5000].fill(7);
+        disk[(2 << 20) + 17] = 9;
+        let image = crate::image::open_source(crate::image::MemSource::arc("d.raw", disk)).unwrap();
+        assert_eq!(image.info.format, Format::Raw);
+        assert!(can_begin(&image, None) && !can_begin(&image, Some(OutFormat::VhdxDynamic)));
+        let mut patch = Patch::default();
+        patch.write(4990, &[1; 20]);
+        patch.write((1 << 20) + 5, &[2; 3]);
+        let read_all = |f: &mut File| {
+            use std::io::{Read, Seek};
+            let mut v = Vec::new();
+            f.seek(std::io::SeekFrom::Start(0)).unwrap();
+            f.read_to_end(&mut v).unwrap();
+            v
+        };
+        let mut one = tempfile::tempfile().unwrap();
+        full_copy(&image, &patch, &mut one, &mut |_, _| {}).unwrap();
+        let mut two = tempfile::tempfile().unwrap();
+        let begun = begin_copy(&image, &mut two, &std::sync::atomic::AtomicBool::new(false), &mut |_, _| {}).unwrap();
+        assert!(finish_copy(&image, begun, &patch, &mut two).unwrap());
+        assert!(read_all(&mut one) == read_all(&mut two));
+        let mut three = tempfile::tempfile().unwrap();
+        assert!(begin_copy(&image, &mut three, &std::sync::atomic::AtomicBool::new(true), &mut |_, _| {}).is_err());
+    }
+
     /// The background flush runs after SYNC_EVERY bytes, not before, and its
     /// error comes back from finish (the caller's own fsync would not see it
     /// again). /dev/null cannot be flushed (EINVAL), which makes the flush

@@ -1071,6 +1071,53 @@ mod tests {
         }
     }
 
+    /// A copy begun without its patch and completed by `lay_patch` is the
+    /// file `full_copy` writes with the patch (but for the two headers, whose
+    /// write GUIDs are new in every file); a patch that needs a block the
+    /// unpatched copy did not allocate, or that zeroes a patched grain, is
+    /// refused (the caller writes the copy again whole).
+    #[test]
+    fn a_begun_copy_with_its_patch_laid_over_is_the_one_pass_copy() {
+        let image = crate::image::open_source(crate::image::MemSource::arc("five.vhdx", five_gib_vhdx())).unwrap();
+        let g4 = 4u64 << 30;
+        let read_all = |f: &mut File| {
+            let mut v = Vec::new();
+            std::io::Seek::seek(f, SeekFrom::Start(0)).unwrap();
+            std::io::Read::read_to_end(f, &mut v).unwrap();
+            v
+        };
+        let without_headers = |mut v: Vec<u8>| {
+            v[(64 * KIB) as usize..(192 * KIB) as usize].fill(0);
+            v
+        };
+        let layed = |patch: &Patch| {
+            let mut out = tempfile::tempfile().unwrap();
+            let p = begin(&image, &mut out, &std::sync::atomic::AtomicBool::new(false), &mut |_, _| {}).unwrap();
+            lay_patch(&image, p, patch, &mut out).unwrap().then(|| read_all(&mut out))
+        };
+        // In allocated blocks, across a grain boundary and in the last block.
+        let mut patch = Patch::default();
+        patch.write(g4 - MIB + GRAIN - 100, &[b'C'; 300]);
+        patch.write((5 << 30) - 512, &[b'D'; 512]);
+        let mut one = tempfile::tempfile().unwrap();
+        full_copy(&image, &patch, &mut one, &mut |_, _| {}).unwrap();
+        let one = read_all(&mut one);
+        let two = layed(&patch).expect("the patch lies in allocated blocks");
+        assert_eq!(one.len(), two.len());
+        assert!(without_headers(one) == without_headers(two), "the files differ");
+        // A block the input leaves unallocated (4098: virtual 4 GiB + 1 MiB).
+        let mut patch = Patch::default();
+        patch.write(g4 + MIB + 4096, &[b'C'; 512]);
+        assert!(layed(&patch).is_none(), "a patch in an unallocated block must be refused");
+        // A whole grain of block 4095 made zero.
+        let mut patch = Patch::default();
+        patch.write(g4 - MIB, &vec![0u8; GRAIN as usize]);
+        assert!(layed(&patch).is_none(), "a patch zeroing a grain must be refused");
+        // Stopped: an error, at once.
+        let mut out = tempfile::tempfile().unwrap();
+        assert!(begin(&image, &mut out, &std::sync::atomic::AtomicBool::new(true), &mut |_, _| {}).is_err());
+    }
+
     #[test]
     fn headers_and_region_tables_carry_valid_crcs() {
         let h = header(5, Uuid::new_v4(), Uuid::new_v4());
