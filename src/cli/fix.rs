@@ -297,25 +297,38 @@ fn plan_json(plan: &repair::Plan, files: bool) -> J {
 
 pub fn run(o: Options) -> anyhow::Result<i32> {
     preflight(&o)?;
-    let m = Machine::open(&o.image)?;
-    // A full copy starts now, on a thread of its own, while the image is
-    // inspected and the fix planned (issue 16); the plan is laid over it.
+    // A full copy starts as soon as the container is open, on a thread of
+    // its own, while the volumes are surveyed, the image inspected and the
+    // fix planned (issue 16); the plan is then laid over it. The copy reads
+    // the very image the machine is made of (no second open).
+    let Some((image, out)) = early_image(&o) else {
+        let m = Machine::open(&o.image)?;
+        return run_opened(&o, &m, None);
+    };
+    let shared = image::Image { disk: image.disk.clone(), info: image.info.clone() };
     std::thread::scope(|s| {
-        let started = early_copy(&o, &m, s);
+        let started = repair::commit::start_copy(s, &shared, &o.image, out, o.format.format);
+        let m = Machine::from_image(&o.image, image)?;
         run_opened(&o, &m, started)
     })
 }
 
-/// The full copy `fix` will write, begun before the plan (`None`: the output
-/// is not a same-format full copy, see `repair::commit::start_copy`).
-fn early_copy<'s, 'e>(o: &Options, m: &'e Machine, s: &'s std::thread::Scope<'s, 'e>) -> Option<repair::commit::Started<'s>> {
-    let files = matches!(m.origin(), Origin::MountedVolume | Origin::Directory);
-    if o.dry_run || o.in_place || o.diff_child || o.out_url.is_some() || files {
+/// The image a `fix` writing a new full copy opens, opened before the
+/// machine (as `Machine::open` opens a regular file that is not a hive
+/// file), with the copy's path; `None` for any other output or input (or an
+/// image that does not open: `Machine::open` then reports why).
+fn early_image(o: &Options) -> Option<(image::Image, &Path)> {
+    if o.dry_run || o.in_place || o.diff_child || o.out_url.is_some() {
         return None;
     }
-    let (out, img) = (o.out.as_deref()?, m.image()?);
-    image::write::writable(img, out, o.format.format, false).ok()?;
-    repair::commit::start_copy(s, m, out, o.format.format)
+    let out = o.out.as_deref()?;
+    let is_url = o.image.to_str().is_some_and(image::http::is_url);
+    if is_url || !std::fs::metadata(&o.image).is_ok_and(|m| m.is_file()) || rdprescue::machine::is_hive_file(&o.image) {
+        return None;
+    }
+    let img = image::open(&o.image).ok()?;
+    image::write::writable(&img, out, o.format.format, false).ok()?;
+    Some((img, out))
 }
 
 fn run_opened(o: &Options, m: &Machine, started: Option<repair::commit::Started>) -> anyhow::Result<i32> {

@@ -421,6 +421,8 @@ fn edited_checks(machine: &Machine, plan: &Plan) -> Result<Inspection> {
 /// found nothing to change), it stops the copy, waits for its thread and
 /// removes the unpublished output.
 pub struct Started<'scope> {
+    /// The image being copied.
+    image: &'scope crate::image::Image,
     /// `None` once handed on to be verified and published.
     out: Option<NewFile>,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
@@ -449,17 +451,17 @@ impl Drop for Started<'_> {
     }
 }
 
-/// Begin the full copy of `machine`'s image to `target` (`format`: as for
-/// [`Destination::Copy`]) on a thread of `scope`, before the plan is known:
-/// `None` where this copy cannot be begun early (not an image, a conversion,
-/// a dynamic VHD, or the output cannot be created now: the plan then
-/// commits as before and meets any error in its usual order).
-pub fn start_copy<'scope, 'env>(scope: &'scope std::thread::Scope<'scope, 'env>, machine: &'env Machine, target: &Path, format: Option<write::OutFormat>) -> Option<Started<'scope>> {
-    let image = machine.image()?;
+/// Begin the full copy of `image` (opened from `input`) to `target`
+/// (`format`: as for [`Destination::Copy`]) on a thread of `scope`, before
+/// the plan is known: `None` where this copy cannot be begun early (a
+/// conversion, a dynamic VHD, or the output cannot be created now: the plan
+/// then commits as before and meets any error in its usual order). The
+/// machine the plan is made on must be made of this very image.
+pub fn start_copy<'scope, 'env>(scope: &'scope std::thread::Scope<'scope, 'env>, image: &'env crate::image::Image, input: &Path, target: &Path, format: Option<write::OutFormat>) -> Option<Started<'scope>> {
     if !write::can_begin(image, write::conversion(image.info.format, image.disk.len(), target, format)) {
         return None;
     }
-    let out = NewFile::create(target, &[machine.path()]).ok()?;
+    let out = NewFile::create(target, &[input]).ok()?;
     // The thread writes through its own handle to the same file.
     let mut file = out.file().try_clone().ok()?;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -471,7 +473,7 @@ pub fn start_copy<'scope, 'env>(scope: &'scope std::thread::Scope<'scope, 'env>,
             let _ = tx.send((d, t));
         }))
         .ok()?;
-    Some(Started { out: Some(out), stop, thread: Some(thread), progress: Some(rx) })
+    Some(Started { image, out: Some(out), stop, thread: Some(thread), progress: Some(rx) })
 }
 
 /// [`commit_verified`] to the [`Destination::Copy`] whose copy
@@ -479,7 +481,7 @@ pub fn start_copy<'scope, 'env>(scope: &'scope std::thread::Scope<'scope, 'env>,
 /// finishes, then the plan's patch is laid over the copy, and the output is
 /// read back and published as any new image.
 pub fn commit_started(machine: &Machine, plan: &Plan, mut started: Started, verify: Verify, progress: Progress) -> Result<Committed> {
-    let image = machine.image().ok_or_else(|| Error::Usage(format!("{} is not a disk image", machine.path().display())))?;
+    let image = started.image;
     if plan.edits.iter().any(|e| !matches!(e.location, HiveLocation::Volume { .. })) {
         return Err(Error::Usage("the plan edits hive files, not an image".into()));
     }
@@ -586,9 +588,13 @@ fn verify_changed(machine: &Machine, input: &crate::image::Image, plan: &Plan, p
         while a < e {
             let n = (e - a).min(READBACK_CHUNK) as usize;
             let (want, got) = (&mut want_buf[..n], &mut got_buf[..n]);
-            input.disk.read_at(a, want)?;
-            // Patch ranges overlapping [a, a + n), laid over the input's bytes.
-            write::overlay(&ranges, a, want);
+            // Patch ranges overlapping [a, a + n), laid over the input's
+            // bytes; the input is not read where the patch covers it all
+            // (most of an edited hive's pages).
+            if write::overlay(&ranges, a, want) < n as u64 {
+                input.disk.read_at(a, want)?;
+                write::overlay(&ranges, a, want);
+            }
             written.disk.read_at(a, got)?;
             if want != got {
                 let i = want.iter().zip(got.iter()).position(|(x, y)| x != y).unwrap_or(0);

@@ -90,10 +90,6 @@ impl Out<'_> {
     fn set_len(&mut self, len: u64) -> Result<()> {
         self.f.set_len(len).map_err(|e| self.err(len, e))
     }
-
-    fn sync(&mut self) -> Result<()> {
-        self.f.sync_data().map_err(|e| self.err(0, e))
-    }
 }
 
 // ------------------------------------------------------------------ geometry
@@ -282,11 +278,13 @@ fn write_bat(out: &mut Out, entries: impl Iterator<Item = (u64, u64)>) -> Result
 }
 
 /// Everything but the payload and the BAT, then the headers: sizes the file,
-/// syncs, and only then writes the two headers (seq, seq + 1) with the same
-/// new FileWriteGuid and DataWriteGuid. The headers are not flushed here:
-/// every caller flushes the whole file before it is published
-/// (`repair::commit`, while the output is read back), and a second flush
-/// here cost a full wait on the disk for a few pages.
+/// and only then writes the two headers (seq, seq + 1) with the same new
+/// FileWriteGuid and DataWriteGuid. Nothing is flushed here: the file is a
+/// new one that no one sees until it is flushed whole and read back
+/// (`repair::commit`: a crash before that leaves no output, whatever reached
+/// the disk), and there the flush runs while the output is read back. The
+/// two flushes this did (before and after the headers) each waited on the
+/// disk in turn, with nothing else to do meanwhile.
 fn finish(out: &mut Out, g: &Geometry, meta: &[u8], file_len: u64, seq: u64) -> Result<()> {
     out.write_at(META_OFFSET, meta)?;
     let rt = region_table(g.bat_length());
@@ -295,7 +293,6 @@ fn finish(out: &mut Out, g: &Geometry, meta: &[u8], file_len: u64, seq: u64) -> 
     out.write_at(0, &file_identifier())?;
     // The log region (1–2 MiB) and unused BAT pages stay holes: zero.
     out.set_len(file_len.max(g.data_start()))?;
-    out.sync()?;
     fault_point("vhdx-metadata");
     let (fwg, dwg) = (Uuid::new_v4(), Uuid::new_v4());
     out.write_at(64 * KIB, &header(seq, fwg, dwg))?;
