@@ -17,7 +17,10 @@
 //!
 //! Write order: payload (and bitmaps), then BAT, metadata, region tables and
 //! file identifier, and the two headers last, so that a file cut short by a
-//! crash has no valid header and cannot be mistaken for a good image.
+//! crash has no valid header and cannot be mistaken for a good image. Nothing
+//! is flushed here: the output is a new file that the commit publishes only
+//! after flushing it whole and reading it back, so a power loss before that
+//! leaves no output at all, whatever part of it reached the disk.
 //!
 //! * [`full_copy`]: fixed → fixed (every block FULLY_PRESENT, laid out in
 //!   order; all-zero stretches are left as file holes), dynamic → dynamic (same
@@ -638,8 +641,8 @@ fn copy_payload(image: &Image, patch: &Patch, out: &mut File, stop: &std::sync::
             }
         }
     }
-    // No flush of its own: the one in `finish` puts payload, BAT and
-    // metadata on disk before the headers are written.
+    // No flush of its own: the output is invisible until the commit has
+    // flushed it whole and read it back (see `finish`).
     behind.finish().map_err(|e| out.err(0, e))?;
     Ok(Payload { g, fixed, bat, next })
 }
@@ -727,8 +730,8 @@ pub(crate) fn convert(image: &Image, patch: &Patch, out: &mut File, progress: Pr
             << 20;
         out.write_at(fo + off % bs, data)
     })?;
-    // No flush of its own: the one in `finish` puts payload, BAT and
-    // metadata on disk before the headers are written.
+    // No flush of its own: the output is invisible until the commit has
+    // flushed it whole and read it back (see `finish`).
     behind.finish().map_err(|e| out.err(0, e))?;
     fault_point("vhdx-data");
     write_bat(&mut out, bat.into_iter())?;
