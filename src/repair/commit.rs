@@ -24,6 +24,16 @@
 //!
 //! A failure at any step leaves no output behind.
 //!
+//! `fix` begins a full copy in the input's own format (raw, fixed VHD, VHDX)
+//! before the plan exists: [`start_copy`] creates the output and copies the
+//! untouched image on a thread of its own as soon as the container is open,
+//! while the volumes are surveyed, the image inspected, the fix planned and
+//! the checks run on the edited machine; [`commit_started`] then lays the
+//! patch over the copy (the file is the one-pass copy's, block for block)
+//! and goes on with steps 3 to 5. When the plan fails or changes nothing,
+//! the [`Started`] copy is dropped: its thread is stopped and joined, its
+//! output removed.
+//!
 //! In place ([`Destination::InPlace`], raw disks and devices only) the order
 //! is: refuse a disk the host uses, record the bytes each range holds now,
 //! open the device exclusively, publish the undo file (the same [`NewFile`]
