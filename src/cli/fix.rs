@@ -338,8 +338,8 @@ fn run_opened(o: &Options, m: &Machine, started: Option<repair::commit::Started>
         bail!("fix needs a disk image or device; {} is a hive file or directory (use `rdprescue reg set` on a copy of it)", o.image.display());
     }
     let mut before = rdp::inspect(m);
-    rdprescue::policy::annotate(&m, &mut before);
-    let sel = select(&o, &m, &before)?;
+    rdprescue::policy::annotate(m, &mut before);
+    let sel = select(o, m, &before)?;
     // With --json, everything goes into one document printed at the end.
     let mut doc = json!({
         "image": o.image.display().to_string(),
@@ -371,12 +371,12 @@ fn run_opened(o: &Options, m: &Machine, started: Option<repair::commit::Started>
         println!("Nothing to change.");
         return Ok(0);
     }
-    let blob = o.out_url.as_deref().map(|u| blob_urls(&o, u)).transpose()?;
+    let blob = o.out_url.as_deref().map(|u| blob_urls(o, u)).transpose()?;
     let format = o.format.format;
     let default_child = (o.diff_child && o.out.is_none() && !o.in_place && !files).then(|| default_child_name(&o.image));
     let dest = match (&o.out, &o.undo) {
         _ if blob.is_some() => blob.as_ref().map(|(source, dest)| Destination::PageBlob { source, dest }),
-        _ if files => files_destination(&o)?,
+        _ if files => files_destination(o)?,
         (None, _) if default_child.is_some() => default_child.as_deref().map(|path| Destination::DiffChild { path, format }),
         _ if o.in_place && (o.out.is_some() || o.diff_child) => {
             bail!("--in-place writes the disk itself: no --out or --diff-child")
@@ -407,7 +407,7 @@ fn run_opened(o: &Options, m: &Machine, started: Option<repair::commit::Started>
         _ => {}
     }
     doc["destination"] = dest_json(dest.as_ref());
-    let plan = repair::plan_with_files(&m, &sel.actions, &sel.files)?;
+    let plan = repair::plan_with_files(m, &sel.actions, &sel.files)?;
     if plan.edits.is_empty() && plan.files.is_empty() {
         if o.json {
             return finish(&doc, 0);
