@@ -293,15 +293,21 @@ pub fn begin_copy(image: &Image, out: &mut File, stop: &std::sync::atomic::Atomi
 }
 
 /// Complete a copy [`begin_copy`] made in `out`: the result is the file
-/// [`full_copy`] writes with `patch`. `Ok(false)` when the patch would
-/// change the layout of the copy (a VHDX block the input leaves unallocated):
-/// `out` must then be written again with [`full_copy`].
-pub fn finish_copy(image: &Image, begun: Begun, patch: &Patch, out: &mut File) -> Result<bool> {
+/// [`full_copy`] writes with `patch`. When the patch would change the
+/// layout of the copy (a VHDX block the unpatched copy left unallocated, or
+/// a patched grain made all zero), `out` is emptied and written again whole
+/// with [`full_copy`] (`progress` reports that copy).
+pub fn finish_copy(image: &Image, begun: Begun, patch: &Patch, out: &mut File, progress: Progress) -> Result<()> {
     check_patch(image, patch)?;
-    match begun.0 {
+    let laid = match begun.0 {
         BegunKind::Raw => raw::lay_patch(image, patch, out).map(|()| true),
         BegunKind::Vhdx(p) => vhdx::write::lay_patch(image, p, patch, out),
+    }?;
+    if !laid {
+        out.set_len(0).map_err(|e| Error::Io { layer: crate::error::Layer::Repair, offset: 0, path: "the copy being written".into(), source: e })?;
+        full_copy(image, patch, out, progress)?;
     }
+    Ok(())
 }
 
 /// Feed the content of `image` with `patch` applied to `put`, as runs of
@@ -717,7 +723,7 @@ mod tests {
         full_copy(&image, &patch, &mut one, &mut |_, _| {}).unwrap();
         let mut two = tempfile::tempfile().unwrap();
         let begun = begin_copy(&image, &mut two, &std::sync::atomic::AtomicBool::new(false), &mut |_, _| {}).unwrap();
-        assert!(finish_copy(&image, begun, &patch, &mut two).unwrap());
+        finish_copy(&image, begun, &patch, &mut two, &mut |_, _| {}).unwrap();
         assert!(read_all(&mut one) == read_all(&mut two));
         let mut three = tempfile::tempfile().unwrap();
         assert!(begin_copy(&image, &mut three, &std::sync::atomic::AtomicBool::new(true), &mut |_, _| {}).is_err());

@@ -513,12 +513,7 @@ pub fn commit_started(machine: &Machine, plan: &Plan, mut started: Started, veri
     let begun = started.join()?;
     let mut out = started.out.take().ok_or_else(|| Error::Usage("the copy was already committed".into()))?;
     let target = out.target().to_path_buf();
-    if !write::finish_copy(image, begun, patch, out.file_mut())? {
-        // The patch changes the copy's layout: written again whole.
-        let f = out.file_mut();
-        f.set_len(0).map_err(|e| Error::Output { layer: Layer::Repair, what: "emptying", path: target.clone(), source: e })?;
-        write::full_copy_as(image, patch, f, None, progress)?;
-    }
+    write::finish_copy(image, begun, patch, out.file_mut(), progress)?;
     verify_and_publish(machine, image, plan, out, &target, verify, checked)
 }
 

@@ -1105,10 +1105,19 @@ mod tests {
         let two = layed(&patch).expect("the patch lies in allocated blocks");
         assert_eq!(one.len(), two.len());
         assert!(without_headers(one) == without_headers(two), "the files differ");
-        // A block the input leaves unallocated (4098: virtual 4 GiB + 1 MiB).
+        // A block the input leaves unallocated (4098: virtual 4 GiB + 1 MiB):
+        // refused here, and image::write::finish_copy writes the copy again.
         let mut patch = Patch::default();
         patch.write(g4 + MIB + 4096, &[b'C'; 512]);
         assert!(layed(&patch).is_none(), "a patch in an unallocated block must be refused");
+        let mut one = tempfile::tempfile().unwrap();
+        full_copy(&image, &patch, &mut one, &mut |_, _| {}).unwrap();
+        let mut two = tempfile::tempfile().unwrap();
+        let begun = crate::image::write::begin_copy(&image, &mut two, &std::sync::atomic::AtomicBool::new(false), &mut |_, _| {}).unwrap();
+        crate::image::write::finish_copy(&image, begun, &patch, &mut two, &mut |_, _| {}).unwrap();
+        let (one, two) = (read_all(&mut one), read_all(&mut two));
+        assert_eq!(one.len(), two.len());
+        assert!(without_headers(one) == without_headers(two), "the copy written again differs");
         // A whole grain of block 4095 made zero.
         let mut patch = Patch::default();
         patch.write(g4 - MIB, &vec![0u8; GRAIN as usize]);
