@@ -10,7 +10,10 @@
 #     ~400 MiB of data, so cp takes ~200 ms), a raw scenario image, and that
 #     raw image with 1 GiB of random data appended (throughput on real data).
 # Each figure is the median of RUNS runs (whole command: inspect, plan, write,
-# read-back verification, rename), runs interleaved; printed as the issue-16
+# read-back verification, rename), runs interleaved, each started after a
+# `sync` (not timed: a run must not pay for the write-back of the one before
+# it, which made whichever command followed a 1 GiB write look slow); the
+# load average is printed before and after (the machine is shared); printed as the issue-16
 # ratios: child time / inspect time, child apparent size, cp time / fix time
 # (>= 0.9 is the goal) and cp+sync time / fix time. Writes target/bench/fix.txt.
 #
@@ -53,6 +56,7 @@ out = f"{d}/fix-out"
 def timed(cmd, dest):
     if dest and os.path.exists(dest):
         os.remove(dest)
+    os.sync()
     t0 = time.perf_counter()
     p = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     dt = (time.perf_counter() - t0) * 1000
@@ -72,7 +76,10 @@ def medians(cmds):
             acc[k].append(timed(c, dest))
     return {k: statistics.median(v) for k, v in acc.items()}
 
-print(f"fix  {time.strftime('%Y-%m-%dT%H:%MZ', time.gmtime())}  {os.cpu_count()} cores  runs={runs}  (medians, whole command, interleaved)")
+def load():
+    return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+print(f"fix  {time.strftime('%Y-%m-%dT%H:%MZ', time.gmtime())}  {os.cpu_count()} cores  runs={runs}  (medians, whole command, interleaved)  {load()}")
 big = f"{d}/big127-dirty.vhdx"
 print("--diff-child vs inspect --json (rdp-deny-local on the dirty Windows 10 SYSTEM hive, 127 GiB dynamic VHDX):")
 cmds = {}
@@ -106,4 +113,5 @@ for src, ext in ((big, "vhdx"), (f"{d}/big127-files.vhdx", "vhdx"), (raw, "raw")
         p = f"{out}/{tag}.{ext}"
         if os.path.exists(p):
             os.remove(p)
+print(f"end: {load()}")
 PY
