@@ -616,16 +616,5 @@ pub fn undo(dev: &Path, file: Option<&Path>, force: bool, json_out: bool) -> any
 /// `super::commit` for a full copy begun before the plan: the same progress
 /// bar while the copy finishes.
 fn commit_started(m: &Machine, plan: &repair::Plan, started: repair::commit::Started, verify: repair::Verify) -> rdprescue::Result<repair::Committed> {
-    let total = m.image().map_or(0, |i| i.disk.len());
-    let bar = indicatif::ProgressBar::with_draw_target(Some(total), indicatif::ProgressDrawTarget::stderr());
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("copying {bar:30} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
-    let done = repair::commit::commit_started(m, plan, started, verify, &mut |done, total| {
-        bar.set_length(total);
-        bar.set_position(done);
-    });
-    bar.finish_and_clear();
-    done
+    super::with_copy_bar(m, |progress| repair::commit::commit_started(m, plan, started, verify, progress))
 }

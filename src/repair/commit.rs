@@ -362,17 +362,7 @@ fn to_image(machine: &Machine, plan: &Plan, target: &Path, child: bool, format: 
     // A differencing child is read back through a path beside its target
     // (its parent locator is relative to its directory): a named temporary.
     let mut out = if child { NewFile::create_named(target, &[machine.path()])? } else { NewFile::create(target, &[machine.path()])? };
-    // Test hook: the writer is handed one wrong byte inside a patched page;
-    // the read-back must refuse the output.
-    let wrong;
-    // (`RDPRESCUE_FAULT=wrong-byte`: one byte changed in the middle of the
-    // patch's largest range, inside a hive page.)
-    let patch = if write::fault_armed("wrong-byte") {
-        wrong = with_wrong_byte(&plan.patch);
-        &wrong
-    } else {
-        &plan.patch
-    };
+    let patch = &patch_to_write(plan);
     if child {
         write::diff_child(image, patch, out.file_mut(), target)?;
     } else {
@@ -495,13 +485,7 @@ pub fn commit_started(machine: &Machine, plan: &Plan, mut started: Started, veri
     if plan.edits.iter().any(|e| !matches!(e.location, HiveLocation::Volume { .. })) {
         return Err(Error::Usage("the plan edits hive files, not an image".into()));
     }
-    let wrong;
-    let patch = if write::fault_armed("wrong-byte") {
-        wrong = with_wrong_byte(&plan.patch);
-        &wrong
-    } else {
-        &plan.patch
-    };
+    let patch = &patch_to_write(plan);
     // They read the machine, not the output: run while the copy goes on.
     let checked = (verify == Verify::Changed).then(|| edited_checks(machine, plan));
     if let Some(rx) = started.progress.take() {
@@ -609,6 +593,18 @@ fn verify_changed(machine: &Machine, input: &crate::image::Image, plan: &Plan, p
         }
     }
     Ok(())
+}
+
+/// The patch the writer is handed: the plan's, or, under the test hook
+/// `RDPRESCUE_FAULT=wrong-byte`, a copy with one byte changed in the middle
+/// of its largest range (inside a hive page), which the read-back must
+/// refuse.
+fn patch_to_write(plan: &Plan) -> std::borrow::Cow<'_, write::Patch> {
+    if write::fault_armed("wrong-byte") {
+        std::borrow::Cow::Owned(with_wrong_byte(&plan.patch))
+    } else {
+        std::borrow::Cow::Borrowed(&plan.patch)
+    }
 }
 
 fn with_wrong_byte(patch: &write::Patch) -> write::Patch {
