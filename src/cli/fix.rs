@@ -297,49 +297,15 @@ fn plan_json(plan: &repair::Plan, files: bool) -> J {
 
 pub fn run(o: Options) -> anyhow::Result<i32> {
     preflight(&o)?;
-    // A full copy starts as soon as the container is open, on a thread of
-    // its own, while the volumes are surveyed, the image inspected and the
-    // fix planned (issue 16); the plan is then laid over it. The copy reads
-    // the very image the machine is made of (no second open).
-    let Some((image, out)) = early_image(&o) else {
-        let m = Machine::open(&o.image)?;
-        return run_opened(&o, &m, None);
-    };
-    let shared = image::Image { disk: image.disk.clone(), info: image.info.clone() };
-    std::thread::scope(|s| {
-        let started = repair::commit::start_copy(s, &shared, &o.image, out, o.format.format);
-        let m = Machine::from_image(&o.image, image)?;
-        run_opened(&o, &m, started)
-    })
-}
-
-/// The image a `fix` writing a new full copy opens, opened before the
-/// machine (as `Machine::open` opens a regular file that is not a hive
-/// file), with the copy's path; `None` for any other output or input (or an
-/// image that does not open: `Machine::open` then reports why).
-fn early_image(o: &Options) -> Option<(image::Image, &Path)> {
-    if o.dry_run || o.in_place || o.diff_child || o.out_url.is_some() {
-        return None;
-    }
-    let out = o.out.as_deref()?;
-    let is_url = o.image.to_str().is_some_and(image::http::is_url);
-    if is_url || !std::fs::metadata(&o.image).is_ok_and(|m| m.is_file()) || rdprescue::machine::is_hive_file(&o.image) {
-        return None;
-    }
-    let img = image::open(&o.image).ok()?;
-    image::write::writable(&img, out, o.format.format, false).ok()?;
-    Some((img, out))
-}
-
-fn run_opened(o: &Options, m: &Machine, started: Option<repair::commit::Started>) -> anyhow::Result<i32> {
+    let m = Machine::open(&o.image)?;
     // A mounted Windows volume or a hive directory: its hive files are written.
     let files = matches!(m.origin(), Origin::MountedVolume | Origin::Directory);
     if m.image().is_none() && !files {
         bail!("fix needs a disk image or device; {} is a hive file or directory (use `rdprescue reg set` on a copy of it)", o.image.display());
     }
-    let mut before = rdp::inspect(m);
-    rdprescue::policy::annotate(m, &mut before);
-    let sel = select(o, m, &before)?;
+    let mut before = rdp::inspect(&m);
+    rdprescue::policy::annotate(&m, &mut before);
+    let sel = select(&o, &m, &before)?;
     // With --json, everything goes into one document printed at the end.
     let mut doc = json!({
         "image": o.image.display().to_string(),
@@ -371,12 +337,12 @@ fn run_opened(o: &Options, m: &Machine, started: Option<repair::commit::Started>
         println!("Nothing to change.");
         return Ok(0);
     }
-    let blob = o.out_url.as_deref().map(|u| blob_urls(o, u)).transpose()?;
+    let blob = o.out_url.as_deref().map(|u| blob_urls(&o, u)).transpose()?;
     let format = o.format.format;
     let default_child = (o.diff_child && o.out.is_none() && !o.in_place && !files).then(|| default_child_name(&o.image));
     let dest = match (&o.out, &o.undo) {
         _ if blob.is_some() => blob.as_ref().map(|(source, dest)| Destination::PageBlob { source, dest }),
-        _ if files => files_destination(o)?,
+        _ if files => files_destination(&o)?,
         (None, _) if default_child.is_some() => default_child.as_deref().map(|path| Destination::DiffChild { path, format }),
         _ if o.in_place && (o.out.is_some() || o.diff_child) => {
             bail!("--in-place writes the disk itself: no --out or --diff-child")
@@ -407,7 +373,7 @@ fn run_opened(o: &Options, m: &Machine, started: Option<repair::commit::Started>
         _ => {}
     }
     doc["destination"] = dest_json(dest.as_ref());
-    let plan = repair::plan_with_files(m, &sel.actions, &sel.files)?;
+    let plan = repair::plan_with_files(&m, &sel.actions, &sel.files)?;
     if plan.edits.is_empty() && plan.files.is_empty() {
         if o.json {
             return finish(&doc, 0);
@@ -440,13 +406,7 @@ fn run_opened(o: &Options, m: &Machine, started: Option<repair::commit::Started>
     if format.is_some() && !matches!(dest, Destination::Copy { .. } | Destination::DiffChild { .. }) {
         return Err(rdprescue::Error::Usage("--format applies to a new image (--out, with or without --diff-child), not to hive files or in-place writes".into()).into());
     }
-    let committed = match (started, dest) {
-        (Some(st), Destination::Copy { path, .. }) if st.target() == Some(path) => commit_started(m, &plan, st, o.verify.into())?,
-        (st, _) => {
-            drop(st);
-            super::commit(m, &plan, dest, o.verify.into())?
-        }
-    };
+    let committed = super::commit(&m, &plan, dest, o.verify.into())?;
     doc["output"] = J::from(committed.path.display().to_string());
     let after = committed
         .after
@@ -611,10 +571,4 @@ pub fn undo(dev: &Path, file: Option<&Path>, force: bool, json_out: bool) -> any
         r.already
     );
     report("ranges", r.written as usize, r.already as usize, text)
-}
-
-/// `super::commit` for a full copy begun before the plan: the same progress
-/// bar while the copy finishes.
-fn commit_started(m: &Machine, plan: &repair::Plan, started: repair::commit::Started, verify: repair::Verify) -> rdprescue::Result<repair::Committed> {
-    super::with_copy_bar(m, |progress| repair::commit::commit_started(m, plan, started, verify, progress))
 }

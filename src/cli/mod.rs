@@ -305,15 +305,6 @@ pub(crate) fn commit(
     dest: rdprescue::repair::Destination,
     verify: rdprescue::repair::Verify,
 ) -> rdprescue::Result<rdprescue::repair::Committed> {
-    with_copy_bar(m, |progress| rdprescue::repair::commit_verified(m, plan, dest, verify, progress))
-}
-
-/// Run `write` with a progress callback drawing the full copy's bar on
-/// stderr (cleared when it returns).
-pub(crate) fn with_copy_bar<T>(
-    m: &rdprescue::machine::Machine,
-    write: impl FnOnce(&mut dyn FnMut(u64, u64)) -> T,
-) -> T {
     let total = m.image().map_or(0, |i| i.disk.len());
     let bar = indicatif::ProgressBar::with_draw_target(
         Some(total),
@@ -325,7 +316,7 @@ pub(crate) fn with_copy_bar<T>(
         )
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
-    let done = write(&mut |done, total| {
+    let done = rdprescue::repair::commit_verified(m, plan, dest, verify, &mut |done, total| {
         bar.set_length(total);
         bar.set_position(done);
     });

@@ -80,35 +80,20 @@ const GRANULE: usize = 64 << 10;
 /// Write a copy of a raw image or fixed VHD with `patch` applied into `out`,
 /// reading the input through the source `image` was opened from.
 pub fn full_copy(image: &Image, patch: &Patch, out: &mut File, progress: Progress) -> Result<()> {
-    begin(image, out, &std::sync::atomic::AtomicBool::new(false), progress)?;
-    lay_patch(image, patch, out)
-}
-
-/// The input's layer and the source the copy reads.
-fn source(image: &Image) -> Result<(Layer, Arc<dyn Source>)> {
     let layer = if image.info.format == Format::VhdFixed { Layer::Vhd } else { Layer::Raw };
     let src = match image.info.format {
         Format::Raw => image.disk.as_any().and_then(|a| a.downcast_ref::<RawDisk>()).map(|d| d.source().clone()),
         Format::VhdFixed => super::vhd::source_of(image.disk.as_ref()),
         _ => None,
     };
-    match src {
-        Some(src) => Ok((layer, src)),
-        None => Err(Error::Usage(format!(
+    let Some(src) = src else {
+        return Err(Error::Usage(format!(
             "the raw writer takes a raw image or fixed VHD opened by this tool, not {}",
             image.info.format.name()
-        ))),
-    }
-}
-
-/// The copy without the patch, sized (the part of [`full_copy`] that does
-/// not depend on the patch, so it can run while the patch is planned); stops
-/// with an error when `stop` is set. [`lay_patch`] completes it.
-pub(crate) fn begin(image: &Image, out: &File, stop: &std::sync::atomic::AtomicBool, progress: Progress) -> Result<()> {
-    let (layer, src) = source(image)?;
+        )));
+    };
     let path = &image.info.path;
     let io = |offset: u64, what: &str, e: std::io::Error| Error::corrupt(layer, offset, format!("{what} {}: {e}", path.display()));
-    let stopped = || Error::Usage("the copy was stopped".into());
     // A fixed VHD is copied whole: data, any slack, and the footer at its very
     // end (the size its footer states may be smaller than the data area, e.g.
     // rounded down to a CHS geometry). For a raw disk the virtual size is the
@@ -128,9 +113,6 @@ pub(crate) fn begin(image: &Image, out: &File, stop: &std::sync::atomic::AtomicB
             progress(0, total);
             let err = |o: u64, e: std::io::Error| io(o, "copying", e);
             super::write::each_nonzero(&file, 0, total, 0, &mut |o, d| {
-                if stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    return Err(stopped());
-                }
                 super::write::write_all_at(out, d, o).map_err(|e| io(o, "writing copy of", e))?;
                 behind.wrote(d.len() as u64);
                 done = o + d.len() as u64;
@@ -142,37 +124,24 @@ pub(crate) fn begin(image: &Image, out: &File, stop: &std::sync::atomic::AtomicB
             progress(total, total);
         }
     } else {
-        copy_reading(src.as_ref(), layer, total, out, &mut behind, progress, &io, stop)?;
+        copy_reading(src.as_ref(), layer, total, out, &mut behind, progress, &io)?;
     }
     behind.finish().map_err(|e| io(0, "flushing copy of", e))?;
     out.set_len(total).map_err(|e| io(total, "sizing copy of", e))?;
-    Ok(())
-}
-
-/// Write `patch` over the copy [`begin`] made (the output is then the file
-/// [`full_copy`] writes).
-pub(crate) fn lay_patch(image: &Image, patch: &Patch, out: &File) -> Result<()> {
-    let (layer, _) = source(image)?;
-    let path = &image.info.path;
     fault_point("raw-data");
     // Only the changed bytes are written over the copy.
     for (off, data) in patch.ranges() {
-        super::write::write_all_at(out, data, off).map_err(|e| Error::corrupt(layer, off, format!("patching copy of {}: {e}", path.display())))?;
+        super::write::write_all_at(out, data, off).map_err(|e| io(off, "patching copy of", e))?;
     }
     Ok(())
 }
 
 /// The copy through user space, for sources that are not a regular file
 /// (block devices, memory): zero stretches become holes.
-#[allow(clippy::too_many_arguments)]
-fn copy_reading(src: &dyn Source, layer: Layer, total: u64, out: &File, behind: &mut super::write::SyncBehind, progress: Progress, io: &dyn Fn(u64, &str, std::io::Error) -> Error, stop: &std::sync::atomic::AtomicBool) -> Result<()> {
-    let mut out = out;
+fn copy_reading(src: &dyn Source, layer: Layer, total: u64, out: &mut File, behind: &mut super::write::SyncBehind, progress: Progress, io: &dyn Fn(u64, &str, std::io::Error) -> Error) -> Result<()> {
     let mut buf = vec![0u8; CHUNK];
     let mut done = 0u64;
     while done < total {
-        if stop.load(std::sync::atomic::Ordering::Relaxed) {
-            return Err(Error::Usage("the copy was stopped".into()));
-        }
         let n = (total - done).min(CHUNK as u64) as usize;
         src.read(layer, done, &mut buf[..n])?;
         // Zero stretches (64 KiB granules) become holes, as `cp --sparse=always`

@@ -263,53 +263,6 @@ pub fn full_copy_as(image: &Image, patch: &Patch, out: &mut File, format: Option
     }
 }
 
-/// A full copy begun before its patch is known ([`begin_copy`]): the
-/// untouched content written; [`finish_copy`] lays the patch over it.
-pub struct Begun(BegunKind);
-
-enum BegunKind {
-    Raw,
-    Vhdx(vhdx::write::Payload),
-}
-
-/// Whether a full copy of `image` written as `convert` (see [`conversion`])
-/// can be begun before its patch is known: the same-format copies whose
-/// layout does not depend on the patch (raw, fixed VHD, VHDX). Dynamic VHDs
-/// and conversions are written whole once the patch is known.
-pub fn can_begin(image: &Image, convert: Option<OutFormat>) -> bool {
-    convert.is_none() && matches!(image.info.format, Format::Raw | Format::VhdFixed | Format::VhdxFixed | Format::VhdxDynamic | Format::VhdxDifferencing)
-}
-
-/// Write the part of a full copy of `image` that does not depend on the
-/// patch into `out` (a new, empty file): the data of a raw image or fixed
-/// VHD, the payload blocks of a VHDX. Stops with an error soon after `stop`
-/// is set. Only for images [`can_begin`] accepts.
-pub fn begin_copy(image: &Image, out: &mut File, stop: &std::sync::atomic::AtomicBool, progress: Progress) -> Result<Begun> {
-    match image.info.format {
-        Format::Raw | Format::VhdFixed => raw::begin(image, out, stop, progress).map(|()| Begun(BegunKind::Raw)),
-        Format::VhdxFixed | Format::VhdxDynamic | Format::VhdxDifferencing => vhdx::write::begin(image, out, stop, progress).map(|p| Begun(BegunKind::Vhdx(p))),
-        _ => Err(Error::Usage(format!("a copy of {} is not begun before its patch is known", image.info.format.name()))),
-    }
-}
-
-/// Complete a copy [`begin_copy`] made in `out`: the result is the file
-/// [`full_copy`] writes with `patch`. When the patch would change the
-/// layout of the copy (a VHDX block the unpatched copy left unallocated, or
-/// a patched grain made all zero), `out` is emptied and written again whole
-/// with [`full_copy`] (`progress` reports that copy).
-pub fn finish_copy(image: &Image, begun: Begun, patch: &Patch, out: &mut File, progress: Progress) -> Result<()> {
-    check_patch(image, patch)?;
-    let laid = match begun.0 {
-        BegunKind::Raw => raw::lay_patch(image, patch, out).map(|()| true),
-        BegunKind::Vhdx(p) => vhdx::write::lay_patch(image, p, patch, out),
-    }?;
-    if !laid {
-        out.set_len(0).map_err(|e| Error::Io { layer: crate::error::Layer::Repair, offset: 0, path: "the copy being written".into(), source: e })?;
-        full_copy(image, patch, out, progress)?;
-    }
-    Ok(())
-}
-
 /// Feed the content of `image` with `patch` applied to `put`, as runs of
 /// non-zero bytes at virtual offsets (64 KiB granules; each run lies within
 /// one `align`-byte block). Only the virtual ranges that may hold data are
@@ -697,36 +650,6 @@ mod tests {
         assert_eq!(p.ranges().collect::<Vec<_>>(), vec![(10, &[1u8, 1, 3, 3, 4, 4, 4, 4, 4, 4, 2, 2][..])]);
         assert_eq!(p.len(), 12);
         assert_eq!(p.end(), 22);
-    }
-
-    /// A raw copy begun before its patch and finished with it holds the
-    /// bytes of the one-pass copy; a stopped copy ends with an error.
-    #[test]
-    fn a_begun_raw_copy_finishes_as_the_one_pass_copy() {
-        let mut disk = vec![0u8; 3 << 20];
-        disk[1000..5000].fill(7);
-        disk[(2 << 20) + 17] = 9;
-        let image = crate::image::open_source(crate::image::MemSource::arc("d.raw", disk)).unwrap();
-        assert_eq!(image.info.format, Format::Raw);
-        assert!(can_begin(&image, None) && !can_begin(&image, Some(OutFormat::VhdxDynamic)));
-        let mut patch = Patch::default();
-        patch.write(4990, &[1; 20]);
-        patch.write((1 << 20) + 5, &[2; 3]);
-        let read_all = |f: &mut File| {
-            use std::io::{Read, Seek};
-            let mut v = Vec::new();
-            f.seek(std::io::SeekFrom::Start(0)).unwrap();
-            f.read_to_end(&mut v).unwrap();
-            v
-        };
-        let mut one = tempfile::tempfile().unwrap();
-        full_copy(&image, &patch, &mut one, &mut |_, _| {}).unwrap();
-        let mut two = tempfile::tempfile().unwrap();
-        let begun = begin_copy(&image, &mut two, &std::sync::atomic::AtomicBool::new(false), &mut |_, _| {}).unwrap();
-        finish_copy(&image, begun, &patch, &mut two, &mut |_, _| {}).unwrap();
-        assert!(read_all(&mut one) == read_all(&mut two));
-        let mut three = tempfile::tempfile().unwrap();
-        assert!(begin_copy(&image, &mut three, &std::sync::atomic::AtomicBool::new(true), &mut |_, _| {}).is_err());
     }
 
     /// The background flush runs after SYNC_EVERY bytes, not before, and its

@@ -24,16 +24,6 @@
 //!
 //! A failure at any step leaves no output behind.
 //!
-//! `fix` begins a full copy in the input's own format (raw, fixed VHD, VHDX)
-//! before the plan exists: [`start_copy`] creates the output and copies the
-//! untouched image on a thread of its own as soon as the container is open,
-//! while the volumes are surveyed, the image inspected, the fix planned and
-//! the checks run on the edited machine; [`commit_started`] then lays the
-//! patch over the copy (the file is the one-pass copy's, block for block)
-//! and goes on with steps 3 to 5. When the plan fails or changes nothing,
-//! the [`Started`] copy is dropped: its thread is stopped and joined, its
-//! output removed.
-//!
 //! In place ([`Destination::InPlace`], raw disks and devices only) the order
 //! is: refuse a disk the host uses, record the bytes each range holds now,
 //! open the device exclusively, publish the undo file (the same [`NewFile`]
@@ -362,19 +352,22 @@ fn to_image(machine: &Machine, plan: &Plan, target: &Path, child: bool, format: 
     // A differencing child is read back through a path beside its target
     // (its parent locator is relative to its directory): a named temporary.
     let mut out = if child { NewFile::create_named(target, &[machine.path()])? } else { NewFile::create(target, &[machine.path()])? };
-    let patch = &patch_to_write(plan);
+    // Test hook: the writer is handed one wrong byte inside a patched page;
+    // the read-back must refuse the output.
+    let wrong;
+    // (`RDPRESCUE_FAULT=wrong-byte`: one byte changed in the middle of the
+    // patch's largest range, inside a hive page.)
+    let patch = if write::fault_armed("wrong-byte") {
+        wrong = with_wrong_byte(&plan.patch);
+        &wrong
+    } else {
+        &plan.patch
+    };
     if child {
         write::diff_child(image, patch, out.file_mut(), target)?;
     } else {
         write::full_copy_as(image, patch, out.file_mut(), convert, progress)?;
     }
-    verify_and_publish(machine, image, plan, out, target, verify, None)
-}
-
-/// Read a written image back (see the module documentation), then publish
-/// it. `checked`: the checks on the edited machine, when they already ran
-/// (they do not read the output).
-fn verify_and_publish(machine: &Machine, image: &crate::image::Image, plan: &Plan, out: NewFile, target: &Path, verify: Verify, checked: Option<Result<Inspection>>) -> Result<Committed> {
     let after = match verify {
         Verify::Changed => {
             // The flush runs while the output is read back; both must succeed.
@@ -383,10 +376,8 @@ fn verify_and_publish(machine: &Machine, image: &crate::image::Image, plan: &Pla
                 let checked = (|| {
                     fault_point("before-verify");
                     verify_changed(machine, image, plan, &out.path()).map_err(|e| in_verification(&e))?;
-                    match checked {
-                        Some(c) => c,
-                        None => edited_checks(machine, plan),
-                    }
+                    check_sequences(machine, &plan.edits)?;
+                    Ok::<_, Error>(crate::rdp::inspect(&Edited { machine, edits: &plan.edits }))
                 })();
                 (sync.join(), checked)
             });
@@ -406,99 +397,6 @@ fn verify_and_publish(machine: &Machine, image: &crate::image::Image, plan: &Pla
     };
     publish(out)?;
     Ok(Committed { path: target.to_path_buf(), after: Some(after) })
-}
-
-/// The checks run on the machine as the plan leaves it (the edited hives
-/// are clean above their logs' sequence numbers).
-fn edited_checks(machine: &Machine, plan: &Plan) -> Result<Inspection> {
-    check_sequences(machine, &plan.edits)?;
-    Ok(crate::rdp::inspect(&Edited { machine, edits: &plan.edits }))
-}
-
-/// A full copy begun on a thread of its own as soon as the input is open,
-/// while the main thread inspects and plans ([`start_copy`]); the plan is
-/// laid over it by [`commit_started`]. Dropped unused (the plan failed or
-/// found nothing to change), it stops the copy, waits for its thread and
-/// removes the unpublished output.
-pub struct Started<'scope> {
-    /// The image being copied.
-    image: &'scope crate::image::Image,
-    /// `None` once handed on to be verified and published.
-    out: Option<NewFile>,
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    thread: Option<std::thread::ScopedJoinHandle<'scope, Result<write::Begun>>>,
-    progress: Option<std::sync::mpsc::Receiver<(u64, u64)>>,
-}
-
-impl Started<'_> {
-    /// Where the output will appear.
-    pub fn target(&self) -> Option<&Path> {
-        self.out.as_ref().map(|o| o.target())
-    }
-
-    /// Stop the copy and wait for its thread; the copy's result.
-    fn join(&mut self) -> Result<write::Begun> {
-        let Some(t) = self.thread.take() else { return Err(Error::Usage("the copy was already finished".into())) };
-        t.join().map_err(|_| Error::corrupt(Layer::Repair, 0, "copying the input: the copying thread failed"))?
-    }
-}
-
-impl Drop for Started<'_> {
-    fn drop(&mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        // The thread is gone before the output is removed (NewFile's drop).
-        let _ = self.join();
-    }
-}
-
-/// Begin the full copy of `image` (opened from `input`) to `target`
-/// (`format`: as for [`Destination::Copy`]) on a thread of `scope`, before
-/// the plan is known: `None` where this copy cannot be begun early (a
-/// conversion, a dynamic VHD, or the output cannot be created now: the plan
-/// then commits as before and meets any error in its usual order). The
-/// machine the plan is made on must be made of this very image.
-pub fn start_copy<'scope, 'env>(scope: &'scope std::thread::Scope<'scope, 'env>, image: &'env crate::image::Image, input: &Path, target: &Path, format: Option<write::OutFormat>) -> Option<Started<'scope>> {
-    if !write::can_begin(image, write::conversion(image.info.format, image.disk.len(), target, format)) {
-        return None;
-    }
-    let out = NewFile::create(target, &[input]).ok()?;
-    // The thread writes through its own handle to the same file.
-    let mut file = out.file().try_clone().ok()?;
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let (tx, rx) = std::sync::mpsc::channel();
-    let flag = stop.clone();
-    let thread = std::thread::Builder::new()
-        .name("rdprescue-copy".into())
-        .spawn_scoped(scope, move || write::begin_copy(image, &mut file, &flag, &mut |d, t| {
-            let _ = tx.send((d, t));
-        }))
-        .ok()?;
-    Some(Started { image, out: Some(out), stop, thread: Some(thread), progress: Some(rx) })
-}
-
-/// [`commit_verified`] to the [`Destination::Copy`] whose copy
-/// [`start_copy`] began: the checks on the edited machine run while the copy
-/// finishes, then the plan's patch is laid over the copy, and the output is
-/// read back and published as any new image.
-pub fn commit_started(machine: &Machine, plan: &Plan, mut started: Started, verify: Verify, progress: Progress) -> Result<Committed> {
-    let image = started.image;
-    if plan.edits.iter().any(|e| !matches!(e.location, HiveLocation::Volume { .. })) {
-        return Err(Error::Usage("the plan edits hive files, not an image".into()));
-    }
-    let patch = &patch_to_write(plan);
-    // They read the machine, not the output: run while the copy goes on.
-    let checked = (verify == Verify::Changed).then(|| edited_checks(machine, plan));
-    if let Some(rx) = started.progress.take() {
-        // Until the copying thread hangs up (it is done).
-        for (d, t) in rx.iter() {
-            progress(d, t);
-        }
-    }
-    let begun = started.join()?;
-    let mut out = started.out.take().ok_or_else(|| Error::Usage("the copy was already committed".into()))?;
-    let target = out.target().to_path_buf();
-    write::finish_copy(image, begun, patch, out.file_mut(), progress)?;
-    verify_and_publish(machine, image, plan, out, &target, verify, checked)
 }
 
 /// The machine as the plan leaves it: its edited hives replaced by the
@@ -577,13 +475,9 @@ fn verify_changed(machine: &Machine, input: &crate::image::Image, plan: &Plan, p
         while a < e {
             let n = (e - a).min(READBACK_CHUNK) as usize;
             let (want, got) = (&mut want_buf[..n], &mut got_buf[..n]);
-            // Patch ranges overlapping [a, a + n), laid over the input's
-            // bytes; the input is not read where the patch covers it all
-            // (most of an edited hive's pages).
-            if write::overlay(&ranges, a, want) < n as u64 {
-                input.disk.read_at(a, want)?;
-                write::overlay(&ranges, a, want);
-            }
+            input.disk.read_at(a, want)?;
+            // Patch ranges overlapping [a, a + n), laid over the input's bytes.
+            write::overlay(&ranges, a, want);
             written.disk.read_at(a, got)?;
             if want != got {
                 let i = want.iter().zip(got.iter()).position(|(x, y)| x != y).unwrap_or(0);
@@ -593,18 +487,6 @@ fn verify_changed(machine: &Machine, input: &crate::image::Image, plan: &Plan, p
         }
     }
     Ok(())
-}
-
-/// The patch the writer is handed: the plan's, or, under the test hook
-/// `RDPRESCUE_FAULT=wrong-byte`, a copy with one byte changed in the middle
-/// of its largest range (inside a hive page), which the read-back must
-/// refuse.
-fn patch_to_write(plan: &Plan) -> std::borrow::Cow<'_, write::Patch> {
-    if write::fault_armed("wrong-byte") {
-        std::borrow::Cow::Owned(with_wrong_byte(&plan.patch))
-    } else {
-        std::borrow::Cow::Borrowed(&plan.patch)
-    }
 }
 
 fn with_wrong_byte(patch: &write::Patch) -> write::Patch {

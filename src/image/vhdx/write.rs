@@ -17,10 +17,7 @@
 //!
 //! Write order: payload (and bitmaps), then BAT, metadata, region tables and
 //! file identifier, and the two headers last, so that a file cut short by a
-//! crash has no valid header and cannot be mistaken for a good image. Nothing
-//! is flushed here: the output is a new file that the commit publishes only
-//! after flushing it whole and reading it back, so a power loss before that
-//! leaves no output at all, whatever part of it reached the disk.
+//! crash has no valid header and cannot be mistaken for a good image.
 //!
 //! * [`full_copy`]: fixed → fixed (every block FULLY_PRESENT, laid out in
 //!   order; all-zero stretches are left as file holes), dynamic → dynamic (same
@@ -92,6 +89,10 @@ impl Out<'_> {
 
     fn set_len(&mut self, len: u64) -> Result<()> {
         self.f.set_len(len).map_err(|e| self.err(len, e))
+    }
+
+    fn sync(&mut self) -> Result<()> {
+        self.f.sync_data().map_err(|e| self.err(0, e))
     }
 }
 
@@ -281,13 +282,8 @@ fn write_bat(out: &mut Out, entries: impl Iterator<Item = (u64, u64)>) -> Result
 }
 
 /// Everything but the payload and the BAT, then the headers: sizes the file,
-/// and only then writes the two headers (seq, seq + 1) with the same new
-/// FileWriteGuid and DataWriteGuid. Nothing is flushed here: the file is a
-/// new one that no one sees until it is flushed whole and read back
-/// (`repair::commit`: a crash before that leaves no output, whatever reached
-/// the disk), and there the flush runs while the output is read back. The
-/// two flushes this did (before and after the headers) each waited on the
-/// disk in turn, with nothing else to do meanwhile.
+/// syncs, and only then writes the two headers (seq, seq + 1) with the same
+/// new FileWriteGuid and DataWriteGuid.
 fn finish(out: &mut Out, g: &Geometry, meta: &[u8], file_len: u64, seq: u64) -> Result<()> {
     out.write_at(META_OFFSET, meta)?;
     let rt = region_table(g.bat_length());
@@ -296,10 +292,12 @@ fn finish(out: &mut Out, g: &Geometry, meta: &[u8], file_len: u64, seq: u64) -> 
     out.write_at(0, &file_identifier())?;
     // The log region (1–2 MiB) and unused BAT pages stay holes: zero.
     out.set_len(file_len.max(g.data_start()))?;
+    out.sync()?;
     fault_point("vhdx-metadata");
     let (fwg, dwg) = (Uuid::new_v4(), Uuid::new_v4());
     out.write_at(64 * KIB, &header(seq, fwg, dwg))?;
-    out.write_at(128 * KIB, &header(seq + 1, fwg, dwg))
+    out.write_at(128 * KIB, &header(seq + 1, fwg, dwg))?;
+    out.sync()
 }
 
 // ------------------------------------------------------------------ patch helpers
@@ -397,102 +395,6 @@ impl<'a> InputFile<'a> {
 /// a fixed input, dynamic for a dynamic one, and dynamic holding the flattened
 /// chain for a differencing one.
 pub fn full_copy(image: &Image, patch: &Patch, out: &mut File, progress: Progress) -> Result<()> {
-    let p = copy_payload(image, patch, out, &std::sync::atomic::AtomicBool::new(false), progress)?;
-    fault_point("vhdx-data");
-    write_rest(image, p, out)
-}
-
-/// The payload of a full copy, written: what the rest of the file (BAT,
-/// metadata, headers) is made from.
-pub(crate) struct Payload {
-    g: Geometry,
-    fixed: bool,
-    /// Payload BAT entries of a dynamic copy, by BAT index.
-    bat: BTreeMap<u64, u64>,
-    /// End of the last payload block (a dynamic copy).
-    next: u64,
-}
-
-/// The payload of a full copy of `image` without any patch (the copy begun
-/// while the plan is being made): [`lay_patch`] completes it.
-pub(crate) fn begin(image: &Image, out: &mut File, stop: &std::sync::atomic::AtomicBool, progress: Progress) -> Result<Payload> {
-    copy_payload(image, &Patch::default(), out, stop, progress)
-}
-
-/// Lay `patch` over the payload [`begin`] wrote, then write the rest of the
-/// file: the result is the file [`full_copy`] writes with `patch`, block for
-/// block. `Ok(false)` (nothing more written) when it would not be: the patch
-/// needs a block the unpatched copy left unallocated, or makes a patched
-/// 64 KiB grain of a dynamic copy all zero (which `full_copy` leaves a hole,
-/// perhaps a whole unallocated block); the caller then writes the copy again.
-pub(crate) fn lay_patch(image: &Image, p: Payload, patch: &Patch, out: &mut File) -> Result<bool> {
-    let g = &p.g;
-    let bs = g.block_size;
-    let ranges = Ranges::new(patch);
-    // The 64 KiB grains holding patch bytes, by virtual offset.
-    let mut grains: Vec<u64> = Vec::new();
-    for (o, d) in &ranges.0 {
-        let (lo, hi) = (*o, o + d.len() as u64);
-        for gr in (lo / GRAIN..=(hi - 1) / GRAIN).map(|i| i * GRAIN) {
-            if grains.last() != Some(&gr) {
-                grains.push(gr);
-            }
-        }
-    }
-    let mut writes = Vec::with_capacity(grains.len());
-    for gr in grains {
-        let b = gr / bs;
-        let end = ((b + 1) * bs).min(g.virtual_size);
-        let fo = if p.fixed {
-            g.data_start() + b * bs
-        } else {
-            match p.bat.get(&g.payload_index(b)) {
-                Some(e) if e & 7 == rd::FULLY_PRESENT => (e >> 20) << 20,
-                _ => return Ok(false),
-            }
-        };
-        let mut buf = vec![0u8; GRAIN.min(end - gr) as usize];
-        image.disk.read_at(gr, &mut buf)?;
-        ranges.overlay(gr, &mut buf);
-        if !p.fixed && is_zero(&buf) {
-            return Ok(false);
-        }
-        writes.push((fo + gr % bs, buf));
-    }
-    let mut o = Out { f: out, name: "the VHDX copy being written".into() };
-    for (at, buf) in writes {
-        o.write_at(at, &buf)?;
-    }
-    fault_point("vhdx-data");
-    write_rest(image, p, out)?;
-    Ok(true)
-}
-
-/// The BAT, metadata and headers of a full copy whose payload is written.
-fn write_rest(image: &Image, p: Payload, out: &mut File) -> Result<()> {
-    let top = InputFile::of(image.disk.as_ref(), &image.info.path)?;
-    let tm = &top.disk.meta;
-    let Payload { g, fixed, bat, next } = p;
-    let bs = g.block_size;
-    let mut out = Out { f: out, name: "the VHDX copy being written".into() };
-    let file_len = if fixed {
-        let ds = g.data_start();
-        write_bat(&mut out, (0..g.data_blocks).map(|b| (g.payload_index(b), (ds + b * bs) | rd::FULLY_PRESENT)))?;
-        ds + g.data_blocks * bs
-    } else {
-        write_bat(&mut out, bat.into_iter())?;
-        next
-    };
-    let disk_id = tm.disk_id.unwrap_or_else(Uuid::new_v4);
-    let meta = metadata(&disk_items(&g, if fixed { LEAVE_BLOCK_ALLOCATED } else { 0 }, disk_id))?;
-    // Continue the input's header sequence (any value is valid in a new file).
-    let seq = top.disk.header.seq.checked_add(1).filter(|s| *s < u64::MAX).unwrap_or(1);
-    finish(&mut out, &g, &meta, file_len, seq)
-}
-
-/// The payload of a full copy of `image` with `patch` applied (see
-/// [`full_copy`]); stops with an error when `stop` is set.
-fn copy_payload(image: &Image, patch: &Patch, out: &mut File, stop: &std::sync::atomic::AtomicBool, progress: Progress) -> Result<Payload> {
     let info = &image.info;
     let top = InputFile::of(image.disk.as_ref(), &info.path)?;
     let fixed = info.format == Format::VhdxFixed;
@@ -566,9 +468,6 @@ fn copy_payload(image: &Image, patch: &Patch, out: &mut File, stop: &std::sync::
     // The input file itself, for blocks read from it directly (see `direct`).
     let src_file = crate::image::write::source_file(top.disk.view.src.as_ref());
     for b in (0..g.data_blocks).filter(|b| want.get(*b)) {
-        if stop.load(std::sync::atomic::Ordering::Relaxed) {
-            return Err(Error::Usage("the copy was stopped".into()));
-        }
         let start = b * bs;
         let end = (start + bs).min(g.virtual_size);
         let mut file_off = fixed.then(|| g.data_start() + b * bs);
@@ -641,10 +540,24 @@ fn copy_payload(image: &Image, patch: &Patch, out: &mut File, stop: &std::sync::
             }
         }
     }
-    // No flush of its own: the output is invisible until the commit has
-    // flushed it whole and read it back (see `finish`).
+    // No flush of its own: the one in `finish` puts payload, BAT and
+    // metadata on disk before the headers are written.
     behind.finish().map_err(|e| out.err(0, e))?;
-    Ok(Payload { g, fixed, bat, next })
+    fault_point("vhdx-data");
+
+    let file_len = if fixed {
+        let ds = g.data_start();
+        write_bat(&mut out, (0..g.data_blocks).map(|b| (g.payload_index(b), (ds + b * bs) | rd::FULLY_PRESENT)))?;
+        ds + g.data_blocks * bs
+    } else {
+        write_bat(&mut out, bat.into_iter())?;
+        next
+    };
+    let disk_id = tm.disk_id.unwrap_or_else(Uuid::new_v4);
+    let meta = metadata(&disk_items(&g, if fixed { LEAVE_BLOCK_ALLOCATED } else { 0 }, disk_id))?;
+    // Continue the input's header sequence (any value is valid in a new file).
+    let seq = top.disk.header.seq.checked_add(1).filter(|s| *s < u64::MAX).unwrap_or(1);
+    finish(&mut out, &g, &meta, file_len, seq)
 }
 
 /// Block `b` (`len` bytes) of the top file, when it can be read from the
@@ -730,8 +643,8 @@ pub(crate) fn convert(image: &Image, patch: &Patch, out: &mut File, progress: Pr
             << 20;
         out.write_at(fo + off % bs, data)
     })?;
-    // No flush of its own: the output is invisible until the commit has
-    // flushed it whole and read it back (see `finish`).
+    // No flush of its own: the one in `finish` puts payload, BAT and
+    // metadata on disk before the headers are written.
     behind.finish().map_err(|e| out.err(0, e))?;
     fault_point("vhdx-data");
     write_bat(&mut out, bat.into_iter())?;
@@ -1069,62 +982,6 @@ mod tests {
         for idx in (0..5121).filter(|i| ![4095, 4097, 4098, 5120].contains(i)) {
             assert_eq!(bat_entry(&file, idx), 0, "BAT entry {idx}");
         }
-    }
-
-    /// A copy begun without its patch and completed by `lay_patch` is the
-    /// file `full_copy` writes with the patch (but for the two headers, whose
-    /// write GUIDs are new in every file); a patch that needs a block the
-    /// unpatched copy did not allocate, or that zeroes a patched grain, is
-    /// refused (the caller writes the copy again whole).
-    #[test]
-    fn a_begun_copy_with_its_patch_laid_over_is_the_one_pass_copy() {
-        let image = crate::image::open_source(crate::image::MemSource::arc("five.vhdx", five_gib_vhdx())).unwrap();
-        let g4 = 4u64 << 30;
-        let read_all = |f: &mut File| {
-            let mut v = Vec::new();
-            std::io::Seek::seek(f, SeekFrom::Start(0)).unwrap();
-            std::io::Read::read_to_end(f, &mut v).unwrap();
-            v
-        };
-        let without_headers = |mut v: Vec<u8>| {
-            v[(64 * KIB) as usize..(192 * KIB) as usize].fill(0);
-            v
-        };
-        let layed = |patch: &Patch| {
-            let mut out = tempfile::tempfile().unwrap();
-            let p = begin(&image, &mut out, &std::sync::atomic::AtomicBool::new(false), &mut |_, _| {}).unwrap();
-            lay_patch(&image, p, patch, &mut out).unwrap().then(|| read_all(&mut out))
-        };
-        // In allocated blocks, across a grain boundary and in the last block.
-        let mut patch = Patch::default();
-        patch.write(g4 - MIB + GRAIN - 100, &[b'C'; 300]);
-        patch.write((5 << 30) - 512, &[b'D'; 512]);
-        let mut one = tempfile::tempfile().unwrap();
-        full_copy(&image, &patch, &mut one, &mut |_, _| {}).unwrap();
-        let one = read_all(&mut one);
-        let two = layed(&patch).expect("the patch lies in allocated blocks");
-        assert_eq!(one.len(), two.len());
-        assert!(without_headers(one) == without_headers(two), "the files differ");
-        // A block the input leaves unallocated (4098: virtual 4 GiB + 1 MiB):
-        // refused here, and image::write::finish_copy writes the copy again.
-        let mut patch = Patch::default();
-        patch.write(g4 + MIB + 4096, &[b'C'; 512]);
-        assert!(layed(&patch).is_none(), "a patch in an unallocated block must be refused");
-        let mut one = tempfile::tempfile().unwrap();
-        full_copy(&image, &patch, &mut one, &mut |_, _| {}).unwrap();
-        let mut two = tempfile::tempfile().unwrap();
-        let begun = crate::image::write::begin_copy(&image, &mut two, &std::sync::atomic::AtomicBool::new(false), &mut |_, _| {}).unwrap();
-        crate::image::write::finish_copy(&image, begun, &patch, &mut two, &mut |_, _| {}).unwrap();
-        let (one, two) = (read_all(&mut one), read_all(&mut two));
-        assert_eq!(one.len(), two.len());
-        assert!(without_headers(one) == without_headers(two), "the copy written again differs");
-        // A whole grain of block 4095 made zero.
-        let mut patch = Patch::default();
-        patch.write(g4 - MIB, &vec![0u8; GRAIN as usize]);
-        assert!(layed(&patch).is_none(), "a patch zeroing a grain must be refused");
-        // Stopped: an error, at once.
-        let mut out = tempfile::tempfile().unwrap();
-        assert!(begin(&image, &mut out, &std::sync::atomic::AtomicBool::new(true), &mut |_, _| {}).is_err());
     }
 
     #[test]
