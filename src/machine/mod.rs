@@ -103,6 +103,8 @@ pub struct Machine {
     inner: Inner,
     hives: [OnceCell<std::result::Result<Hive, Error>>; 5],
     other: OnceCell<std::result::Result<Hive, Error>>,
+    /// Load an image's hives whole, not paged (see [`Machine::with_whole_hives`]).
+    whole_hives: bool,
 }
 
 fn slot(kind: HiveKind) -> usize {
@@ -164,7 +166,7 @@ impl Machine {
     }
 
     fn new(path: &Path, origin: Origin, inner: Inner) -> Machine {
-        Machine { path: path.to_path_buf(), origin, inner, hives: Default::default(), other: OnceCell::new() }
+        Machine { path: path.to_path_buf(), origin, inner, hives: Default::default(), other: OnceCell::new(), whole_hives: false }
     }
 
     /// A directory of hive files: each regf file (not a .LOG*) whose name or
@@ -399,8 +401,19 @@ impl Machine {
         }
     }
 
+    /// Load this machine's hives whole (one read of each hive file into
+    /// memory, as [`load_from_fs`]) instead of paged. For the commands that
+    /// write: a plan edits the whole hive anyway, and paging it first (the
+    /// primary streamed once, then read again whole) costs a second pass
+    /// over the file. Call before the first hive is read.
+    pub fn with_whole_hives(mut self) -> Machine {
+        self.whole_hives = true;
+        self
+    }
+
     fn load(&self, kind: HiveKind) -> Result<Hive> {
         match self.hive_location(kind)? {
+            HiveLocation::Volume { partition, path } if self.whole_hives => load_from_fs(&**self.mount_shared(partition)?, &path, kind.name()),
             HiveLocation::Volume { partition, path } => load_paged(self.mount_shared(partition)?.clone(), &path, kind.name()),
             HiveLocation::File(p) => load_file(&p),
         }
