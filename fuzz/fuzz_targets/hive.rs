@@ -8,6 +8,10 @@
 //! that mutated log entries get past their integrity checks and reach the code
 //! that applies them.
 //!
+//! The same input is also loaded paged (`load_paged` over the primary read
+//! on demand, as `inspect` loads an image's hives): it must fail exactly when
+//! `load` fails, and give the same state and, byte for byte, the same image.
+//!
 //! `load`'s own invariants are asserted: for a loaded (non-clean) hive the base
 //! block passes nt-hive's validation (checksum, seq1 == seq2, sizes) and the
 //! sequence number is not above `max_sequence_seen`. Panics inside nt-hive
@@ -17,7 +21,8 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use rdprescue::hive::recover::{base_block_checksum, marvin32, HVLE_SEED};
-use rdprescue::hive::{load, HiveState};
+use rdprescue::hive::pages::ReadAt;
+use rdprescue::hive::{load, load_paged, scan_primary, HiveState};
 use rdprescue_fuzz::{in_nt_hive, tolerate_nt_hive_panics};
 
 fn split(data: &[u8]) -> (Vec<u8>, Option<Vec<u8>>, Option<Vec<u8>>, bool) {
@@ -57,6 +62,25 @@ fn fix_log(l: &mut [u8]) {
         e[32..40].copy_from_slice(&h2.to_le_bytes());
         off += size;
     }
+}
+
+/// `primary` loaded paged: the image read whole afterwards, and its state.
+fn paged(primary: &[u8], log1: Option<Vec<u8>>, log2: Option<Vec<u8>>) -> rdprescue::Result<(Vec<u8>, HiveState)> {
+    let file = std::rc::Rc::new(primary.to_vec());
+    let stream = |w: &mut dyn std::io::Write| {
+        w.write_all(&file).map_err(|e| rdprescue::Error::corrupt(rdprescue::error::Layer::Hive, 0, e.to_string()))?;
+        Ok(file.len() as u64)
+    };
+    let scan = scan_primary(&stream, file.len())?;
+    let f = file.clone();
+    let read: ReadAt = Box::new(move |at, buf| {
+        let at = (at as usize).min(f.len());
+        let n = buf.len().min(f.len() - at);
+        buf[..n].copy_from_slice(&f[at..at + n]);
+        Ok(n)
+    });
+    let (bytes, report) = load_paged(read, scan, log1, log2)?;
+    Ok((bytes.into_vec()?, report.state))
 }
 
 /// Walk keys and values depth-first with a depth and an item budget.
@@ -105,7 +129,17 @@ fuzz_target!(|data: &[u8]| {
         fix_base(&mut primary);
         log1.iter_mut().chain(log2.iter_mut()).for_each(|l| fix_log(l));
     }
-    let Ok(h) = load(primary, log1, log2) else { return };
+    let by_pages = paged(&primary, log1.clone(), log2.clone());
+    let h = match (load(primary, log1, log2), by_pages) {
+        (Err(_), Err(_)) => return,
+        (Ok(h), Ok((bytes, state))) => {
+            assert_eq!(state, h.report.state, "paged load: another state");
+            assert!(bytes == h.bytes, "paged load: other bytes");
+            h
+        }
+        (Ok(_), Err(e)) => panic!("the paged load fails where load does not: {e}"),
+        (Err(e), Ok(_)) => panic!("the paged load succeeds where load fails: {e}"),
+    };
     let b = &h.bytes;
     if h.report.state != HiveState::Clean {
         let seq = u32::from_le_bytes(b[4..8].try_into().unwrap());
