@@ -73,14 +73,14 @@ fn writes_below_a_key_deleted_earlier_in_the_plan_are_kept() {
     let ops: Vec<&EditOp> = p.edits[0].changes.iter().map(|c| &c.action.op).collect();
     assert_eq!(ops.len(), 2, "the set after the delete was dropped: {ops:?}");
     // Read the planned bytes back with nt-hive (through the tree reader).
-    let h = rdprescue::hive::tree::Hive::new("SYSTEM", rdprescue::hive::load(p.edits[0].new_bytes.clone(), None, None).unwrap());
+    let h = rdprescue::hive::tree::Hive::new("SYSTEM", rdprescue::hive::load(p.edits[0].new_bytes().unwrap().to_vec(), None, None).unwrap());
     let k = h.key("Setup").expect("Setup recreated");
     let vals: Vec<(String, u32, Vec<u8>)> = k.values.iter().map(|v| (v.name.clone(), v.kind, v.raw.clone())).collect();
     assert_eq!(vals, vec![("SetupType".to_string(), 4, vec![0, 0, 0, 0])]);
 
     let p = repair::plan(&m, &[Edit::delete_key(K, "Setup"), Edit::create_key(K, "Setup")]).unwrap();
     assert_eq!(p.edits[0].changes.len(), 2, "the create after the delete was dropped");
-    let h = rdprescue::hive::tree::Hive::new("SYSTEM", rdprescue::hive::load(p.edits[0].new_bytes.clone(), None, None).unwrap());
+    let h = rdprescue::hive::tree::Hive::new("SYSTEM", rdprescue::hive::load(p.edits[0].new_bytes().unwrap().to_vec(), None, None).unwrap());
     assert!(h.key("Setup").expect("Setup recreated").values.is_empty());
 }
 

@@ -231,7 +231,7 @@ fn files_in_place(machine: &Machine, plan: &Plan) -> Result<Committed> {
         let mut name = p.file_name().unwrap_or_default().to_os_string();
         name.push(".rdprescue-new");
         let mut s = NewFile::create(&p.with_file_name(name), &[p])?;
-        s.write_all(&e.new_bytes)?;
+        s.write_all(e.new_bytes()?)?;
         verify_hive_file(&s.path(), e)?;
         staged.push(s);
     }
@@ -239,7 +239,7 @@ fn files_in_place(machine: &Machine, plan: &Plan) -> Result<Committed> {
     // 4. Written over the files themselves; a failure from here on names the way back.
     let restore = |e: &Error| Error::corrupt(Layer::Repair, 0, format!("{e}; the originals are saved beside the hive files: restore them with `rdprescue undo {}`", root.display()));
     for (i, (e, p)) in edits.iter().enumerate() {
-        overwrite(p, &e.new_bytes).map_err(|x| restore(&x))?;
+        overwrite(p, e.new_bytes()?).map_err(|x| restore(&x))?;
         if i == 0 {
             fault_point("files-first-written");
         }
@@ -270,7 +270,7 @@ fn to_hive_dir(machine: &Machine, plan: &Plan, dir: &Path) -> Result<Committed> 
         for (e, p) in &edits {
             let target = dir.join(p.file_name().unwrap_or_default());
             let mut out = NewFile::create(&target, &[p])?;
-            out.write_all(&e.new_bytes)?;
+            out.write_all(e.new_bytes()?)?;
             verify_hive_file(&out.path(), e)?;
             out.commit()?;
             files.retain(|(k, _)| *k != e.hive);
@@ -504,7 +504,7 @@ fn to_hive_file(machine: &Machine, plan: &Plan, target: &Path) -> Result<Committ
         return Err(Error::Usage(format!("a hive-file output holds one hive; this change edits {}", plan.edits.len())));
     };
     let mut out = NewFile::create(target, &[machine.path()])?;
-    out.write_all(&edit.new_bytes)?;
+    out.write_all(edit.new_bytes()?)?;
     out.sync()?;
     fault_point("before-verify");
     verify_hive_file(&out.path(), edit)?;
@@ -636,8 +636,9 @@ pub(super) fn in_verification(e: &Error) -> Error {
 /// A hive file read back from disk: clean, and the edited bytes exactly.
 fn verify_hive_file(path: &Path, edit: &HiveEdit) -> Result<()> {
     let got = std::fs::read(path).map_err(|source| Error::Output { layer: Layer::Repair, what: "reading back", path: path.to_path_buf(), source })?;
-    if got != edit.new_bytes {
-        let at = got.iter().zip(&edit.new_bytes).position(|(a, b)| a != b).unwrap_or(got.len().min(edit.new_bytes.len()));
+    let want = edit.new_bytes()?;
+    if got != want {
+        let at = got.iter().zip(want).position(|(a, b)| a != b).unwrap_or(got.len().min(want.len()));
         return Err(Error::corrupt(Layer::Hive, at as u64, format!("verification: the written hive differs from the edited {}", edit.path)));
     }
     let h = crate::hive::load(got, None, None)?;

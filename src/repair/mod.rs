@@ -19,7 +19,7 @@ use crate::hive::tree::{Hive, Key, Value};
 use std::collections::HashMap;
 use crate::hive::HiveKind;
 use crate::image::write::Patch;
-use crate::machine::{HiveLocation, Machine, MAX_HIVE_FILE};
+use crate::machine::{HiveLocation, Machine};
 use serde_json::Value as J;
 
 pub mod device;
@@ -52,10 +52,18 @@ pub struct HiveEdit {
     /// primary carries (clean, above every log entry).
     pub bytes_changed: u64,
     pub new_sequence: u32,
-    pub new_bytes: Vec<u8>,
-    /// `new_bytes` loaded back as a hive (clean, every change checked) when
-    /// the plan was made: what the checks read after the fix.
+    /// The edited hive file loaded back as a hive (clean, every change
+    /// checked) when the plan was made: what the checks read after the fix.
+    /// It holds the edited bytes ([`HiveEdit::new_bytes`]), once.
     pub loaded: Loaded,
+}
+
+impl HiveEdit {
+    /// The whole edited hive file (the loaded-back hive's bytes: the plan
+    /// keeps one copy of a hive of tens of MB, not two).
+    pub fn new_bytes(&self) -> Result<&[u8]> {
+        self.loaded.bytes()
+    }
 }
 
 /// An edited hive as loaded back at planning time (shared, not copied).
@@ -205,13 +213,89 @@ fn check_volume(fs: &dyn FileSystem, part: u32, offset: u64) -> Result<()> {
     Err(Error::unsupported(layer, offset, format!("partition {part}: refusing to write: {why}")))
 }
 
+/// Granule of the changed ranges a plan writes.
+const GRANULE: usize = 512;
+
+/// The file `path` of `fs` against `new`: its length, and the byte ranges of
+/// `new` that differ from it (new may be shorter: the rest of the file is
+/// left as is), in 512-byte granules merged when adjacent; a granule the file
+/// does not hold whole counts as changed. The file is streamed through the
+/// file system's reused buffer and compared as it goes: a second whole copy
+/// of a 13 MB hive in fresh memory cost more than the comparison.
+fn diff_file(fs: &dyn FileSystem, path: &str, new: &[u8]) -> Result<(u64, Vec<(u64, Vec<u8>)>)> {
+    let mut cmp = Compare::new(new);
+    let len = fs.read_to(path, &mut cmp)?;
+    Ok((len, cmp.ranges()))
+}
+
+/// A `Write` sink comparing a file streamed from its start with `new`,
+/// granule by granule (see [`diff_file`]).
+struct Compare<'a> {
+    new: &'a [u8],
+    /// Bytes of the file seen so far.
+    pos: usize,
+    /// Per granule of `new`: differs from the file.
+    changed: Vec<bool>,
+}
+
+impl<'a> Compare<'a> {
+    fn new(new: &'a [u8]) -> Self {
+        Compare { new, pos: 0, changed: vec![false; new.len().div_ceil(GRANULE)] }
+    }
+
+    /// The changed granules as merged ranges of `new`; granules the file
+    /// did not reach (whole) are changed.
+    fn ranges(mut self) -> Vec<(u64, Vec<u8>)> {
+        // A granule is whole in the file when its end is at or before `pos`.
+        for (g, c) in self.changed.iter_mut().enumerate() {
+            if (g * GRANULE + GRANULE).min(self.new.len()) > self.pos {
+                *c = true;
+            }
+        }
+        let mut out: Vec<(u64, Vec<u8>)> = Vec::new();
+        for (g, chunk) in self.new.chunks(GRANULE).enumerate() {
+            if !self.changed[g] {
+                continue;
+            }
+            let at = g * GRANULE;
+            match out.last_mut() {
+                Some((o, d)) if *o as usize + d.len() == at => d.extend_from_slice(chunk),
+                _ => out.push((at as u64, chunk.to_vec())),
+            }
+        }
+        out
+    }
+}
+
+impl std::io::Write for Compare<'_> {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        let (start, end) = (self.pos, self.pos.saturating_add(b.len()));
+        self.pos = end;
+        // Only the part of the file that `new` covers is compared.
+        let stop = end.min(self.new.len());
+        let mut at = start;
+        while at < stop {
+            let g = at / GRANULE;
+            let next = ((g + 1) * GRANULE).min(stop);
+            if self.new[at..next] != b[at - start..next - start] {
+                self.changed[g] = true;
+            }
+            at = next;
+        }
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Changed byte ranges between `old` and `new` (new may be shorter: the rest of
-/// the file is left as is), in 512-byte granules merged when adjacent.
+/// the file is left as is), in 512-byte granules merged when adjacent: the
+/// in-memory form of [`diff_file`] (small files; its oracle in the tests).
 fn diff_ranges(old: &[u8], new: &[u8]) -> Vec<(u64, Vec<u8>)> {
-    const G: usize = 512;
     let mut out: Vec<(u64, Vec<u8>)> = Vec::new();
-    for (i, chunk) in new.chunks(G).enumerate() {
-        let at = i * G;
+    for (i, chunk) in new.chunks(GRANULE).enumerate() {
+        let at = i * GRANULE;
         if old.get(at..at + chunk.len()) == Some(chunk) {
             continue;
         }
@@ -249,11 +333,11 @@ pub fn plan_with_files(machine: &Machine, actions: &[Edit], files: &[FileEdit]) 
         };
         // Where the file's bytes go on the disk (image machines).
         let volume = match &location {
-            HiveLocation::Volume { partition, path } => {
+            HiveLocation::Volume { partition, .. } => {
                 let offset = machine.survey().and_then(|s| s.partition_table.partitions.iter().find(|p| p.index == *partition)).map(|p| p.offset).ok_or_else(|| Error::Usage(format!("partition {partition} vanished")))?;
                 let fs = machine.mount(*partition)?;
                 check_volume(fs, *partition, offset)?;
-                Some((fs, offset, fs.read_file(path, MAX_HIVE_FILE)?))
+                Some((fs, offset))
             }
             HiveLocation::File(_) => None,
         };
@@ -291,19 +375,21 @@ pub fn plan_with_files(machine: &Machine, actions: &[Edit], files: &[FileEdit]) 
         }
         let mut ed = HiveEditor::new(hive.bytes()?.to_vec(), hive.report.max_sequence_seen)?;
         ed.apply_all(&changes.iter().map(|c| c.action.clone()).collect::<Vec<_>>())?;
-        let new = ed.finish()?;
-        let loaded = Loaded(std::sync::Arc::new(check_edit(&path, kind, &new, &changes)?));
-        let new_sequence = crate::bytes::le_u32(&new, 4);
+        let loaded = Loaded(std::sync::Arc::new(check_edit(&path, kind, ed.finish()?, &changes)?));
+        let new = loaded.bytes()?;
+        let new_sequence = crate::bytes::le_u32(new, 4);
         let bytes_changed = match volume {
-            Some((fs, offset, primary)) => {
-                if new.len() > primary.len() {
+            Some((fs, offset)) => {
+                // The hive file as it is on the volume, compared as it
+                // streams by (not read into a second buffer of its size).
+                let (primary_len, ranges) = diff_file(fs, &path, new)?;
+                if new.len() as u64 > primary_len {
                     return Err(Error::unsupported(
                         Layer::Hive,
                         0,
-                        format!("{path}: the fixed {} hive needs {} bytes but its file holds {}: it no longer fits the file's allocation, and rdprescue never grows NTFS files", kind.name(), new.len(), primary.len()),
+                        format!("{path}: the fixed {} hive needs {} bytes but its file holds {primary_len}: it no longer fits the file's allocation, and rdprescue never grows NTFS files", kind.name(), new.len()),
                     ));
                 }
-                let ranges = diff_ranges(&primary, &new);
                 for (vol_off, data) in fs.overwrite_plan(&path, &ranges)? {
                     patch.write(offset + vol_off, &data);
                 }
@@ -311,7 +397,7 @@ pub fn plan_with_files(machine: &Machine, actions: &[Edit], files: &[FileEdit]) 
             }
             None => new.len() as u64,
         };
-        edits.push(HiveEdit { hive: kind, location, path, changes, bytes_changed, new_sequence, new_bytes: new, loaded });
+        edits.push(HiveEdit { hive: kind, location, path, changes, bytes_changed, new_sequence, loaded });
     }
     let files = if files.is_empty() { Vec::new() } else { plan_files(machine, files, &mut patch)? };
     Ok(Plan { edits, files, patch })
@@ -322,8 +408,8 @@ pub fn plan_with_files(machine: &Machine, actions: &[Edit], files: &[FileEdit]) 
 /// deleted keys are gone, created keys exist; and it loads clean. A hostile
 /// hive that misleads the editor is refused here, before anything is
 /// written. Returns the loaded hive (what the checks read after the fix).
-fn check_edit(path: &str, kind: HiveKind, new: &[u8], changes: &[Change]) -> Result<Hive> {
-    let loaded = crate::hive::load(new.to_vec(), None, None)?;
+fn check_edit(path: &str, kind: HiveKind, new: Vec<u8>, changes: &[Change]) -> Result<Hive> {
+    let loaded = crate::hive::load(new, None, None)?;
     let h = Hive::new(kind.name(), loaded);
     let fail = |what: String| Error::corrupt(Layer::Hive, 0, format!("{path}: after editing, {what}; the hive is damaged in a way the editor cannot handle, nothing was written"));
     if h.report.state != crate::hive::HiveState::Clean {
@@ -418,10 +504,10 @@ pub fn verify_loaded(hives: &dyn crate::rdp::Hives, edits: &[HiveEdit]) -> Resul
         if h.report.state != crate::hive::HiveState::Clean {
             return Err(Error::corrupt(Layer::Hive, 0, format!("verification: {} is not clean in the output", e.path)));
         }
-        let bytes = h.bytes()?;
-        let n = e.new_bytes.len().min(bytes.len());
-        if bytes[..n] != e.new_bytes[..n] || bytes.len() < 4096 {
-            let at = bytes.iter().zip(&e.new_bytes).position(|(a, b)| a != b).unwrap_or(n);
+        let (bytes, want) = (h.bytes()?, e.new_bytes()?);
+        let n = want.len().min(bytes.len());
+        if bytes[..n] != want[..n] || bytes.len() < 4096 {
+            let at = bytes.iter().zip(want).position(|(a, b)| a != b).unwrap_or(n);
             return Err(Error::corrupt(Layer::Hive, at as u64, format!("verification: {} read back from the output differs from the edited hive", e.path)));
         }
     }
@@ -444,7 +530,7 @@ mod tests {
     fn check_edit_refuses_changes_that_did_not_take() {
         let hive = include_bytes!("../../testdata/hives/SYSTEM");
         let k = HiveKind::System;
-        let ok = |e: Edit| check_edit("SYSTEM", k, hive, &[change(e)]);
+        let ok = |e: Edit| check_edit("SYSTEM", k, hive.to_vec(), &[change(e)]);
         // Held: the value has that type and data; deleted things are absent;
         // a created key exists.
         ok(Edit::set(k, "Select", "Current", RegData::Dword(1))).unwrap();
@@ -464,7 +550,7 @@ mod tests {
             assert!(ok(e).is_err(), "{what} passed the read-back check");
         }
         // A key deleted and then created again is checked by its creation.
-        check_edit("SYSTEM", k, hive, &[change(Edit::delete_key(k, "Setup")), change(Edit::create_key(k, "Setup"))]).unwrap();
+        check_edit("SYSTEM", k, hive.to_vec(), &[change(Edit::delete_key(k, "Setup")), change(Edit::create_key(k, "Setup"))]).unwrap();
     }
 
     #[test]
@@ -475,5 +561,52 @@ mod tests {
         new[600] = 1;
         new[1600] = 1;
         assert_eq!(diff_ranges(&old, &new).iter().map(|(o, d)| (*o, d.len())).collect::<Vec<_>>(), vec![(0, 1024), (1536, 512)]);
+    }
+
+    /// The streamed comparison gives exactly the in-memory diff, whatever
+    /// the sizes of the pieces the file arrives in (granule-straddling,
+    /// one byte, whole), with the file shorter, as long as, or longer than
+    /// the new bytes, and a last granule that is not whole.
+    #[test]
+    fn streamed_diff_equals_the_in_memory_diff() {
+        use std::io::Write;
+        // A small deterministic generator (xorshift): the same cases every run.
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut cases = 0;
+        for new_len in [0usize, 1, 511, 512, 513, 4096, 5000, 20_000] {
+            for old_len in [0usize, 100, new_len.saturating_sub(300), new_len, new_len + 700] {
+                let old: Vec<u8> = (0..old_len).map(|_| next() as u8).collect();
+                let mut new: Vec<u8> = (0..new_len).map(|i| old.get(i).copied().unwrap_or(0)).collect();
+                // A few changed bytes and one changed run across granules.
+                for _ in 0..(new_len / 1500) {
+                    let i = (next() as usize) % new_len;
+                    new[i] ^= 0x5a;
+                }
+                if new_len > 2000 {
+                    new[1000..1100].fill(0xee);
+                }
+                let want = diff_ranges(&old, &new);
+                for piece in [1usize, 7, 512, 1000, 65_536] {
+                    let mut cmp = Compare::new(&new);
+                    for part in old.chunks(piece) {
+                        cmp.write_all(part).unwrap();
+                    }
+                    assert_eq!(cmp.ranges(), want, "new {new_len}, old {old_len}, pieces of {piece}");
+                    cases += 1;
+                }
+            }
+        }
+        assert_eq!(cases, 8 * 5 * 5);
+        // And the case the plan relies on: the same bytes give no ranges.
+        let same = vec![7u8; 3000];
+        let mut cmp = Compare::new(&same);
+        cmp.write_all(&same).unwrap();
+        assert!(cmp.ranges().is_empty());
     }
 }
