@@ -210,6 +210,23 @@ impl HiveBytes {
             return Ok(w);
         }
         let Some(p) = &self.paged else { return Ok(&[]) };
+        let v = self.build(p)?;
+        Ok(self.whole.get_or_init(|| v))
+    }
+
+    /// The whole image in a vector of the caller's (the hive editor's):
+    /// built like [`HiveBytes::whole`] but not kept, so a paged hive that is
+    /// edited is put into fresh memory once, not twice.
+    pub fn to_vec(&self) -> Result<Vec<u8>> {
+        if let Some(w) = self.whole.get() {
+            return Ok(w.clone());
+        }
+        let Some(p) = &self.paged else { return Ok(Vec::new()) };
+        self.build(p)
+    }
+
+    /// The chunks read so far, the rest read from the file, the overlay laid over it.
+    fn build(&self, p: &Paged) -> Result<Vec<u8>> {
         let mut v = crate::fs::reader::whole_buffer(self.len);
         for (i, c) in p.chunks.iter().enumerate() {
             let at = i * p.chunk;
@@ -219,7 +236,7 @@ impl HiveBytes {
                 None => Self::fill(p, at, part)?,
             }
         }
-        Ok(self.whole.get_or_init(|| v))
+        Ok(v)
     }
 
     /// The whole image as an owned vector.

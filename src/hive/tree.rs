@@ -149,6 +149,12 @@ impl Hive {
         self.data.whole()
     }
 
+    /// The whole recovered image in a new vector (an editor's own copy),
+    /// without keeping a second whole copy in the hive.
+    pub fn to_vec(&self) -> Result<Vec<u8>> {
+        self.data.to_vec()
+    }
+
     /// `len` bytes of the image at file offset `off` (`None` past its end),
     /// reading only the pages they are in.
     pub fn get(&self, off: usize, len: usize) -> Result<Option<std::borrow::Cow<'_, [u8]>>> {

@@ -373,7 +373,7 @@ pub fn plan_with_files(machine: &Machine, actions: &[Edit], files: &[FileEdit]) 
         if changes.is_empty() {
             continue;
         }
-        let mut ed = HiveEditor::new(hive.bytes()?.to_vec(), hive.report.max_sequence_seen)?;
+        let mut ed = HiveEditor::new(hive.to_vec()?, hive.report.max_sequence_seen)?;
         ed.apply_all(&changes.iter().map(|c| c.action.clone()).collect::<Vec<_>>())?;
         let loaded = Loaded(std::sync::Arc::new(check_edit(&path, kind, ed.finish()?, &changes)?));
         let new = loaded.bytes()?;
