@@ -538,8 +538,8 @@ pub fn full_copy(image: &Image, patch: &Patch, out: &mut File, progress: Progres
             }
         }
     }
-    // No flush of its own: the one in `finish` puts payload, BAT and
-    // metadata on disk before the headers are written.
+    // No flush of its own (nor in `finish`): the commit flushes the new
+    // file whole before reading it back and renaming it into place.
     behind.finish().map_err(|e| out.err(0, e))?;
     fault_point("vhdx-data");
 
@@ -641,8 +641,8 @@ pub(crate) fn convert(image: &Image, patch: &Patch, out: &mut File, progress: Pr
             << 20;
         out.write_at(fo + off % bs, data)
     })?;
-    // No flush of its own: the one in `finish` puts payload, BAT and
-    // metadata on disk before the headers are written.
+    // No flush of its own (nor in `finish`): the commit flushes the new
+    // file whole before reading it back and renaming it into place.
     behind.finish().map_err(|e| out.err(0, e))?;
     fault_point("vhdx-data");
     write_bat(&mut out, bat.into_iter())?;
