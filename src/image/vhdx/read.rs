@@ -16,7 +16,11 @@ const L: Layer = Layer::Vhdx;
 const KIB: u64 = 1024;
 const MIB: u64 = 1024 * 1024;
 const PAGE: u64 = 4096;
-pub(crate) const CRC32C: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISCSI);
+/// CRC-32C of headers, region tables and log entries. Slice-by-16 tables
+/// (16 KiB, built at compile time): every open checks two 4 KiB headers and
+/// two 64 KiB region tables, and the byte-at-a-time table was 1% of
+/// `inspect`'s profile on big127-dirty.
+pub(crate) const CRC32C: crc::Crc<u32, crc::Table<16>> = crc::Crc::<u32, crc::Table<16>>::new(&crc::CRC_32_ISCSI);
 
 pub(crate) const BAT_REGION: Uuid = uuid!("2DC27766-F623-4200-9D64-115E9BFD4A08");
 pub(crate) const METADATA_REGION: Uuid = uuid!("8B7CA206-4790-4B9A-B8FE-575F050F886E");
