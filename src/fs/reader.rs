@@ -71,6 +71,12 @@ impl DiskReader {
         self.last_error = None;
     }
 
+    /// The volume this reader reads (for handles that read file data
+    /// straight from it: [`crate::fs::FileRead`]).
+    pub fn disk(&self) -> &Arc<dyn Disk> {
+        &self.disk
+    }
+
     pub fn fuel(&self) -> Fuel {
         self.fuel.clone()
     }
