@@ -88,6 +88,12 @@ fn handles_read_what_path_reads_give_on_ntfs_3g_files() {
         assert_eq!(h.read_at(0, &mut got).unwrap(), whole.len(), "{path}");
         assert!(got[..whole.len()] == whole[..], "{path}: handle differs from the whole-file read");
     }
+    // The borrowing variant gives the same handle.
+    for path in ["/plain.bin", "/frag.bin", "/resident.bin"] {
+        let (a, b) = (rdprescue::fs::open_read(&fs, path).unwrap(), rdprescue::fs::open_read_in(&*fs, path).unwrap());
+        let (mut x, mut y) = (vec![0u8; 70_000], vec![1u8; 70_000]);
+        assert_eq!(outcome(a.read_at(777, &mut x), &x), outcome(b.read_at(777, &mut y), &y), "{path}");
+    }
     // The sparse file's hole reads as zeros, its tail as written.
     let h = rdprescue::fs::open_read(&fs, "/sparse.bin").unwrap();
     let mut b = vec![1u8; 4096];
@@ -307,6 +313,10 @@ fn fat_falls_back_to_path_reads() {
                 files += 1;
             }
         }
+        let h = rdprescue::fs::open_read_in(&*fs, "EFI/Microsoft/Boot/BCD").unwrap();
+        let (mut x, mut y) = (vec![0u8; 5000], vec![1u8; 5000]);
+        assert_eq!(outcome(fs.read_at("EFI/Microsoft/Boot/BCD", 3000, &mut x), &x), outcome(h.read_at(3000, &mut y), &y));
+        assert!(rdprescue::fs::open_read_in(&*fs, "EFI").is_err(), "a directory");
         let by_path = fs.read_at("nope", 0, &mut [0u8; 4]).unwrap_err().to_string();
         assert_eq!(rdprescue::fs::open_read(&fs, "nope").err().map(|e| e.to_string()), Some(by_path));
     }

@@ -161,6 +161,36 @@ pub fn open_read(fs: &std::rc::Rc<dyn FileSystem>, path: &str) -> Result<Box<dyn
     Ok(Box::new(PathRead { fs: fs.clone(), path: path.to_string(), size: st.size }))
 }
 
+/// [`open_read`] for a borrowed file system (the handle lives as long as the
+/// borrow): for readers that hold `&dyn FileSystem`, such as the event-log
+/// reader of `evidence`.
+pub fn open_read_in<'a>(fs: &'a dyn FileSystem, path: &str) -> Result<Box<dyn FileRead + 'a>> {
+    if let Some(h) = fs.open_file(path)? {
+        return Ok(h);
+    }
+    let st = fs.stat(path)?;
+    if st.is_dir {
+        return Err(Error::Usage(format!("{path} is a directory")));
+    }
+    Ok(Box::new(PathReadIn { fs, path: path.to_string(), size: st.size }))
+}
+
+/// [`PathRead`] over a borrowed file system.
+struct PathReadIn<'a> {
+    fs: &'a dyn FileSystem,
+    path: String,
+    size: u64,
+}
+
+impl FileRead for PathReadIn<'_> {
+    fn size(&self) -> u64 {
+        self.size
+    }
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize> {
+        self.fs.read_at(&self.path, offset, buf)
+    }
+}
+
 /// [`FileRead`] by path: every read is a [`FileSystem::read_at`].
 struct PathRead {
     fs: std::rc::Rc<dyn FileSystem>,
