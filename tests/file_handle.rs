@@ -322,3 +322,76 @@ fn fat_falls_back_to_path_reads() {
     }
     assert!(files > 0, "no FAT file compared");
 }
+
+/// Random damage to the data runs and sizes of plain.bin (one run),
+/// sparse.bin (runs and a hole) and frag.bin's first `$ATTRIBUTE_LIST`
+/// fragment: no panic; a handle read that works gives the path read's bytes;
+/// one that fails fails like the path read, except where a run leaves the
+/// volume (the crate's stream then reads the next run in its place, the
+/// handle refuses with the end-of-volume error).
+#[test]
+fn damaged_runs_and_sizes_read_as_path_reads_do() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_, vol) = refusals(tmp.path());
+    let frag_len = mount_bytes(vol.clone()).stat("/frag.bin").unwrap().size;
+    let attrs = [
+        find_data_attr(&vol, |flags, size, _| flags == 0 && size == 16384),
+        find_data_attr(&vol, |flags, _, _| flags == 0x8000),
+        find_data_attr(&vol, |_, size, vcn| vcn == 0 && size == frag_len),
+    ];
+    assert!(attrs.iter().all(|a| a.len() == 1), "{attrs:?}");
+    const EOF: &str = "reading file data: failed to fill whole buffer";
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let (mut reads, mut handle_ok, mut deviations) = (0, 0, 0);
+    for _ in 0..400 {
+        let mut v = vol.clone();
+        let a = attrs[(next() % 3) as usize][0];
+        let end = a + u32::from_le_bytes(v[a + 4..a + 8].try_into().unwrap()) as usize;
+        for _ in 0..1 + next() % 3 {
+            // Sizes (+40..+64) or the mapping pairs, never a fixup slot.
+            let at = if next() % 4 == 0 { a + 40 + (next() % 24) as usize } else { a + le16(&v, a + 32) + (next() as usize % (end - a - le16(&v, a + 32))) };
+            if at % 512 < 510 {
+                v[at] = next() as u8;
+            }
+        }
+        let image = rdprescue::image::open_source(rdprescue::image::MemSource::arc("v.img", v)).unwrap();
+        let Ok(fs) = rdprescue::fs::open(image.disk.clone(), 0) else { continue };
+        let fs: Rc<dyn FileSystem> = Rc::from(fs);
+        for path in ["/plain.bin", "/sparse.bin", "/frag.bin"] {
+            let h = match rdprescue::fs::open_read(&fs, path) {
+                Ok(h) => h,
+                Err(e) => {
+                    let by_path = fs.read_at(path, 0, &mut [0u8; 16]).err().map(|e| e.to_string());
+                    assert_eq!(by_path, Some(e.to_string()), "{path}: open failed, the path read did not fail alike");
+                    continue;
+                }
+            };
+            let size = h.size();
+            for (off, len) in [(0u64, 1usize), (0, 4096), (1000, 20_000), (8192, 4096), (size / 2, 3000), (size.saturating_sub(1), 10), (size, 5)] {
+                let (mut p, mut q) = (vec![0u8; len], vec![1u8; len]);
+                let by_path = outcome(fs.read_at(path, off, &mut p), &p);
+                let by_handle = outcome(h.read_at(off, &mut q), &q);
+                reads += 1;
+                match &by_handle {
+                    Ok(_) => {
+                        handle_ok += 1;
+                        assert!(by_path == by_handle, "{path} at {off:#x}+{len}: handle read {} bytes, path read {:?}", q.len(), by_path.as_ref().map(|b| b.len()));
+                    }
+                    Err(e) if by_path.as_ref().err() == Some(e) => {}
+                    Err(e) => {
+                        assert!(e.ends_with(EOF), "{path} at {off:#x}+{len}: handle {e}, path {:?}", by_path.as_ref().map(|b| b.len()));
+                        deviations += 1;
+                    }
+                }
+            }
+        }
+    }
+    eprintln!("damaged runs: {reads} reads compared, {handle_ok} read by the handle, {deviations} refused past the volume where the crate read on");
+    assert!(reads > 1000 && handle_ok > reads / 4, "{reads} reads, {handle_ok} ok");
+}
