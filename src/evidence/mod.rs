@@ -178,8 +178,11 @@ pub fn parse_since(s: &str) -> Option<f64> {
     (v.is_finite() && v > 0.0 && v <= 36500.0).then_some(v * mul)
 }
 
-/// A log file on a mounted volume, read through [`FileSystem::read_at`].
+/// A log file on a mounted volume, read through its file handle
+/// ([`FileSystem::open_file`]: no path lookup per chunk) where the file
+/// system has one, else through [`FileSystem::read_at`].
 struct OnVolume<'a> {
+    h: Option<Box<dyn crate::fs::FileRead + 'a>>,
     fs: &'a dyn FileSystem,
     path: String,
     len: u64,
@@ -190,7 +193,10 @@ impl LogFile for OnVolume<'_> {
         self.len
     }
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> crate::Result<usize> {
-        self.fs.read_at(&self.path, offset, buf)
+        match &self.h {
+            Some(h) => h.read_at(offset, buf),
+            None => self.fs.read_at(&self.path, offset, buf),
+        }
     }
 }
 
@@ -201,7 +207,7 @@ pub fn collect(fs: &dyn FileSystem, opts: &Options) -> Evidence {
         let path = format!("{LOGS_DIR}\\{name}");
         let f = match fs.stat(&path) {
             Ok(st) if st.is_dir => Err("a directory".to_string()),
-            Ok(st) => Ok(Box::new(OnVolume { fs, path: path.clone(), len: st.size }) as Box<dyn LogFile>),
+            Ok(st) => Ok(Box::new(OnVolume { h: fs.open_file(&path).ok().flatten(), fs, path: path.clone(), len: st.size }) as Box<dyn LogFile>),
             Err(crate::Error::NotFound { .. }) => Err(String::new()),
             Err(e) => Err(e.to_string()),
         };

@@ -104,6 +104,16 @@ pub trait FileSystem {
         }
     }
 
+    /// A handle on file `path` that reads it without looking the path up
+    /// again ([`open_read`] is what callers use). `None` where the file system
+    /// has nothing cheaper than a path read per call: [`open_read`] then wraps
+    /// [`FileSystem::read_at`]. NTFS gives one holding the file's decoded data
+    /// runs (or its resident bytes).
+    fn open_file(&self, path: &str) -> Result<Option<Box<dyn FileRead>>> {
+        let _ = path;
+        Ok(None)
+    }
+
     /// Whether `path` exists (errors other than "not found" are reported as absent).
     fn exists(&self, path: &str) -> bool {
         self.stat(path).is_ok()
@@ -120,6 +130,80 @@ pub trait FileSystem {
         let mut v = Vec::with_capacity(st.size as usize);
         self.read_to(path, &mut v)?;
         Ok(v)
+    }
+}
+
+/// An open file of a [`FileSystem`] ([`open_read`]): what its reads need
+/// (NTFS: the sizes and the data runs, decoded once) without the path lookup
+/// that every [`FileSystem::read_at`] repeats (directory index walk, MFT
+/// record read and fixups, attribute list, runs). The file system's state at
+/// open is what it reads: the tool never writes the volume it reads.
+pub trait FileRead {
+    /// Size of the file in bytes.
+    fn size(&self) -> u64;
+    /// Exactly what [`FileSystem::read_at`] on the file's path gives: up to
+    /// `buf.len()` bytes from `offset`, short only at the end of the file;
+    /// failures name the layer and the offset.
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize>;
+}
+
+/// Open file `path` of `fs` for reads at offsets: the file system's own
+/// handle ([`FileSystem::open_file`]) or one that reads by path. Fails as a
+/// read of the path would (not found, a directory, unreadable structures).
+pub fn open_read(fs: &std::rc::Rc<dyn FileSystem>, path: &str) -> Result<Box<dyn FileRead>> {
+    if let Some(h) = fs.open_file(path)? {
+        return Ok(h);
+    }
+    let st = fs.stat(path)?;
+    if st.is_dir {
+        return Err(Error::Usage(format!("{path} is a directory")));
+    }
+    Ok(Box::new(PathRead { fs: fs.clone(), path: path.to_string(), size: st.size }))
+}
+
+/// [`open_read`] for a borrowed file system (the handle lives as long as the
+/// borrow): for readers that hold `&dyn FileSystem`, such as the event-log
+/// reader of `evidence`.
+pub fn open_read_in<'a>(fs: &'a dyn FileSystem, path: &str) -> Result<Box<dyn FileRead + 'a>> {
+    if let Some(h) = fs.open_file(path)? {
+        return Ok(h);
+    }
+    let st = fs.stat(path)?;
+    if st.is_dir {
+        return Err(Error::Usage(format!("{path} is a directory")));
+    }
+    Ok(Box::new(PathReadIn { fs, path: path.to_string(), size: st.size }))
+}
+
+/// [`PathRead`] over a borrowed file system.
+struct PathReadIn<'a> {
+    fs: &'a dyn FileSystem,
+    path: String,
+    size: u64,
+}
+
+impl FileRead for PathReadIn<'_> {
+    fn size(&self) -> u64 {
+        self.size
+    }
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize> {
+        self.fs.read_at(&self.path, offset, buf)
+    }
+}
+
+/// [`FileRead`] by path: every read is a [`FileSystem::read_at`].
+struct PathRead {
+    fs: std::rc::Rc<dyn FileSystem>,
+    path: String,
+    size: u64,
+}
+
+impl FileRead for PathRead {
+    fn size(&self) -> u64 {
+        self.size
+    }
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize> {
+        self.fs.read_at(&self.path, offset, buf)
     }
 }
 

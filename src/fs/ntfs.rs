@@ -2,7 +2,7 @@
 //! indexes (B-tree lookups, case-insensitive via the volume's `$UpCase` table),
 //! never by scanning the MFT.
 
-use super::{components, guard, DiskReader, FileStat, FileSystem, FsKind, FsState};
+use super::{components, guard, DiskReader, FileRead, FileStat, FileSystem, FsKind, FsState};
 use crate::bytes::{le_u16, le_u64};
 use crate::error::{Error, Layer, Result};
 use crate::image::Disk;
@@ -283,6 +283,10 @@ impl FileSystem for NtfsFs {
 
     fn read_at(&self, path: &str, offset: u64, buf: &mut [u8]) -> Result<usize> {
         self.read_range(path, offset, buf)
+    }
+
+    fn open_file(&self, path: &str) -> Result<Option<Box<dyn FileRead>>> {
+        Ok(self.open_handle(path)?.map(|h| Box::new(h) as Box<dyn FileRead>))
     }
 
     /// Read a whole file straight into its final buffer (no bounce copy: hives
@@ -695,5 +699,146 @@ impl NtfsFs {
             res.map_err(|e| io_conv(r, base, e))?;
             Ok(n)
         })
+    }
+}
+
+/// An open NTFS file ([`FileSystem::open_file`]): the unnamed `$DATA` of a
+/// file as [`NtfsFs::read_range`] meets it, looked up and decoded once. Reads
+/// go straight to the volume, one read per data run touched; they give what
+/// `read_range` gives for the same path (the tests compare the two).
+pub struct NtfsHandle {
+    vol: Arc<dyn Disk>,
+    /// Byte offset of the volume on the disk, for error messages.
+    base: u64,
+    size: u64,
+    body: Body,
+}
+
+enum Body {
+    /// No unnamed `$DATA`.
+    Empty,
+    /// The value in the file's MFT record.
+    Resident(Vec<u8>),
+    /// `$ATTRIBUTE_LIST` fragments ([`listed_data`]): holes and bytes past
+    /// the initialized size read as zeros; runs short of the size too.
+    Listed { initialized: u64, runs: Runs },
+    /// A non-resident value in the file's own record, read as the `ntfs`
+    /// crate reads it: holes are zeros, the clusters are read up to the data
+    /// size (the crate does not zero past the initialized size), and a read
+    /// that needs bytes past the runs fails with `tail` (the decoding error
+    /// of the next run, or the end of the runs).
+    Runs { runs: Runs, covered: u64, tail: String },
+}
+
+impl NtfsFs {
+    /// [`FileSystem::open_file`]: look `path` up once and keep what a read
+    /// needs. `None` for the one shape the runs do not describe (a value the
+    /// crate reads through its own attribute-list walk); the caller then reads
+    /// by path.
+    fn open_handle(&self, path: &str) -> Result<Option<NtfsHandle>> {
+        let base = self.base;
+        self.with_data(path, |r, _, data| {
+            let vol = r.disk().clone();
+            let (size, body) = match data {
+                Data::Empty => (0, Body::Empty),
+                Data::Listed { size, initialized, runs } => (size, Body::Listed { initialized, runs }),
+                Data::Value(ntfs::attribute_value::NtfsAttributeValue::Resident(v)) => (v.len(), Body::Resident(v.data().to_vec())),
+                Data::Value(ntfs::attribute_value::NtfsAttributeValue::NonResident(nr)) => {
+                    // Runs are decoded from the record already in memory:
+                    // at most one per two bytes of it.
+                    let mut runs = Runs::new();
+                    let mut covered = 0u64;
+                    let mut tail = "reading file data: failed to fill whole buffer".to_string();
+                    for run in nr.data_runs() {
+                        match run {
+                            Ok(run) => {
+                                let len = run.allocated_size();
+                                runs.push((covered, run.data_position().value().map(|p| p.get()), len));
+                                covered = covered.saturating_add(len);
+                            }
+                            Err(e) => {
+                                tail = format!("reading file data: {}", std::io::Error::from(e));
+                                break;
+                            }
+                        }
+                    }
+                    (nr.len(), Body::Runs { runs, covered, tail })
+                }
+                Data::Value(_) => return Ok(None),
+            };
+            Ok(Some(NtfsHandle { vol, base, size, body }))
+        })
+    }
+}
+
+impl NtfsHandle {
+    /// `buf.len()` bytes of the volume at `pos`: as the file-system reader
+    /// reads them (a range past the end of the volume is corrupt data).
+    fn read_vol(&self, pos: u64, buf: &mut [u8]) -> Result<()> {
+        let avail = self.vol.len().saturating_sub(pos).min(buf.len() as u64) as usize;
+        if avail > 0 {
+            self.vol.read_at(pos, &mut buf[..avail])?;
+        }
+        if avail < buf.len() {
+            return Err(Error::corrupt(Layer::Ntfs, self.base, "reading file data: failed to fill whole buffer"));
+        }
+        Ok(())
+    }
+
+    /// Read the parts of `[offset, offset + buf.len())` that `runs` place on
+    /// the volume, below `limit`, into `buf`; other bytes are left alone.
+    fn read_runs(&self, runs: &Runs, offset: u64, buf: &mut [u8], limit: u64) -> Result<()> {
+        let end = offset + buf.len() as u64;
+        let first = runs.partition_point(|&(at, _, len)| at.saturating_add(len) <= offset);
+        for &(at, pos, len) in &runs[first..] {
+            if at >= end {
+                break;
+            }
+            let (lo, hi) = (at.max(offset), at.saturating_add(len).min(end).min(limit));
+            let Some(p) = pos else { continue };
+            if lo >= hi {
+                continue;
+            }
+            self.read_vol(p.saturating_add(lo - at), &mut buf[(lo - offset) as usize..(hi - offset) as usize])?;
+        }
+        Ok(())
+    }
+}
+
+impl FileRead for NtfsHandle {
+    fn size(&self) -> u64 {
+        self.size
+    }
+
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize> {
+        let n = self.size.saturating_sub(offset).min(buf.len() as u64) as usize;
+        let buf = &mut buf[..n];
+        match &self.body {
+            Body::Empty => Ok(0),
+            Body::Resident(v) => {
+                // n > 0 only when offset < size = v.len().
+                if n > 0 {
+                    buf.copy_from_slice(&v[offset as usize..offset as usize + n]);
+                }
+                Ok(n)
+            }
+            Body::Listed { initialized, runs } => {
+                buf.fill(0);
+                self.read_runs(runs, offset, buf, *initialized)?;
+                Ok(n)
+            }
+            Body::Runs { runs, covered, tail } => {
+                if n == 0 {
+                    return Ok(0);
+                }
+                buf.fill(0);
+                let end = offset + n as u64;
+                self.read_runs(runs, offset, buf, end)?;
+                if end > *covered {
+                    return Err(Error::corrupt(Layer::Ntfs, self.base, tail.clone()));
+                }
+                Ok(n)
+            }
+        }
     }
 }

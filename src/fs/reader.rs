@@ -11,10 +11,11 @@ use std::sync::Arc;
 const CHUNK: u64 = 64 * 1024;
 const SLOTS: usize = 16;
 /// Reads of at least this many bytes go straight to the disk, not through the
-/// cache: file data, and the 16 KiB hive chunks of `hive::pages` (through the
-/// cache each would cost a 64 KiB read and a second copy). The file-system
-/// crates' metadata reads (MFT records, index records, FAT sectors) are
-/// smaller and stay cached.
+/// cache: file data (through the cache each would cost a 64 KiB read and a
+/// second copy; the hive chunks of `hive::pages` bypass this reader
+/// altogether through an NTFS file handle). The file-system crates' metadata
+/// reads (MFT records, index records, FAT sectors) are smaller and stay
+/// cached.
 const BYPASS: usize = 16 * 1024;
 
 /// Read calls allowed for one file-system operation (a lookup, or a lookup and
@@ -69,6 +70,12 @@ impl DiskReader {
     pub fn refuel(&mut self) {
         self.fuel.refuel();
         self.last_error = None;
+    }
+
+    /// The volume this reader reads (for handles that read file data
+    /// straight from it: [`crate::fs::FileRead`]).
+    pub fn disk(&self) -> &Arc<dyn Disk> {
+        &self.disk
     }
 
     pub fn fuel(&self) -> Fuel {

@@ -512,7 +512,7 @@ pub fn load_paged(fs: Rc<dyn FileSystem>, path: &str, name: &str) -> Result<Hive
     };
     let log2 = read_optional(&*fs, &format!("{path}.LOG2"))?;
     let file = path.to_string();
-    let read: hive::pages::ReadAt = Box::new(move |at, buf| fs.read_at(&file, at, buf));
+    let read: hive::pages::ReadAt = { let h = crate::fs::open_read(&fs, &file)?; Box::new(move |at, buf| h.read_at(at, buf)) };
     let (data, report) = hive::load_paged(read, scan, log1, log2)?;
     Ok(Hive::from_parts(name, data, report))
 }
