@@ -96,13 +96,15 @@ impl LogSrc<'_> {
     }
 
     /// `n` bytes at `off`: borrowed when the log is in memory, else read
-    /// into `buf` (resized to `n`; the caller reuses it).
+    /// into `buf` (grown to `n` if shorter; the caller reuses it).
     pub fn piece<'b>(&'b self, off: usize, n: usize, buf: &'b mut Vec<u8>) -> Result<&'b [u8]> {
         if let LogSrc::Mem(b) = self {
             return off.checked_add(n).and_then(|end| b.get(off..end)).ok_or_else(|| Error::corrupt(Layer::Hive, off as u64, format!("log range of {n} bytes outside the {}-byte log", b.len())));
         }
-        buf.resize(n, 0);
-        self.read_exact(off, buf)?;
+        if buf.len() < n {
+            buf.resize(n, 0);
+        }
+        self.read_exact(off, &mut buf[..n])?;
         Ok(&buf[..n])
     }
 }
