@@ -53,9 +53,13 @@ impl Marvin32 {
             self.ntail = 0;
         }
         let mut words = data.chunks_exact(4);
+        // The state in locals for the long loop (registers, not memory).
+        let (mut s0, mut s1) = (self.s0, self.s1);
         for w in &mut words {
-            self.word([w[0], w[1], w[2], w[3]]);
+            s0 = s0.wrapping_add(u32::from_le_bytes([w[0], w[1], w[2], w[3]]));
+            block(&mut s0, &mut s1);
         }
+        (self.s0, self.s1) = (s0, s1);
         let r = words.remainder();
         self.tail[..r.len()].copy_from_slice(r);
         self.ntail = r.len();

@@ -125,9 +125,12 @@ fn parse_with(log: LogSrc<'_>, base: Vec<u8>, fields: Fields, hbins_limit: u32, 
     let mut out = NewLog { base, fields, entries: Vec::new(), damaged: None, empty_reason: None };
     let mut off = LOG_BASE_LEN;
     let mut expected = fields.seq1;
+    // The header of the entry at `off`, when the read of the one before
+    // brought it along.
+    let mut next = None;
     // Every entry is at least 512 bytes, so this loop runs at most len/512 times.
     loop {
-        match parse_entry(&log, off, expected, hbins_limit, buf)? {
+        match parse_entry(&log, off, expected, hbins_limit, buf, &mut next)? {
             Ok(e) => {
                 off += e.size;
                 out.entries.push(e);
@@ -148,13 +151,21 @@ fn parse_with(log: LogSrc<'_>, base: Vec<u8>, fields: Fields, hbins_limit: u32, 
     Ok(out)
 }
 
-fn parse_entry(log: &LogSrc<'_>, off: usize, expected: u32, hbins_limit: u32, buf: &mut Vec<u8>) -> Result<Result<Entry, Stop>> {
+type Header = [u8; ENTRY_HEADER_LEN];
+
+/// Parse the entry at `off`. `next` holds its header when the previous read
+/// brought it along; on return it holds the next entry's header when this
+/// entry's last read brought that along (the 40 bytes after the entry, read
+/// anyway to see whether the chain goes on: one read per entry, not two).
+fn parse_entry(log: &LogSrc<'_>, off: usize, expected: u32, hbins_limit: u32, buf: &mut Vec<u8>, next: &mut Option<Header>) -> Result<Result<Entry, Stop>> {
     let len = log.len();
     if off + ENTRY_HEADER_LEN > len {
         return Ok(Err(Stop::End(format!("end of file at offset {off:#x}"))));
     }
-    let mut hdr = [0u8; ENTRY_HEADER_LEN];
-    hdr.copy_from_slice(log.piece(off, ENTRY_HEADER_LEN, buf)?);
+    let hdr: Header = match next.take() {
+        Some(h) => h,
+        None => log.piece(off, ENTRY_HEADER_LEN, buf)?.try_into().unwrap_or([0; ENTRY_HEADER_LEN]),
+    };
     let hdr = &hdr[..];
     if &hdr[0..4] != b"HvLE" {
         return Ok(Err(Stop::End(format!("no HvLE signature at offset {off:#x}"))));
@@ -195,19 +206,25 @@ fn parse_entry(log: &LogSrc<'_>, off: usize, expected: u32, hbins_limit: u32, bu
     let mut refs = Vec::with_capacity(pages_start - ENTRY_HEADER_LEN);
     let mut spans: Vec<(usize, usize)> = Vec::new();
     let mut heads: Vec<u8> = Vec::new();
-    let (mut span, mut heads_at) = (0usize, 0usize);
+    let (mut span, mut heads_at, mut built) = (0usize, 0usize, false);
     let whole = log.in_memory();
     let mut at = ENTRY_HEADER_LEN;
     while at < size {
-        // A piece never straddles the end of the references.
-        let stop = if at < pages_start { pages_start } else { size };
-        let n = if whole { stop - at } else { (stop - at).min(PIECE) };
-        let piece = log.piece(off + at, n, buf)?;
+        let n = if whole { size - at } else { (size - at).min(PIECE) };
+        // The last piece of a log read from its file brings the next header.
+        let ahead = if !whole && at + n == size && off + size + ENTRY_HEADER_LEN <= len { ENTRY_HEADER_LEN } else { 0 };
+        let got = log.piece(off + at, n + ahead, buf)?;
+        let piece = &got[..n];
+        if ahead > 0 {
+            *next = got[n..].try_into().ok();
+        }
         hash.update(piece);
         if at < pages_start {
-            refs.extend_from_slice(piece);
-        } else {
-            if at == pages_start {
+            refs.extend_from_slice(&piece[..n.min(pages_start - at)]);
+        }
+        if at + n > pages_start {
+            if !built {
+                built = true;
                 // The references are complete: where each page's head bytes
                 // are in the entry (up to its end; a page past it makes
                 // the entry damaged below).
