@@ -1,5 +1,9 @@
-//! Base-block validation, dirty detection and transaction-log recovery, all in
-//! memory: the input buffers are ours, nothing is written anywhere.
+//! Base-block validation, dirty detection and transaction-log recovery, in
+//! memory: nothing is written anywhere. The logs are read through a
+//! [`LogSrc`]: slices for the whole loads ([`load`], [`load_logs`]), readers
+//! of the log files for [`load_paged`], which reads a log only as far as its
+//! chain of valid entries goes (entry by entry through one reused buffer)
+//! and keeps, for each page laid over the primary, where it is in which log.
 //!
 //! The rules are those of formats.md A.1, B.1–B.3 (Suhanov's specification);
 //! where the specification leaves a choice, the behaviour is defined here.
@@ -65,7 +69,11 @@
 //! Limits: the hive-bins size is at most 2 GiB − 4 KiB, and a log may grow the
 //! hive to at most 1 GiB of hive bins (or the primary's own size, if larger); an
 //! entry asking for more is treated as damaged. Every loop advances by at least
-//! 512 bytes of input, so `load` always terminates, and it never panics.
+//! 512 bytes of input, so `load` always terminates, and it never panics. What
+//! is kept of a log (page references, head copies, an old log's bitmap) is
+//! at most the size of the log's valid part; a log is read through at most
+//! 128 KiB of buffer (`newlog::PIECE`), and a failed read of a log is the
+//! load's one-line error.
 
 mod base;
 mod marvin32;
