@@ -15,7 +15,7 @@
 //! whole copy, once asked for). A failed read is the file system's one-line
 //! error, returned by the read that needed it; nothing panics.
 
-use crate::error::Result;
+use crate::error::{Error, Layer, Result};
 use std::borrow::Cow;
 use std::cell::OnceCell;
 
@@ -46,18 +46,143 @@ pub const CHUNK: usize = 4 * 1024;
 /// Reads `buf.len()` bytes of the hive file at an offset (short only at its end).
 pub type ReadAt = Box<dyn Fn(u64, &mut [u8]) -> Result<usize>>;
 
+/// A transaction log as recovery and the overlay read it: in memory (the
+/// whole loads) or read on demand through the file system (the paged load:
+/// only the valid entries are read at load, and a dirty page's bytes again
+/// when a chunk over it is read).
+#[derive(Clone, Copy)]
+pub enum LogSrc<'a> {
+    Mem(&'a [u8]),
+    Read { name: &'a str, read: &'a ReadAt, len: usize },
+}
+
+impl LogSrc<'_> {
+    pub fn len(&self) -> usize {
+        match self {
+            LogSrc::Mem(b) => b.len(),
+            LogSrc::Read { len, .. } => *len,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether the log is in memory (a [`LogSrc::piece`] of it costs no read).
+    pub fn in_memory(&self) -> bool {
+        matches!(self, LogSrc::Mem(_))
+    }
+
+    /// Fill `buf` with the log's bytes at `off`. Callers ask only for bytes
+    /// inside the log's length; a log that ends early (or a range outside
+    /// it) is a one-line error naming the offset, never a panic.
+    pub fn read_exact(&self, off: usize, buf: &mut [u8]) -> Result<()> {
+        match self {
+            LogSrc::Mem(b) => match off.checked_add(buf.len()).and_then(|end| b.get(off..end)) {
+                Some(s) => {
+                    buf.copy_from_slice(s);
+                    Ok(())
+                }
+                None => Err(Error::corrupt(Layer::Hive, off as u64, format!("log range of {} bytes outside the {}-byte log", buf.len(), b.len()))),
+            },
+            LogSrc::Read { name, read, .. } => {
+                let mut got = 0;
+                while got < buf.len() {
+                    let n = read((off + got) as u64, &mut buf[got..])?;
+                    if n == 0 {
+                        return Err(Error::corrupt(Layer::Hive, (off + got) as u64, format!("{name} ended early while it was being read")));
+                    }
+                    got += n;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// `n` bytes at `off`: borrowed when the log is in memory, else read
+    /// into `buf` (grown to `n` if shorter; the caller reuses it).
+    pub fn piece<'b>(&'b self, off: usize, n: usize, buf: &'b mut Vec<u8>) -> Result<&'b [u8]> {
+        if let LogSrc::Mem(b) = self {
+            return off.checked_add(n).and_then(|end| b.get(off..end)).ok_or_else(|| Error::corrupt(Layer::Hive, off as u64, format!("log range of {n} bytes outside the {}-byte log", b.len())));
+        }
+        if buf.len() < n {
+            buf.resize(n, 0);
+        }
+        self.read_exact(off, &mut buf[..n])?;
+        Ok(&buf[..n])
+    }
+}
+
+/// A transaction log a paged image keeps, to read its dirty pages from.
+pub enum LogBytes {
+    /// In memory (tests, or no log: empty).
+    Mem(Vec<u8>),
+    /// Read on demand: `read` reads the log file (`len` bytes); `name` is
+    /// for error messages (the log's path).
+    Read { name: String, read: ReadAt, len: usize },
+}
+
+impl LogBytes {
+    pub fn src(&self) -> LogSrc<'_> {
+        match self {
+            LogBytes::Mem(v) => LogSrc::Mem(v),
+            LogBytes::Read { name, read, len } => LogSrc::Read { name, read, len: *len },
+        }
+    }
+}
+
+impl Default for LogBytes {
+    fn default() -> Self {
+        LogBytes::Mem(Vec::new())
+    }
+}
+
 /// A write of log bytes over the image: `len` bytes of log `log` at `src`
-/// land at image offset `dst`.
+/// land at image offset `dst`; `heads` is where the write's head bytes start
+/// in [`Overlay::heads`] ([`NO_HEADS`] when none were kept).
 #[derive(Debug, Clone, Copy)]
 struct Write {
     dst: usize,
     log: u8,
     src: usize,
     len: usize,
+    heads: usize,
 }
+
+const NO_HEADS: usize = usize::MAX;
 
 /// Unit of the overlay index.
 const UNIT: usize = 4096;
+
+/// Bytes at the start of every [`UNIT`] of the image whose copies a write
+/// may carry ("heads": where hbin headers are, the only bytes recovery
+/// itself reads of the image it rebuilds).
+pub const HEAD: usize = 32;
+
+/// The image ranges `(offset, length)` of a write of `len` bytes at `dst`
+/// that lie in the first [`HEAD`] bytes of a [`UNIT`], in order: the bytes a
+/// write's heads hold, concatenated.
+pub fn head_spans(dst: usize, len: usize) -> impl Iterator<Item = (usize, usize)> {
+    let end = dst.saturating_add(len);
+    let first = dst / UNIT;
+    let last = if len == 0 { first } else { (end - 1) / UNIT };
+    (first..=last).filter_map(move |u| {
+        let (lo, hi) = ((u * UNIT).max(dst), (u * UNIT + HEAD).min(end));
+        (lo < hi).then(|| (lo, hi - lo))
+    })
+}
+
+/// Where image byte `x` is in the heads of a write of `len` bytes at `dst`
+/// (`None` when `x` is not in one of its head spans).
+fn head_index(dst: usize, len: usize, x: usize) -> Option<usize> {
+    let end = dst + len;
+    if x < dst || x >= end || x % UNIT >= HEAD {
+        return None;
+    }
+    let (first, u) = (dst / UNIT, x / UNIT);
+    let first_len = (first * UNIT + HEAD).min(end).saturating_sub(dst.max(first * UNIT));
+    Some(if u == first { x - dst.max(first * UNIT) } else { first_len + HEAD * (u - first - 1) + x % UNIT })
+}
 
 /// The log pages recovery laid over the primary, in the order applied (a
 /// later write wins), indexed by the 4 KiB units they touch.
@@ -65,16 +190,28 @@ const UNIT: usize = 4096;
 pub struct Overlay {
     writes: Vec<Write>,
     by_unit: Vec<Vec<u32>>,
+    heads: Vec<u8>,
 }
 
 impl Overlay {
-    /// Record that `len` bytes of log `log` at `src` were written at `dst`.
-    pub fn push(&mut self, dst: usize, log: u8, src: usize, len: usize) {
+    /// Record that `len` bytes of log `log` at `src` were written at `dst`;
+    /// `heads`, when given, are those bytes' [`head_spans`] (copied when the
+    /// entry was read, so that recovery reads the hbin headers it walks
+    /// without reading the log again).
+    pub fn push(&mut self, dst: usize, log: u8, src: usize, len: usize, heads: Option<&[u8]>) {
         if len == 0 {
             return;
         }
         let i = self.writes.len() as u32;
-        self.writes.push(Write { dst, log, src, len });
+        let heads = match heads {
+            Some(h) => {
+                let at = self.heads.len();
+                self.heads.extend_from_slice(h);
+                at
+            }
+            None => NO_HEADS,
+        };
+        self.writes.push(Write { dst, log, src, len, heads });
         let (first, last) = (dst / UNIT, (dst + len - 1) / UNIT);
         if self.by_unit.len() <= last {
             self.by_unit.resize_with(last + 1, Vec::new);
@@ -88,30 +225,92 @@ impl Overlay {
         self.writes.is_empty()
     }
 
-    /// Lay the writes touching `[at, at + buf.len())` over `buf`, in order.
-    pub fn apply(&self, logs: &[&[u8]], at: usize, buf: &mut [u8]) {
+    /// Forget the head copies (they serve recovery only).
+    pub fn drop_heads(&mut self) {
+        self.heads = Vec::new();
+        for w in &mut self.writes {
+            w.heads = NO_HEADS;
+        }
+    }
+
+    /// Lay the writes touching `[at, at + buf.len())` over `buf`, in order,
+    /// reading their bytes from `logs` (by index). With `use_heads`, a piece
+    /// inside the head of a unit is taken from the write's head copy when it
+    /// has one and its log is not in memory (recovery's reads of the image).
+    pub fn apply(&self, logs: &[LogSrc<'_>], at: usize, buf: &mut [u8], use_heads: bool) -> Result<()> {
         if buf.is_empty() || self.writes.is_empty() {
-            return;
+            return Ok(());
         }
         let end = at + buf.len();
         let (first, last) = (at / UNIT, ((end - 1) / UNIT).min(self.by_unit.len().saturating_sub(1)));
         if first >= self.by_unit.len() {
-            return;
+            return Ok(());
         }
-        let mut idx: Vec<u32> = self.by_unit[first..=last].iter().flatten().copied().collect();
-        idx.sort_unstable();
-        idx.dedup();
+        // Write `i`'s bytes over `buf`, which holds the image at `at`.
+        let apply_one = |i: u32, at: usize, buf: &mut [u8]| -> Result<()> {
+            let w = self.writes[i as usize];
+            let (lo, hi) = (w.dst.max(at), (w.dst + w.len).min(at + buf.len()));
+            if lo >= hi {
+                return Ok(());
+            }
+            let Some(log) = logs.get(w.log as usize) else { return Ok(()) };
+            if use_heads && w.heads != NO_HEADS && !log.in_memory() && lo / UNIT == (hi - 1) / UNIT && (hi - 1) % UNIT < HEAD {
+                if let Some(h) = head_index(w.dst, w.len, lo).and_then(|k| self.heads.get(w.heads + k..w.heads + k + (hi - lo))) {
+                    buf[lo - at..hi - at].copy_from_slice(h);
+                    return Ok(());
+                }
+            }
+            log.read_exact(w.src + (lo - w.dst), &mut buf[lo - at..hi - at])
+        };
+        let mut idx: Vec<u32> = if first == last {
+            // One unit: its list is already in write order.
+            self.by_unit[first].clone()
+        } else {
+            let mut v: Vec<u32> = self.by_unit[first..=last].iter().flatten().copied().collect();
+            v.sort_unstable();
+            v.dedup();
+            v
+        };
+        if logs.iter().all(LogSrc::in_memory) {
+            // Copies are cheap: in order, a later write over an earlier one.
+            for i in idx {
+                apply_one(i, at, buf)?;
+            }
+            return Ok(());
+        }
+        // Reads are not: the latest write first, and of each earlier one
+        // only the bytes no later one covers (a hot page is in many entries).
+        idx.reverse();
+        let mut covered: Vec<(usize, usize)> = Vec::new();
         for i in idx {
             let w = self.writes[i as usize];
             let (lo, hi) = (w.dst.max(at), (w.dst + w.len).min(end));
             if lo >= hi {
                 continue;
             }
-            let Some(log) = logs.get(w.log as usize) else { continue };
-            if let Some(s) = log.get(w.src + (lo - w.dst)..w.src + (hi - w.dst)) {
-                buf[lo - at..hi - at].copy_from_slice(s);
+            let mut from = lo;
+            for &(c0, c1) in covered.iter().filter(|c| c.1 > lo && c.0 < hi) {
+                if c0 > from {
+                    apply_one(i, from, &mut buf[from - at..c0 - at])?;
+                }
+                from = from.max(c1);
+            }
+            if from < hi {
+                apply_one(i, from, &mut buf[from - at..hi - at])?;
+            }
+            // Merge [lo, hi) into the sorted, disjoint covered ranges.
+            let k = covered.partition_point(|c| c.1 < lo);
+            let mut m = (lo, hi);
+            while let Some(&c) = covered.get(k).filter(|c| c.0 <= m.1) {
+                m = (m.0.min(c.0), m.1.max(c.1));
+                covered.remove(k);
+            }
+            covered.insert(k, m);
+            if covered.len() == 1 && covered[0].0 <= at && covered[0].1 >= end {
+                break;
             }
         }
+        Ok(())
     }
 }
 
@@ -127,7 +326,7 @@ pub struct Paged {
     file_len: usize,
     chunks: Vec<OnceCell<Box<[u8]>>>,
     overlay: Overlay,
-    logs: Vec<Vec<u8>>,
+    logs: [LogBytes; 2],
 }
 
 /// The bytes of a loaded hive image.
@@ -155,7 +354,8 @@ impl HiveBytes {
     /// An image of `len` bytes read on demand from a primary file of
     /// `file_len` bytes, with `base` as its base block and `overlay` (pages
     /// of `logs`) laid over it.
-    pub fn paged(len: usize, base: Vec<u8>, read: ReadAt, file_len: usize, overlay: Overlay, logs: Vec<Vec<u8>>) -> Self {
+    pub fn paged(len: usize, base: Vec<u8>, read: ReadAt, file_len: usize, mut overlay: Overlay, logs: [LogBytes; 2]) -> Self {
+        overlay.drop_heads();
         let chunk = CHUNK;
         let chunks = (0..len.div_ceil(chunk)).map(|_| OnceCell::new()).collect();
         HiveBytes { len, whole: OnceCell::new(), paged: Some(Paged { chunk, base, read, file_len, chunks, overlay, logs }) }
@@ -192,9 +392,7 @@ impl HiveBytes {
             let n = (p.base.len() - at).min(buf.len());
             buf[..n].copy_from_slice(&p.base[at..at + n]);
         }
-        let logs: Vec<&[u8]> = p.logs.iter().map(Vec::as_slice).collect();
-        p.overlay.apply(&logs, at, buf);
-        Ok(())
+        p.overlay.apply(&[p.logs[0].src(), p.logs[1].src()], at, buf, false)
     }
 
     fn chunk<'a>(&self, p: &'a Paged, i: usize) -> Result<&'a [u8]> {
@@ -253,7 +451,11 @@ impl HiveBytes {
     pub fn into_buffers(self) -> Vec<Vec<u8>> {
         let mut out: Vec<Vec<u8>> = self.whole.into_inner().into_iter().collect();
         if let Some(mut p) = self.paged {
-            out.extend(std::mem::take(&mut p.logs));
+            for l in std::mem::take(&mut p.logs) {
+                if let LogBytes::Mem(v) = l {
+                    out.push(v);
+                }
+            }
         }
         out
     }
@@ -326,11 +528,11 @@ mod tests {
         let mut ov = Overlay::default();
         // Two writes over one range: the later wins; one crosses a chunk
         // boundary; one lies past the end of the file (growth).
-        ov.push(CHUNK - 4096, 0, 0, 8192);
-        ov.push(CHUNK, 1, 0, 100);
-        ov.push(3 * CHUNK + 4096, 0, 100, 4096);
+        ov.push(CHUNK - 4096, 0, 0, 8192, None);
+        ov.push(CHUNK, 1, 0, 100, None);
+        ov.push(3 * CHUNK + 4096, 0, 100, 4096, None);
         let len = 3 * CHUNK + 8192;
-        let logs = vec![log.clone(), vec![5u8; 100]];
+        let logs = [LogBytes::Mem(log.clone()), LogBytes::Mem(vec![5u8; 100])];
         let h = HiveBytes::paged(len, base.clone(), read, f.len(), ov, logs);
         // The expected image, built the simple way.
         let mut want = f.to_vec();
@@ -357,10 +559,104 @@ mod tests {
     #[test]
     fn read_errors_are_returned_not_panicked() {
         let read: ReadAt = Box::new(|at, _| Err(Error::corrupt(Layer::Ntfs, at, "unreadable cluster")));
-        let h = HiveBytes::paged(2 * CHUNK, vec![0; 4096], read, 2 * CHUNK, Overlay::default(), vec![]);
+        let h = HiveBytes::paged(2 * CHUNK, vec![0; 4096], read, 2 * CHUNK, Overlay::default(), Default::default());
         let e = h.get(CHUNK + 5, 4).unwrap_err();
         assert!(e.to_string().contains("unreadable cluster"), "{e}");
         assert!(h.whole().is_err());
+    }
+
+    /// A log read through a reader: the same bytes as from memory, one read
+    /// per write piece; a log read error is returned; head copies serve
+    /// only recovery's reads (`use_heads`) and only for logs not in memory.
+    #[test]
+    fn logs_read_on_demand_and_heads() {
+        let log: Vec<u8> = (0..20_000).map(|i| (i * 13 % 241) as u8).collect();
+        let l = Rc::new(log.clone());
+        let reads = Rc::new(std::cell::Cell::new(0));
+        let (l2, r2) = (l.clone(), reads.clone());
+        let read: ReadAt = Box::new(move |at, buf| {
+            r2.set(r2.get() + 1);
+            let at = (at as usize).min(l2.len());
+            let n = buf.len().min(l2.len() - at);
+            buf[..n].copy_from_slice(&l2[at..at + n]);
+            Ok(n)
+        });
+        // Writes at odd places: unaligned, across units, inside a head.
+        let writes = [(4096 + 10, 100, 9000), (3 * 4096 - 5, 7000, 4097), (5 * 4096 + 3, 200, 20), (8 * 4096, 1, 1)];
+        let mut ov = Overlay::default();
+        let mut fake = Overlay::default();
+        for &(dst, src, len) in &writes {
+            let heads: Vec<u8> = head_spans(dst, len).flat_map(|(x, n)| log[src + x - dst..src + x - dst + n].to_vec()).collect();
+            ov.push(dst, 1, src, len, Some(&heads));
+            // The same writes with wrong head copies: must never be used
+            // outside recovery's reads.
+            fake.push(dst, 1, src, len, Some(&vec![0xEE; heads.len()]));
+        }
+        let mut want = vec![0u8; 10 * 4096];
+        for &(dst, src, len) in &writes {
+            want[dst..dst + len].copy_from_slice(&log[src..src + len]);
+        }
+        let mem = [LogSrc::Mem(&[]), LogSrc::Mem(&log)];
+        let file = [LogSrc::Mem(&[]), LogSrc::Read { name: "LOG2", read: &read, len: log.len() }];
+        for (srcs, o) in [(&mem, &ov), (&file, &ov), (&mem, &fake), (&file, &fake)] {
+            let mut got = vec![0u8; want.len()];
+            o.apply(srcs, 0, &mut got, false).unwrap();
+            assert!(got == want);
+        }
+        // Recovery's reads: every head-sized piece of every unit, served
+        // from the head copies without a read; a piece running past a head
+        // reads the log.
+        let before = reads.get();
+        for (off, n) in [(0, HEAD), (20, 8), (31, 1), (0, 40)] {
+            for u in 0..10 {
+                let at = u * 4096 + off;
+                let mut got = vec![0u8; n];
+                ov.apply(&file, at, &mut got, true).unwrap();
+                assert_eq!(got, &want[at..at + n], "unit {u} +{off} {n}");
+            }
+            assert_eq!(reads.get() > before, n > HEAD, "{off} {n}");
+        }
+        // Of writes over the same bytes only the latest is read.
+        let mut twice = Overlay::default();
+        twice.push(100, 1, 0, 5000, None);
+        twice.push(50, 1, 7000, 6000, None);
+        twice.push(3000, 1, 300, 100, None);
+        let (mut a, mut b) = (vec![0u8; 8192], vec![0u8; 8192]);
+        twice.apply(&mem, 0, &mut a, false).unwrap();
+        let before = reads.get();
+        twice.apply(&file, 0, &mut b, false).unwrap();
+        assert!(a == b);
+        assert_eq!(reads.get() - before, 3, "the first write is not read: the second covers it");
+        assert_eq!(&b[3000..3100], &log[300..400]);
+        assert_eq!(&b[50..3000], &log[7000..9950]);
+        // A log that ends early, or a read error, is an error.
+        let short = [LogSrc::Mem(&[]), LogSrc::Read { name: "LOG2", read: &read, len: log.len() }];
+        let mut cut = Overlay::default();
+        cut.push(0, 1, 19_990, 100, None);
+        let e = cut.apply(&short, 0, &mut [0u8; 100], false).unwrap_err();
+        assert!(e.to_string().contains("LOG2 ended early"), "{e}");
+        let bad: ReadAt = Box::new(|at, _| Err(Error::corrupt(Layer::Ntfs, at, "unreadable cluster")));
+        let e = ov.apply(&[LogSrc::Mem(&[]), LogSrc::Read { name: "LOG2", read: &bad, len: 1 << 20 }], 4096, &mut [0u8; 4096], false).unwrap_err();
+        assert!(e.to_string().contains("unreadable cluster"), "{e}");
+        let e = cut.apply(&[LogSrc::Mem(&[]), LogSrc::Mem(&log[..100])], 0, &mut [0u8; 100], false).unwrap_err();
+        assert!(e.to_string().contains("outside"), "{e}");
+    }
+
+    #[test]
+    fn head_index_walks_the_head_spans() {
+        for (dst, len) in [(0, 1), (0, 4096), (31, 2), (32, 4064), (100, 10_000), (4095, 2), (8192, 32), (8191, 34), (5, 0)] {
+            let mut k = 0;
+            for (x, n) in head_spans(dst, len) {
+                for y in x..x + n {
+                    assert_eq!(head_index(dst, len, y), Some(k), "{dst} {len} {y}");
+                    k += 1;
+                }
+            }
+            assert_eq!(head_index(dst, len, dst + len), None);
+            for x in dst..dst + len {
+                assert_eq!(head_index(dst, len, x).is_some(), x % UNIT < HEAD);
+            }
+        }
     }
 }
 
@@ -373,6 +669,7 @@ mod real_hive {
     use crate::error::{Error, Layer};
     use crate::hive::tree::Hive;
     use std::path::Path;
+    use std::rc::Rc;
 
     #[test]
     #[cfg_attr(not(shared_data), ignore = "needs ../shared/data")]
@@ -400,10 +697,31 @@ mod real_hive {
             Ok(file.len() as u64)
         };
         let scan = crate::hive::scan_primary(&stream, file.len()).unwrap();
-        let (data, report) = crate::hive::load_paged(at, scan, Some(log1), Some(log2)).unwrap();
+        // The logs through readers that count the bytes read and the
+        // farthest offset.
+        let log_read = Rc::new(std::cell::Cell::new((0usize, 0usize)));
+        let reader = |name: &str, log: Vec<u8>| {
+            let (len, c) = (log.len(), log_read.clone());
+            let read: ReadAt = Box::new(move |at, buf| {
+                let at = (at as usize).min(log.len());
+                let n = buf.len().min(log.len() - at);
+                buf[..n].copy_from_slice(&log[at..at + n]);
+                let (total, far) = c.get();
+                c.set((total + n, far.max(at + n)));
+                Ok(n)
+            });
+            LogBytes::Read { name: name.into(), read, len }
+        };
+        let (l1len, l2len) = (log1.len(), log2.len());
+        let (data, report) = crate::hive::load_paged(at, scan, Some(reader("SYSTEM.LOG1", log1)), Some(reader("SYSTEM.LOG2", log2))).unwrap();
         assert_eq!(format!("{report:?}"), format!("{:?}", whole.report));
         // The file was streamed once; recovery read nothing more of it.
         assert_eq!((reads.get(), streamed.get()), (0, 1));
+        // Of the logs (3.2 MB each), only the valid entries were read (57 KB
+        // of LOG1, 2.7 MB of LOG2), each byte once.
+        let (log_bytes, _) = log_read.get();
+        assert!(log_bytes < 2_800_000, "{log_bytes} of {} log bytes read", l1len + l2len);
+        log_read.set((0, 0));
         let after_load = reads.get();
         let paged = Hive::from_parts("SYSTEM", data, report);
         let key = r"ControlSet001\Control\Terminal Server";
@@ -415,6 +733,9 @@ mod real_hive {
         let b = full.key(key).unwrap();
         assert_eq!(serde_json::to_string(&a).unwrap(), serde_json::to_string(&b).unwrap());
         assert_eq!(paged.last_write(key), full.last_write(key));
+        // The key lookup read some dirty pages from the logs, no more.
+        let (after, _) = log_read.get();
+        assert!(after > 0 && after <= chunks * CHUNK, "{after} log bytes for {chunks} chunks");
         assert_eq!(paged.bytes().unwrap(), full.bytes().unwrap());
     }
 }

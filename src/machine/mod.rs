@@ -475,15 +475,21 @@ fn read_optional(fs: &dyn FileSystem, path: &str) -> Result<Option<Vec<u8>>> {
     }
 }
 
+/// The logs of hive file `path`, each opened by `open` (`None`: no such
+/// file): `path.LOG1`, else an XP-style `path.LOG`, as the first; `path.LOG2`.
+fn open_logs<T>(path: &str, open: impl Fn(String) -> Result<Option<T>>) -> Result<(Option<T>, Option<T>)> {
+    let log1 = match open(format!("{path}.LOG1"))? {
+        None => open(format!("{path}.LOG"))?,
+        l => l,
+    };
+    Ok((log1, open(format!("{path}.LOG2"))?))
+}
+
 /// Load hive file `path` of a mounted file system with its .LOG1/.LOG2 (or
 /// an XP-style .LOG).
 pub fn load_from_fs(fs: &dyn FileSystem, path: &str, name: &str) -> Result<Hive> {
     let primary = fs.read_file(path, MAX_HIVE_FILE)?;
-    let log1 = match read_optional(fs, &format!("{path}.LOG1"))? {
-        None => read_optional(fs, &format!("{path}.LOG"))?,
-        l => l,
-    };
-    let log2 = read_optional(fs, &format!("{path}.LOG2"))?;
+    let (log1, log2) = open_logs(path, |p| read_optional(fs, &p))?;
     let loaded = hive::load_logs(primary, log1.as_deref(), log2.as_deref());
     // The logs' buffers serve the next image's reads on this thread (audit).
     log1.into_iter().chain(log2).for_each(crate::fs::reader::recycle);
@@ -493,7 +499,8 @@ pub fn load_from_fs(fs: &dyn FileSystem, path: &str, name: &str) -> Result<Hive>
 /// [`load_from_fs`], with the primary paged ([`hive::load_paged`]): the hive
 /// file is streamed once (read errors as before; its base block and hbin
 /// headers kept), then its chunks are read again as cells in them are read;
-/// the logs are read whole. The hive keeps `fs` to read its chunks.
+/// the logs are read as far as their valid entries go, and their dirty pages
+/// again when a chunk over them is read. The hive keeps `fs` to read them.
 pub fn load_paged(fs: Rc<dyn FileSystem>, path: &str, name: &str) -> Result<Hive> {
     let st = fs.stat(path)?;
     if st.is_dir {
@@ -506,11 +513,24 @@ pub fn load_paged(fs: Rc<dyn FileSystem>, path: &str, name: &str) -> Result<Hive
     // to load, as before, instead of reading as missing keys later), but
     // only its base block and hbin headers are kept.
     let scan = hive::scan_primary(&|w: &mut dyn std::io::Write| fs.read_to(path, w), st.size as usize)?;
-    let log1 = match read_optional(&*fs, &format!("{path}.LOG1"))? {
-        None => read_optional(&*fs, &format!("{path}.LOG"))?,
-        l => l,
-    };
-    let log2 = read_optional(&*fs, &format!("{path}.LOG2"))?;
+    // A log is looked up as read_optional does (missing: none; a directory
+    // or a file over the limit: the same errors), then read on demand.
+    let (log1, log2) = open_logs(path, |p| {
+        let st = match fs.stat(&p) {
+            Ok(st) => st,
+            Err(Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        if st.is_dir {
+            return Err(Error::Usage(format!("{p} is a directory")));
+        }
+        if st.size > MAX_HIVE_FILE {
+            return Err(Error::unsupported(Layer::Fs, 0, format!("{p} is {} bytes, more than the {MAX_HIVE_FILE}-byte limit", st.size)));
+        }
+        let (fs, name) = (fs.clone(), p.clone());
+        let read: hive::pages::ReadAt = Box::new(move |at, buf| fs.read_at(&p, at, buf));
+        Ok(Some(hive::pages::LogBytes::Read { name, read, len: st.size as usize }))
+    })?;
     let file = path.to_string();
     let read: hive::pages::ReadAt = { let h = crate::fs::open_read(&fs, &file)?; Box::new(move |at, buf| h.read_at(at, buf)) };
     let (data, report) = hive::load_paged(read, scan, log1, log2)?;

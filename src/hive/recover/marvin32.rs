@@ -14,24 +14,70 @@ fn block(s0: &mut u32, s1: &mut u32) {
 
 /// Marvin32 of `data` with `seed`; the result is `(s1 << 32) | s0`.
 pub fn marvin32(seed: u64, data: &[u8]) -> u64 {
-    let mut s0 = seed as u32;
-    let mut s1 = (seed >> 32) as u32;
-    let mut words = data.chunks_exact(4);
-    for w in &mut words {
-        s0 = s0.wrapping_add(u32::from_le_bytes([w[0], w[1], w[2], w[3]]));
-        block(&mut s0, &mut s1);
+    let mut m = Marvin32::new(seed);
+    m.update(data);
+    m.finish()
+}
+
+/// Marvin32 over data given in pieces (an HvLE entry read through a small
+/// buffer): the same result as [`marvin32`] over the pieces joined.
+#[derive(Debug, Clone)]
+pub struct Marvin32 {
+    s0: u32,
+    s1: u32,
+    /// Bytes of an incomplete 4-byte word carried to the next piece.
+    tail: [u8; 4],
+    ntail: usize,
+}
+
+impl Marvin32 {
+    pub fn new(seed: u64) -> Self {
+        Marvin32 { s0: seed as u32, s1: (seed >> 32) as u32, tail: [0; 4], ntail: 0 }
     }
-    let final_word = match *words.remainder() {
-        [] => 0x80,
-        [b0] => 0x8000 | b0 as u32,
-        [b0, b1] => 0x80_0000 | u16::from_le_bytes([b0, b1]) as u32,
-        [b0, b1, b2] => 0x8000_0000 | (b2 as u32) << 16 | u16::from_le_bytes([b0, b1]) as u32,
-        _ => 0x80, // chunks_exact(4) leaves at most 3 bytes
-    };
-    s0 = s0.wrapping_add(final_word);
-    block(&mut s0, &mut s1);
-    block(&mut s0, &mut s1);
-    ((s1 as u64) << 32) | s0 as u64
+
+    fn word(&mut self, w: [u8; 4]) {
+        self.s0 = self.s0.wrapping_add(u32::from_le_bytes(w));
+        block(&mut self.s0, &mut self.s1);
+    }
+
+    pub fn update(&mut self, mut data: &[u8]) {
+        if self.ntail > 0 {
+            let n = (4 - self.ntail).min(data.len());
+            self.tail[self.ntail..self.ntail + n].copy_from_slice(&data[..n]);
+            self.ntail += n;
+            data = &data[n..];
+            if self.ntail < 4 {
+                return;
+            }
+            self.word(self.tail);
+            self.ntail = 0;
+        }
+        let mut words = data.chunks_exact(4);
+        // The state in locals for the long loop (registers, not memory).
+        let (mut s0, mut s1) = (self.s0, self.s1);
+        for w in &mut words {
+            s0 = s0.wrapping_add(u32::from_le_bytes([w[0], w[1], w[2], w[3]]));
+            block(&mut s0, &mut s1);
+        }
+        (self.s0, self.s1) = (s0, s1);
+        let r = words.remainder();
+        self.tail[..r.len()].copy_from_slice(r);
+        self.ntail = r.len();
+    }
+
+    pub fn finish(mut self) -> u64 {
+        let t = self.tail;
+        let final_word = match self.ntail {
+            1 => 0x8000 | t[0] as u32,
+            2 => 0x80_0000 | u16::from_le_bytes([t[0], t[1]]) as u32,
+            3 => 0x8000_0000 | (t[2] as u32) << 16 | u16::from_le_bytes([t[0], t[1]]) as u32,
+            _ => 0x80,
+        };
+        self.s0 = self.s0.wrapping_add(final_word);
+        block(&mut self.s0, &mut self.s1);
+        block(&mut self.s0, &mut self.s1);
+        ((self.s1 as u64) << 32) | self.s0 as u64
+    }
 }
 
 #[cfg(test)]
@@ -94,6 +140,23 @@ mod tests {
         ];
         for &(seed, data, want) in cases {
             assert_eq!(marvin32(seed, &unhex(data)), want, "seed {seed:#x} data {data}");
+        }
+    }
+
+    /// Any split of the data into pieces gives the one-shot hash.
+    #[test]
+    fn pieces_hash_like_the_whole() {
+        let data: Vec<u8> = (0..1000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+        for len in [0, 1, 2, 3, 4, 5, 7, 8, 9, 100, 1000] {
+            let want = marvin32(HVLE_SEED, &data[..len]);
+            for step in [1, 2, 3, 5, 7, 64, 999] {
+                let mut m = Marvin32::new(HVLE_SEED);
+                for c in data[..len].chunks(step) {
+                    m.update(c);
+                    m.update(&[]);
+                }
+                assert_eq!(m.finish(), want, "len {len} step {step}");
+            }
         }
     }
 }

@@ -1,5 +1,9 @@
-//! Base-block validation, dirty detection and transaction-log recovery, all in
-//! memory: the input buffers are ours, nothing is written anywhere.
+//! Base-block validation, dirty detection and transaction-log recovery, in
+//! memory: nothing is written anywhere. The logs are read through a
+//! [`LogSrc`]: slices for the whole loads ([`load`], [`load_logs`]), readers
+//! of the log files for [`load_paged`], which reads a log only as far as its
+//! chain of valid entries goes (entry by entry through one reused buffer)
+//! and keeps, for each page laid over the primary, where it is in which log.
 //!
 //! The rules are those of formats.md A.1, B.1–B.3 (Suhanov's specification);
 //! where the specification leaves a choice, the behaviour is defined here.
@@ -65,7 +69,11 @@
 //! Limits: the hive-bins size is at most 2 GiB − 4 KiB, and a log may grow the
 //! hive to at most 1 GiB of hive bins (or the primary's own size, if larger); an
 //! entry asking for more is treated as damaged. Every loop advances by at least
-//! 512 bytes of input, so `load` always terminates, and it never panics.
+//! 512 bytes of input, so `load` always terminates, and it never panics. What
+//! is kept of a log (page references, head copies, an old log's bitmap) is
+//! at most the size of the log's valid part; a log is read through at most
+//! 128 KiB of buffer (`newlog::PIECE`), and a failed read of a log is the
+//! load's one-line error.
 
 mod base;
 mod marvin32;
@@ -76,7 +84,7 @@ pub use base::{checksum as base_block_checksum, MAX_HBINS_SIZE};
 pub use marvin32::{marvin32, HVLE_SEED};
 
 use super::regf::{self, hbin};
-use super::pages::{HiveBytes, Overlay, ReadAt};
+use super::pages::{HiveBytes, LogBytes, LogSrc, Overlay, ReadAt};
 use super::{HiveReport, HiveState, LoadedHive, LogApplied};
 use crate::bytes::{le_u32, le_u64};
 use crate::error::{Error, Layer, Result};
@@ -89,32 +97,37 @@ use oldlog::OldLog;
 pub const MAX_LOG_HBINS_SIZE: u32 = 1 << 30;
 
 /// One of the two log slots after parsing.
-enum Log<'a> {
+enum Log {
     Absent,
     Empty,
     Invalid(String),
-    New(NewLog<'a>),
-    Old(OldLog<'a>),
+    New(NewLog),
+    Old(OldLog),
 }
 
-struct Slot<'a> {
+struct Slot {
     name: &'static str,
-    log: Log<'a>,
+    log: Log,
 }
 
-fn parse_log(bytes: Option<&[u8]>, hbins_limit: u32) -> Log<'_> {
-    let Some(b) = bytes else { return Log::Absent };
-    if b.is_empty() {
-        return Log::Empty;
+/// Parse a log: its 512-byte base block first, then (new format) its chain
+/// of entries or (old format) its dirty bitmap, read through `src` up to
+/// where the chain ends. Only a failed read of the log is an error.
+fn parse_log(src: Option<LogSrc<'_>>, hbins_limit: u32) -> Result<Log> {
+    let Some(src) = src else { return Ok(Log::Absent) };
+    if src.is_empty() {
+        return Ok(Log::Empty);
     }
-    match check_log_base(b) {
+    let mut buf = Vec::new();
+    let base = src.piece(0, LOG_BASE_LEN.min(src.len()), &mut buf)?.to_vec();
+    Ok(match check_log_base(&base) {
         Err(bad) => Log::Invalid(format!("{} (offset {:#x})", bad.msg, bad.offset)),
-        Ok(f) if f.file_type == FILE_TYPE_LOG_NEW => Log::New(newlog::parse(b, f, hbins_limit)),
-        Ok(f) => match oldlog::parse(b, f, hbins_limit) {
+        Ok(f) if f.file_type == FILE_TYPE_LOG_NEW => Log::New(newlog::parse(src, base, f, hbins_limit)?),
+        Ok(f) => match oldlog::parse(src, base, f, hbins_limit)? {
             Ok(o) => Log::Old(o),
             Err((off, msg)) => Log::Invalid(format!("old-format log: {msg} (offset {off:#x})")),
         },
-    }
+    })
 }
 
 fn to_error(layer: Layer, bad: Bad, suffix: &str) -> Error {
@@ -157,21 +170,21 @@ fn seq_max(seqs: impl IntoIterator<Item = u32>) -> Option<u32> {
 type ReadPrimary<'a> = &'a dyn Fn(usize, &mut [u8]) -> Result<()>;
 
 /// The hive image being rebuilt: its base block, its length, the log pages
-/// laid over the primary (by reference into the log buffers: nothing is
-/// copied until the image is read), and which of its bytes past the end of
-/// the original primary file were actually supplied by log pages.
+/// laid over the primary (by reference into the logs: (log, offset, length);
+/// nothing is copied until the image is read), and which of its bytes past
+/// the end of the original primary file were actually supplied by log pages.
 struct Work<'a> {
     base: Vec<u8>,
     len: usize,
     orig_len: usize,
     filled: Vec<(usize, usize)>,
     overlay: Overlay,
-    logs: [&'a [u8]; 2],
+    logs: [LogSrc<'a>; 2],
     primary: ReadPrimary<'a>,
 }
 
 impl<'a> Work<'a> {
-    fn new(base: &[u8], orig_len: usize, primary: ReadPrimary<'a>, logs: [&'a [u8]; 2]) -> Self {
+    fn new(base: &[u8], orig_len: usize, primary: ReadPrimary<'a>, logs: [LogSrc<'a>; 2]) -> Self {
         Work {
             base: base[..BASE_BLOCK_LEN].to_vec(),
             len: orig_len,
@@ -188,31 +201,24 @@ impl<'a> Work<'a> {
         self.len = self.len.max(BASE_BLOCK_LEN + hbins as usize);
     }
 
-    /// Lay a page (a slice of one of the logs) at hive-bins offset `rel`.
+    /// Lay `len` bytes of log `log` (0: LOG1, 1: LOG2) at log offset `src`
+    /// at hive-bins offset `rel`; `heads` are their head bytes, when read.
     /// Callers grew the image first.
-    fn write(&mut self, rel: usize, page: &[u8]) {
+    fn write(&mut self, rel: usize, log: u8, src: usize, len: usize, heads: Option<&[u8]>) {
         let dst = BASE_BLOCK_LEN + rel;
-        let end = dst + page.len();
+        let end = dst + len;
         if end > self.len {
             return;
         }
-        // Which log buffer the page is in, and where (address arithmetic
-        // on the two slices, no unsafe).
-        let p = page.as_ptr() as usize;
-        let Some((i, src)) = self.logs.iter().enumerate().find_map(|(i, l)| {
-            let lp = l.as_ptr() as usize;
-            (p >= lp && p + page.len() <= lp + l.len()).then(|| (i, p - lp))
-        }) else {
-            return;
-        };
-        self.overlay.push(dst, i as u8, src, page.len());
+        self.overlay.push(dst, log, src, len, heads);
         if end > self.orig_len {
             self.filled.push((dst.max(self.orig_len), end));
         }
     }
 
     /// `n` bytes of the image at `at` (primary, zeros past it, base block,
-    /// log pages), `None` past the end of the image.
+    /// log pages: their head copies where the read lies in them, as the
+    /// hbin headers recovery reads do), `None` past the end of the image.
     fn read(&self, at: usize, n: usize) -> Result<Option<Vec<u8>>> {
         if at + n > self.len {
             return Ok(None);
@@ -226,7 +232,7 @@ impl<'a> Work<'a> {
             let k = (BASE_BLOCK_LEN - at).min(n);
             buf[..k].copy_from_slice(&self.base[at..at + k]);
         }
-        self.overlay.apply(&self.logs, at, &mut buf);
+        self.overlay.apply(&self.logs, at, &mut buf, true)?;
         Ok(Some(buf))
     }
 
@@ -336,13 +342,14 @@ pub fn load_logs(primary: Vec<u8>, log1: Option<&[u8]>, log2: Option<&[u8]>) -> 
         buf.copy_from_slice(&primary[at..at + buf.len()]);
         Ok(())
     };
-    match recover(&primary[..BASE_BLOCK_LEN], primary.len(), &read, log1, log2)? {
+    let logs = [log1.map(LogSrc::Mem), log2.map(LogSrc::Mem)];
+    match recover(&primary[..BASE_BLOCK_LEN], primary.len(), &read, logs)? {
         Outcome::Clean(report) => Ok(LoadedHive { bytes: primary, report }),
         Outcome::Rebuilt { base, len, overlay, report } => {
             let mut img = primary;
             img.resize(len, 0);
             img[..BASE_BLOCK_LEN].copy_from_slice(&base);
-            overlay.apply(&[log1.unwrap_or_default(), log2.unwrap_or_default()], 0, &mut img);
+            overlay.apply(&[LogSrc::Mem(log1.unwrap_or_default()), LogSrc::Mem(log2.unwrap_or_default())], 0, &mut img, false)?;
             Ok(LoadedHive { bytes: img, report })
         }
     }
@@ -369,10 +376,13 @@ pub fn scan_primary(stream: &dyn Fn(&mut dyn std::io::Write) -> Result<u64>, fil
 
 /// [`load_logs`] over a primary file read on demand: `read` fills a buffer
 /// from an offset of the primary file that `scan` went over. Recovery reads
-/// the base block and, for a dirty hive, the hbin headers from the scan; the
-/// image it returns reads the rest as cells are read, with the log pages
-/// laid over it straight from the log buffers, which it keeps.
-pub fn load_paged(read: ReadAt, scan: PrimaryScan, log1: Option<Vec<u8>>, log2: Option<Vec<u8>>) -> Result<(HiveBytes, HiveReport)> {
+/// the base block and, for a dirty hive, the hbin headers from the scan;
+/// the logs are read as far as their valid entries go (new format: entry by
+/// entry through one reused buffer; old format: base block and bitmap),
+/// through `log1`/`log2` when those are [`LogBytes::Read`]. The image it
+/// returns reads the rest as cells are read, with the log pages laid over
+/// it read again from the logs, which it keeps.
+pub fn load_paged(read: ReadAt, scan: PrimaryScan, log1: Option<LogBytes>, log2: Option<LogBytes>) -> Result<(HiveBytes, HiveReport)> {
     let file_len = scan.len;
     short_primary(file_len)?;
     let base = scan.base;
@@ -390,13 +400,18 @@ pub fn load_paged(read: ReadAt, scan: PrimaryScan, log1: Option<Vec<u8>>, log2: 
         }
         Ok(())
     };
-    match recover(&base, file_len, &primary, log1.as_deref(), log2.as_deref())? {
+    let outcome = recover(&base, file_len, &primary, [log1.as_ref().map(LogBytes::src), log2.as_ref().map(LogBytes::src)])?;
+    match outcome {
         Outcome::Clean(report) => {
-            log1.into_iter().chain(log2).for_each(crate::fs::reader::recycle);
-            Ok((HiveBytes::paged(file_len, base, read, file_len, Overlay::default(), Vec::new()), report))
+            for l in log1.into_iter().chain(log2) {
+                if let LogBytes::Mem(v) = l {
+                    crate::fs::reader::recycle(v);
+                }
+            }
+            Ok((HiveBytes::paged(file_len, base, read, file_len, Overlay::default(), Default::default()), report))
         }
         Outcome::Rebuilt { base, len, overlay, report } => {
-            let logs = vec![log1.unwrap_or_default(), log2.unwrap_or_default()];
+            let logs = [log1.unwrap_or_default(), log2.unwrap_or_default()];
             Ok((HiveBytes::paged(len, base, read, file_len, overlay, logs), report))
         }
     }
@@ -468,7 +483,7 @@ fn short_primary(len: usize) -> Result<()> {
 
 /// Recovery proper: `primary` is the primary's base block, `plen` its file
 /// length, `read` its other bytes.
-fn recover(primary: &[u8], plen: usize, read: ReadPrimary<'_>, log1: Option<&[u8]>, log2: Option<&[u8]>) -> Result<Outcome> {
+fn recover(primary: &[u8], plen: usize, read: ReadPrimary<'_>, logs: [Option<LogSrc<'_>>; 2]) -> Result<Outcome> {
     let pf = Fields::read(primary);
     let sig_ok = primary.get(0..4) == Some(&regf::base::SIGNATURE[..]);
     let cks_ok = checksum_ok(primary);
@@ -486,11 +501,11 @@ fn recover(primary: &[u8], plen: usize, read: ReadPrimary<'_>, log1: Option<&[u8
     let slots = [
         Slot {
             name: "LOG1",
-            log: parse_log(log1, hbins_limit),
+            log: parse_log(logs[0], hbins_limit)?,
         },
         Slot {
             name: "LOG2",
-            log: parse_log(log2, hbins_limit),
+            log: parse_log(logs[1], hbins_limit)?,
         },
     ];
 
@@ -586,7 +601,8 @@ fn recover(primary: &[u8], plen: usize, read: ReadPrimary<'_>, log1: Option<&[u8
         }
     }
 
-    let mut work = Work::new(primary, plen, read, [log1.unwrap_or_default(), log2.unwrap_or_default()]);
+    let empty = LogSrc::Mem(&[]);
+    let mut work = Work::new(primary, plen, read, [logs[0].unwrap_or(empty), logs[1].unwrap_or(empty)]);
     let outcome = recover_new(&mut work, &pf, primary_valid, &slots, &mut report)
         .or_else(|| recover_old(&mut work, &pf, primary_valid, &slots, &mut report));
 
@@ -628,20 +644,21 @@ fn recover_new(
     work: &mut Work,
     pf: &Fields,
     primary_valid: bool,
-    slots: &[Slot<'_>],
+    slots: &[Slot],
     report: &mut HiveReport,
 ) -> Option<(u32, u32)> {
-    let mut logs: Vec<(&'static str, &NewLog<'_>)> = slots
+    let mut logs: Vec<(u8, &'static str, &NewLog)> = slots
         .iter()
-        .filter_map(|s| match &s.log {
-            Log::New(l) => Some((s.name, l)),
+        .enumerate()
+        .filter_map(|(i, s)| match &s.log {
+            Log::New(l) => Some((i as u8, s.name, l)),
             _ => None,
         })
         .collect();
     if logs.is_empty() {
         return None;
     }
-    for (name, l) in &logs {
+    for (_, name, l) in &logs {
         if l.entries.is_empty() {
             let why = l
                 .damaged
@@ -652,16 +669,16 @@ fn recover_new(
         }
     }
 
-    let mut steps: Vec<(&'static str, &NewLog<'_>)> = Vec::new();
+    let mut steps: Vec<(u8, &'static str, &NewLog)> = Vec::new();
     let mut cut_short = false;
     if primary_valid {
         // Earlier log first, by base-block sequence number (mod 2^32); LOG1 on a tie.
-        if logs.len() == 2 && !seq_at_or_after(logs[1].1.base_seq(), logs[0].1.base_seq()) {
+        if logs.len() == 2 && !seq_at_or_after(logs[1].2.base_seq(), logs[0].2.base_seq()) {
             logs.swap(0, 1);
         }
         let mut taken: Option<&'static str> = None;
         let mut last: Option<u32> = None;
-        for (name, l) in logs {
+        for (i, name, l) in logs {
             if !seq_at_or_after(l.base_seq(), pf.seq2) {
                 report.notes.push(format!(
                     "{name}: base sequence {} is older than primary seq2 {}: stale, ignored",
@@ -698,22 +715,22 @@ fn recover_new(
             }
             if !l.entries.is_empty() {
                 last = l.last_seq();
-                steps.push((name, l));
+                steps.push((i, name, l));
             }
         }
     } else {
         // Invalid primary base block: only the log with the latest entries, and its base block.
-        let mut best: Option<(&'static str, &NewLog<'_>)> = None;
-        for &(name, l) in &logs {
+        let mut best: Option<(u8, &'static str, &NewLog)> = None;
+        for &(i, name, l) in &logs {
             if l.entries.is_empty() {
                 continue;
             }
-            if best.is_none_or(|(_, b)| seq_after(l.base_seq(), b.base_seq())) {
-                best = Some((name, l));
+            if best.is_none_or(|(_, _, b)| seq_after(l.base_seq(), b.base_seq())) {
+                best = Some((i, name, l));
             }
         }
-        let (name, l) = best?;
-        for &(other, o) in &logs {
+        let (i, name, l) = best?;
+        for &(_, other, o) in &logs {
             if other != name && !o.entries.is_empty() {
                 report.notes.push(format!(
                     "{other}: not applied: the primary base block is invalid, so only the log with the latest entries ({name}) is used"
@@ -723,9 +740,9 @@ fn recover_new(
         if let Some(d) = &l.damaged {
             report.notes.push(format!("{name}: recovery stops before damaged {d}"));
         }
-        work.take_base_from_log(l.base);
+        work.take_base_from_log(&l.base);
         report.base_block_from_log = true;
-        steps.push((name, l));
+        steps.push((i, name, l));
     }
     if steps.is_empty() {
         return None;
@@ -734,11 +751,11 @@ fn recover_new(
     let mut hbins = le_u32(&work.base, OFF_HBINS);
     let mut flags = le_u32(&work.base, OFF_FLAGS);
     let mut last = 0;
-    for &(name, l) in &steps {
+    for &(i, name, l) in &steps {
         for e in &l.entries {
             work.grow_to(e.hbins);
-            for (off, page) in e.pages() {
-                work.write(off, page);
+            for p in e.pages() {
+                work.write(p.rel, i, p.src, p.len, Some(p.heads));
             }
             hbins = e.hbins;
             flags = (flags & !1) | (e.flags & 1);
@@ -754,7 +771,7 @@ fn recover_new(
     }
     put_u32(&mut work.base, OFF_FLAGS, flags);
 
-    let first = steps[0].1.entries[0].seq;
+    let first = steps[0].2.entries[0].seq;
     if primary_valid && first != pf.seq2 {
         report.notes.push(if cut_short {
             format!(
@@ -776,13 +793,14 @@ fn recover_old(
     work: &mut Work,
     pf: &Fields,
     primary_valid: bool,
-    slots: &[Slot<'_>],
+    slots: &[Slot],
     report: &mut HiveReport,
 ) -> Option<(u32, u32)> {
-    let logs: Vec<(&'static str, &OldLog<'_>)> = slots
+    let logs: Vec<(u8, &'static str, &OldLog)> = slots
         .iter()
-        .filter_map(|s| match &s.log {
-            Log::Old(l) => Some((s.name, l)),
+        .enumerate()
+        .filter_map(|(i, s)| match &s.log {
+            Log::Old(l) => Some((i as u8, s.name, l)),
             _ => None,
         })
         .collect();
@@ -796,19 +814,19 @@ fn recover_old(
     } else {
         (work.read(BASE_BLOCK_LEN + 20, 8).ok().flatten().map_or(0, |b| le_u64(&b, 0)), "first hbin's")
     };
-    let mut best: Option<(&'static str, &OldLog<'_>)> = None;
-    for &(name, l) in &logs {
+    let mut best: Option<(u8, &'static str, &OldLog)> = None;
+    for &(i, name, l) in &logs {
         if l.fields.timestamp < reference {
             report.notes.push(format!(
                 "{name}: timestamp {:#x} is older than the {what} {reference:#x}: stale, ignored",
                 l.fields.timestamp
             ));
-        } else if best.is_none_or(|(_, b)| l.fields.timestamp > b.fields.timestamp) {
-            best = Some((name, l));
+        } else if best.is_none_or(|(_, _, b)| l.fields.timestamp > b.fields.timestamp) {
+            best = Some((i, name, l));
         }
     }
-    let (name, l) = best?;
-    for &(other, o) in &logs {
+    let (i, name, l) = best?;
+    for &(_, other, o) in &logs {
         if other != name && o.fields.timestamp >= reference {
             report
                 .notes
@@ -823,16 +841,16 @@ fn recover_old(
     }
     let seq = if primary_valid {
         put_u32(&mut work.base, OFF_ROOT, l.fields.root);
-        put_u32(&mut work.base, OFF_FLAGS, le_u32(l.base, OFF_FLAGS));
+        put_u32(&mut work.base, OFF_FLAGS, le_u32(&l.base, OFF_FLAGS));
         pf.seq1
     } else {
-        work.take_base_from_log(l.base);
+        work.take_base_from_log(&l.base);
         report.base_block_from_log = true;
         l.fields.seq1
     };
     work.grow_to(l.fields.hbins);
-    for (off, page) in l.pages() {
-        work.write(off, page);
+    for (rel, src, len) in l.pages() {
+        work.write(rel, i, src, len, None);
     }
     report.applied.push(LogApplied {
         log: name.to_string(),
@@ -850,7 +868,7 @@ fn not_recovered(
     work: &mut Work,
     primary_fields: Result<Fields, Bad>,
     sig_ok: bool,
-    slots: &[Slot<'_>],
+    slots: &[Slot],
     report: &mut HiveReport,
 ) -> Result<u32> {
     let fields = match primary_fields {
@@ -867,8 +885,8 @@ fn not_recovered(
             let mut best: Option<(&'static str, &[u8], u32)> = None;
             for s in slots {
                 let (b, seq) = match &s.log {
-                    Log::New(l) => (l.base, l.base_seq()),
-                    Log::Old(l) => (l.base, l.fields.seq1),
+                    Log::New(l) => (&l.base[..], l.base_seq()),
+                    Log::Old(l) => (&l.base[..], l.fields.seq1),
                     _ => continue,
                 };
                 if best.is_none_or(|(_, _, q)| seq_after(seq, q)) {
