@@ -24,11 +24,13 @@
 #
 # The needed-bytes floor (issue 16): inspect now reads the hive's pages on
 # demand. RDPRESCUE_PAGE_TRACE=1 makes it name the chunks of SYSTEM it read;
-# the floor reads exactly those chunks and the two logs (which recovery
-# reads whole) into fresh memory, in the same interleaved runs, plus what
-# loading also reads: the whole primary streamed once through one reused
-# 1 MiB buffer (inspect keeps only its base block and hbin headers; the
-# stream makes an unreadable hive fail to load, as before).
+# the floor reads exactly those chunks into fresh memory, in the same
+# interleaved runs, plus what loading also reads through one reused 128 KiB
+# buffer: the whole primary streamed once (inspect keeps only its base block
+# and hbin headers; the stream makes an unreadable hive fail to load, as
+# before) and each log as far as its chain of valid HvLE entries goes
+# (recovery reads no further; the dirty pages it keeps are read again from
+# the log only when a chunk over them is read).
 #
 # BEFORE=/path/to/old/rdprescue also times that binary's inspect in the same
 # interleaved runs (before/after on the same machine state).
@@ -68,7 +70,24 @@ sys_len=$(stat -c %s "$floor/SYSTEM")
 trace=$(RDPRESCUE_PAGE_TRACE=1 "$bin" inspect --json "$img" 2>&1 >/dev/null | awk -v n="$sys_len" '$1 == "page-trace:" && $3 == n {print $5, $7; exit}' || true)
 [ -n "$trace" ] || { echo "inspect printed no page trace for SYSTEM ($sys_len bytes)" >&2; exit 2; }
 read -r chunk offsets <<<"$trace"
-needed=$(python3 -c 'import os,sys; c=int(sys.argv[1]); n=len(sys.argv[2].split(",")); print(n*c + sum(os.path.getsize(f) for f in sys.argv[3:]))' "$chunk" "$offsets" "$floor/SYSTEM.LOG1" "$floor/SYSTEM.LOG2")
+# How far each log's chain of HvLE entries goes (base block, then entries
+# whose sequence numbers follow on from the base block's).
+log_ends=$(python3 - "$floor/SYSTEM.LOG1" "$floor/SYSTEM.LOG2" <<'PY'
+import struct, sys
+ends = []
+for f in sys.argv[1:]:
+    b = open(f, "rb").read()
+    off, want = 512, struct.unpack_from("<I", b, 4)[0] if len(b) >= 8 else 0
+    while off + 40 <= len(b) and b[off:off + 4] == b"HvLE":
+        size, _, seq = struct.unpack_from("<III", b, off + 4)
+        if seq != want or size < 512 or off + size > len(b):
+            break
+        off, want = off + size, want + 1
+    ends.append(str(min(off + 40, len(b))))
+print(",".join(ends))
+PY
+)
+needed=$(python3 -c 'import sys; c=int(sys.argv[1]); n=len(sys.argv[2].split(",")); print(n*c)' "$chunk" "$offsets")
 before=${BEFORE:-}
 [ -z "$before" ] || [ -x "$before" ] || { echo "BEFORE=$before is not an executable" >&2; exit 2; }
 
@@ -77,10 +96,11 @@ before=${BEFORE:-}
 "$dir/venv/bin/target-reg" "$img" -k "$key" -d 0 >/dev/null 2>&1
 
 # Interleaved runs, timed in-process by Python (no shell fork per sample).
-read -r om omin omax tm tmin tmax ratio cm cmin cmax fm fmin fmax nm nmin nmax bm bmin bmax < <(python3 - "$runs" "$bin" "$img" "$dir/venv/bin/target-reg" "$key" "$floor" "$before" "$chunk" "$offsets" <<'PY'
+read -r om omin omax tm tmin tmax ratio cm cmin cmax fm fmin fmax nm nmin nmax bm bmin bmax < <(python3 - "$runs" "$bin" "$img" "$dir/venv/bin/target-reg" "$key" "$floor" "$before" "$chunk" "$offsets" "$log_ends" <<'PY'
 import mmap, os, statistics, subprocess, sys, time
-runs, bin_, img, treg, key, floor, before, chunk, offsets = int(sys.argv[1]), *sys.argv[2:]
+runs, bin_, img, treg, key, floor, before, chunk, offsets, log_ends = int(sys.argv[1]), *sys.argv[2:]
 chunk, offsets = int(chunk), [int(o) for o in offsets.split(",")]
+log_ends = [int(e) for e in log_ends.split(",")]
 files = [os.path.join(floor, f) for f in ("SYSTEM", "SYSTEM.LOG1", "SYSTEM.LOG2")]
 def read_fresh():
     # One read(2) per file into a fresh anonymous mapping (not memory the
@@ -90,19 +110,22 @@ def read_fresh():
             m = mmap.mmap(-1, os.fstat(fh.fileno()).st_size)
             fh.readinto(m)
             m.close()
-scan = bytearray(1 << 20)
+scan = bytearray(128 << 10)
 def read_needed():
     # What inspect reads now: the primary streamed once through a reused
-    # buffer, the two logs whole, and the chunks of the hive it touched,
-    # each into fresh memory.
+    # buffer, each log's valid entries through the same buffer, and the
+    # chunks of the hive it touched, each into fresh memory.
     with open(files[0], "rb", buffering=0) as fh:
         while fh.readinto(scan):
             pass
-    for f in files[1:]:
+    for f, end in zip(files[1:], log_ends):
         with open(f, "rb", buffering=0) as fh:
-            m = mmap.mmap(-1, os.fstat(fh.fileno()).st_size)
-            fh.readinto(m)
-            m.close()
+            left = end
+            while left > 0:
+                n = fh.readinto(memoryview(scan)[:min(left, len(scan))])
+                if not n:
+                    break
+                left -= n
     with open(files[0], "rb", buffering=0) as fh:
         m = mmap.mmap(-1, chunk * len(offsets))
         v = memoryview(m)
@@ -144,7 +167,7 @@ dirty=$( ("$bin" inspect --json "$img" || true) | python3 -c 'import json,sys; d
     [ -z "$before" ] || printf '%-44s %9s %9s %9s\n' "BEFORE: $before" "$bm" "$bmin" "$bmax"
     printf '%-44s %9s %9s %9s\n' "floor: cat hive + logs (19.2 MB, a process)" "$cm" "$cmin" "$cmax"
     printf '%-44s %9s %9s %9s\n' "floor: read hive + logs into fresh memory" "$fm" "$fmin" "$fmax"
-    printf '%-44s %9s %9s %9s\n' "floor: needed ($(python3 -c "print(f'{$needed/1e6:.1f}')") MB fresh + hive streamed)" "$nm" "$nmin" "$nmax"
+    printf '%-44s %9s %9s %9s\n' "floor: needed ($(python3 -c "print(f'{$needed/1e6:.1f}')") MB fresh + hive, logs streamed)" "$nm" "$nmin" "$nmax"
     echo "speed-up (median): ${ratio}x"
     python3 -c 'import sys; o,c,f=map(float,sys.argv[1:]); print(f"inspect / floor (median): {o/c:.1f}x the cat floor, {o/f:.1f}x the fresh-memory floor")' "$om" "$cm" "$fm"
     python3 -c 'import sys; o,n=map(float,sys.argv[1:]); print(f"inspect / needed-bytes floor (median): {o/n:.1f}x")' "$om" "$nm"

@@ -297,7 +297,7 @@ fn plan_json(plan: &repair::Plan, files: bool) -> J {
 
 pub fn run(o: Options) -> anyhow::Result<i32> {
     preflight(&o)?;
-    let m = Machine::open(&o.image)?.with_whole_hives();
+    let m = Machine::open(&o.image)?;
     // A mounted Windows volume or a hive directory: its hive files are written.
     let files = matches!(m.origin(), Origin::MountedVolume | Origin::Directory);
     if m.image().is_none() && !files {

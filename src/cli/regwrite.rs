@@ -100,7 +100,7 @@ pub fn set(
     o: Output,
 ) -> anyhow::Result<i32> {
     super::preflight::reg_output(source_path, o.out.as_deref(), o.dry_run)?;
-    let m = Machine::open(source_path)?.with_whole_hives();
+    let m = Machine::open(source_path)?;
     let (kind, path, t) = locate(&m, key)?;
     let existing = t.hive.key(&path).ok().and_then(|k| k.values.into_iter().find(|v| v.name.eq_ignore_ascii_case(name)));
     let (data, note) = match (ty, existing) {
@@ -117,7 +117,7 @@ pub fn set(
 
 pub fn delete(source_path: &Path, key: &str, name: Option<&str>, all_values: bool, o: Output) -> anyhow::Result<i32> {
     super::preflight::reg_output(source_path, o.out.as_deref(), o.dry_run)?;
-    let m = Machine::open(source_path)?.with_whole_hives();
+    let m = Machine::open(source_path)?;
     let (kind, path, t) = locate(&m, key)?;
     let full = format!("{}\\{path}", t.root);
     let k = match t.hive.key(&path) {
@@ -287,7 +287,7 @@ pub fn import(source_path: &Path, reg: &Path, o: Output) -> anyhow::Result<i32> 
     let bytes = std::fs::read(reg).with_context(|| format!("cannot read {}", reg.display()))?;
     let ops =
         regfile::parse(&regfile::decode(&bytes)?).with_context(|| reg.display().to_string())?;
-    let m = Machine::open(source_path)?.with_whole_hives();
+    let m = Machine::open(source_path)?;
     if ops.is_empty() {
         return nothing(&m, &o, &format!("{} holds no keys: nothing to change.", reg.display()));
     }

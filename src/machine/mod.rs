@@ -103,8 +103,6 @@ pub struct Machine {
     inner: Inner,
     hives: [OnceCell<std::result::Result<Hive, Error>>; 5],
     other: OnceCell<std::result::Result<Hive, Error>>,
-    /// Load an image's hives whole, not paged (see [`Machine::with_whole_hives`]).
-    whole_hives: bool,
 }
 
 fn slot(kind: HiveKind) -> usize {
@@ -166,7 +164,7 @@ impl Machine {
     }
 
     fn new(path: &Path, origin: Origin, inner: Inner) -> Machine {
-        Machine { path: path.to_path_buf(), origin, inner, hives: Default::default(), other: OnceCell::new(), whole_hives: false }
+        Machine { path: path.to_path_buf(), origin, inner, hives: Default::default(), other: OnceCell::new() }
     }
 
     /// A directory of hive files: each regf file (not a .LOG*) whose name or
@@ -401,19 +399,8 @@ impl Machine {
         }
     }
 
-    /// Load this machine's hives whole (one read of each hive file into
-    /// memory, as [`load_from_fs`]) instead of paged. For the commands that
-    /// write: a plan edits the whole hive anyway, and paging it first (the
-    /// primary streamed once, then read again whole) costs a second pass
-    /// over the file. Call before the first hive is read.
-    pub fn with_whole_hives(mut self) -> Machine {
-        self.whole_hives = true;
-        self
-    }
-
     fn load(&self, kind: HiveKind) -> Result<Hive> {
         match self.hive_location(kind)? {
-            HiveLocation::Volume { partition, path } if self.whole_hives => load_from_fs(&**self.mount_shared(partition)?, &path, kind.name()),
             HiveLocation::Volume { partition, path } => load_paged(self.mount_shared(partition)?.clone(), &path, kind.name()),
             HiveLocation::File(p) => load_file(&p),
         }
@@ -467,14 +454,6 @@ fn list(survey: &DiskReport) -> String {
     survey.partition_table.partitions.iter().map(|p| p.index.to_string()).collect::<Vec<_>>().join(", ")
 }
 
-fn read_optional(fs: &dyn FileSystem, path: &str) -> Result<Option<Vec<u8>>> {
-    match fs.read_file(path, MAX_HIVE_FILE) {
-        Ok(v) => Ok(Some(v)),
-        Err(Error::NotFound { .. }) => Ok(None),
-        Err(e) => Err(e),
-    }
-}
-
 /// The logs of hive file `path`, each opened by `open` (`None`: no such
 /// file): `path.LOG1`, else an XP-style `path.LOG`, as the first; `path.LOG2`.
 fn open_logs<T>(path: &str, open: impl Fn(String) -> Result<Option<T>>) -> Result<(Option<T>, Option<T>)> {
@@ -486,17 +465,7 @@ fn open_logs<T>(path: &str, open: impl Fn(String) -> Result<Option<T>>) -> Resul
 }
 
 /// Load hive file `path` of a mounted file system with its .LOG1/.LOG2 (or
-/// an XP-style .LOG).
-pub fn load_from_fs(fs: &dyn FileSystem, path: &str, name: &str) -> Result<Hive> {
-    let primary = fs.read_file(path, MAX_HIVE_FILE)?;
-    let (log1, log2) = open_logs(path, |p| read_optional(fs, &p))?;
-    let loaded = hive::load_logs(primary, log1.as_deref(), log2.as_deref());
-    // The logs' buffers serve the next image's reads on this thread (audit).
-    log1.into_iter().chain(log2).for_each(crate::fs::reader::recycle);
-    Ok(Hive::new(name, loaded?))
-}
-
-/// [`load_from_fs`], with the primary paged ([`hive::load_paged`]): the hive
+/// an XP-style .LOG), paged ([`hive::load_paged`]): the hive
 /// file is streamed once (read errors as before; its base block and hbin
 /// headers kept), then its chunks are read again as cells in them are read;
 /// the logs are read as far as their valid entries go, and their dirty pages
@@ -513,8 +482,8 @@ pub fn load_paged(fs: Rc<dyn FileSystem>, path: &str, name: &str) -> Result<Hive
     // to load, as before, instead of reading as missing keys later), but
     // only its base block and hbin headers are kept.
     let scan = hive::scan_primary(&|w: &mut dyn std::io::Write| fs.read_to(path, w), st.size as usize)?;
-    // A log is looked up as read_optional does (missing: none; a directory
-    // or a file over the limit: the same errors), then read on demand.
+    // A log is looked up (missing: none; a directory or a file over the
+    // limit: the errors a hive file gives), then read on demand.
     let (log1, log2) = open_logs(path, |p| {
         let st = match fs.stat(&p) {
             Ok(st) => st,
@@ -527,12 +496,15 @@ pub fn load_paged(fs: Rc<dyn FileSystem>, path: &str, name: &str) -> Result<Hive
         if st.size > MAX_HIVE_FILE {
             return Err(Error::unsupported(Layer::Fs, 0, format!("{p} is {} bytes, more than the {MAX_HIVE_FILE}-byte limit", st.size)));
         }
-        let (fs, name) = (fs.clone(), p.clone());
-        let read: hive::pages::ReadAt = Box::new(move |at, buf| fs.read_at(&p, at, buf));
+        let h = crate::fs::open_read(&fs, &p)?;
+        let read: hive::pages::ReadAt = Box::new(move |at, buf| h.read_at(at, buf));
+        let name = p;
         Ok(Some(hive::pages::LogBytes::Read { name, read, len: st.size as usize }))
     })?;
     let file = path.to_string();
-    let read: hive::pages::ReadAt = { let h = crate::fs::open_read(&fs, &file)?; Box::new(move |at, buf| h.read_at(at, buf)) };
+    // Read through a handle: no path lookup per chunk (fs::open_read).
+    let h = crate::fs::open_read(&fs, &file)?;
+    let read: hive::pages::ReadAt = Box::new(move |at, buf| h.read_at(at, buf));
     let (data, report) = hive::load_paged(read, scan, log1, log2)?;
     Ok(Hive::from_parts(name, data, report))
 }
