@@ -428,15 +428,26 @@ impl HiveBytes {
     }
 
     /// The chunks read so far, the rest read from the file, the overlay laid over it.
+    /// Each run of chunks not read yet is filled by one read (through a file
+    /// handle: one read per data run of the file), not one read per chunk:
+    /// with 4 KiB chunks an edited 12.8 MB hive was 3,000 reads.
     fn build(&self, p: &Paged) -> Result<Vec<u8>> {
         let mut v = crate::fs::reader::whole_buffer(self.len);
-        for (i, c) in p.chunks.iter().enumerate() {
+        let n = p.chunks.len();
+        let mut i = 0;
+        while i < n {
             let at = i * p.chunk;
-            let part = &mut v[at..(at + p.chunk).min(self.len)];
-            match c.get() {
-                Some(b) => part.copy_from_slice(b),
-                None => Self::fill(p, at, part)?,
+            if let Some(b) = p.chunks[i].get() {
+                v[at..at + b.len()].copy_from_slice(b);
+                i += 1;
+                continue;
             }
+            let mut j = i + 1;
+            while j < n && p.chunks[j].get().is_none() {
+                j += 1;
+            }
+            Self::fill(p, at, &mut v[at..(j * p.chunk).min(self.len)])?;
+            i = j;
         }
         Ok(v)
     }
@@ -549,7 +560,14 @@ mod tests {
         assert_eq!(h.chunks_read(), 2);
         assert!(h.get(len - 1, 2).unwrap().is_none());
         assert!(h.get(usize::MAX, 2).unwrap().is_none());
+        // The chunks not read yet (2, 3, 4: file, overlay and growth) are
+        // one run, filled by one read; an editor's copy keeps nothing.
+        let before = reads.get();
+        assert_eq!(h.to_vec().unwrap(), want);
+        assert_eq!(reads.get(), before + 1, "one read for the run of unread chunks");
+        assert_eq!(h.chunks_read(), 2);
         assert_eq!(h.whole().unwrap(), &want[..]);
+        assert_eq!(reads.get(), before + 2);
         let before = reads.get();
         assert_eq!(&*h.get(3 * CHUNK, 4).unwrap().unwrap(), &want[3 * CHUNK..3 * CHUNK + 4]);
         assert_eq!(reads.get(), before, "served from the whole copy");
