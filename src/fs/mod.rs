@@ -151,20 +151,17 @@ pub trait FileRead {
 /// handle ([`FileSystem::open_file`]) or one that reads by path. Fails as a
 /// read of the path would (not found, a directory, unreadable structures).
 pub fn open_read(fs: &std::rc::Rc<dyn FileSystem>, path: &str) -> Result<Box<dyn FileRead>> {
-    if let Some(h) = fs.open_file(path)? {
-        return Ok(h);
-    }
-    let st = fs.stat(path)?;
-    if st.is_dir {
-        return Err(Error::Usage(format!("{path} is a directory")));
-    }
-    Ok(Box::new(PathRead { fs: fs.clone(), path: path.to_string(), size: st.size }))
+    open_by(fs.clone(), path)
 }
 
 /// [`open_read`] for a borrowed file system (the handle lives as long as the
-/// borrow): for readers that hold `&dyn FileSystem`, such as the event-log
-/// reader of `evidence`.
+/// borrow), for readers that hold `&dyn FileSystem`.
 pub fn open_read_in<'a>(fs: &'a dyn FileSystem, path: &str) -> Result<Box<dyn FileRead + 'a>> {
+    open_by(fs, path)
+}
+
+/// [`open_read`] over any pointer to a file system (shared or borrowed).
+fn open_by<'a, F: std::ops::Deref<Target = dyn FileSystem + 'a> + 'a>(fs: F, path: &str) -> Result<Box<dyn FileRead + 'a>> {
     if let Some(h) = fs.open_file(path)? {
         return Ok(h);
     }
@@ -172,33 +169,17 @@ pub fn open_read_in<'a>(fs: &'a dyn FileSystem, path: &str) -> Result<Box<dyn Fi
     if st.is_dir {
         return Err(Error::Usage(format!("{path} is a directory")));
     }
-    Ok(Box::new(PathReadIn { fs, path: path.to_string(), size: st.size }))
-}
-
-/// [`PathRead`] over a borrowed file system.
-struct PathReadIn<'a> {
-    fs: &'a dyn FileSystem,
-    path: String,
-    size: u64,
-}
-
-impl FileRead for PathReadIn<'_> {
-    fn size(&self) -> u64 {
-        self.size
-    }
-    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize> {
-        self.fs.read_at(&self.path, offset, buf)
-    }
+    Ok(Box::new(PathRead { fs, path: path.to_string(), size: st.size }))
 }
 
 /// [`FileRead`] by path: every read is a [`FileSystem::read_at`].
-struct PathRead {
-    fs: std::rc::Rc<dyn FileSystem>,
+struct PathRead<F> {
+    fs: F,
     path: String,
     size: u64,
 }
 
-impl FileRead for PathRead {
+impl<'a, F: std::ops::Deref<Target = dyn FileSystem + 'a>> FileRead for PathRead<F> {
     fn size(&self) -> u64 {
         self.size
     }
