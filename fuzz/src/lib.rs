@@ -36,6 +36,16 @@ pub fn read_known_paths(bytes: &[u8]) {
                 let _ = fs.read_to(p, &mut sink);
             }
         }
+        // The file handle (decoded runs kept, reads straight from the
+        // volume) over the same hostile structures: the start, across the
+        // middle, the last byte, and past the end.
+        if let Ok(Some(h)) = fs.open_file(p) {
+            let size = h.size();
+            let mut buf = [0u8; 4096];
+            for at in [0, size / 2, size.saturating_sub(1), size, size.saturating_add(4096)] {
+                let _ = h.read_at(at, &mut buf);
+            }
+        }
     }
 }
 
