@@ -151,13 +151,14 @@ struct Write {
 
 const NO_HEADS: usize = usize::MAX;
 
-/// Unit of the overlay index.
-const UNIT: usize = 4096;
+/// Unit of the overlay index, and the alignment of hbins (so every hbin
+/// header is at the start of one).
+pub const UNIT: usize = crate::hive::regf::hbin::ALIGN as usize;
 
 /// Bytes at the start of every [`UNIT`] of the image whose copies a write
 /// may carry ("heads": where hbin headers are, the only bytes recovery
 /// itself reads of the image it rebuilds).
-pub const HEAD: usize = 32;
+pub const HEAD: usize = crate::hive::regf::hbin::HEADER_LEN as usize;
 
 /// The image ranges `(offset, length)` of a write of `len` bytes at `dst`
 /// that lie in the first [`HEAD`] bytes of a [`UNIT`], in order: the bytes a

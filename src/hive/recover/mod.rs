@@ -84,7 +84,7 @@ pub use base::{checksum as base_block_checksum, MAX_HBINS_SIZE};
 pub use marvin32::{marvin32, HVLE_SEED};
 
 use super::regf::{self, hbin};
-use super::pages::{HiveBytes, LogBytes, LogSrc, Overlay, ReadAt};
+use super::pages::{head_spans, HiveBytes, LogBytes, LogSrc, Overlay, ReadAt, HEAD, UNIT};
 use super::{HiveReport, HiveState, LoadedHive, LogApplied};
 use crate::bytes::{le_u32, le_u64};
 use crate::error::{Error, Layer, Result};
@@ -369,7 +369,7 @@ pub struct PrimaryScan {
 /// whole, so a hive whose file cannot be read fails to load exactly as
 /// before; but nothing of its size is kept.
 pub fn scan_primary(stream: &dyn Fn(&mut dyn std::io::Write) -> Result<u64>, file_len: usize) -> Result<PrimaryScan> {
-    let mut sink = Heads { pos: 0, base: vec![0u8; BASE_BLOCK_LEN.min(file_len)], table: vec![0u8; file_len.div_ceil(HEAD_PAGE) * HEAD_LEN] };
+    let mut sink = Heads { pos: 0, base: vec![0u8; BASE_BLOCK_LEN.min(file_len)], table: vec![0u8; file_len.div_ceil(UNIT) * HEAD] };
     stream(&mut sink)?;
     Ok(PrimaryScan { len: file_len.min(sink.pos), base: sink.base, heads: sink.table })
 }
@@ -389,11 +389,11 @@ pub fn load_paged(read: ReadAt, scan: PrimaryScan, log1: Option<LogBytes>, log2:
     // Every read recovery makes past the base block is inside the first 32
     // bytes of a 4 KiB page; anything else is read from the file.
     let primary = |at: usize, buf: &mut [u8]| -> Result<()> {
-        let in_page = at % HEAD_PAGE;
-        if in_page + buf.len() > HEAD_LEN {
+        let in_page = at % UNIT;
+        if in_page + buf.len() > HEAD {
             return fill_from(&read, at, buf);
         }
-        let from = at / HEAD_PAGE * HEAD_LEN + in_page;
+        let from = at / UNIT * HEAD + in_page;
         match scan.heads.get(from..from + buf.len()) {
             Some(h) => buf.copy_from_slice(h),
             None => fill_from(&read, at, buf)?,
@@ -417,11 +417,8 @@ pub fn load_paged(read: ReadAt, scan: PrimaryScan, log1: Option<LogBytes>, log2:
     }
 }
 
-const HEAD_PAGE: usize = hbin::ALIGN as usize;
-const HEAD_LEN: usize = hbin::HEADER_LEN as usize;
-
-/// Keeps the base block and the first [`HEAD_LEN`] bytes of every
-/// [`HEAD_PAGE`] of what is written to it (a file streamed from its start).
+/// Keeps the base block and the first [`HEAD`] bytes of every
+/// [`UNIT`] of what is written to it (a file streamed from its start).
 struct Heads {
     pos: usize,
     base: Vec<u8>,
@@ -434,19 +431,10 @@ impl std::io::Write for Heads {
             let n = (self.base.len() - self.pos).min(b.len());
             self.base[self.pos..self.pos + n].copy_from_slice(&b[..n]);
         }
-        let mut i = 0;
-        while i < b.len() {
-            let at = self.pos + i;
-            let in_page = at % HEAD_PAGE;
-            if in_page < HEAD_LEN {
-                let n = (HEAD_LEN - in_page).min(b.len() - i);
-                let to = at / HEAD_PAGE * HEAD_LEN + in_page;
-                if let Some(d) = self.table.get_mut(to..to + n) {
-                    d.copy_from_slice(&b[i..i + n]);
-                }
-                i += n;
-            } else {
-                i += (HEAD_PAGE - in_page).min(b.len() - i);
+        for (at, n) in head_spans(self.pos, b.len()) {
+            let (to, i) = (at / UNIT * HEAD + at % UNIT, at - self.pos);
+            if let Some(d) = self.table.get_mut(to..to + n) {
+                d.copy_from_slice(&b[i..i + n]);
             }
         }
         self.pos += b.len();
@@ -960,14 +948,14 @@ mod heads_tests {
 
     #[test]
     fn heads_keep_the_first_bytes_of_every_page_whatever_the_write_sizes() {
-        let file: Vec<u8> = (0..3 * HEAD_PAGE + 100).map(|i| (i % 253) as u8).collect();
+        let file: Vec<u8> = (0..3 * UNIT + 100).map(|i| (i % 253) as u8).collect();
         for piece in [1, 7, 31, 32, 33, 4095, 4096, 5000, file.len()] {
-            let mut h = Heads { pos: 0, base: vec![0u8; BASE_BLOCK_LEN], table: vec![0u8; file.len().div_ceil(HEAD_PAGE) * HEAD_LEN] };
+            let mut h = Heads { pos: 0, base: vec![0u8; BASE_BLOCK_LEN], table: vec![0u8; file.len().div_ceil(UNIT) * HEAD] };
             for c in file.chunks(piece) {
                 h.write_all(c).unwrap();
             }
             for k in 0..4 {
-                assert_eq!(&h.table[k * HEAD_LEN..(k + 1) * HEAD_LEN], &file[k * HEAD_PAGE..k * HEAD_PAGE + HEAD_LEN], "piece {piece}, page {k}");
+                assert_eq!(&h.table[k * HEAD..(k + 1) * HEAD], &file[k * UNIT..k * UNIT + HEAD], "piece {piece}, page {k}");
             }
             assert_eq!(h.base, &file[..BASE_BLOCK_LEN]);
         }
