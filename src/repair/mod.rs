@@ -252,18 +252,7 @@ impl<'a> Compare<'a> {
                 *c = true;
             }
         }
-        let mut out: Vec<(u64, Vec<u8>)> = Vec::new();
-        for (g, chunk) in self.new.chunks(GRANULE).enumerate() {
-            if !self.changed[g] {
-                continue;
-            }
-            let at = g * GRANULE;
-            match out.last_mut() {
-                Some((o, d)) if *o as usize + d.len() == at => d.extend_from_slice(chunk),
-                _ => out.push((at as u64, chunk.to_vec())),
-            }
-        }
-        out
+        granule_ranges(self.new, |g, _| self.changed[g])
     }
 }
 
@@ -293,12 +282,15 @@ impl std::io::Write for Compare<'_> {
 /// the file is left as is), in 512-byte granules merged when adjacent: the
 /// in-memory form of [`diff_file`] (small files; its oracle in the tests).
 fn diff_ranges(old: &[u8], new: &[u8]) -> Vec<(u64, Vec<u8>)> {
+    granule_ranges(new, |g, chunk| old.get(g * GRANULE..g * GRANULE + chunk.len()) != Some(chunk))
+}
+
+/// The granules `g` of `new` for which `changed(g, bytes)` holds, as ranges
+/// of `new`, adjacent ones merged.
+fn granule_ranges(new: &[u8], changed: impl Fn(usize, &[u8]) -> bool) -> Vec<(u64, Vec<u8>)> {
     let mut out: Vec<(u64, Vec<u8>)> = Vec::new();
-    for (i, chunk) in new.chunks(GRANULE).enumerate() {
-        let at = i * GRANULE;
-        if old.get(at..at + chunk.len()) == Some(chunk) {
-            continue;
-        }
+    for (g, chunk) in new.chunks(GRANULE).enumerate().filter(|(g, chunk)| changed(*g, chunk)) {
+        let at = g * GRANULE;
         match out.last_mut() {
             Some((o, d)) if *o as usize + d.len() == at => d.extend_from_slice(chunk),
             _ => out.push((at as u64, chunk.to_vec())),
