@@ -370,6 +370,21 @@ impl HiveBytes {
         self.len == 0
     }
 
+    /// The 4 KiB pages of the image that may differ from the primary file,
+    /// by increasing index: the base block's, every page a log write laid
+    /// over, and those the file does not hold whole. `None` for a whole
+    /// image (where the file's bytes are not known).
+    pub fn changed_pages(&self) -> Option<Vec<usize>> {
+        let p = self.paged.as_ref()?;
+        let mut v = vec![0];
+        v.extend(p.overlay.by_unit.iter().enumerate().filter(|(_, w)| !w.is_empty()).map(|(u, _)| u));
+        v.extend(p.file_len / UNIT..self.len.div_ceil(UNIT));
+        v.sort_unstable();
+        v.dedup();
+        v.retain(|&u| u * UNIT < self.len);
+        Some(v)
+    }
+
     /// How many chunks have been read (for measurements and tests).
     pub fn chunks_read(&self) -> usize {
         self.paged.as_ref().map_or(0, |p| p.chunks.iter().filter(|c| c.get().is_some()).count())

@@ -155,6 +155,13 @@ impl Hive {
         self.data.to_vec()
     }
 
+    /// The 4 KiB pages of the image that may differ from the hive's file
+    /// (base block, log pages laid over it, past the file's end); `None`
+    /// when not known (a hive loaded whole).
+    pub fn changed_pages(&self) -> Option<Vec<usize>> {
+        self.data.changed_pages()
+    }
+
     /// `len` bytes of the image at file offset `off` (`None` past its end),
     /// reading only the pages they are in.
     pub fn get(&self, off: usize, len: usize) -> Result<Option<std::borrow::Cow<'_, [u8]>>> {

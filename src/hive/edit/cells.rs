@@ -119,12 +119,21 @@ impl HiveEditor {
         r
     }
 
-    /// Save the original bytes of the pages `range` touches (inside a transaction).
+    /// Save the original bytes of the pages `range` touches (inside a
+    /// transaction), and note them as written. Every write of the editor
+    /// calls it first.
     pub(super) fn journal(&mut self, range: std::ops::Range<usize>) {
-        let Some(j) = self.journal.as_mut() else { return };
         if range.is_empty() {
             return;
         }
+        let last = (range.end - 1) / PAGE;
+        if self.written.len() <= last / 64 {
+            self.written.resize(last / 64 + 1, 0);
+        }
+        for p in range.start / PAGE..=last {
+            self.written[p / 64] |= 1 << (p % 64);
+        }
+        let Some(j) = self.journal.as_mut() else { return };
         for p in range.start / PAGE..=(range.end - 1) / PAGE {
             let start = p * PAGE;
             if start >= j.len {

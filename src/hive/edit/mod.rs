@@ -138,6 +138,10 @@ pub struct HiveEditor {
     /// During an edit: the original bytes of every 4 KiB page it wrote, so a
     /// failed edit can be rolled back without copying the whole hive first.
     journal: Option<Journal>,
+    /// Every 4 KiB page written since [`HiveEditor::new`] (one bit each,
+    /// rolled-back edits included): outside them the bytes are the ones it
+    /// was given. [`HiveEditor::finish_written`] returns them.
+    written: Vec<u64>,
 }
 
 fn corrupt_at(file_off: usize, msg: impl Into<String>) -> Error {
@@ -240,6 +244,7 @@ impl HiveEditor {
             cells,
             free,
             journal: None,
+            written: Vec::new(),
         };
         let root = le_u32(&ed.b, OFF_ROOT);
         let ed = HiveEditor { root, ..ed };
@@ -487,7 +492,15 @@ impl HiveEditor {
     /// Mark clean (seq1 = seq2 = max(every seq seen, incl. the ones passed to new and the
     /// primary's) + 1, fresh last-written timestamp, file type primary, hive-bins size updated,
     /// checksum last) and return the bytes. Length may grow (new hbins) — callers check if it fits.
-    pub fn finish(mut self) -> Result<Vec<u8>> {
+    pub fn finish(self) -> Result<Vec<u8>> {
+        Ok(self.finish_written()?.0)
+    }
+
+    /// [`finish`](Self::finish), with the 4 KiB pages written since
+    /// [`new`](Self::new) (by increasing index; the base block's page is
+    /// always one): everywhere else the bytes are those `new` was given, so
+    /// a caller comparing the result with the original compares only these.
+    pub fn finish_written(mut self) -> Result<(Vec<u8>, Vec<usize>)> {
         // The new sequence number must be above every log entry so that no
         // stale .LOG1/.LOG2 entry is ever eligible again (formats.md B.4).
         let top = [le_u32(&self.b, OFF_SEQ1), le_u32(&self.b, OFF_SEQ2)]
@@ -506,7 +519,8 @@ impl HiveEditor {
         self.put(OFF_HBINS, &hbins.to_le_bytes());
         let sum = base_block_checksum(&self.b);
         self.put(OFF_CHECKSUM, &sum.to_le_bytes());
-        Ok(self.b)
+        let pages = (0..self.written.len() * 64).filter(|&p| self.written[p / 64] & (1 << (p % 64)) != 0 && p * PAGE < self.b.len()).collect();
+        Ok((self.b, pages))
     }
 }
 
@@ -675,6 +689,38 @@ mod tests {
 
     const CV: &str = r"Microsoft\Windows NT\CurrentVersion";
     const SORTING: &str = r"RdpRescueFixture\Sorting";
+
+    /// `finish_written` names every page whose bytes changed (and the base
+    /// block's): outside them the result is the input, byte for byte. Edits
+    /// that grow the hive, free cells, fail and roll back are all covered.
+    #[test]
+    fn finish_written_names_every_changed_page() {
+        let input = software();
+        let mut ed = HiveEditor::new(input.clone(), 42).unwrap();
+        ed.set_value(r"Microsoft\Windows NT\CurrentVersion", "Written", 1, &sz(&"x".repeat(3000))).unwrap();
+        ed.add_key(r"Written\A\B").unwrap();
+        ed.delete_value(r"Microsoft\Windows NT\CurrentVersion", "Written").unwrap();
+        // A failed edit (a value too large) is rolled back: its pages may be
+        // named, but their bytes are the input's again.
+        assert!(ed.set_value("Written", "big", 3, &vec![1; MAX_CELL_DATA + 1]).is_err());
+        for i in 0..40 {
+            ed.set_value(r"Written\A", &format!("v{i}"), 3, &vec![i as u8; 2000]).unwrap();
+        }
+        let (out, pages) = ed.finish_written().unwrap();
+        assert!(out.len() > input.len(), "the edits grew the hive");
+        assert!(pages.windows(2).all(|w| w[0] < w[1]) && pages.first() == Some(&0), "{pages:?}");
+        let named: BTreeSet<usize> = pages.iter().copied().collect();
+        let mut differing = 0;
+        for (p, got) in out.chunks(PAGE).enumerate() {
+            let was = input.get(p * PAGE..((p + 1) * PAGE).min(input.len())).unwrap_or(&[]);
+            if got != was {
+                differing += 1;
+                assert!(named.contains(&p), "page {p} changed but is not named");
+            }
+        }
+        assert!(differing > 3, "{differing} pages changed");
+        assert!(pages.iter().all(|&p| p * PAGE < out.len()));
+    }
 
     #[test]
     fn fixture_verifies() {
