@@ -303,6 +303,8 @@ pub fn run(o: Options) -> anyhow::Result<i32> {
     if m.image().is_none() && !files {
         bail!("fix needs a disk image or device; {} is a hive file or directory (use `rdprescue reg set` on a copy of it)", o.image.display());
     }
+    // The editor's buffer for SYSTEM is faulted in on the other core meanwhile.
+    let warm = repair::Warm::start(&m);
     let mut before = rdp::inspect(&m);
     rdprescue::policy::annotate(&m, &mut before);
     let sel = select(&o, &m, &before)?;
@@ -373,6 +375,7 @@ pub fn run(o: Options) -> anyhow::Result<i32> {
         _ => {}
     }
     doc["destination"] = dest_json(dest.as_ref());
+    warm.finish();
     let plan = repair::plan_with_files(&m, &sel.actions, &sel.files)?;
     if plan.edits.is_empty() && plan.files.is_empty() {
         if o.json {
