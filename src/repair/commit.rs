@@ -370,14 +370,29 @@ fn to_image(machine: &Machine, plan: &Plan, target: &Path, child: bool, format: 
     }
     let after = match verify {
         Verify::Changed => {
-            // The flush runs while the output is read back; both must succeed.
+            // The flush runs while the output is read back, and the read-back
+            // (which needs no machine) while the checks run on the edited
+            // hives; all must succeed, and a read-back error comes first.
+            let (spans, path, patch) = (readback_spans(machine, image, plan), out.path(), &plan.patch);
+            let read_back = || check_readback(image, patch, &spans, &path).map_err(|e| in_verification(&e));
+            let checks = || check_sequences(machine, &plan.edits).map(|()| crate::rdp::inspect(&Edited { machine, edits: &plan.edits }));
             let (synced, checked) = std::thread::scope(|s| {
                 let sync = s.spawn(|| out.sync());
                 let checked = (|| {
                     fault_point("before-verify");
-                    verify_changed(machine, image, plan, &out.path()).map_err(|e| in_verification(&e))?;
-                    check_sequences(machine, &plan.edits)?;
-                    Ok::<_, Error>(crate::rdp::inspect(&Edited { machine, edits: &plan.edits }))
+                    let (read, after) = match std::thread::Builder::new().name("rdprescue-readback".into()).spawn_scoped(s, read_back) {
+                        Ok(t) => {
+                            let after = checks();
+                            (t.join().unwrap_or_else(|_| Err(Error::corrupt(Layer::Repair, 0, "verification: the read-back thread failed"))), after)
+                        }
+                        // No second thread: one after the other, as before.
+                        Err(_) => {
+                            read_back()?;
+                            (Ok(()), checks())
+                        }
+                    };
+                    read?;
+                    after
                 })();
                 (sync.join(), checked)
             });
@@ -443,16 +458,11 @@ const VOLUME_HEAD: u64 = 8 * 1024;
 /// Largest span read back at once.
 const READBACK_CHUNK: u64 = 1 << 20;
 
-/// Read back a new image at `path` through the image layer (a fresh open:
-/// headers, BAT, parent locator and linkage) and check that every range
-/// the plan patched, the partition-table area and the head of every written
-/// volume hold the input's bytes with the patch laid over them.
-fn verify_changed(machine: &Machine, input: &crate::image::Image, plan: &Plan, path: &Path) -> Result<()> {
-    let written = crate::image::open(path)?;
+/// What [`check_readback`] reads back of a new image: every range the plan
+/// patched, the partition-table area and the head of every written volume,
+/// widened to whole pages inside the disk, sorted, merged.
+fn readback_spans(machine: &Machine, input: &crate::image::Image, plan: &Plan) -> Vec<(u64, u64)> {
     let len = input.disk.len();
-    if written.disk.len() < len {
-        return Err(Error::corrupt(Layer::Repair, written.disk.len(), format!("the output's disk is {} bytes, the input's {len}", written.disk.len())));
-    }
     let mut spans: Vec<(u64, u64)> = plan.patch.ranges().map(|(o, d)| (o, o + d.len() as u64)).collect();
     spans.push((0, TABLE_AREA));
     let mut parts: Vec<u32> = plan.edits.iter().filter_map(|e| match &e.location {
@@ -465,12 +475,22 @@ fn verify_changed(machine: &Machine, input: &crate::image::Image, plan: &Plan, p
             spans.push((at, at.saturating_add(VOLUME_HEAD)));
         }
     }
-    // Widened to whole pages inside the disk, sorted, merged.
-    let merged = write::whole_units(spans, READBACK_PAGE, len);
-    let ranges: Vec<(u64, &[u8])> = plan.patch.ranges().collect();
+    write::whole_units(spans, READBACK_PAGE, len)
+}
+
+/// Read back a new image at `path` through the image layer (a fresh open:
+/// headers, BAT, parent locator and linkage) and check that `merged` (see
+/// [`readback_spans`]) holds the input's bytes with `patch` laid over them.
+fn check_readback(input: &crate::image::Image, patch: &write::Patch, merged: &[(u64, u64)], path: &Path) -> Result<()> {
+    let written = crate::image::open(path)?;
+    let len = input.disk.len();
+    if written.disk.len() < len {
+        return Err(Error::corrupt(Layer::Repair, written.disk.len(), format!("the output's disk is {} bytes, the input's {len}", written.disk.len())));
+    }
+    let ranges: Vec<(u64, &[u8])> = patch.ranges().collect();
     let most = merged.iter().map(|(s, e)| e - s).max().unwrap_or(0).min(READBACK_CHUNK) as usize;
     let (mut want_buf, mut got_buf) = (vec![0u8; most], vec![0u8; most]);
-    for (s, e) in merged {
+    for &(s, e) in merged {
         let mut a = s;
         while a < e {
             let n = (e - a).min(READBACK_CHUNK) as usize;
