@@ -31,6 +31,9 @@
 # before) and each log as far as its chain of valid HvLE entries goes
 # (recovery reads no further; the dirty pages it keeps are read again from
 # the log only when a chunk over them is read).
+# That floor is timed in process; inspect is a command. `true`, timed in
+# the same runs, is the cost of starting and reaping any process, and the
+# last line compares inspect with the floor plus it.
 #
 # BEFORE=/path/to/old/rdprescue also times that binary's inspect in the same
 # interleaved runs (before/after on the same machine state).
@@ -96,7 +99,7 @@ before=${BEFORE:-}
 "$dir/venv/bin/target-reg" "$img" -k "$key" -d 0 >/dev/null 2>&1
 
 # Interleaved runs, timed in-process by Python (no shell fork per sample).
-read -r om omin omax tm tmin tmax ratio cm cmin cmax fm fmin fmax nm nmin nmax bm bmin bmax < <(python3 - "$runs" "$bin" "$img" "$dir/venv/bin/target-reg" "$key" "$floor" "$before" "$chunk" "$offsets" "$log_ends" <<'PY'
+read -r om omin omax tm tmin tmax ratio cm cmin cmax fm fmin fmax nm nmin nmax pm pmin pmax bm bmin bmax < <(python3 - "$runs" "$bin" "$img" "$dir/venv/bin/target-reg" "$key" "$floor" "$before" "$chunk" "$offsets" "$log_ends" <<'PY'
 import mmap, os, statistics, subprocess, sys, time
 runs, bin_, img, treg, key, floor, before, chunk, offsets, log_ends = int(sys.argv[1]), *sys.argv[2:]
 chunk, offsets = int(chunk), [int(o) for o in offsets.split(",")]
@@ -134,7 +137,9 @@ def read_needed():
             fh.readinto(v[i * chunk:(i + 1) * chunk])
         v.release()
         m.close()
-cmds = [[bin_, "inspect", "--json", img], [treg, img, "-k", key, "-d", "0"], ["cat", *files], read_fresh, read_needed]
+# `true`: starting and reaping a process (what the in-process floors do not
+# pay, and every command does).
+cmds = [[bin_, "inspect", "--json", img], [treg, img, "-k", key, "-d", "0"], ["cat", *files], read_fresh, read_needed, ["true"]]
 if before:
     cmds.append([before, "inspect", "--json", img])
 times = [[] for _ in cmds]
@@ -168,8 +173,10 @@ dirty=$( ("$bin" inspect --json "$img" || true) | python3 -c 'import json,sys; d
     printf '%-44s %9s %9s %9s\n' "floor: cat hive + logs (19.2 MB, a process)" "$cm" "$cmin" "$cmax"
     printf '%-44s %9s %9s %9s\n' "floor: read hive + logs into fresh memory" "$fm" "$fmin" "$fmax"
     printf '%-44s %9s %9s %9s\n' "floor: needed ($(python3 -c "print(f'{$needed/1e6:.1f}')") MB fresh + hive, logs streamed)" "$nm" "$nmin" "$nmax"
+    printf '%-44s %9s %9s %9s\n' "a process start alone (true)" "$pm" "$pmin" "$pmax"
     echo "speed-up (median): ${ratio}x"
     python3 -c 'import sys; o,c,f=map(float,sys.argv[1:]); print(f"inspect / floor (median): {o/c:.1f}x the cat floor, {o/f:.1f}x the fresh-memory floor")' "$om" "$cm" "$fm"
     python3 -c 'import sys; o,n=map(float,sys.argv[1:]); print(f"inspect / needed-bytes floor (median): {o/n:.1f}x")' "$om" "$nm"
+    python3 -c 'import sys; o,n,p=map(float,sys.argv[1:]); print(f"inspect / (needed-bytes floor + a process start) (median): {o/(n+p):.1f}x")' "$om" "$nm" "$pm"
     echo "hive state seen by inspect: $dirty (dissect reads the primary only)"
 } | tee "$out"
