@@ -28,6 +28,16 @@ impl Patch {
     /// Record `data` at virtual offset `offset`. A range overlapping an earlier
     /// one replaces the overlapped bytes (later writes win).
     pub fn write(&mut self, offset: u64, data: &[u8]) {
+        self.put(offset, std::borrow::Cow::Borrowed(data));
+    }
+
+    /// [`write`](Self::write) of bytes the caller gives up: kept as they
+    /// are when they touch no other range (no copy into fresh memory).
+    pub fn write_owned(&mut self, offset: u64, data: Vec<u8>) {
+        self.put(offset, std::borrow::Cow::Owned(data));
+    }
+
+    fn put(&mut self, offset: u64, data: std::borrow::Cow<'_, [u8]>) {
         if data.is_empty() {
             return;
         }
@@ -40,7 +50,7 @@ impl Patch {
         let touching: Vec<u64> = self.writes.range(..=end).rev().take_while(|(o, d)| *o + d.len() as u64 >= offset).map(|(o, _)| *o).collect();
         if touching.is_empty() {
             // Apart from every range (a plan's pieces come in order): no merge.
-            self.writes.insert(offset, data.to_vec());
+            self.writes.insert(offset, data.into_owned());
             return;
         }
         let mut old = Vec::new();
@@ -56,7 +66,7 @@ impl Patch {
             buf[at..at + d.len()].copy_from_slice(&d);
         }
         let at = (offset - start) as usize;
-        buf[at..at + data.len()].copy_from_slice(data);
+        buf[at..at + data.len()].copy_from_slice(&data);
         self.writes.insert(start, buf);
     }
 

@@ -151,7 +151,7 @@ fn plan_files(machine: &Machine, files: &[FileEdit], patch: &mut Patch) -> Resul
         }
         let ranges = diff_ranges(&old, &new);
         for (vol_off, data) in fs.overwrite_plan(&p.path, &ranges)? {
-            patch.write(offset + vol_off, &data);
+            patch.write_owned(offset + vol_off, data);
         }
         p.bytes_changed = ranges.iter().map(|(_, d)| d.len() as u64).sum();
         p.new_bytes = new;
@@ -498,7 +498,7 @@ pub fn plan_with_files(machine: &Machine, actions: &[Edit], files: &[FileEdit]) 
                     ));
                 }
                 for (vol_off, data) in fs.overwrite_plan(&path, &ranges)? {
-                    patch.write(offset + vol_off, &data);
+                    patch.write_owned(offset + vol_off, data);
                 }
                 ranges.iter().map(|(_, d)| d.len() as u64).sum()
             }
