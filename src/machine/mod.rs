@@ -552,15 +552,20 @@ impl LogFile {
 
 /// Run `scan` (the primary's stream) on this thread while a second thread
 /// parses the logs that have shared handles and bytes to parse
-/// ([`hive::parse_log_ahead`], for a primary of `primary_len` bytes); the
-/// others are left to recovery (`None`), as are all when no thread can be
-/// started. Recovery re-parses a log whose parse it cannot use, so what this
-/// returns never changes the outcome, only when the work is done.
+/// ([`hive::parse_log_ahead`], for a primary of `primary_len` bytes); a log
+/// the second thread has not started on when the stream ends is parsed here
+/// (when the other core is busy the thread may not run before then: the
+/// work is then done in turn, as without it). The others are left to
+/// recovery (`None`), as are all when no thread can be started. Recovery
+/// re-parses a log whose parse it cannot use, so what this returns never
+/// changes the outcome, only when and where the work is done.
 fn parse_logs_while<T>(l1: Option<&LogFile>, l2: Option<&LogFile>, primary_len: usize, scan: impl FnOnce() -> T) -> (T, [Option<hive::ParsedLog>; 2]) {
-    type Job<'a> = Option<(&'a str, std::sync::Arc<dyn crate::fs::FileRead + Send + Sync>, usize)>;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+    type Job<'a> = Option<(&'a str, &'a std::sync::Arc<dyn crate::fs::FileRead + Send + Sync>, usize)>;
     fn shared(l: Option<&LogFile>) -> Job<'_> {
         match l {
-            Some(LogFile { name, h: LogHandle::Shared(h), len }) if *len > 0 => Some((name.as_str(), h.clone(), *len)),
+            Some(LogFile { name, h: LogHandle::Shared(h), len }) if *len > 0 => Some((name.as_str(), h, *len)),
             _ => None,
         }
     }
@@ -568,22 +573,33 @@ fn parse_logs_while<T>(l1: Option<&LogFile>, l2: Option<&LogFile>, primary_len: 
     if jobs.iter().all(Option::is_none) {
         return (scan(), [None, None]);
     }
-    std::thread::scope(|s| {
-        let parse = move || {
-            jobs.map(|j| {
-                j.map(|(name, h, len)| {
-                    let read: hive::pages::ReadAt = Box::new(move |at, buf| h.read_at(at, buf));
-                    hive::parse_log_ahead(hive::pages::LogSrc::Read { name, read: &read, len }, primary_len)
-                })
-            })
-        };
-        let worker = std::thread::Builder::new().name("hive-logs".into()).spawn_scoped(s, parse);
+    // Each log is claimed once, by whichever thread gets to it first.
+    let next = AtomicUsize::new(0);
+    let done: [Mutex<Option<hive::ParsedLog>>; 2] = Default::default();
+    let work = || loop {
+        let i = next.fetch_add(1, Ordering::Relaxed);
+        let (Some(job), Some(slot)) = (jobs.get(i), done.get(i)) else { break };
+        if let Some((name, h, len)) = *job {
+            let h = h.clone();
+            let read: hive::pages::ReadAt = Box::new(move |at, buf| h.read_at(at, buf));
+            let parsed = hive::parse_log_ahead(hive::pages::LogSrc::Read { name, read: &read, len }, primary_len);
+            if let Ok(mut slot) = slot.lock() {
+                *slot = Some(parsed);
+            }
+        }
+    };
+    let scanned = std::thread::scope(|s| {
+        let worker = std::thread::Builder::new().name("hive-logs".into()).spawn_scoped(s, work);
         let scanned = scan();
+        work();
         // A thread that could not start, or (never expected) panicked,
-        // leaves the logs to recovery on this thread.
-        let ahead = worker.ok().and_then(|w| w.join().ok()).unwrap_or([None, None]);
-        (scanned, ahead)
-    })
+        // leaves what it did not finish to recovery on this thread.
+        if let Ok(w) = worker {
+            let _ = w.join();
+        }
+        scanned
+    });
+    (scanned, done.map(|d| d.into_inner().ok().flatten()))
 }
 
 /// Load a plain hive file from the local file system, with sibling
