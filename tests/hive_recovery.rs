@@ -517,6 +517,50 @@ fn load_paged_with_readers(primary: Vec<u8>, log1: Option<Vec<u8>>, log2: Option
     Ok((format!("{report:?}"), bytes.into_vec()?, at_load))
 }
 
+/// A reader of `bytes` another thread may build (the logs parsed ahead).
+fn arc_reader(bytes: std::sync::Arc<Vec<u8>>) -> rdprescue::hive::pages::ReadAt {
+    Box::new(move |at, buf| {
+        let at = (at as usize).min(bytes.len());
+        let n = buf.len().min(bytes.len() - at);
+        buf[..n].copy_from_slice(&bytes[at..at + n]);
+        Ok(n)
+    })
+}
+
+/// [`load_paged_with_readers`] (no short reads) with the logs parsed ahead
+/// on a second thread (`hive::parse_log_ahead`, as `machine::load_paged`
+/// does while the primary streams), for a primary said to be `ahead_len`
+/// bytes long; with `decoy`, what is parsed ahead is not the logs but 4 KiB
+/// of zeros, which recovery must not use (`ahead_len` then gives another
+/// hive-bins limit). The report and the whole image.
+fn load_paged_ahead(primary: Vec<u8>, log1: Option<Vec<u8>>, log2: Option<Vec<u8>>, ahead_len: usize, decoy: bool) -> rdprescue::Result<(String, Vec<u8>)> {
+    use rdprescue::hive::pages::{LogBytes, LogSrc};
+    use std::sync::Arc;
+    let logs = [log1.map(Arc::new), log2.map(Arc::new)];
+    let ahead = std::thread::scope(|s| {
+        let parse = || {
+            logs.clone().map(|l| {
+                l.map(|b| {
+                    let b = if decoy { Arc::new(vec![0u8; 4096]) } else { b };
+                    let (len, read) = (b.len(), arc_reader(b));
+                    rdprescue::hive::parse_log_ahead(LogSrc::Read { name: "ahead", read: &read, len }, ahead_len)
+                })
+            })
+        };
+        s.spawn(parse).join().unwrap()
+    });
+    let stream = |w: &mut dyn std::io::Write| {
+        w.write_all(&primary).map_err(|e| rdprescue::Error::corrupt(rdprescue::error::Layer::Hive, 0, e.to_string()))?;
+        Ok(primary.len() as u64)
+    };
+    let scan = rdprescue::hive::scan_primary(&stream, primary.len())?;
+    let read = arc_reader(Arc::new(primary.clone()));
+    let [l1, l2] = logs;
+    let log = |name: &str, l: Option<Arc<Vec<u8>>>| l.map(|b| LogBytes::Read { name: name.into(), len: b.len(), read: arc_reader(b) });
+    let (bytes, report) = rdprescue::hive::load_paged_ahead(read, scan, log("LOG1", l1), log("LOG2", l2), ahead)?;
+    Ok((format!("{report:?}"), bytes.into_vec()?))
+}
+
 /// Every hive of ../shared/data/hives (Windows-made dirty hives with new-
 /// and old-format logs, damaged logs, a stale log, clean hives), and the
 /// dirty Windows 10 SYSTEM with its logs cut short or damaged, loaded paged
@@ -572,8 +616,72 @@ fn paged_loads_with_logs_read_on_demand_equal_whole_loads() {
                 (a, b) => panic!("{what}: whole {:?}, paged {:?}", a.as_ref().map(|h| h.report.state), b.map(|r| r.0)),
             }
         }
+        // The logs parsed ahead on another thread; and parsed ahead for a
+        // primary over 1 GiB (another hive-bins limit) from other bytes,
+        // which recovery must parse again: the same outcome either way.
+        for (ahead_len, decoy) in [(primary.len(), false), (3 << 30, true)] {
+            match (&whole, load_paged_ahead(primary.clone(), log1.clone(), log2.clone(), ahead_len, decoy)) {
+                (Ok(h), Ok((report, bytes))) => {
+                    assert_eq!(report, format!("{:?}", h.report), "{what}: another report (ahead, decoy {decoy})");
+                    assert!(bytes == h.bytes, "{what}: other bytes (ahead, decoy {decoy})");
+                }
+                (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string(), "{what} (ahead, decoy {decoy})"),
+                (a, b) => panic!("{what} (ahead, decoy {decoy}): whole {:?}, paged {:?}", a.as_ref().map(|h| h.report.state), b.map(|r| r.0)),
+            }
+        }
     }
     assert!(recovered >= 8, "{recovered} recovered loads");
     let (_, _, log_bytes) = load_paged_with_readers(p, Some(l1), Some(l2), usize::MAX).unwrap();
     assert!((2_700_000..2_800_000).contains(&log_bytes), "{log_bytes} log bytes read at load");
+}
+
+/// Logs parsed ahead whose reads failed (as a log on an unreadable cluster
+/// does on the second thread) give their error only where the serial load
+/// would: after the primary's own errors (too short, a base block whose
+/// fields are refused), and LOG1's before LOG2's.
+#[test]
+#[cfg_attr(not(shared_data), ignore = "needs ../shared/data")]
+fn errors_of_logs_parsed_ahead_come_in_the_serial_order() {
+    use rdprescue::hive::pages::{LogBytes, LogSrc, ReadAt};
+    let Some(d) = hives() else { return };
+    let dir = d.join("yarp/NewDirtyHive1");
+    let (primary, log1, log2) = (read(&dir.join("NewDirtyHive")), read(&dir.join("NewDirtyHive.LOG1")), read(&dir.join("NewDirtyHive.LOG2")));
+    let failing = |tag: &'static str| -> ReadAt { Box::new(move |at, _| Err(rdprescue::Error::corrupt(rdprescue::error::Layer::Ntfs, at, format!("{tag} unreadable")))) };
+    // Each log parsed ahead through a reader that fails (`Some(tag)`) or
+    // reads its bytes; the serial paged load gets readers that read.
+    let load = |primary: &[u8], bad: [Option<&'static str>; 2]| -> String {
+        let ahead = [(&log1, bad[0]), (&log2, bad[1])].map(|(l, bad)| {
+            let read = match bad {
+                Some(tag) => failing(tag),
+                None => arc_reader(std::sync::Arc::new(l.clone())),
+            };
+            Some(rdprescue::hive::parse_log_ahead(LogSrc::Read { name: "ahead", read: &read, len: l.len() }, primary.len()))
+        });
+        let p = primary.to_vec();
+        let stream = |w: &mut dyn std::io::Write| {
+            w.write_all(&p).map_err(|e| rdprescue::Error::corrupt(rdprescue::error::Layer::Hive, 0, e.to_string()))?;
+            Ok(p.len() as u64)
+        };
+        let scan = rdprescue::hive::scan_primary(&stream, p.len()).unwrap();
+        let log = |name: &str, l: &Vec<u8>| Some(LogBytes::Read { name: name.into(), len: l.len(), read: arc_reader(std::sync::Arc::new(l.clone())) });
+        match rdprescue::hive::load_paged_ahead(arc_reader(std::sync::Arc::new(p.clone())), scan, log("LOG1", &log1), log("LOG2", &log2), ahead) {
+            Ok((_, r)) => format!("ok {:?}", r.state),
+            Err(e) => e.to_string(),
+        }
+    };
+    // The logs read: recovered; a failed read of LOG1 first, else LOG2.
+    assert_eq!(load(&primary, [None, None]), "ok Recovered");
+    assert!(load(&primary, [Some("LOG1"), Some("LOG2")]).contains("LOG1 unreadable"));
+    assert!(load(&primary, [None, Some("LOG2")]).contains("LOG2 unreadable"));
+    // A primary shorter than a base block: its error, whatever the logs.
+    let short = load(&primary[..4000], [Some("LOG1"), Some("LOG2")]);
+    assert!(short.contains("shorter than the 4096-byte base block"), "{short}");
+    // A base block with a right checksum and a refused field (version 1.9).
+    let mut bad = primary.clone();
+    bad[0x18..0x1c].copy_from_slice(&9u32.to_le_bytes());
+    let sum = rdprescue::hive::recover::base_block_checksum(&bad[..4096]);
+    bad[0x1fc..0x200].copy_from_slice(&sum.to_le_bytes());
+    let refused = load(&bad, [None, None]);
+    assert!(!refused.starts_with("ok") && !refused.contains("unreadable") && refused.contains("0x18"), "{refused}");
+    assert_eq!(load(&bad, [Some("LOG1"), Some("LOG2")]), refused);
 }

@@ -12,7 +12,8 @@
 //! the logs read on demand through readers that return short pieces, as
 //! `inspect` loads an image's hives): it must fail exactly when `load`
 //! fails, and give the same report (state, notes, sequence numbers) and,
-//! byte for byte, the same image.
+//! byte for byte, the same image; and so must the paged load with the logs
+//! parsed ahead on a second thread (`parse_log_ahead`, as inspect does).
 //!
 //! `load`'s own invariants are asserted: for a loaded (non-clean) hive the base
 //! block passes nt-hive's validation (checksum, seq1 == seq2, sizes) and the
@@ -24,7 +25,7 @@
 use libfuzzer_sys::fuzz_target;
 use rdprescue::hive::recover::{base_block_checksum, marvin32, HVLE_SEED};
 use rdprescue::hive::pages::{LogBytes, ReadAt};
-use rdprescue::hive::{load, load_paged, scan_primary, HiveState};
+use rdprescue::hive::{load, load_paged_ahead, scan_primary, HiveState};
 use rdprescue_fuzz::{in_nt_hive, tolerate_nt_hive_panics};
 
 fn split(data: &[u8]) -> (Vec<u8>, Option<Vec<u8>>, Option<Vec<u8>>, bool) {
@@ -77,7 +78,24 @@ fn reader(bytes: Vec<u8>, most: usize) -> ReadAt {
 }
 
 /// `primary` loaded paged: the image read whole afterwards, and its report.
-fn paged(primary: &[u8], log1: Option<Vec<u8>>, log2: Option<Vec<u8>>) -> rdprescue::Result<(Vec<u8>, rdprescue::hive::HiveReport)> {
+/// With `ahead`, the logs are first parsed on a second thread
+/// (`parse_log_ahead`, as `machine::load_paged` does while the primary
+/// streams) and recovery takes them from there.
+fn paged(primary: &[u8], log1: Option<Vec<u8>>, log2: Option<Vec<u8>>, ahead: bool) -> rdprescue::Result<(Vec<u8>, rdprescue::hive::HiveReport)> {
+    let parsed = match ahead {
+        false => [None, None],
+        true => std::thread::scope(|s| {
+            let job = |l: &Option<Vec<u8>>| {
+                l.clone().map(|l| {
+                    let len = l.len();
+                    let read = reader(l, 3000);
+                    rdprescue::hive::parse_log_ahead(rdprescue::hive::pages::LogSrc::Read { name: "ahead", read: &read, len }, primary.len())
+                })
+            };
+            let (a, b) = (&log1, &log2);
+            s.spawn(move || [job(a), job(b)]).join().unwrap()
+        }),
+    };
     let file = std::rc::Rc::new(primary.to_vec());
     let stream = |w: &mut dyn std::io::Write| {
         w.write_all(&file).map_err(|e| rdprescue::Error::corrupt(rdprescue::error::Layer::Hive, 0, e.to_string()))?;
@@ -92,7 +110,7 @@ fn paged(primary: &[u8], log1: Option<Vec<u8>>, log2: Option<Vec<u8>>) -> rdpres
         Ok(n)
     });
     let log = |name: &str, l: Option<Vec<u8>>| l.map(|l| LogBytes::Read { name: name.into(), len: l.len(), read: reader(l, 3000) });
-    let (bytes, report) = load_paged(read, scan, log("LOG1", log1), log("LOG2", log2))?;
+    let (bytes, report) = load_paged_ahead(read, scan, log("LOG1", log1), log("LOG2", log2), parsed)?;
     Ok((bytes.into_vec()?, report))
 }
 
@@ -142,7 +160,14 @@ fuzz_target!(|data: &[u8]| {
         fix_base(&mut primary);
         log1.iter_mut().chain(log2.iter_mut()).for_each(|l| fix_log(l));
     }
-    let by_pages = paged(&primary, log1.clone(), log2.clone());
+    let by_pages = paged(&primary, log1.clone(), log2.clone(), false);
+    // The logs parsed ahead on another thread: the same outcome.
+    let ahead = paged(&primary, log1.clone(), log2.clone(), true);
+    match (&by_pages, ahead) {
+        (Ok((b, r)), Ok((b2, r2))) => assert!(b == &b2 && format!("{r:?}") == format!("{r2:?}"), "logs parsed ahead: another image or report"),
+        (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string(), "logs parsed ahead: another error"),
+        (a, b) => panic!("logs parsed ahead: {:?} vs {:?}", a.as_ref().err(), b.err()),
+    }
     let h = match (load(primary, log1, log2), by_pages) {
         (Err(_), Err(_)) => return,
         (Ok(h), Ok((bytes, report))) => {

@@ -114,6 +114,17 @@ pub trait FileSystem {
         Ok(None)
     }
 
+    /// [`FileSystem::open_file`] as a handle another thread may read through
+    /// (the file system itself stays on its thread): the same lookup, the
+    /// same errors, the same bytes. `None` where the file system has no such
+    /// handle (only NTFS has: its handle holds the volume and decoded runs);
+    /// callers then read on this thread ([`open_read`]). The paged hive load
+    /// parses a hive's logs through these while the primary streams.
+    fn open_shared(&self, path: &str) -> Result<Option<Arc<dyn FileRead + Send + Sync>>> {
+        let _ = path;
+        Ok(None)
+    }
+
     /// Whether `path` exists (errors other than "not found" are reported as absent).
     fn exists(&self, path: &str) -> bool {
         self.stat(path).is_ok()

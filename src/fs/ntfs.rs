@@ -289,6 +289,10 @@ impl FileSystem for NtfsFs {
         Ok(self.open_handle(path)?.map(|h| Box::new(h) as Box<dyn FileRead>))
     }
 
+    fn open_shared(&self, path: &str) -> Result<Option<Arc<dyn FileRead + Send + Sync>>> {
+        Ok(self.open_handle(path)?.map(|h| Arc::new(h) as Arc<dyn FileRead + Send + Sync>))
+    }
+
     /// Read a whole file straight into its final buffer (no bounce copy: hives
     /// are megabytes and every copy costs page faults).
     fn read_file(&self, path: &str, limit: u64) -> Result<Vec<u8>> {

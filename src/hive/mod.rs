@@ -80,4 +80,4 @@ pub struct LoadedHive {
     pub report: HiveReport,
 }
 
-pub use recover::{load, load_logs, load_paged, scan_primary, PrimaryScan};
+pub use recover::{load, load_logs, load_paged, load_paged_ahead, parse_log_ahead, scan_primary, ParsedLog, PrimaryScan};

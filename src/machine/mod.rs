@@ -470,6 +470,14 @@ fn open_logs<T>(path: &str, open: impl Fn(String) -> Result<Option<T>>) -> Resul
 /// headers kept), then its chunks are read again as cells in them are read;
 /// the logs are read as far as their valid entries go, and their dirty pages
 /// again when a chunk over them is read. The hive keeps `fs` to read them.
+///
+/// The logs are looked up first and, where the file system gives handles
+/// another thread may read through ([`FileSystem::open_shared`]: NTFS),
+/// parsed on a second thread while this one streams the primary (the two
+/// are independent; the file system stays on this thread). The outcome and
+/// the errors, and their order, are those of doing it all in turn: the
+/// primary's stream, then the logs' lookups, then the primary's handle, then
+/// recovery ([`hive::load_paged_ahead`]).
 pub fn load_paged(fs: Rc<dyn FileSystem>, path: &str, name: &str) -> Result<Hive> {
     let st = fs.stat(path)?;
     if st.is_dir {
@@ -478,13 +486,10 @@ pub fn load_paged(fs: Rc<dyn FileSystem>, path: &str, name: &str) -> Result<Hive
     if st.size > MAX_HIVE_FILE {
         return Err(Error::unsupported(Layer::Fs, 0, format!("{path} is {} bytes, more than the {MAX_HIVE_FILE}-byte limit", st.size)));
     }
-    // The whole file is read once, as before (so an unreadable hive fails
-    // to load, as before, instead of reading as missing keys later), but
-    // only its base block and hbin headers are kept.
-    let scan = hive::scan_primary(&|w: &mut dyn std::io::Write| fs.read_to(path, w), st.size as usize)?;
     // A log is looked up (missing: none; a directory or a file over the
-    // limit: the errors a hive file gives), then read on demand.
-    let (log1, log2) = open_logs(path, |p| {
+    // limit: the errors a hive file gives), then read on demand. An error
+    // is kept until the primary has streamed: the stream's error comes first.
+    let logs = open_logs(path, |p| {
         let st = match fs.stat(&p) {
             Ok(st) => st,
             Err(Error::NotFound { .. }) => return Ok(None),
@@ -496,17 +501,105 @@ pub fn load_paged(fs: Rc<dyn FileSystem>, path: &str, name: &str) -> Result<Hive
         if st.size > MAX_HIVE_FILE {
             return Err(Error::unsupported(Layer::Fs, 0, format!("{p} is {} bytes, more than the {MAX_HIVE_FILE}-byte limit", st.size)));
         }
-        let h = crate::fs::open_read(&fs, &p)?;
-        let read: hive::pages::ReadAt = Box::new(move |at, buf| h.read_at(at, buf));
-        let name = p;
-        Ok(Some(hive::pages::LogBytes::Read { name, read, len: st.size as usize }))
-    })?;
+        let h = match fs.open_shared(&p)? {
+            Some(h) => LogHandle::Shared(h),
+            None => LogHandle::Local(crate::fs::open_read(&fs, &p)?),
+        };
+        Ok(Some(LogFile { name: p, h, len: st.size as usize }))
+    });
+    // The whole file is read once, as before (so an unreadable hive fails
+    // to load, as before, instead of reading as missing keys later), but
+    // only its base block and hbin headers are kept.
+    let scan = || hive::scan_primary(&|w: &mut dyn std::io::Write| fs.read_to(path, w), st.size as usize);
+    let (scan, ahead) = match &logs {
+        Ok((l1, l2)) => parse_logs_while(l1.as_ref(), l2.as_ref(), st.size as usize, scan),
+        Err(_) => (scan(), [None, None]),
+    };
+    let scan = scan?;
+    let (log1, log2) = logs?;
     let file = path.to_string();
     // Read through a handle: no path lookup per chunk (fs::open_read).
     let h = crate::fs::open_read(&fs, &file)?;
     let read: hive::pages::ReadAt = Box::new(move |at, buf| h.read_at(at, buf));
-    let (data, report) = hive::load_paged(read, scan, log1, log2)?;
+    let (data, report) = hive::load_paged_ahead(read, scan, log1.map(LogFile::bytes), log2.map(LogFile::bytes), ahead)?;
     Ok(Hive::from_parts(name, data, report))
+}
+
+/// A log file of a hive being loaded by [`load_paged`], looked up.
+struct LogFile {
+    name: String,
+    h: LogHandle,
+    len: usize,
+}
+
+enum LogHandle {
+    /// A handle another thread may read through.
+    Shared(std::sync::Arc<dyn crate::fs::FileRead + Send + Sync>),
+    /// One read on the file system's thread only.
+    Local(Box<dyn crate::fs::FileRead>),
+}
+
+impl LogFile {
+    /// The log as the paged hive keeps it (read on demand).
+    fn bytes(self) -> hive::pages::LogBytes {
+        let read: hive::pages::ReadAt = match self.h {
+            LogHandle::Shared(h) => Box::new(move |at, buf| h.read_at(at, buf)),
+            LogHandle::Local(h) => Box::new(move |at, buf| h.read_at(at, buf)),
+        };
+        hive::pages::LogBytes::Read { name: self.name, read, len: self.len }
+    }
+}
+
+/// Run `scan` (the primary's stream) on this thread while a second thread
+/// parses the logs that have shared handles and bytes to parse
+/// ([`hive::parse_log_ahead`], for a primary of `primary_len` bytes); a log
+/// the second thread has not started on when the stream ends is parsed here
+/// (when the other core is busy the thread may not run before then: the
+/// work is then done in turn, as without it). The others are left to
+/// recovery (`None`), as are all when no thread can be started. Recovery
+/// re-parses a log whose parse it cannot use, so what this returns never
+/// changes the outcome, only when and where the work is done.
+fn parse_logs_while<T>(l1: Option<&LogFile>, l2: Option<&LogFile>, primary_len: usize, scan: impl FnOnce() -> T) -> (T, [Option<hive::ParsedLog>; 2]) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+    type Job<'a> = Option<(&'a str, &'a std::sync::Arc<dyn crate::fs::FileRead + Send + Sync>, usize)>;
+    fn shared(l: Option<&LogFile>) -> Job<'_> {
+        match l {
+            Some(LogFile { name, h: LogHandle::Shared(h), len }) if *len > 0 => Some((name.as_str(), h, *len)),
+            _ => None,
+        }
+    }
+    let jobs = [shared(l1), shared(l2)];
+    if jobs.iter().all(Option::is_none) {
+        return (scan(), [None, None]);
+    }
+    // Each log is claimed once, by whichever thread gets to it first.
+    let next = AtomicUsize::new(0);
+    let done: [Mutex<Option<hive::ParsedLog>>; 2] = Default::default();
+    let work = || loop {
+        let i = next.fetch_add(1, Ordering::Relaxed);
+        let (Some(job), Some(slot)) = (jobs.get(i), done.get(i)) else { break };
+        if let Some((name, h, len)) = *job {
+            let h = h.clone();
+            let read: hive::pages::ReadAt = Box::new(move |at, buf| h.read_at(at, buf));
+            let parsed = hive::parse_log_ahead(hive::pages::LogSrc::Read { name, read: &read, len }, primary_len);
+            if let Ok(mut slot) = slot.lock() {
+                *slot = Some(parsed);
+            }
+        }
+    };
+    let scanned = std::thread::scope(|s| {
+        let worker = std::thread::Builder::new().name("hive-logs".into()).spawn_scoped(s, work);
+        let scanned = scan();
+        work();
+        // A thread that could not start, or (never expected) panicked,
+        // leaves what it did not finish to recovery on this thread.
+        if let Ok(w) = worker {
+            let _ = w.join();
+        }
+        scanned
+    });
+    (scanned, done.map(|d| d.into_inner().ok().flatten()))
 }
 
 /// Load a plain hive file from the local file system, with sibling

@@ -343,7 +343,7 @@ pub fn load_logs(primary: Vec<u8>, log1: Option<&[u8]>, log2: Option<&[u8]>) -> 
         Ok(())
     };
     let logs = [log1.map(LogSrc::Mem), log2.map(LogSrc::Mem)];
-    match recover(&primary[..BASE_BLOCK_LEN], primary.len(), &read, logs)? {
+    match recover(&primary[..BASE_BLOCK_LEN], primary.len(), &read, logs, [None, None])? {
         Outcome::Clean(report) => Ok(LoadedHive { bytes: primary, report }),
         Outcome::Rebuilt { base, len, overlay, report } => {
             let mut img = primary;
@@ -383,6 +383,14 @@ pub fn scan_primary(stream: &dyn Fn(&mut dyn std::io::Write) -> Result<u64>, fil
 /// returns reads the rest as cells are read, with the log pages laid over
 /// it read again from the logs, which it keeps.
 pub fn load_paged(read: ReadAt, scan: PrimaryScan, log1: Option<LogBytes>, log2: Option<LogBytes>) -> Result<(HiveBytes, HiveReport)> {
+    load_paged_ahead(read, scan, log1, log2, [None, None])
+}
+
+/// [`load_paged`] with logs already parsed ([`parse_log_ahead`]: `ahead[0]`
+/// from `log1`'s bytes, `ahead[1]` from `log2`'s; `None`: parsed here), with
+/// the same outcome and the same errors in the same order (the primary's
+/// length and base-block fields are checked before any log's error).
+pub fn load_paged_ahead(read: ReadAt, scan: PrimaryScan, log1: Option<LogBytes>, log2: Option<LogBytes>, ahead: [Option<ParsedLog>; 2]) -> Result<(HiveBytes, HiveReport)> {
     let file_len = scan.len;
     short_primary(file_len)?;
     let base = scan.base;
@@ -400,7 +408,7 @@ pub fn load_paged(read: ReadAt, scan: PrimaryScan, log1: Option<LogBytes>, log2:
         }
         Ok(())
     };
-    let outcome = recover(&base, file_len, &primary, [log1.as_ref().map(LogBytes::src), log2.as_ref().map(LogBytes::src)])?;
+    let outcome = recover(&base, file_len, &primary, [log1.as_ref().map(LogBytes::src), log2.as_ref().map(LogBytes::src)], ahead)?;
     match outcome {
         Outcome::Clean(report) => {
             for l in log1.into_iter().chain(log2) {
@@ -469,9 +477,36 @@ fn short_primary(len: usize) -> Result<()> {
     Ok(())
 }
 
+/// The hive-bins size a log may grow a hive to whose primary file is `plen`
+/// bytes long: [`MAX_LOG_HBINS_SIZE`], or the primary's own, if larger.
+fn log_hbins_limit(plen: usize) -> u32 {
+    let avail_hbins = (plen.saturating_sub(BASE_BLOCK_LEN) / 4096 * 4096).min(MAX_HBINS_SIZE as usize) as u32;
+    MAX_LOG_HBINS_SIZE.max(avail_hbins)
+}
+
+/// A log parsed ahead of recovery ([`parse_log_ahead`]), e.g. on another
+/// thread while the primary file streams: what parsing it gave (a failed
+/// read of the log is kept, to be returned in its turn) and the hive-bins
+/// limit it was parsed with.
+pub struct ParsedLog {
+    log: Result<Log>,
+    limit: u32,
+}
+
+/// Parse log `src` of a hive whose primary file is expected to be
+/// `primary_len` bytes long (its size on the file system), for
+/// [`load_paged_ahead`]. Recovery uses the result when the primary turns out
+/// to be a length that gives the same hive-bins limit (always, unless the
+/// primary is over 1 GiB and its stream comes up short of its size), else
+/// parses the log again itself: the outcome is that of [`load_paged`].
+pub fn parse_log_ahead(src: LogSrc<'_>, primary_len: usize) -> ParsedLog {
+    let limit = log_hbins_limit(primary_len);
+    ParsedLog { log: parse_log(Some(src), limit), limit }
+}
+
 /// Recovery proper: `primary` is the primary's base block, `plen` its file
-/// length, `read` its other bytes.
-fn recover(primary: &[u8], plen: usize, read: ReadPrimary<'_>, logs: [Option<LogSrc<'_>>; 2]) -> Result<Outcome> {
+/// length, `read` its other bytes; `ahead` holds the logs already parsed.
+fn recover(primary: &[u8], plen: usize, read: ReadPrimary<'_>, logs: [Option<LogSrc<'_>>; 2], ahead: [Option<ParsedLog>; 2]) -> Result<Outcome> {
     let pf = Fields::read(primary);
     let sig_ok = primary.get(0..4) == Some(&regf::base::SIGNATURE[..]);
     let cks_ok = checksum_ok(primary);
@@ -484,18 +519,16 @@ fn recover(primary: &[u8], plen: usize, read: ReadPrimary<'_>, logs: [Option<Log
     }
     let dirty = !primary_valid || pf.seq1 != pf.seq2;
 
-    let avail_hbins = ((plen - BASE_BLOCK_LEN) / 4096 * 4096).min(MAX_HBINS_SIZE as usize) as u32;
-    let hbins_limit = MAX_LOG_HBINS_SIZE.max(avail_hbins);
-    let slots = [
-        Slot {
-            name: "LOG1",
-            log: parse_log(logs[0], hbins_limit)?,
-        },
-        Slot {
-            name: "LOG2",
-            log: parse_log(logs[1], hbins_limit)?,
-        },
-    ];
+    let hbins_limit = log_hbins_limit(plen);
+    // A log parsed ahead with this same limit is what parsing it here gives
+    // (same bytes, same limit); any other is parsed here. LOG1's error is
+    // returned before LOG2's, as when both are parsed here.
+    let [a1, a2] = ahead;
+    let parse = |i: usize, a: Option<ParsedLog>| match a {
+        Some(p) if p.limit == hbins_limit => p.log,
+        _ => parse_log(logs[i], hbins_limit),
+    };
+    let slots = [Slot { name: "LOG1", log: parse(0, a1)? }, Slot { name: "LOG2", log: parse(1, a2)? }];
 
     let mut report = HiveReport {
         state: HiveState::Clean,
