@@ -376,14 +376,23 @@ fn to_image(machine: &Machine, plan: &Plan, target: &Path, child: bool, format: 
             let (spans, path, patch) = (readback_spans(machine, image, plan), out.path(), &plan.patch);
             let read_back = || check_readback(image, patch, &spans, &path).map_err(|e| in_verification(&e));
             let checks = || check_sequences(machine, &plan.edits).map(|()| crate::rdp::inspect(&Edited { machine, edits: &plan.edits }));
+            // Whichever thread claims the read-back does it: this one, after
+            // the checks, if the other has not started by then (its core
+            // busy, or slow to wake).
+            let claimed = std::sync::atomic::AtomicBool::new(false);
+            let claim = || (!claimed.swap(true, std::sync::atomic::Ordering::AcqRel)).then(read_back);
             let (synced, checked) = std::thread::scope(|s| {
                 let sync = s.spawn(|| out.sync());
                 let checked = (|| {
                     fault_point("before-verify");
-                    let (read, after) = match std::thread::Builder::new().name("rdprescue-readback".into()).spawn_scoped(s, read_back) {
+                    let (read, after) = match std::thread::Builder::new().name("rdprescue-readback".into()).spawn_scoped(s, claim) {
                         Ok(t) => {
                             let after = checks();
-                            (t.join().unwrap_or_else(|_| Err(Error::corrupt(Layer::Repair, 0, "verification: the read-back thread failed"))), after)
+                            let read = match claim() {
+                                Some(r) => r,
+                                None => t.join().ok().flatten().unwrap_or_else(|| Err(Error::corrupt(Layer::Repair, 0, "verification: the read-back thread failed"))),
+                            };
+                            (read, after)
                         }
                         // No second thread: one after the other, as before.
                         Err(_) => {
