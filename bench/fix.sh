@@ -56,9 +56,20 @@ bin_, d, runs, before = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 bins = [("after", bin_)] + ([("before", before)] if before else [])
 out = f"{d}/fix-out"
 
+def remove_settled(path):
+    """Remove an output. The file system may discard a removed file's
+    blocks (ext4 mounted with `discard`, as here): 1 GiB of discards delayed
+    whichever command came next by 1-4 s, the first of each round; so after
+    a large file, wait for them before the clock starts again."""
+    if path and os.path.exists(path):
+        big = os.stat(path).st_blocks * 512 > 64 << 20
+        os.remove(path)
+        if big:
+            os.sync()
+            time.sleep(1.0)
+
 def timed(cmd, dest):
-    if dest and os.path.exists(dest):
-        os.remove(dest)
+    remove_settled(dest)
     os.sync()
     t0 = time.perf_counter()
     p = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -82,14 +93,13 @@ def medians(cmds):
 def writeback(src, dst):
     """ms that `sync FILE` takes after an untimed cp: the disk's share of a
     durable copy (no copy that flushes its output can take less)."""
-    if os.path.exists(dst):
-        os.remove(dst)
+    remove_settled(dst)
     os.sync()
     subprocess.run(["cp", "--sparse=always", src, dst], check=True)
     t0 = time.perf_counter()
     subprocess.run(["sync", dst], check=True)
     dt = (time.perf_counter() - t0) * 1000
-    os.remove(dst)
+    remove_settled(dst)
     return dt
 
 def load():
