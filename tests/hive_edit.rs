@@ -332,20 +332,7 @@ fn regipy_check(files: &[(PathBuf, Vec<Probe>)]) {
 #[cfg_attr(not(shared_data), ignore = "needs ../shared/data")]
 fn editor_opens_every_real_hive() {
     let Some(data) = shared_data() else { return };
-    let mut files = vec![];
-    let mut dirs = vec![data.join("hives")];
-    while let Some(d) = dirs.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            let name = p.file_name().unwrap().to_string_lossy().to_string();
-            if p.is_dir() {
-                dirs.push(p);
-            } else if !name.contains('.') {
-                files.push(p);
-            }
-        }
-    }
-    files.sort();
+    let files: Vec<_> = files_under(&data.join("hives")).into_iter().filter(|p| !p.file_name().unwrap().to_string_lossy().contains('.')).collect();
     let mut opened = 0;
     for f in &files {
         let log = |ext: &str| read_opt(&f.with_file_name(format!("{}.{ext}", f.file_name().unwrap().to_string_lossy())));

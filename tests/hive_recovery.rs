@@ -572,22 +572,14 @@ fn load_paged_ahead(primary: Vec<u8>, log1: Option<Vec<u8>>, log2: Option<Vec<u8
 fn paged_loads_with_logs_read_on_demand_equal_whole_loads() {
     let Some(d) = hives() else { return };
     let mut cases: Vec<(String, Vec<u8>, Option<Vec<u8>>, Option<Vec<u8>>)> = Vec::new();
-    let mut dirs = vec![d.clone()];
-    while let Some(dir) = dirs.pop() {
-        for e in std::fs::read_dir(&dir).unwrap().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                dirs.push(p);
-                continue;
-            }
-            let name = p.file_name().unwrap().to_string_lossy().to_string();
-            if name.to_uppercase().contains(".LOG") || name.ends_with(".gz") {
-                continue;
-            }
-            let sib = |ext: &str| read_opt(&dir.join(format!("{name}.{ext}")));
-            let log1 = sib("LOG1").or_else(|| sib("LOG"));
-            cases.push((p.display().to_string(), read(&p), log1, sib("LOG2")));
+    for p in common::files_under(&d) {
+        let (dir, name) = (p.parent().unwrap(), p.file_name().unwrap().to_string_lossy().to_string());
+        if name.to_uppercase().contains(".LOG") || name.ends_with(".gz") {
+            continue;
         }
+        let sib = |ext: &str| read_opt(&dir.join(format!("{name}.{ext}")));
+        let log1 = sib("LOG1").or_else(|| sib("LOG"));
+        cases.push((p.display().to_string(), read(&p), log1, sib("LOG2")));
     }
     let w = d.join("win10-1709-dirty");
     let (p, l1, l2) = (read(&w.join("SYSTEM")), read(&w.join("SYSTEM.LOG1")), read(&w.join("SYSTEM.LOG2")));

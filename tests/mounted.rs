@@ -51,19 +51,7 @@ fn volume(d: &Path) -> (PathBuf, PathBuf) {
 
 /// SHA-256 of every file under `dir`, by relative path.
 fn hashes(dir: &Path) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.insert(p.strip_prefix(dir).unwrap().display().to_string().replace('\\', "/"), sha256_file(&p));
-            }
-        }
-    }
-    out
+    files_under(dir).into_iter().map(|p| (p.strip_prefix(dir).unwrap().display().to_string().replace('\\', "/"), sha256_file(&p))).collect()
 }
 
 fn json(o: &Output, what: &str) -> J {

@@ -46,24 +46,16 @@ fn read_opt(p: &Path) -> Option<Vec<u8>> {
 /// SYSTEM with a damaged LOG2 (its chain ends early).
 fn dirty_hives(d: &Path) -> Vec<(String, Vec<u8>, Option<(&'static str, Vec<u8>)>, Option<Vec<u8>>)> {
     let mut cases = Vec::new();
-    let mut dirs = vec![d.to_path_buf()];
-    while let Some(dir) = dirs.pop() {
-        for e in std::fs::read_dir(&dir).unwrap().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                dirs.push(p);
-                continue;
-            }
-            let name = p.file_name().unwrap().to_string_lossy().to_string();
-            if name.to_uppercase().contains(".LOG") || name.ends_with(".gz") {
-                continue;
-            }
-            let sib = |ext: &str| read_opt(&dir.join(format!("{name}.{ext}")));
-            let log1 = sib("LOG1").map(|l| ("LOG1", l)).or_else(|| sib("LOG").map(|l| ("LOG", l)));
-            let log2 = sib("LOG2");
-            if log1.is_some() || log2.is_some() {
-                cases.push((p.display().to_string(), std::fs::read(&p).unwrap(), log1, log2));
-            }
+    for p in files_under(d) {
+        let (dir, name) = (p.parent().unwrap(), p.file_name().unwrap().to_string_lossy().to_string());
+        if name.to_uppercase().contains(".LOG") || name.ends_with(".gz") {
+            continue;
+        }
+        let sib = |ext: &str| read_opt(&dir.join(format!("{name}.{ext}")));
+        let log1 = sib("LOG1").map(|l| ("LOG1", l)).or_else(|| sib("LOG").map(|l| ("LOG", l)));
+        let log2 = sib("LOG2");
+        if log1.is_some() || log2.is_some() {
+            cases.push((p.display().to_string(), std::fs::read(&p).unwrap(), log1, log2));
         }
     }
     cases.sort_by(|a, b| a.0.cmp(&b.0));

@@ -455,3 +455,21 @@ pub fn regipy_script(script: &str, args: &[&str]) -> Option<serde_json::Value> {
     assert!(out.status.success(), "regipy script failed on {args:?}: {}", stderr(&out));
     Some(serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("regipy script output on {args:?}: {e}: {}", stdout(&out))))
 }
+
+/// Every file under `dir` (its sub-directories walked), sorted by path.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else {
+                files.push(p);
+            }
+        }
+    }
+    files.sort();
+    files
+}
