@@ -183,7 +183,7 @@ impl Write for DiskReader {
 // and SPARE_BYTES bytes, and is filled only by an explicit `recycle`.
 
 const SPARE_MAX: usize = 4;
-const SPARE_BYTES: usize = 256 << 20;
+pub(crate) const SPARE_BYTES: usize = 256 << 20;
 
 thread_local! {
     static SPARE: std::cell::RefCell<Vec<Vec<u8>>> = const { std::cell::RefCell::new(Vec::new()) };

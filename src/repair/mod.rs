@@ -252,17 +252,10 @@ fn diff_pages(fs: &dyn FileSystem, path: &str, new: &[u8], pages: &[usize]) -> R
         if a >= e {
             continue;
         }
-        // What the file holds of [a, e): granules past it are changed.
-        let have = (file_len.saturating_sub(a as u64) as usize).min(e - a);
-        buf.resize(have, 0);
-        let mut got = 0;
-        while got < have {
-            let n = h.read_at((a + got) as u64, &mut buf[got..])?;
-            if n == 0 {
-                break;
-            }
-            got += n;
-        }
+        // What the file holds of [a, e) (a handle's read is short only at
+        // the file's end): granules past it are changed.
+        buf.resize((file_len.saturating_sub(a as u64) as usize).min(e - a), 0);
+        let got = h.read_at(a as u64, &mut buf)?;
         for g in a / GRANULE..e.div_ceil(GRANULE) {
             let (lo, hi) = (g * GRANULE, (g * GRANULE + GRANULE).min(new.len()));
             changed[g] = hi > a + got || new[lo..hi] != buf[lo - a..hi - a];
@@ -345,7 +338,7 @@ fn granule_ranges(new: &[u8], changed: impl Fn(usize, &[u8]) -> bool) -> Vec<(u6
 /// A SYSTEM hive file smaller than this is not worth a thread.
 const WARM_MIN: u64 = 2 << 20;
 /// Nor one larger than the per-thread buffer pool keeps.
-const WARM_MAX: u64 = 256 << 20;
+const WARM_MAX: u64 = crate::fs::reader::SPARE_BYTES as u64;
 
 /// The hive editor's copy of a hive is the one large piece of fresh memory
 /// a fix needs, and fresh memory costs a page fault per 4 KiB: 7 of the
