@@ -141,8 +141,6 @@ for src, ext in ((big, "vhdx"), (f"{d}/big127-files.vhdx", "vhdx"), (raw, "raw")
         line += f"; {tag} {m[tag]:7.1f} ms = {m['cp'] / m[tag]:.2f}x cp, {m['cp+sync'] / m[tag]:.2f}x cp+sync, {floor / m[tag]:.2f}x the durable floor max(cp, write-back) (output {used(f'{out}/{tag}.{ext}') / 2**20:.0f} MiB allocated)"
     print(line)
     for tag in [t for t, _ in bins] + ["cp", "cps"]:
-        p = f"{out}/{tag}.{ext}"
-        if os.path.exists(p):
-            os.remove(p)
+        remove_settled(f"{out}/{tag}.{ext}")
 print(f"end: {load()}")
 PY
