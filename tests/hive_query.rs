@@ -263,3 +263,60 @@ fn bcd_sam_security_trees_match_hivex() {
     assert_eq!(hives, 18);
     assert!(keys > 1500 && values > 1500, "{keys} keys, {values} values");
 }
+
+/// `Hive::key` resumes each lookup at the deepest key node an earlier lookup
+/// reached and checked. In any order, with repeats, other spellings and
+/// misses, every answer must equal a fresh hive's (one that never looked
+/// anything up), and an error below a known node must come back every time.
+#[test]
+fn key_lookups_answer_as_a_fresh_hive_in_any_order() {
+    let file = testdata().join("hives/SOFTWARE");
+    let answer = |h: &rdprescue::hive::tree::Hive, p: &str| match h.key(p) {
+        Ok(k) => serde_json::to_value(&k).unwrap(),
+        Err(e) => J::String(format!("error: {e}")),
+    };
+    let fresh = || rdprescue::machine::load_file(&file).unwrap();
+    let stored: Vec<String> = fresh().walk("").unwrap().into_iter().map(|k| k.path).collect();
+    assert!(stored.len() > 30 && stored.iter().any(|p| p.contains('日')), "{stored:?}");
+    let mut asked: Vec<String> = Vec::new();
+    for p in &stored {
+        asked.extend([p.clone(), p.to_uppercase(), p.to_lowercase(), format!(r"\{p}\\"), format!(r"{p}\NoSuchKey"), format!(r"{p}\NoSuchKey\Deeper")]);
+    }
+    let expected: Vec<J> = asked.iter().map(|p| answer(&fresh(), p)).collect();
+    assert!(expected.iter().filter(|a| a.is_string()).count() >= 2 * stored.len(), "misses are asked too");
+    // Three orders over one hive: forward, backward, and deepest first.
+    let mut order: Vec<usize> = (0..asked.len()).collect();
+    let warm = fresh();
+    for round in 0..3 {
+        match round {
+            1 => order.reverse(),
+            2 => order.sort_by_key(|&i| std::cmp::Reverse(asked[i].matches('\\').count())),
+            _ => {}
+        }
+        for &i in &order {
+            assert_eq!(answer(&warm, &asked[i]), expected[i], "round {round}: {:?}", asked[i]);
+        }
+    }
+
+    // A node whose own subkey list is broken, below a node that is known:
+    // the error every time, the sibling's answer unchanged.
+    let base = std::fs::read(&file).unwrap();
+    let u32_at = |b: &[u8], o: usize| u32::from_le_bytes(b[o..o + 4].try_into().unwrap());
+    let nt = 4096 + raw_key(&base, r"Microsoft\Windows NT") as usize + 4;
+    let entry = 4096 + u32_at(&base, nt + 28) as usize + 4 + 4;
+    let mut b = base.clone();
+    b[entry..entry + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("SOFTWARE");
+    std::fs::write(&broken, &b).unwrap();
+    let fresh = || rdprescue::machine::load_file(&broken).unwrap();
+    let h = fresh();
+    let windows = answer(&h, r"Microsoft\Windows");
+    assert!(windows.is_object(), "{windows}");
+    for p in [r"Microsoft\Windows NT", r"Microsoft\Windows NT\CurrentVersion", r"Microsoft\Windows NT", r"Microsoft\Windows NT\CurrentVersion", r"Microsoft\Windows NT\NoSuchKey"] {
+        let (a, e) = (answer(&h, p), answer(&fresh(), p));
+        assert!(e.as_str().is_some_and(|e| e.contains(&format!("hive at offset {entry:#x}: ")) && e.contains("0xffffffff")), "{p}: {e}");
+        assert_eq!(a, e, "{p}");
+    }
+    assert_eq!(answer(&h, r"Microsoft\Windows"), windows);
+}

@@ -6,6 +6,8 @@ use super::{HiveReport, LoadedHive};
 use crate::bytes::{le_u16, le_u32, le_u64};
 use crate::error::{Error, Layer, Result};
 use serde::Serialize;
+use std::cell::RefCell;
+use std::collections::HashMap;
 
 /// Deepest key path we follow (Windows limits key paths to 512 levels).
 pub const MAX_DEPTH: usize = 512;
@@ -19,7 +21,24 @@ pub struct Hive {
     pub name: String,
     data: HiveBytes,
     pub report: HiveReport,
+    /// Key nodes that earlier lookups found and checked, by the path prefix
+    /// asked for (components joined by `\`, case as asked): a lookup resumes
+    /// at its longest known prefix instead of walking from the root again.
+    nodes: RefCell<HashMap<String, Node>>,
 }
+
+/// A key node a lookup reached: its cell offset and its path as stored.
+#[derive(Clone)]
+struct Node {
+    off: u32,
+    path: String,
+    /// Where the node's own name starts in `path`.
+    name_at: usize,
+}
+
+/// Most key nodes [`Hive::nodes`] keeps (a few per distinct lookup; a
+/// recursive walk must not grow it without bound).
+const MAX_NODES: usize = 4096;
 
 /// A registry value.
 #[derive(Debug, Clone, Serialize)]
@@ -135,12 +154,12 @@ pub fn filetime_iso(ft: u64) -> Option<String> {
 
 impl Hive {
     pub fn new(name: impl Into<String>, loaded: LoadedHive) -> Self {
-        Hive { name: name.into(), data: HiveBytes::whole_vec(loaded.bytes), report: loaded.report }
+        Hive { name: name.into(), data: HiveBytes::whole_vec(loaded.bytes), report: loaded.report, nodes: RefCell::default() }
     }
 
     /// A hive over bytes read on demand ([`HiveBytes::paged`]).
     pub fn from_parts(name: impl Into<String>, data: HiveBytes, report: HiveReport) -> Self {
-        Hive { name: name.into(), data, report }
+        Hive { name: name.into(), data, report, nodes: RefCell::default() }
     }
 
     /// The whole recovered image (what editing, export and diff need): read
@@ -193,7 +212,22 @@ impl Hive {
         if comps.len() > MAX_DEPTH {
             return Err(Error::Usage(format!("key path deeper than {MAX_DEPTH} levels")));
         }
-        key_at(&self.data, &self.name, &comps)
+        // Prefix i (i components) is joined[..ends[i]]; prefix 0 is the root.
+        let joined = comps.join("\\");
+        let mut ends = vec![0];
+        for c in &comps {
+            ends.push(ends.last().map_or(0, |&e| if e == 0 { c.len() } else { e + 1 + c.len() }));
+        }
+        let start = {
+            let nodes = self.nodes.borrow();
+            (0..ends.len()).rev().find_map(|i| nodes.get(&joined[..ends[i]]).map(|n| (i, n.clone())))
+        };
+        key_at(&self.data, &self.name, &comps, start, |i, n| {
+            let mut nodes = self.nodes.borrow_mut();
+            if nodes.len() < MAX_NODES {
+                nodes.insert(joined[..ends[i]].to_string(), n);
+            }
+        })
     }
 
     /// The last-write FILETIME of the key at `path` (hive-relative, `\\`
@@ -656,27 +690,41 @@ fn class_name<S: Src + ?Sized>(s: &S, k: &[u8]) -> Result<Option<String>> {
     Ok(cell(s, off)?.and_then(|c| c.get(..len).map(crate::bytes::utf16le_name)))
 }
 
-/// The key at `comps` of the hive in `s`, named `hive` in errors.
-fn key_at<S: Src + ?Sized>(s: &S, hive: &str, comps: &[&str]) -> Result<Key> {
-    let (mut off, mut k) = root(s)?;
-    check_node(s, off)?;
-    let mut real = Vec::with_capacity(comps.len());
-    for c in comps {
-        let Some((o, n)) = child(s, off, &k, c)? else {
+/// The key at `comps` of the hive in `s`, named `hive` in errors. The walk
+/// starts at `start`, the node of the first `i` components when an earlier
+/// walk reached and checked it, else at the root; `reached(i, node)` is told
+/// of each node of the first `i` components this walk finds and checks.
+fn key_at<S: Src + ?Sized>(s: &S, hive: &str, comps: &[&str], start: Option<(usize, Node)>, mut reached: impl FnMut(usize, Node)) -> Result<Key> {
+    let (done, mut at) = match start {
+        Some(known) => known,
+        None => {
+            let (off, _) = root(s)?;
+            check_node(s, off)?;
+            let root = Node { off, path: String::new(), name_at: 0 };
+            reached(0, root.clone());
+            (0, root)
+        }
+    };
+    let mut k = node(s, at.off, ROOT_FIELD)?;
+    for (i, c) in comps.iter().enumerate().skip(done) {
+        let Some((o, n)) = child(s, at.off, &k, c)? else {
             return Err(Error::NotFound { layer: Layer::Hive, path: format!("{hive}\\{}", comps.join("\\")) });
         };
-        (off, k) = (o, n);
-        check_node(s, off)?;
-        let (raw, latin1) = nk_raw_name(&k, off)?;
-        real.push(decode(raw, latin1));
+        check_node(s, o)?;
+        let (raw, latin1) = nk_raw_name(&n, o)?;
+        let name = decode(raw, latin1);
+        let name_at = if at.path.is_empty() && i == 0 { 0 } else { at.path.len() + 1 };
+        let path = if name_at == 0 { name } else { format!("{}\\{name}", at.path) };
+        (at, k) = (Node { off: o, path, name_at }, n);
+        reached(i + 1, at.clone());
     }
     Ok(Key {
-        name: real.last().cloned().unwrap_or_default(),
+        name: at.path[at.name_at..].to_string(),
         last_write: filetime_iso(le_u64(&k, nk::TIMESTAMP)),
         class: class_name(s, &k)?,
-        values: values(s, off, &k)?,
-        subkeys: subkey_names(s, off, &k)?,
-        path: real.join("\\"),
+        values: values(s, at.off, &k)?,
+        subkeys: subkey_names(s, at.off, &k)?,
+        path: at.path,
     })
 }
 
