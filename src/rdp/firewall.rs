@@ -38,42 +38,66 @@ pub struct Rule {
     pub raw: String,
     /// "v2.22"
     pub version: String,
-    pub tokens: Vec<(String, String)>,
+    /// The `NAME=value` tokens: each name a span of `raw`, each value a span
+    /// of `values` (a value continued past a `|` is not always one span of
+    /// `raw`: empty pieces are dropped).
+    tokens: Vec<(Span, Span)>,
+    values: String,
 }
 
+type Span = std::ops::Range<usize>;
+
 /// Split a rule string into its version and `NAME=value` tokens. Free-text
-/// fields may contain `|`: a piece without `=` continues the previous token.
-pub fn parse(raw: &str) -> (String, Vec<(String, String)>) {
+/// fields may contain `|`: a piece without `=` continues the previous token
+/// (an empty piece is dropped). The names are returned as spans of `raw`,
+/// the values as spans of the string returned with them (one allocation per
+/// rule, not two per token).
+fn spans(raw: &str) -> (String, Vec<(Span, Span)>, String) {
     let mut parts = raw.split('|');
     let version = parts.next().unwrap_or_default().trim().to_string();
-    let mut tokens: Vec<(String, String)> = Vec::new();
+    // Where the next piece starts in `raw`.
+    let mut at = raw.find('|').map_or(raw.len(), |i| i + 1);
+    let mut tokens: Vec<(Span, Span)> = Vec::new();
+    let mut values = String::with_capacity(raw.len());
     for p in parts {
+        let start = at;
+        at += p.len() + 1;
         match p.split_once('=') {
-            Some((k, v)) if !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') => tokens.push((k.to_string(), v.to_string())),
+            Some((k, v)) if !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') => {
+                let from = values.len();
+                values.push_str(v);
+                tokens.push((start..start + k.len(), from..values.len()));
+            }
             _ if p.is_empty() => {}
             _ => {
                 if let Some(last) = tokens.last_mut() {
-                    last.1.push('|');
-                    last.1.push_str(p);
+                    values.push('|');
+                    values.push_str(p);
+                    last.1.end = values.len();
                 }
             }
         }
     }
-    (version, tokens)
+    (version, tokens, values)
 }
 
 impl Rule {
     pub fn new(store: &'static str, hive: HiveKind, key: &'static str, id: String, raw: String) -> Self {
-        let (version, tokens) = parse(&raw);
-        Rule { store, hive, key, id, raw, version, tokens }
+        let (version, tokens, values) = spans(&raw);
+        Rule { store, hive, key, id, raw, version, tokens, values }
+    }
+
+    /// The tokens in order, as (name, value).
+    pub fn tokens(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
+        self.tokens.iter().map(|(k, v)| (&self.raw[k.clone()], &self.values[v.clone()]))
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.tokens.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.tokens().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v)
     }
 
     pub fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.tokens.iter().filter(move |(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.tokens().filter(move |(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v)
     }
 
     pub fn active(&self) -> bool {
@@ -130,7 +154,7 @@ impl Rule {
             }
         });
         let svc_ok = self.get("Svc").is_none_or(|s| s == "*" || s.eq_ignore_ascii_case("termservice"));
-        let other = self.tokens.iter().any(|(k, _)| {
+        let other = self.tokens().any(|(k, _)| {
             let k = k.to_ascii_uppercase();
             k.starts_with("TTK") || k.starts_with("SECURITY") || matches!(k.as_str(), "APPPKGID" | "LUOWN" | "LUAUTH" | "RMAUTH" | "RUAUTH")
         });
@@ -161,8 +185,7 @@ impl Rule {
     /// The remote-address scope (`RA4`/`RA6` [MS-GPFAS 2.2.2.19]), if any, as "RA4=...; RA6=...".
     pub fn remote_scope(&self) -> Option<String> {
         let parts: Vec<String> = self
-            .tokens
-            .iter()
+            .tokens()
             .filter(|(k, _)| matches!(k.to_ascii_uppercase().as_str(), "RA4" | "RA6" | "RA42" | "RA62"))
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
@@ -526,6 +549,64 @@ mod tests {
         let off = rule(&legacy_port_rule("3389:TCP:*:Disabled:@xpsp2res.dll,-22009", legacy_profiles("StandardProfile")).unwrap());
         assert!(!off.active() && off.get("Name") == Some("@xpsp2res.dll,-22009"));
         assert!(legacy_port_rule("3389:UDP:*:Enabled:x", "").is_none() && legacy_port_rule("junk", "").is_none());
+    }
+
+    /// The tokens as the rule strings were split before they became spans:
+    /// two strings per token.
+    fn model(raw: &str) -> (String, Vec<(String, String)>) {
+        let mut parts = raw.split('|');
+        let version = parts.next().unwrap_or_default().trim().to_string();
+        let mut tokens: Vec<(String, String)> = Vec::new();
+        for p in parts {
+            match p.split_once('=') {
+                Some((k, v)) if !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') => tokens.push((k.to_string(), v.to_string())),
+                _ if p.is_empty() => {}
+                _ => {
+                    if let Some(last) = tokens.last_mut() {
+                        last.1.push('|');
+                        last.1.push_str(p);
+                    }
+                }
+            }
+        }
+        (version, tokens)
+    }
+
+    #[test]
+    fn spans_split_as_the_model_does() {
+        let pieces = ["v2.30", "Action=Allow", "", "free text", "Name=a", "=x", "K_1=v=w", "é=1", "Dir=In", " ", "LPort=3389,3390", "x=", "|"];
+        // Every string of up to four pieces, joined by bars, with and without a trailing bar.
+        let mut n = 0;
+        let mut idx = vec![0usize; 4];
+        loop {
+            for len in 0..=4 {
+                let body: Vec<&str> = idx[..len].iter().map(|&i| pieces[i]).collect();
+                for tail in ["", "|"] {
+                    let raw = format!("{}{tail}", body.join("|"));
+                    let r = rule(&raw);
+                    let (version, tokens) = model(&raw);
+                    let got: Vec<(String, String)> = r.tokens().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+                    assert_eq!((r.version.clone(), got), (version, tokens), "{raw:?}");
+                    n += 1;
+                }
+            }
+            // Next combination (odometer).
+            let mut d = 0;
+            while d < idx.len() {
+                idx[d] += 1;
+                if idx[d] < pieces.len() {
+                    break;
+                }
+                idx[d] = 0;
+                d += 1;
+            }
+            if d == idx.len() {
+                break;
+            }
+        }
+        assert!(n > 100_000, "{n} strings");
+        // A value continued past an empty piece is not one span of the string.
+        assert_eq!(rule("v2.30|Name=a||b|Dir=In|").get("Name"), Some("a|b"));
     }
 
     #[test]
