@@ -34,7 +34,12 @@ impl FatFs {
                 fatfs::FatType::Fat16 => FsKind::Fat16,
                 fatfs::FatType::Fat32 => FsKind::Fat32,
             };
-            let stats = fs.stats().ok();
+            // fatfs's stats() would also count the free clusters, reading
+            // the whole FAT when FSInfo has no count: the boot sector says
+            // the rest.
+            let cluster_size = fs.cluster_size();
+            let mut boot = [0u8; bpb::LEN];
+            let clusters = vol.read_at(0, &mut boot).ok().and_then(|()| total_clusters(&boot));
             let status = fs.read_status_flags().map_err(|e| Error::corrupt(Layer::Fat, base, format!("reading status flags: {e}")))?;
             let label = fs.volume_label();
             let label = label.trim();
@@ -44,8 +49,8 @@ impl FatFs {
                 dirty: status.dirty() || status.io_error(),
                 logfile_clean: None,
                 hibernated: None,
-                cluster_size: stats.as_ref().map_or(0, |s| s.cluster_size()),
-                size: stats.as_ref().map_or(0, |s| s.total_clusters() as u64 * s.cluster_size() as u64),
+                cluster_size,
+                size: clusters.map_or(0, |n| u64::from(n) * u64::from(cluster_size)),
             };
             Ok(FatFs { fs: RefCell::new(fs), vol, fuel, kind, state, base })
         })
@@ -70,6 +75,43 @@ impl FatFs {
         let e = find(&dir, last, self.base)?.ok_or_else(not_found)?;
         f(e)
     }
+}
+
+/// The fields of a FAT boot sector (BPB) that size the data area, as fatfs
+/// reads them (little-endian).
+mod bpb {
+    pub const BYTES_PER_SECTOR: usize = 0x0B; // u16
+    pub const SECTORS_PER_CLUSTER: usize = 0x0D; // u8
+    pub const RESERVED_SECTORS: usize = 0x0E; // u16
+    pub const FATS: usize = 0x10; // u8
+    pub const ROOT_ENTRIES: usize = 0x11; // u16
+    pub const TOTAL_SECTORS_16: usize = 0x13; // u16
+    pub const SECTORS_PER_FAT_16: usize = 0x16; // u16, 0 on FAT32
+    pub const TOTAL_SECTORS_32: usize = 0x20; // u32
+    pub const SECTORS_PER_FAT_32: usize = 0x24; // u32
+    pub const LEN: usize = 0x28;
+    /// Bytes per root directory entry.
+    pub const DIR_ENTRY: u32 = 32;
+}
+
+/// The clusters of the data area, as fatfs counts them (its `stats()`
+/// total): the sectors after the reserved ones, the FATs and the root
+/// directory, in whole clusters. `None` where the fields make no sense
+/// (fatfs refuses to mount such a volume).
+fn total_clusters(b: &[u8; bpb::LEN]) -> Option<u32> {
+    let u16_at = |at: usize| u32::from(crate::bytes::le_u16(b, at));
+    let bytes_per_sector = u16_at(bpb::BYTES_PER_SECTOR);
+    let per_fat = match u16_at(bpb::SECTORS_PER_FAT_16) {
+        0 => crate::bytes::le_u32(b, bpb::SECTORS_PER_FAT_32),
+        n => n,
+    };
+    let total = match u16_at(bpb::TOTAL_SECTORS_16) {
+        0 => crate::bytes::le_u32(b, bpb::TOTAL_SECTORS_32),
+        n => n,
+    };
+    let root_dir = (u16_at(bpb::ROOT_ENTRIES) * bpb::DIR_ENTRY).checked_add(bytes_per_sector.checked_sub(1)?)?.checked_div(bytes_per_sector)?;
+    let first_data = u16_at(bpb::RESERVED_SECTORS).checked_add(u32::from(b[bpb::FATS]).checked_mul(per_fat)?)?.checked_add(root_dir)?;
+    total.checked_sub(first_data)?.checked_div(u32::from(b[bpb::SECTORS_PER_CLUSTER]))
 }
 
 /// Case-insensitive lookup of `name` (long or short name) in `dir`. Bounded: a
@@ -276,5 +318,55 @@ mod clock_tests {
         assert_eq!((t.time.hour, t.time.min, t.time.sec), (22, 13, 20));
         let t = UtcNow::at(951_782_400);
         assert_eq!((t.date.year, t.date.month, t.date.day), (2000, 2, 29));
+    }
+}
+
+#[cfg(test)]
+mod size_tests {
+    use super::{bpb, total_clusters};
+    use fatfs::{FatType, FormatVolumeOptions};
+    use std::io::Cursor;
+
+    /// The boot sector's count of data clusters is fatfs's own (`stats()`),
+    /// on FAT12, FAT16 and FAT32 volumes of several geometries, and
+    /// nonsense fields give `None`, never a panic.
+    #[test]
+    fn clusters_from_the_boot_sector_are_fatfs_stats() {
+        let cases: [(u64, Option<FatType>, Option<u32>); 6] = [
+            (1 << 20, None, None),
+            (4 << 20, Some(FatType::Fat12), Some(1024)),
+            (20 << 20, None, None),
+            (20 << 20, Some(FatType::Fat16), Some(2048)),
+            (40 << 20, Some(FatType::Fat32), Some(512)),
+            (64 << 20, Some(FatType::Fat32), Some(4096)),
+        ];
+        for (len, kind, cluster) in cases {
+            let mut disk = Cursor::new(vec![0u8; len as usize]);
+            let mut o = FormatVolumeOptions::new();
+            if let Some(k) = kind {
+                o = o.fat_type(k);
+            }
+            if let Some(c) = cluster {
+                o = o.bytes_per_cluster(c);
+            }
+            fatfs::format_volume(&mut disk, o).unwrap();
+            let boot: [u8; bpb::LEN] = disk.get_ref()[..bpb::LEN].try_into().unwrap();
+            let fs = fatfs::FileSystem::new(disk, fatfs::FsOptions::new()).unwrap();
+            let stats = fs.stats().unwrap();
+            assert_eq!(total_clusters(&boot), Some(stats.total_clusters()), "{len} bytes, {:?}", fs.fat_type());
+            assert!(stats.total_clusters() > 0);
+        }
+        let mut junk = [0u8; bpb::LEN];
+        assert_eq!(total_clusters(&junk), None, "zero bytes per sector");
+        junk[bpb::BYTES_PER_SECTOR] = 2; // 512
+        junk[bpb::TOTAL_SECTORS_16] = 10;
+        junk[bpb::RESERVED_SECTORS] = 20;
+        junk[bpb::SECTORS_PER_CLUSTER] = 1;
+        assert_eq!(total_clusters(&junk), None, "metadata past the end");
+        junk[bpb::RESERVED_SECTORS] = 1;
+        junk[bpb::SECTORS_PER_CLUSTER] = 0;
+        assert_eq!(total_clusters(&junk), None, "zero sectors per cluster");
+        junk.fill(0xFF);
+        let _ = total_clusters(&junk);
     }
 }
