@@ -39,46 +39,79 @@ pub struct Rule {
     /// "v2.22"
     pub version: String,
     /// The `NAME=value` tokens: each name a span of `raw`, each value a span
-    /// of `values` (a value continued past a `|` is not always one span of
-    /// `raw`: empty pieces are dropped).
+    /// of `raw` or, when some value is not one (a value continued past a `|`
+    /// that follows an empty piece: empty pieces are dropped), of `values`.
     tokens: Vec<(Span, Span)>,
-    values: String,
+    values: Option<String>,
 }
 
-type Span = std::ops::Range<usize>;
+/// A byte range of a rule string (rule strings are registry values, far
+/// below 4 GiB; longer ones are cut there).
+type Span = std::ops::Range<u32>;
+
+fn span(r: std::ops::Range<usize>) -> Span {
+    let cut = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+    cut(r.start)..cut(r.end)
+}
 
 /// Split a rule string into its version and `NAME=value` tokens. Free-text
 /// fields may contain `|`: a piece without `=` continues the previous token
-/// (an empty piece is dropped). The names are returned as spans of `raw`,
-/// the values as spans of the string returned with them (one allocation per
-/// rule, not two per token).
-fn spans(raw: &str) -> (String, Vec<(Span, Span)>, String) {
+/// (an empty piece is dropped). Names are spans of `raw`; values are too
+/// unless a value is not one span of it, when they are spans of the string
+/// returned with them. Two allocations per rule, not two per token.
+fn spans(raw: &str) -> (String, Vec<(Span, Span)>, Option<String>) {
+    let mut cut = raw.len().min(u32::MAX as usize);
+    while !raw.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let raw = &raw[..cut];
+    let version = raw.split('|').next().unwrap_or_default().trim().to_string();
+    let (tokens, values) = split_tokens(raw, false).or_else(|| split_tokens(raw, true)).unwrap_or_default();
+    (version, tokens, values)
+}
+
+/// The tokens of `raw` (after its version), values as spans of `raw`, or
+/// with `copy` of a string of their own; `None` when not copying and a
+/// value is not one span of `raw`.
+fn split_tokens(raw: &str, copy: bool) -> Option<(Vec<(Span, Span)>, Option<String>)> {
     let mut parts = raw.split('|');
-    let version = parts.next().unwrap_or_default().trim().to_string();
+    parts.next();
     // Where the next piece starts in `raw`.
     let mut at = raw.find('|').map_or(raw.len(), |i| i + 1);
-    let mut tokens: Vec<(Span, Span)> = Vec::new();
-    let mut values = String::with_capacity(raw.len());
+    let mut tokens: Vec<(Span, Span)> = Vec::with_capacity(raw.bytes().filter(|&b| b == b'|').count());
+    let mut values = copy.then(|| String::with_capacity(raw.len()));
     for p in parts {
         let start = at;
         at += p.len() + 1;
         match p.split_once('=') {
             Some((k, v)) if !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') => {
-                let from = values.len();
-                values.push_str(v);
-                tokens.push((start..start + k.len(), from..values.len()));
+                let value = match &mut values {
+                    Some(s) => {
+                        s.push_str(v);
+                        s.len() - v.len()..s.len()
+                    }
+                    None => start + k.len() + 1..start + p.len(),
+                };
+                tokens.push((span(start..start + k.len()), span(value)));
             }
             _ if p.is_empty() => {}
             _ => {
                 if let Some(last) = tokens.last_mut() {
-                    values.push('|');
-                    values.push_str(p);
-                    last.1.end = values.len();
+                    match &mut values {
+                        Some(s) => {
+                            s.push('|');
+                            s.push_str(p);
+                            last.1.end = span(0..s.len()).end;
+                        }
+                        // Contiguous: the bar before this piece ends the value.
+                        None if last.1.end as usize + 1 == start => last.1.end = span(0..start + p.len()).end,
+                        None => return None,
+                    }
                 }
             }
         }
     }
-    (version, tokens, values)
+    Some((tokens, values))
 }
 
 impl Rule {
@@ -89,7 +122,9 @@ impl Rule {
 
     /// The tokens in order, as (name, value).
     pub fn tokens(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
-        self.tokens.iter().map(|(k, v)| (&self.raw[k.clone()], &self.values[v.clone()]))
+        let text = |r: &Span| r.start as usize..r.end as usize;
+        let values = self.values.as_deref().unwrap_or(&self.raw);
+        self.tokens.iter().map(move |(k, v)| (&self.raw[text(k)], &values[text(v)]))
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
@@ -319,9 +354,10 @@ pub struct Firewall {
 }
 
 fn rules(ctx: &Ctx, store: &'static str, hive: HiveKind, key: &'static str) -> Vec<Rule> {
-    ctx.shared_key(hive, key)
-        .map(|k| k.values.iter().filter(|v| matches!(v.kind, 1 | 2)).map(|v| Rule::new(store, hive, key, v.name.clone(), v.string())).collect())
-        .unwrap_or_default()
+    let Some(k) = ctx.shared_key(hive, key) else { return Vec::new() };
+    let mut rules = Vec::with_capacity(k.values.len());
+    rules.extend(k.values.iter().filter(|v| matches!(v.kind, 1 | 2)).map(|v| Rule::new(store, hive, key, v.name.clone(), v.string())));
+    rules
 }
 
 impl Firewall {
