@@ -146,11 +146,11 @@ pub(crate) fn mpssvc_appcs(ctx: &Ctx, c: &Check, out: &mut Out) {
 
 pub(crate) fn static_ip(ctx: &Ctx, c: &Check, out: &mut Out) {
     let base = r"{CCS}\Services\Tcpip\Parameters\Interfaces";
-    let Some(ifs) = ctx.key(System, base) else { return };
+    let Some(ifs) = ctx.shared_key(System, base) else { return };
     // Adapters that exist: NetCfgInstanceId (= interface GUID) -> (ComponentId, description).
     let class = format!(r"{{CCS}}\Control\Class\{NET_CLASS}");
     let adapters: Vec<(String, String, String)> = ctx
-        .key(System, &class)
+        .shared_key(System, &class)
         .map(|k| {
             k.subkeys
                 .iter()
@@ -164,7 +164,7 @@ pub(crate) fn static_ip(ctx: &Ctx, c: &Check, out: &mut Out) {
                 .collect()
         })
         .unwrap_or_default();
-    for name in ifs.subkeys {
+    for name in &ifs.subkeys {
         let key = format!(r"{base}\{name}");
         let Some(dhcp) = ctx.dword(System, &key, "EnableDHCP") else { continue };
         let addrs: Vec<String> = ctx.value(System, &key, "IPAddress").map(|v| if v.kind == 7 { v.multi_string() } else { vec![v.string()] }).unwrap_or_default();
@@ -215,20 +215,20 @@ pub(crate) fn nic_disabled(ctx: &Ctx, c: &Check, out: &mut Out) {
     let mut nics: Vec<Nic> = Vec::new();
     for bus in ["VMBUS", "PCI"] {
         let base = format!(r"{{CCS}}\Enum\{bus}");
-        let Some(devs) = ctx.key(System, &base) else { continue };
-        for dev in devs.subkeys {
+        let Some(devs) = ctx.shared_key(System, &base) else { continue };
+        for dev in &devs.subkeys {
             let dkey = format!(r"{base}\{dev}");
-            let Some(insts) = ctx.key(System, &dkey) else { continue };
-            for inst in insts.subkeys {
+            let Some(insts) = ctx.shared_key(System, &dkey) else { continue };
+            for inst in &insts.subkeys {
                 let ikey = format!(r"{dkey}\{inst}");
-                let Some(k) = ctx.key(System, &ikey) else { continue };
+                let Some(k) = ctx.shared_key(System, &ikey) else { continue };
                 let class = ctx.string(System, &ikey, "ClassGUID").unwrap_or_default();
                 if !class.eq_ignore_ascii_case(NET_CLASS) {
                     continue;
                 }
                 let flags = ctx.dword(System, &ikey, "ConfigFlags").unwrap_or(0);
                 out.setting(local_setting(ctx, c.id, System, &ikey, "ConfigFlags", Some(J::from(0))));
-                nics.push(Nic { bus, dev: dev.clone(), inst, ikey, flags, written: k.last_write.unwrap_or_default() });
+                nics.push(Nic { bus, dev: dev.clone(), inst: inst.clone(), ikey, flags, written: k.last_write.clone().unwrap_or_default() });
             }
         }
     }

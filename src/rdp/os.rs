@@ -154,14 +154,16 @@ fn infer_era(ctx: &Ctx) -> Option<Era> {
     // The newest firewall rule version written by this OS's own setup.
     let rules = r"{CCS}\Services\SharedAccess\Parameters\FirewallPolicy\FirewallRules";
     let newest = ctx
-        .key(System, rules)
+        .shared_key(System, rules)
         .map(|k| {
             k.values
                 .iter()
                 .filter(|v| matches!(v.kind, 1 | 2))
                 .filter_map(|v| {
-                    let s = v.string();
-                    let ver = s.split('|').next()?.trim().strip_prefix('v')?.to_string();
+                    // Only the version is decoded: the UTF-16 units before the first '|'.
+                    let bar = v.raw.chunks_exact(2).position(|c| c == [b'|', 0]).map_or(v.raw.len(), |i| 2 * i);
+                    let s = crate::bytes::utf16le(&v.raw[..bar]);
+                    let ver = s.trim().strip_prefix('v')?.to_string();
                     let (a, b) = ver.split_once('.')?;
                     Some((a.parse::<u32>().ok()?, b.parse::<u32>().ok()?))
                 })
