@@ -130,17 +130,16 @@ impl HiveEditor {
         if self.written.len() <= last / 64 {
             self.written.resize(last / 64 + 1, 0);
         }
+        let (b, written, mut journal) = (&self.b, &mut self.written, self.journal.as_mut());
         for p in range.start / PAGE..=last {
-            self.written[p / 64] |= 1 << (p % 64);
-        }
-        let Some(j) = self.journal.as_mut() else { return };
-        for p in range.start / PAGE..=(range.end - 1) / PAGE {
+            written[p / 64] |= 1 << (p % 64);
+            // The page as it was before this edit, kept once for rollback
+            // (pages past the hive as it was when the journal began have no
+            // earlier bytes).
             let start = p * PAGE;
-            if start >= j.len {
-                break;
+            if let Some(j) = journal.as_mut().filter(|j| start < j.len) {
+                j.pages.entry(p).or_insert_with(|| b[start..(start + PAGE).min(j.len)].to_vec());
             }
-            let b = &self.b;
-            j.pages.entry(p).or_insert_with(|| b[start..(start + PAGE).min(j.len)].to_vec());
         }
     }
 
