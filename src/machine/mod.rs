@@ -520,9 +520,17 @@ pub fn load_paged(fs: Rc<dyn FileSystem>, path: &str, name: &str) -> Result<Hive
     let file = path.to_string();
     // Read through a handle: no path lookup per chunk (fs::open_read).
     let h = crate::fs::open_read(&fs, &file)?;
-    let read: hive::pages::ReadAt = Box::new(move |at, buf| h.read_at(at, buf));
+    let read = read_at(h);
     let (data, report) = hive::load_paged_ahead(read, scan, log1.map(LogFile::bytes), log2.map(LogFile::bytes), ahead)?;
     Ok(Hive::from_parts(name, data, report))
+}
+
+/// A file handle (boxed or shared) as the page store reads it.
+fn read_at<H: std::ops::Deref + 'static>(h: H) -> hive::pages::ReadAt
+where
+    H::Target: crate::fs::FileRead,
+{
+    Box::new(move |at, buf| crate::fs::FileRead::read_at(&*h, at, buf))
 }
 
 /// A log file of a hive being loaded by [`load_paged`], looked up.
@@ -542,9 +550,9 @@ enum LogHandle {
 impl LogFile {
     /// The log as the paged hive keeps it (read on demand).
     fn bytes(self) -> hive::pages::LogBytes {
-        let read: hive::pages::ReadAt = match self.h {
-            LogHandle::Shared(h) => Box::new(move |at, buf| h.read_at(at, buf)),
-            LogHandle::Local(h) => Box::new(move |at, buf| h.read_at(at, buf)),
+        let read = match self.h {
+            LogHandle::Shared(h) => read_at(h),
+            LogHandle::Local(h) => read_at(h),
         };
         hive::pages::LogBytes::Read { name: self.name, read, len: self.len }
     }
@@ -580,8 +588,7 @@ fn parse_logs_while<T>(l1: Option<&LogFile>, l2: Option<&LogFile>, primary_len: 
         let i = next.fetch_add(1, Ordering::Relaxed);
         let (Some(job), Some(slot)) = (jobs.get(i), done.get(i)) else { break };
         if let Some((name, h, len)) = *job {
-            let h = h.clone();
-            let read: hive::pages::ReadAt = Box::new(move |at, buf| h.read_at(at, buf));
+            let read = read_at(h.clone());
             let parsed = hive::parse_log_ahead(hive::pages::LogSrc::Read { name, read: &read, len }, primary_len);
             if let Ok(mut slot) = slot.lock() {
                 *slot = Some(parsed);
