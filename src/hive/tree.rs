@@ -1,6 +1,7 @@
 //! Reading keys and values of a loaded hive as owned snapshots, by our own
-//! cell reader over the regf layouts (regf.rs): one walk per lookup, reading
-//! only the cells it touches (through the page store, pages.rs).
+//! cell reader over the regf layouts (regf.rs): one walk per lookup, from the
+//! deepest key node an earlier lookup reached, reading only the cells it
+//! touches (through the page store, pages.rs).
 
 use super::{HiveReport, LoadedHive};
 use crate::bytes::{le_u16, le_u32, le_u64};
