@@ -229,8 +229,8 @@ fn diff_file(fs: &dyn FileSystem, path: &str, new: &[u8]) -> Result<(u64, Vec<(u
 }
 
 /// [`diff_file`] where `new` is known to equal the file outside 4 KiB
-/// `pages` (sorted): only those are read from the file and compared, one
-/// read per run of adjacent pages, through a file handle. The same result
+/// `pages`: only those are read from the file and compared, one read per
+/// run of adjacent pages, through a file handle. The same result
 /// as the whole comparison (`tests/fix.rs` checks it on every scenario's
 /// plan, the dirty hives among them), without streaming the 13 MB of a
 /// SYSTEM hive to find the few hundred pages an edit and its log recovery
@@ -241,17 +241,8 @@ fn diff_pages(fs: &dyn FileSystem, path: &str, new: &[u8], pages: &[usize]) -> R
     let file_len = h.size();
     let mut changed = vec![false; new.len().div_ceil(GRANULE)];
     let mut buf = Vec::new();
-    let mut i = 0;
-    while i < pages.len() {
-        let mut j = i + 1;
-        while j < pages.len() && pages[j] == pages[j - 1] + 1 {
-            j += 1;
-        }
-        let (a, e) = (pages[i] * PAGE, ((pages[j - 1] + 1) * PAGE).min(new.len()));
-        i = j;
-        if a >= e {
-            continue;
-        }
+    let runs = crate::image::write::whole_units(pages.iter().map(|&p| ((p * PAGE) as u64, ((p + 1) * PAGE) as u64)), PAGE as u64, new.len() as u64);
+    for (a, e) in runs.into_iter().map(|(a, e)| (a as usize, e as usize)) {
         // What the file holds of [a, e) (a handle's read is short only at
         // the file's end): granules past it are changed.
         buf.resize((file_len.saturating_sub(a as u64) as usize).min(e - a), 0);
@@ -459,8 +450,6 @@ pub fn plan_with_files(machine: &Machine, actions: &[Edit], files: &[FileEdit]) 
         // the editor wrote, and those recovery did not take from the file.
         let candidates = hive.changed_pages().map(|mut p| {
             p.extend(written);
-            p.sort_unstable();
-            p.dedup();
             p
         });
         let loaded = Loaded(std::sync::Arc::new(check_edit(&path, kind, new, &changes)?));
