@@ -216,8 +216,8 @@ impl Hive {
         // Prefix i (i components) is joined[..ends[i]]; prefix 0 is the root.
         let joined = comps.join("\\");
         let mut ends = vec![0];
-        for c in &comps {
-            ends.push(ends.last().map_or(0, |&e| if e == 0 { c.len() } else { e + 1 + c.len() }));
+        for (i, c) in comps.iter().enumerate() {
+            ends.push(if i == 0 { c.len() } else { ends[i] + 1 + c.len() });
         }
         let start = {
             let nodes = self.nodes.borrow();
@@ -714,7 +714,8 @@ fn key_at<S: Src + ?Sized>(s: &S, hive: &str, comps: &[&str], start: Option<(usi
         check_node(s, o)?;
         let (raw, latin1) = nk_raw_name(&n, o)?;
         let name = decode(raw, latin1);
-        let name_at = if at.path.is_empty() && i == 0 { 0 } else { at.path.len() + 1 };
+        // The root's path is empty: a first component's path is its name.
+        let name_at = if i == 0 { 0 } else { at.path.len() + 1 };
         let path = if name_at == 0 { name } else { format!("{}\\{name}", at.path) };
         (at, k) = (Node { off: o, path, name_at }, n);
         reached(i + 1, at.clone());

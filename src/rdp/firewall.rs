@@ -49,9 +49,13 @@ pub struct Rule {
 /// below 4 GiB; longer ones are cut there).
 type Span = std::ops::Range<u32>;
 
+/// A position in a rule string, as a span holds it.
+fn pos(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
 fn span(r: std::ops::Range<usize>) -> Span {
-    let cut = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
-    cut(r.start)..cut(r.end)
+    pos(r.start)..pos(r.end)
 }
 
 /// Split a rule string into its version and `NAME=value` tokens. Free-text
@@ -101,10 +105,10 @@ fn split_tokens(raw: &str, copy: bool) -> Option<(Vec<(Span, Span)>, Option<Stri
                         Some(s) => {
                             s.push('|');
                             s.push_str(p);
-                            last.1.end = span(0..s.len()).end;
+                            last.1.end = pos(s.len());
                         }
                         // Contiguous: the bar before this piece ends the value.
-                        None if last.1.end as usize + 1 == start => last.1.end = span(0..start + p.len()).end,
+                        None if last.1.end as usize + 1 == start => last.1.end = pos(start + p.len()),
                         None => return None,
                     }
                 }

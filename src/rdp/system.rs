@@ -125,7 +125,8 @@ pub(crate) fn persistent_route(ctx: &Ctx, c: &Check, out: &mut Out) {
     // (address, mask, gateways) of every interface, static and DHCP-assigned.
     let ifs_key = r"{CCS}\Services\Tcpip\Parameters\Interfaces";
     let mut nets: Vec<(u32, u32, Vec<u32>)> = Vec::new();
-    for name in ctx.shared_key(System, ifs_key).map(|k| k.subkeys.clone()).unwrap_or_default() {
+    let ifs = ctx.shared_key(System, ifs_key);
+    for name in ifs.iter().flat_map(|k| &k.subkeys) {
         let ik = format!(r"{ifs_key}\{name}");
         let get = |n: &str| strings(ctx.value(System, &ik, n));
         let mut gws: Vec<u32> = get("DefaultGateway").iter().chain(get("DhcpDefaultGateway").iter()).filter_map(|g| ipv4(g)).collect();
